@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD_PKGS="build-essential cmake pkg-config git ca-certificates
   libgrpc-dev grpc-proto protobuf-c-compiler libprotobuf-c-dev
   librdkafka-dev libhiredis-dev libssl-dev libjansson-dev libcmocka-dev
-  libopenblas-dev zlib1g-dev libmicrohttpd-dev
+  libopenblas-dev zlib1g-dev libmicrohttpd-dev libyaml-dev
   clang libclang-rt-14-dev
   redis-server redis-tools"
 # Independent clients and fixture tooling used only by tests.
