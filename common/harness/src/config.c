@@ -485,7 +485,10 @@ void mlsec_config_print_help(const mlsec_config *cfg, FILE *out)
 			snprintf(flag, sizeof flag, "--%s%s", o->name, mv);
 		else
 			snprintf(flag, sizeof flag, "--%s %s", o->name, o->choices);
-		fprintf(out, "  %-30s %s\n", flag, o->help ? o->help : "");
+		if (strlen(flag) > 30) /* keep the help column aligned */
+			fprintf(out, "  %s\n  %-30s %s\n", flag, "", o->help ? o->help : "");
+		else
+			fprintf(out, "  %-30s %s\n", flag, o->help ? o->help : "");
 		fprintf(out, "  %-30s ", "");
 		int sep = 0;
 		if (o->env) {
