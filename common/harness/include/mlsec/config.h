@@ -152,6 +152,13 @@ void mlsec_config_print_help(const mlsec_config *cfg, FILE *out);
 void mlsec_config_print_markdown(const mlsec_config *cfg, FILE *out);
 
 /*
+ * Configures the process logger (log.h) from the MLSEC_CONFIG_STD_LOG
+ * options, with the program name as service name, writing to stderr.
+ * MLSEC_ERR_INVALID_ARG when the LOG group was not added.
+ */
+mlsec_err mlsec_config_setup_log(const mlsec_config *cfg, mlsec_error *err);
+
+/*
  * Logs one INFO line with every effective value and its source
  * (secrets shown as "***"), through log.h.
  */

@@ -51,6 +51,9 @@ int mlsec_shutdown_fd(void);
  */
 int mlsec_shutdown_wait(int timeout_ms);
 
+/* Tests only: clears a request (and drains the pipe) so a test can trigger it again. */
+void mlsec_shutdown_reset(void);
+
 #ifdef __cplusplus
 }
 #endif

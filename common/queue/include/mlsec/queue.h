@@ -39,7 +39,8 @@ extern "C" {
 #define MLSEC_TOPIC_ALERTS "mlsec.alerts"
 #define MLSEC_GROUP_PREFIX "mlsec-"
 
-/* The six stages, in pipeline order (NULL-terminated). */
+/* The six stages (the `mlsec` subcommands' engines), NULL-terminated:
+ * triton, checkpoint, adversarial, inspect, export, poison. */
 extern const char *const mlsec_queue_stages[];
 
 /* Largest message we produce or accept (requests carry paths, not bytes). */
