@@ -113,6 +113,9 @@ static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__A
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "artifact without uri");
 	if (strnlen(uri, MLSEC_ARTIFACT_MAX_URI + 1) > MLSEC_ARTIFACT_MAX_URI)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "artifact uri too long");
+	if (mlsec_artifact_uri_has_dotdot(uri))
+		return mlsec_error_set(err, MLSEC_ERR_PERMISSION,
+				       "artifact %.256s: '..' is not allowed in artifact paths", uri);
 	char *path = uri[0] == '/' ? mlsec_strdup(uri) : mlsec_sprintf("%s/%s", o->root, uri);
 	if (!path)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");

@@ -12,6 +12,7 @@
 #include "mlsec/alloc.h"
 #include "mlsec/fsutil.h"
 #include "mlsec/log.h"
+#include "mlsec/service.h"
 #include "mlsec/shutdown.h"
 #include "orchestrator.h"
 
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
 	mlsec_rpc_server *srv = NULL;
 	results_thread rt;
 	sweeper sw;
+	const char **cprops = NULL;
 	memset(&rt, 0, sizeof(rt));
 	memset(&sw, 0, sizeof(sw));
 
@@ -225,6 +227,10 @@ int main(int argc, char **argv)
 	const char *topics[] = {MLSEC_TOPIC_RESULTS, NULL};
 	mlsec_worker_conf wc = {0};
 	wc.queue = qc;
+	cprops = mlsec_service_consumer_props(qc.props);
+	if (!cprops)
+		goto out;
+	wc.queue.props = cprops;
 	wc.group = MLSEC_GROUP_PREFIX "orchestrator";
 	wc.topics = topics;
 	wc.watch_shutdown = 1;
@@ -295,6 +301,7 @@ out:
 		mlsec_rpc_server_stop(srv, STOP_GRACE_MS);
 	mlsec_rpc_server_free(srv);
 	mlsec_worker_free(rt.w);
+	mlsec_free(cprops);
 	mlsec_store_free(rt.ctx.store);
 	mlsec_store_free(sw.store);
 	mlsec_producer_free(o.producer);

@@ -11,6 +11,17 @@
 #include "mlsec/artifacts.h"
 #include "mlsec/fsutil.h"
 
+int mlsec_artifact_uri_has_dotdot(const char *uri)
+{
+	for (const char *p = uri; (p = strstr(p, "..")) != NULL; p += 2) {
+		int start = p == uri || p[-1] == '/';
+		int end = p[2] == '\0' || p[2] == '/';
+		if (start && end)
+			return 1;
+	}
+	return 0;
+}
+
 mlsec_err mlsec_artifact_resolve(const char *root, const char *uri, uint64_t max_bytes,
 				 const char *want_sha256, char **resolved,
 				 char sha256_out[MLSEC_SHA256_HEX_LEN], uint64_t *size_out,
@@ -30,6 +41,9 @@ mlsec_err mlsec_artifact_resolve(const char *root, const char *uri, uint64_t max
 	else if (strstr(uri, "://"))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
 				       "artifact uri scheme not supported: %.64s", uri);
+	if (mlsec_artifact_uri_has_dotdot(uri))
+		return mlsec_error_set(err, MLSEC_ERR_PERMISSION,
+				       "artifact %.256s: '..' is not allowed in artifact paths", uri);
 	if (want_sha256 && *want_sha256 && !mlsec_sha256_hex_valid(want_sha256))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
 				       "artifact %.256s: sha256 is not 64 hex characters", uri);

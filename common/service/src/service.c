@@ -249,6 +249,23 @@ done:
 	return out;
 }
 
+const char **mlsec_service_consumer_props(const char *const *user)
+{
+	static const char *const defaults[] = {"fetch.wait.max.ms", "5", NULL};
+	size_t nd = 0, nu = 0;
+	while (defaults[nd])
+		nd++;
+	while (user && user[nu])
+		nu++;
+	const char **out = mlsec_calloc(nd + nu + 1, sizeof(char *));
+	if (!out)
+		return NULL;
+	memcpy(out, defaults, nd * sizeof(char *));
+	if (nu)
+		memcpy(out + nd, user, nu * sizeof(char *));
+	return out;
+}
+
 static void *kworker_main(void *arg)
 {
 	kworker *kw = arg;
@@ -308,6 +325,7 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	kworker *kws = NULL;
 	long long nworkers = 0;
 	char *token = NULL;
+	const char **cprops = NULL;
 
 	svc.cfg = mlsec_config_new(prog, engine->summary, "[options]");
 	mlsec_config_help help = MLSEC_CONFIG_HELP_NONE;
@@ -409,13 +427,16 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 		if (!kws)
 			goto out;
 		const char *topics[] = {svc.topic, NULL};
+		cprops = mlsec_service_consumer_props(mlsec_config_kafka_props(svc.cfg));
+		if (!cprops)
+			goto out;
 		for (long long i = 0; i < nworkers; i++) {
 			kworker *kw = &kws[i];
 			kw->svc = &svc;
 			mlsec_worker_conf wc = {0};
 			wc.queue.brokers = mlsec_config_get(svc.cfg, "kafka-brokers");
 			wc.queue.client_id = prog;
-			wc.queue.props = mlsec_config_kafka_props(svc.cfg);
+			wc.queue.props = cprops;
 			wc.group = svc.group;
 			wc.topics = topics;
 			wc.watch_shutdown = 1;
@@ -454,6 +475,7 @@ out:
 		mlsec_store_free(kws[i].store);
 	}
 	mlsec_free(kws);
+	mlsec_free(cprops);
 	if (srv)
 		mlsec_rpc_server_stop(srv, SERVICE_STOP_GRACE_MS);
 	mlsec_rpc_server_free(srv);

@@ -35,6 +35,10 @@ mlsec_err mlsec_artifact_resolve(const char *root, const char *uri, uint64_t max
 				 char sha256_out[MLSEC_SHA256_HEX_LEN], uint64_t *size_out,
 				 mlsec_error *err);
 
+/* 1 when uri has a ".." path component (refused before any lookup, so
+ * that probing outside the root always reads "permission denied"). */
+int mlsec_artifact_uri_has_dotdot(const char *uri);
+
 /* The form of a resolved path stored in messages: relative to root. */
 const char *mlsec_artifact_relative(const char *root_resolved, const char *path);
 

@@ -35,6 +35,15 @@ extern "C" {
 
 int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine);
 
+/*
+ * Consumer properties for a job worker: low-latency fetch settings
+ * (fetch.wait.max.ms 5: jobs are small and latency-bound) followed by the
+ * user's pass-through properties (user, may be NULL), which therefore win.
+ * Returns a fresh NULL-terminated key/value array (mlsec_free; the strings
+ * are borrowed), NULL on allocation failure.
+ */
+const char **mlsec_service_consumer_props(const char *const *user);
+
 #ifdef __cplusplus
 }
 #endif
