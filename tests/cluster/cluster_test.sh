@@ -62,8 +62,8 @@ case_invalid() {
 	submit --stages nosuchstage --timeout 10 "$T_DIR/in/clean/config.pbtxt"
 	expect_rc 1
 	expect_err "INVALID_ARGUMENT"
-	write_file "$T_DIR/in/data.bin" 'plain bytes\n'
-	submit --timeout 10 "$T_DIR/in/data.bin"
+	write_file "$T_DIR/in/notes.txt" 'plain bytes\n'
+	submit --timeout 10 "$T_DIR/in/notes.txt"
 	expect_rc 1
 	expect_err "INVALID_ARGUMENT.*no stage handles"
 	submit --by-reference --timeout 10 ""

@@ -34,12 +34,12 @@ trap t_cleanup EXIT
 
 fail() {
 	T_FAILED=1
-	echo "FAIL: $*" >&2
 	for f in "$T_DIR"/*.log; do
 		[ -f "$f" ] || continue
 		echo "---- $f (tail)" >&2
-		tail -n 25 "$f" >&2
+		tail -n 12 "$f" | grep -v "Redis\|WARNING Memory\|config: " >&2
 	done
+	echo "FAIL: $*" >&2
 	exit 1
 }
 

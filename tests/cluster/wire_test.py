@@ -24,9 +24,16 @@ def gen_stubs(out):
                      + [os.path.join(PROTO_ROOT, f) for f in files])
     if rc != 0:
         sys.exit("protoc failed")
-    health = "/usr/share/grpc-proto/grpc/health/v1/health.proto"
-    rc = protoc.main(["protoc", "-I/usr/share/grpc-proto", "--python_out=" + out,
-                      "--grpc_python_out=" + out, health])
+    # Generated under another module path: "grpc.health" would clash with
+    # the grpcio package itself (the wire name grpc.health.v1 is unchanged).
+    src = os.path.join(out, "protos", "mlsechealth")
+    os.makedirs(src, exist_ok=True)
+    with open("/usr/share/grpc-proto/grpc/health/v1/health.proto") as f:
+        text = f.read()
+    with open(os.path.join(src, "health.proto"), "w") as f:
+        f.write(text)
+    rc = protoc.main(["protoc", "-I" + os.path.join(out, "protos"), "--python_out=" + out,
+                      "--grpc_python_out=" + out, os.path.join(src, "health.proto")])
     if rc != 0:
         sys.exit("protoc (health) failed")
     sys.path.insert(0, out)
@@ -58,7 +65,7 @@ def main():
     import grpc
     from mlsec.v1 import analyzer_pb2, analyzer_pb2_grpc, common_pb2, orchestrator_pb2
     from mlsec.v1 import orchestrator_pb2_grpc
-    from grpc.health.v1 import health_pb2, health_pb2_grpc
+    from mlsechealth import health_pb2, health_pb2_grpc
 
     ch = grpc.insecure_channel(a.endpoint)
     orch = orchestrator_pb2_grpc.OrchestratorStub(ch)
