@@ -170,9 +170,11 @@ case_orch_restart() {
 	start_orch --insecure-local
 	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
 	expect_rc 0
+	rm -f "$T_DIR/err" # the warm-up's job line must not be mistaken for ours
 	"$BIN/mlsec-submit" --timeout 90 "$T_DIR/in/slow/config.pbtxt" >"$T_DIR/out" 2>"$T_DIR/err" &
 	local sub=$!
-	for _ in $(seq 50); do grep -q "^mlsec-submit: job" "$T_DIR/err" && break; sleep 0.1; done
+	for _ in $(seq 100); do grep -q "^mlsec-submit: job" "$T_DIR/err" 2>/dev/null && break; sleep 0.1; done
+	grep -q "^mlsec-submit: job" "$T_DIR/err" || fail "job never submitted"
 	kill -KILL "$ORCH_PID"
 	wait "$ORCH_PID" 2>/dev/null
 	sleep 1
