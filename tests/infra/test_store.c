@@ -24,7 +24,7 @@
 #include "testenv.h"
 
 static mlsec_testenv_proc g_redis;
-static char g_url[300];
+static char g_url[sizeof g_redis.addr];
 
 static int group_setup(void **state)
 {
@@ -301,7 +301,7 @@ static void test_auth_and_db(void **state)
 	(void)state;
 	mlsec_testenv_proc r;
 	assert_int_equal(mlsec_testenv_redis_start(&r, 0, "s3cret-pw"), 0);
-	char url[300];
+	char url[400];
 	mlsec_store *s;
 	mlsec_error err;
 
