@@ -17,7 +17,7 @@
 typedef struct mlsec_testenv_proc {
 	pid_t pid;       /* 0 when not running */
 	int port;        /* redis: its port */
-	char addr[256];  /* redis: redis://127.0.0.1:<port>/0; broker: bootstrap list */
+	char addr[320];  /* redis: redis://127.0.0.1:<port>/0; broker: bootstrap list */
 	char dir[256];   /* scratch directory of the process (removed on stop) */
 } mlsec_testenv_proc;
 

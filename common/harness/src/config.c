@@ -579,8 +579,10 @@ void mlsec_config_log_effective(const mlsec_config *cfg)
 		const char *v = !e->value ? "(unset)"
 			       : (e->opt->flags & MLSEC_CONFIG_SECRET) ? "***"
 								       : e->value;
-		int n = snprintf(line + pos, sizeof line - pos, "%s%s=%s(%s)", i ? " " : "",
-				 e->opt->name, v, src[e->src]);
+		int n = e->value ? snprintf(line + pos, sizeof line - pos, "%s%s=%s(%s)",
+					    i ? " " : "", e->opt->name, v, src[e->src])
+				 : snprintf(line + pos, sizeof line - pos, "%s%s=(unset)", i ? " " : "",
+					    e->opt->name);
 		if (n < 0)
 			break;
 		pos += (size_t)n;
