@@ -52,6 +52,8 @@ struct mlsec_pbtxt {
 	pbtxt_tok tok;  /* current (lookahead) token */
 	/* parse state */
 	size_t nvalues;
+	long fline, fcol; /* the field name being parsed (oneof errors) */
+	size_t foff;
 	mlsec_error *err;
 	mlsec_err code; /* first error */
 	pbtxt_pos *posv;

@@ -125,8 +125,10 @@ static int record_pos(mlsec_pbtxt *p, const void *msg, const ProtobufCFieldDescr
 
 /* Enforces "at most one member of a oneof" and marks fd as the set one. */
 static int claim_oneof(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
-		       const ProtobufCFieldDescriptor *fd, long line, long col, size_t off)
+		       const ProtobufCFieldDescriptor *fd)
 {
+	long line = p->fline, col = p->fcol;
+	size_t off = p->foff;
 	if (!(fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
 		return 0;
 	uint32_t *cs = (uint32_t *)((char *)msg + fd->quantifier_offset);
@@ -186,7 +188,7 @@ static int parse_message_value(mlsec_pbtxt *p, const ProtobufCMessageDescriptor 
 		return pbtxt_fail_at(p, MLSEC_ERR_LIMIT, p->tok.line, p->tok.col, p->tok.off,
 				     "messages nested deeper than %u", p->lim.max_depth);
 	int close = is_sym(p, '{') ? '}' : '>';
-	if (count_value(p) < 0 || claim_oneof(p, desc, msg, fd, line, col, off) < 0)
+	if (count_value(p) < 0 || claim_oneof(p, desc, msg, fd) < 0)
 		return -1;
 	const ProtobufCMessageDescriptor *sd = fd->descriptor;
 	ProtobufCMessage *sub = NULL;
@@ -369,7 +371,7 @@ static int store_scalar(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, 
 	if (fd->type == PROTOBUF_C_TYPE_STRING && memchr(v->s, '\0', v->slen))
 		return pbtxt_fail_at(p, MLSEC_ERR_PARSE, line, col, off,
 				     "string field \"%s\" contains a NUL byte", fd->name);
-	if (count_value(p) < 0 || claim_oneof(p, desc, msg, fd, line, col, off) < 0)
+	if (count_value(p) < 0 || claim_oneof(p, desc, msg, fd) < 0)
 		return -1;
 	size_t index;
 	void *slot = value_slot(p, msg, fd, &index);
@@ -469,6 +471,9 @@ static int parse_field(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, v
 	}
 	if (!fd)
 		return FAIL(p, "unknown field %s in %s", tok_desc(p, b, sizeof b), desc->name);
+	p->fline = k->line;
+	p->fcol = k->col;
+	p->foff = k->off;
 	if (next(p) < 0)
 		return -1;
 	if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
