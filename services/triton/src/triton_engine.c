@@ -95,6 +95,11 @@ static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max
 		if (r == 0)
 			break;
 		n += (size_t)r;
+		/* Stop at the size fstat reported: saves the EOF read per file. We
+		 * audit (and hash) exactly the bytes read, so a file growing under
+		 * us cannot make the digest and the findings disagree. */
+		if (n == (size_t)st.st_size && n > 0)
+			break;
 		if (n == a->cap - 1) {
 			if (n >= max + 1) {
 				close(fd);
