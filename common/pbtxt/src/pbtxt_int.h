@@ -41,7 +41,16 @@ typedef struct pbtxt_pos {
 	uint32_t line, col;
 } pbtxt_pos;
 
+/* A direct-mapped cache of field-name lookups (descriptor, name) -> field,
+ * so the common case skips protobuf-c's binary search of strcmp's. */
+#define PBTXT_FIELD_CACHE 512
+typedef struct pbtxt_fcache {
+	const ProtobufCMessageDescriptor *desc;
+	const ProtobufCFieldDescriptor *fd;
+} pbtxt_fcache;
+
 struct mlsec_pbtxt {
+	pbtxt_fcache fcache[PBTXT_FIELD_CACHE];
 	mlsec_pbtxt_limits lim;
 	pbtxt_arena arena;
 	/* lexer state */

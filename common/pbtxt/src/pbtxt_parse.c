@@ -451,6 +451,31 @@ static int parse_list(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, vo
 	}
 }
 
+/* Field by name, through the parser's lookup cache. NULL if unknown. */
+static const ProtobufCFieldDescriptor *lookup_field(mlsec_pbtxt *p,
+						     const ProtobufCMessageDescriptor *desc,
+						     const char *s, size_t n)
+{
+	if (n >= NAME_MAX_LEN)
+		return NULL;
+	uint32_t h = 2166136261u; /* FNV-1a over the name and the descriptor */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	h ^= (uint32_t)((uintptr_t)desc >> 4);
+	pbtxt_fcache *c = &p->fcache[(h * 2654435761u) >> 23 & (PBTXT_FIELD_CACHE - 1)];
+	if (c->desc == desc && !strncmp(c->fd->name, s, n) && c->fd->name[n] == '\0')
+		return c->fd;
+	char name[NAME_MAX_LEN];
+	memcpy(name, s, n);
+	name[n] = '\0';
+	const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(desc, name);
+	if (fd) {
+		c->desc = desc;
+		c->fd = fd;
+	}
+	return fd;
+}
+
 static int parse_field(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
 		       unsigned depth)
 {
@@ -462,13 +487,7 @@ static int parse_field(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, v
 	if (k->kind != TOK_IDENT)
 		return FAIL(p, "expected a field name in %s, got %s", desc->name,
 			    tok_desc(p, b, sizeof b));
-	const ProtobufCFieldDescriptor *fd = NULL;
-	char name[NAME_MAX_LEN];
-	if (k->len < sizeof name) {
-		memcpy(name, k->text, k->len);
-		name[k->len] = '\0';
-		fd = protobuf_c_message_descriptor_get_field_by_name(desc, name);
-	}
+	const ProtobufCFieldDescriptor *fd = lookup_field(p, desc, k->text, k->len);
 	if (!fd)
 		return FAIL(p, "unknown field %s in %s", tok_desc(p, b, sizeof b), desc->name);
 	p->fline = k->line;
