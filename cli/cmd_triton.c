@@ -18,19 +18,19 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mlsec triton TARGET... [--launch-args FILE] [--max-instance-count N]\n"
-		"                    [--summary] [--verbose] [--json [FILE]] [--sarif FILE]\n"
-		"                    [--fail-on SEVERITY]\n\n"
-		"Audits Triton Inference Server model configurations. TARGETs are config.pbtxt\n"
-		"files, directories (searched recursively for config.pbtxt) or glob patterns,\n"
-		"'**' included (quote them; mlsec expands them itself).\n\n"
-		"  --launch-args FILE     also audit the tritonserver command line: a file with\n"
-		"                         its arguments, or a Kubernetes manifest / rendered Helm\n"
-		"                         chart (YAML) whose container runs tritonserver\n"
-		"  --max-instance-count N instances per group above which TRITON-INSTANCE-COUNT\n"
-		"                         fires (default %d)\n\n%s"
-		"Rules: docs/triton.md.\n",
-		MLSEC_TRITON_DEFAULT_MAX_INSTANCES, mlsec_cli_output_help);
+	        "usage: mlsec triton TARGET... [--launch-args FILE] [--max-instance-count N]\n"
+	        "                    [--summary] [--verbose] [--json [FILE]] [--sarif FILE]\n"
+	        "                    [--fail-on SEVERITY]\n\n"
+	        "Audits Triton Inference Server model configurations. TARGETs are config.pbtxt\n"
+	        "files, directories (searched recursively for config.pbtxt) or glob patterns,\n"
+	        "'**' included (quote them; mlsec expands them itself).\n\n"
+	        "  --launch-args FILE     also audit the tritonserver command line: a file with\n"
+	        "                         its arguments, or a Kubernetes manifest / rendered Helm\n"
+	        "                         chart (YAML) whose container runs tritonserver\n"
+	        "  --max-instance-count N instances per group above which TRITON-INSTANCE-COUNT\n"
+	        "                         fires (default %d)\n\n%s"
+	        "Rules: docs/triton.md.\n",
+	        MLSEC_TRITON_DEFAULT_MAX_INSTANCES, mlsec_cli_output_help);
 }
 
 int mlsec_cmd_triton(int argc, char **argv)
@@ -68,7 +68,8 @@ int mlsec_cmd_triton(int argc, char **argv)
 			continue;
 		int missing = 0;
 		const char *v;
-		if ((v = mlsec_cli_flag_value("--launch-args", argc, argv, &i, &missing)) || missing) {
+		if ((v = mlsec_cli_flag_value("--launch-args", argc, argv, &i, &missing)) ||
+		    missing) {
 			if (!v || !*v) {
 				mlsec_free(targets);
 				return mlsec_cli_fail(CMD, "--launch-args needs a file");
@@ -82,9 +83,10 @@ int mlsec_cmd_triton(int argc, char **argv)
 			max_inst = v ? strtol(v, &end, 10) : 0;
 			if (!v || !*v || *end || max_inst <= 0) {
 				mlsec_free(targets);
-				return mlsec_cli_fail(CMD, "--max-instance-count needs a positive "
-							   "integer (got '%s')",
-						      v ? v : "");
+				return mlsec_cli_fail(CMD,
+				                      "--max-instance-count needs a positive "
+				                      "integer (got '%s')",
+				                      v ? v : "");
 			}
 			continue;
 		}
@@ -112,8 +114,8 @@ int mlsec_cmd_triton(int argc, char **argv)
 	if (rc != MLSEC_OK) {
 		char buf[1200];
 		code = mlsec_cli_fail(CMD, "%s",
-				      err.text[0] ? mlsec_error_format(&err, buf, sizeof buf)
-						  : mlsec_strerror(rc));
+		                      err.text[0] ? mlsec_error_format(&err, buf, sizeof buf)
+		                                  : mlsec_strerror(rc));
 	} else {
 		code = mlsec_cli_emit(rep, &out, CMD);
 	}

@@ -43,24 +43,35 @@ static void write_config(FILE *f, int i)
 	fprintf(f, "input [\n");
 	for (int k = 0; k < 1 + i % 3; k++)
 		fprintf(f,
-			"  {\n    name: \"input_%d\"\n    data_type: %s\n    dims: [ %s, 224, 224 ]\n"
-			"%s  }%s\n",
-			k, types[(i + k) % 4], (i + k) % 3 ? "3" : "-1",
-			(i + k) % 6 == 0 ? "    allow_ragged_batch: true\n" : "", k < i % 3 ? "," : "");
-	fprintf(f, "]\noutput [\n  {\n    name: \"output\"\n    data_type: TYPE_FP32\n"
-		   "    dims: [ 1000 ]\n    label_filename: \"%s\"\n  }\n]\n",
-		i % 11 ? "labels.txt" : "../../labels.txt");
+		        "  {\n    name: \"input_%d\"\n    data_type: %s\n    dims: [ %s, 224, 224 "
+		        "]\n"
+		        "%s  }%s\n",
+		        k, types[(i + k) % 4], (i + k) % 3 ? "3" : "-1",
+		        (i + k) % 6 == 0 ? "    allow_ragged_batch: true\n" : "",
+		        k < i % 3 ? "," : "");
+	fprintf(f,
+	        "]\noutput [\n  {\n    name: \"output\"\n    data_type: TYPE_FP32\n"
+	        "    dims: [ 1000 ]\n    label_filename: \"%s\"\n  }\n]\n",
+	        i % 11 ? "labels.txt" : "../../labels.txt");
 	if (i % 3 == 0)
-		fprintf(f, "dynamic_batching {\n  preferred_batch_size: [ 4, 8 ]\n"
-			   "  max_queue_delay_microseconds: 100\n%s}\n",
-			i % 2 ? "  default_queue_policy { max_queue_size: 64 timeout_action: REJECT "
-				"default_timeout_microseconds: 10000 }\n"
-			      : "");
-	fprintf(f, "instance_group [\n  {\n    count: %d\n    kind: KIND_GPU\n    gpus: [ 0 ]\n%s  }\n]\n",
-		1 + i % 4, i % 2 ? "    rate_limiter { resources [ { name: \"R1\" count: 2 } ] }\n" : "");
-	fprintf(f, "parameters [\n  { key: \"intra_op_thread_count\" value: { string_value: \"%d\" } },\n"
-		   "  { key: \"%s\" value: { string_value: \"%s\" } }\n]\n",
-		i % 8, i % 13 ? "execution_mode" : "api_key", i % 13 ? "sequential" : "k-1234567890");
+		fprintf(f,
+		        "dynamic_batching {\n  preferred_batch_size: [ 4, 8 ]\n"
+		        "  max_queue_delay_microseconds: 100\n%s}\n",
+		        i % 2 ? "  default_queue_policy { max_queue_size: 64 timeout_action: "
+		                "REJECT "
+		                "default_timeout_microseconds: 10000 }\n"
+		              : "");
+	fprintf(f,
+	        "instance_group [\n  {\n    count: %d\n    kind: KIND_GPU\n    gpus: [ 0 ]\n%s  "
+	        "}\n]\n",
+	        1 + i % 4,
+	        i % 2 ? "    rate_limiter { resources [ { name: \"R1\" count: 2 } ] }\n" : "");
+	fprintf(f,
+	        "parameters [\n  { key: \"intra_op_thread_count\" value: { string_value: \"%d\" } "
+	        "},\n"
+	        "  { key: \"%s\" value: { string_value: \"%s\" } }\n]\n",
+	        i % 8, i % 13 ? "execution_mode" : "api_key",
+	        i % 13 ? "sequential" : "k-1234567890");
 	if (i % 17 == 0)
 		fprintf(f, "model_operations { op_library_filename: \"libcustom_%d.so\" }\n", i);
 	fprintf(f, "model_transaction_policy { decoupled: %s }\n", i % 2 ? "false" : "true");
@@ -122,20 +133,20 @@ static double run_python(const char *py, const char *root, int rounds)
 	if (dot)
 		*dot = '\0';
 	snprintf(cmd, sizeof cmd,
-		 "/usr/bin/python3 -c '\n"
-		 "import sys, time, logging\n"
-		 "sys.path.insert(0, \"%s\")\n"
-		 "logging.disable(logging.CRITICAL)\n"
-		 "import %s as t\n"
-		 "best = 0.0\n"
-		 "for _ in range(%d):\n"
-		 "    t0 = time.perf_counter()\n"
-		 "    paths = t.iter_targets([\"%s\"])\n"
-		 "    reports = [t.analyze_config(p) for p in paths]\n"
-		 "    dt = time.perf_counter() - t0\n"
-		 "    best = max(best, len(paths) / dt)\n"
-		 "print(best)\n'",
-		 dir, mod, rounds, root);
+	         "/usr/bin/python3 -c '\n"
+	         "import sys, time, logging\n"
+	         "sys.path.insert(0, \"%s\")\n"
+	         "logging.disable(logging.CRITICAL)\n"
+	         "import %s as t\n"
+	         "best = 0.0\n"
+	         "for _ in range(%d):\n"
+	         "    t0 = time.perf_counter()\n"
+	         "    paths = t.iter_targets([\"%s\"])\n"
+	         "    reports = [t.analyze_config(p) for p in paths]\n"
+	         "    dt = time.perf_counter() - t0\n"
+	         "    best = max(best, len(paths) / dt)\n"
+	         "print(best)\n'",
+	         dir, mod, rounds, root);
 	FILE *p = popen(cmd, "r");
 	if (!p)
 		return -1;
@@ -173,8 +184,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--keep") && i + 1 < argc)
 			keep = argv[++i];
 		else {
-			fprintf(stderr, "usage: bench_triton [--count N] [--rounds R] [--python FILE.py] "
-					"[--keep DIR]\n");
+			fprintf(stderr,
+			        "usage: bench_triton [--count N] [--rounds R] [--python FILE.py] "
+			        "[--keep DIR]\n");
 			return 1;
 		}
 	}
@@ -204,7 +216,8 @@ int main(int argc, char **argv)
 			best = dt;
 	}
 	double ours = (double)files / best;
-	printf("mlsec triton: %zu configs, %zu findings, best of %d rounds %.1f ms: %.0f configs/s\n",
+	printf("mlsec triton: %zu configs, %zu findings, best of %d rounds %.1f ms: %.0f "
+	       "configs/s\n",
 	       files, findings, rounds, best * 1e3, ours);
 	if (py && access(py, R_OK) == 0) {
 		double theirs = run_python(py, dir, rounds);
@@ -215,7 +228,8 @@ int main(int argc, char **argv)
 		else
 			printf("python triton_config_auditor: failed to run %s\n", py);
 	} else {
-		printf("python triton_config_auditor: not available (set MLSEC_PY_TRITON_AUDITOR or "
+		printf("python triton_config_auditor: not available (set MLSEC_PY_TRITON_AUDITOR "
+		       "or "
 		       "--python FILE.py)\n");
 	}
 	/* End to end, as users run them: one process each, table to /dev/null. */
@@ -224,20 +238,23 @@ int main(int argc, char **argv)
 		char cmd[8192];
 		double b_ours = 1e9, b_py = 1e9;
 		for (int r = 0; r < rounds; r++) {
-			snprintf(cmd, sizeof cmd, "%s triton %s --summary >/dev/null 2>&1", bin, dir);
+			snprintf(cmd, sizeof cmd, "%s triton %s --summary >/dev/null 2>&1", bin,
+			         dir);
 			double t0 = now();
 			if (system(cmd) == -1)
 				break;
 			double dt = now() - t0;
 			b_ours = dt < b_ours ? dt : b_ours;
-			snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s --summary >/dev/null 2>&1", py, dir);
+			snprintf(cmd, sizeof cmd,
+			         "/usr/bin/python3 %s %s --summary >/dev/null 2>&1", py, dir);
 			t0 = now();
 			if (system(cmd) == -1)
 				break;
 			dt = now() - t0;
 			b_py = dt < b_py ? dt : b_py;
 		}
-		printf("end to end (process, --summary): mlsec %.0f configs/s, python %.0f configs/s, "
+		printf("end to end (process, --summary): mlsec %.0f configs/s, python %.0f "
+		       "configs/s, "
 		       "ratio %.1fx\n",
 		       (double)files / b_ours, (double)files / b_py, b_py / b_ours);
 	}

@@ -25,15 +25,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	ProtobufCMessage *m = NULL;
 	mlsec_error err;
-	mlsec_pbtxt_parse(parser, &inference__model_config__descriptor, (const char *)data, size, &m,
-			  &err);
+	mlsec_pbtxt_parse(parser, &inference__model_config__descriptor, (const char *)data, size,
+	                  &m, &err);
 	/* Through the engine path too: parse + all rules into a report. */
 	mlsec_report *rep = mlsec_report_new("triton");
 	if (rep) {
-		mlsec_triton_audit_text(aud, rep, "fuzz/config.pbtxt", (const char *)data, size, &err);
+		mlsec_triton_audit_text(aud, rep, "fuzz/config.pbtxt", (const char *)data, size,
+		                        &err);
 		/* The same bytes as launch flags (shell words or YAML). */
 		mlsec_triton_audit_launch_text(aud, rep, "fuzz/args", (const char *)data, size,
-					       size && (data[0] & 1), &err);
+		                               size && (data[0] & 1), &err);
 		mlsec_report_free(rep);
 	}
 	return 0;

@@ -25,8 +25,8 @@ static Cfg *parse(const char *text)
 {
 	ProtobufCMessage *m = NULL;
 	mlsec_error_clear(&E);
-	mlsec_err rc = mlsec_pbtxt_parse(P, &inference__model_config__descriptor, text, strlen(text),
-					 &m, &E);
+	mlsec_err rc = mlsec_pbtxt_parse(P, &inference__model_config__descriptor, text,
+	                                 strlen(text), &m, &E);
 	if (rc != MLSEC_OK)
 		return NULL;
 	return (Cfg *)m;
@@ -38,7 +38,7 @@ static void fails(const char *text, long line, long col, const char *needle)
 	Cfg *c = parse(text);
 	if (c || E.line != line || E.column != col || !strstr(E.text, needle))
 		print_error("input: %s\ngot: %s line %ld col %ld: %s\n", text, c ? "OK" : "error",
-			    E.line, E.column, E.text);
+		            E.line, E.column, E.text);
 	assert_null(c);
 	assert_int_equal(E.code, MLSEC_ERR_PARSE);
 	assert_int_equal(E.line, line);
@@ -64,7 +64,7 @@ static void test_basic_and_comments(void **state)
 {
 	(void)state;
 	Cfg *c = parse("# leading comment\nname: \"m\" # trailing\n"
-		       "max_batch_size: 8\n  platform: 'onnxruntime_onnx'# no space\n# at EOF");
+	               "max_batch_size: 8\n  platform: 'onnxruntime_onnx'# no space\n# at EOF");
 	assert_non_null(c);
 	assert_string_equal(c->name, "m");
 	assert_string_equal(c->platform, "onnxruntime_onnx");
@@ -83,7 +83,7 @@ static void test_message_delimiters(void **state)
 	Cfg *c = parse("version_policy: { latest: { num_versions: 2 } }");
 	assert_non_null(c);
 	assert_int_equal(c->version_policy->policy_choice_case,
-			 INFERENCE__MODEL_VERSION_POLICY__POLICY_CHOICE_LATEST);
+	                 INFERENCE__MODEL_VERSION_POLICY__POLICY_CHOICE_LATEST);
 	assert_int_equal(c->version_policy->latest->num_versions, 2);
 	c = parse("version_policy < latest < num_versions: 3 > >");
 	assert_non_null(c);
@@ -111,8 +111,8 @@ static void test_lists(void **state)
 {
 	(void)state;
 	Cfg *c = parse("input [ { name: \"a\" dims: [1, -1, 3] }, { name: \"b\" dims: [] } ]\n"
-		       "input { name: \"c\" dims: 4 dims: [5] }\n"
-		       "output: [ { name: \"o\" } ]\ninstance_group []");
+	               "input { name: \"c\" dims: 4 dims: [5] }\n"
+	               "output: [ { name: \"o\" } ]\ninstance_group []");
 	assert_non_null(c);
 	assert_int_equal(c->n_input, 3);
 	assert_string_equal(c->input[1]->name, "b");
@@ -172,7 +172,7 @@ static void test_integers(void **state)
 {
 	(void)state;
 	Cfg *c = parse("max_batch_size: 0x10 input { dims: 010 dims: -0x7fffffffffffffff "
-		       "dims: -9223372036854775808 }");
+	               "dims: -9223372036854775808 }");
 	assert_non_null(c);
 	assert_int_equal(c->max_batch_size, 16);
 	assert_int_equal(c->input[0]->dims[0], 8);
@@ -182,10 +182,10 @@ static void test_integers(void **state)
 	assert_non_null(c);
 	assert_int_equal(c->max_batch_size, INT32_MIN);
 	c = parse("dynamic_batching { default_queue_policy { default_timeout_microseconds: "
-		  "18446744073709551615 max_queue_size: 4294967295 } }");
+	          "18446744073709551615 max_queue_size: 4294967295 } }");
 	assert_non_null(c);
 	assert_true(c->dynamic_batching->default_queue_policy->default_timeout_microseconds ==
-		    UINT64_MAX);
+	            UINT64_MAX);
 	assert_true(c->dynamic_batching->default_queue_policy->max_queue_size == UINT32_MAX);
 	c = parse("max_batch_size: - 3");
 	assert_non_null(c);
@@ -212,7 +212,7 @@ static void test_floats(void **state)
 	assert_non_null(c);
 	assert_true(c->sequence_batching->direct->minimum_slot_utilization == 2.5f);
 	c = parse("model_metrics { metric_control { histogram_options { buckets: [1, .5, 1e-3, "
-		  "2.5E2, inf, -Infinity, nan, -0x10, 7F, 99999999999999999999999] } } }");
+	          "2.5E2, inf, -Infinity, nan, -0x10, 7F, 99999999999999999999999] } } }");
 	assert_non_null(c);
 	double *b = c->model_metrics->metric_control[0]->histogram_options->buckets;
 	assert_int_equal(c->model_metrics->metric_control[0]->histogram_options->n_buckets, 10);
@@ -233,18 +233,18 @@ static void test_enums_and_bools(void **state)
 {
 	(void)state;
 	Cfg *c = parse("input { data_type: TYPE_STRING format: 2 allow_ragged_batch: true "
-		       "optional: t is_shape_tensor: True }\n"
-		       "input { data_type: 11 allow_ragged_batch: false optional: f "
-		       "is_shape_tensor: False is_non_linear_format_io: 1 }\n"
-		       "input { allow_ragged_batch: 0 }");
+	               "optional: t is_shape_tensor: True }\n"
+	               "input { data_type: 11 allow_ragged_batch: false optional: f "
+	               "is_shape_tensor: False is_non_linear_format_io: 1 }\n"
+	               "input { allow_ragged_batch: 0 }");
 	assert_non_null(c);
 	assert_int_equal(c->input[0]->data_type, INFERENCE__DATA_TYPE__TYPE_STRING);
 	assert_int_equal(c->input[0]->format, INFERENCE__MODEL_INPUT__FORMAT__FORMAT_NCHW);
 	assert_true(c->input[0]->allow_ragged_batch && c->input[0]->optional &&
-		    c->input[0]->is_shape_tensor);
+	            c->input[0]->is_shape_tensor);
 	assert_int_equal(c->input[1]->data_type, INFERENCE__DATA_TYPE__TYPE_FP32);
 	assert_true(!c->input[1]->allow_ragged_batch && !c->input[1]->optional &&
-		    !c->input[1]->is_shape_tensor && c->input[1]->is_non_linear_format_io);
+	            !c->input[1]->is_shape_tensor && c->input[1]->is_non_linear_format_io);
 	fails("input { data_type: TYPE_NOPE }", 1, 20, "unknown value");
 	fails("input { data_type: 99 }", 1, 20, "is not a value of enum");
 	fails("input { data_type: \"TYPE_FP32\" }", 1, 20, "expected an enum");
@@ -256,12 +256,13 @@ static void test_enums_and_bools(void **state)
 static void test_maps(void **state)
 {
 	(void)state;
-	Cfg *c = parse("parameters { key: \"a\" value { string_value: \"1\" } }\n"
-		       "parameters: [ { key: \"b\", value: { string_value: \"2\" } },"
-		       " { key: \"c\" } ]\n"
-		       "cc_model_filenames [ { key: \"sm_80\" value: \"a.plan\" } ]\n"
-		       "dynamic_batching { priority_queue_policy { key: 2 value { max_queue_size: 9 "
-		       "} } }");
+	Cfg *c =
+	        parse("parameters { key: \"a\" value { string_value: \"1\" } }\n"
+	              "parameters: [ { key: \"b\", value: { string_value: \"2\" } },"
+	              " { key: \"c\" } ]\n"
+	              "cc_model_filenames [ { key: \"sm_80\" value: \"a.plan\" } ]\n"
+	              "dynamic_batching { priority_queue_policy { key: 2 value { max_queue_size: 9 "
+	              "} } }");
 	assert_non_null(c);
 	assert_int_equal(c->n_parameters, 3);
 	assert_string_equal(c->parameters[1]->key, "b");
@@ -276,13 +277,14 @@ static void test_maps(void **state)
 static void test_oneof_and_merging(void **state)
 {
 	(void)state;
-	fails("dynamic_batching { }\nsequence_batching { }", 2, 1, "another member of the same oneof");
+	fails("dynamic_batching { }\nsequence_batching { }", 2, 1,
+	      "another member of the same oneof");
 	fails("version_policy { latest {} all {} }", 1, 28, "\"all\" is set along with \"latest\"");
 	fails("model_warmup { inputs { key: \"x\" value { zero_data: true random_data: true } } }",
 	      1, 58, "oneof");
 	/* the same member twice merges; singular scalars: last wins */
 	Cfg *c = parse("dynamic_batching { max_queue_delay_microseconds: 5 }\n"
-		       "dynamic_batching { preserve_ordering: true }\nname: \"a\" name: \"b\"");
+	               "dynamic_batching { preserve_ordering: true }\nname: \"a\" name: \"b\"");
 	assert_non_null(c);
 	assert_true(c->dynamic_batching->max_queue_delay_microseconds == 5);
 	assert_true(c->dynamic_batching->preserve_ordering);
@@ -293,7 +295,8 @@ static void test_field_errors(void **state)
 {
 	(void)state;
 	fails("nme: \"x\"", 1, 1, "unknown field 'nme' in inference.ModelConfig");
-	fails("input {\n  name: \"x\"\n  dimz: [1]\n}", 3, 3, "unknown field 'dimz' in inference.ModelInput");
+	fails("input {\n  name: \"x\"\n  dimz: [1]\n}", 3, 3,
+	      "unknown field 'dimz' in inference.ModelInput");
 	fails("name \"x\"", 1, 6, "expected ':' after scalar field");
 	fails("[inference.ext]: 1", 1, 1, "extension");
 	fails("5: 1", 1, 1, "expected a field name");
@@ -333,18 +336,18 @@ static void test_limits(void **state)
 	mlsec_error e;
 	const char *deep = "optimization { cuda { graph_spec { } } }";
 	assert_int_equal(mlsec_pbtxt_parse(p, &inference__model_config__descriptor, deep,
-					   strlen(deep), &m, &e),
-			 MLSEC_ERR_LIMIT);
+	                                   strlen(deep), &m, &e),
+	                 MLSEC_ERR_LIMIT);
 	assert_int_equal(e.column, 34);
 	const char *many = "input { dims: [1,2,3,4,5,6] }";
 	assert_int_equal(mlsec_pbtxt_parse(p, &inference__model_config__descriptor, many,
-					   strlen(many), &m, &e),
-			 MLSEC_ERR_LIMIT);
+	                                   strlen(many), &m, &e),
+	                 MLSEC_ERR_LIMIT);
 	char big[100];
 	memset(big, ' ', sizeof big);
-	assert_int_equal(mlsec_pbtxt_parse(p, &inference__model_config__descriptor, big,
-					   sizeof big, &m, &e),
-			 MLSEC_ERR_LIMIT);
+	assert_int_equal(
+	        mlsec_pbtxt_parse(p, &inference__model_config__descriptor, big, sizeof big, &m, &e),
+	        MLSEC_ERR_LIMIT);
 	assert_null(m);
 	mlsec_pbtxt_free(p);
 	/* a memory cap stops amplification ({} is 2 bytes, a ModelInput far more) */
@@ -355,8 +358,8 @@ static void test_limits(void **state)
 		strcat(amp, ",{}");
 	strcat(amp, "]");
 	assert_int_equal(mlsec_pbtxt_parse(p, &inference__model_config__descriptor, amp,
-					   strlen(amp), &m, &e),
-			 MLSEC_ERR_LIMIT);
+	                                   strlen(amp), &m, &e),
+	                 MLSEC_ERR_LIMIT);
 	assert_non_null(strstr(e.text, "memory"));
 	mlsec_pbtxt_free(p);
 }
@@ -367,7 +370,7 @@ static void test_not_nul_terminated_and_reuse(void **state)
 	const char buf[] = {'n', 'a', 'm', 'e', ':', ' ', '1', '2'}; /* "name: 12" unterminated */
 	ProtobufCMessage *m;
 	assert_int_equal(mlsec_pbtxt_parse(P, &inference__model_config__descriptor, buf, 6, &m, &E),
-			 MLSEC_ERR_PARSE); /* "name: " then EOF */
+	                 MLSEC_ERR_PARSE); /* "name: " then EOF */
 	assert_non_null(strstr(E.text, "end of input"));
 	Cfg *c = parse("name: \"first\"");
 	assert_non_null(c);
@@ -382,7 +385,7 @@ static void test_alloc_failure(void **state)
 {
 	(void)state;
 	const char *text = "name: \"m\" input [ { name: \"a\" dims: [1,2,3] } ] "
-			   "parameters { key: \"k\" value { string_value: \"v\" } }";
+	                   "parameters { key: \"k\" value { string_value: \"v\" } }";
 	/* Fail the Nth allocation for every N until the parse succeeds. */
 	for (long n = 0; n < 50; n++) {
 		mlsec_pbtxt *p = mlsec_pbtxt_new(NULL);
@@ -390,8 +393,8 @@ static void test_alloc_failure(void **state)
 		ProtobufCMessage *m = NULL;
 		mlsec_error e;
 		mlsec_err rc = p ? mlsec_pbtxt_parse(p, &inference__model_config__descriptor, text,
-						     strlen(text), &m, &e)
-				 : MLSEC_ERR_NOMEM;
+		                                     strlen(text), &m, &e)
+		                 : MLSEC_ERR_NOMEM;
 		mlsec_alloc_fail_after(-1);
 		assert_true(rc == MLSEC_OK || rc == MLSEC_ERR_NOMEM);
 		if (rc == MLSEC_OK)
@@ -405,21 +408,21 @@ static void test_alloc_failure(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_basic_and_comments),
-		cmocka_unit_test(test_message_delimiters),
-		cmocka_unit_test(test_separators),
-		cmocka_unit_test(test_lists),
-		cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_integers),
-		cmocka_unit_test(test_floats),
-		cmocka_unit_test(test_enums_and_bools),
-		cmocka_unit_test(test_maps),
-		cmocka_unit_test(test_oneof_and_merging),
-		cmocka_unit_test(test_field_errors),
-		cmocka_unit_test(test_locate),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_not_nul_terminated_and_reuse),
-		cmocka_unit_test(test_alloc_failure),
+	        cmocka_unit_test(test_basic_and_comments),
+	        cmocka_unit_test(test_message_delimiters),
+	        cmocka_unit_test(test_separators),
+	        cmocka_unit_test(test_lists),
+	        cmocka_unit_test(test_strings),
+	        cmocka_unit_test(test_integers),
+	        cmocka_unit_test(test_floats),
+	        cmocka_unit_test(test_enums_and_bools),
+	        cmocka_unit_test(test_maps),
+	        cmocka_unit_test(test_oneof_and_merging),
+	        cmocka_unit_test(test_field_errors),
+	        cmocka_unit_test(test_locate),
+	        cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_not_nul_terminated_and_reuse),
+	        cmocka_unit_test(test_alloc_failure),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

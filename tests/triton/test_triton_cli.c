@@ -31,10 +31,15 @@ static void test_exit_codes(void **state)
 	(void)state;
 	assert_int_equal(run("examples/triton/clean"), 0);
 	assert_int_equal(run("examples/triton/hostile"), 2);
-	assert_int_equal(run("examples/triton/hostile/llm_python/config.pbtxt --fail-on critical"), 0);
-	assert_int_equal(run("examples/triton/hostile/custom_ops/config.pbtxt --fail-on critical"), 2);
-	assert_int_equal(run("examples/triton/clean --launch-args examples/triton/hostile/launch-args.txt"), 2);
-	assert_int_equal(run("examples/triton/clean --fail-on info"), 2); /* the auth note is info */
+	assert_int_equal(run("examples/triton/hostile/llm_python/config.pbtxt --fail-on critical"),
+	                 0);
+	assert_int_equal(run("examples/triton/hostile/custom_ops/config.pbtxt --fail-on critical"),
+	                 2);
+	assert_int_equal(
+	        run("examples/triton/clean --launch-args examples/triton/hostile/launch-args.txt"),
+	        2);
+	assert_int_equal(run("examples/triton/clean --fail-on info"),
+	                 2); /* the auth note is info */
 	assert_int_equal(run("no/such/dir"), 1);
 	assert_int_equal(run("examples/triton/clean --launch-args no/such/file"), 1);
 	assert_int_equal(run("examples/triton/clean --bogus"), 1);
@@ -96,9 +101,9 @@ int main(void)
 	if (src && chdir(src) != 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exit_codes),
-		cmocka_unit_test(test_glob_and_json),
-		cmocka_unit_test(test_malformed_is_a_finding),
+	        cmocka_unit_test(test_exit_codes),
+	        cmocka_unit_test(test_glob_and_json),
+	        cmocka_unit_test(test_malformed_is_a_finding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

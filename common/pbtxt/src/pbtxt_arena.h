@@ -11,10 +11,10 @@
 typedef struct pbtxt_block pbtxt_block;
 
 typedef struct pbtxt_arena {
-	pbtxt_block *head;  /* current block; older ones chained behind */
-	size_t used;        /* bytes handed out since the last reset */
-	size_t cap;         /* limit on used (0 = none) */
-	int over_limit;     /* set when an allocation failed on cap, not NOMEM */
+	pbtxt_block *head; /* current block; older ones chained behind */
+	size_t used;       /* bytes handed out since the last reset */
+	size_t cap;        /* limit on used (0 = none) */
+	int over_limit;    /* set when an allocation failed on cap, not NOMEM */
 } pbtxt_arena;
 
 void pbtxt_arena_init(pbtxt_arena *a, size_t cap);

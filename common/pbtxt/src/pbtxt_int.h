@@ -25,12 +25,12 @@ typedef struct pbtxt_tok {
 	size_t len;       /* raw token length */
 	long line, col;   /* 1-based */
 	size_t off;
-	uint64_t u;       /* TOK_INT */
-	double d;         /* TOK_FLOAT */
-	char *s;          /* TOK_STRING: decoded bytes (arena), NUL-terminated */
+	uint64_t u; /* TOK_INT */
+	double d;   /* TOK_FLOAT */
+	char *s;    /* TOK_STRING: decoded bytes (arena), NUL-terminated */
 	size_t slen;
-	int c;            /* TOK_SYMBOL */
-	int overflow;     /* TOK_FLOAT made from an integer too big for 64 bits */
+	int c;        /* TOK_SYMBOL */
+	int overflow; /* TOK_FLOAT made from an integer too big for 64 bits */
 } pbtxt_tok;
 
 /* Where a field value was set: for locate(). */
@@ -58,7 +58,7 @@ struct mlsec_pbtxt {
 	size_t len, pos;
 	long line;
 	size_t line_start;
-	pbtxt_tok tok;  /* current (lookahead) token */
+	pbtxt_tok tok; /* current (lookahead) token */
 	/* parse state */
 	size_t nvalues;
 	long fline, fcol; /* the field name being parsed (oneof errors) */
@@ -73,7 +73,7 @@ struct mlsec_pbtxt {
 int pbtxt_lex_next(mlsec_pbtxt *p);
 
 /* Records the first error at the given token position; returns -1. */
-int pbtxt_fail_at(mlsec_pbtxt *p, mlsec_err code, long line, long col, size_t off,
-		  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+int pbtxt_fail_at(mlsec_pbtxt *p, mlsec_err code, long line, long col, size_t off, const char *fmt,
+                  ...) __attribute__((format(printf, 6, 7)));
 
 #endif

@@ -10,8 +10,8 @@
 
 #include "pbtxt_int.h"
 
-int pbtxt_fail_at(mlsec_pbtxt *p, mlsec_err code, long line, long col, size_t off,
-		  const char *fmt, ...)
+int pbtxt_fail_at(mlsec_pbtxt *p, mlsec_err code, long line, long col, size_t off, const char *fmt,
+                  ...)
 {
 	if (p->code != MLSEC_OK)
 		return -1; /* keep the first error: later ones are consequences */
@@ -27,9 +27,9 @@ int pbtxt_fail_at(mlsec_pbtxt *p, mlsec_err code, long line, long col, size_t of
 	return -1;
 }
 
-#define FAIL_HERE(p, at, ...)                                                                  \
-	pbtxt_fail_at((p), MLSEC_ERR_PARSE, (p)->line, (long)((at) - (p)->line_start) + 1, (at), \
-		      __VA_ARGS__)
+#define FAIL_HERE(p, at, ...)                                                                      \
+	pbtxt_fail_at((p), MLSEC_ERR_PARSE, (p)->line, (long)((at) - (p)->line_start) + 1, (at),   \
+	              __VA_ARGS__)
 
 static int is_alpha(int c)
 {
@@ -106,12 +106,13 @@ static int lex_string(mlsec_pbtxt *p)
 		end++;
 	}
 	if (end >= p->len || t[end] != q)
-		return FAIL_HERE(p, start, "unterminated string literal (strings cannot span lines)");
+		return FAIL_HERE(p, start,
+		                 "unterminated string literal (strings cannot span lines)");
 	unsigned char *o = pbtxt_arena_alloc(&p->arena, end - i + 1);
 	if (!o)
 		return pbtxt_fail_at(p, p->arena.over_limit ? MLSEC_ERR_LIMIT : MLSEC_ERR_NOMEM,
-				     p->line, (long)(start - p->line_start) + 1, start,
-				     "out of parser memory");
+		                     p->line, (long)(start - p->line_start) + 1, start,
+		                     "out of parser memory");
 	size_t n = 0;
 	while (i < end) {
 		unsigned char c = (unsigned char)t[i];
@@ -124,15 +125,41 @@ static int lex_string(mlsec_pbtxt *p)
 		c = (unsigned char)t[++i];
 		i++;
 		switch (c) {
-		case 'a': o[n++] = '\a'; break;
-		case 'b': o[n++] = '\b'; break;
-		case 'f': o[n++] = '\f'; break;
-		case 'n': o[n++] = '\n'; break;
-		case 'r': o[n++] = '\r'; break;
-		case 't': o[n++] = '\t'; break;
-		case 'v': o[n++] = '\v'; break;
-		case '\\': case '?': case '\'': case '"': o[n++] = c; break;
-		case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': {
+		case 'a':
+			o[n++] = '\a';
+			break;
+		case 'b':
+			o[n++] = '\b';
+			break;
+		case 'f':
+			o[n++] = '\f';
+			break;
+		case 'n':
+			o[n++] = '\n';
+			break;
+		case 'r':
+			o[n++] = '\r';
+			break;
+		case 't':
+			o[n++] = '\t';
+			break;
+		case 'v':
+			o[n++] = '\v';
+			break;
+		case '\\':
+		case '?':
+		case '\'':
+		case '"':
+			o[n++] = c;
+			break;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7': {
 			unsigned v = c - '0';
 			for (int k = 0; k < 2 && i < end && t[i] >= '0' && t[i] <= '7'; k++)
 				v = v * 8 + (unsigned)(t[i++] - '0');
@@ -141,7 +168,8 @@ static int lex_string(mlsec_pbtxt *p)
 			o[n++] = (unsigned char)v;
 			break;
 		}
-		case 'x': case 'X': {
+		case 'x':
+		case 'X': {
 			int h = i < end ? hex_val((unsigned char)t[i]) : -1;
 			if (h < 0)
 				return FAIL_HERE(p, esc, "\\x escape needs a hex digit");
@@ -154,19 +182,22 @@ static int lex_string(mlsec_pbtxt *p)
 			o[n++] = (unsigned char)v;
 			break;
 		}
-		case 'u': case 'U': {
+		case 'u':
+		case 'U': {
 			int digits = c == 'u' ? 4 : 8;
 			long cp = i + (size_t)digits <= end ? read_hex(p, i, digits) : -1;
 			if (cp < 0)
-				return FAIL_HERE(p, esc, "\\%c escape needs %d hex digits", c, digits);
+				return FAIL_HERE(p, esc, "\\%c escape needs %d hex digits", c,
+				                 digits);
 			i += (size_t)digits;
 			if (cp >= 0xD800 && cp <= 0xDBFF) {
 				/* A high surrogate must pair with a following \uDC00-\uDFFF. */
 				long lo = (i + 6 <= end && t[i] == '\\' && t[i + 1] == 'u')
-						  ? read_hex(p, i + 2, 4)
-						  : -1;
+				                  ? read_hex(p, i + 2, 4)
+				                  : -1;
 				if (lo < 0xDC00 || lo > 0xDFFF)
-					return FAIL_HERE(p, esc, "unpaired surrogate in unicode escape");
+					return FAIL_HERE(p, esc,
+					                 "unpaired surrogate in unicode escape");
 				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 				i += 6;
 			} else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp > 0x10FFFF) {
@@ -211,8 +242,9 @@ static int lex_number(mlsec_pbtxt *p)
 	} else if (t[i] == '0' && i + 1 < p->len && is_digit(t[i + 1])) {
 		while (i < p->len && is_digit(t[i])) {
 			if (t[i] > '7')
-				return FAIL_HERE(p, start, "numbers starting with 0 are octal: digit '%c'",
-						 t[i]);
+				return FAIL_HERE(p, start,
+				                 "numbers starting with 0 are octal: digit '%c'",
+				                 t[i]);
 			if (u > (UINT64_MAX >> 3))
 				overflow = 1;
 			u = (u << 3) | (uint64_t)(t[i] - '0');

@@ -50,34 +50,41 @@ static const char *tok_desc(const mlsec_pbtxt *p, char *buf, size_t n)
 	}
 }
 
-#define FAIL(p, ...) \
+#define FAIL(p, ...)                                                                               \
 	pbtxt_fail_at((p), MLSEC_ERR_PARSE, (p)->tok.line, (p)->tok.col, (p)->tok.off, __VA_ARGS__)
 
 static int fail_mem(mlsec_pbtxt *p)
 {
 	if (p->arena.over_limit)
 		return pbtxt_fail_at(p, MLSEC_ERR_LIMIT, p->tok.line, p->tok.col, p->tok.off,
-				     "parser memory limit (%zu bytes) exceeded", p->lim.max_memory);
+		                     "parser memory limit (%zu bytes) exceeded", p->lim.max_memory);
 	return pbtxt_fail_at(p, MLSEC_ERR_NOMEM, p->tok.line, p->tok.col, p->tok.off,
-			     "out of memory");
+	                     "out of memory");
 }
 
 static int count_value(mlsec_pbtxt *p)
 {
 	if (++p->nvalues > p->lim.max_values)
 		return pbtxt_fail_at(p, MLSEC_ERR_LIMIT, p->tok.line, p->tok.col, p->tok.off,
-				     "more than %zu values", p->lim.max_values);
+		                     "more than %zu values", p->lim.max_values);
 	return 0;
 }
 
 static size_t elem_size(ProtobufCType t)
 {
 	switch (t) {
-	case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_ENUM:
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_ENUM:
 		return 4;
-	case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
 		return 8;
 	case PROTOBUF_C_TYPE_FLOAT:
 		return sizeof(float);
@@ -113,7 +120,7 @@ static void *grow_array(mlsec_pbtxt *p, void *arr, size_t n, size_t esize)
 }
 
 static int record_pos(mlsec_pbtxt *p, const void *msg, const ProtobufCFieldDescriptor *fd,
-		      size_t index, long line, long col)
+                      size_t index, long line, long col)
 {
 	pbtxt_pos *v = grow_array(p, p->posv, p->npos, sizeof *v);
 	if (!v)
@@ -125,7 +132,7 @@ static int record_pos(mlsec_pbtxt *p, const void *msg, const ProtobufCFieldDescr
 
 /* Enforces "at most one member of a oneof" and marks fd as the set one. */
 static int claim_oneof(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
-		       const ProtobufCFieldDescriptor *fd)
+                       const ProtobufCFieldDescriptor *fd)
 {
 	long line = p->fline, col = p->fcol;
 	size_t off = p->foff;
@@ -134,11 +141,11 @@ static int claim_oneof(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, v
 	uint32_t *cs = (uint32_t *)((char *)msg + fd->quantifier_offset);
 	if (*cs != 0 && *cs != fd->id) {
 		const ProtobufCFieldDescriptor *other =
-			protobuf_c_message_descriptor_get_field(desc, *cs);
+		        protobuf_c_message_descriptor_get_field(desc, *cs);
 		return pbtxt_fail_at(p, MLSEC_ERR_PARSE, line, col, off,
-				     "field \"%s\" is set along with \"%s\", another member of the "
-				     "same oneof in %s",
-				     fd->name, other ? other->name : "?", desc->name);
+		                     "field \"%s\" is set along with \"%s\", another member of the "
+		                     "same oneof in %s",
+		                     fd->name, other ? other->name : "?", desc->name);
 	}
 	*cs = fd->id;
 	return 0;
@@ -149,11 +156,12 @@ static int claim_oneof(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, v
  * fields (recording its index), else the field itself.
  */
 static void *value_slot(mlsec_pbtxt *p, void *msg, const ProtobufCFieldDescriptor *fd,
-			size_t *index)
+                        size_t *index)
 {
 	*index = 0;
 	if (fd->label != PROTOBUF_C_LABEL_REPEATED) {
-		if (fd->label == PROTOBUF_C_LABEL_OPTIONAL && !(fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		if (fd->label == PROTOBUF_C_LABEL_OPTIONAL &&
+		    !(fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
 		    fd->type != PROTOBUF_C_TYPE_STRING && fd->type != PROTOBUF_C_TYPE_MESSAGE)
 			*(protobuf_c_boolean *)((char *)msg + fd->quantifier_offset) = 1;
 		return (char *)msg + fd->offset;
@@ -172,21 +180,21 @@ static void *value_slot(mlsec_pbtxt *p, void *msg, const ProtobufCFieldDescripto
 }
 
 static int parse_fields(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
-			unsigned depth, int close);
+                        unsigned depth, int close);
 
 /* One message value ({...} or <...>) for fd; current token is the opener. */
 static int parse_message_value(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
-			       const ProtobufCFieldDescriptor *fd, unsigned depth, long line,
-			       long col, size_t off)
+                               const ProtobufCFieldDescriptor *fd, unsigned depth, long line,
+                               long col, size_t off)
 {
 	if (!is_sym(p, '{') && !is_sym(p, '<')) {
 		char b[64];
 		return FAIL(p, "expected '{' or '<' to open message field \"%s\", got %s", fd->name,
-			    tok_desc(p, b, sizeof b));
+		            tok_desc(p, b, sizeof b));
 	}
 	if (depth + 1 > p->lim.max_depth)
 		return pbtxt_fail_at(p, MLSEC_ERR_LIMIT, p->tok.line, p->tok.col, p->tok.off,
-				     "messages nested deeper than %u", p->lim.max_depth);
+		                     "messages nested deeper than %u", p->lim.max_depth);
 	int close = is_sym(p, '{') ? '}' : '>';
 	if (count_value(p) < 0 || claim_oneof(p, desc, msg, fd) < 0)
 		return -1;
@@ -226,7 +234,7 @@ static int parse_string(mlsec_pbtxt *p, const ProtobufCFieldDescriptor *fd, scal
 	if (p->tok.kind != TOK_STRING) {
 		char b[64];
 		return FAIL(p, "expected a string for field \"%s\", got %s", fd->name,
-			    tok_desc(p, b, sizeof b));
+		            tok_desc(p, b, sizeof b));
 	}
 	char *s = p->tok.s;
 	size_t n = p->tok.slen, cap = n + 1;
@@ -282,7 +290,7 @@ static int parse_scalar(mlsec_pbtxt *p, const ProtobufCFieldDescriptor *fd, scal
 			v->d = NAN;
 		else
 			return FAIL(p, "expected a number for field \"%s\", got %s", fd->name,
-				    tok_desc(p, b, sizeof b));
+			            tok_desc(p, b, sizeof b));
 		if (neg)
 			v->d = -v->d;
 		return next(p);
@@ -295,7 +303,7 @@ static int parse_scalar(mlsec_pbtxt *p, const ProtobufCFieldDescriptor *fd, scal
 			v->b = (int)k->u;
 		else
 			return FAIL(p, "expected true or false for field \"%s\", got %s", fd->name,
-				    tok_desc(p, b, sizeof b));
+			            tok_desc(p, b, sizeof b));
 		return next(p);
 	case PROTOBUF_C_TYPE_ENUM: {
 		const ProtobufCEnumDescriptor *ed = fd->descriptor;
@@ -309,18 +317,20 @@ static int parse_scalar(mlsec_pbtxt *p, const ProtobufCFieldDescriptor *fd, scal
 			}
 			if (!ev)
 				return FAIL(p, "unknown value %s for enum field \"%s\" (%s)",
-					    tok_desc(p, b, sizeof b), fd->name, ed->name);
+				            tok_desc(p, b, sizeof b), fd->name, ed->name);
 		} else if (k->kind == TOK_INT) {
 			if (k->u > (neg ? 2147483648u : 2147483647u))
-				return FAIL(p, "enum number out of range for field \"%s\"", fd->name);
+				return FAIL(p, "enum number out of range for field \"%s\"",
+				            fd->name);
 			int val = neg ? (int)(-(int64_t)k->u) : (int)k->u;
 			ev = protobuf_c_enum_descriptor_get_value(ed, val);
 			if (!ev)
 				return FAIL(p, "%s%s is not a value of enum %s (field \"%s\")",
-					    neg ? "-" : "", tok_desc(p, b, sizeof b), ed->name, fd->name);
+				            neg ? "-" : "", tok_desc(p, b, sizeof b), ed->name,
+				            fd->name);
 		} else {
 			return FAIL(p, "expected an enum name or number for field \"%s\", got %s",
-				    fd->name, tok_desc(p, b, sizeof b));
+			            fd->name, tok_desc(p, b, sizeof b));
 		}
 		v->i = ev->value;
 		return next(p);
@@ -332,20 +342,25 @@ static int parse_scalar(mlsec_pbtxt *p, const ProtobufCFieldDescriptor *fd, scal
 	if (k->kind != TOK_INT) {
 		if (k->kind == TOK_FLOAT && k->overflow)
 			return FAIL(p, "integer %s out of range for field \"%s\"",
-				    tok_desc(p, b, sizeof b), fd->name);
+			            tok_desc(p, b, sizeof b), fd->name);
 		return FAIL(p, "expected an integer for field \"%s\", got %s", fd->name,
-			    tok_desc(p, b, sizeof b));
+		            tok_desc(p, b, sizeof b));
 	}
 	uint64_t max;
 	int is_signed = 1;
 	switch (t) {
-	case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
 		max = neg ? 2147483648u : 2147483647u;
 		break;
-	case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
 		max = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
 		break;
-	case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
 		max = UINT32_MAX;
 		is_signed = 0;
 		break;
@@ -356,7 +371,7 @@ static int parse_scalar(mlsec_pbtxt *p, const ProtobufCFieldDescriptor *fd, scal
 	}
 	if (k->u > max)
 		return FAIL(p, "integer %s%s out of range for field \"%s\"", neg ? "-" : "",
-			    tok_desc(p, b, sizeof b), fd->name);
+		            tok_desc(p, b, sizeof b), fd->name);
 	if (is_signed)
 		v->i = neg ? (int64_t)(0 - k->u) : (int64_t)k->u;
 	else
@@ -365,12 +380,12 @@ static int parse_scalar(mlsec_pbtxt *p, const ProtobufCFieldDescriptor *fd, scal
 }
 
 static int store_scalar(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
-			const ProtobufCFieldDescriptor *fd, const scalar *v, long line, long col,
-			size_t off)
+                        const ProtobufCFieldDescriptor *fd, const scalar *v, long line, long col,
+                        size_t off)
 {
 	if (fd->type == PROTOBUF_C_TYPE_STRING && memchr(v->s, '\0', v->slen))
 		return pbtxt_fail_at(p, MLSEC_ERR_PARSE, line, col, off,
-				     "string field \"%s\" contains a NUL byte", fd->name);
+		                     "string field \"%s\" contains a NUL byte", fd->name);
 	if (count_value(p) < 0 || claim_oneof(p, desc, msg, fd) < 0)
 		return -1;
 	size_t index;
@@ -378,17 +393,23 @@ static int store_scalar(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, 
 	if (!slot)
 		return -1;
 	switch (fd->type) {
-	case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
 	case PROTOBUF_C_TYPE_ENUM:
 		*(int32_t *)slot = (int32_t)v->i;
 		break;
-	case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
 		*(uint32_t *)slot = (uint32_t)v->u;
 		break;
-	case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
 		*(int64_t *)slot = v->i;
 		break;
-	case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
 		*(uint64_t *)slot = v->u;
 		break;
 	case PROTOBUF_C_TYPE_FLOAT:
@@ -414,7 +435,7 @@ static int store_scalar(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, 
 }
 
 static int parse_value(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
-		       const ProtobufCFieldDescriptor *fd, unsigned depth)
+                       const ProtobufCFieldDescriptor *fd, unsigned depth)
 {
 	long line = p->tok.line, col = p->tok.col;
 	size_t off = p->tok.off;
@@ -428,7 +449,7 @@ static int parse_value(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, v
 
 /* `[ v, v, ... ]` on a repeated field; current token is '['. */
 static int parse_list(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
-		      const ProtobufCFieldDescriptor *fd, unsigned depth)
+                      const ProtobufCFieldDescriptor *fd, unsigned depth)
 {
 	if (fd->label != PROTOBUF_C_LABEL_REPEATED)
 		return FAIL(p, "list syntax '[...]' on non-repeated field \"%s\"", fd->name);
@@ -444,7 +465,7 @@ static int parse_list(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, vo
 		if (!is_sym(p, ',')) {
 			char b[64];
 			return FAIL(p, "expected ',' or ']' in list for field \"%s\", got %s",
-				    fd->name, tok_desc(p, b, sizeof b));
+			            fd->name, tok_desc(p, b, sizeof b));
 		}
 		if (next(p) < 0)
 			return -1;
@@ -452,9 +473,8 @@ static int parse_list(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, vo
 }
 
 /* Field by name, through the parser's lookup cache. NULL if unknown. */
-static const ProtobufCFieldDescriptor *lookup_field(mlsec_pbtxt *p,
-						     const ProtobufCMessageDescriptor *desc,
-						     const char *s, size_t n)
+static const ProtobufCFieldDescriptor *
+lookup_field(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, const char *s, size_t n)
 {
 	if (n >= NAME_MAX_LEN)
 		return NULL;
@@ -468,7 +488,8 @@ static const ProtobufCFieldDescriptor *lookup_field(mlsec_pbtxt *p,
 	char name[NAME_MAX_LEN];
 	memcpy(name, s, n);
 	name[n] = '\0';
-	const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(desc, name);
+	const ProtobufCFieldDescriptor *fd =
+	        protobuf_c_message_descriptor_get_field_by_name(desc, name);
 	if (fd) {
 		c->desc = desc;
 		c->fd = fd;
@@ -477,16 +498,16 @@ static const ProtobufCFieldDescriptor *lookup_field(mlsec_pbtxt *p,
 }
 
 static int parse_field(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
-		       unsigned depth)
+                       unsigned depth)
 {
 	char b[64];
 	pbtxt_tok *k = &p->tok;
 	if (is_sym(p, '['))
 		return FAIL(p, "extension and Any field names ('[...]') are not supported in %s",
-			    desc->name);
+		            desc->name);
 	if (k->kind != TOK_IDENT)
 		return FAIL(p, "expected a field name in %s, got %s", desc->name,
-			    tok_desc(p, b, sizeof b));
+		            tok_desc(p, b, sizeof b));
 	const ProtobufCFieldDescriptor *fd = lookup_field(p, desc, k->text, k->len);
 	if (!fd)
 		return FAIL(p, "unknown field %s in %s", tok_desc(p, b, sizeof b), desc->name);
@@ -501,12 +522,12 @@ static int parse_field(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, v
 	} else {
 		if (!is_sym(p, ':'))
 			return FAIL(p, "expected ':' after scalar field \"%s\", got %s", fd->name,
-				    tok_desc(p, b, sizeof b));
+			            tok_desc(p, b, sizeof b));
 		if (next(p) < 0)
 			return -1;
 	}
 	int rc = is_sym(p, '[') ? parse_list(p, desc, msg, fd, depth)
-				: parse_value(p, desc, msg, fd, depth);
+	                        : parse_value(p, desc, msg, fd, depth);
 	if (rc < 0)
 		return -1;
 	if (is_sym(p, ',') || is_sym(p, ';'))
@@ -516,14 +537,14 @@ static int parse_field(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, v
 
 /* Fields until `close` ('}' or '>'), or end of input when close is 0. */
 static int parse_fields(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
-			unsigned depth, int close)
+                        unsigned depth, int close)
 {
 	for (;;) {
 		if (p->tok.kind == TOK_EOF) {
 			if (!close)
 				return 0;
 			return FAIL(p, "unexpected end of input: missing '%c' to close %s", close,
-				    desc->name);
+			            desc->name);
 		}
 		if (close && is_sym(p, close))
 			return next(p);
@@ -579,15 +600,14 @@ void mlsec_pbtxt_reset(mlsec_pbtxt *p)
 }
 
 mlsec_err mlsec_pbtxt_parse(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc,
-			    const char *text, size_t len, ProtobufCMessage **out,
-			    mlsec_error *err)
+                            const char *text, size_t len, ProtobufCMessage **out, mlsec_error *err)
 {
 	*out = NULL;
 	mlsec_pbtxt_reset(p);
 	p->err = err;
 	if (len > p->lim.max_input) {
 		pbtxt_fail_at(p, MLSEC_ERR_LIMIT, 0, 0, -1, "input of %zu bytes exceeds %zu", len,
-			      p->lim.max_input);
+		              p->lim.max_input);
 		return p->code;
 	}
 	p->text = text;
@@ -613,13 +633,13 @@ mlsec_err mlsec_pbtxt_parse(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *de
 }
 
 int mlsec_pbtxt_locate(const mlsec_pbtxt *p, const void *msg, const char *field, size_t index,
-		       long *line, long *column)
+                       long *line, long *column)
 {
 	if (!msg)
 		return 0;
 	const ProtobufCMessageDescriptor *desc = ((const ProtobufCMessage *)msg)->descriptor;
 	const ProtobufCFieldDescriptor *fd =
-		protobuf_c_message_descriptor_get_field_by_name(desc, field);
+	        protobuf_c_message_descriptor_get_field_by_name(desc, field);
 	if (!fd)
 		return 0;
 	for (size_t i = p->npos; i-- > 0;) {

@@ -38,7 +38,7 @@ int triton_path_escapes(const char *path, int up_allowed)
 		p += ml;
 		depth = -up_allowed;
 	} else if (p[0] == '/' || p[0] == '\\' || p[0] == '~' ||
-		   (isalpha((unsigned char)p[0]) && p[1] == ':')) {
+	           (isalpha((unsigned char)p[0]) && p[1] == ':')) {
 		return 1;
 	}
 	while (*p) {
@@ -64,7 +64,7 @@ static size_t key_words(const char *k, char words[][24], size_t max)
 	for (const char *p = k;; p++) {
 		unsigned char ch = (unsigned char)*p;
 		int boundary = !isalnum(ch) ||
-			       (len && isupper(ch) && p > k && islower((unsigned char)p[-1]));
+		               (len && isupper(ch) && p > k && islower((unsigned char)p[-1]));
 		if (boundary && len) {
 			words[nw][len] = '\0';
 			if (++nw == max)
@@ -80,13 +80,15 @@ static size_t key_words(const char *k, char words[][24], size_t max)
 
 int triton_key_looks_secret(const char *k)
 {
-	static const char *const single[] = {"password", "passwd", "pwd", "secret", "token",
-					     "apikey", "credential", "credentials", "privatekey",
-					     "passphrase", "bearer", "authorization", NULL};
+	static const char *const single[] = {
+	        "password", "passwd",        "pwd",         "secret",     "token",
+	        "apikey",   "credential",    "credentials", "privatekey", "passphrase",
+	        "bearer",   "authorization", NULL};
 	static const char *const pairs[][2] = {
-		{"api", "key"},  {"access", "key"},  {"secret", "key"}, {"private", "key"},
-		{"auth", "token"}, {"client", "secret"}, {"session", "token"}, {"auth", "key"},
-		{"sas", "token"}, {"connection", "string"}, {NULL, NULL}};
+	        {"api", "key"},           {"access", "key"}, {"secret", "key"},
+	        {"private", "key"},       {"auth", "token"}, {"client", "secret"},
+	        {"session", "token"},     {"auth", "key"},   {"sas", "token"},
+	        {"connection", "string"}, {NULL, NULL}};
 	char w[16][24];
 	size_t n = key_words(k, w, 16);
 	for (size_t i = 0; i < n; i++) {
@@ -114,13 +116,12 @@ int triton_value_looks_secret(const char *v)
 		const char *prefix;
 		size_t min_tail;
 		const char *extra;
-	} fmts[] = {
-		{"AKIA", 16, NULL},   {"ASIA", 16, NULL},   {"ghp_", 30, NULL},
-		{"gho_", 30, NULL},   {"ghs_", 30, NULL},   {"ghu_", 30, NULL},
-		{"github_pat_", 40, "_"}, {"glpat-", 20, "-_"}, {"xoxb-", 20, "-"},
-		{"xoxp-", 20, "-"},   {"xoxa-", 20, "-"},   {"hf_", 30, NULL},
-		{"sk-", 20, "-_"},    {"AIza", 35, "-_"},   {"eyJ", 20, "-_."},
-		{NULL, 0, NULL}};
+	} fmts[] = {{"AKIA", 16, NULL},       {"ASIA", 16, NULL},   {"ghp_", 30, NULL},
+	            {"gho_", 30, NULL},       {"ghs_", 30, NULL},   {"ghu_", 30, NULL},
+	            {"github_pat_", 40, "_"}, {"glpat-", 20, "-_"}, {"xoxb-", 20, "-"},
+	            {"xoxp-", 20, "-"},       {"xoxa-", 20, "-"},   {"hf_", 30, NULL},
+	            {"sk-", 20, "-_"},        {"AIza", 35, "-_"},   {"eyJ", 20, "-_."},
+	            {NULL, 0, NULL}};
 	if (!v)
 		return 0;
 	if (strstr(v, "PRIVATE KEY-----"))
@@ -157,13 +158,14 @@ int triton_value_looks_secret(const char *v)
 /* A value that points at a secret rather than holding one. */
 static int is_reference(const char *v)
 {
-	static const char *const refs[] = {"$", "env:", "secret:", "vault:", "file:", "arn:",
-					   "projects/", "/run/secrets/", "/var/run/secrets/", NULL};
+	static const char *const refs[] = {
+	        "$",         "env:",          "secret:",           "vault:", "file:", "arn:",
+	        "projects/", "/run/secrets/", "/var/run/secrets/", NULL};
 	for (size_t i = 0; refs[i]; i++)
 		if (!strncmp(v, refs[i], strlen(refs[i])))
 			return 1;
 	static const char *const plain[] = {"true", "false", "True", "False", "none", "None",
-					    "null", "yes", "no", "0", "1", NULL};
+	                                    "null", "yes",   "no",   "0",     "1",    NULL};
 	for (size_t i = 0; plain[i]; i++)
 		if (!strcmp(v, plain[i]))
 			return 1;
@@ -171,7 +173,7 @@ static int is_reference(const char *v)
 }
 
 static void check_secret(triton_ctx *c, const void *entry, const char *fpath, const char *key,
-			 const char *val)
+                         const char *val)
 {
 	char kb[128], rb[64];
 	if (!val || !*val)
@@ -180,10 +182,11 @@ static void check_secret(triton_ctx *c, const void *entry, const char *fpath, co
 	int by_val = triton_value_looks_secret(val);
 	if (!by_key && !by_val)
 		return;
-	mlsec_finding *f = triton_add(c, R_PLAINTEXT_SECRET, entry, "value", 0, fpath,
-				      "parameter \"%s\" %s", safe(key, kb, sizeof kb),
-				      by_val ? "holds a value in a known credential format"
-					     : "is named like a credential and holds a literal value");
+	mlsec_finding *f =
+	        triton_add(c, R_PLAINTEXT_SECRET, entry, "value", 0, fpath, "parameter \"%s\" %s",
+	                   safe(key, kb, sizeof kb),
+	                   by_val ? "holds a value in a known credential format"
+	                          : "is named like a credential and holds a literal value");
 	if (!f)
 		return;
 	/* Never copy the secret into reports: 4 characters and the length. */
@@ -219,15 +222,16 @@ static int value_is_path_like(const char *v)
 }
 
 static void check_path(triton_ctx *c, const void *msg, const char *field, size_t index,
-		       const char *fpath, const char *what, const char *val, int up_allowed)
+                       const char *fpath, const char *what, const char *val, int up_allowed)
 {
 	char vb[128];
 	if (!val || !*val || !triton_path_escapes(val, up_allowed))
 		return;
-	mlsec_finding *f = triton_add(c, R_PATH_ESCAPE, msg, field, index, fpath,
-				      "%s \"%s\" is %s", what, safe(val, vb, sizeof vb),
-				      (val[0] == '/' || val[0] == '~') ? "an absolute path"
-								       : "outside the model directory");
+	mlsec_finding *f =
+	        triton_add(c, R_PATH_ESCAPE, msg, field, index, fpath, "%s \"%s\" is %s", what,
+	                   safe(val, vb, sizeof vb),
+	                   (val[0] == '/' || val[0] == '~') ? "an absolute path"
+	                                                    : "outside the model directory");
 	if (f && mlsec_finding_set_evidence(f, "path", "%s", vb) != MLSEC_OK)
 		c->rc = MLSEC_ERR_NOMEM;
 }
@@ -243,16 +247,17 @@ static void check_parameters(triton_ctx *c, const Inference__ModelConfig *cfg)
 	for (size_t i = 0; i < cfg->n_parameters; i++) {
 		const Inference__ModelConfig__ParametersEntry *e = cfg->parameters[i];
 		const char *val = e->value ? e->value->string_value : "";
-		snprintf(fp, sizeof fp, "parameters[\"%s\"].string_value", safe(e->key, kb, sizeof kb));
+		snprintf(fp, sizeof fp, "parameters[\"%s\"].string_value",
+		         safe(e->key, kb, sizeof kb));
 		check_secret(c, e, fp, e->key, val);
 		if (!strcmp(e->key, "EXECUTION_ENV_PATH")) {
 			if (triton_path_escapes(val, 0)) {
 				char vb[128];
 				triton_add(c, R_PYTHON_EXEC_ENV, e, "value", 0, fp,
-					   "EXECUTION_ENV_PATH \"%s\" is not inside the model "
-					   "directory: the Python interpreter and packages it "
-					   "unpacks run with the server's privileges",
-					   safe(val, vb, sizeof vb));
+				           "EXECUTION_ENV_PATH \"%s\" is not inside the model "
+				           "directory: the Python interpreter and packages it "
+				           "unpacks run with the server's privileges",
+				           safe(val, vb, sizeof vb));
 			}
 			continue;
 		}
@@ -267,49 +272,51 @@ static void check_native_code(triton_ctx *c, const Inference__ModelConfig *cfg)
 	const Inference__ModelOperations *ops = cfg->model_operations;
 	for (size_t i = 0; ops && i < ops->n_op_library_filename; i++) {
 		snprintf(fp, sizeof fp, "model_operations.op_library_filename[%zu]", i);
-		mlsec_finding *f = triton_add(c, R_OP_LIBRARY, ops, "op_library_filename", i, fp,
-					      "tritonserver will dlopen \"%s\" into its own process",
-					      safe(ops->op_library_filename[i], vb, sizeof vb));
+		mlsec_finding *f =
+		        triton_add(c, R_OP_LIBRARY, ops, "op_library_filename", i, fp,
+		                   "tritonserver will dlopen \"%s\" into its own process",
+		                   safe(ops->op_library_filename[i], vb, sizeof vb));
 		if (f && mlsec_finding_set_evidence(f, "library", "%s", vb) != MLSEC_OK)
 			c->rc = MLSEC_ERR_NOMEM;
 	}
 	if (is_python_backend(cfg))
 		triton_add(c, R_PYTHON_BACKEND, cfg, "backend", 0, "backend",
-			   "backend \"python\" imports and runs model.py from the model "
-			   "repository");
+		           "backend \"python\" imports and runs model.py from the model "
+		           "repository");
 	const Inference__ModelRepositoryAgents *ra = cfg->model_repository_agents;
 	for (size_t i = 0; ra && i < ra->n_agents; i++) {
 		const Inference__ModelRepositoryAgents__Agent *ag = ra->agents[i];
 		snprintf(fp, sizeof fp, "model_repository_agents.agents[%zu]", i);
 		triton_add(c, R_REPO_AGENT, ra, "agents", i, fp,
-			   "repository agent \"%s\" (libtritonrepoagent_%s.so) runs when the model "
-			   "loads",
-			   safe(ag->name, vb, sizeof vb), vb);
+		           "repository agent \"%s\" (libtritonrepoagent_%s.so) runs when the model "
+		           "loads",
+		           safe(ag->name, vb, sizeof vb), vb);
 		for (size_t k = 0; k < ag->n_parameters; k++) {
 			char kb[128], fp2[320];
 			const Inference__ModelRepositoryAgents__Agent__ParametersEntry *e =
-				ag->parameters[k];
+			        ag->parameters[k];
 			snprintf(fp2, sizeof fp2, "%s.parameters[\"%s\"]", fp,
-				 safe(e->key, kb, sizeof kb));
+			         safe(e->key, kb, sizeof kb));
 			check_secret(c, e, fp2, e->key, e->value);
 		}
 	}
 	const Inference__ModelOptimizationPolicy *op = cfg->optimization;
 	const Inference__ModelOptimizationPolicy__ExecutionAccelerators *ea =
-		op ? op->execution_accelerators : NULL;
+	        op ? op->execution_accelerators : NULL;
 	for (int g = 0; ea && g < 2; g++) {
 		size_t n = g ? ea->n_cpu_execution_accelerator : ea->n_gpu_execution_accelerator;
 		Inference__ModelOptimizationPolicy__ExecutionAccelerators__Accelerator **acc =
-			g ? ea->cpu_execution_accelerator : ea->gpu_execution_accelerator;
+		        g ? ea->cpu_execution_accelerator : ea->gpu_execution_accelerator;
 		for (size_t i = 0; i < n; i++) {
 			for (size_t k = 0; k < acc[i]->n_parameters; k++) {
 				char kb[128];
 				const Inference__ModelOptimizationPolicy__ExecutionAccelerators__Accelerator__ParametersEntry
-					*e = acc[i]->parameters[k];
+				        *e = acc[i]->parameters[k];
 				snprintf(fp, sizeof fp,
-					 "optimization.execution_accelerators.%s_execution_accelerator[%zu]"
-					 ".parameters[\"%s\"]",
-					 g ? "cpu" : "gpu", i, safe(e->key, kb, sizeof kb));
+				         "optimization.execution_accelerators.%s_execution_"
+				         "accelerator[%zu]"
+				         ".parameters[\"%s\"]",
+				         g ? "cpu" : "gpu", i, safe(e->key, kb, sizeof kb));
 				check_secret(c, e, fp, e->key, e->value);
 			}
 		}
@@ -321,7 +328,7 @@ static void check_paths(triton_ctx *c, const Inference__ModelConfig *cfg)
 	char fp[256], kb[128];
 	/* Model files live in <model>/<version>/: one ".." still stays inside. */
 	check_path(c, cfg, "default_model_filename", 0, "default_model_filename",
-		   "default_model_filename", cfg->default_model_filename, 1);
+	           "default_model_filename", cfg->default_model_filename, 1);
 	for (size_t i = 0; i < cfg->n_cc_model_filenames; i++) {
 		const Inference__ModelConfig__CcModelFilenamesEntry *e = cfg->cc_model_filenames[i];
 		snprintf(fp, sizeof fp, "cc_model_filenames[\"%s\"]", safe(e->key, kb, sizeof kb));
@@ -330,7 +337,7 @@ static void check_paths(triton_ctx *c, const Inference__ModelConfig *cfg)
 	for (size_t i = 0; i < cfg->n_output; i++) {
 		snprintf(fp, sizeof fp, "output[%zu].label_filename", i);
 		check_path(c, cfg->output[i], "label_filename", 0, fp, "label_filename",
-			   cfg->output[i]->label_filename, 0);
+		           cfg->output[i]->label_filename, 0);
 	}
 	/* Warmup files live in <model>/warmup/, initial states in
 	 * <model>/initial_state/. */
@@ -338,28 +345,32 @@ static void check_paths(triton_ctx *c, const Inference__ModelConfig *cfg)
 		const Inference__ModelWarmup *mw = cfg->model_warmup[w];
 		for (size_t i = 0; i < mw->n_inputs; i++) {
 			const Inference__ModelWarmup__InputsEntry *e = mw->inputs[i];
-			if (!e->value || e->value->input_data_type_case !=
-						 INFERENCE__MODEL_WARMUP__INPUT__INPUT_DATA_TYPE_INPUT_DATA_FILE)
+			if (!e->value ||
+			    e->value->input_data_type_case !=
+			            INFERENCE__MODEL_WARMUP__INPUT__INPUT_DATA_TYPE_INPUT_DATA_FILE)
 				continue;
-			snprintf(fp, sizeof fp, "model_warmup[%zu].inputs[\"%s\"].input_data_file", w,
-				 safe(e->key, kb, sizeof kb));
+			snprintf(fp, sizeof fp, "model_warmup[%zu].inputs[\"%s\"].input_data_file",
+			         w, safe(e->key, kb, sizeof kb));
 			check_path(c, e->value, "input_data_file", 0, fp, "warmup input_data_file",
-				   e->value->input_data_file, 1);
+			           e->value->input_data_file, 1);
 		}
 	}
-	if (cfg->scheduling_choice_case == INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_SEQUENCE_BATCHING) {
+	if (cfg->scheduling_choice_case ==
+	    INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_SEQUENCE_BATCHING) {
 		const Inference__ModelSequenceBatching *sb = cfg->sequence_batching;
 		for (size_t s = 0; s < sb->n_state; s++) {
 			for (size_t i = 0; i < sb->state[s]->n_initial_state; i++) {
 				const Inference__ModelSequenceBatching__InitialState *is =
-					sb->state[s]->initial_state[i];
+				        sb->state[s]->initial_state[i];
 				if (is->state_data_case !=
 				    INFERENCE__MODEL_SEQUENCE_BATCHING__INITIAL_STATE__STATE_DATA_DATA_FILE)
 					continue;
-				snprintf(fp, sizeof fp,
-					 "sequence_batching.state[%zu].initial_state[%zu].data_file", s, i);
+				snprintf(
+				        fp, sizeof fp,
+				        "sequence_batching.state[%zu].initial_state[%zu].data_file",
+				        s, i);
 				check_path(c, is, "data_file", 0, fp, "initial_state data_file",
-					   is->data_file, 1);
+				           is->data_file, 1);
 			}
 		}
 	}
@@ -379,40 +390,41 @@ static void check_inputs(triton_ctx *c, const Inference__ModelConfig *cfg)
 		snprintf(fp, sizeof fp, "input[%zu].dims[%zu]", i, first);
 		int is_string = in->data_type == INFERENCE__DATA_TYPE__TYPE_STRING;
 		if (is_string || in->allow_ragged_batch)
-			triton_add(c, R_INPUT_UNBOUNDED, in, "dims", first, fp,
-				   "input \"%s\" (%s%s) has %zu dimension(s) of -1: a single request "
-				   "can carry an arbitrarily large tensor",
-				   safe(in->name, nb, sizeof nb), is_string ? "TYPE_STRING" : "",
-				   in->allow_ragged_batch ? (is_string ? ", ragged" : "ragged batch")
-							  : "",
-				   var);
+			triton_add(
+			        c, R_INPUT_UNBOUNDED, in, "dims", first, fp,
+			        "input \"%s\" (%s%s) has %zu dimension(s) of -1: a single request "
+			        "can carry an arbitrarily large tensor",
+			        safe(in->name, nb, sizeof nb), is_string ? "TYPE_STRING" : "",
+			        in->allow_ragged_batch ? (is_string ? ", ragged" : "ragged batch")
+			                               : "",
+			        var);
 		else
 			triton_add(c, R_INPUT_DYNAMIC_DIM, in, "dims", first, fp,
-				   "input \"%s\" has %zu dimension(s) of -1", safe(in->name, nb, sizeof nb),
-				   var);
+			           "input \"%s\" has %zu dimension(s) of -1",
+			           safe(in->name, nb, sizeof nb), var);
 	}
 }
 
 static void check_queue_policy(triton_ctx *c, const Inference__ModelQueuePolicy *q,
-			       const void *owner, const char *field, const char *fpath)
+                               const void *owner, const char *field, const char *fpath)
 {
 	char fp[300];
 	if (!q || q->max_queue_size == 0) {
 		snprintf(fp, sizeof fp, "%s.max_queue_size", fpath);
 		triton_add(c, R_QUEUE_UNBOUNDED, q ? (const void *)q : owner,
-			   q ? "max_queue_size" : field, 0, fp,
-			   "%s has no max_queue_size (0 = unbounded): a request flood is queued "
-			   "in server memory instead of being rejected",
-			   fpath);
+		           q ? "max_queue_size" : field, 0, fp,
+		           "%s has no max_queue_size (0 = unbounded): a request flood is queued "
+		           "in server memory instead of being rejected",
+		           fpath);
 	}
 	if (q && q->timeout_action == INFERENCE__MODEL_QUEUE_POLICY__TIMEOUT_ACTION__DELAY &&
 	    q->default_timeout_microseconds == 0) {
 		snprintf(fp, sizeof fp, "%s.timeout_action", fpath);
 		triton_add(c, R_QUEUE_DELAY_NO_TIMEOUT, q, "timeout_action", 0, fp,
-			   "timeout_action DELAY with default_timeout_microseconds 0: requests "
-			   "wait without limit%s",
-			   q->allow_timeout_override ? " (and clients may override the timeout)"
-						     : "");
+		           "timeout_action DELAY with default_timeout_microseconds 0: requests "
+		           "wait without limit%s",
+		           q->allow_timeout_override ? " (and clients may override the timeout)"
+		                                     : "");
 	}
 }
 
@@ -423,12 +435,12 @@ static void check_scheduling(triton_ctx *c, const Inference__ModelConfig *cfg)
 	case INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_DYNAMIC_BATCHING: {
 		const Inference__ModelDynamicBatching *db = cfg->dynamic_batching;
 		check_queue_policy(c, db->default_queue_policy, cfg, "dynamic_batching",
-				   "dynamic_batching.default_queue_policy");
+		                   "dynamic_batching.default_queue_policy");
 		for (size_t i = 0; i < db->n_priority_queue_policy; i++) {
 			const Inference__ModelDynamicBatching__PriorityQueuePolicyEntry *e =
-				db->priority_queue_policy[i];
+			        db->priority_queue_policy[i];
 			snprintf(fp, sizeof fp, "dynamic_batching.priority_queue_policy[%llu]",
-				 (unsigned long long)e->key);
+			         (unsigned long long)e->key);
 			check_queue_policy(c, e->value, e, "value", fp);
 		}
 		break;
@@ -436,11 +448,13 @@ static void check_scheduling(triton_ctx *c, const Inference__ModelConfig *cfg)
 	case INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_ENSEMBLE_SCHEDULING: {
 		const Inference__ModelEnsembling *en = cfg->ensemble_scheduling;
 		if (en->max_inflight_requests == 0)
-			triton_add(c, R_ENSEMBLE_INFLIGHT, cfg, "ensemble_scheduling", 0,
-				   "ensemble_scheduling.max_inflight_requests",
-				   "ensemble with %zu step(s) and max_inflight_requests 0 (unlimited): "
-				   "fast early steps can pile up intermediate tensors without bound",
-				   en->n_step);
+			triton_add(
+			        c, R_ENSEMBLE_INFLIGHT, cfg, "ensemble_scheduling", 0,
+			        "ensemble_scheduling.max_inflight_requests",
+			        "ensemble with %zu step(s) and max_inflight_requests 0 "
+			        "(unlimited): "
+			        "fast early steps can pile up intermediate tensors without bound",
+			        en->n_step);
 		break;
 	}
 	default:
@@ -452,7 +466,7 @@ static int is_ensemble(const Inference__ModelConfig *cfg)
 {
 	return !strcmp(cfg->platform, "ensemble") ||
 	       cfg->scheduling_choice_case ==
-		       INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_ENSEMBLE_SCHEDULING;
+	               INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_ENSEMBLE_SCHEDULING;
 }
 
 static void check_instances(triton_ctx *c, const Inference__ModelConfig *cfg)
@@ -468,29 +482,31 @@ static void check_instances(triton_ctx *c, const Inference__ModelConfig *cfg)
 		if (total > c->aud->max_instances) {
 			snprintf(fp, sizeof fp, "instance_group[%zu].count", i);
 			triton_add(c, R_INSTANCE_COUNT, g, "count", 0, fp,
-				   "instance group %zu creates %lld instances (count %lld x %zu "
-				   "GPU(s)); threshold %ld",
-				   i, total, count, g->n_gpus ? g->n_gpus : (size_t)1,
-				   c->aud->max_instances);
+			           "instance group %zu creates %lld instances (count %lld x %zu "
+			           "GPU(s)); threshold %ld",
+			           i, total, count, g->n_gpus ? g->n_gpus : (size_t)1,
+			           c->aud->max_instances);
 		}
 	}
 	if (limited) {
 		c->aud->rate_limited_configs++;
 		if (!c->aud->first_rate_limited[0])
-			snprintf(c->aud->first_rate_limited, sizeof c->aud->first_rate_limited, "%s",
-				 c->path);
+			snprintf(c->aud->first_rate_limited, sizeof c->aud->first_rate_limited,
+			         "%s", c->path);
 	} else if (!is_ensemble(cfg)) {
-		triton_add(c, R_NO_RATE_LIMITER, cfg, cfg->n_instance_group ? "instance_group" : NULL,
-			   0, "instance_group[].rate_limiter",
-			   "%s: no instance group declares a rate_limiter (note: rate limiters only "
-			   "take effect when tritonserver runs with --rate-limit=execution_count)",
-			   cfg->n_instance_group ? "instance groups present" : "no instance_group");
+		triton_add(
+		        c, R_NO_RATE_LIMITER, cfg, cfg->n_instance_group ? "instance_group" : NULL,
+		        0, "instance_group[].rate_limiter",
+		        "%s: no instance group declares a rate_limiter (note: rate limiters only "
+		        "take effect when tritonserver runs with --rate-limit=execution_count)",
+		        cfg->n_instance_group ? "instance groups present" : "no instance_group");
 	}
 	const Inference__ModelVersionPolicy *vp = cfg->version_policy;
 	if (vp && vp->policy_choice_case == INFERENCE__MODEL_VERSION_POLICY__POLICY_CHOICE_ALL)
-		triton_add(c, R_VERSION_POLICY_ALL, vp, "all", 0, "version_policy.all",
-			   "version_policy all: every version directory in the repository is loaded "
-			   "and reachable, including retired ones");
+		triton_add(
+		        c, R_VERSION_POLICY_ALL, vp, "all", 0, "version_policy.all",
+		        "version_policy all: every version directory in the repository is loaded "
+		        "and reachable, including retired ones");
 }
 
 /* Values Triton's own validation rejects even though they parse. */
@@ -498,19 +514,20 @@ static void check_semantics(triton_ctx *c, const Inference__ModelConfig *cfg)
 {
 	if (cfg->max_batch_size < 0)
 		triton_add(c, R_MALFORMED, cfg, "max_batch_size", 0, "max_batch_size",
-			   "max_batch_size %d is negative; Triton rejects the model "
-			   "(0 = no batching, >0 = largest batch)",
-			   (int)cfg->max_batch_size);
+		           "max_batch_size %d is negative; Triton rejects the model "
+		           "(0 = no batching, >0 = largest batch)",
+		           (int)cfg->max_batch_size);
 	for (size_t i = 0; i < cfg->n_input; i++) {
 		const Inference__ModelInput *in = cfg->input[i];
 		for (size_t d = 0; d < in->n_dims; d++) {
 			if (in->dims[d] < -1) {
 				char fp[64];
 				snprintf(fp, sizeof fp, "input[%zu].dims[%zu]", i, d);
-				triton_add(c, R_MALFORMED, in, "dims", d, fp,
-					   "dimension %lld is invalid: Triton accepts -1 (variable) "
-					   "or a positive size",
-					   (long long)in->dims[d]);
+				triton_add(
+				        c, R_MALFORMED, in, "dims", d, fp,
+				        "dimension %lld is invalid: Triton accepts -1 (variable) "
+				        "or a positive size",
+				        (long long)in->dims[d]);
 			}
 		}
 	}

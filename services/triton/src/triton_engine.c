@@ -51,12 +51,12 @@ void mlsec_triton_auditor_set_max_instances(mlsec_triton_auditor *a, long n)
  * Refuses non-regular files without blocking on FIFOs.
  */
 static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max, size_t *len,
-			   mlsec_error *err)
+                           mlsec_error *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
-				       "%s: %s", path, strerror(errno));
+		                       "%s: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
@@ -65,8 +65,9 @@ static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max
 	if ((uint64_t)st.st_size > max) {
 		close(fd);
 		*len = (size_t)st.st_size;
-		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "file of %lld bytes exceeds the %zu-byte limit",
-				       (long long)st.st_size, max);
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+		                       "file of %lld bytes exceeds the %zu-byte limit",
+		                       (long long)st.st_size, max);
 	}
 	size_t want = (size_t)st.st_size + 1;
 	if (want > a->cap) {
@@ -105,7 +106,7 @@ static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max
 				close(fd);
 				*len = n;
 				return mlsec_error_set(err, MLSEC_ERR_LIMIT,
-						       "file grew past the %zu-byte limit", max);
+				                       "file grew past the %zu-byte limit", max);
 			}
 			char *nb = mlsec_realloc(a->buf, a->cap * 2);
 			if (!nb) {
@@ -119,7 +120,8 @@ static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max
 	close(fd);
 	if (n > max) {
 		*len = n;
-		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "file exceeds the %zu-byte limit", max);
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "file exceeds the %zu-byte limit",
+		                       max);
 	}
 	a->buf[n] = '\0';
 	*len = n;
@@ -150,14 +152,14 @@ static void set_details(mlsec_artifact *art, const Inference__ModelConfig *cfg, 
 	    json_object_set_new(d, "inputs", json_integer((json_int_t)cfg->n_input)) ||
 	    json_object_set_new(d, "outputs", json_integer((json_int_t)cfg->n_output)) ||
 	    json_object_set_new(d, "instance_groups",
-				json_integer((json_int_t)cfg->n_instance_group)) ||
+	                        json_integer((json_int_t)cfg->n_instance_group)) ||
 	    json_object_set_new(d, "scheduling", json_string(sched)))
 		c->rc = MLSEC_ERR_NOMEM;
 }
 
 /* Parses and checks text already read; art is the artifact to fill. */
 static mlsec_err audit_loaded(mlsec_triton_auditor *a, mlsec_artifact *art, const char *path,
-			      const char *text, size_t len)
+                              const char *text, size_t len)
 {
 	triton_ctx c = {.aud = a, .art = art, .path = path, .rc = MLSEC_OK};
 	ProtobufCMessage *msg = NULL;
@@ -165,14 +167,14 @@ static mlsec_err audit_loaded(mlsec_triton_auditor *a, mlsec_artifact *art, cons
 	mlsec_error_clear(&perr);
 	a->configs++;
 	mlsec_err rc = mlsec_pbtxt_parse(a->parser, &inference__model_config__descriptor, text, len,
-					 &msg, &perr);
+	                                 &msg, &perr);
 	if (rc == MLSEC_ERR_NOMEM)
 		return rc;
 	if (rc != MLSEC_OK) {
 		snprintf(perr.file, sizeof perr.file, "%s", path);
 		return mlsec_artifact_add_malformed(art, MLSEC_TRITON_RULE_PREFIX, &perr)
-			       ? MLSEC_OK
-			       : MLSEC_ERR_NOMEM;
+		               ? MLSEC_OK
+		               : MLSEC_ERR_NOMEM;
 	}
 	const Inference__ModelConfig *cfg = (const Inference__ModelConfig *)msg;
 	set_details(art, cfg, &c);
@@ -181,10 +183,10 @@ static mlsec_err audit_loaded(mlsec_triton_auditor *a, mlsec_artifact *art, cons
 }
 
 mlsec_err mlsec_triton_audit_text(mlsec_triton_auditor *a, mlsec_report *rep, const char *path,
-				  const char *text, size_t len, mlsec_error *err)
+                                  const char *text, size_t len, mlsec_error *err)
 {
-	mlsec_artifact *art = mlsec_report_add_artifact(
-		rep, path, mlsec_format_name(MLSEC_FMT_TRITON_CONFIG));
+	mlsec_artifact *art =
+	        mlsec_report_add_artifact(rep, path, mlsec_format_name(MLSEC_FMT_TRITON_CONFIG));
 	if (!art)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	mlsec_err rc = audit_loaded(a, art, path, text, len);
@@ -194,7 +196,7 @@ mlsec_err mlsec_triton_audit_text(mlsec_triton_auditor *a, mlsec_report *rep, co
 }
 
 mlsec_err mlsec_triton_audit_file(mlsec_triton_auditor *a, mlsec_report *rep, const char *path,
-				  mlsec_error *err)
+                                  mlsec_error *err)
 {
 	size_t len = 0;
 	mlsec_error rerr;
@@ -210,16 +212,16 @@ mlsec_err mlsec_triton_audit_file(mlsec_triton_auditor *a, mlsec_report *rep, co
 			*err = rerr;
 		return rc;
 	}
-	mlsec_artifact *art = mlsec_report_add_artifact(
-		rep, path, mlsec_format_name(MLSEC_FMT_TRITON_CONFIG));
+	mlsec_artifact *art =
+	        mlsec_report_add_artifact(rep, path, mlsec_format_name(MLSEC_FMT_TRITON_CONFIG));
 	if (!art)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	if (rc == MLSEC_ERR_LIMIT) {
 		snprintf(rerr.file, sizeof rerr.file, "%s", path);
 		rerr.offset = -1;
 		return mlsec_artifact_add_malformed(art, MLSEC_TRITON_RULE_PREFIX, &rerr)
-			       ? MLSEC_OK
-			       : mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+		               ? MLSEC_OK
+		               : mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	}
 	char hex[MLSEC_SHA256_HEX_LEN];
 	mlsec_sha256_buf(a->buf, len, hex);
@@ -232,7 +234,7 @@ mlsec_err mlsec_triton_audit_file(mlsec_triton_auditor *a, mlsec_report *rep, co
 }
 
 mlsec_err mlsec_triton_audit_launch_args(mlsec_triton_auditor *a, mlsec_report *rep,
-					 const char *path, mlsec_error *err)
+                                         const char *path, mlsec_error *err)
 {
 	size_t len = 0;
 	mlsec_error rerr;
@@ -257,8 +259,8 @@ mlsec_err mlsec_triton_audit_launch_args(mlsec_triton_auditor *a, mlsec_report *
 }
 
 mlsec_err mlsec_triton_audit_launch_text(mlsec_triton_auditor *a, mlsec_report *rep,
-					 const char *path, const char *text, size_t len,
-					 int is_yaml, mlsec_error *err)
+                                         const char *path, const char *text, size_t len,
+                                         int is_yaml, mlsec_error *err)
 {
 	a->auth_noted = 1;
 	return triton_launch_audit(a, rep, path, text, len, is_yaml, err);
@@ -272,10 +274,10 @@ mlsec_err mlsec_triton_note_auth_unknown(mlsec_triton_auditor *a, mlsec_report *
 	triton_ctx c = {.aud = a, .art = mlsec_report_artifact(rep, 0), .rc = MLSEC_OK};
 	c.path = mlsec_artifact_path(c.art);
 	triton_add_at(&c, R_AUTH_UNKNOWN, 0, 0, "tritonserver command line",
-		      "config.pbtxt says nothing about authentication, TLS or which APIs are "
-		      "exposed; those are tritonserver flags (--grpc-restricted-protocol, "
-		      "--http-restricted-api, --grpc-use-ssl, --allow-http). Reported once "
-		      "for the run.");
+	              "config.pbtxt says nothing about authentication, TLS or which APIs are "
+	              "exposed; those are tritonserver flags (--grpc-restricted-protocol, "
+	              "--http-restricted-api, --grpc-use-ssl, --allow-http). Reported once "
+	              "for the run.");
 	return c.rc;
 }
 
@@ -289,7 +291,7 @@ static int want_config(const char *path, const char *base, void *ctx)
 }
 
 static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *rep,
-				mlsec_error *err)
+                                mlsec_error *err)
 {
 	const char *launch = NULL;
 	long max_inst = 0;
@@ -302,17 +304,18 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 		if (!strcmp(key, "launch-args") && json_is_string(val))
 			launch = json_string_value(val);
 		else if (!strcmp(key, "max-instance-count") && json_is_integer(val) &&
-			 json_integer_value(val) > 0)
+		         json_integer_value(val) > 0)
 			max_inst = (long)json_integer_value(val);
 		else if (!strcmp(key, "launch-args") || !strcmp(key, "max-instance-count"))
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "bad value for option %s",
-					       key);
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "bad value for option %s", key);
 		/* Other keys (shared output flags) are not ours: ignore them. */
 	}
 	if (req->npaths == 0)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no targets given");
 	mlsec_strlist files = {0};
-	mlsec_err rc = mlsec_targets_expand(req->paths, req->npaths, want_config, NULL, &files, err);
+	mlsec_err rc =
+	        mlsec_targets_expand(req->paths, req->npaths, want_config, NULL, &files, err);
 	if (rc != MLSEC_OK) {
 		mlsec_strlist_free(&files);
 		return rc;
@@ -342,8 +345,8 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 		mlsec_triton_auditor_set_max_instances(a, max_inst);
 	for (size_t i = 0; i < files.count; i++) {
 		if (req->cancel && *req->cancel) {
-			rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT, "cancelled after %zu of %zu files",
-					     i, files.count);
+			rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
+			                     "cancelled after %zu of %zu files", i, files.count);
 			break;
 		}
 		rc = mlsec_triton_audit_file(a, rep, files.items[i], err);
@@ -352,12 +355,12 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 		rc = MLSEC_OK; /* unreadable files are already report errors */
 		if (req->progress)
 			req->progress(req->progress_ctx, "configs", (double)(i + 1),
-				      (double)files.count);
+			              (double)files.count);
 	}
 	if (rc == MLSEC_OK) {
 		if (launch)
-			rc = mlsec_triton_audit_launch_args(a, rep, launch_path ? launch_path : launch,
-							    err);
+			rc = mlsec_triton_audit_launch_args(
+			        a, rep, launch_path ? launch_path : launch, err);
 		else
 			rc = mlsec_triton_note_auth_unknown(a, rep);
 	}
@@ -368,8 +371,8 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 }
 
 const mlsec_engine mlsec_engine_triton = {
-	.stage = "triton",
-	.rule_prefix = MLSEC_TRITON_RULE_PREFIX,
-	.summary = "audit Triton config.pbtxt files and tritonserver launch flags",
-	.analyze = engine_analyze,
+        .stage = "triton",
+        .rule_prefix = MLSEC_TRITON_RULE_PREFIX,
+        .summary = "audit Triton config.pbtxt files and tritonserver launch flags",
+        .analyze = engine_analyze,
 };

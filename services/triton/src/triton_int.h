@@ -54,8 +54,8 @@ struct mlsec_triton_auditor {
 typedef struct triton_ctx {
 	mlsec_triton_auditor *aud;
 	mlsec_artifact *art;
-	const char *path;  /* the artifact path (for locations) */
-	mlsec_err rc;      /* first allocation failure */
+	const char *path; /* the artifact path (for locations) */
+	mlsec_err rc;     /* first allocation failure */
 } triton_ctx;
 
 /*
@@ -64,20 +64,20 @@ typedef struct triton_ctx {
  * printf-style detail. Returns the finding or NULL (ctx->rc set on NOMEM).
  */
 mlsec_finding *triton_add(triton_ctx *c, triton_rule_ix r, const void *msg, const char *field,
-			  size_t index, const char *fpath, const char *fmt, ...)
-	__attribute__((format(printf, 7, 8)));
+                          size_t index, const char *fpath, const char *fmt, ...)
+        __attribute__((format(printf, 7, 8)));
 
 /* Same with an explicit line (0 = unknown). */
 mlsec_finding *triton_add_at(triton_ctx *c, triton_rule_ix r, long line, long col,
-			     const char *fpath, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+                             const char *fpath, const char *fmt, ...)
+        __attribute__((format(printf, 6, 7)));
 
 /* Runs every config rule on a parsed config. */
 void triton_check_config(triton_ctx *c, const Inference__ModelConfig *cfg);
 
 /* Launch-flag audit of already-read text (triton_launch.c). */
 mlsec_err triton_launch_audit(mlsec_triton_auditor *a, mlsec_report *rep, const char *path,
-			      const char *text, size_t len, int is_yaml, mlsec_error *err);
+                              const char *text, size_t len, int is_yaml, mlsec_error *err);
 
 /* 1 when the string looks like a credential (token formats, keys). */
 int triton_value_looks_secret(const char *v);

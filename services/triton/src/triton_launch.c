@@ -16,8 +16,8 @@
 #include "mlsec/alloc.h"
 #include "triton_int.h"
 
-#define LAUNCH_MAX_ARGS 4096      /* arguments per command line */
-#define LAUNCH_MAX_ARG_LEN 65536  /* bytes per argument */
+#define LAUNCH_MAX_ARGS 4096         /* arguments per command line */
+#define LAUNCH_MAX_ARG_LEN 65536     /* bytes per argument */
 #define LAUNCH_MAX_YAML_NODES 200000 /* node visits per file (alias bombs) */
 #define LAUNCH_MAX_YAML_DEPTH 64
 #define LAUNCH_MAX_CONTAINERS 256
@@ -75,7 +75,7 @@ static mlsec_err largv_push(largv *a, char *s, long line, long col)
  * word start. base_line/base_col locate text inside a larger file.
  */
 static mlsec_err shell_split(const char *t, size_t len, long base_line, long base_col, largv *out,
-			     mlsec_error *err)
+                             mlsec_error *err)
 {
 	size_t i = 0;
 	long line = base_line;
@@ -113,8 +113,8 @@ static mlsec_err shell_split(const char *t, size_t len, long base_line, long bas
 			c = t[i];
 			if (n + 4 >= wcap) {
 				rc = mlsec_error_set_at(err, MLSEC_ERR_LIMIT, NULL, wl, wc, -1,
-							"argument longer than %d bytes",
-							LAUNCH_MAX_ARG_LEN);
+				                        "argument longer than %d bytes",
+				                        LAUNCH_MAX_ARG_LEN);
 				break;
 			}
 			if (c == '\'') {
@@ -122,14 +122,14 @@ static mlsec_err shell_split(const char *t, size_t len, long base_line, long bas
 				while (e < len && t[e] != '\'')
 					e++;
 				if (e >= len) {
-					rc = mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL, wl, wc, -1,
-								"unterminated ' quote");
+					rc = mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL, wl, wc,
+					                        -1, "unterminated ' quote");
 					break;
 				}
 				size_t k = e - i - 1;
 				if (n + k + 1 >= wcap) {
-					rc = mlsec_error_set_at(err, MLSEC_ERR_LIMIT, NULL, wl, wc, -1,
-								"argument too long");
+					rc = mlsec_error_set_at(err, MLSEC_ERR_LIMIT, NULL, wl, wc,
+					                        -1, "argument too long");
 					break;
 				}
 				for (size_t q = i + 1; q < e; q++)
@@ -143,7 +143,8 @@ static mlsec_err shell_split(const char *t, size_t len, long base_line, long bas
 			} else if (c == '"') {
 				size_t e = i + 1;
 				while (e < len && t[e] != '"' && n + 2 < wcap) {
-					if (t[e] == '\\' && e + 1 < len && strchr("\"\\$`\n", t[e + 1])) {
+					if (t[e] == '\\' && e + 1 < len &&
+					    strchr("\"\\$`\n", t[e + 1])) {
 						if (t[e + 1] != '\n')
 							w[n++] = t[e + 1];
 						e += 2;
@@ -156,8 +157,8 @@ static mlsec_err shell_split(const char *t, size_t len, long base_line, long bas
 					w[n++] = t[e++];
 				}
 				if (e >= len || t[e] != '"') {
-					rc = mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL, wl, wc, -1,
-								"unterminated \" quote");
+					rc = mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL, wl, wc,
+					                        -1, "unterminated \" quote");
 					break;
 				}
 				i = e + 1;
@@ -181,7 +182,7 @@ static mlsec_err shell_split(const char *t, size_t len, long base_line, long bas
 		rc = largv_push(out, s, wl, wc);
 		if (rc == MLSEC_ERR_LIMIT)
 			mlsec_error_set_at(err, rc, NULL, wl, wc, -1, "more than %d arguments",
-					   LAUNCH_MAX_ARGS);
+			                   LAUNCH_MAX_ARGS);
 		else if (rc != MLSEC_OK)
 			mlsec_error_set(err, rc, "out of memory");
 	}
@@ -207,17 +208,22 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } categories[] = {
-	{"health", CAT_HEALTH},         {"metadata", CAT_METADATA},
-	{"inference", CAT_INFERENCE},   {"shared-memory", CAT_SHM},
-	{"model-config", CAT_MODEL_CONFIG}, {"model-repository", CAT_MODEL_REPO},
-	{"statistics", CAT_STATISTICS}, {"trace", CAT_TRACE},
-	{"logging", CAT_LOGGING},       {NULL, 0},
+        {"health", CAT_HEALTH},
+        {"metadata", CAT_METADATA},
+        {"inference", CAT_INFERENCE},
+        {"shared-memory", CAT_SHM},
+        {"model-config", CAT_MODEL_CONFIG},
+        {"model-repository", CAT_MODEL_REPO},
+        {"statistics", CAT_STATISTICS},
+        {"trace", CAT_TRACE},
+        {"logging", CAT_LOGGING},
+        {NULL, 0},
 };
 
 typedef struct launch_cfg {
 	const larg *cmd; /* the tritonserver word, or the first flag */
 	const larg *model_control, *rate_limit, *exit_on_error, *http_addr, *grpc_addr,
-		*metrics_addr;
+	        *metrics_addr;
 	int allow_http, allow_grpc, allow_metrics, grpc_ssl, exit_err;
 	unsigned grpc_restricted, http_restricted;
 	size_t nflags;
@@ -311,7 +317,8 @@ static void read_flags(const largv *a, size_t start, launch_cfg *L)
 			L->allow_grpc = parse_bool(val, 1);
 		else if (name_is(name, nl, "allow-metrics"))
 			L->allow_metrics = parse_bool(val, 1);
-		else if (name_is(name, nl, "grpc-use-ssl") || name_is(name, nl, "grpc-use-ssl-mutual"))
+		else if (name_is(name, nl, "grpc-use-ssl") ||
+		         name_is(name, nl, "grpc-use-ssl-mutual"))
 			L->grpc_ssl |= parse_bool(val, 1);
 		else if (name_is(name, nl, "http-address"))
 			L->http_addr = at;
@@ -360,28 +367,30 @@ static void check_launch(triton_ctx *c, const largv *a, const launch_cfg *L, con
 		unrestricted(L, CAT_MODEL_REPO, prot, sizeof prot);
 		if ((!strcmp(mode, "poll") || !strcmp(mode, "explicit")) && prot[0]) {
 			snprintf(fp, sizeof fp, "%s--model-control-mode", where);
-			triton_add_at(c, R_LAUNCH_MODEL_CONTROL, L->model_control->line,
-				      L->model_control->col, fp,
-				      "--model-control-mode=%s with the model-repository API open over "
-				      "%s: %s",
-				      mode, prot,
-				      !strcmp(mode, "explicit")
-					      ? "any client can load, unload or upload models (the load "
-						"API accepts whole model files and configs)"
-					      : "whoever can write the repository or reach the API "
-						"changes what the server runs");
+			triton_add_at(
+			        c, R_LAUNCH_MODEL_CONTROL, L->model_control->line,
+			        L->model_control->col, fp,
+			        "--model-control-mode=%s with the model-repository API open over "
+			        "%s: %s",
+			        mode, prot,
+			        !strcmp(mode, "explicit")
+			                ? "any client can load, unload or upload models (the load "
+			                  "API accepts whole model files and configs)"
+			                : "whoever can write the repository or reach the API "
+			                  "changes what the server runs");
 		}
 	}
 	static const struct {
 		unsigned bit;
 		const char *name, *why;
 	} sensitive[] = {
-		{CAT_MODEL_REPO, "model-repository",
-		 "repository index, load/unload (CVE-2025-23316 via model names)"},
-		{CAT_SHM, "shared-memory",
-		 "register client memory regions (CVE-2024-0088, CVE-2025-23319/23320/23334)"},
-		{CAT_LOGGING, "logging", "change the log file path (CVE-2024-0087: arbitrary file write)"},
-		{CAT_TRACE, "trace", "change the trace file (CVE-2024-0100: arbitrary file write)"},
+	        {CAT_MODEL_REPO, "model-repository",
+	         "repository index, load/unload (CVE-2025-23316 via model names)"},
+	        {CAT_SHM, "shared-memory",
+	         "register client memory regions (CVE-2024-0088, CVE-2025-23319/23320/23334)"},
+	        {CAT_LOGGING, "logging",
+	         "change the log file path (CVE-2024-0087: arbitrary file write)"},
+	        {CAT_TRACE, "trace", "change the trace file (CVE-2024-0100: arbitrary file write)"},
 	};
 	for (size_t k = 0; k < sizeof sensitive / sizeof *sensitive; k++) {
 		unrestricted(L, sensitive[k].bit, prot, sizeof prot);
@@ -389,9 +398,9 @@ static void check_launch(triton_ctx *c, const largv *a, const launch_cfg *L, con
 			continue;
 		snprintf(fp, sizeof fp, "%srestricted API category %s", where, sensitive[k].name);
 		mlsec_finding *f = triton_add_at(
-			c, R_LAUNCH_API_UNRESTRICTED, l0, c0, fp,
-			"the %s API category is reachable without a restriction key over %s: %s",
-			sensitive[k].name, prot, sensitive[k].why);
+		        c, R_LAUNCH_API_UNRESTRICTED, l0, c0, fp,
+		        "the %s API category is reachable without a restriction key over %s: %s",
+		        sensitive[k].name, prot, sensitive[k].why);
 		if (f && mlsec_finding_set_evidence(f, "category", "%s", sensitive[k].name))
 			c->rc = MLSEC_ERR_NOMEM;
 	}
@@ -399,41 +408,43 @@ static void check_launch(triton_ctx *c, const largv *a, const launch_cfg *L, con
 	if (L->allow_http && !is_loopback(ha)) {
 		snprintf(fp, sizeof fp, "%s--allow-http", where);
 		triton_add_at(c, R_LAUNCH_HTTP_EXPOSED, L->http_addr ? L->http_addr->line : l0,
-			      L->http_addr ? L->http_addr->col : c0, fp,
-			      "HTTP endpoint enabled on %s: Triton's HTTP server has no TLS, so "
-			      "inputs, outputs and any restriction keys cross the network in clear",
-			      ha);
+		              L->http_addr ? L->http_addr->col : c0, fp,
+		              "HTTP endpoint enabled on %s: Triton's HTTP server has no TLS, so "
+		              "inputs, outputs and any restriction keys cross the network in clear",
+		              ha);
 	}
 	const char *ma = L->metrics_addr ? flag_value(a, L->metrics_addr) : "0.0.0.0";
 	if (L->allow_metrics && !is_loopback(ma)) {
 		snprintf(fp, sizeof fp, "%s--allow-metrics", where);
 		triton_add_at(c, R_LAUNCH_METRICS_EXPOSED,
-			      L->metrics_addr ? L->metrics_addr->line : l0,
-			      L->metrics_addr ? L->metrics_addr->col : c0, fp,
-			      "metrics endpoint enabled on %s (model names, load and GPU usage "
-			      "visible to anyone who can reach it)",
-			      ma);
+		              L->metrics_addr ? L->metrics_addr->line : l0,
+		              L->metrics_addr ? L->metrics_addr->col : c0, fp,
+		              "metrics endpoint enabled on %s (model names, load and GPU usage "
+		              "visible to anyone who can reach it)",
+		              ma);
 	}
 	if (L->allow_grpc && !L->grpc_ssl) {
 		snprintf(fp, sizeof fp, "%s--grpc-use-ssl", where);
 		triton_add_at(c, R_LAUNCH_GRPC_NO_TLS, l0, c0, fp,
-			      "gRPC is enabled without --grpc-use-ssl: traffic and restriction "
-			      "headers are plaintext");
+		              "gRPC is enabled without --grpc-use-ssl: traffic and restriction "
+		              "headers are plaintext");
 	}
 	if (!L->exit_err) {
 		snprintf(fp, sizeof fp, "%s--exit-on-error", where);
-		triton_add_at(c, R_LAUNCH_EXIT_ON_ERROR, L->exit_on_error->line,
-			      L->exit_on_error->col, fp,
-			      "--exit-on-error=false: the server starts even when models fail to load");
+		triton_add_at(
+		        c, R_LAUNCH_EXIT_ON_ERROR, L->exit_on_error->line, L->exit_on_error->col,
+		        fp,
+		        "--exit-on-error=false: the server starts even when models fail to load");
 	}
 	const char *rl = L->rate_limit ? flag_value(a, L->rate_limit) : "off";
 	if (strcmp(rl, "execution_count") != 0 && c->aud->rate_limited_configs > 0) {
 		snprintf(fp, sizeof fp, "%s--rate-limit", where);
-		triton_add_at(c, R_LAUNCH_RATE_LIMIT_OFF, L->rate_limit ? L->rate_limit->line : l0,
-			      L->rate_limit ? L->rate_limit->col : c0, fp,
-			      "--rate-limit=%s but %zu audited config(s) declare rate limiters (e.g. "
-			      "%s): they are ignored",
-			      rl, c->aud->rate_limited_configs, c->aud->first_rate_limited);
+		triton_add_at(
+		        c, R_LAUNCH_RATE_LIMIT_OFF, L->rate_limit ? L->rate_limit->line : l0,
+		        L->rate_limit ? L->rate_limit->col : c0, fp,
+		        "--rate-limit=%s but %zu audited config(s) declare rate limiters (e.g. "
+		        "%s): they are ignored",
+		        rl, c->aud->rate_limited_configs, c->aud->first_rate_limited);
 	}
 }
 
@@ -448,7 +459,7 @@ static mlsec_err expand_scripts(largv *a, mlsec_error *err)
 		mlsec_err rc = shell_split(s, strlen(s), a->v[i].line, a->v[i].col, &sub, err);
 		if (rc == MLSEC_OK && a->n - 1 + sub.n > LAUNCH_MAX_ARGS)
 			rc = mlsec_error_set(err, MLSEC_ERR_LIMIT, "more than %d arguments",
-					     LAUNCH_MAX_ARGS);
+			                     LAUNCH_MAX_ARGS);
 		if (rc == MLSEC_OK && sub.n > 1) {
 			size_t need = a->n - 1 + sub.n;
 			if (need > a->cap) {
@@ -462,7 +473,8 @@ static mlsec_err expand_scripts(largv *a, mlsec_error *err)
 			}
 			if (rc == MLSEC_OK) {
 				mlsec_free(a->v[i].s);
-				memmove(a->v + i + sub.n, a->v + i + 1, (a->n - i - 1) * sizeof *a->v);
+				memmove(a->v + i + sub.n, a->v + i + 1,
+				        (a->n - i - 1) * sizeof *a->v);
 				memcpy(a->v + i, sub.v, sub.n * sizeof *a->v);
 				a->n += sub.n - 1;
 				i += sub.n - 1;
@@ -481,8 +493,7 @@ static mlsec_err expand_scripts(largv *a, mlsec_error *err)
  * one was found. image_says_triton allows bare flag lists (container args
  * for the Triton image's entrypoint).
  */
-static int audit_words(triton_ctx *c, largv *a, const char *where, int bare_ok,
-		       json_t *seen)
+static int audit_words(triton_ctx *c, largv *a, const char *where, int bare_ok, json_t *seen)
 {
 	size_t start = SIZE_MAX;
 	for (size_t i = 0; i < a->n; i++)
@@ -502,11 +513,12 @@ static int audit_words(triton_ctx *c, largv *a, const char *where, int bare_ok,
 	if (o) {
 		json_object_set_new(o, "where", json_string(where[0] ? where : "command line"));
 		json_object_set_new(o, "flags", json_integer((json_int_t)L.nflags));
-		json_object_set_new(o, "model_control_mode",
-				    json_string(L.model_control ? flag_value(a, L.model_control)
-								: "none"));
-		json_object_set_new(o, "rate_limit",
-				    json_string(L.rate_limit ? flag_value(a, L.rate_limit) : "off"));
+		json_object_set_new(
+		        o, "model_control_mode",
+		        json_string(L.model_control ? flag_value(a, L.model_control) : "none"));
+		json_object_set_new(
+		        o, "rate_limit",
+		        json_string(L.rate_limit ? flag_value(a, L.rate_limit) : "off"));
 		json_object_set_new(o, "grpc_tls", json_boolean(L.grpc_ssl));
 		json_array_append_new(seen, o);
 	}
@@ -547,11 +559,12 @@ static mlsec_err push_scalar(ywalk *w, const yaml_node_t *n, largv *out)
 	char *s = mlsec_strndup((const char *)n->data.scalar.value, n->data.scalar.length);
 	if (!s)
 		return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
-	mlsec_err rc = largv_push(out, s, (long)n->start_mark.line + 1, (long)n->start_mark.column + 1);
+	mlsec_err rc =
+	        largv_push(out, s, (long)n->start_mark.line + 1, (long)n->start_mark.column + 1);
 	if (rc == MLSEC_ERR_LIMIT)
 		return mlsec_error_set_at(w->err, rc, NULL, (long)n->start_mark.line + 1,
-					  (long)n->start_mark.column + 1, -1, "more than %d arguments",
-					  LAUNCH_MAX_ARGS);
+		                          (long)n->start_mark.column + 1, -1,
+		                          "more than %d arguments", LAUNCH_MAX_ARGS);
 	return rc == MLSEC_OK ? rc : mlsec_error_set(w->err, rc, "out of memory");
 }
 
@@ -562,8 +575,8 @@ static mlsec_err collect_words(ywalk *w, const yaml_node_t *n, largv *out)
 	if (n->type == YAML_SCALAR_NODE) {
 		/* A command given as one string: split it like a shell would. */
 		return shell_split((const char *)n->data.scalar.value, n->data.scalar.length,
-				   (long)n->start_mark.line + 1, (long)n->start_mark.column + 1, out,
-				   w->err);
+		                   (long)n->start_mark.line + 1, (long)n->start_mark.column + 1,
+		                   out, w->err);
 	}
 	if (n->type != YAML_SEQUENCE_NODE)
 		return MLSEC_OK;
@@ -583,7 +596,7 @@ static mlsec_err audit_container(ywalk *w, yaml_node_t *ct)
 {
 	if (++w->containers > LAUNCH_MAX_CONTAINERS)
 		return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "more than %d containers",
-				       LAUNCH_MAX_CONTAINERS);
+		                       LAUNCH_MAX_CONTAINERS);
 	yaml_node_t *name = map_get(w->doc, ct, "name");
 	yaml_node_t *image = map_get(w->doc, ct, "image");
 	int triton_image = 0;
@@ -604,8 +617,9 @@ static mlsec_err audit_container(ywalk *w, yaml_node_t *ct)
 		char nb[100] = "?";
 		if (name && name->type == YAML_SCALAR_NODE)
 			snprintf(nb, sizeof nb, "%.*s",
-				 (int)(name->data.scalar.length > 80 ? 80 : name->data.scalar.length),
-				 name->data.scalar.value);
+			         (int)(name->data.scalar.length > 80 ? 80
+			                                             : name->data.scalar.length),
+			         name->data.scalar.value);
 		for (char *p = nb; *p; p++)
 			if ((unsigned char)*p < 0x20)
 				*p = '?';
@@ -622,9 +636,10 @@ static mlsec_err ywalk_node(ywalk *w, yaml_node_t *n, unsigned depth)
 	if (!n)
 		return MLSEC_OK;
 	if (++w->visits > LAUNCH_MAX_YAML_NODES || depth > LAUNCH_MAX_YAML_DEPTH)
-		return mlsec_error_set_at(w->err, MLSEC_ERR_LIMIT, NULL, (long)n->start_mark.line + 1,
-					  (long)n->start_mark.column + 1, -1,
-					  "YAML too deep or too many nodes (aliases?)");
+		return mlsec_error_set_at(w->err, MLSEC_ERR_LIMIT, NULL,
+		                          (long)n->start_mark.line + 1,
+		                          (long)n->start_mark.column + 1, -1,
+		                          "YAML too deep or too many nodes (aliases?)");
 	mlsec_err rc = MLSEC_OK;
 	if (n->type == YAML_MAPPING_NODE) {
 		for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
@@ -652,7 +667,7 @@ static mlsec_err ywalk_node(ywalk *w, yaml_node_t *n, unsigned depth)
 }
 
 static mlsec_err audit_yaml(triton_ctx *c, const char *text, size_t len, json_t *seen,
-			    size_t *found, mlsec_error *err)
+                            size_t *found, mlsec_error *err)
 {
 	yaml_parser_t parser;
 	if (!yaml_parser_initialize(&parser))
@@ -663,13 +678,12 @@ static mlsec_err audit_yaml(triton_ctx *c, const char *text, size_t len, json_t 
 	for (;;) {
 		yaml_document_t doc;
 		if (!yaml_parser_load(&parser, &doc)) {
-			rc = mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL,
-						(long)parser.problem_mark.line + 1,
-						(long)parser.problem_mark.column + 1,
-						(long long)parser.problem_mark.index, "YAML: %s%s%s",
-						parser.problem ? parser.problem : "parse error",
-						parser.context ? " " : "",
-						parser.context ? parser.context : "");
+			rc = mlsec_error_set_at(
+			        err, MLSEC_ERR_PARSE, NULL, (long)parser.problem_mark.line + 1,
+			        (long)parser.problem_mark.column + 1,
+			        (long long)parser.problem_mark.index, "YAML: %s%s%s",
+			        parser.problem ? parser.problem : "parse error",
+			        parser.context ? " " : "", parser.context ? parser.context : "");
 			break;
 		}
 		yaml_node_t *root = yaml_document_get_root_node(&doc);
@@ -719,11 +733,12 @@ static int looks_yaml(const char *path, const char *t, size_t len)
 	size_t k = i;
 	while (k < len && (isalnum((unsigned char)t[k]) || t[k] == '_' || t[k] == '.'))
 		k++;
-	return k > i && k < len && t[k] == ':' && (k + 1 >= len || isspace((unsigned char)t[k + 1]));
+	return k > i && k < len && t[k] == ':' &&
+	       (k + 1 >= len || isspace((unsigned char)t[k + 1]));
 }
 
 mlsec_err triton_launch_audit(mlsec_triton_auditor *a, mlsec_report *rep, const char *path,
-			      const char *text, size_t len, int is_yaml, mlsec_error *err)
+                              const char *text, size_t len, int is_yaml, mlsec_error *err)
 {
 	mlsec_artifact *art = mlsec_report_add_artifact(rep, path, "triton-launch-args");
 	if (!art)
@@ -755,10 +770,10 @@ mlsec_err triton_launch_audit(mlsec_triton_auditor *a, mlsec_report *rep, const 
 	if (rc == MLSEC_OK && found == 0) {
 		rc = MLSEC_ERR_PARSE;
 		mlsec_error_set_at(&perr, rc, NULL, 1, 1, -1,
-				   "no tritonserver command line found (expected tritonserver "
-				   "arguments, or %s)",
-				   is_yaml ? "a container whose command/args run tritonserver"
-					   : "a Kubernetes manifest");
+		                   "no tritonserver command line found (expected tritonserver "
+		                   "arguments, or %s)",
+		                   is_yaml ? "a container whose command/args run tritonserver"
+		                           : "a Kubernetes manifest");
 	}
 	if (rc != MLSEC_OK) {
 		snprintf(perr.file, sizeof perr.file, "%s", path);

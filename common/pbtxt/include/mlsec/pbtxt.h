@@ -72,8 +72,7 @@ void mlsec_pbtxt_reset(mlsec_pbtxt *p);
  * the reason; err->file is left untouched.
  */
 mlsec_err mlsec_pbtxt_parse(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc,
-			    const char *text, size_t len, ProtobufCMessage **out,
-			    mlsec_error *err);
+                            const char *text, size_t len, ProtobufCMessage **out, mlsec_error *err);
 
 /*
  * Where the last parse set `field` of message `msg` (a message inside the
@@ -82,7 +81,7 @@ mlsec_err mlsec_pbtxt_parse(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *de
  * else 0. line/column may be NULL.
  */
 int mlsec_pbtxt_locate(const mlsec_pbtxt *p, const void *msg, const char *field, size_t index,
-		       long *line, long *column);
+                       long *line, long *column);
 
 /* Bytes of arena memory the last parse used (for limits and tests). */
 size_t mlsec_pbtxt_memory_used(const mlsec_pbtxt *p);

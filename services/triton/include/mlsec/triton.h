@@ -58,12 +58,12 @@ void mlsec_triton_auditor_set_max_instances(mlsec_triton_auditor *a, long n);
  * MLSEC_ERR_IO / MLSEC_ERR_NOT_FOUND; MLSEC_ERR_NOMEM on allocation failure.
  */
 mlsec_err mlsec_triton_audit_file(mlsec_triton_auditor *a, mlsec_report *rep, const char *path,
-				  mlsec_error *err);
+                                  mlsec_error *err);
 
 /* Same for text already in memory; path names the artifact and its
  * directory is taken as the model directory. No digest is set. */
 mlsec_err mlsec_triton_audit_text(mlsec_triton_auditor *a, mlsec_report *rep, const char *path,
-				  const char *text, size_t len, mlsec_error *err);
+                                  const char *text, size_t len, mlsec_error *err);
 
 /*
  * Audits the tritonserver launch flags in path (plain arguments, shell
@@ -71,12 +71,12 @@ mlsec_err mlsec_triton_audit_text(mlsec_triton_auditor *a, mlsec_report *rep, co
  * uses what the configs declared. Adds one artifact.
  */
 mlsec_err mlsec_triton_audit_launch_args(mlsec_triton_auditor *a, mlsec_report *rep,
-					 const char *path, mlsec_error *err);
+                                         const char *path, mlsec_error *err);
 
 /* Same for launch text in memory (is_yaml: -1 = detect). */
 mlsec_err mlsec_triton_audit_launch_text(mlsec_triton_auditor *a, mlsec_report *rep,
-					 const char *path, const char *text, size_t len,
-					 int is_yaml, mlsec_error *err);
+                                         const char *path, const char *text, size_t len,
+                                         int is_yaml, mlsec_error *err);
 
 /*
  * Without launch flags, says once (an info finding on the first config
