@@ -34,23 +34,6 @@ static int stage_known(const char *s)
 	return 0;
 }
 
-/* The stage that analyses a format in `auto` mode (NULL: none). */
-static const char *stage_for_format(mlsec_format f)
-{
-	switch (f) {
-	case MLSEC_FMT_TRITON_CONFIG: return "triton";
-	case MLSEC_FMT_PYTORCH_ZIP:
-	case MLSEC_FMT_PYTORCH_LEGACY:
-	case MLSEC_FMT_PICKLE:
-	case MLSEC_FMT_SAFETENSORS:
-	case MLSEC_FMT_NPY:
-	case MLSEC_FMT_NPZ: return "checkpoint";
-	case MLSEC_FMT_ONNX: return "export";
-	case MLSEC_FMT_JSONL: return "poison";
-	default: return NULL;
-	}
-}
-
 /* A resolved artifact of a job being submitted. */
 typedef struct sub_art {
 	char *uri; /* relative to the root */
@@ -103,10 +86,30 @@ static mlsec_err submission_add(orch *o, submission *sub, const char *uri, const
 	return MLSEC_OK;
 }
 
+/* Directory expansion keeps the files a requested stage analyses (any
+ * stage in auto mode); a stage without known formats takes every file. */
+typedef struct walk_filter {
+	const char *const *stages;
+	size_t n; /* 0 = auto */
+} walk_filter;
+
+static int walk_accept(const char *path, const char *base, void *ctx)
+{
+	const walk_filter *wf = ctx;
+	const char *st = mlsec_jobproto_stage_for_format(mlsec_format_sniff(path));
+	if (wf->n == 0)
+		return st != NULL;
+	for (size_t i = 0; i < wf->n; i++)
+		if (!mlsec_jobproto_stage_has_formats(wf->stages[i]) ||
+		    (st && !strcmp(st, wf->stages[i])))
+			return 1;
+	return 0;
+}
+
 /* Adds an artifact uri: a file, or a directory expanded to its files (each
  * one confined again, so a symlink inside cannot escape). */
 static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__Artifact *a,
-				    mlsec_error *err)
+				    const walk_filter *wf, mlsec_error *err)
 {
 	const char *uri = a->uri ? a->uri : "";
 	if (!*uri)
@@ -139,7 +142,7 @@ static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__A
 	}
 	mlsec_strlist files = {0};
 	const char *targets[] = {real};
-	e = mlsec_targets_expand(targets, 1, NULL, NULL, &files, err);
+	e = mlsec_targets_expand(targets, 1, walk_accept, (void *)wf, &files, err);
 	mlsec_free(real);
 	for (size_t i = 0; e == MLSEC_OK && i < files.count; i++)
 		e = submission_add(o, sub, files.items[i], NULL, err);
@@ -194,7 +197,7 @@ static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int
 	for (size_t k = 0; k < nstages && e == MLSEC_OK; k++) {
 		size_t n = 0;
 		for (size_t i = 0; i < sub->n; i++) {
-			const char *st = stage_for_format(sub->arts[i].fmt);
+			const char *st = mlsec_jobproto_stage_for_format(sub->arts[i].fmt);
 			if (auto_mode && (!st || strcmp(st, stages[k])))
 				continue;
 			mlsec__v1__artifact__init(&arts[n]);
@@ -317,8 +320,9 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	}
 	if (!nstages)
 		auto_mode = 1;
+	walk_filter wf = {stages, auto_mode ? 0 : nstages};
 	for (size_t i = 0; i < req->n_artifacts; i++) {
-		e = submission_add_uri(o, &sub, req->artifacts[i], &err);
+		e = submission_add_uri(o, &sub, req->artifacts[i], &wf, &err);
 		if (e != MLSEC_OK) {
 			st = fail(c, e, &err);
 			goto out;
@@ -326,7 +330,7 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	}
 	if (auto_mode) {
 		for (size_t i = 0; i < sub.n; i++) {
-			const char *name = stage_for_format(sub.arts[i].fmt);
+			const char *name = mlsec_jobproto_stage_for_format(sub.arts[i].fmt);
 			int dup = !name;
 			for (size_t k = 0; name && k < nstages; k++)
 				dup |= !strcmp(stages[k], name);

@@ -410,6 +410,29 @@ static int emit_verdict(const opts *o, const Mlsec__V1__Verdict *v, const local_
 	return v->exit_code > code ? v->exit_code : code;
 }
 
+/* Directory walk filter: keep the files some requested stage analyses
+ * (all stages in auto mode), like the orchestrator's auto selection;
+ * a stage without known formats takes every file. */
+typedef struct walk_filter {
+	const char *const *stages;
+	size_t n;
+} walk_filter;
+
+static int walk_accept(const char *path, const char *base, void *ctx)
+{
+	const walk_filter *wf = ctx;
+	const char *st = mlsec_jobproto_stage_for_format(mlsec_format_sniff(path));
+	if (wf->n == 0)
+		return st != NULL;
+	for (size_t i = 0; i < wf->n; i++) {
+		if (!mlsec_jobproto_stage_has_formats(wf->stages[i]))
+			return 1;
+		if (st && !strcmp(st, wf->stages[i]))
+			return 1;
+	}
+	return 0;
+}
+
 static long long mono_ms(void)
 {
 	struct timespec ts;
@@ -564,7 +587,10 @@ int main(int argc, char **argv)
 			narts++;
 		}
 	} else {
-		if (mlsec_targets_expand(o.targets, o.ntargets, NULL, NULL, &files, &err) != MLSEC_OK) {
+		int is_auto = nstages == 1 && !strcmp(stage_list[0], "auto");
+		walk_filter wf = {stage_list, is_auto ? 0 : nstages};
+		if (mlsec_targets_expand(o.targets, o.ntargets, walk_accept, &wf, &files, &err) !=
+		    MLSEC_OK) {
 			fail("%s", err.text);
 			goto out;
 		}

@@ -285,3 +285,25 @@ int mlsec_jobproto_verdict(const Mlsec__V1__StageResult *const *results, size_t 
 	}
 	return v;
 }
+
+const char *mlsec_jobproto_stage_for_format(mlsec_format f)
+{
+	switch (f) {
+	case MLSEC_FMT_TRITON_CONFIG: return "triton";
+	case MLSEC_FMT_PYTORCH_ZIP:
+	case MLSEC_FMT_PYTORCH_LEGACY:
+	case MLSEC_FMT_PICKLE:
+	case MLSEC_FMT_SAFETENSORS:
+	case MLSEC_FMT_NPY:
+	case MLSEC_FMT_NPZ: return "checkpoint";
+	case MLSEC_FMT_ONNX: return "export";
+	case MLSEC_FMT_JSONL: return "poison";
+	default: return NULL;
+	}
+}
+
+int mlsec_jobproto_stage_has_formats(const char *stage)
+{
+	return !strcmp(stage, "triton") || !strcmp(stage, "checkpoint") || !strcmp(stage, "export") ||
+	       !strcmp(stage, "poison");
+}

@@ -11,6 +11,7 @@
 #ifndef MLSEC_JOBPROTO_H
 #define MLSEC_JOBPROTO_H
 
+#include "mlsec/fsutil.h"
 #include "mlsec/report.h"
 #include "mlsec/v1/common.pb-c.h"
 
@@ -53,6 +54,16 @@ int mlsec_jobproto_stage_exit(const Mlsec__V1__StageResult *r, mlsec_severity ga
  * stages (nmissing > 0) counted as errors. */
 int mlsec_jobproto_verdict(const Mlsec__V1__StageResult *const *results, size_t n,
 			   size_t nmissing, mlsec_severity gate);
+
+/*
+ * The stage that analyses a sniffed format in `auto` mode, NULL when no
+ * stage does (orchestrator stage selection, mlsec-submit's directory walk).
+ */
+const char *mlsec_jobproto_stage_for_format(mlsec_format f);
+
+/* 1 when some format maps to stage (a stage with no format, such as
+ * adversarial, takes whatever it is given). */
+int mlsec_jobproto_stage_has_formats(const char *stage);
 
 /* Milliseconds since the Unix epoch. */
 long long mlsec_jobproto_now_ms(void);
