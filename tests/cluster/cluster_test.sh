@@ -323,5 +323,27 @@ case_valgrind() {
 	[ "$rc2" = 0 ] || fail "stage under valgrind exited $rc2: $(grep -A30 'definitely\|Invalid' "$T_DIR/vg-stage.txt" | head -60)"
 }
 
+# The real Triton engine as a service: the shipped examples give 0 and 2.
+case_real_triton() {
+	[ -x "$BIN/mlsec-tritond" ] || { echo "mlsec-tritond not built: skipped"; exit 77; }
+	local ex
+	ex=$(cd "$HERE/../.." && pwd)/examples/triton
+	[ -d "$ex/clean" ] && [ -d "$ex/hostile" ] || { echo "examples missing: skipped"; exit 77; }
+	start_redis
+	start_broker
+	STAGE_BIN="$BIN/mlsec-tritond" start_stage t1
+	start_orch --insecure-local
+	submit triton "$ex/clean" --timeout 30
+	expect_rc 0
+	submit triton "$ex/hostile" --timeout 30
+	expect_rc 2
+	grep -q "TRITON-OP-LIBRARY" "$T_DIR/out" || fail "hostile report: $(cat "$T_DIR/out")"
+	# the same verdicts as the in-process CLI
+	if [ -x "$BIN/mlsec" ]; then
+		"$BIN/mlsec" triton "$ex/hostile" >/dev/null 2>&1
+		[ $? = 2 ] || fail "mlsec triton disagrees"
+	fi
+}
+
 "case_$1"
 echo "PASS: $1"
