@@ -55,16 +55,16 @@ static void submission_free(submission *s)
 }
 
 static mlsec_err submission_add(orch *o, submission *sub, const char *uri, const char *sha,
-				mlsec_error *err)
+                                mlsec_error *err)
 {
 	if (sub->n >= ORCH_MAX_ARTIFACTS)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "more than %d artifacts",
-				       ORCH_MAX_ARTIFACTS);
+		                       ORCH_MAX_ARTIFACTS);
 	char *real = NULL;
 	sub_art a;
 	memset(&a, 0, sizeof(a));
-	mlsec_err e = mlsec_artifact_resolve(o->root, uri, o->max_bytes, sha, &real, a.sha,
-					     &a.size, err);
+	mlsec_err e =
+	        mlsec_artifact_resolve(o->root, uri, o->max_bytes, sha, &real, a.sha, &a.size, err);
 	if (e != MLSEC_OK)
 		return e;
 	a.fmt = mlsec_format_sniff(real);
@@ -109,7 +109,7 @@ static int walk_accept(const char *path, const char *base, void *ctx)
 /* Adds an artifact uri: a file, or a directory expanded to its files (each
  * one confined again, so a symlink inside cannot escape). */
 static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__Artifact *a,
-				    const walk_filter *wf, mlsec_error *err)
+                                    const walk_filter *wf, mlsec_error *err)
 {
 	const char *uri = a->uri ? a->uri : "";
 	if (!*uri)
@@ -118,7 +118,8 @@ static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__A
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "artifact uri too long");
 	if (mlsec_artifact_uri_has_dotdot(uri))
 		return mlsec_error_set(err, MLSEC_ERR_PERMISSION,
-				       "artifact %.256s: '..' is not allowed in artifact paths", uri);
+		                       "artifact %.256s: '..' is not allowed in artifact paths",
+		                       uri);
 	char *path = uri[0] == '/' ? mlsec_strdup(uri) : mlsec_sprintf("%s/%s", o->root, uri);
 	if (!path)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -129,7 +130,7 @@ static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__A
 		return mlsec_error_set(err, e, "artifact %.256s is outside the artifact root", uri);
 	if (e != MLSEC_OK)
 		return mlsec_error_set(err, e, "artifact %.256s: %s", uri,
-				       e == MLSEC_ERR_NOT_FOUND ? "not found" : err->text);
+		                       e == MLSEC_ERR_NOT_FOUND ? "not found" : err->text);
 	if (mlsec_format_sniff(real) != MLSEC_FMT_DIRECTORY) {
 		mlsec_free(real);
 		return submission_add(o, sub, uri, a->sha256, err);
@@ -137,8 +138,8 @@ static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__A
 	if (a->sha256 && *a->sha256) {
 		mlsec_free(real);
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "artifact %.256s is a directory: sha256 applies to files",
-				       uri);
+		                       "artifact %.256s is a directory: sha256 applies to files",
+		                       uri);
 	}
 	mlsec_strlist files = {0};
 	const char *targets[] = {real};
@@ -162,8 +163,7 @@ static void random_id(char out[33])
 	mlsec_hex_encode(b, sizeof(b), out);
 }
 
-static mlsec_err append_event(orch *o, mlsec_store *s, Mlsec__V1__JobEvent *ev,
-			      mlsec_error *err)
+static mlsec_err append_event(orch *o, mlsec_store *s, Mlsec__V1__JobEvent *ev, mlsec_error *err)
 {
 	uint8_t *buf;
 	size_t len;
@@ -183,8 +183,8 @@ static grpc_status_code fail(mlsec_rpc_call *c, mlsec_err e, const mlsec_error *
 
 /* Produces one StageRequest per stage (asynchronously, then one flush). */
 static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int auto_mode,
-			 const char *const *stages, size_t nstages, const char *options,
-			 Mlsec__V1__Severity gate, long long deadline, mlsec_error *err)
+                         const char *const *stages, size_t nstages, const char *options,
+                         Mlsec__V1__Severity gate, long long deadline, mlsec_error *err)
 {
 	Mlsec__V1__Artifact *arts = mlsec_calloc(sub->n, sizeof(*arts));
 	Mlsec__V1__Artifact **ptrs = mlsec_calloc(sub->n, sizeof(*ptrs));
@@ -228,7 +228,7 @@ static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int
 			break;
 		}
 		e = mlsec_producer_send_async(o->producer, topic, job_id, strlen(job_id), buf, len,
-					      err);
+		                              err);
 		mlsec_free(buf);
 	}
 	mlsec_free(arts);
@@ -239,7 +239,7 @@ static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int
 }
 
 grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len, uint8_t **resp,
-			     size_t *resp_len, void *ctx)
+                             size_t *resp_len, void *ctx)
 {
 	orch *o = ctx;
 	mlsec_error err;
@@ -267,12 +267,12 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	}
 	if (req->n_artifacts > ORCH_MAX_ARTIFACTS || req->n_stages > ORCH_MAX_STAGES) {
 		mlsec_rpc_call_set_message(c, "too many artifacts or stages (max %d / %d)",
-					   ORCH_MAX_ARTIFACTS, ORCH_MAX_STAGES);
+		                           ORCH_MAX_ARTIFACTS, ORCH_MAX_STAGES);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
 	if (req->has_gate && (req->gate < MLSEC__V1__SEVERITY__SEVERITY_INFO ||
-			      req->gate > MLSEC__V1__SEVERITY__SEVERITY_CRITICAL)) {
+	                      req->gate > MLSEC__V1__SEVERITY__SEVERITY_CRITICAL)) {
 		mlsec_rpc_call_set_message(c, "unknown gate severity %d", (int)req->gate);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
@@ -280,13 +280,14 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	if (req->options_json && *req->options_json) {
 		json_error_t je;
 		json_t *opt = strlen(req->options_json) > ORCH_MAX_OPTIONS_JSON
-				      ? NULL
-				      : json_loads(req->options_json, JSON_REJECT_DUPLICATES, &je);
+		                      ? NULL
+		                      : json_loads(req->options_json, JSON_REJECT_DUPLICATES, &je);
 		int ok = json_is_object(opt);
 		json_decref(opt);
 		if (!ok) {
-			mlsec_rpc_call_set_message(c, "options_json must be a JSON object of at most %d bytes",
-						   ORCH_MAX_OPTIONS_JSON);
+			mlsec_rpc_call_set_message(
+			        c, "options_json must be a JSON object of at most %d bytes",
+			        ORCH_MAX_OPTIONS_JSON);
 			st = GRPC_STATUS_INVALID_ARGUMENT;
 			goto out;
 		}
@@ -338,9 +339,9 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 				stages[nstages++] = name;
 		}
 		if (!nstages) {
-			mlsec_rpc_call_set_message(c, "no stage handles these artifacts (formats: %s%s)",
-						   mlsec_format_name(sub.arts[0].fmt),
-						   sub.n > 1 ? ", ..." : "");
+			mlsec_rpc_call_set_message(
+			        c, "no stage handles these artifacts (formats: %s%s)",
+			        mlsec_format_name(sub.arts[0].fmt), sub.n > 1 ? ", ..." : "");
 			st = GRPC_STATUS_INVALID_ARGUMENT;
 			goto out;
 		}
@@ -353,11 +354,11 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	random_id(job_id);
 	mlsec_log_set_job(job_id);
 
-	job = json_pack("{s:s, s:[], s:s, s:I, s:I, s:s, s:s, s:b}", "id", job_id, "stages",
-			"gate", mlsec_severity_name(mlsec_jobproto_severity_from_pb(gate)),
-			"deadline_ms", (json_int_t)deadline, "created_ms", (json_int_t)now,
-			"submitter", req->submitter ? req->submitter : "", "peer",
-			mlsec_rpc_call_peer(c), "auto", auto_mode);
+	job = json_pack("{s:s, s:[], s:s, s:I, s:I, s:s, s:s, s:b}", "id", job_id, "stages", "gate",
+	                mlsec_severity_name(mlsec_jobproto_severity_from_pb(gate)), "deadline_ms",
+	                (json_int_t)deadline, "created_ms", (json_int_t)now, "submitter",
+	                req->submitter ? req->submitter : "", "peer", mlsec_rpc_call_peer(c),
+	                "auto", auto_mode);
 	for (size_t k = 0; job && k < nstages; k++)
 		json_array_append_new(json_object_get(job, "stages"), json_string(stages[k]));
 	job_text = job ? json_dumps(job, JSON_COMPACT) : NULL;
@@ -368,7 +369,8 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 		goto out;
 	}
 	int created = 0;
-	e = mlsec_store_job_create(s, job_id, job_text, strlen(job_text), o->ttl_ms, &created, &err);
+	e = mlsec_store_job_create(s, job_id, job_text, strlen(job_text), o->ttl_ms, &created,
+	                           &err);
 	if (e == MLSEC_OK && !created)
 		e = mlsec_error_set(&err, MLSEC_ERR_INTERNAL, "job id collision");
 	if (e == MLSEC_OK)
@@ -388,7 +390,7 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 		goto out;
 	}
 	e = fan_out(o, job_id, &sub, auto_mode, stages, nstages, req->options_json, gate, deadline,
-		    &err);
+	            &err);
 	if (e != MLSEC_OK) {
 		/* The deadline still ends the job; say so to the caller now. */
 		MLSEC_LOGW("submit: kafka: %s", err.text);
@@ -469,9 +471,8 @@ static mlsec_severity job_gate(const json_t *job)
  * Collects the stored results of every stage of the job into a Verdict and
  * packs it. *missing = stages without a result.
  */
-static mlsec_err verdict_build(mlsec_store *s, const char *job_id, const json_t *job,
-			       int decided, uint8_t **out, size_t *len, size_t *missing,
-			       mlsec_error *err)
+static mlsec_err verdict_build(mlsec_store *s, const char *job_id, const json_t *job, int decided,
+                               uint8_t **out, size_t *len, size_t *missing, mlsec_error *err)
 {
 	json_t *stages = json_object_get(job, "stages");
 	size_t n = json_array_size(stages);
@@ -492,7 +493,7 @@ static mlsec_err verdict_build(mlsec_store *s, const char *job_id, const json_t 
 		if (e != MLSEC_OK)
 			break;
 		Mlsec__V1__StageResult *r =
-			mlsec__v1__stage_result__unpack(NULL, blen, (const uint8_t *)buf);
+		        mlsec__v1__stage_result__unpack(NULL, blen, (const uint8_t *)buf);
 		mlsec_free(buf);
 		if (!r) { /* a corrupt result counts as missing: fail closed */
 			pending[npend++] = (char *)stage;
@@ -505,9 +506,9 @@ static mlsec_err verdict_build(mlsec_store *s, const char *job_id, const json_t 
 		Mlsec__V1__Verdict v = MLSEC__V1__VERDICT__INIT;
 		v.job_id = (char *)job_id;
 		v.state = decided ? MLSEC__V1__JOB_STATE__JOB_STATE_DONE
-				  : MLSEC__V1__JOB_STATE__JOB_STATE_RUNNING;
-		v.exit_code = mlsec_jobproto_verdict((const Mlsec__V1__StageResult *const *)res, nres,
-						     npend, gate);
+		                  : MLSEC__V1__JOB_STATE__JOB_STATE_RUNNING;
+		v.exit_code = mlsec_jobproto_verdict((const Mlsec__V1__StageResult *const *)res,
+		                                     nres, npend, gate);
 		v.stages = res;
 		v.n_stages = nres;
 		v.pending_stages = pending;
@@ -530,7 +531,7 @@ static mlsec_err verdict_build(mlsec_store *s, const char *job_id, const json_t 
 /* Decides the job when every stage answered (or force: the deadline
  * passed). Idempotent across replicas. */
 static mlsec_err job_try_finish(orch *o, mlsec_store *s, const char *job_id, const json_t *job,
-				int force, mlsec_error *err)
+                                int force, mlsec_error *err)
 {
 	char key[160];
 	orch_key(key, sizeof(key), job_id, "verdict");
@@ -565,8 +566,8 @@ static mlsec_err job_try_finish(orch *o, mlsec_store *s, const char *job_id, con
 
 /* Appends the STAGE_DONE event for a stage once (best effort against
  * duplicates: readers tolerate the rare repeat after a crash). */
-static mlsec_err stage_event(orch *o, mlsec_store *s, const char *job_id,
-			     Mlsec__V1__StageResult *r, mlsec_error *err)
+static mlsec_err stage_event(orch *o, mlsec_store *s, const char *job_id, Mlsec__V1__StageResult *r,
+                             mlsec_error *err)
 {
 	char key[160];
 	orch_key(key, sizeof(key), job_id, "seen");
@@ -598,7 +599,7 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 	mlsec_error err;
 	mlsec_error_clear(&err);
 	Mlsec__V1__StageResult *r =
-		mlsec__v1__stage_result__unpack(NULL, m->len, (const uint8_t *)m->value);
+	        mlsec__v1__stage_result__unpack(NULL, m->len, (const uint8_t *)m->value);
 	if (!r || !r->job_id || !*r->job_id || !r->stage || !*r->stage) {
 		MLSEC_LOGW("dropping malformed StageResult");
 		if (r)
@@ -611,7 +612,8 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 	char *verdict = NULL;
 	mlsec_err e = job_load(s, r->job_id, &job, &err);
 	if (e == MLSEC_ERR_NOT_FOUND || e == MLSEC_ERR_PARSE || e == MLSEC_ERR_INVALID_ARG) {
-		MLSEC_LOG(MLSEC_LOG_WARN, r->job_id, "result for unknown job dropped (%s)", err.text);
+		MLSEC_LOG(MLSEC_LOG_WARN, r->job_id, "result for unknown job dropped (%s)",
+		          err.text);
 		out = MLSEC_QUEUE_DONE;
 		goto done;
 	}
@@ -633,10 +635,10 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 	if (e == MLSEC_ERR_NOT_FOUND) {
 		int created = 0;
 		e = mlsec_store_result_put(s, r->job_id, r->stage, m->value, m->len, o->ttl_ms,
-					   &created, &err);
+		                           &created, &err);
 	} else if (e == MLSEC_OK) {
 		Mlsec__V1__StageResult *sr =
-			mlsec__v1__stage_result__unpack(NULL, slen, (const uint8_t *)stored);
+		        mlsec__v1__stage_result__unpack(NULL, slen, (const uint8_t *)stored);
 		if (sr) {
 			mlsec__v1__stage_result__free_unpacked(r, NULL);
 			r = sr;
@@ -646,7 +648,7 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 	if (e != MLSEC_OK)
 		goto done;
 	MLSEC_LOG(MLSEC_LOG_INFO, r->job_id, "stage %s: status %d, %zu finding(s)", r->stage,
-		  (int)r->status, r->n_findings);
+	          (int)r->status, r->n_findings);
 	e = stage_event(o, s, r->job_id, r, &err);
 	if (e == MLSEC_OK)
 		e = job_try_finish(o, s, r->job_id, job, 0, &err);
@@ -655,7 +657,7 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 done:
 	if (out == MLSEC_QUEUE_RETRY)
 		MLSEC_LOG(MLSEC_LOG_WARN, r->job_id, "result handling failed: %s (will retry)",
-			  err.text);
+		          err.text);
 	mlsec_free(verdict);
 	json_decref(job);
 	mlsec__v1__stage_result__free_unpacked(r, NULL);
@@ -684,15 +686,17 @@ static mlsec_err job_expire(orch *o, mlsec_store *s, const char *job_id, mlsec_e
 		uint8_t *res = NULL;
 		size_t rlen = 0;
 		char msg[160];
-		snprintf(msg, sizeof(msg), "stage %s did not answer before the job deadline", stage);
+		snprintf(msg, sizeof(msg), "stage %s did not answer before the job deadline",
+		         stage);
 		e = mlsec_jobproto_result_pack(job_id, stage, NULL, MLSEC_ERR_TIMEOUT, msg, NULL,
-					       job_gate(job), 0, "orchestrator", &res, &rlen);
+		                               job_gate(job), 0, "orchestrator", &res, &rlen);
 		if (e != MLSEC_OK)
 			break;
 		int created = 0;
 		e = mlsec_store_result_put(s, job_id, stage, res, rlen, o->ttl_ms, &created, err);
 		if (e == MLSEC_OK) {
-			Mlsec__V1__StageResult *r = mlsec__v1__stage_result__unpack(NULL, rlen, res);
+			Mlsec__V1__StageResult *r =
+			        mlsec__v1__stage_result__unpack(NULL, rlen, res);
 			if (r && created) {
 				MLSEC_LOG(MLSEC_LOG_WARN, job_id, "%s", msg);
 				e = stage_event(o, s, job_id, r, err);
@@ -736,7 +740,7 @@ int orch_sweep(orch *o, mlsec_store *s)
 }
 
 mlsec_err orch_verdict_current(orch *o, mlsec_store *s, const char *job_id, uint8_t **out,
-			       size_t *len, int *decided, mlsec_error *err)
+                               size_t *len, int *decided, mlsec_error *err)
 {
 	(void)o;
 	char key[160];

@@ -23,13 +23,13 @@
 #include "mlsec/store.h"
 #include "mlsec/v1/orchestrator.pb-c.h"
 
-#define ORCH_MAX_ARTIFACTS 1000    /* per job, after directory expansion */
+#define ORCH_MAX_ARTIFACTS 1000 /* per job, after directory expansion */
 #define ORCH_MAX_STAGES 16
 #define ORCH_MAX_OPTIONS_JSON (64 * 1024)
 #define ORCH_MAX_JOB_TIMEOUT_MS (3600 * 1000)
 #define ORCH_PRODUCE_TIMEOUT_MS 5000
-#define ORCH_WATCH_BLOCK_MS 250    /* XREAD BLOCK slice between liveness checks */
-#define ORCH_STORE_POOL 128        /* idle Redis connections kept */
+#define ORCH_WATCH_BLOCK_MS 250 /* XREAD BLOCK slice between liveness checks */
+#define ORCH_STORE_POOL 128     /* idle Redis connections kept */
 #define ORCH_UPLOAD_DIR "uploads"
 #define ORCH_MAX_UPLOAD_NAME 128
 
@@ -58,13 +58,13 @@ void orch_key(char *buf, size_t size, const char *job_id, const char *suffix);
 
 /* gRPC handlers (ctx = orch *). */
 grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			     size_t *resp_len, void *ctx);
+                             size_t *resp_len, void *ctx);
 grpc_status_code orch_get(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			  size_t *resp_len, void *ctx);
+                          size_t *resp_len, void *ctx);
 grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			    size_t *resp_len, void *ctx);
+                            size_t *resp_len, void *ctx);
 grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			     size_t *resp_len, void *ctx);
+                             size_t *resp_len, void *ctx);
 
 /* Kafka handler for mlsec.results (ctx = orch_results_ctx *). */
 typedef struct orch_results_ctx {
@@ -81,6 +81,6 @@ int orch_sweep(orch *o, mlsec_store *s);
  * verdict when decided, else state RUNNING with the results so far.
  */
 mlsec_err orch_verdict_current(orch *o, mlsec_store *s, const char *job_id, uint8_t **out,
-			       size_t *len, int *decided, mlsec_error *err);
+                               size_t *len, int *decided, mlsec_error *err);
 
 #endif

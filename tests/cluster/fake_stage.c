@@ -20,8 +20,7 @@
 #include "mlsec/fsutil.h"
 #include "mlsec/service.h"
 
-static mlsec_err fake_analyze(const mlsec_engine_request *req, mlsec_report *rep,
-			      mlsec_error *err)
+static mlsec_err fake_analyze(const mlsec_engine_request *req, mlsec_report *rep, mlsec_error *err)
 {
 	for (size_t i = 0; i < req->npaths; i++) {
 		char *buf = NULL;
@@ -59,22 +58,22 @@ static mlsec_err fake_analyze(const mlsec_engine_request *req, mlsec_report *rep
 			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED, "fake engine failure");
 		}
 		if (strstr(buf, "EVIL")) {
-			mlsec_finding *f = mlsec_artifact_add_finding(a, "FAKE-EVIL", MLSEC_SEV_HIGH,
-								      "Evil marker found", "marker %s",
-								      "EVIL");
+			mlsec_finding *f = mlsec_artifact_add_finding(
+			        a, "FAKE-EVIL", MLSEC_SEV_HIGH, "Evil marker found", "marker %s",
+			        "EVIL");
 			if (f)
 				mlsec_finding_set_evidence(f, "marker", "%s", "EVIL");
 		}
 		if (strstr(buf, "NOTE"))
-			mlsec_artifact_add_finding(a, "FAKE-NOTE", MLSEC_SEV_LOW, "Note marker found",
-						   NULL);
+			mlsec_artifact_add_finding(a, "FAKE-NOTE", MLSEC_SEV_LOW,
+			                           "Note marker found", NULL);
 		mlsec_free(buf);
 	}
 	return MLSEC_OK;
 }
 
 static const mlsec_engine fake_engine = {"triton", "FAKE", "test-only fake Triton stage",
-					 fake_analyze};
+                                         fake_analyze};
 
 int main(int argc, char **argv)
 {

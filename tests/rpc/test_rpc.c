@@ -32,7 +32,7 @@ static long long now_ms(void)
 }
 
 static grpc_status_code echo(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			     size_t *resp_len, void *ctx)
+                             size_t *resp_len, void *ctx)
 {
 	*resp = mlsec_malloc(len ? len : 1);
 	memcpy(*resp, req, len);
@@ -42,7 +42,7 @@ static grpc_status_code echo(mlsec_rpc_call *c, const uint8_t *req, size_t len, 
 
 /* Blocks until released (or cancelled / 10 s). */
 static grpc_status_code block(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			      size_t *resp_len, void *ctx)
+                              size_t *resp_len, void *ctx)
 {
 	atomic_fetch_add(&block_entered, 1);
 	long long until = now_ms() + 10000;
@@ -57,7 +57,7 @@ static grpc_status_code block(mlsec_rpc_call *c, const uint8_t *req, size_t len,
 /* Streams req[0] messages, each one byte holding its index; req[0] == 0:
  * streams until the client or the server goes away. */
 static grpc_status_code stream(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			       size_t *resp_len, void *ctx)
+                               size_t *resp_len, void *ctx)
 {
 	int n = len ? req[0] : 0;
 	for (int i = 0; n == 0 || i < n; i++) {
@@ -72,7 +72,7 @@ static grpc_status_code stream(mlsec_rpc_call *c, const uint8_t *req, size_t len
 
 /* Sums the lengths of all messages received. */
 static grpc_status_code sum(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			    size_t *resp_len, void *ctx)
+                            size_t *resp_len, void *ctx)
 {
 	size_t total = 0;
 	uint8_t *m;
@@ -103,10 +103,18 @@ static int setup(void **state)
 	o.auth_token = TOKEN;
 	mlsec_error err;
 	assert_int_equal(mlsec_rpc_server_new(&o, &f.srv, &err), MLSEC_OK);
-	assert_int_equal(mlsec_rpc_server_add_method(f.srv, "/t.T/Echo", MLSEC_RPC_UNARY, echo, NULL, 0), MLSEC_OK);
-	assert_int_equal(mlsec_rpc_server_add_method(f.srv, "/t.T/Block", MLSEC_RPC_UNARY, block, NULL, 0), MLSEC_OK);
-	assert_int_equal(mlsec_rpc_server_add_method(f.srv, "/t.T/Stream", MLSEC_RPC_SERVER_STREAM, stream, NULL, 0), MLSEC_OK);
-	assert_int_equal(mlsec_rpc_server_add_method(f.srv, "/t.T/Sum", MLSEC_RPC_CLIENT_STREAM, sum, NULL, 0), MLSEC_OK);
+	assert_int_equal(
+	        mlsec_rpc_server_add_method(f.srv, "/t.T/Echo", MLSEC_RPC_UNARY, echo, NULL, 0),
+	        MLSEC_OK);
+	assert_int_equal(
+	        mlsec_rpc_server_add_method(f.srv, "/t.T/Block", MLSEC_RPC_UNARY, block, NULL, 0),
+	        MLSEC_OK);
+	assert_int_equal(mlsec_rpc_server_add_method(f.srv, "/t.T/Stream", MLSEC_RPC_SERVER_STREAM,
+	                                             stream, NULL, 0),
+	                 MLSEC_OK);
+	assert_int_equal(mlsec_rpc_server_add_method(f.srv, "/t.T/Sum", MLSEC_RPC_CLIENT_STREAM,
+	                                             sum, NULL, 0),
+	                 MLSEC_OK);
 	assert_int_equal(mlsec_rpc_server_start(f.srv, &err), MLSEC_OK);
 	snprintf(f.target, sizeof(f.target), "127.0.0.1:%d", mlsec_rpc_server_port(f.srv));
 	*state = &f;
@@ -136,12 +144,16 @@ static void test_unary_echo(void **state)
 	uint8_t *resp;
 	size_t len;
 	mlsec_rpc_status st;
-	assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Echo", (const uint8_t *)"hello", 5, 5000, &resp, &len, &st), MLSEC_OK);
+	assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Echo", (const uint8_t *)"hello", 5, 5000,
+	                                        &resp, &len, &st),
+	                 MLSEC_OK);
 	assert_int_equal(len, 5);
 	assert_memory_equal(resp, "hello", 5);
 	mlsec_free(resp);
 	/* empty messages pack to 0 bytes and still work */
-	assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Echo", (const uint8_t *)"", 0, 5000, &resp, &len, &st), MLSEC_OK);
+	assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Echo", (const uint8_t *)"", 0, 5000, &resp,
+	                                        &len, &st),
+	                 MLSEC_OK);
 	assert_int_equal(len, 0);
 	mlsec_free(resp);
 	mlsec_rpc_client_free(c);
@@ -153,20 +165,25 @@ static void test_auth(void **state)
 	size_t len;
 	mlsec_rpc_status st;
 	mlsec_rpc_client *none = client(*state, NULL);
-	assert_int_equal(mlsec_rpc_client_unary(none, "/t.T/Echo", (const uint8_t *)"x", 1, 5000, &resp, &len, &st), MLSEC_ERR_AUTH);
+	assert_int_equal(mlsec_rpc_client_unary(none, "/t.T/Echo", (const uint8_t *)"x", 1, 5000,
+	                                        &resp, &len, &st),
+	                 MLSEC_ERR_AUTH);
 	assert_int_equal(st.code, GRPC_STATUS_UNAUTHENTICATED);
 	assert_null(resp);
 	/* health is public */
 	int serving = 0;
 	assert_int_equal(mlsec_rpc_health_check(none, "", 5000, &serving, &st), MLSEC_OK);
 	assert_int_equal(serving, 1);
-	assert_int_equal(mlsec_rpc_health_check(none, "no.such.Service", 5000, &serving, &st), MLSEC_ERR_NOT_FOUND);
+	assert_int_equal(mlsec_rpc_health_check(none, "no.such.Service", 5000, &serving, &st),
+	                 MLSEC_ERR_NOT_FOUND);
 	mlsec_rpc_client_free(none);
 	/* a prefix of the token, and the token plus a byte, are both wrong */
 	const char *wrong[] = {"test-token-012345678", TOKEN "0", "x"};
 	for (size_t i = 0; i < 3; i++) {
 		mlsec_rpc_client *c = client(*state, wrong[i]);
-		assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Echo", (const uint8_t *)"x", 1, 5000, &resp, &len, &st), MLSEC_ERR_AUTH);
+		assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Echo", (const uint8_t *)"x", 1,
+		                                        5000, &resp, &len, &st),
+		                 MLSEC_ERR_AUTH);
 		mlsec_rpc_client_free(c);
 	}
 	assert_true(mlsec_rpc_token_equal("abc", "abc"));
@@ -180,7 +197,9 @@ static void test_unknown_method(void **state)
 	uint8_t *resp;
 	size_t len;
 	mlsec_rpc_status st;
-	assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Nope", (const uint8_t *)"x", 1, 5000, &resp, &len, &st), MLSEC_ERR_UNSUPPORTED);
+	assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Nope", (const uint8_t *)"x", 1, 5000,
+	                                        &resp, &len, &st),
+	                 MLSEC_ERR_UNSUPPORTED);
 	assert_int_equal(st.code, GRPC_STATUS_UNIMPLEMENTED);
 	mlsec_rpc_client_free(c);
 }
@@ -190,7 +209,9 @@ static void test_server_stream(void **state)
 	mlsec_rpc_client *c = client(*state, TOKEN);
 	uint8_t n = 100;
 	mlsec_rpc_stream *s;
-	assert_int_equal(mlsec_rpc_client_open(c, "/t.T/Stream", MLSEC_RPC_SERVER_STREAM, &n, 1, 5000, &s, NULL), MLSEC_OK);
+	assert_int_equal(mlsec_rpc_client_open(c, "/t.T/Stream", MLSEC_RPC_SERVER_STREAM, &n, 1,
+	                                       5000, &s, NULL),
+	                 MLSEC_OK);
 	uint8_t *m;
 	size_t len;
 	int i = 0, r;
@@ -212,7 +233,9 @@ static void test_client_stream(void **state)
 {
 	mlsec_rpc_client *c = client(*state, TOKEN);
 	mlsec_rpc_stream *s;
-	assert_int_equal(mlsec_rpc_client_open(c, "/t.T/Sum", MLSEC_RPC_CLIENT_STREAM, NULL, 0, 5000, &s, NULL), MLSEC_OK);
+	assert_int_equal(mlsec_rpc_client_open(c, "/t.T/Sum", MLSEC_RPC_CLIENT_STREAM, NULL, 0,
+	                                       5000, &s, NULL),
+	                 MLSEC_OK);
 	uint8_t buf[1000];
 	memset(buf, 7, sizeof(buf));
 	for (int i = 0; i < 50; i++)
@@ -239,7 +262,8 @@ static void *blocker(void *arg)
 	uint8_t *resp = NULL;
 	size_t len;
 	mlsec_rpc_status st;
-	mlsec_err e = mlsec_rpc_client_unary(c, "/t.T/Block", (const uint8_t *)"", 0, 20000, &resp, &len, &st);
+	mlsec_err e = mlsec_rpc_client_unary(c, "/t.T/Block", (const uint8_t *)"", 0, 20000, &resp,
+	                                     &len, &st);
 	mlsec_free(resp);
 	mlsec_rpc_client_free(c);
 	return (void *)(intptr_t)e;
@@ -264,7 +288,9 @@ static void test_concurrent(void **state)
 	size_t len;
 	mlsec_rpc_status st;
 	for (int i = 0; i < 20; i++) {
-		assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Echo", (const uint8_t *)"ok", 2, 3000, &resp, &len, &st), MLSEC_OK);
+		assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Echo", (const uint8_t *)"ok", 2,
+		                                        3000, &resp, &len, &st),
+		                 MLSEC_OK);
 		mlsec_free(resp);
 	}
 	assert_int_equal(atomic_load(&block_entered), 3); /* still blocked */
@@ -285,7 +311,9 @@ static void test_deadline(void **state)
 	size_t len;
 	mlsec_rpc_status st;
 	long long t0 = now_ms();
-	assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Block", (const uint8_t *)"", 0, 200, &resp, &len, &st), MLSEC_ERR_TIMEOUT);
+	assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Block", (const uint8_t *)"", 0, 200, &resp,
+	                                        &len, &st),
+	                 MLSEC_ERR_TIMEOUT);
 	assert_int_equal(st.code, GRPC_STATUS_DEADLINE_EXCEEDED);
 	assert_true(now_ms() - t0 < 2000);
 	mlsec_rpc_client_free(c);
@@ -304,7 +332,9 @@ static void test_unreachable(void **state)
 	size_t len;
 	mlsec_rpc_status st;
 	long long t0 = now_ms();
-	assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Echo", (const uint8_t *)"x", 1, 5000, &resp, &len, &st), MLSEC_ERR_UNAVAILABLE);
+	assert_int_equal(mlsec_rpc_client_unary(c, "/t.T/Echo", (const uint8_t *)"x", 1, 5000,
+	                                        &resp, &len, &st),
+	                 MLSEC_ERR_UNAVAILABLE);
 	assert_true(now_ms() - t0 < 4000);
 	mlsec_rpc_client_free(c);
 }
@@ -327,7 +357,9 @@ static void test_stop_inflight(void **state)
 	assert_int_equal(mlsec_rpc_client_new(&co, &c, NULL), MLSEC_OK);
 	uint8_t zero = 0;
 	mlsec_rpc_stream *s;
-	assert_int_equal(mlsec_rpc_client_open(c, "/t.T/Stream", MLSEC_RPC_SERVER_STREAM, &zero, 1, 10000, &s, NULL), MLSEC_OK);
+	assert_int_equal(mlsec_rpc_client_open(c, "/t.T/Stream", MLSEC_RPC_SERVER_STREAM, &zero, 1,
+	                                       10000, &s, NULL),
+	                 MLSEC_OK);
 	uint8_t *m;
 	size_t len;
 	assert_int_equal(mlsec_rpc_stream_recv(s, 0, &m, &len), 1);
@@ -361,18 +393,14 @@ static void test_bad_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unary_echo),
-		cmocka_unit_test(test_auth),
-		cmocka_unit_test(test_unknown_method),
-		cmocka_unit_test(test_server_stream),
-		cmocka_unit_test(test_client_stream),
-		cmocka_unit_test(test_concurrent),
-		cmocka_unit_test(test_deadline),
-		cmocka_unit_test(test_unreachable),
+	        cmocka_unit_test(test_unary_echo),     cmocka_unit_test(test_auth),
+	        cmocka_unit_test(test_unknown_method), cmocka_unit_test(test_server_stream),
+	        cmocka_unit_test(test_client_stream),  cmocka_unit_test(test_concurrent),
+	        cmocka_unit_test(test_deadline),       cmocka_unit_test(test_unreachable),
 	};
 	const struct CMUnitTest solo[] = {
-		cmocka_unit_test(test_stop_inflight),
-		cmocka_unit_test(test_bad_options),
+	        cmocka_unit_test(test_stop_inflight),
+	        cmocka_unit_test(test_bad_options),
 	};
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
 	return rc | cmocka_run_group_tests(solo, NULL, NULL);

@@ -66,7 +66,9 @@ static void test_result_and_verdict(void **state)
 	mlsec_artifact_add_finding(a, "X-LOW", MLSEC_SEV_LOW, "low", NULL);
 	uint8_t *buf;
 	size_t len;
-	assert_int_equal(mlsec_jobproto_result_pack("j1", "triton", rep, MLSEC_OK, NULL, root, MLSEC_SEV_HIGH, 5, "w", &buf, &len), MLSEC_OK);
+	assert_int_equal(mlsec_jobproto_result_pack("j1", "triton", rep, MLSEC_OK, NULL, root,
+	                                            MLSEC_SEV_HIGH, 5, "w", &buf, &len),
+	                 MLSEC_OK);
 	Mlsec__V1__StageResult *ok = unpack(buf, len);
 	assert_int_equal(ok->status, MLSEC__V1__STAGE_STATUS__STAGE_STATUS_OK);
 	assert_int_equal(ok->n_findings, 1);
@@ -74,14 +76,20 @@ static void test_result_and_verdict(void **state)
 	assert_non_null(strstr(ok->report_json, "\"a.pbtxt\""));
 	assert_null(strstr(ok->report_json, root));
 	assert_int_equal(mlsec_jobproto_stage_exit(ok, MLSEC_SEV_HIGH), 0);
-	assert_int_equal(mlsec_jobproto_stage_exit(ok, MLSEC_SEV_LOW), 2); /* the job's gate decides */
+	assert_int_equal(mlsec_jobproto_stage_exit(ok, MLSEC_SEV_LOW),
+	                 2); /* the job's gate decides */
 
 	mlsec_artifact_add_finding(a, "X-HIGH", MLSEC_SEV_HIGH, "high", NULL);
-	assert_int_equal(mlsec_jobproto_result_pack("j1", "triton", rep, MLSEC_OK, NULL, root, MLSEC_SEV_HIGH, 5, "w", &buf, &len), MLSEC_OK);
+	assert_int_equal(mlsec_jobproto_result_pack("j1", "triton", rep, MLSEC_OK, NULL, root,
+	                                            MLSEC_SEV_HIGH, 5, "w", &buf, &len),
+	                 MLSEC_OK);
 	Mlsec__V1__StageResult *alert = unpack(buf, len);
 	assert_int_equal(alert->status, MLSEC__V1__STAGE_STATUS__STAGE_STATUS_ALERT);
 
-	assert_int_equal(mlsec_jobproto_result_pack("j1", "checkpoint", NULL, MLSEC_ERR_TIMEOUT, "late", NULL, MLSEC_SEV_HIGH, 0, "o", &buf, &len), MLSEC_OK);
+	assert_int_equal(mlsec_jobproto_result_pack("j1", "checkpoint", NULL, MLSEC_ERR_TIMEOUT,
+	                                            "late", NULL, MLSEC_SEV_HIGH, 0, "o", &buf,
+	                                            &len),
+	                 MLSEC_OK);
 	Mlsec__V1__StageResult *err = unpack(buf, len);
 	assert_int_equal(err->status, MLSEC__V1__STAGE_STATUS__STAGE_STATUS_ERROR);
 	assert_string_equal(err->error, "late");
@@ -100,7 +108,8 @@ static void test_result_and_verdict(void **state)
 	mlsec__v1__stage_result__free_unpacked(err, NULL);
 	mlsec_report_free(rep);
 	/* out-of-range severities fail closed */
-	assert_int_equal(mlsec_jobproto_severity_from_pb((Mlsec__V1__Severity)99), MLSEC_SEV_CRITICAL);
+	assert_int_equal(mlsec_jobproto_severity_from_pb((Mlsec__V1__Severity)99),
+	                 MLSEC_SEV_CRITICAL);
 }
 
 static void test_resolve(void **state)
@@ -111,25 +120,48 @@ static void test_resolve(void **state)
 	char hex[MLSEC_SHA256_HEX_LEN];
 	uint64_t size = 0;
 	mlsec_error err;
-	assert_int_equal(mlsec_artifact_resolve(root, "a.pbtxt", 1 << 20, NULL, &res, hex, &size, &err), MLSEC_OK);
+	assert_int_equal(
+	        mlsec_artifact_resolve(root, "a.pbtxt", 1 << 20, NULL, &res, hex, &size, &err),
+	        MLSEC_OK);
 	assert_int_equal(size, 10);
 	char want[MLSEC_SHA256_HEX_LEN];
 	memcpy(want, hex, sizeof(want));
 	mlsec_free(res);
-	assert_int_equal(mlsec_artifact_resolve(root, "a.pbtxt", 1 << 20, want, &res, NULL, NULL, &err), MLSEC_OK);
+	assert_int_equal(
+	        mlsec_artifact_resolve(root, "a.pbtxt", 1 << 20, want, &res, NULL, NULL, &err),
+	        MLSEC_OK);
 	mlsec_free(res);
 	want[0] = want[0] == '0' ? '1' : '0';
-	assert_int_equal(mlsec_artifact_resolve(root, "a.pbtxt", 1 << 20, want, &res, NULL, NULL, &err), MLSEC_ERR_INTEGRITY);
-	assert_int_equal(mlsec_artifact_resolve(root, "a.pbtxt", 1 << 20, "zz", &res, NULL, NULL, &err), MLSEC_ERR_INVALID_ARG);
-	assert_int_equal(mlsec_artifact_resolve(root, "a.pbtxt", 5, NULL, &res, NULL, NULL, &err), MLSEC_ERR_LIMIT);
-	assert_int_equal(mlsec_artifact_resolve(root, "../outside.txt", 1 << 20, NULL, &res, NULL, NULL, &err), MLSEC_ERR_PERMISSION);
-	assert_int_equal(mlsec_artifact_resolve(root, "x/../../outside.txt", 1 << 20, NULL, &res, NULL, NULL, &err), MLSEC_ERR_PERMISSION);
-	assert_int_equal(mlsec_artifact_resolve(root, "link.pbtxt", 1 << 20, NULL, &res, NULL, NULL, &err), MLSEC_ERR_PERMISSION);
-	assert_int_equal(mlsec_artifact_resolve(root, "/etc/passwd", 1 << 20, NULL, &res, NULL, NULL, &err), MLSEC_ERR_PERMISSION);
-	assert_int_equal(mlsec_artifact_resolve(root, "", 1 << 20, NULL, &res, NULL, NULL, &err), MLSEC_ERR_INVALID_ARG);
-	assert_int_equal(mlsec_artifact_resolve(root, "s3://bucket/x", 1 << 20, NULL, &res, NULL, NULL, &err), MLSEC_ERR_INVALID_ARG);
-	assert_int_equal(mlsec_artifact_resolve(root, "missing", 1 << 20, NULL, &res, NULL, NULL, &err), MLSEC_ERR_NOT_FOUND);
-	assert_int_equal(mlsec_artifact_resolve(root, ".", 1 << 20, NULL, &res, NULL, NULL, &err), MLSEC_ERR_INVALID_ARG); /* a directory */
+	assert_int_equal(
+	        mlsec_artifact_resolve(root, "a.pbtxt", 1 << 20, want, &res, NULL, NULL, &err),
+	        MLSEC_ERR_INTEGRITY);
+	assert_int_equal(
+	        mlsec_artifact_resolve(root, "a.pbtxt", 1 << 20, "zz", &res, NULL, NULL, &err),
+	        MLSEC_ERR_INVALID_ARG);
+	assert_int_equal(mlsec_artifact_resolve(root, "a.pbtxt", 5, NULL, &res, NULL, NULL, &err),
+	                 MLSEC_ERR_LIMIT);
+	assert_int_equal(mlsec_artifact_resolve(root, "../outside.txt", 1 << 20, NULL, &res, NULL,
+	                                        NULL, &err),
+	                 MLSEC_ERR_PERMISSION);
+	assert_int_equal(mlsec_artifact_resolve(root, "x/../../outside.txt", 1 << 20, NULL, &res,
+	                                        NULL, NULL, &err),
+	                 MLSEC_ERR_PERMISSION);
+	assert_int_equal(
+	        mlsec_artifact_resolve(root, "link.pbtxt", 1 << 20, NULL, &res, NULL, NULL, &err),
+	        MLSEC_ERR_PERMISSION);
+	assert_int_equal(
+	        mlsec_artifact_resolve(root, "/etc/passwd", 1 << 20, NULL, &res, NULL, NULL, &err),
+	        MLSEC_ERR_PERMISSION);
+	assert_int_equal(mlsec_artifact_resolve(root, "", 1 << 20, NULL, &res, NULL, NULL, &err),
+	                 MLSEC_ERR_INVALID_ARG);
+	assert_int_equal(mlsec_artifact_resolve(root, "s3://bucket/x", 1 << 20, NULL, &res, NULL,
+	                                        NULL, &err),
+	                 MLSEC_ERR_INVALID_ARG);
+	assert_int_equal(
+	        mlsec_artifact_resolve(root, "missing", 1 << 20, NULL, &res, NULL, NULL, &err),
+	        MLSEC_ERR_NOT_FOUND);
+	assert_int_equal(mlsec_artifact_resolve(root, ".", 1 << 20, NULL, &res, NULL, NULL, &err),
+	                 MLSEC_ERR_INVALID_ARG); /* a directory */
 	assert_null(res);
 	/* ".." only as a whole component */
 	assert_true(mlsec_artifact_uri_has_dotdot(".."));
@@ -140,8 +172,8 @@ static void test_resolve(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_result_and_verdict),
-		cmocka_unit_test(test_resolve),
+	        cmocka_unit_test(test_result_and_verdict),
+	        cmocka_unit_test(test_resolve),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
