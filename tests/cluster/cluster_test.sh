@@ -159,6 +159,37 @@ case_stage_crash() {
 	[ "$(grep -c 'triton .*ALERT' "$T_DIR/err")" = 1 ] || fail "duplicate progress lines"
 }
 
+# SIGTERM mid-job: the stage service stops promptly with exit 0, hands the
+# job back uncommitted, and the next replica finishes it.
+case_stage_sigterm() {
+	make_fixtures
+	start_redis
+	start_broker
+	export MLSEC_FAKE_LOG="$T_DIR/analyses" MLSEC_FAKE_SLOW_MS=60000
+	start_stage s1
+	start_orch --insecure-local
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	: >"$T_DIR/analyses"
+	"$BIN/mlsec-submit" --timeout 60 "$T_DIR/in/slow/config.pbtxt" >"$T_DIR/out" 2>"$T_DIR/err" &
+	local sub=$!
+	for _ in $(seq 100); do [ -s "$T_DIR/analyses" ] && break; sleep 0.1; done
+	[ -s "$T_DIR/analyses" ] || fail "slow job never started"
+	local t0 t1 rc
+	t0=$(date +%s)
+	kill -TERM "$STAGE_PID_s1"
+	wait "$STAGE_PID_s1"
+	rc=$?
+	t1=$(date +%s)
+	[ "$rc" = 0 ] || fail "stage exited $rc on SIGTERM"
+	[ $((t1 - t0)) -le 8 ] || fail "SIGTERM took $((t1 - t0)) s"
+	MLSEC_FAKE_SLOW_MS=100 start_stage s2
+	wait $sub
+	RC=$?
+	expect_rc 2
+	[ "$(wc -l <"$T_DIR/analyses")" -ge 2 ] || fail "job was not handed back"
+}
+
 # Orchestrator killed with a job in flight: a new one on the same endpoint
 # consumes the result, decides the verdict, and mlsec-submit's Watch resumes.
 case_orch_restart() {
