@@ -619,6 +619,18 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 	}
 	if (e != MLSEC_OK)
 		goto done;
+	int member = 0;
+	json_t *stages = json_object_get(job, "stages");
+	for (size_t i = 0; i < json_array_size(stages); i++) {
+		const char *name = json_string_value(json_array_get(stages, i));
+		member |= name && !strcmp(name, r->stage);
+	}
+	if (!member) {
+		MLSEC_LOG(MLSEC_LOG_WARN, r->job_id, "result for stage %.32s not in the job dropped",
+			  r->stage);
+		out = MLSEC_QUEUE_DONE;
+		goto done;
+	}
 	orch_key(key, sizeof(key), r->job_id, "verdict");
 	e = mlsec_store_get(s, key, &verdict, NULL, &err);
 	if (e == MLSEC_OK) { /* decided already (late or duplicate result) */

@@ -44,6 +44,12 @@ assert r["exit_code"] == 2, r
 f = r["artifacts"][0]["findings"][0]
 assert f["rule_id"] == "FAKE-EVIL" and f["severity"] == "high", f
 EOF
+	# stage options travel with the job
+	submit --option fake-severity=critical --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 2
+	grep -q "FAKE-OPTION" "$T_DIR/out" || fail "option not applied: $(cat "$T_DIR/out")"
+	submit --option 'fake-severity="low"' --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
 	# uploads are content-addressed and deduplicated: 1 clean + 1 evil file
 	n=$(find "$ROOT/uploads" -type f -not -path '*/.tmp/*' | wc -l)
 	[ "$n" = 2 ] || fail "expected 2 stored uploads, found $n"

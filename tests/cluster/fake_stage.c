@@ -7,6 +7,7 @@
  *   a file containing "NOTE"        -> finding FAKE-NOTE (low)
  *   a file containing "SLOW"        -> the analysis takes MLSEC_FAKE_SLOW_MS (default 3000)
  *   a file containing "FAIL"        -> the engine fails (stage ERROR)
+ *   option "fake-severity": "<sev>"  -> finding FAKE-OPTION at that severity
  * Each analysis appends one line to $MLSEC_FAKE_LOG (if set) so tests can
  * count how many times a job was really analysed.
  */
@@ -64,6 +65,11 @@ static mlsec_err fake_analyze(const mlsec_engine_request *req, mlsec_report *rep
 			if (f)
 				mlsec_finding_set_evidence(f, "marker", "%s", "EVIL");
 		}
+		const char *fs = json_string_value(json_object_get(req->options, "fake-severity"));
+		mlsec_severity sev;
+		if (fs && mlsec_severity_parse(fs, &sev) == MLSEC_OK)
+			mlsec_artifact_add_finding(a, "FAKE-OPTION", sev, "Option-requested finding",
+						   NULL);
 		if (strstr(buf, "NOTE"))
 			mlsec_artifact_add_finding(a, "FAKE-NOTE", MLSEC_SEV_LOW,
 			                           "Note marker found", NULL);

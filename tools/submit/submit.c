@@ -47,6 +47,7 @@ typedef struct opts {
 	mlsec_cli_output out;
 	const char **targets;
 	size_t ntargets;
+	json_t *options; /* --option NAME=VALUE, passed to every stage */
 } opts;
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -77,6 +78,8 @@ static void usage(FILE *f)
 	        "  --timeout SECS     give up waiting for the verdict after SECS (default %d)\n"
 	        "  --by-reference     ARTIFACTs are paths under the cluster's artifact root;\n"
 	        "                     default: upload local files\n"
+	        "  --option NAME=VALUE  stage option (repeatable), e.g. --option threshold=100;\n"
+	        "                     numbers, true/false and JSON are passed as such\n"
 	        "  --tls              TLS with the system roots; --tls-ca F: with these roots\n"
 	        "  --tls-cert F --tls-key F   client certificate (mutual TLS)\n"
 	        "  --tls-server-name N        expected server name (testing)\n"
@@ -157,6 +160,23 @@ static int parse_args(opts *o, int argc, char **argv)
 			if (missing || !end || *end || o->timeout_s < 1 ||
 			    o->timeout_s > MAX_TIMEOUT_S)
 				return fail("--timeout needs 1..%d seconds", MAX_TIMEOUT_S);
+			continue;
+		}
+		if ((v = mlsec_cli_flag_value("--option", argc, argv, &i, &missing)) || missing) {
+			const char *eq = v ? strchr(v, '=') : NULL;
+			if (missing || !eq || eq == v || eq - v > 64)
+				return fail("--option needs NAME=VALUE");
+			char name[65];
+			memcpy(name, v, (size_t)(eq - v));
+			name[eq - v] = '\0';
+			json_error_t je;
+			json_t *val = json_loads(eq + 1, JSON_DECODE_ANY, &je);
+			if (!val)
+				val = json_string(eq + 1);
+			if (!o->options)
+				o->options = json_object();
+			if (!o->options || !val || json_object_set_new(o->options, name, val))
+				return fail("out of memory");
 			continue;
 		}
 		if (!strcmp(a, "--by-reference")) {
@@ -556,18 +576,12 @@ int main(int argc, char **argv)
 {
 	opts o;
 	int rc = parse_args(&o, argc, argv);
-	if (rc == -2) {
+	if (rc || o.health) {
+		if (o.health && !rc)
+			rc = do_health(&o);
 		mlsec_free(o.targets);
-		return 0;
-	}
-	if (rc) {
-		mlsec_free(o.targets);
-		return rc;
-	}
-	if (o.health) {
-		rc = do_health(&o);
-		mlsec_free(o.targets);
-		return rc;
+		json_decref(o.options);
+		return rc == -2 ? 0 : rc;
 	}
 	long long until = mono_ms() + o.timeout_s * 1000;
 	mlsec_rpc_client *c = NULL;
@@ -651,12 +665,15 @@ int main(int argc, char **argv)
 	 * that never answers is reported as such rather than as our timeout. */
 	req.timeout_ms = (uint32_t)(o.timeout_s * 1000 > 2000 ? o.timeout_s * 1000 - 1000
 	                                                      : o.timeout_s * 1000);
+	char *options_text = o.options ? json_dumps(o.options, JSON_COMPACT) : NULL;
+	req.options_json = options_text ? options_text : "";
 	const char *user = getenv("USER");
 	req.submitter = (char *)(user ? user : "");
 	uint8_t *buf = NULL, *resp = NULL;
 	size_t len = 0, resp_len = 0;
 	mlsec_rpc_status st = {0};
 	mlsec_err e = mlsec_jobproto_pack(&req.base, &buf, &len);
+	free(options_text);
 	mlsec_free(pa);
 	mlsec_free(pp);
 	if (e != MLSEC_OK)
@@ -695,5 +712,6 @@ out:
 		mlsec_free(token);
 	}
 	mlsec_free(o.targets);
+	json_decref(o.options);
 	return rc;
 }

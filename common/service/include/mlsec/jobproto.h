@@ -20,8 +20,9 @@ extern "C" {
 #endif
 
 /* Largest report_json carried in a StageResult; a larger report is dropped
- * from the message (findings are kept) and an error says so. */
-#define MLSEC_JOBPROTO_MAX_REPORT_JSON (4u * 1024 * 1024)
+ * from the message (findings are kept) and an error says so. Six stages'
+ * reports must fit one Verdict under MLSEC_RPC_MAX_MESSAGE (16 MiB). */
+#define MLSEC_JOBPROTO_MAX_REPORT_JSON (2u * 1024 * 1024)
 
 Mlsec__V1__Severity mlsec_jobproto_severity_to_pb(mlsec_severity s);
 /* Out-of-range protobuf values clamp to CRITICAL (fail closed). */
