@@ -331,6 +331,20 @@ case_python_wire() {
 		full config.pbtxt >"$T_DIR/py.log" 2>&1 || fail "python wire test: $(cat "$T_DIR/py.log")"
 }
 
+# Two orchestrator replicas share one Redis and one results group: a job
+# submitted through one is watched and read through the other.
+case_orch_replicas() {
+	start_redis
+	start_broker
+	start_stage s1
+	start_orch --insecure-local
+	local first=$ENDPOINT
+	ORCH_PORT=
+	start_orch --insecure-local
+	/usr/bin/python3 "$HERE/wire_test.py" --endpoint "$first" --proto-out "$T_DIR/py" \
+		replicas "$ENDPOINT" >"$T_DIR/py.log" 2>&1 || fail "replicas: $(cat "$T_DIR/py.log")"
+}
+
 # valgrind on the services' start/serve/stop path: no leaks, no errors.
 case_valgrind() {
 	command -v valgrind >/dev/null || { echo "valgrind missing: skipped"; exit 0; }
