@@ -517,6 +517,14 @@ static void check_semantics(triton_ctx *c, const Inference__ModelConfig *cfg)
 		           "max_batch_size %d is negative; Triton rejects the model "
 		           "(0 = no batching, >0 = largest batch)",
 		           (int)cfg->max_batch_size);
+	int ens_sched = cfg->scheduling_choice_case ==
+	                INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_ENSEMBLE_SCHEDULING;
+	if (ens_sched && strcmp(cfg->platform, "ensemble") != 0)
+		triton_add(c, R_MALFORMED, cfg, "ensemble_scheduling", 0, "ensemble_scheduling",
+		           "ensemble_scheduling is only valid with platform \"ensemble\"");
+	else if (ens_sched && cfg->ensemble_scheduling->n_step == 0)
+		triton_add(c, R_MALFORMED, cfg, "ensemble_scheduling", 0,
+		           "ensemble_scheduling.step", "an ensemble needs at least one step");
 	for (size_t i = 0; i < cfg->n_input; i++) {
 		const Inference__ModelInput *in = cfg->input[i];
 		for (size_t d = 0; d < in->n_dims; d++) {
