@@ -78,8 +78,24 @@ static size_t key_words(const char *k, char words[][24], size_t max)
 	}
 }
 
+/* Every credential word below contains one of these letter pairs: a cheap
+ * filter that spares the word split for ordinary keys. */
+static int has_secret_hint(const char *k)
+{
+	for (const char *p = k; p[0] && p[1]; p++) {
+		int a = tolower((unsigned char)p[0]), b = tolower((unsigned char)p[1]);
+		if ((a == 'p' && (b == 'a' || b == 'w')) || (a == 's' && (b == 'e' || b == 't')) ||
+		    (a == 't' && b == 'o') || (a == 'k' && b == 'e') || (a == 'c' && b == 'r') ||
+		    (a == 'a' && b == 'u') || (a == 'b' && b == 'e'))
+			return 1;
+	}
+	return 0;
+}
+
 int triton_key_looks_secret(const char *k)
 {
+	if (!has_secret_hint(k))
+		return 0;
 	static const char *const single[] = {
 	        "password", "passwd",        "pwd",         "secret",     "token",
 	        "apikey",   "credential",    "credentials", "privatekey", "passphrase",
@@ -137,6 +153,8 @@ int triton_value_looks_secret(const char *v)
 	for (const char *p = v; *p; p++) {
 		if (p > v && isalnum((unsigned char)p[-1]))
 			continue; /* prefixes must start a word */
+		if (!strchr("Agxhse", *p))
+			continue; /* no known format starts with this character */
 		for (size_t i = 0; fmts[i].prefix; i++) {
 			size_t pl = strlen(fmts[i].prefix);
 			if (strncmp(p, fmts[i].prefix, pl))
