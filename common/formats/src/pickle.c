@@ -1052,11 +1052,10 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			 * time: that is exactly the obfuscation we cannot resolve. */
 			if (add_note(p, MLSEC_PNOTE_DYNAMIC_GLOBAL, p->op_off, NULL) < 0)
 				OOM();
+			/* reported through the note, not as a global record */
 			x = global_val(p, (const uint8_t *)"?", 1, (const uint8_t *)"?", 1);
 			if (!x)
 				OOM();
-			CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off,
-					    0, err));
 			PUSH(x);
 			return MLSEC_OK;
 		}
