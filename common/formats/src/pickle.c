@@ -741,6 +741,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			if (p->nmarks >= p->lim.max_marks)
 				FAIL(MLSEC_ERR_LIMIT, "more than %zu nested MARKs", p->lim.max_marks);
 			size_t nc = p->mcap ? p->mcap * 2 : 32;
+			if (nc > p->lim.max_marks)
+				nc = p->lim.max_marks;
 			size_t *nm = mlsec_reallocarray(p->marks, nc, sizeof(*nm));
 			if (!nm)
 				OOM();

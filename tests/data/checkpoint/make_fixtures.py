@@ -46,13 +46,18 @@ def tsave(obj, name, legacy=False):
     return data
 
 
+def zi(name):
+    # fixed timestamps keep the committed fixtures reproducible
+    return zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+
+
 def rename_archive(data, prefix):
     zin = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zo:
         for info in zin.infolist():
             rest = info.filename.split("/", 1)[1]
-            zo.writestr(prefix + "/" + rest, zin.read(info.filename))
+            zo.writestr(zi(prefix + "/" + rest), zin.read(info.filename))
     return out.getvalue()
 
 
@@ -63,7 +68,7 @@ def small_model():
 
 # ---- clean checkpoints -------------------------------------------------
 model = small_model()
-sd = model.state_dict()
+sd = collections.OrderedDict((k, v.clone()) for k, v in model.state_dict().items())
 clean = tsave(sd, "clean_state_dict.pt")
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 model(torch.randn(2, 4)).sum().backward()
@@ -181,14 +186,14 @@ def rezip(src, name, extra=(), drop=(), replace=None, dup=None):
             data = zin.read(info.filename)
             if replace and info.filename in replace:
                 data = replace[info.filename]
-            zo.writestr(info.filename, data)
+            zo.writestr(zi(info.filename), data)
             if dup and info.filename == dup[0]:
                 import warnings
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    zo.writestr(dup[0], dup[1])
+                    zo.writestr(zi(dup[0]), dup[1])
         for n, d in extra:
-            zo.writestr(n, d)
+            zo.writestr(zi(n), d)
     write(name, out.getvalue())
     return out.getvalue()
 
