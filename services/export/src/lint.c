@@ -778,7 +778,9 @@ mlsec_err mlsec_export_lint_onnx(const char *path, const mlsec_export_opts *o, m
 	if (rc != MLSEC_OK) {
 		if (!perr.file[0])
 			snprintf(perr.file, sizeof perr.file, "%s", path);
-		mlsec_artifact_add_malformed(a, EXPORT_PREFIX, &perr);
+		mlsec_finding *f = mlsec_artifact_add_malformed(a, EXPORT_PREFIX, &perr);
+		if (f && !f->field)
+			mlsec_finding_set_location(f, f->file, f->line, f->column, "model");
 		return MLSEC_OK;
 	}
 	lint L;

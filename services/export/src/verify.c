@@ -306,15 +306,16 @@ static mlsec_err check_signature(const parsed *p, const char *key_path, mlsec_ar
 			mlsec_finding_set_location(f, NULL, 0, 0, "signature");
 		return MLSEC_OK;
 	}
-	if (ns == 0) {
-		add(a, "EXPORT-ATTEST-UNSIGNED", "signature", "Attestation is not signed",
-		    "a verification key was given but the envelope carries no signature");
-		return MLSEC_OK;
-	}
 	export_key *k = NULL;
 	mlsec_err rc = export_key_load(key_path, 0, &k, err);
 	if (rc != MLSEC_OK)
 		return rc;
+	if (ns == 0) {
+		add(a, "EXPORT-ATTEST-UNSIGNED", "signature", "Attestation is not signed",
+		    "a verification key was given but the envelope carries no signature");
+		export_key_free(k);
+		return MLSEC_OK;
+	}
 	size_t plen = 0;
 	unsigned char *pae = export_pae(MLSEC_EXPORT_PAYLOAD_TYPE, p->body, p->blen, &plen);
 	int ok = 0;
