@@ -136,7 +136,8 @@ static void node(gd *g, const Onnx__NodeProto *n, int depth)
 		g->oom = 1;
 		return;
 	}
-	memcpy(at, n->attribute, n->n_attribute * sizeof *at);
+	if (n->n_attribute)
+		memcpy(at, n->attribute, n->n_attribute * sizeof *at);
 	qsort(at, n->n_attribute, sizeof *at, cmp_attr);
 	u64(g, n->n_attribute);
 	for (size_t k = 0; k < n->n_attribute; k++) {
@@ -194,7 +195,8 @@ static void graph(gd *g, const Onnx__GraphProto *gr, int depth)
 		g->oom = 1;
 		return;
 	}
-	memcpy(ts, gr->initializer, gr->n_initializer * sizeof *ts);
+	if (gr->n_initializer)
+		memcpy(ts, gr->initializer, gr->n_initializer * sizeof *ts);
 	qsort(ts, gr->n_initializer, sizeof *ts, cmp_tensor);
 	u64(g, gr->n_initializer);
 	for (size_t i = 0; i < gr->n_initializer; i++)
@@ -238,7 +240,8 @@ mlsec_err export_graph_digest_model(const Onnx__ModelProto *mp, char hex[65], ml
 		mlsec_sha256_final(g.h, NULL, NULL);
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	}
-	memcpy(os, mp->opset_import, mp->n_opset_import * sizeof *os);
+	if (mp->n_opset_import)
+		memcpy(os, mp->opset_import, mp->n_opset_import * sizeof *os);
 	qsort(os, mp->n_opset_import, sizeof *os, cmp_opset);
 	u64(&g, mp->n_opset_import);
 	for (size_t i = 0; i < mp->n_opset_import; i++) {

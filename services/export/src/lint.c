@@ -30,6 +30,7 @@
 #include "export_onnx.h"
 #include "lint.h"
 #include "mlsec/alloc.h"
+#include "mlsec/fsutil.h"
 
 #define F_IN 1u
 #define F_SHAPE 2u
@@ -90,6 +91,18 @@ static mlsec_finding *finding(lint *L, const char *rule, mlsec_severity sev, con
 					   n->op_type ? n->op_type : "");
 	}
 	return f;
+}
+
+/* Location paths are informative: a path longer than the buffer is cut
+ * (through va_list, so the compiler does not flag each call site). */
+static void wfmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void wfmt(char *buf, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, n, fmt, ap);
+	va_end(ap);
 }
 
 static unsigned get_flags(lint *L, const char *name)
@@ -189,6 +202,14 @@ static void lint_external(lint *L, const Onnx__TensorProto *t, const char *where
 			tn, loc, dotdot ? "contains '..'" : "absolute or drive path");
 		if (f)
 			mlsec_finding_set_evidence(f, "location", "%s", loc);
+		return;
+	}
+	if (!L->dir[0]) {
+		finding(L, "EXPORT-EXTERNAL-DATA-MISSING", MLSEC_SEV_HIGH, where, NULL,
+			"External data of an in-memory model",
+			"tensor '%s' reads '%s', which cannot be resolved without the model's "
+			"directory",
+			tn, loc);
 		return;
 	}
 	char full[PATH_MAX], real[PATH_MAX];
@@ -371,7 +392,7 @@ static unsigned lint_attrs(lint *L, const Onnx__NodeProto *n, size_t depth, cons
 	for (size_t k = 0; k < n->n_attribute; k++) {
 		const Onnx__AttributeProto *at = n->attribute[k];
 		const char *an = at->name ? at->name : "";
-		snprintf(w, sizeof w, "%s/attr[%s]", where, an);
+		wfmt(w, sizeof w, "%s/attr[%s]", where, an);
 		if (at->t)
 			lint_tensor(L, at->t, w);
 		for (size_t i = 0; i < at->n_tensors; i++)
@@ -421,9 +442,7 @@ static unsigned lint_attrs(lint *L, const Onnx__NodeProto *n, size_t depth, cons
 		for (size_t i = 0; i < ng; i++) {
 			const Onnx__GraphProto *sg = at->g && i == 0 ? at->g : at->graphs[i - (at->g ? 1 : 0)];
 			char gw[LINT_WHERE_MAX];
-			if (snprintf(gw, sizeof gw, "%s/%s", w, sg->name ? sg->name : "graph") >=
-			    (int)sizeof gw)
-				gw[sizeof gw - 2] = '~'; /* truncated: mark it */
+			wfmt(gw, sizeof gw, "%s/%s", w, sg->name ? sg->name : "graph");
 			unsigned bf = lint_graph(L, sg, depth + 1, gw, nb ? body_in : NULL, nb);
 			f |= bf;
 			if (const_branch && is_const(bf) && op_is(n, "If"))
@@ -480,7 +499,7 @@ static void lint_node(lint *L, const Onnx__NodeProto *n, size_t idx, size_t dept
 {
 	char where[LINT_WHERE_MAX];
 	const char *op = n->op_type ? n->op_type : "";
-	snprintf(where, sizeof where, "%s/node[%zu:%s](%s)", gwhere, idx, n->name ? n->name : "",
+	wfmt(where, sizeof where, "%s/node[%zu:%s](%s)", gwhere, idx, n->name ? n->name : "",
 		 op);
 	if (!*op)
 		finding(L, "EXPORT-MALFORMED", MLSEC_SEV_HIGH, where, n, "Node without op_type",
@@ -589,7 +608,7 @@ static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, con
 	nmap inits = {0};
 	for (size_t i = 0; i < g->n_initializer; i++) {
 		const Onnx__TensorProto *t = g->initializer[i];
-		snprintf(w, sizeof w, "%s/initializer[%s]", where, t->name ? t->name : "");
+		wfmt(w, sizeof w, "%s/initializer[%s]", where, t->name ? t->name : "");
 		lint_tensor(L, t, w);
 		if (t->name && (get_flags(L, t->name) & F_DEFINED) && depth == 0)
 			finding(L, "EXPORT-DUPLICATE-NAME", MLSEC_SEV_HIGH, w, NULL,
@@ -602,7 +621,7 @@ static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, con
 	}
 	for (size_t i = 0; i < g->n_sparse_initializer; i++) {
 		const Onnx__SparseTensorProto *sp = g->sparse_initializer[i];
-		snprintf(w, sizeof w, "%s/sparse_initializer[%zu]", where, i);
+		wfmt(w, sizeof w, "%s/sparse_initializer[%zu]", where, i);
 		if (sp->values) {
 			lint_tensor(L, sp->values, w);
 			set_flags(L, sp->values->name, 0);
@@ -620,7 +639,7 @@ static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, con
 			 * IR 4 on, a named input with a default value means the
 			 * caller's tensor can be silently replaced. */
 			if (L->mp->ir_version >= 4) {
-				snprintf(w, sizeof w, "%s/input[%s]", where, nm);
+				wfmt(w, sizeof w, "%s/input[%s]", where, nm);
 				finding(L, "EXPORT-INPUT-SHADOWED", MLSEC_SEV_MEDIUM, w, NULL,
 					"Initializer shadows a graph input",
 					"input '%s' has an initializer of the same name; the model "
@@ -640,7 +659,7 @@ static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, con
 		const char *nm = g->output[i]->name;
 		mark_used(L, nm);
 		if (depth == 0 && real_inputs && is_const(get_flags(L, nm))) {
-			snprintf(w, sizeof w, "%s/output[%s]", where, nm ? nm : "");
+			wfmt(w, sizeof w, "%s/output[%s]", where, nm ? nm : "");
 			finding(L, "EXPORT-OUTPUT-UNREACHABLE", MLSEC_SEV_MEDIUM, w, NULL,
 				"Output does not depend on any input",
 				"output '%s' is computed from constants only (or not computed at "
@@ -662,7 +681,7 @@ static void lint_unused(lint *L, const Onnx__GraphProto *g)
 		const char *nm = g->initializer[i]->name;
 		if (nm && !nmap_slot(&L->used, nm, 0)) {
 			if (unused++ < 20) {
-				snprintf(w, sizeof w, "graph/initializer[%s]", nm);
+				wfmt(w, sizeof w, "graph/initializer[%s]", nm);
 				finding(L, "EXPORT-UNUSED", MLSEC_SEV_LOW, w, NULL,
 					"Unused initializer",
 					"initializer '%s' is consumed by no node; payloads ride in "
@@ -677,7 +696,7 @@ static void lint_unused(lint *L, const Onnx__GraphProto *g)
 		for (size_t k = 0; k < n->n_output && !live; k++)
 			live = n->output[k] && *n->output[k] && nmap_slot(&L->used, n->output[k], 0);
 		if (!live && n->n_output) {
-			snprintf(w, sizeof w, "graph/node[%zu:%s](%s)", i, n->name ? n->name : "",
+			wfmt(w, sizeof w, "graph/node[%zu:%s](%s)", i, n->name ? n->name : "",
 				 n->op_type ? n->op_type : "");
 			finding(L, "EXPORT-UNUSED", MLSEC_SEV_LOW, w, n, "Dead node",
 				"no output of '%s' is consumed or returned", n->name ? n->name : "");
@@ -719,7 +738,7 @@ static void lint_model(lint *L)
 	for (size_t i = 0; i < mp->n_metadata_props; i++) {
 		const Onnx__StringStringEntryProto *e = mp->metadata_props[i];
 		char w[LINT_WHERE_MAX];
-		snprintf(w, sizeof w, "model/metadata_props[%s]", e->key ? e->key : "");
+		wfmt(w, sizeof w, "model/metadata_props[%s]", e->key ? e->key : "");
 		if (e->key)
 			lint_text(L, w, NULL, "metadata key", e->key, strlen(e->key));
 		if (e->value)
@@ -729,7 +748,7 @@ static void lint_model(lint *L)
 	for (size_t i = 0; i < mp->n_functions; i++) {
 		const Onnx__FunctionProto *fn = mp->functions[i];
 		char w[LINT_WHERE_MAX];
-		snprintf(w, sizeof w, "function[%s]", fn->name ? fn->name : "");
+		wfmt(w, sizeof w, "function[%s]", fn->name ? fn->name : "");
 		for (size_t k = 0; k < fn->n_input; k++)
 			set_flags(L, fn->input[k], F_IN);
 		for (size_t k = 0; k < fn->n_node; k++)
@@ -740,6 +759,55 @@ static void lint_model(lint *L)
 			"Training graphs in an inference export",
 			"the model carries %zu training_info entries", mp->n_training_info);
 	lint_unused(L, mp->graph);
+}
+
+static mlsec_err lint_malformed(mlsec_artifact *a, const char *path, mlsec_error *perr)
+{
+	if (!perr->file[0])
+		snprintf(perr->file, sizeof perr->file, "%s", path);
+	mlsec_finding *f = mlsec_artifact_add_malformed(a, EXPORT_PREFIX, perr);
+	if (f && !f->field)
+		mlsec_finding_set_location(f, f->file, f->line, f->column, "model");
+	return MLSEC_OK;
+}
+
+/* Decodes and lints; dir is the resolved model directory, NULL for a model
+ * held in memory (its external data then cannot be resolved). */
+static mlsec_err lint_buffer(mlsec_artifact *a, const char *path, const char *dir,
+			     const void *data, size_t len, const mlsec_export_opts *o,
+			     mlsec_error *err)
+{
+	Onnx__ModelProto *mp = NULL;
+	mlsec_error perr;
+	mlsec_error_clear(&perr);
+	mlsec_err rc = export_onnx_decode(data, len, &mp, &perr);
+	if (rc == MLSEC_ERR_NOMEM)
+		return mlsec_error_set(err, rc, "out of memory");
+	if (rc != MLSEC_OK)
+		return lint_malformed(a, path, &perr);
+	lint L;
+	memset(&L, 0, sizeof L);
+	L.a = a;
+	L.o = o;
+	L.thr = o && o->constant_threshold > 0 ? o->constant_threshold
+						: MLSEC_EXPORT_DEFAULT_CONSTANT_THRESHOLD;
+	L.path = path;
+	L.mp = mp;
+	if (dir)
+		snprintf(L.dir, sizeof L.dir, "%s", dir);
+	lint_model(&L);
+	json_t *d = mlsec_artifact_details(a);
+	json_object_set_new(d, "ir_version", json_integer(mp->ir_version));
+	json_object_set_new(d, "opset", json_integer(L.opset));
+	json_object_set_new(d, "nodes", json_integer((json_int_t)mp->graph->n_node));
+	json_object_set_new(d, "initializers", json_integer((json_int_t)mp->graph->n_initializer));
+	nmap_free(&L.flags);
+	nmap_free(&L.used);
+	nmap_free(&L.nodes);
+	onnx__model_proto__free_unpacked(mp, NULL);
+	if (L.oom)
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	return MLSEC_OK;
 }
 
 void mlsec_export_opts_init(mlsec_export_opts *o)
@@ -769,46 +837,39 @@ mlsec_err mlsec_export_lint_onnx(const char *path, const mlsec_export_opts *o, m
 	if (mlsec_artifact_hash_file(a, &herr) != MLSEC_OK)
 		return mlsec_error_set(err, herr.code, "%s", herr.text);
 
-	Onnx__ModelProto *mp = NULL;
-	mlsec_error perr;
-	mlsec_error_clear(&perr);
-	mlsec_err rc = export_onnx_load(path, &mp, &perr);
-	if (rc == MLSEC_ERR_NOMEM)
-		return mlsec_error_set(err, rc, "out of memory");
-	if (rc != MLSEC_OK) {
-		if (!perr.file[0])
-			snprintf(perr.file, sizeof perr.file, "%s", path);
-		mlsec_finding *f = mlsec_artifact_add_malformed(a, EXPORT_PREFIX, &perr);
-		if (f && !f->field)
-			mlsec_finding_set_location(f, f->file, f->line, f->column, "model");
-		return MLSEC_OK;
-	}
-	lint L;
-	memset(&L, 0, sizeof L);
-	L.a = a;
-	L.o = o;
-	L.thr = o && o->constant_threshold > 0 ? o->constant_threshold
-						: MLSEC_EXPORT_DEFAULT_CONSTANT_THRESHOLD;
-	L.path = path;
-	L.mp = mp;
+	char dir[PATH_MAX];
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof tmp, "%s", path);
 	char *slash = strrchr(tmp, '/');
 	if (slash)
 		*slash = '\0';
-	if (!realpath(slash ? (tmp[0] ? tmp : "/") : ".", L.dir))
-		snprintf(L.dir, sizeof L.dir, "%s", slash ? tmp : ".");
-	lint_model(&L);
-	json_t *d = mlsec_artifact_details(a);
-	json_object_set_new(d, "ir_version", json_integer(mp->ir_version));
-	json_object_set_new(d, "opset", json_integer(L.opset));
-	json_object_set_new(d, "nodes", json_integer((json_int_t)mp->graph->n_node));
-	json_object_set_new(d, "initializers", json_integer((json_int_t)mp->graph->n_initializer));
-	nmap_free(&L.flags);
-	nmap_free(&L.used);
-	nmap_free(&L.nodes);
-	onnx__model_proto__free_unpacked(mp, NULL);
-	if (L.oom)
+	if (!realpath(slash ? (tmp[0] ? tmp : "/") : ".", dir))
+		snprintf(dir, sizeof dir, "%s", slash ? tmp : ".");
+	char *buf = NULL;
+	size_t len = 0;
+	mlsec_error perr;
+	mlsec_error_clear(&perr);
+	mlsec_err rc = mlsec_file_read_all(path, MLSEC_EXPORT_MAX_ONNX_BYTES, &buf, &len, &perr);
+	if (rc == MLSEC_ERR_NOMEM)
+		return mlsec_error_set(err, rc, "out of memory");
+	if (rc != MLSEC_OK)
+		return lint_malformed(a, path, &perr);
+	rc = lint_buffer(a, path, dir, buf, len, o, err);
+	mlsec_free(buf);
+	return rc;
+}
+
+mlsec_err mlsec_export_lint_onnx_buffer(const void *data, size_t len, const char *name,
+					const mlsec_export_opts *o, mlsec_report *rep,
+					mlsec_artifact **out, mlsec_error *err)
+{
+	if (out)
+		*out = NULL;
+	mlsec_artifact *a = mlsec_report_add_artifact(rep, name ? name : "(memory)", "onnx");
+	if (!a)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
-	return MLSEC_OK;
+	mlsec_artifact_set_stage(a, "export");
+	if (out)
+		*out = a;
+	return lint_buffer(a, name ? name : "(memory)", NULL, data, len, o, err);
 }

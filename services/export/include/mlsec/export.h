@@ -60,6 +60,15 @@ mlsec_err mlsec_export_lint_onnx(const char *path, const mlsec_export_opts *o, m
 				 mlsec_artifact **out, mlsec_error *err);
 
 /*
+ * Same for a model held in memory (name labels the artifact). External data
+ * cannot be resolved and is reported as missing (after the lexical traversal
+ * checks). This is the fuzz target of the lint.
+ */
+mlsec_err mlsec_export_lint_onnx_buffer(const void *data, size_t len, const char *name,
+					const mlsec_export_opts *o, mlsec_report *rep,
+					mlsec_artifact **out, mlsec_error *err);
+
+/*
  * Canonical digests (hex, 64 chars + NUL). See docs/export-guard.md for the
  * exact byte streams hashed.
  *  - state dict of a safetensors checkpoint: sorted tensor names, dtypes,
