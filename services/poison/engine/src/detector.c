@@ -152,6 +152,7 @@ mlsec_poison_detector *mlsec_poison_detector_new(const mlsec_poison_config *cfg,
 	d->ev_ctx = ctx;
 	d->next_step = 0;
 	d->max_step = -1;
+	d->first_seen = -1;
 	d->first_eval = -1;
 	d->last_eval = -1;
 	d->slot_step = mlsec_malloc(cfg->window * sizeof *d->slot_step);
@@ -550,6 +551,11 @@ static unsigned expected_now(const mlsec_poison_detector *d)
 {
 	if (d->cfg.expected_workers)
 		return d->cfg.expected_workers;
+	/* Learning who the workers are: until a full window of steps went by,
+	 * a step closes by the window only, so that workers which start a
+	 * little later are not taken for absent. */
+	if (d->first_seen < 0 || d->max_step - d->first_seen < (int64_t)d->cfg.window)
+		return 0;
 	unsigned n = 0;
 	for (size_t k = 0; k < d->nknown; k++)
 		n += !d->workers[d->known[k]].silent;
@@ -627,6 +633,8 @@ mlsec_err mlsec_poison_detector_feed(mlsec_poison_detector *d, const mlsec_poiso
 		add_known(d, r->rank);
 	if (r->step >= d->next_step + W)
 		close_below(d, r->step - W + 1);
+	if (d->first_seen < 0 || r->step < d->first_seen)
+		d->first_seen = r->step;
 	if (r->step < d->max_step)
 		d->st.out_of_order++;
 	else

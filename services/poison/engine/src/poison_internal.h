@@ -45,6 +45,7 @@ struct mlsec_poison_detector {
 
 	int64_t next_step; /* lowest step not yet evaluated */
 	int64_t max_step;  /* highest step seen, -1 none */
+	int64_t first_seen; /* lowest step seen, -1 none */
 	int64_t first_eval, last_eval;
 	uint64_t evaluated; /* steps with >= POISON_MIN_WORKERS */
 	int missing_reported;

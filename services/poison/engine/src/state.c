@@ -72,6 +72,7 @@ json_t *mlsec_poison_detector_to_json(const mlsec_poison_detector *d)
 			     "silent_steps", (json_int_t)c->silent_steps));
 	bad |= put(o, "next_step", json_integer(d->next_step));
 	bad |= put(o, "max_step", json_integer(d->max_step));
+	bad |= put(o, "first_seen", json_integer(d->first_seen));
 	bad |= put(o, "first_eval", json_integer(d->first_eval));
 	bad |= put(o, "last_eval", json_integer(d->last_eval));
 	bad |= put(o, "evaluated", json_integer((json_int_t)d->evaluated));
@@ -260,6 +261,7 @@ mlsec_poison_detector *mlsec_poison_detector_from_json(const json_t *state,
 	r.where = NULL;
 	d->next_step = get_int(&r, state, "next_step", 0, MLSEC_POISON_MAX_STEP + 1);
 	d->max_step = get_int(&r, state, "max_step", -1, MLSEC_POISON_MAX_STEP);
+	d->first_seen = get_int(&r, state, "first_seen", -1, MLSEC_POISON_MAX_STEP);
 	d->first_eval = get_int(&r, state, "first_eval", -1, MLSEC_POISON_MAX_STEP);
 	d->last_eval = get_int(&r, state, "last_eval", -1, MLSEC_POISON_MAX_STEP);
 	d->evaluated = (uint64_t)get_int(&r, state, "evaluated", 0, INT64_MAX);
