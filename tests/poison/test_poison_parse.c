@@ -2,6 +2,7 @@
  * test_poison_parse.c - the gradient-log record parser (fast path and the
  * jansson fallback agree) and the log-directory reader's error locations.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,6 +123,44 @@ static void test_bad_records(void **state)
 	assert_int_equal(mlsec_poison_record_parse(big, sizeof big, &r, NULL), MLSEC_ERR_LIMIT);
 }
 
+/* The parser's fast number path must agree bit for bit with strtod. */
+static void test_numbers_match_strtod(void **state)
+{
+	(void)state;
+	uint64_t x = 88172645463325252ULL;
+	for (int i = 0; i < 300000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* magnitudes 1e-30 .. 1e30, both signs */
+		double v = ldexp((double)(x >> 11) * 0x1.0p-53, (int)(x % 200) - 100);
+		if (x & (1ULL << 62))
+			v = -v;
+		char num[128], rec[512];
+		switch (i % 6) {
+		case 0: snprintf(num, sizeof num, "%.17g", v); break;
+		case 1: snprintf(num, sizeof num, "%.16g", v); break;
+		case 2: snprintf(num, sizeof num, "%.15g", v); break;
+		case 3: snprintf(num, sizeof num, "%.6g", v); break;
+		case 4: snprintf(num, sizeof num, "%.3e", v); break;
+		default: snprintf(num, sizeof num, "%.20f", v); break;
+		}
+		if (strlen(num) > 64)
+			continue;
+		snprintf(rec, sizeof rec,
+			 "{\"rank\": 0, \"step\": 0, \"global_l2\": 1, \"global_linf\": 1, "
+			 "\"mean\": %s, \"std\": 1, \"parameter_count\": 1}",
+			 num);
+		mlsec_poison_record r;
+		mlsec_error e;
+		if (parse(rec, &r, &e))
+			fail_msg("%s: %s", num, e.text);
+		double want = strtod(num, NULL);
+		if (memcmp(&r.mean, &want, sizeof want))
+			fail_msg("%s parsed as %.17g, strtod says %.17g", num, r.mean, want);
+	}
+}
+
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -166,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_good_record),
 		cmocka_unit_test(test_extra_keys_ignored),
 		cmocka_unit_test(test_bad_records),
+		cmocka_unit_test(test_numbers_match_strtod),
 		cmocka_unit_test(test_monitor_error_location),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,7 @@
 #include "mlsec/poison.h"
 
 #define POISON_POOL 2048          /* |deviation| samples per metric in the scale pool */
-#define POISON_SCALE_REFRESH 32   /* evaluated steps between scale re-estimates */
+#define POISON_SCALE_REFRESH 64   /* evaluated steps between scale re-estimates */
 #define POISON_MAD_K 1.482602218505602 /* MAD -> sigma for a normal distribution */
 #define POISON_SCALE_FLOOR_LOG 1e-6    /* log units: identical workers still give a scale */
 #define POISON_SCALE_FLOOR_MEAN 1e-9 /* mean / median std: dimensionless */
