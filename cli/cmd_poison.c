@@ -30,7 +30,7 @@
 #define PLOT_MAX_MARKS 2000
 #define LISTEN_BATCH 64    /* datagrams per recvmmsg */
 #define LISTEN_POLL_MS 100 /* signal / timeout check interval */
-#define LISTEN_RCVBUF (8 << 20)
+#define LISTEN_RCVBUF (32 << 20) /* absorbs ~30k datagrams of burst */
 
 /* ---- flag helpers ---- */
 

@@ -68,6 +68,8 @@ static child start(char *const argv[], int want_out, int want_err)
 	return c;
 }
 
+static double last_cpu; /* user + system seconds of the last reaped child */
+
 /* Waits; returns exit status, fills peak RSS (KiB). */
 static int reap(pid_t pid, long *maxrss_kb)
 {
@@ -78,6 +80,8 @@ static int reap(pid_t pid, long *maxrss_kb)
 		return -1;
 	if (maxrss_kb)
 		*maxrss_kb = ru.ru_maxrss;
+	last_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -269,8 +273,10 @@ static void bench_listen(const char *mlsec, const char *python, const char *orig
 		char *s = strstr(out, "\"datagrams\":");
 		long got = s ? atol(s + 12) : -1;
 		long lost = (long)n - got;
-		printf("  mlsec listen  target %7.0f/s  sent %8.0f/s  received %8ld  lost %6ld%s\n",
-		       rates[r], sent, got, lost, lost == 0 ? "" : "  (loss)");
+		printf("  mlsec listen  target %7.0f/s  sent %8.0f/s  received %8ld  lost %6ld  "
+		       "listener CPU %.2f s = %.0f datagrams/CPU-s%s\n",
+		       rates[r], sent, got, lost, last_cpu, got > 0 ? (double)got / last_cpu : 0,
+		       lost == 0 ? "" : "  (loss)");
 		if (lost == 0 && sent > best)
 			best = sent;
 	}
