@@ -22,6 +22,11 @@ if ! cmake --build "$FUZZ_DIR" -j2 --target gradlog_fuzz >"$work/build.log" 2>&1
 fi
 mkdir "$work/corpus"
 cp tests/fuzz/corpus/gradlog/* "$work/corpus/"
-"$FUZZ_DIR/fuzz/gradlog_fuzz" -max_total_time="$FUZZ_SECONDS" -max_len=8192 \
-	-print_final_stats=1 "$work/corpus" 2>&1 | tail -5
+if ! "$FUZZ_DIR/fuzz/gradlog_fuzz" -max_total_time="$FUZZ_SECONDS" -max_len=8192 \
+	-print_final_stats=1 "$work/corpus" >"$work/fuzz.log" 2>&1; then
+	tail -60 "$work/fuzz.log"
+	echo "poison.sh: the fuzzer found a crash (see above)"
+	exit 1
+fi
+tail -5 "$work/fuzz.log"
 echo "poison.sh: fuzz run clean (${FUZZ_SECONDS}s)"
