@@ -24,8 +24,8 @@
 
 #define NAME_MAX_LEN 64
 
-static const char *const stages[] = {"adversarial", "inspect", "poison",
-				     "export",	    "checkpoint", "triton"};
+static const char *const stages[] = {"adversarial", "inspect",    "poison",
+                                     "export",      "checkpoint", "triton"};
 
 static int valid_name(const char *s)
 {
@@ -58,9 +58,9 @@ static int program_name(const char *service, char *out, size_t size)
 static int usage(FILE *f)
 {
 	fprintf(f, "usage: mlsec-launch SERVICE [ARGS...]\n"
-		   "SERVICE: orchestrator | adversarial | inspect | poison | export |"
-		   " checkpoint | triton | mlsec-<program>\n"
-		   "programs in " MLSEC_LAUNCH_DIR ":");
+	           "SERVICE: orchestrator | adversarial | inspect | poison | export |"
+	           " checkpoint | triton | mlsec-<program>\n"
+	           "programs in " MLSEC_LAUNCH_DIR ":");
 	DIR *d = opendir(MLSEC_LAUNCH_DIR);
 	if (d) {
 		struct dirent *e;

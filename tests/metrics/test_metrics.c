@@ -315,21 +315,30 @@ static void test_kafka_stats(void **state)
 	assert_int_equal(mlsec_metrics_kafka_stats(reg, s1, strlen(s1)), MLSEC_OK);
 	char *out = render(reg);
 	assert_true(has_line(out, "mlsec_kafka_consumer_lag{topic=\"mlsec.stage.poison\","
-	                          "partition=\"0\"} 5"));
+	                          "partition=\"0\",client=\"rdkafka#consumer-1\"} 5"));
 	assert_true(has_line(out, "mlsec_kafka_consumer_lag{topic=\"mlsec.stage.poison\","
-	                          "partition=\"1\"} 0"));
+	                          "partition=\"1\",client=\"rdkafka#consumer-1\"} 0"));
 	assert_null(strstr(out, "partition=\"2\""));
 	assert_null(strstr(out, "partition=\"-1\""));
 	mlsec_free(out);
 
-	/* A rebalance took partition 0 away: its series must go. */
-	const char *s2 = "{\"topics\":{\"mlsec.stage.poison\":{\"partitions\":{"
-	                 "\"1\":{\"consumer_lag\":7}}}}}";
+	/*
+	 * A second consumer thread of the same service reports partition 3;
+	 * then a rebalance takes partition 0 from the first: its series must
+	 * go, the second consumer's must stay.
+	 */
+	const char *s3 = "{\"name\":\"rdkafka#consumer-2\",\"topics\":{\"mlsec.stage.poison\":{"
+	                 "\"partitions\":{\"3\":{\"consumer_lag\":2}}}}}";
+	const char *s2 = "{\"name\":\"rdkafka#consumer-1\",\"topics\":{\"mlsec.stage.poison\":{"
+	                 "\"partitions\":{\"1\":{\"consumer_lag\":7}}}}}";
+	assert_int_equal(mlsec_metrics_kafka_stats(reg, s3, strlen(s3)), MLSEC_OK);
 	assert_int_equal(mlsec_metrics_kafka_stats(reg, s2, strlen(s2)), MLSEC_OK);
 	out = render(reg);
 	assert_null(strstr(out, "partition=\"0\""));
 	assert_true(has_line(out, "mlsec_kafka_consumer_lag{topic=\"mlsec.stage.poison\","
-	                          "partition=\"1\"} 7"));
+	                          "partition=\"1\",client=\"rdkafka#consumer-1\"} 7"));
+	assert_true(has_line(out, "mlsec_kafka_consumer_lag{topic=\"mlsec.stage.poison\","
+	                          "partition=\"3\",client=\"rdkafka#consumer-2\"} 2"));
 	mlsec_free(out);
 
 	assert_int_equal(mlsec_metrics_kafka_stats(reg, "{", 1), MLSEC_ERR_PARSE);

@@ -51,4 +51,7 @@ struct mlsec_metrics {
 /* The family called name, or NULL. Takes the registry mutex. */
 mlsec_metric *mlsec_metrics_find_(mlsec_metrics *reg, const char *name);
 
+/* Drops the series whose label number `label` equals value. */
+void mlsec_metric_remove_where_(mlsec_metric *m, size_t label, const char *value);
+
 #endif

@@ -391,6 +391,23 @@ void mlsec_metric_clear(mlsec_metric *m)
 	pthread_mutex_unlock(&m->mu);
 }
 
+void mlsec_metric_remove_where_(mlsec_metric *m, size_t label, const char *value)
+{
+	if (!m || label >= m->nlabels)
+		return;
+	pthread_mutex_lock(&m->mu);
+	size_t kept = 0;
+	for (size_t i = 0; i < m->nseries; i++) {
+		metric_series *s = m->series[i];
+		if (strcmp(s->values[label], value) == 0)
+			series_free(s, m->nlabels);
+		else
+			m->series[kept++] = s;
+	}
+	m->nseries = kept;
+	pthread_mutex_unlock(&m->mu);
+}
+
 double mlsec_metric_value(mlsec_metric *m, const char *const *values)
 {
 	if (!m || check_values(m, values) != MLSEC_OK)

@@ -53,7 +53,7 @@ mlsec_metrics *mlsec_metrics_new_service(const char *service)
 	         mlsec_metrics_gauge(reg, KAFKA_LAG,
 	                             "Messages behind the partition high watermark "
 	                             "for this consumer (librdkafka consumer_lag).",
-	                             MLSEC_LABELS("topic", "partition"), NULL) &&
+	                             MLSEC_LABELS("topic", "partition", "client"), NULL) &&
 	         mlsec_metrics_counter(reg, GRPC, "gRPC calls served, by method and status code.",
 	                               MLSEC_LABELS("method", "code"), NULL);
 	if (ok)
@@ -137,12 +137,18 @@ mlsec_err mlsec_metrics_kafka_stats(mlsec_metrics *reg, const char *json, size_t
 		return MLSEC_ERR_LIMIT;
 	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
 	json_t *topics = json_is_object(root) ? json_object_get(root, "topics") : NULL;
+	json_t *jname = json_is_object(root) ? json_object_get(root, "name") : NULL;
 	if (!json_is_object(topics)) {
 		json_decref(root);
 		return MLSEC_ERR_PARSE;
 	}
-	/* Lag series of partitions no longer assigned must disappear. */
-	mlsec_metric_clear(lag);
+	/*
+	 * Several consumers (one per worker thread) report separately: replace
+	 * only this client's series, so partitions it lost in a rebalance
+	 * disappear and the other clients' stay.
+	 */
+	const char *client = json_is_string(jname) ? json_string_value(jname) : "";
+	mlsec_metric_remove_where_(lag, 2, client);
 	mlsec_err rc = MLSEC_OK;
 	size_t ntopics = 0;
 	const char *tname;
@@ -164,7 +170,7 @@ mlsec_err mlsec_metrics_kafka_stats(mlsec_metrics *reg, const char *json, size_t
 			if (strcmp(pid, "-1") == 0 || !json_is_integer(cl) ||
 			    json_integer_value(cl) < 0)
 				continue;
-			mlsec_err r = mlsec_metric_set(lag, MLSEC_LABELS(tname, pid),
+			mlsec_err r = mlsec_metric_set(lag, MLSEC_LABELS(tname, pid, client),
 			                               (double)json_integer_value(cl));
 			if (r != MLSEC_OK && rc == MLSEC_OK)
 				rc = r;

@@ -112,7 +112,7 @@ char *mlsec_metrics_render(mlsec_metrics *reg, size_t *len);
  *   mlsec_jobs_total{stage,outcome}                  counter
  *   mlsec_analysis_duration_seconds{stage}           histogram
  *   mlsec_findings_total{stage,severity}             counter
- *   mlsec_kafka_consumer_lag{topic,partition}        gauge
+ *   mlsec_kafka_consumer_lag{topic,partition,client} gauge
  *   mlsec_grpc_requests_total{method,code}           counter
  * (mlsec_metrics_dropped_total, a counter of updates refused by a limit,
  * ends every rendered registry, standard or not.)
@@ -146,11 +146,12 @@ const char *mlsec_metrics_grpc_code_name(int code);
 
 /*
  * Feed one librdkafka statistics JSON document (the stats_cb payload,
- * enabled with statistics.interval.ms). Replaces every
- * mlsec_kafka_consumer_lag series with the consumer_lag of each assigned
- * partition (partitions reporting -1, i.e. unknown, and the internal
- * partition -1 are skipped). Errors: PARSE when json is not a statistics
- * document; LIMIT past MLSEC_METRICS_MAX_SERIES partitions.
+ * enabled with statistics.interval.ms; safe to call from the stats_cb of
+ * several consumers). Replaces the mlsec_kafka_consumer_lag series of that
+ * client (the document's "name", e.g. "rdkafka#consumer-1") with the
+ * consumer_lag of each partition it reports (partitions reporting -1,
+ * i.e. unknown, and the internal partition -1 are skipped). Errors: PARSE when json is not a
+ * statistics document; LIMIT past MLSEC_METRICS_MAX_SERIES partitions.
  */
 mlsec_err mlsec_metrics_kafka_stats(mlsec_metrics *reg, const char *json, size_t len);
 
