@@ -119,7 +119,12 @@ render tls-minimal --set tls.enabled=true --set tls.existingSecret=grpc-tls --se
 	--set stages.adversarial.enabled=false --set stages.poison.enabled=false --set stages.export.enabled=false \
 	--set stages.checkpoint.enabled=false --set stages.triton.enabled=false --set redis.password=pw \
 	--set kafka.sasl.enabled=true --set kafka.sasl.username=u --set kafka.sasl.password=p
-rendered=("$OUT/default.yaml" "$OUT/prod.yaml" "$OUT/tls-minimal.yaml")
+# Stages open to direct Analyze callers, no orchestrator, PDB by minAvailable.
+render stages-direct --set orchestrator.enabled=false \
+	--set 'networkPolicy.stagesFrom[0].namespaceSelector.matchLabels.team=ml' \
+	--set stages.triton.pdb.minAvailable=1 --set stages.inspect.autoscaling.enabled=true \
+	--set artifacts.existingClaim=shared --set artifacts.uploads=false
+rendered=("$OUT/default.yaml" "$OUT/prod.yaml" "$OUT/tls-minimal.yaml" "$OUT/stages-direct.yaml")
 
 # --- schemas and policy --------------------------------------------------
 node_check validate.mjs "${rendered[@]}"
