@@ -96,6 +96,14 @@ static void test_malformed(void **state)
 	assert_string_equal(f->field, "max_batch_size");
 	assert_int_equal(
 	        count_rule(GOOD "input { name: \"z\" dims: [ -2 ] }", "TRITON-MALFORMED", &f), 1);
+	assert_int_equal(count_rule(GOOD "ensemble_scheduling { }", "TRITON-MALFORMED", &f), 1);
+	assert_non_null(strstr(f->detail, "platform"));
+	assert_int_equal(
+	        count_rule(
+	                "platform: \"ensemble\" ensemble_scheduling { max_inflight_requests: 2 }",
+	                "TRITON-MALFORMED", &f),
+	        1);
+	assert_non_null(strstr(f->detail, "at least one step"));
 	assert_int_equal(
 	        count_rule("input { name: \"z\" \"unterminated }", "TRITON-MALFORMED", NULL), 1);
 }

@@ -741,6 +741,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			if (p->nmarks >= p->lim.max_marks)
 				FAIL(MLSEC_ERR_LIMIT, "more than %zu nested MARKs", p->lim.max_marks);
 			size_t nc = p->mcap ? p->mcap * 2 : 32;
+			if (nc > p->lim.max_marks)
+				nc = p->lim.max_marks;
 			size_t *nm = mlsec_reallocarray(p->marks, nc, sizeof(*nm));
 			if (!nm)
 				OOM();
@@ -1052,11 +1054,10 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			 * time: that is exactly the obfuscation we cannot resolve. */
 			if (add_note(p, MLSEC_PNOTE_DYNAMIC_GLOBAL, p->op_off, NULL) < 0)
 				OOM();
+			/* reported through the note, not as a global record */
 			x = global_val(p, (const uint8_t *)"?", 1, (const uint8_t *)"?", 1);
 			if (!x)
 				OOM();
-			CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off,
-					    0, err));
 			PUSH(x);
 			return MLSEC_OK;
 		}

@@ -78,8 +78,24 @@ static size_t key_words(const char *k, char words[][24], size_t max)
 	}
 }
 
+/* Every credential word below contains one of these letter pairs: a cheap
+ * filter that spares the word split for ordinary keys. */
+static int has_secret_hint(const char *k)
+{
+	for (const char *p = k; p[0] && p[1]; p++) {
+		int a = tolower((unsigned char)p[0]), b = tolower((unsigned char)p[1]);
+		if ((a == 'p' && (b == 'a' || b == 'w')) || (a == 's' && (b == 'e' || b == 't')) ||
+		    (a == 't' && b == 'o') || (a == 'k' && b == 'e') || (a == 'c' && b == 'r') ||
+		    (a == 'a' && b == 'u') || (a == 'b' && b == 'e'))
+			return 1;
+	}
+	return 0;
+}
+
 int triton_key_looks_secret(const char *k)
 {
+	if (!has_secret_hint(k))
+		return 0;
 	static const char *const single[] = {
 	        "password", "passwd",        "pwd",         "secret",     "token",
 	        "apikey",   "credential",    "credentials", "privatekey", "passphrase",
@@ -137,6 +153,8 @@ int triton_value_looks_secret(const char *v)
 	for (const char *p = v; *p; p++) {
 		if (p > v && isalnum((unsigned char)p[-1]))
 			continue; /* prefixes must start a word */
+		if (!strchr("Agxhse", *p))
+			continue; /* no known format starts with this character */
 		for (size_t i = 0; fmts[i].prefix; i++) {
 			size_t pl = strlen(fmts[i].prefix);
 			if (strncmp(p, fmts[i].prefix, pl))
@@ -517,6 +535,14 @@ static void check_semantics(triton_ctx *c, const Inference__ModelConfig *cfg)
 		           "max_batch_size %d is negative; Triton rejects the model "
 		           "(0 = no batching, >0 = largest batch)",
 		           (int)cfg->max_batch_size);
+	int ens_sched = cfg->scheduling_choice_case ==
+	                INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_ENSEMBLE_SCHEDULING;
+	if (ens_sched && strcmp(cfg->platform, "ensemble") != 0)
+		triton_add(c, R_MALFORMED, cfg, "ensemble_scheduling", 0, "ensemble_scheduling",
+		           "ensemble_scheduling is only valid with platform \"ensemble\"");
+	else if (ens_sched && cfg->ensemble_scheduling->n_step == 0)
+		triton_add(c, R_MALFORMED, cfg, "ensemble_scheduling", 0,
+		           "ensemble_scheduling.step", "an ensemble needs at least one step");
 	for (size_t i = 0; i < cfg->n_input; i++) {
 		const Inference__ModelInput *in = cfg->input[i];
 		for (size_t d = 0; d < in->n_dims; d++) {

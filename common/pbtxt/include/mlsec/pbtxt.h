@@ -16,7 +16,8 @@
  * bools true/True/t/1/false/False/f/0; maps as repeated {key: value: }
  * entries or lists of them. Extension and Any syntax ([...] field names)
  * are rejected. Repeated singular scalars overwrite (last wins) and
- * repeated singular messages merge, as in protobuf.
+ * repeated singular messages merge, as in protobuf. proto2 `required`
+ * fields are not checked for presence (Triton's schema is proto3).
  *
  * Memory: a parser owns an arena. Everything a parse produces (the message,
  * strings, arrays, sub-messages, source positions) lives in it until the
