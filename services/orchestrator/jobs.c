@@ -34,6 +34,63 @@ static int stage_known(const char *s)
 	return 0;
 }
 
+mlsec_err orch_stage_timeouts_parse(orch *o, const char *spec, mlsec_error *err)
+{
+	o->nstage_timeouts = 0;
+	if (!spec || !*spec)
+		return MLSEC_OK;
+	const char *p = spec;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		char item[96];
+		if (n == 0 || n >= sizeof(item))
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "--stage-timeouts: bad entry near '%.32s'", p);
+		memcpy(item, p, n);
+		item[n] = '\0';
+		char *eq = strchr(item, '=');
+		char *num_end = NULL;
+		long long ms = eq ? strtoll(eq + 1, &num_end, 10) : 0;
+		if (!eq || !num_end || *num_end || ms < 100 || ms > ORCH_MAX_JOB_TIMEOUT_MS)
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "--stage-timeouts: '%s' is not STAGE=MS (100..%d)",
+			                       item, ORCH_MAX_JOB_TIMEOUT_MS);
+		*eq = '\0';
+		if (!stage_known(item) || o->nstage_timeouts == ORCH_MAX_STAGES)
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "--stage-timeouts: unknown stage '%s'", item);
+		orch_stage_timeout *t = &o->stage_timeouts[o->nstage_timeouts++];
+		snprintf(t->stage, sizeof(t->stage), "%.32s", item);
+		t->ms = ms;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return MLSEC_OK;
+}
+
+/* The deadline of one stage of a job created at `now` with job deadline
+ * `job_deadline`: its own timeout when configured, never past the job's. */
+static long long stage_deadline(const orch *o, const char *stage, long long now,
+                                long long job_deadline)
+{
+	for (size_t i = 0; i < o->nstage_timeouts; i++)
+		if (!strcmp(o->stage_timeouts[i].stage, stage) &&
+		    now + o->stage_timeouts[i].ms < job_deadline)
+			return now + o->stage_timeouts[i].ms;
+	return job_deadline;
+}
+
+/* A stage's deadline from the job record (the job's when not recorded). */
+static long long job_stage_deadline(const json_t *job, const char *stage)
+{
+	json_t *d = json_object_get(json_object_get(job, "stage_deadlines"), stage);
+	if (json_is_integer(d))
+		return (long long)json_integer_value(d);
+	return (long long)json_integer_value(json_object_get(job, "deadline_ms"));
+}
+
 /* A resolved artifact of a job being submitted. */
 typedef struct sub_art {
 	char *uri; /* relative to the root */
@@ -184,7 +241,7 @@ static grpc_status_code fail(mlsec_rpc_call *c, mlsec_err e, const mlsec_error *
 /* Produces one StageRequest per stage (asynchronously, then one flush). */
 static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int auto_mode,
                          const char *const *stages, size_t nstages, const char *options,
-                         Mlsec__V1__Severity gate, long long deadline, mlsec_error *err)
+                         Mlsec__V1__Severity gate, const long long *deadlines, mlsec_error *err)
 {
 	Mlsec__V1__Artifact *arts = mlsec_calloc(sub->n, sizeof(*arts));
 	Mlsec__V1__Artifact **ptrs = mlsec_calloc(sub->n, sizeof(*ptrs));
@@ -214,7 +271,7 @@ static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int
 		req.artifacts = ptrs;
 		req.n_artifacts = n;
 		req.options_json = (char *)(options ? options : "");
-		req.deadline_unix_ms = deadline;
+		req.deadline_unix_ms = deadlines[k];
 		req.gate = gate;
 		uint8_t *buf;
 		size_t len;
@@ -351,6 +408,13 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	long long timeout = req->timeout_ms ? req->timeout_ms : o->job_timeout_ms;
 	long long now = mlsec_jobproto_now_ms();
 	long long deadline = now + timeout;
+	long long deadlines[ORCH_MAX_STAGES];
+	long long first_due = deadline;
+	for (size_t k = 0; k < nstages; k++) {
+		deadlines[k] = stage_deadline(o, stages[k], now, deadline);
+		if (deadlines[k] < first_due)
+			first_due = deadlines[k];
+	}
 	random_id(job_id);
 	mlsec_log_set_job(job_id);
 
@@ -359,8 +423,15 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	                (json_int_t)deadline, "created_ms", (json_int_t)now, "submitter",
 	                req->submitter ? req->submitter : "", "peer", mlsec_rpc_call_peer(c),
 	                "auto", auto_mode);
-	for (size_t k = 0; job && k < nstages; k++)
+	json_t *sd = json_object();
+	for (size_t k = 0; job && k < nstages; k++) {
 		json_array_append_new(json_object_get(job, "stages"), json_string(stages[k]));
+		json_object_set_new(sd, stages[k], json_integer((json_int_t)deadlines[k]));
+	}
+	if (job)
+		json_object_set_new(job, "stage_deadlines", sd);
+	else
+		json_decref(sd);
 	job_text = job ? json_dumps(job, JSON_COMPACT) : NULL;
 	s = orch_store_get(o);
 	if (!job_text || !s) {
@@ -374,7 +445,7 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	if (e == MLSEC_OK && !created)
 		e = mlsec_error_set(&err, MLSEC_ERR_INTERNAL, "job id collision");
 	if (e == MLSEC_OK)
-		e = mlsec_store_deadline_add(s, job_id, deadline, &err);
+		e = mlsec_store_deadline_add(s, job_id, first_due, &err);
 	if (e == MLSEC_OK) {
 		Mlsec__V1__JobEvent ev = MLSEC__V1__JOB_EVENT__INIT;
 		ev.job_id = job_id;
@@ -389,7 +460,7 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
-	e = fan_out(o, job_id, &sub, auto_mode, stages, nstages, req->options_json, gate, deadline,
+	e = fan_out(o, job_id, &sub, auto_mode, stages, nstages, req->options_json, gate, deadlines,
 	            &err);
 	if (e != MLSEC_OK) {
 		/* The deadline still ends the job; say so to the caller now. */
@@ -626,8 +697,8 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 		member |= name && !strcmp(name, r->stage);
 	}
 	if (!member) {
-		MLSEC_LOG(MLSEC_LOG_WARN, r->job_id, "result for stage %.32s not in the job dropped",
-			  r->stage);
+		MLSEC_LOG(MLSEC_LOG_WARN, r->job_id,
+		          "result for stage %.32s not in the job dropped", r->stage);
 		out = MLSEC_QUEUE_DONE;
 		goto done;
 	}
@@ -676,7 +747,11 @@ done:
 	return out;
 }
 
-/* Times one job out: missing stages get an ERROR result, then the verdict. */
+/*
+ * A due deadline of a job: every stage without a result whose own deadline
+ * passed gets an ERROR result; then the verdict when nothing is missing,
+ * else the job goes back to the deadline set for the next stage's deadline.
+ */
 static mlsec_err job_expire(orch *o, mlsec_store *s, const char *job_id, mlsec_error *err)
 {
 	json_t *job = NULL;
@@ -685,6 +760,8 @@ static mlsec_err job_expire(orch *o, mlsec_store *s, const char *job_id, mlsec_e
 		return MLSEC_OK;
 	if (e != MLSEC_OK)
 		return e;
+	long long now = mlsec_jobproto_now_ms();
+	long long next_due = 0;
 	json_t *stages = json_object_get(job, "stages");
 	for (size_t i = 0; e == MLSEC_OK && i < json_array_size(stages); i++) {
 		const char *stage = json_string_value(json_array_get(stages, i));
@@ -695,11 +772,17 @@ static mlsec_err job_expire(orch *o, mlsec_store *s, const char *job_id, mlsec_e
 		mlsec_free(buf);
 		if (e != MLSEC_ERR_NOT_FOUND)
 			continue;
+		e = MLSEC_OK;
+		long long due = job_stage_deadline(job, stage);
+		if (due > now) { /* this stage still has time */
+			if (!next_due || due < next_due)
+				next_due = due;
+			continue;
+		}
 		uint8_t *res = NULL;
 		size_t rlen = 0;
 		char msg[160];
-		snprintf(msg, sizeof(msg), "stage %s did not answer before the job deadline",
-		         stage);
+		snprintf(msg, sizeof(msg), "stage %s did not answer before its deadline", stage);
 		e = mlsec_jobproto_result_pack(job_id, stage, NULL, MLSEC_ERR_TIMEOUT, msg, NULL,
 		                               job_gate(job), 0, "orchestrator", &res, &rlen);
 		if (e != MLSEC_OK)
@@ -718,8 +801,10 @@ static mlsec_err job_expire(orch *o, mlsec_store *s, const char *job_id, mlsec_e
 		}
 		mlsec_free(res);
 	}
+	if (e == MLSEC_OK && next_due)
+		e = mlsec_store_deadline_add(s, job_id, next_due, err);
 	if (e == MLSEC_OK)
-		e = job_try_finish(o, s, job_id, job, 1, err);
+		e = job_try_finish(o, s, job_id, job, 0, err);
 	json_decref(job);
 	return e;
 }

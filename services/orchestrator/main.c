@@ -35,6 +35,8 @@ static const mlsec_config_option orch_options[] = {
          "no token required; only allowed with a loopback --grpc-listen"},
         {"job-timeout-ms", MLSEC_CONFIG_INT, "60000", 100, ORCH_MAX_JOB_TIMEOUT_MS, NULL,
          "MLSEC_JOB_TIMEOUT_MS", 0, "default job deadline: stages not done by then are errors"},
+        {"stage-timeouts", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_STAGE_TIMEOUTS", 0,
+         "per-stage deadlines in ms, e.g. triton=30000,adversarial=600000 (never past the job's)"},
         {"max-artifact-bytes", MLSEC_CONFIG_INT, "4294967296", 1, LLONG_MAX, NULL,
          "MLSEC_MAX_ARTIFACT_BYTES", 0, "largest artifact accepted (Submit and Upload)"},
         {"job-ttl-s", MLSEC_CONFIG_INT, "604800", 0, 31536000, NULL, "MLSEC_JOB_TTL_S", 0,
@@ -134,6 +136,7 @@ int main(int argc, char **argv)
 {
 	orch o;
 	memset(&o, 0, sizeof(o));
+	atomic_init(&o.watches, 0);
 	pthread_mutex_init(&o.pool_lock, NULL);
 	mlsec_error err;
 	mlsec_error_clear(&err);
@@ -210,6 +213,11 @@ int main(int argc, char **argv)
 	o.max_bytes = (uint64_t)mlsec_config_get_int(o.cfg, "max-artifact-bytes");
 	o.job_timeout_ms = mlsec_config_get_int(o.cfg, "job-timeout-ms");
 	o.ttl_ms = mlsec_config_get_int(o.cfg, "job-ttl-s") * 1000;
+	if (orch_stage_timeouts_parse(&o, mlsec_config_get(o.cfg, "stage-timeouts"), &err) !=
+	    MLSEC_OK) {
+		fprintf(stderr, PROG ": %s\n", err.text);
+		goto out;
+	}
 	if (mlsec_shutdown_install(&err) != MLSEC_OK) {
 		fprintf(stderr, PROG ": %s\n", err.text);
 		goto out;
@@ -255,6 +263,7 @@ int main(int argc, char **argv)
 	so.ca_file = mlsec_config_get(o.cfg, "tls-ca");
 	so.auth_token = token;
 	so.threads = (int)mlsec_config_get_int(o.cfg, "grpc-threads");
+	o.max_watches = so.threads > ORCH_RESERVED_THREADS ? so.threads - ORCH_RESERVED_THREADS : 1;
 	if (mlsec_rpc_server_new(&so, &srv, &err) != MLSEC_OK ||
 	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Orchestrator/Submit", MLSEC_RPC_UNARY,
 	                                orch_submit, &o, 0) != MLSEC_OK ||

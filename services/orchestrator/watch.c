@@ -126,8 +126,16 @@ grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *in, size_t in_len,
 		mlsec_rpc_call_set_message(c, "malformed WatchRequest or job id");
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
+	if (atomic_fetch_add(&o->watches, 1) >= o->max_watches) {
+		atomic_fetch_sub(&o->watches, 1);
+		mlsec__v1__watch_request__free_unpacked(req, NULL);
+		mlsec_rpc_call_set_message(c, "too many concurrent watches (%d); retry shortly",
+		                           o->max_watches);
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	}
 	mlsec_store *s = orch_store_get(o);
 	if (!s) {
+		atomic_fetch_sub(&o->watches, 1);
 		mlsec__v1__watch_request__free_unpacked(req, NULL);
 		return GRPC_STATUS_RESOURCE_EXHAUSTED;
 	}
@@ -188,6 +196,7 @@ grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *in, size_t in_len,
 	}
 out:
 	orch_store_put(o, s);
+	atomic_fetch_sub(&o->watches, 1);
 	mlsec__v1__watch_request__free_unpacked(req, NULL);
 	return st;
 }

@@ -279,8 +279,24 @@ case_deadline() {
 	submit --stages checkpoint --timeout 4 "$T_DIR/in/clean/config.pbtxt"
 	t1=$(date +%s)
 	expect_rc 1
-	expect_err "did not answer before the job deadline"
+	expect_err "did not answer before its deadline"
 	[ $((t1 - t0)) -le 8 ] || fail "deadline took $((t1 - t0)) s"
+	# per-stage deadlines: checkpoint (no service) gives up after 1.5 s
+	# while the job may run 60 s; triton still answers
+	kill "$ORCH_PID"
+	wait "$ORCH_PID" 2>/dev/null
+	start_stage s1
+	start_orch --insecure-local --stage-timeouts checkpoint=1500,triton=20000
+	submit --stages triton,checkpoint --timeout 60 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2 # the finding still wins over the missing stage
+	submit --stages triton,checkpoint --timeout 60 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 1
+	expect_err "checkpoint .*ERROR.*did not answer before its deadline"
+	expect_err "triton .*ok"
+	if "$BIN/mlsec-orchestratord" --insecure-local --grpc-listen 127.0.0.1:0 \
+		--stage-timeouts nosuch=5 >/dev/null 2>&1; then
+		fail "bad --stage-timeouts accepted"
+	fi
 }
 
 # TLS, then mutual TLS.
@@ -329,6 +345,31 @@ case_python_wire() {
 	cp "$T_DIR/in/evil/config.pbtxt" "$ROOT/config.pbtxt"
 	/usr/bin/python3 "$HERE/wire_test.py" --endpoint "$ENDPOINT" --proto-out "$T_DIR/py" \
 		full config.pbtxt >"$T_DIR/py.log" 2>&1 || fail "python wire test: $(cat "$T_DIR/py.log")"
+}
+
+# Watches are capped below the gRPC worker count: health checks and Submit
+# stay served while clients wait; capped Watches are retried by the client.
+case_watch_cap() {
+	make_fixtures
+	start_redis
+	start_broker
+	export MLSEC_FAKE_SLOW_MS=1500
+	start_stage s1
+	start_orch --insecure-local --grpc-threads 6 # at most 2 Watches
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	local i pids=()
+	for i in 1 2 3 4; do
+		"$BIN/mlsec-submit" --quiet --timeout 60 "$T_DIR/in/slow/config.pbtxt" >/dev/null \
+			2>>"$T_DIR/err.all" &
+		pids+=($!)
+	done
+	sleep 1
+	timeout 5 "$BIN/mlsec-submit" --health "$ENDPOINT" >/dev/null || fail "health starved by watches"
+	for i in "${pids[@]}"; do
+		wait "$i"
+		[ $? = 2 ] || fail "a capped job did not finish: $(cat "$T_DIR/err.all")"
+	done
 }
 
 # Two orchestrator replicas share one Redis and one results group: a job
