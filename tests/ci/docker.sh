@@ -108,3 +108,9 @@ check(".git" in di and "build" in di and ".tools" in di, ".dockerignore keeps .g
 print(f"docker: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 EOF
+status=$?
+# Optional, slower (debootstrap + apt): the runtime stage assembled for real.
+if [ "${MLSEC_ROOTFS_CHECK:-0}" = 1 ]; then
+	bash "$ROOT/deploy/docker/rootfs-check.sh" "$BUILD_DIR" || status=1
+fi
+exit $status
