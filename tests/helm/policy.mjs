@@ -55,6 +55,8 @@ function checkFile(file, r) {
     const psc = spec.securityContext || {};
 
     r.check(spec.automountServiceAccountToken === false, `${W} no service-account token`);
+    // Service links would inject MLSEC_<SERVICE>_* variables (see deployment.yaml).
+    r.check(spec.enableServiceLinks === false, `${W} no service-link environment`);
     r.check(!spec.hostNetwork && !spec.hostPID && !spec.hostIPC, `${W} no host namespaces`);
     const vols = spec.volumes || [];
     const badVols = vols.filter((v) => !ALLOWED_VOLUMES.has(volumeType(v)));
