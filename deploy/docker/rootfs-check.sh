@@ -45,7 +45,10 @@ chroot "$RFS" sh -c "getent group $UID_GID >/dev/null || groupadd --gid $UID_GID
 	  --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mlsec"
 
 rm -rf "$RFS/usr/local/bin" && mkdir -p "$RFS/usr/local/bin"
-find "$BUILD_DIR/bin" -maxdepth 1 -type f -name 'mlsec*' -perm -u+x -exec cp {} "$RFS/usr/local/bin/" \;
+programs=$(sed -n 's/^ARG PROGRAMS="\([^"]*\)"/\1/p' "$ROOT/deploy/docker/Dockerfile")
+for p in $programs; do
+	if [ -x "$BUILD_DIR/bin/$p" ]; then cp "$BUILD_DIR/bin/$p" "$RFS/usr/local/bin/"; fi
+done
 cc -std=c11 -O2 -Wall -Wextra -Werror -o "$RFS/usr/local/bin/mlsec-launch" "$ROOT/deploy/docker/mlsec-launch.c"
 
 fail=0
