@@ -130,6 +130,17 @@ rendered=("$OUT/default.yaml" "$OUT/prod.yaml" "$OUT/tls-minimal.yaml" "$OUT/sta
 node_check validate.mjs "${rendered[@]}"
 node_check policy.mjs "${rendered[@]}"
 
+# --- chart environment vs. the programs' own --help ----------------------
+BIN_DIR=${BUILD_DIR:-$ROOT/build}
+case "$BIN_DIR" in /*) ;; *) BIN_DIR="$ROOT/$BIN_DIR" ;; esac
+BIN_DIR="$BIN_DIR/bin"
+if [ -x "$BIN_DIR/mlsec-orchestratord" ]; then
+	node_check env_contract.mjs "$BIN_DIR" "${rendered[@]}"
+	grep '^NOTE' "$OUT/node.log" | sort -u | sed 's/^/     /'
+else
+	echo "     env contract: no services in $BIN_DIR (build first); not checked"
+fi
+
 # --- the checks must be able to fail ------------------------------------
 sed 's/readOnlyRootFilesystem:/readOnlyRootFilesytem:/' "$OUT/default.yaml" >"$OUT/mut-typo.yaml"
 if timeout "$STEP_TIMEOUT" node "$NODEDIR/validate.mjs" "$OUT/mut-typo.yaml" >"$OUT/mut.log" 2>&1; then
