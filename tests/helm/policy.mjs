@@ -84,6 +84,11 @@ function checkFile(file, r) {
       r.check(!(c.ports || []).some((p) => p.hostPort), `${C} no hostPort`);
       r.check(/(@sha256:[0-9a-f]{64}|:[^:/@]+)$/.test(c.image) && !/:latest$/.test(c.image), `${C} image pinned`, c.image);
 
+      const literal = (c.env || []).filter((e) => /(PASSWORD|TOKEN|SECRET)/i.test(e.name) && !e.valueFrom?.secretKeyRef);
+      r.check(literal.length === 0, `${C} secrets in env only by secretKeyRef`, literal.map((e) => e.name).join(","));
+      const urlPw = (c.env || []).find((e) => e.name === "MLSEC_REDIS_URL" && e.value && /:[^$@/]+@/.test(e.value.replace(/^redis:\/\//, "")));
+      r.check(!urlPw, `${C} no literal password in MLSEC_REDIS_URL`);
+
       const res = c.resources || {};
       r.check(!!(res.limits?.cpu && res.limits?.memory), `${C} cpu+memory limits`);
       r.check(!!(res.requests?.cpu && res.requests?.memory), `${C} cpu+memory requests`);
