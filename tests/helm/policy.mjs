@@ -4,7 +4,8 @@
 //    drop ALL, seccomp, read-only root + writable /tmp emptyDir, allowed
 //    volume types, no host namespaces/ports/paths, no SA token);
 //  - gRPC liveness/readiness probes on a declared port (plain text port
-//    when TLS is on: kubelet probes cannot speak TLS);
+//    when TLS is on: kubelet probes cannot speak TLS), except in `helm
+//    test` pods, which run to completion;
 //  - CPU and memory requests and limits;
 //  - NetworkPolicy coverage: default deny for ingress and egress, egress
 //    only on named ports, gRPC ingress only into the orchestrator (stages
@@ -93,7 +94,9 @@ function checkFile(file, r) {
       r.check(!!(res.limits?.cpu && res.limits?.memory), `${C} cpu+memory limits`);
       r.check(!!(res.requests?.cpu && res.requests?.memory), `${C} cpu+memory requests`);
 
-      if ((spec.initContainers || []).includes(c)) continue;
+      // Init containers and `helm test` pods run to completion: no probes.
+      const hookTest = (w.metadata.annotations || {})["helm.sh/hook"] === "test";
+      if ((spec.initContainers || []).includes(c) || hookTest) continue;
       for (const kind of ["livenessProbe", "readinessProbe"]) {
         const p = c[kind];
         const port = p?.grpc ? portNumber(c, p.grpc.port) : undefined;
