@@ -272,6 +272,113 @@ case_replicas() {
 	[ "$workers" -ge 2 ] || fail "all jobs went to one replica"
 }
 
+# A stage that never answers becomes an error at the deadline: exit 1.
+case_deadline() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_orch --insecure-local
+	local t0 t1
+	t0=$(date +%s)
+	submit --stages checkpoint --timeout 4 "$T_DIR/in/clean/config.pbtxt"
+	t1=$(date +%s)
+	expect_rc 1
+	expect_err "did not answer before its deadline"
+	[ $((t1 - t0)) -le 8 ] || fail "deadline took $((t1 - t0)) s"
+	# per-stage deadlines: checkpoint (no service) gives up after 1.5 s
+	# while the job may run 60 s; triton still answers
+	kill "$ORCH_PID"
+	wait "$ORCH_PID" 2>/dev/null
+	start_stage s1
+	start_orch --insecure-local --stage-timeouts checkpoint=1500,triton=20000
+	submit --stages triton,checkpoint --timeout 60 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2 # the finding still wins over the missing stage
+	submit --stages triton,checkpoint --timeout 60 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 1
+	expect_err "checkpoint .*ERROR.*did not answer before its deadline"
+	expect_err "triton .*ok"
+	if "$BIN/mlsec-orchestratord" --insecure-local --grpc-listen 127.0.0.1:0 \
+		--stage-timeouts nosuch=5 >/dev/null 2>&1; then
+		fail "bad --stage-timeouts accepted"
+	fi
+}
+
+# TLS, then mutual TLS.
+case_tls() {
+	command -v openssl >/dev/null || { echo "openssl CLI missing: skipped"; exit 77; }
+	make_fixtures
+	start_redis
+	start_broker
+	start_stage s1
+	local d="$T_DIR/pki"
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=mlsec-test-ca" \
+		-keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null || fail "openssl ca"
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/srv.key" \
+		-out "$d/srv.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/san.ext"
+	openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 1 -extfile "$d/san.ext" -out "$d/srv.pem" 2>/dev/null || fail "openssl srv"
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=client" -keyout "$d/cli.key" \
+		-out "$d/cli.csr" 2>/dev/null
+	openssl x509 -req -in "$d/cli.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 1 -out "$d/cli.pem" 2>/dev/null || fail "openssl cli"
+	start_orch --insecure-local --tls-cert "$d/srv.pem" --tls-key "$d/srv.key"
+	submit --tls-ca "$d/ca.pem" --timeout 30 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+	submit --timeout 10 "$T_DIR/in/evil/config.pbtxt" # plaintext client
+	expect_rc 1
+	kill "$ORCH_PID"
+	wait "$ORCH_PID" 2>/dev/null
+	ORCH_PORT=
+	start_orch --insecure-local --tls-cert "$d/srv.pem" --tls-key "$d/srv.key" --tls-ca "$d/ca.pem"
+	submit --tls-ca "$d/ca.pem" --timeout 10 "$T_DIR/in/evil/config.pbtxt" # no client cert
+	expect_rc 1
+	submit --tls-ca "$d/ca.pem" --tls-cert "$d/cli.pem" --tls-key "$d/cli.key" --timeout 30 \
+		"$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+}
+
+# Python grpcio as an independent client: Submit, Watch, Get, Upload,
+# health, INVALID_ARGUMENT on garbage.
+case_python_wire() {
+	/usr/bin/python3 -c 'import grpc, grpc_tools' 2>/dev/null ||
+		{ echo "python3-grpcio/python3-grpc-tools missing: skipped"; exit 77; }
+	make_fixtures
+	start_redis
+	start_broker
+	start_stage s1
+	start_orch --insecure-local
+	cp "$T_DIR/in/evil/config.pbtxt" "$ROOT/config.pbtxt"
+	/usr/bin/python3 "$HERE/wire_test.py" --endpoint "$ENDPOINT" --proto-out "$T_DIR/py" \
+		full config.pbtxt >"$T_DIR/py.log" 2>&1 || fail "python wire test: $(cat "$T_DIR/py.log")"
+}
+
+# Watches are capped below the gRPC worker count: health checks and Submit
+# stay served while clients wait; capped Watches are retried by the client.
+case_watch_cap() {
+	make_fixtures
+	start_redis
+	start_broker
+	export MLSEC_FAKE_SLOW_MS=1500
+	start_stage s1
+	start_orch --insecure-local --grpc-threads 6 # at most 2 Watches
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	local i pids=()
+	for i in 1 2 3 4; do
+		"$BIN/mlsec-submit" --quiet --timeout 60 "$T_DIR/in/slow/config.pbtxt" >/dev/null \
+			2>>"$T_DIR/err.all" &
+		pids+=($!)
+	done
+	sleep 1
+	timeout 5 "$BIN/mlsec-submit" --health "$ENDPOINT" >/dev/null || fail "health starved by watches"
+	for i in "${pids[@]}"; do
+		wait "$i"
+		[ $? = 2 ] || fail "a capped job did not finish: $(cat "$T_DIR/err.all")"
+	done
+}
+
 # Two orchestrator replicas share one Redis and one results group: a job
 # submitted through one is watched and read through the other.
 case_orch_replicas() {
