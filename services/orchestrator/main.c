@@ -13,6 +13,7 @@
 #include "mlsec/fsutil.h"
 #include "mlsec/log.h"
 #include "mlsec/service.h"
+#include "mlsec/service_metrics.h"
 #include "mlsec/shutdown.h"
 #include "orchestrator.h"
 
@@ -43,6 +44,8 @@ static const mlsec_config_option orch_options[] = {
          "lifetime of job records, results and events in Redis (0 = forever)"},
         {"sweep-interval-ms", MLSEC_CONFIG_INT, "200", 10, 60000, NULL, "MLSEC_SWEEP_INTERVAL_MS",
          0, "how often expired job deadlines are checked"},
+        {"metrics-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_METRICS_LISTEN", 0,
+         "serve Prometheus /metrics on HOST:PORT or :PORT (unset = off)"},
         {"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
          "write the bound gRPC address here once serving (for scripts and tests)"},
 };
@@ -146,6 +149,7 @@ int main(int argc, char **argv)
 	results_thread rt;
 	sweeper sw;
 	const char **cprops = NULL;
+	mlsec_service_metrics *metrics = NULL;
 	memset(&rt, 0, sizeof(rt));
 	memset(&sw, 0, sizeof(sw));
 
@@ -273,6 +277,8 @@ int main(int argc, char **argv)
 	                                MLSEC_RPC_SERVER_STREAM, orch_watch, &o, 0) != MLSEC_OK ||
 	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Orchestrator/Upload",
 	                                MLSEC_RPC_CLIENT_STREAM, orch_upload, &o, 0) != MLSEC_OK ||
+	    mlsec_service_metrics_start(PROG, mlsec_config_get(o.cfg, "metrics-listen"), srv,
+	                                &metrics, &err) != MLSEC_OK ||
 	    mlsec_rpc_server_start(srv, &err) != MLSEC_OK) {
 		MLSEC_LOGE("grpc: %s", err.text[0] ? err.text : "cannot start");
 		goto out;
@@ -312,6 +318,7 @@ out:
 	if (srv)
 		mlsec_rpc_server_stop(srv, STOP_GRACE_MS);
 	mlsec_rpc_server_free(srv);
+	mlsec_service_metrics_stop(metrics);
 	mlsec_worker_free(rt.w);
 	mlsec_free(cprops);
 	mlsec_store_free(rt.ctx.store);

@@ -86,7 +86,9 @@ case_auth() {
 	printf 's3cret-token-%s\n' "$RANDOM$RANDOM" >"$T_DIR/token"
 	chmod 600 "$T_DIR/token"
 	printf 'wrong-token\n' >"$T_DIR/bad-token"
-	start_orch --auth-token-file "$T_DIR/token"
+	local mport
+	mport=$(free_port)
+	start_orch --auth-token-file "$T_DIR/token" --metrics-listen "127.0.0.1:$mport"
 	unset MLSEC_TOKEN_FILE
 	submit --timeout 10 "$T_DIR/in/clean/config.pbtxt"
 	expect_rc 1
@@ -96,6 +98,14 @@ case_auth() {
 	expect_err "authentication failed"
 	MLSEC_TOKEN_FILE="$T_DIR/token" submit --timeout 30 "$T_DIR/in/evil/config.pbtxt"
 	expect_rc 2
+	# refused calls are visible in the metrics (when built with libmicrohttpd)
+	if grep -q "metrics-listen" <("$BIN/mlsec-orchestratord" --help 2>&1); then
+		/usr/bin/python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode())' \
+			"$mport" >"$T_DIR/metrics.txt" || fail "metrics scrape"
+		grep -q 'mlsec_grpc_requests_total{method="/mlsec.v1.Orchestrator/Upload",code="UNAUTHENTICATED"} 2' \
+			"$T_DIR/metrics.txt" || fail "metrics: $(grep grpc "$T_DIR/metrics.txt")"
+	fi
 	# health stays public (Kubernetes probes carry no token)
 	"$BIN/mlsec-submit" --health "$ENDPOINT" >/dev/null || fail "health needs no token"
 	# the token never reaches the log

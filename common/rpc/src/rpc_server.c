@@ -60,6 +60,8 @@ struct mlsec_rpc_server {
 	int started;
 	int stopped;
 	int grpc_inited; /* grpc_init() ran: grpc_shutdown() in _free */
+	mlsec_rpc_observer observer;
+	void *observer_ctx;
 	atomic_int stopping;
 };
 
@@ -71,6 +73,7 @@ struct mlsec_rpc_call {
 	int cancelled;    /* filled by RECV_CLOSE_ON_SERVER */
 	int close_done;   /* RECV_CLOSE_ON_SERVER completed */
 	int sent_initial; /* initial metadata went out */
+	grpc_status_code code; /* the status sent */
 	char *peer;       /* gpr_malloc'd */
 	char message[512];
 };
@@ -141,6 +144,12 @@ mlsec_err mlsec_rpc_server_add_method(mlsec_rpc_server *s, const char *path, mls
 	m->flags = flags;
 	s->nmethods++;
 	return MLSEC_OK;
+}
+
+void mlsec_rpc_server_set_observer(mlsec_rpc_server *s, mlsec_rpc_observer fn, void *ctx)
+{
+	s->observer = fn;
+	s->observer_ctx = ctx;
 }
 
 void mlsec_rpc_server_set_serving(mlsec_rpc_server *s, const char *service, int serving)
@@ -346,6 +355,7 @@ static void call_finish(mlsec_rpc_call *c, grpc_status_code code, const uint8_t 
 	grpc_slice details = grpc_slice_from_copied_string(c->message);
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.status = code;
+	c->code = code;
 	ops[n].data.send_status_from_server.status_details = c->message[0] ? &details : NULL;
 	n++;
 	call_batch(c, ops, n);
@@ -403,6 +413,8 @@ static void serve_call(worker *w, grpc_call *gc, const grpc_call_details *det,
 	}
 	mlsec_free(req);
 	mlsec_free(resp);
+	if (s->observer)
+		s->observer(m ? m->path : "unknown", c.code, s->observer_ctx);
 	if (!c.close_done)
 		rpc_pluck(w->call_cq, RPC_TAG_CLOSE, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	gpr_free(c.peer);

@@ -25,6 +25,7 @@
 #include "mlsec/queue.h"
 #include "mlsec/rpc.h"
 #include "mlsec/service.h"
+#include "mlsec/service_metrics.h"
 #include "mlsec/shutdown.h"
 #include "mlsec/store.h"
 #include "mlsec/v1/analyzer.pb-c.h"
@@ -46,8 +47,9 @@ typedef struct service {
 	char topic[128];
 	char group[128];
 	mlsec_producer *producer;
-	mlsec_store *store;  /* template, cloned per worker thread */
-	volatile int cancel; /* set on shutdown: engines stop early */
+	mlsec_store *store;             /* template, cloned per worker thread */
+	volatile int cancel;            /* set on shutdown: engines stop early */
+	mlsec_service_metrics *metrics; /* NULL when --metrics-listen is unset */
 } service;
 
 typedef struct kworker {
@@ -77,6 +79,8 @@ static const mlsec_config_option service_options[] = {
          "MLSEC_MAX_ARTIFACT_BYTES", 0, "largest artifact analysed"},
         {"result-ttl-s", MLSEC_CONFIG_INT, "604800", 0, 31536000, NULL, "MLSEC_RESULT_TTL_S", 0,
          "lifetime of stage results in Redis (0 = forever)"},
+        {"metrics-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_METRICS_LISTEN", 0,
+         "serve Prometheus /metrics on HOST:PORT or :PORT (unset = off)"},
         {"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
          "write the bound gRPC address here once serving (for scripts and tests)"},
 };
@@ -161,6 +165,9 @@ static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest
 	                                   svc->root_real, gate, ms, svc->worker_id, out, len);
 	if (rc != MLSEC_OK)
 		MLSEC_LOG(MLSEC_LOG_WARN, req->job_id, "stage error: %s", msg);
+	if (!(rc == MLSEC_ERR_TIMEOUT && svc->cancel)) /* a handed-back job is not done */
+		mlsec_service_metrics_analysis(svc->metrics, stage, rc, rep, gate,
+		                               (double)ms / 1000.0);
 	mlsec_report_free(rep);
 	for (size_t i = 0; paths && i < req->n_artifacts; i++)
 		mlsec_free(paths[i]);
@@ -421,6 +428,8 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	if (mlsec_rpc_server_new(&so, &srv, &err) != MLSEC_OK ||
 	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Analyzer/Analyze", MLSEC_RPC_UNARY,
 	                                service_analyze, &svc, 0) != MLSEC_OK ||
+	    mlsec_service_metrics_start(prog, mlsec_config_get(svc.cfg, "metrics-listen"), srv,
+	                                &svc.metrics, &err) != MLSEC_OK ||
 	    mlsec_rpc_server_start(srv, &err) != MLSEC_OK) {
 		MLSEC_LOGE("grpc: %s", err.text[0] ? err.text : "cannot start");
 		goto out;
@@ -484,6 +493,7 @@ out:
 	if (srv)
 		mlsec_rpc_server_stop(srv, SERVICE_STOP_GRACE_MS);
 	mlsec_rpc_server_free(srv);
+	mlsec_service_metrics_stop(svc.metrics);
 	mlsec_producer_free(svc.producer);
 	mlsec_store_free(svc.store);
 	free(svc.root_real);

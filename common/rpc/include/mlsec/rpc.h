@@ -84,6 +84,14 @@ mlsec_err mlsec_rpc_server_new(const mlsec_rpc_server_opts *o, mlsec_rpc_server 
 mlsec_err mlsec_rpc_server_add_method(mlsec_rpc_server *s, const char *path, mlsec_rpc_kind kind,
                                       mlsec_rpc_handler fn, void *ctx, int flags);
 
+/*
+ * Called on the worker thread after each call's status went out, with the
+ * registered method path (or "unknown" for unregistered paths, so that
+ * callers cannot grow label sets) and the status. Set before start.
+ */
+typedef void (*mlsec_rpc_observer)(const char *method, grpc_status_code code, void *ctx);
+void mlsec_rpc_server_set_observer(mlsec_rpc_server *s, mlsec_rpc_observer fn, void *ctx);
+
 /* Health status of a service name ("" = the whole server). Thread-safe. */
 void mlsec_rpc_server_set_serving(mlsec_rpc_server *s, const char *service, int serving);
 
