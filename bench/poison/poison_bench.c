@@ -81,7 +81,7 @@ static int reap(pid_t pid, long *maxrss_kb)
 	if (maxrss_kb)
 		*maxrss_kb = ru.ru_maxrss;
 	last_cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-		   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -97,8 +97,8 @@ static size_t slurp(int fd, char *buf, size_t cap)
 
 /* ---- monitor ---- */
 
-static void bench_monitor(const char *mlsec, const char *python, const char *orig,
-			  const char *dir, double records)
+static void bench_monitor(const char *mlsec, const char *python, const char *orig, const char *dir,
+                          double records)
 {
 	printf("== monitor: %.0f records\n", records);
 	/* engine in-process */
@@ -118,8 +118,8 @@ static void bench_monitor(const char *mlsec, const char *python, const char *ori
 	printf("  engine in-process     %8.3f s  %10.0f records/s  (rc %d, %llu records)\n", te,
 	       records / te, rc, (unsigned long long)st.records);
 
-	char *argv[] = {(char *)mlsec, "poison-monitor", "monitor", "--log-dir", (char *)dir,
-			"--quiet", NULL};
+	char *argv[] = {(char *)mlsec, "poison-monitor", "monitor", "--log-dir",
+	                (char *)dir,   "--quiet",        NULL};
 	long rss_ours = 0;
 	double tours = 1e9, cpu = 0;
 	int code = -1;
@@ -216,7 +216,8 @@ static double send_paced(int port, char **pay, const size_t *lens, size_t n, dou
 			double due = t0 + (double)i / rate;
 			double wait = due - now();
 			if (wait > 0) {
-				struct timespec ts = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)};
+				struct timespec ts = {(time_t)wait,
+				                      (long)((wait - (time_t)wait) * 1e9)};
 				nanosleep(&ts, NULL);
 			}
 		}
@@ -256,8 +257,8 @@ static int free_udp_port(void)
 	return ntohs(a.sin_port);
 }
 
-static void bench_listen(const char *mlsec, const char *python, const char *orig,
-			 unsigned workers, long steps)
+static void bench_listen(const char *mlsec, const char *python, const char *orig, unsigned workers,
+                         long steps)
 {
 	size_t *lens;
 	char **pay = make_payloads(workers, steps, &lens);
@@ -270,8 +271,8 @@ static void bench_listen(const char *mlsec, const char *python, const char *orig
 	for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
 		char ew[16];
 		snprintf(ew, sizeof ew, "%u", workers);
-		char *argv[] = {(char *)mlsec, "poison-monitor", "listen", "--port", "0", "--json",
-				"--expected-workers", ew, NULL};
+		char *argv[] = {(char *)mlsec, "poison-monitor",     "listen", "--port", "0",
+		                "--json",      "--expected-workers", ew,       NULL};
 		child c = start(argv, 1, 1);
 		int port = read_port(c.err);
 		if (port <= 0) {
@@ -308,8 +309,16 @@ static void bench_listen(const char *mlsec, const char *python, const char *orig
 			char ps[16], ew[16];
 			snprintf(ps, sizeof ps, "%d", port);
 			snprintf(ew, sizeof ew, "%u", workers);
-			char *argv[] = {(char *)python, (char *)orig, "listen", "--host",
-					"127.0.0.1", "--port", ps, "--expected-workers", ew, NULL};
+			char *argv[] = {(char *)python,
+			                (char *)orig,
+			                "listen",
+			                "--host",
+			                "127.0.0.1",
+			                "--port",
+			                ps,
+			                "--expected-workers",
+			                ew,
+			                NULL};
 			/* Its log goes to a file: a pipe nobody reads while we send
 			 * would block its logging and drop datagrams, unfairly. */
 			char logpath[] = "/tmp/mlsec-poison-orig-log-XXXXXX";
@@ -363,12 +372,14 @@ static void bench_listen(const char *mlsec, const char *python, const char *orig
 			free(logtext);
 			long got = stepsdone * (long)workers;
 			long lost = (long)pn - got;
-			printf("  original      target %7.0f/s  sent %8.0f/s  processed %7ld  lost %6ld%s\n",
+			printf("  original      target %7.0f/s  sent %8.0f/s  processed %7ld  lost "
+			       "%6ld%s\n",
 			       prates[r], sent, got, lost, lost <= 0 ? "" : "  (loss)");
 			if (lost <= 0 && sent > pbest)
 				pbest = sent;
 		}
-		printf("  original listen: highest loss-free rate measured %.0f datagrams/s\n", pbest);
+		printf("  original listen: highest loss-free rate measured %.0f datagrams/s\n",
+		       pbest);
 		if (pbest > 0)
 			printf("  ratio: %.1fx\n", best / pbest);
 		else

@@ -117,9 +117,10 @@ static void produce(const char *run, int64_t from, int64_t to, int64_t spike_ste
 			mlsec_poison_record rec;
 			mlsec_poison_sim_record(&s, r, t, &rec);
 			int n = mlsec_poison_record_format(&rec, buf, sizeof buf);
-			assert_int_equal(mlsec_producer_send_async(g_prod, MLSEC_TOPIC_GRADIENTS, run,
-								   strlen(run), buf, (size_t)n, &err),
-					 MLSEC_OK);
+			assert_int_equal(mlsec_producer_send_async(g_prod, MLSEC_TOPIC_GRADIENTS,
+			                                           run, strlen(run), buf, (size_t)n,
+			                                           &err),
+			                 MLSEC_OK);
 		}
 	assert_int_equal(mlsec_producer_flush(g_prod, 20000, &err), MLSEC_OK);
 }
@@ -135,7 +136,7 @@ static long long stored_records(const char *run)
 	json_t *j = json_loadb(text, len, 0, NULL);
 	mlsec_free(text);
 	long long n = json_integer_value(json_object_get(
-		json_object_get(json_object_get(j, "detector"), "stats"), "records"));
+	        json_object_get(json_object_get(j, "detector"), "stats"), "records"));
 	json_decref(j);
 	return n;
 }
@@ -153,7 +154,8 @@ static int wait_records(const char *run, long long want)
 static int group_setup(void **state)
 {
 	(void)state;
-	if (mlsec_testenv_redis_start(&g_redis, 0, NULL) || mlsec_testenv_broker_start(&g_broker, 4))
+	if (mlsec_testenv_redis_start(&g_redis, 0, NULL) ||
+	    mlsec_testenv_broker_start(&g_broker, 4))
 		return -1;
 	mlsec_queue_conf qc = {.brokers = g_broker.addr, .client_id = "test"};
 	mlsec_error err;
@@ -165,7 +167,7 @@ static int group_setup(void **state)
 	pthread_mutex_init(&g_sink.lock, NULL);
 	const char *topics[] = {MLSEC_TOPIC_ALERTS, NULL};
 	mlsec_worker_conf wc = {
-		.queue = qc, .group = "test-alerts", .topics = topics, .session_timeout_ms = 3000};
+	        .queue = qc, .group = "test-alerts", .topics = topics, .session_timeout_ms = 3000};
 	if (mlsec_worker_new(&wc, &g_sink.w, &err))
 		return -1;
 	return pthread_create(&g_sink.thread, NULL, sink_main, &g_sink) ? -1 : 0;
@@ -192,11 +194,11 @@ static void test_alert_and_resume(void **state)
 	/* garbage first: a bad key and a malformed value are skipped */
 	mlsec_error err;
 	assert_int_equal(mlsec_producer_send(g_prod, MLSEC_TOPIC_GRADIENTS, "bad key!", 8, "{}", 2,
-					     10000, &err),
-			 MLSEC_OK);
+	                                     10000, &err),
+	                 MLSEC_OK);
 	assert_int_equal(mlsec_producer_send(g_prod, MLSEC_TOPIC_GRADIENTS, run, strlen(run),
-					     "not json", 8, 10000, &err),
-			 MLSEC_OK);
+	                                     "not json", 8, 10000, &err),
+	                 MLSEC_OK);
 	produce(run, 0, 200, 205);
 	assert_true(wait_records(run, 800)); /* checkpoints every 40 records */
 	assert_int_equal(stop_daemon(d), 0);
@@ -215,9 +217,10 @@ static void test_alert_and_resume(void **state)
 			json_t *a = json_loads(g_sink.alerts[i], 0, NULL);
 			json_t *ev = json_object_get(a, "event");
 			found = a && !strcmp(json_string_value(json_object_get(a, "run")), run) &&
-				!strcmp(json_string_value(json_object_get(ev, "rule")), "POISON-SPIKE") &&
-				json_integer_value(json_object_get(ev, "rank")) == 2 &&
-				json_integer_value(json_object_get(ev, "alarm_step")) == 205;
+			        !strcmp(json_string_value(json_object_get(ev, "rule")),
+			                "POISON-SPIKE") &&
+			        json_integer_value(json_object_get(ev, "rank")) == 2 &&
+			        json_integer_value(json_object_get(ev, "alarm_step")) == 205;
 			json_decref(a);
 		}
 		pthread_mutex_unlock(&g_sink.lock);
@@ -249,8 +252,8 @@ int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_run_ids),
-		cmocka_unit_test(test_alert_and_resume),
+	        cmocka_unit_test(test_run_ids),
+	        cmocka_unit_test(test_alert_and_resume),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

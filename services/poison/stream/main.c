@@ -13,27 +13,27 @@
 #include "mlsec/shutdown.h"
 
 static const mlsec_config_option options[] = {
-	{"group", MLSEC_CONFIG_STRING, MLSEC_POISON_STREAM_GROUP, 0, 0, NULL,
-	 "MLSEC_POISON_GROUP", 0, "Kafka consumer group"},
-	{"threshold", MLSEC_CONFIG_STRING, "7", 0, 0, NULL, "MLSEC_POISON_THRESHOLD", 0,
-	 "spike rule: robust |z| above this"},
-	{"cusum-threshold", MLSEC_CONFIG_STRING, "10", 0, 0, NULL, "MLSEC_POISON_CUSUM_THRESHOLD", 0,
-	 "CUSUM alarm level, robust scale units"},
-	{"cusum-drift", MLSEC_CONFIG_STRING, "1", 0, 0, NULL, "MLSEC_POISON_CUSUM_DRIFT", 0,
-	 "CUSUM allowance per step, robust scale units"},
-	{"expected-workers", MLSEC_CONFIG_INT, "0", 0, MLSEC_POISON_MAX_RANK + 1, NULL,
-	 "MLSEC_POISON_EXPECTED_WORKERS", 0, "workers per run (0 = learn)"},
-	{"window", MLSEC_CONFIG_INT, "64", 1, MLSEC_POISON_MAX_WINDOW, NULL, "MLSEC_POISON_WINDOW", 0,
-	 "steps a step waits for late workers"},
-	{"checkpoint-every", MLSEC_CONFIG_INT, "100", 1, 1000000, NULL,
-	 "MLSEC_POISON_CHECKPOINT_EVERY", 0,
-	 "records per run between state saves to Redis (a crash loses at most this many)"},
-	{"state-ttl-s", MLSEC_CONFIG_INT, "604800", 1, 31536000, NULL, "MLSEC_POISON_STATE_TTL_S", 0,
-	 "lifetime of a run's state in Redis after its last save"},
-	{"max-runs", MLSEC_CONFIG_INT, "256", 1, MLSEC_POISON_STREAM_MAX_RUNS, NULL,
-	 "MLSEC_POISON_MAX_RUNS", 0, "runs kept in memory (least recent saved and evicted)"},
-	{"idle-evict-ms", MLSEC_CONFIG_INT, "60000", 100, 86400000, NULL, "MLSEC_POISON_IDLE_EVICT_MS",
-	 0, "save and drop a run idle this long"},
+        {"group", MLSEC_CONFIG_STRING, MLSEC_POISON_STREAM_GROUP, 0, 0, NULL, "MLSEC_POISON_GROUP",
+         0, "Kafka consumer group"},
+        {"threshold", MLSEC_CONFIG_STRING, "7", 0, 0, NULL, "MLSEC_POISON_THRESHOLD", 0,
+         "spike rule: robust |z| above this"},
+        {"cusum-threshold", MLSEC_CONFIG_STRING, "10", 0, 0, NULL, "MLSEC_POISON_CUSUM_THRESHOLD",
+         0, "CUSUM alarm level, robust scale units"},
+        {"cusum-drift", MLSEC_CONFIG_STRING, "1", 0, 0, NULL, "MLSEC_POISON_CUSUM_DRIFT", 0,
+         "CUSUM allowance per step, robust scale units"},
+        {"expected-workers", MLSEC_CONFIG_INT, "0", 0, MLSEC_POISON_MAX_RANK + 1, NULL,
+         "MLSEC_POISON_EXPECTED_WORKERS", 0, "workers per run (0 = learn)"},
+        {"window", MLSEC_CONFIG_INT, "64", 1, MLSEC_POISON_MAX_WINDOW, NULL, "MLSEC_POISON_WINDOW",
+         0, "steps a step waits for late workers"},
+        {"checkpoint-every", MLSEC_CONFIG_INT, "100", 1, 1000000, NULL,
+         "MLSEC_POISON_CHECKPOINT_EVERY", 0,
+         "records per run between state saves to Redis (a crash loses at most this many)"},
+        {"state-ttl-s", MLSEC_CONFIG_INT, "604800", 1, 31536000, NULL, "MLSEC_POISON_STATE_TTL_S",
+         0, "lifetime of a run's state in Redis after its last save"},
+        {"max-runs", MLSEC_CONFIG_INT, "256", 1, MLSEC_POISON_STREAM_MAX_RUNS, NULL,
+         "MLSEC_POISON_MAX_RUNS", 0, "runs kept in memory (least recent saved and evicted)"},
+        {"idle-evict-ms", MLSEC_CONFIG_INT, "60000", 100, 86400000, NULL,
+         "MLSEC_POISON_IDLE_EVICT_MS", 0, "save and drop a run idle this long"},
 };
 
 static int parse_num(const mlsec_config *cfg, const char *name, double *out)
@@ -53,14 +53,14 @@ int main(int argc, char **argv)
 {
 	mlsec_error err;
 	mlsec_error_clear(&err);
-	mlsec_config *cfg = mlsec_config_new("mlsec-poison-streamd",
-					     "CUSUM poison monitor on the mlsec.gradients stream",
-					     "[options]");
+	mlsec_config *cfg =
+	        mlsec_config_new("mlsec-poison-streamd",
+	                         "CUSUM poison monitor on the mlsec.gradients stream", "[options]");
 	mlsec_config_help help = MLSEC_CONFIG_HELP_NONE;
 	if (!cfg || mlsec_config_add(cfg, options, sizeof options / sizeof options[0], &err) ||
-	    mlsec_config_add_std(cfg, MLSEC_CONFIG_STD_LOG | MLSEC_CONFIG_STD_KAFKA |
-					      MLSEC_CONFIG_STD_REDIS,
-				 &err) ||
+	    mlsec_config_add_std(
+	            cfg, MLSEC_CONFIG_STD_LOG | MLSEC_CONFIG_STD_KAFKA | MLSEC_CONFIG_STD_REDIS,
+	            &err) ||
 	    mlsec_config_parse(cfg, argc, argv, &help, &err)) {
 		fprintf(stderr, "mlsec-poison-streamd: %s\n", cfg ? err.text : "out of memory");
 		mlsec_config_free(cfg);

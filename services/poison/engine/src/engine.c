@@ -60,35 +60,35 @@ mlsec_err mlsec_poison_report_event(mlsec_artifact *a, const mlsec_poison_event 
 	switch (ev->kind) {
 	case MLSEC_POISON_EV_CUSUM:
 		f = mlsec_artifact_add_finding(
-			a, rule, sev, "sustained gradient drift on one worker",
-			"rank %lld: %s drifts %s from its peers since about step %lld "
-			"(CUSUM %.2f above the threshold at step %lld)",
-			(long long)ev->rank, metric, dir_word(ev->direction),
-			(long long)ev->onset_step, ev->statistic, (long long)ev->alarm_step);
+		        a, rule, sev, "sustained gradient drift on one worker",
+		        "rank %lld: %s drifts %s from its peers since about step %lld "
+		        "(CUSUM %.2f above the threshold at step %lld)",
+		        (long long)ev->rank, metric, dir_word(ev->direction),
+		        (long long)ev->onset_step, ev->statistic, (long long)ev->alarm_step);
 		break;
 	case MLSEC_POISON_EV_SPIKE:
 		f = mlsec_artifact_add_finding(a, rule, sev, "gradient spike on one worker",
-					       "rank %lld: %s is %.1f robust standard deviations "
-					       "from its peers at step %lld",
-					       (long long)ev->rank, metric, ev->statistic,
-					       (long long)ev->alarm_step);
+		                               "rank %lld: %s is %.1f robust standard deviations "
+		                               "from its peers at step %lld",
+		                               (long long)ev->rank, metric, ev->statistic,
+		                               (long long)ev->alarm_step);
 		break;
 	case MLSEC_POISON_EV_SILENT:
 		f = mlsec_artifact_add_finding(a, rule, sev, "worker stopped reporting",
-					       "rank %lld: last record at step %lld, still silent "
-					       "at step %lld",
-					       (long long)ev->rank, (long long)ev->onset_step,
-					       (long long)ev->alarm_step);
+		                               "rank %lld: last record at step %lld, still silent "
+		                               "at step %lld",
+		                               (long long)ev->rank, (long long)ev->onset_step,
+		                               (long long)ev->alarm_step);
 		break;
 	case MLSEC_POISON_EV_MISSING:
 		f = mlsec_artifact_add_finding(a, rule, sev, "expected worker never reported",
-					       "rank %lld sent no record", (long long)ev->rank);
+		                               "rank %lld sent no record", (long long)ev->rank);
 		break;
 	case MLSEC_POISON_EV_NONFINITE:
-		f = mlsec_artifact_add_finding(a, rule, sev,
-					       "zero or non-finite gradient statistic",
-					       "rank %lld: %s = %g at step %lld", (long long)ev->rank,
-					       metric, ev->statistic, (long long)ev->alarm_step);
+		f = mlsec_artifact_add_finding(
+		        a, rule, sev, "zero or non-finite gradient statistic",
+		        "rank %lld: %s = %g at step %lld", (long long)ev->rank, metric,
+		        ev->statistic, (long long)ev->alarm_step);
 		break;
 	default:
 		return MLSEC_ERR_INTERNAL;
@@ -105,29 +105,30 @@ mlsec_err mlsec_poison_report_event(mlsec_artifact *a, const mlsec_poison_event 
 		rc = mlsec_finding_set_evidence_json(f, "event", json_deep_copy(j));
 	if (!rc && alarm)
 		rc = mlsec_finding_set_remediation(
-			f, "Inspect this rank's data shard, host and code for tampering; "
-			   "compare its checkpoint contribution with its peers; if confirmed, "
-			   "exclude the worker and roll back to a checkpoint before the onset step.");
+		        f,
+		        "Inspect this rank's data shard, host and code for tampering; "
+		        "compare its checkpoint contribution with its peers; if confirmed, "
+		        "exclude the worker and roll back to a checkpoint before the onset step.");
 	return rc;
 }
 
 mlsec_err mlsec_poison_report_stats(mlsec_artifact *a, const mlsec_poison_config *cfg,
-				    const mlsec_poison_stats *st)
+                                    const mlsec_poison_stats *st)
 {
 	json_t *det = mlsec_artifact_details(a);
 	json_t *c = json_pack("{s:f, s:f, s:f, s:I, s:I, s:I, s:I}", "threshold", cfg->spike_z,
-			      "cusum_threshold", cfg->cusum_h, "cusum_drift", cfg->cusum_k,
-			      "expected_workers", (json_int_t)cfg->expected_workers, "window",
-			      (json_int_t)cfg->window, "warmup", (json_int_t)cfg->warmup,
-			      "silent_steps", (json_int_t)cfg->silent_steps);
+	                      "cusum_threshold", cfg->cusum_h, "cusum_drift", cfg->cusum_k,
+	                      "expected_workers", (json_int_t)cfg->expected_workers, "window",
+	                      (json_int_t)cfg->window, "warmup", (json_int_t)cfg->warmup,
+	                      "silent_steps", (json_int_t)cfg->silent_steps);
 	json_t *s = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "records",
-			      (json_int_t)st->records, "steps", (json_int_t)st->steps,
-			      "steps_thin", (json_int_t)st->steps_thin, "duplicates",
-			      (json_int_t)st->duplicates, "late", (json_int_t)st->late,
-			      "out_of_order", (json_int_t)st->out_of_order, "rejected",
-			      (json_int_t)st->rejected, "alarms", (json_int_t)st->alarms,
-			      "first_step", (json_int_t)st->first_step, "last_step",
-			      (json_int_t)st->last_step, "workers", (json_int_t)st->workers);
+	                      (json_int_t)st->records, "steps", (json_int_t)st->steps, "steps_thin",
+	                      (json_int_t)st->steps_thin, "duplicates", (json_int_t)st->duplicates,
+	                      "late", (json_int_t)st->late, "out_of_order",
+	                      (json_int_t)st->out_of_order, "rejected", (json_int_t)st->rejected,
+	                      "alarms", (json_int_t)st->alarms, "first_step",
+	                      (json_int_t)st->first_step, "last_step", (json_int_t)st->last_step,
+	                      "workers", (json_int_t)st->workers);
 	if (!c || !s || json_object_set_new(det, "config", c) ||
 	    json_object_set_new(det, "stats", s)) {
 		return MLSEC_ERR_NOMEM;
@@ -180,7 +181,7 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 		mlsec_error e;
 		mlsec_error_clear(&e);
 		rc = mlsec_poison_monitor_dir(path, &cfg, on_event, &ctx, NULL, NULL, req->cancel,
-					      &st, &e);
+		                              &st, &e);
 		mlsec_free(resolved);
 		if (rc == MLSEC_ERR_PARSE) {
 			if (!mlsec_artifact_add_malformed(a, "POISON", &e))
@@ -199,8 +200,8 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 }
 
 const mlsec_engine mlsec_engine_poison = {
-	.stage = "poison",
-	.rule_prefix = "POISON",
-	.summary = "CUSUM change-point detection of gradient poisoning in DDP logs",
-	.analyze = analyze,
+        .stage = "poison",
+        .rule_prefix = "POISON",
+        .summary = "CUSUM change-point detection of gradient poisoning in DDP logs",
+        .analyze = analyze,
 };

@@ -44,10 +44,10 @@ static mlsec_err list_logs(const char *path, mlsec_strlist *out, mlsec_error *er
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
-				       "%s: %s", path, strerror(errno));
+		                       "%s: %s", path, strerror(errno));
 	if (S_ISREG(st.st_mode))
 		return mlsec_strlist_push(out, path) ? mlsec_error_set(err, MLSEC_ERR_NOMEM, "oom")
-						     : MLSEC_OK;
+		                                     : MLSEC_OK;
 	if (!S_ISDIR(st.st_mode))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "%s: not a directory", path);
 	DIR *dir = opendir(path);
@@ -60,7 +60,7 @@ static mlsec_err list_logs(const char *path, mlsec_strlist *out, mlsec_error *er
 			continue;
 		if (out->count >= MLSEC_POISON_MAX_FILES) {
 			rc = mlsec_error_set(err, MLSEC_ERR_LIMIT, "%s: more than %d worker logs",
-					     path, MLSEC_POISON_MAX_FILES);
+			                     path, MLSEC_POISON_MAX_FILES);
 			break;
 		}
 		char *p = mlsec_sprintf("%s/%s", path, de->d_name);
@@ -76,7 +76,7 @@ static mlsec_err list_logs(const char *path, mlsec_strlist *out, mlsec_error *er
 		return rc;
 	if (!out->count)
 		return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND, "no worker_*.jsonl logs in %s",
-				       path);
+		                       path);
 	qsort(out->items, out->count, sizeof *out->items, cmp_str);
 	return MLSEC_OK;
 }
@@ -96,7 +96,7 @@ static mlsec_err reader_next(reader *rd, mlsec_error *err)
 		if (!fgets(rd->buf, sizeof rd->buf, rd->f)) {
 			if (ferror(rd->f))
 				return mlsec_error_set_at(err, MLSEC_ERR_IO, rd->path, rd->line + 1,
-							  0, -1, "read error");
+				                          0, -1, "read error");
 			rd->eof = 1;
 			return MLSEC_OK;
 		}
@@ -104,15 +104,15 @@ static mlsec_err reader_next(reader *rd, mlsec_error *err)
 		size_t n = strlen(rd->buf);
 		if (n == sizeof rd->buf - 1 && rd->buf[n - 1] != '\n')
 			return mlsec_error_set_at(err, MLSEC_ERR_PARSE, rd->path, rd->line, 0, -1,
-						  "line longer than %d bytes",
-						  MLSEC_POISON_MAX_RECORD);
+			                          "line longer than %d bytes",
+			                          MLSEC_POISON_MAX_RECORD);
 		if (blank(rd->buf))
 			continue;
 		mlsec_error e;
 		mlsec_error_clear(&e);
 		if (mlsec_poison_record_parse(rd->buf, n, &rd->rec, &e)) {
 			mlsec_error_set_at(err, MLSEC_ERR_PARSE, rd->path, rd->line, e.column, -1,
-					   "%s", e.text);
+			                   "%s", e.text);
 			return MLSEC_ERR_PARSE;
 		}
 		return MLSEC_OK;
@@ -143,10 +143,10 @@ static void heap_down(reader *rs, size_t *h, size_t n, size_t i)
 }
 
 mlsec_err mlsec_poison_monitor_dir(const char *dir, const mlsec_poison_config *cfg,
-				   mlsec_poison_event_fn on_event, void *ev_ctx,
-				   mlsec_poison_step_fn on_step, void *step_ctx,
-				   const volatile int *cancel, mlsec_poison_stats *stats,
-				   mlsec_error *err)
+                                   mlsec_poison_event_fn on_event, void *ev_ctx,
+                                   mlsec_poison_step_fn on_step, void *step_ctx,
+                                   const volatile int *cancel, mlsec_poison_stats *stats,
+                                   mlsec_error *err)
 {
 	mlsec_strlist files = {0};
 	reader *rs = NULL;
@@ -174,7 +174,7 @@ mlsec_err mlsec_poison_monitor_dir(const char *dir, const mlsec_poison_config *c
 		rs[nr].path = files.items[nr];
 		if (!(rs[nr].f = fopen(rs[nr].path, "r"))) {
 			rc = mlsec_error_set_at(err, MLSEC_ERR_IO, rs[nr].path, 0, 0, -1, "%s",
-						strerror(errno));
+			                        strerror(errno));
 			goto out;
 		}
 	}

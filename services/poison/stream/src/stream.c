@@ -48,8 +48,8 @@ int mlsec_poison_stream_run_id_ok(const char *s, size_t len)
 		return 0;
 	for (size_t i = 0; i < len; i++) {
 		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '_' || ch == '-' || ch == '.'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
 			return 0;
 	}
 	return 1;
@@ -66,7 +66,7 @@ static int send_alert(stream *s, const run *r, const char *text)
 	mlsec_error err;
 	mlsec_error_clear(&err);
 	if (mlsec_producer_send(s->prod, MLSEC_TOPIC_ALERTS, r->id, strlen(r->id), text,
-				strlen(text), s->c.alert_timeout_ms, &err)) {
+	                        strlen(text), s->c.alert_timeout_ms, &err)) {
 		MLSEC_LOGW("poison run %s: alert not delivered yet: %s", r->id, err.text);
 		return -1;
 	}
@@ -89,7 +89,7 @@ static void on_event(void *ctx, const mlsec_poison_event *ev)
 	stream *s = ctx;
 	run *r = s->cur;
 	json_t *a = json_pack("{s:s, s:s, s:o}", "source", "poison", "run", r->id, "event",
-			      mlsec_poison_event_to_json(ev));
+	                      mlsec_poison_event_to_json(ev));
 	char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
 	if (!text) {
@@ -97,8 +97,8 @@ static void on_event(void *ctx, const mlsec_poison_event *ev)
 		return;
 	}
 	MLSEC_LOGW("poison run %s: %s rank %lld alarm step %lld", r->id,
-		   mlsec_poison_event_rule(ev->kind), (long long)ev->rank,
-		   (long long)ev->alarm_step);
+	           mlsec_poison_event_rule(ev->kind), (long long)ev->rank,
+	           (long long)ev->alarm_step);
 	/* keep order: behind any alert still waiting */
 	if (json_array_size(r->outbox) == 0 && send_alert(s, r, text) == 0) {
 		s->st.alerts++;
@@ -118,7 +118,8 @@ static int save_run(stream *s, run *r)
 	char key[160];
 	int rc = -1;
 	if (st && det && !json_object_set_new(st, "version", json_integer(STATE_VERSION)) &&
-	    !json_object_set(st, "outbox", r->outbox) && !json_object_set_new(st, "detector", det)) {
+	    !json_object_set(st, "outbox", r->outbox) &&
+	    !json_object_set_new(st, "detector", det)) {
 		det = NULL;
 		char *text = json_dumps(st, JSON_COMPACT);
 		if (text) {
@@ -126,7 +127,7 @@ static int save_run(stream *s, run *r)
 			mlsec_error_clear(&err);
 			state_key(r->id, key, sizeof key);
 			if (mlsec_store_set(s->store, key, text, strlen(text), s->c.state_ttl_ms,
-					    &err) == MLSEC_OK) {
+			                    &err) == MLSEC_OK) {
 				rc = 0;
 				r->since_save = 0;
 				s->st.checkpoints++;
@@ -190,8 +191,8 @@ static mlsec_err open_run(stream *s, const char *id, run **out)
 		json_t *st = json_loadb(text, len, 0, NULL);
 		mlsec_free(text);
 		json_t *ob = json_object_get(st, "outbox");
-		r.det = mlsec_poison_detector_from_json(json_object_get(st, "detector"), on_event, s,
-							&err);
+		r.det = mlsec_poison_detector_from_json(json_object_get(st, "detector"), on_event,
+		                                        s, &err);
 		if (r.det) {
 			s->st.restores++;
 			if (json_is_array(ob))
@@ -200,7 +201,7 @@ static mlsec_err open_run(stream *s, const char *id, run **out)
 		} else {
 			/* Fail safe: a corrupt state must not stop monitoring. */
 			MLSEC_LOGW("poison run %s: stored state unusable (%s); starting afresh", id,
-				   err.text);
+			           err.text);
 		}
 		json_decref(st);
 	}
@@ -266,7 +267,7 @@ static mlsec_queue_outcome handle(const mlsec_queue_msg *m, void *ctx)
 }
 
 mlsec_err mlsec_poison_stream_run(const mlsec_poison_stream_conf *conf,
-				  mlsec_poison_stream_stats *stats, mlsec_error *err)
+                                  mlsec_poison_stream_stats *stats, mlsec_error *err)
 {
 	stream s;
 	memset(&s, 0, sizeof s);
@@ -281,7 +282,7 @@ mlsec_err mlsec_poison_stream_run(const mlsec_poison_stream_conf *conf,
 		s.c.max_runs = 256;
 	if (s.c.max_runs > MLSEC_POISON_STREAM_MAX_RUNS)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "max-runs must be <= %d",
-				       MLSEC_POISON_STREAM_MAX_RUNS);
+		                       MLSEC_POISON_STREAM_MAX_RUNS);
 	if (!s.c.idle_evict_ms)
 		s.c.idle_evict_ms = 60000;
 	if (!s.c.alert_timeout_ms)
@@ -296,7 +297,7 @@ mlsec_err mlsec_poison_stream_run(const mlsec_poison_stream_conf *conf,
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	mlsec_worker *w = NULL;
 	if ((rc = mlsec_store_new(s.c.redis_url, s.c.redis_timeout_ms, s.c.redis_timeout_ms,
-				  &s.store, err)) ||
+	                          &s.store, err)) ||
 	    (rc = mlsec_producer_new(&s.c.queue, &s.prod, err)))
 		goto out;
 	const char *topics[] = {MLSEC_TOPIC_GRADIENTS, NULL};
@@ -322,11 +323,11 @@ out:
 	mlsec_store_free(s.store);
 	mlsec_free(s.runs);
 	MLSEC_LOGI("poison stream: %llu messages, %llu records, %llu malformed, %llu bad keys, "
-		   "%llu alerts (%llu failed), %llu checkpoints, %llu restores",
-		   (unsigned long long)s.st.messages, (unsigned long long)s.st.records,
-		   (unsigned long long)s.st.malformed, (unsigned long long)s.st.bad_key,
-		   (unsigned long long)s.st.alerts, (unsigned long long)s.st.alerts_failed,
-		   (unsigned long long)s.st.checkpoints, (unsigned long long)s.st.restores);
+	           "%llu alerts (%llu failed), %llu checkpoints, %llu restores",
+	           (unsigned long long)s.st.messages, (unsigned long long)s.st.records,
+	           (unsigned long long)s.st.malformed, (unsigned long long)s.st.bad_key,
+	           (unsigned long long)s.st.alerts, (unsigned long long)s.st.alerts_failed,
+	           (unsigned long long)s.st.checkpoints, (unsigned long long)s.st.restores);
 	if (stats)
 		*stats = s.st;
 	return rc;

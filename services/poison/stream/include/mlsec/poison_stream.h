@@ -34,20 +34,20 @@ extern "C" {
 #define MLSEC_POISON_STREAM_GROUP "mlsec-poison-gradients"
 #define MLSEC_POISON_STREAM_KEY_PREFIX "mlsec:poison:run:"
 #define MLSEC_POISON_STREAM_MAX_RUN_ID 64
-#define MLSEC_POISON_STREAM_MAX_RUNS 4096 /* detectors in memory */
+#define MLSEC_POISON_STREAM_MAX_RUNS 4096   /* detectors in memory */
 #define MLSEC_POISON_STREAM_MAX_OUTBOX 1000 /* undelivered alerts kept per run */
 
 typedef struct mlsec_poison_stream_conf {
-	mlsec_queue_conf queue;        /* brokers etc. (borrowed) */
-	const char *group;             /* NULL = MLSEC_POISON_STREAM_GROUP */
-	const char *redis_url;         /* required */
-	int redis_timeout_ms;          /* 0 = 2000 */
-	mlsec_poison_config detector;  /* for new runs (restored runs keep theirs) */
-	unsigned checkpoint_every;     /* records per run between saves; 0 = 100 */
-	long long state_ttl_ms;        /* Redis TTL of a run's state; 0 = 7 days */
-	unsigned max_runs;             /* 0 = 256 */
-	long long idle_evict_ms;       /* 0 = 60000 */
-	int alert_timeout_ms;          /* 0 = 5000 */
+	mlsec_queue_conf queue;       /* brokers etc. (borrowed) */
+	const char *group;            /* NULL = MLSEC_POISON_STREAM_GROUP */
+	const char *redis_url;        /* required */
+	int redis_timeout_ms;         /* 0 = 2000 */
+	mlsec_poison_config detector; /* for new runs (restored runs keep theirs) */
+	unsigned checkpoint_every;    /* records per run between saves; 0 = 100 */
+	long long state_ttl_ms;       /* Redis TTL of a run's state; 0 = 7 days */
+	unsigned max_runs;            /* 0 = 256 */
+	long long idle_evict_ms;      /* 0 = 60000 */
+	int alert_timeout_ms;         /* 0 = 5000 */
 } mlsec_poison_stream_conf;
 
 typedef struct mlsec_poison_stream_stats {
@@ -62,7 +62,7 @@ typedef struct mlsec_poison_stream_stats {
  * error. Redis or broker outages are retried, not fatal.
  */
 mlsec_err mlsec_poison_stream_run(const mlsec_poison_stream_conf *conf,
-				  mlsec_poison_stream_stats *stats, mlsec_error *err);
+                                  mlsec_poison_stream_stats *stats, mlsec_error *err);
 
 /* 1 when s is a valid run id ([A-Za-z0-9_.-]{1,64}). */
 int mlsec_poison_stream_run_id_ok(const char *s, size_t len);
