@@ -123,12 +123,46 @@ static void test_missing_and_confined(void **state)
 	mlsec_report_free(rep);
 }
 
+/* The worker logs given as separate file artifacts (what a Submit to the
+ * stage service carries) are one run; the finding lands on rank 4's file. */
+static void test_file_artifacts_one_run(void **state)
+{
+	(void)state;
+	char files[6][300];
+	const char *paths[6];
+	for (int r = 0; r < 6; r++) {
+		snprintf(files[r], sizeof files[r], "%s/slow/worker_%d.jsonl", tmp, r);
+		paths[r] = files[r];
+	}
+	mlsec_engine_request req = {.paths = paths, .npaths = 6};
+	mlsec_report *rep = mlsec_report_new("poison");
+	mlsec_error err;
+	assert_int_equal(mlsec_engine_poison.analyze(&req, rep, &err), MLSEC_OK);
+	assert_int_equal(mlsec_report_artifact_count(rep), 6);
+	for (size_t i = 0; i < 6; i++) {
+		mlsec_artifact *a = mlsec_report_artifact(rep, i);
+		if (i == 4) {
+			assert_true(mlsec_artifact_finding_count(a) >= 1);
+			assert_string_equal(mlsec_artifact_finding(a, 0)->rule_id,
+			                    "POISON-CUSUM-DRIFT");
+		} else {
+			assert_int_equal(mlsec_artifact_finding_count(a), 0);
+		}
+	}
+	/* one run of 6 workers, stats on the first artifact */
+	json_t *stats =
+	        json_object_get(mlsec_artifact_details(mlsec_report_artifact(rep, 0)), "stats");
+	assert_int_equal(json_integer_value(json_object_get(stats, "workers")), 6);
+	mlsec_report_free(rep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_drift_finding),
 	        cmocka_unit_test(test_malformed_is_a_finding),
 	        cmocka_unit_test(test_missing_and_confined),
+	        cmocka_unit_test(test_file_artifacts_one_run),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

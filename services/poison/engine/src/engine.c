@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "mlsec/alloc.h"
 #include "mlsec/fsutil.h"
@@ -138,21 +139,58 @@ mlsec_err mlsec_poison_report_stats(mlsec_artifact *a, const mlsec_poison_config
 }
 
 typedef struct engine_ctx {
-	mlsec_artifact *a;
+	mlsec_artifact **arts; /* one per file of the run (or the directory) */
+	size_t narts;
+	const int32_t *rank_file; /* NULL for a directory run */
 	mlsec_err rc;
 } engine_ctx;
 
+/* Each event goes to the artifact (file) the rank's records came from. */
 static void on_event(void *p, const mlsec_poison_event *ev)
 {
 	engine_ctx *c = p;
-	mlsec_err rc = mlsec_poison_report_event(c->a, ev);
+	size_t i = 0;
+	if (c->rank_file && ev->rank >= 0 && ev->rank <= MLSEC_POISON_MAX_RANK &&
+	    c->rank_file[ev->rank] >= 0 && (size_t)c->rank_file[ev->rank] < c->narts)
+		i = (size_t)c->rank_file[ev->rank];
+	mlsec_err rc = mlsec_poison_report_event(c->arts[i], ev);
 	if (rc && !c->rc)
 		c->rc = rc;
 }
 
-/* Per artifact (a log directory): run the monitor. A log that does not
- * parse is the fail-closed POISON-MALFORMED finding (the CLI instead exits
- * 1 naming file and line, as its users asked). No logs at all is an error. */
+/* After a run: the fail-closed finding for a log that does not parse (on
+ * the file's artifact when known), or the error, or the stats. */
+static mlsec_err finish_run(engine_ctx *ctx, const char *const *paths, mlsec_err rc,
+                            const mlsec_error *e, const mlsec_poison_config *cfg,
+                            const mlsec_poison_stats *st, mlsec_error *err)
+{
+	if (rc == MLSEC_ERR_PARSE) {
+		size_t i = 0;
+		for (size_t k = 0; paths && k < ctx->narts; k++)
+			if (!strcmp(paths[k], e->file))
+				i = k;
+		if (!mlsec_artifact_add_malformed(ctx->arts[i], "POISON", e))
+			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	} else if (rc) {
+		if (err)
+			*err = *e;
+		return rc;
+	}
+	if (ctx->rc)
+		return mlsec_error_set(err, ctx->rc, "could not record events");
+	if ((rc = mlsec_poison_report_stats(ctx->arts[0], cfg, st)))
+		return mlsec_error_set(err, rc, "out of memory");
+	return MLSEC_OK;
+}
+
+/*
+ * Artifacts: a directory is one run (its worker_*.jsonl merged); all the
+ * regular files of a request together are one run too (the stage services
+ * accept regular files only, so a Submit lists the worker logs), with each
+ * finding on the file of the rank it accuses. A log that does not parse is
+ * the fail-closed POISON-MALFORMED finding (the CLI instead exits 1 naming
+ * file and line, as its users asked). No logs at all is an error.
+ */
 static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mlsec_error *err)
 {
 	mlsec_poison_config cfg;
@@ -162,41 +200,63 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 		return rc;
 	if (!req->npaths)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no log directory given");
+	if (req->npaths > MLSEC_POISON_MAX_FILES)
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "more than %d artifacts",
+		                       MLSEC_POISON_MAX_FILES);
+	char **real = mlsec_calloc(req->npaths, sizeof *real);
+	mlsec_artifact **farts = mlsec_calloc(req->npaths, sizeof *farts);
+	const char **fpaths = mlsec_calloc(req->npaths, sizeof *fpaths);
+	int32_t *rank_file = mlsec_calloc(MLSEC_POISON_MAX_RANK + 1, sizeof *rank_file);
+	size_t nfiles = 0;
+	mlsec_error e;
+	mlsec_poison_stats st;
+	if (!real || !farts || !fpaths || !rank_file) {
+		rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < req->npaths; i++) {
 		const char *path = req->paths[i];
-		char *resolved = NULL;
 		if (req->artifact_root) {
-			if ((rc = mlsec_path_confine(req->artifact_root, path, &resolved, err)))
-				return rc;
-			path = resolved;
+			if ((rc = mlsec_path_confine(req->artifact_root, path, &real[i], err)))
+				goto out;
+			path = real[i];
 		}
+		struct stat sb;
+		int is_file = stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 		mlsec_artifact *a = mlsec_report_add_artifact(rep, req->paths[i], "gradient-logs");
 		if (!a) {
-			mlsec_free(resolved);
-			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+			rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+			goto out;
 		}
-		engine_ctx ctx = {a, MLSEC_OK};
-		mlsec_poison_stats st;
+		if (is_file) {
+			farts[nfiles] = a;
+			fpaths[nfiles++] = path;
+			continue;
+		}
+		engine_ctx ctx = {&a, 1, NULL, MLSEC_OK};
 		memset(&st, 0, sizeof st);
-		mlsec_error e;
 		mlsec_error_clear(&e);
 		rc = mlsec_poison_monitor_dir(path, &cfg, on_event, &ctx, NULL, NULL, req->cancel,
 		                              &st, &e);
-		mlsec_free(resolved);
-		if (rc == MLSEC_ERR_PARSE) {
-			if (!mlsec_artifact_add_malformed(a, "POISON", &e))
-				return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
-		} else if (rc) {
-			if (err)
-				*err = e;
-			return rc;
-		}
-		if (ctx.rc)
-			return mlsec_error_set(err, ctx.rc, "could not record events");
-		if ((rc = mlsec_poison_report_stats(a, &cfg, &st)))
-			return mlsec_error_set(err, rc, "out of memory");
+		if ((rc = finish_run(&ctx, NULL, rc, &e, &cfg, &st, err)))
+			goto out;
 	}
-	return MLSEC_OK;
+	if (nfiles) {
+		engine_ctx ctx = {farts, nfiles, rank_file, MLSEC_OK};
+		memset(&st, 0, sizeof st);
+		mlsec_error_clear(&e);
+		rc = mlsec_poison_monitor_files(fpaths, nfiles, &cfg, on_event, &ctx, NULL, NULL,
+		                                req->cancel, rank_file, &st, &e);
+		rc = finish_run(&ctx, fpaths, rc, &e, &cfg, &st, err);
+	}
+out:
+	for (size_t i = 0; real && i < req->npaths; i++)
+		mlsec_free(real[i]);
+	mlsec_free(real);
+	mlsec_free(farts);
+	mlsec_free(fpaths);
+	mlsec_free(rank_file);
+	return rc;
 }
 
 const mlsec_engine mlsec_engine_poison = {

@@ -265,6 +265,19 @@ mlsec_err mlsec_poison_monitor_dir(const char *dir, const mlsec_poison_config *c
                                    mlsec_error *err);
 
 /*
+ * The same over an explicit list of JSONL files, merged by step as one run
+ * (expected_workers defaults to npaths). When rank_file is not NULL it must
+ * hold MLSEC_POISON_MAX_RANK + 1 entries and receives, per rank, the index
+ * of the file its first record came from (-1 if none); an entry is set
+ * before any event about that rank fires, so event callbacks may read it.
+ */
+mlsec_err mlsec_poison_monitor_files(const char *const *paths, size_t npaths,
+                                     const mlsec_poison_config *cfg, mlsec_poison_event_fn on_event,
+                                     void *ev_ctx, mlsec_poison_step_fn on_step, void *step_ctx,
+                                     const volatile int *cancel, int32_t *rank_file,
+                                     mlsec_poison_stats *stats, mlsec_error *err);
+
+/*
  * Report glue shared by the engine, the CLI and the service: adds the event
  * as a finding to the artifact and to its details "alarms"/"events" arrays
  * (bounded by MLSEC_POISON_MAX_ALARMS).
