@@ -25,6 +25,10 @@ static const mlsec_config_option options[] = {
          "MLSEC_POISON_EXPECTED_WORKERS", 0, "workers per run (0 = learn)"},
         {"window", MLSEC_CONFIG_INT, "64", 1, MLSEC_POISON_MAX_WINDOW, NULL, "MLSEC_POISON_WINDOW",
          0, "steps a step waits for late workers"},
+        {"warmup", MLSEC_CONFIG_INT, "50", 0, 1000000, NULL, "MLSEC_POISON_WARMUP", 0,
+         "steps that only learn the scale"},
+        {"silent-steps", MLSEC_CONFIG_INT, "100", 1, 1000000000, NULL, "MLSEC_POISON_SILENT_STEPS",
+         0, "a worker absent this many steps is reported silent"},
         {"checkpoint-every", MLSEC_CONFIG_INT, "100", 1, 1000000, NULL,
          "MLSEC_POISON_CHECKPOINT_EVERY", 0,
          "records per run between state saves to Redis (a crash loses at most this many)"},
@@ -84,6 +88,8 @@ int main(int argc, char **argv)
 		goto out;
 	c.detector.expected_workers = (unsigned)mlsec_config_get_int(cfg, "expected-workers");
 	c.detector.window = (unsigned)mlsec_config_get_int(cfg, "window");
+	c.detector.warmup = (unsigned)mlsec_config_get_int(cfg, "warmup");
+	c.detector.silent_steps = (unsigned)mlsec_config_get_int(cfg, "silent-steps");
 	c.queue.brokers = mlsec_config_get(cfg, "kafka-brokers");
 	c.queue.client_id = "mlsec-poison-streamd";
 	c.queue.props = mlsec_config_kafka_props(cfg);
