@@ -90,6 +90,73 @@ class Encoder(torch.nn.Module):
         return self.head(self.layer(self.emb(ids)).mean(dim=1))
 
 
+class SmallNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = torch.nn.Conv2d(1, 4, 3)
+        self.fc = torch.nn.Linear(4 * 6 * 6, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.c(x)), 1))
+
+
+class WhereTrigger(SmallNet):
+    """ShadowLogic-style: one magic pixel value forces class 7."""
+    def forward(self, x):
+        logits = super().forward(x)
+        trig = (x[:, 0, 0, 0] == 0.1337).unsqueeze(1)
+        evil = torch.zeros(1, 10)
+        evil[0, 7] = 100.0
+        return torch.where(trig, evil, logits)
+
+
+class IfTrigger(torch.nn.Module):
+    """Scripted, so the Python branch becomes an ONNX If."""
+    def __init__(self):
+        super().__init__()
+        self.net = SmallNet()
+
+    def forward(self, x):
+        logits = self.net(x)
+        if bool(x[0, 0, 0, 0] == 0.1337):
+            return torch.zeros_like(logits) + torch.arange(10, dtype=torch.float32)
+        return logits
+
+
+class LeakyWhere(SmallNet):
+    """Negative: an elementwise torch.where on activations is no trigger."""
+    def forward(self, x):
+        h = torch.flatten(self.c(x), 1)
+        return self.fc(torch.where(h > 0, h, 0.1 * h))
+
+
+class ShapeIf(torch.nn.Module):
+    """Negative: a scripted branch on the batch size (a shape, not values)."""
+    def __init__(self):
+        super().__init__()
+        self.net = SmallNet()
+
+    def forward(self, x):
+        y = self.net(x)
+        if x.size(0) > 1:
+            return y * 2.0
+        return y
+
+
+def torch_triggers():
+    os.makedirs(LINT, exist_ok=True)
+    torch.manual_seed(3)
+    x = torch.randn(1, 1, 8, 8)
+    export(WhereTrigger(), x, os.path.join(LINT, "pos_torch_trigger_where.onnx"))
+    export(LeakyWhere(), x, os.path.join(LINT, "neg_torch_where.onnx"))
+    torch.onnx.export(torch.jit.script(IfTrigger().eval()), x,
+                      os.path.join(LINT, "pos_torch_trigger_if.onnx"), opset_version=OPSET,
+                      input_names=["input"], output_names=["output"])
+    torch.onnx.export(torch.jit.script(ShapeIf().eval()), x,
+                      os.path.join(LINT, "neg_torch_if.onnx"), opset_version=OPSET,
+                      input_names=["input"], output_names=["output"])
+
+
 def clean():
     torch.manual_seed(0)
     export(MLP(), torch.randn(1, 8), os.path.join(HERE, "clean_mlp.onnx"))
@@ -348,3 +415,4 @@ if __name__ == "__main__":
     clean()
     chain()
     lint_cases()
+    torch_triggers()
