@@ -154,7 +154,8 @@ def torch_triggers():
                       input_names=["input"], output_names=["output"])
     torch.onnx.export(torch.jit.script(ShapeIf().eval()), x,
                       os.path.join(LINT, "neg_torch_if.onnx"), opset_version=OPSET,
-                      input_names=["input"], output_names=["output"])
+                      input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
 
 
 def clean():
