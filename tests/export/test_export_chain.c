@@ -360,6 +360,23 @@ static void test_pt_source(void **state)
 	mlsec_report_free(r);
 }
 
+/* A torch.save() checkpoint and its safetensors conversion share the
+ * canonical state-dict digest. */
+static void test_pt_matches_safetensors(void **state)
+{
+	(void)state;
+	char a[65], b[65];
+	size_t na = 0, nb = 0;
+	mlsec_error err;
+	if (mlsec_export_state_dict_digest(CHAIN "model.pt", a, &na, &err) != MLSEC_OK)
+		fail_msg("pt: %s", err.text);
+	assert_int_equal(mlsec_export_state_dict_digest(CHAIN "model.safetensors", b, &nb, &err),
+	                 MLSEC_OK);
+	assert_int_equal(na, 4);
+	assert_int_equal(nb, 4);
+	assert_string_equal(a, b);
+}
+
 /* The state-dict digest ignores header order, not data. */
 static void test_state_dict_canonical(void **state)
 {
@@ -484,6 +501,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_pt_source, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_state_dict_canonical, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_engine_verify, setup, teardown),
+	        cmocka_unit_test(test_pt_matches_safetensors),
 	        cmocka_unit_test(test_malformed_attestations),
 	        cmocka_unit_test(test_pae),
 	};

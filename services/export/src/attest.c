@@ -56,24 +56,30 @@ json_t *export_stage_checkpoint(const char *path, const char *ts, mlsec_error *e
 	json_t *r = record_new("checkpoint", path, fmt, ts, err);
 	if (!r)
 		return NULL;
-	if (!strcmp(fmt, "safetensors")) {
-		char hex[MLSEC_SHA256_HEX_LEN];
-		size_t n = 0;
-		if (mlsec_export_state_dict_digest(path, hex, &n, err) != MLSEC_OK) {
-			json_decref(r);
-			return NULL;
-		}
+	char hex[MLSEC_SHA256_HEX_LEN];
+	size_t n = 0;
+	mlsec_error derr;
+	mlsec_error_clear(&derr);
+	mlsec_err rc = mlsec_export_state_dict_digest(path, hex, &n, &derr);
+	if (rc == MLSEC_OK) {
 		json_object_set_new(r, "stateDict",
 		                    json_pack("{s:s, s:s, s:I}", "algorithm", "mlsec-state-dict-v1",
 		                              "sha256", hex, "tensors", (json_int_t)n));
-	} else {
-		/* The pickle-based formats need the checkpoint engine's
-		 * restricted unpickler to enumerate tensors; until it is
-		 * shared, only the file digest binds this stage. */
+	} else if (rc == MLSEC_ERR_UNSUPPORTED) {
+		/* Legacy torch files stack several pickles and raw pickles
+		 * have no storages; only the file digest binds them. */
 		json_object_set_new(r, "stateDict",
 		                    json_pack("{s:s, s:s}", "algorithm", "none", "note",
-		                              "state-dict digest is computed for safetensors "
-		                              "only; the file sha256 binds this stage"));
+		                              "no state-dict digest for this checkpoint format; "
+		                              "the file sha256 binds this stage"));
+	} else {
+		json_decref(r);
+		/* The path leads the text: the CLI uses it to name the stage. */
+		if (strncmp(derr.text, path, strlen(path)))
+			mlsec_error_set(err, rc, "%s: %s", path, derr.text);
+		else
+			mlsec_error_set(err, rc, "%s", derr.text);
+		return NULL;
 	}
 	return r;
 }

@@ -50,6 +50,12 @@ json_t *export_tool_versions(void);
 /* Basename of path (borrowed, points inside path). */
 const char *export_basename(const char *path);
 
+/* ---- state-dict digests (state_dict.c, state_dict_pt.c) ---- */
+mlsec_err export_st_state_dict_digest(const char *path, char hex[65], size_t *ntensors,
+                                      mlsec_error *err);
+mlsec_err export_pt_state_dict_digest(const char *path, char hex[65], size_t *ntensors,
+                                      mlsec_error *err);
+
 /* ---- attest.c: stage records (new references, NULL + err on failure) ---- */
 json_t *export_stage_checkpoint(const char *path, const char *ts, mlsec_error *err);
 json_t *export_stage_onnx(const char *path, const mlsec_artifact *lint, const mlsec_export_opts *o,

@@ -22,6 +22,7 @@
 
 #include "export_internal.h"
 #include "mlsec/alloc.h"
+#include "mlsec/fsutil.h"
 #include "mlsec/sha256.h"
 
 #define ST_MAX_HEADER ((uint64_t)100u << 20) /* the format's own cap */
@@ -117,6 +118,22 @@ static mlsec_err parse_tensor(const char *name, json_t *v, uint64_t data_len, st
 
 mlsec_err mlsec_export_state_dict_digest(const char *path, char hex[65], size_t *ntensors,
                                          mlsec_error *err)
+{
+	switch (mlsec_format_sniff(path)) {
+	case MLSEC_FMT_PYTORCH_ZIP:
+		return export_pt_state_dict_digest(path, hex, ntensors, err);
+	case MLSEC_FMT_PYTORCH_LEGACY:
+	case MLSEC_FMT_PICKLE:
+		return mlsec_error_set(
+		        err, MLSEC_ERR_UNSUPPORTED,
+		        "%s: legacy/pickle checkpoints have no state-dict digest yet", path);
+	default:
+		return export_st_state_dict_digest(path, hex, ntensors, err);
+	}
+}
+
+mlsec_err export_st_state_dict_digest(const char *path, char hex[65], size_t *ntensors,
+                                      mlsec_error *err)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
