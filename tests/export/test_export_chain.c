@@ -115,7 +115,7 @@ static int teardown(void **state)
 static mlsec_report *verify(const fx *f, const char *att, const char *key)
 {
 	mlsec_report *r = mlsec_report_new("export");
-	mlsec_export_verify_req vr = {att, key, NULL, 0};
+	mlsec_export_verify_req vr = {att, key, NULL, 0, NULL};
 	mlsec_error err;
 	if (mlsec_export_verify(&vr, r, &err) != MLSEC_OK)
 		fail_msg("verify: %s", err.text);
@@ -447,6 +447,30 @@ static void test_engine_verify(void **state)
 	json_decref(opt);
 }
 
+/* Under an artifact root (services), a stage file that is a symlink out
+ * of the root is not followed. */
+static void test_verify_confined(void **state)
+{
+	fx *f = *state;
+	char outside[] = "/tmp/mlsec-outside-XXXXXX";
+	int fd = mkstemp(outside);
+	assert_true(fd >= 0);
+	close(fd);
+	copy_file(f->plan, outside);
+	assert_int_equal(unlink(f->plan), 0);
+	assert_int_equal(symlink(outside, f->plan), 0);
+	mlsec_report *r = mlsec_report_new("export");
+	mlsec_export_verify_req vr = {f->att, f->pub, NULL, 0, f->dir};
+	assert_int_equal(mlsec_export_verify(&vr, r, NULL), MLSEC_OK);
+	expect(r, "EXPORT-ATTEST-ARTIFACT-MISSING", "tensorrt");
+	mlsec_report_free(r);
+	/* The same without a root (a local user): followed, and it matches. */
+	r = verify(f, f->att, f->pub);
+	assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_HIGH), 0);
+	mlsec_report_free(r);
+	unlink(outside);
+}
+
 static void test_malformed_attestations(void **state)
 {
 	(void)state;
@@ -501,6 +525,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_pt_source, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_state_dict_canonical, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_engine_verify, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_verify_confined, setup, teardown),
 	        cmocka_unit_test(test_pt_matches_safetensors),
 	        cmocka_unit_test(test_malformed_attestations),
 	        cmocka_unit_test(test_pae),

@@ -102,7 +102,8 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 			for (size_t k = 0; k < req->npaths; k++)
 				if (k != i)
 					others[no++] = paths[k];
-			mlsec_export_verify_req vr = {paths[i], vkey, others, no};
+			mlsec_export_verify_req vr = {paths[i], vkey, others, no,
+			                              req->artifact_root};
 			rc = mlsec_export_verify(&vr, rep, err);
 			mlsec_free(others);
 		} else {

@@ -347,15 +347,28 @@ static char *locate(const mlsec_export_verify_req *req, const json_t *r)
 	const char *name = json_string_value(json_object_get(r, "name"));
 	const char *path = json_string_value(json_object_get(r, "path"));
 	struct stat st;
-	for (size_t i = 0; i < req->nartifacts; i++)
+	char *cand = NULL;
+	for (size_t i = 0; i < req->nartifacts && !cand; i++)
 		if (!strcmp(export_basename(req->artifacts[i]), name))
-			return mlsec_strdup(req->artifacts[i]);
-	if (req->nartifacts == 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode))
-		return mlsec_strdup(path);
-	const char *slash = strrchr(req->attestation, '/');
-	char *cand = slash ? mlsec_sprintf("%.*s/%s", (int)(slash - req->attestation),
-	                                   req->attestation, name)
-	                   : mlsec_strdup(name);
+			cand = mlsec_strdup(req->artifacts[i]);
+	/* A recorded path is the attestation's word: only a local user who
+	 * named no artifacts gets it followed. */
+	if (!cand && !req->artifact_root && req->nartifacts == 0 && stat(path, &st) == 0 &&
+	    S_ISREG(st.st_mode))
+		cand = mlsec_strdup(path);
+	if (!cand) {
+		const char *slash = strrchr(req->attestation, '/');
+		cand = slash ? mlsec_sprintf("%.*s/%s", (int)(slash - req->attestation),
+		                             req->attestation, name)
+		             : mlsec_strdup(name);
+	}
+	if (cand && req->artifact_root) {
+		char *real = NULL;
+		if (mlsec_path_confine(req->artifact_root, cand, &real, NULL) != MLSEC_OK)
+			real = NULL;
+		mlsec_free(cand);
+		cand = real;
+	}
 	if (cand && stat(cand, &st) == 0 && S_ISREG(st.st_mode))
 		return cand;
 	mlsec_free(cand);

@@ -114,6 +114,9 @@ typedef struct mlsec_export_verify_req {
 	const char *verify_key_path;  /* Ed25519 public (or private) key PEM, may be NULL */
 	const char *const *artifacts; /* explicit artifact paths, matched by file name */
 	size_t nartifacts;
+	/* When not NULL (services), the paths recorded in the attestation are
+	 * never used and every artifact read must resolve under this root. */
+	const char *artifact_root;
 } mlsec_export_verify_req;
 
 /*
