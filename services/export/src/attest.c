@@ -33,14 +33,10 @@ static const char *source_format(const char *path)
 	return "unknown";
 }
 
-/* Common part of every stage record. */
-static json_t *record_new(const char *stage, const char *path, const char *format, const char *ts,
-                          mlsec_error *err)
+/* Common part of every stage record; hex/size when already known. */
+static json_t *record_with(const char *stage, const char *path, const char *format, const char *ts,
+                           const char *hex, uint64_t size, mlsec_error *err)
 {
-	char hex[MLSEC_SHA256_HEX_LEN];
-	uint64_t size = 0;
-	if (mlsec_sha256_file(path, hex, &size, err) != MLSEC_OK)
-		return NULL;
 	json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:I, s:s, s:o}", "stage", stage,
 	                      "name", export_basename(path), "path", path, "format", format,
 	                      "digest", "sha256", hex, "size", (json_int_t)size, "timestamp", ts,
@@ -48,6 +44,16 @@ static json_t *record_new(const char *stage, const char *path, const char *forma
 	if (!r)
 		mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	return r;
+}
+
+static json_t *record_new(const char *stage, const char *path, const char *format, const char *ts,
+                          mlsec_error *err)
+{
+	char hex[MLSEC_SHA256_HEX_LEN];
+	uint64_t size = 0;
+	if (mlsec_sha256_file(path, hex, &size, err) != MLSEC_OK)
+		return NULL;
+	return record_with(stage, path, format, ts, hex, size, err);
 }
 
 json_t *export_stage_checkpoint(const char *path, const char *ts, mlsec_error *err)
@@ -87,13 +93,28 @@ json_t *export_stage_checkpoint(const char *path, const char *ts, mlsec_error *e
 json_t *export_stage_onnx(const char *path, const mlsec_artifact *lint, const mlsec_export_opts *o,
                           const char *ts, mlsec_error *err)
 {
-	json_t *r = record_new("onnx", path, "onnx", ts, err);
-	if (!r)
-		return NULL;
+	/* Prefer what the lint computed from its single read of the file. */
+	const char *fhex = lint ? mlsec_artifact_sha256(lint) : "";
+	const char *ghex =
+	        lint ? json_string_value(json_object_get(
+	                       mlsec_artifact_details((mlsec_artifact *)lint), "graph_sha256"))
+	             : NULL;
+	json_t *r;
 	char hex[MLSEC_SHA256_HEX_LEN];
-	if (mlsec_export_graph_digest(path, hex, err) != MLSEC_OK) {
-		json_decref(r);
-		return NULL;
+	if (lint && !strcmp(mlsec_artifact_path(lint), path) && mlsec_sha256_hex_valid(fhex) &&
+	    ghex) {
+		r = record_with("onnx", path, "onnx", ts, fhex, mlsec_artifact_size(lint), err);
+		if (!r)
+			return NULL;
+		snprintf(hex, sizeof hex, "%s", ghex);
+	} else {
+		r = record_new("onnx", path, "onnx", ts, err);
+		if (!r)
+			return NULL;
+		if (mlsec_export_graph_digest(path, hex, err) != MLSEC_OK) {
+			json_decref(r);
+			return NULL;
+		}
 	}
 	json_object_set_new(
 	        r, "graph",

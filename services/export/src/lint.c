@@ -31,6 +31,7 @@
 #include "lint.h"
 #include "mlsec/alloc.h"
 #include "mlsec/fsutil.h"
+#include "mlsec/sha256.h"
 
 #define F_IN 1u
 #define F_SHAPE 2u
@@ -822,6 +823,12 @@ static mlsec_err lint_buffer(mlsec_artifact *a, const char *path, const char *di
 	json_object_set_new(d, "opset", json_integer(L.opset));
 	json_object_set_new(d, "nodes", json_integer((json_int_t)mp->graph->n_node));
 	json_object_set_new(d, "initializers", json_integer((json_int_t)mp->graph->n_initializer));
+	char ghex[MLSEC_SHA256_HEX_LEN];
+	mlsec_error gerr;
+	if (export_graph_digest_model(mp, ghex, &gerr) == MLSEC_OK)
+		json_object_set_new(d, "graph_sha256", json_string(ghex));
+	else if (gerr.code == MLSEC_ERR_NOMEM)
+		L.oom = 1;
 	nmap_free(&L.flags);
 	nmap_free(&L.used);
 	nmap_free(&L.nodes);
@@ -854,10 +861,6 @@ mlsec_err mlsec_export_lint_onnx(const char *path, const mlsec_export_opts *o, m
 	mlsec_artifact_set_stage(a, "export");
 	if (out)
 		*out = a;
-	mlsec_error herr;
-	if (mlsec_artifact_hash_file(a, &herr) != MLSEC_OK)
-		return mlsec_error_set(err, herr.code, "%s", herr.text);
-
 	char dir[PATH_MAX];
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof tmp, "%s", path);
@@ -873,8 +876,18 @@ mlsec_err mlsec_export_lint_onnx(const char *path, const mlsec_export_opts *o, m
 	mlsec_err rc = mlsec_file_read_all(path, MLSEC_EXPORT_MAX_ONNX_BYTES, &buf, &len, &perr);
 	if (rc == MLSEC_ERR_NOMEM)
 		return mlsec_error_set(err, rc, "out of memory");
-	if (rc != MLSEC_OK)
+	if (rc != MLSEC_OK) {
+		mlsec_error herr;
+		if (mlsec_artifact_hash_file(a, &herr) != MLSEC_OK)
+			return mlsec_error_set(err, herr.code, "%s", herr.text);
 		return lint_malformed(a, path, &perr);
+	}
+	/* Digest, graph digest and findings all come from this one read, so
+	 * an attestation never pairs the lint of one file with the digest of
+	 * another written in between. */
+	char hex[MLSEC_SHA256_HEX_LEN];
+	mlsec_sha256_buf(buf, len, hex);
+	mlsec_artifact_set_digest(a, hex, len);
 	rc = lint_buffer(a, path, dir, buf, len, o, err);
 	mlsec_free(buf);
 	return rc;
@@ -892,5 +905,8 @@ mlsec_err mlsec_export_lint_onnx_buffer(const void *data, size_t len, const char
 	mlsec_artifact_set_stage(a, "export");
 	if (out)
 		*out = a;
+	char hex[MLSEC_SHA256_HEX_LEN];
+	mlsec_sha256_buf(data, len, hex);
+	mlsec_artifact_set_digest(a, hex, len);
 	return lint_buffer(a, name ? name : "(memory)", NULL, data, len, o, err);
 }

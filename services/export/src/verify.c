@@ -384,70 +384,101 @@ static void check_digest_field(mlsec_artifact *a, const char *label, const char 
 		    want ? want : "(missing)");
 }
 
-/* Lints the ONNX file again with the recorded options and compares the
- * summaries, so an edited summary is caught even when re-sealed. */
-static mlsec_err check_lint(const json_t *r, const char *path, mlsec_artifact *a, const char *label,
-                            mlsec_error *err)
+/* Reads the recorded lint options into o (dv holds the domain strings);
+ * 0 after reporting why they are unusable. */
+static int lint_options(const json_t *lint, const char **dv, mlsec_export_opts *o,
+                        mlsec_artifact *a, const char *label)
 {
-	json_t *lint = json_object_get(r, "lint");
 	json_t *opt = json_object_get(lint, "options");
 	json_t *doms = json_object_get(opt, "allowedDomains");
 	json_t *thr = json_object_get(opt, "constantThreshold");
+	mlsec_export_opts_init(o);
+	const char *why = NULL;
 	if (!json_is_object(lint) || !json_is_array(doms) ||
-	    json_array_size(doms) > MLSEC_EXPORT_MAX_ALLOWED_DOMAINS || !str_ok(thr)) {
-		add(a, "EXPORT-ATTEST-LINT", label, "Lint summary missing or malformed",
-		    "the ONNX stage must record its lint summary and options");
-		return MLSEC_OK;
+	    json_array_size(doms) > MLSEC_EXPORT_MAX_ALLOWED_DOMAINS || !str_ok(thr))
+		why = "the ONNX stage must record its lint summary and options";
+	for (size_t i = 0; !why && i < json_array_size(doms); i++)
+		if (!(dv[i] = json_string_value(json_array_get(doms, i))))
+			why = "allowedDomains must hold strings";
+	if (!why) {
+		char *end = NULL;
+		o->constant_threshold = strtod(json_string_value(thr), &end);
+		if (!end || *end || !(o->constant_threshold > 0))
+			why = "constantThreshold must be a positive number";
 	}
+	if (why) {
+		mlsec_export_opts_init(o);
+		add(a, "EXPORT-ATTEST-LINT", label, "Lint summary or options malformed", "%s", why);
+		return 0;
+	}
+	o->allowed_domains = dv;
+	o->nallowed = json_array_size(doms);
+	return 1;
+}
+
+/* Lints the ONNX file again with the recorded options: one read gives the
+ * file digest, the graph digest and the summary, all compared with the
+ * record, so an edited summary is caught even when the forger re-sealed
+ * and re-linked every record. */
+static mlsec_err check_onnx(const json_t *r, const char *path, mlsec_artifact *a, const char *label,
+                            mlsec_error *err)
+{
+	json_t *lint = json_object_get(r, "lint");
 	const char *dv[MLSEC_EXPORT_MAX_ALLOWED_DOMAINS];
 	mlsec_export_opts o;
-	mlsec_export_opts_init(&o);
-	for (size_t i = 0; i < json_array_size(doms); i++) {
-		dv[i] = json_string_value(json_array_get(doms, i));
-		if (!dv[i]) {
-			add(a, "EXPORT-ATTEST-LINT", label, "Lint options malformed",
-			    "allowedDomains must hold strings");
-			return MLSEC_OK;
-		}
-	}
-	o.allowed_domains = dv;
-	o.nallowed = json_array_size(doms);
-	char *end = NULL;
-	o.constant_threshold = strtod(json_string_value(thr), &end);
-	if (!end || *end || !(o.constant_threshold > 0)) {
-		add(a, "EXPORT-ATTEST-LINT", label, "Lint options malformed",
-		    "constantThreshold must be a positive number");
-		return MLSEC_OK;
-	}
+	int opts_ok = lint_options(lint, dv, &o, a, label);
 	mlsec_report *tmp = mlsec_report_new("export");
 	if (!tmp)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	mlsec_artifact *la = NULL;
-	mlsec_err rc = mlsec_export_lint_onnx(path, &o, tmp, &la, err);
-	if (rc == MLSEC_OK) {
-		json_t *now = export_lint_summary(la);
-		json_t *was = json_deep_copy(lint);
-		if (!now || !was) {
-			rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
-		} else {
-			json_object_del(was, "options");
-			if (!json_equal(now, was)) {
-				char *ns = json_dumps(json_object_get(now, "counts"),
-				                      JSON_COMPACT | JSON_SORT_KEYS);
-				char *ws = json_dumps(json_object_get(was, "counts"),
-				                      JSON_COMPACT | JSON_SORT_KEYS);
-				add(a, "EXPORT-ATTEST-LINT", label,
-				    "Lint summary differs from a fresh lint",
-				    "linting the ONNX file now gives %s, the attestation records "
-				    "%s",
-				    ns ? ns : "?", ws ? ws : "?");
-				free(ns);
-				free(ws);
-			}
-		}
-		json_decref(now);
-		json_decref(was);
+	mlsec_error lerr;
+	mlsec_error_clear(&lerr);
+	mlsec_err rc = mlsec_export_lint_onnx(path, &o, tmp, &la, &lerr);
+	if (rc == MLSEC_ERR_NOMEM) {
+		mlsec_report_free(tmp);
+		return mlsec_error_set(err, rc, "out of memory");
 	}
+	if (rc != MLSEC_OK) {
+		add(a, "EXPORT-ATTEST-ARTIFACT-MISSING", label, "Artifact unreadable", "%s",
+		    lerr.text);
+		mlsec_report_free(tmp);
+		return MLSEC_OK;
+	}
+	check_digest_field(
+	        a, label, "EXPORT-ATTEST-DIGEST", "Artifact changed", "file sha256",
+	        json_string_value(json_object_get(json_object_get(r, "digest"), "sha256")),
+	        mlsec_artifact_sha256(la));
+	const char *g =
+	        json_string_value(json_object_get(mlsec_artifact_details(la), "graph_sha256"));
+	if (!g)
+		add(a, "EXPORT-ATTEST-GRAPH", label, "ONNX model no longer parses",
+		    "the file is not a valid ONNX model any more");
+	else
+		check_digest_field(
+		        a, label, "EXPORT-ATTEST-GRAPH", "Graph changed", "graph digest",
+		        json_string_value(json_object_get(json_object_get(r, "graph"), "sha256")),
+		        g);
+	json_t *now = export_lint_summary(la);
+	json_t *was = json_deep_copy(lint);
+	if (!now || !was) {
+		rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	} else if (opts_ok) {
+		json_object_del(was, "options");
+		if (!json_equal(now, was)) {
+			char *ns = json_dumps(json_object_get(now, "counts"),
+			                      JSON_COMPACT | JSON_SORT_KEYS);
+			char *ws = json_dumps(json_object_get(was, "counts"),
+			                      JSON_COMPACT | JSON_SORT_KEYS);
+			add(a, "EXPORT-ATTEST-LINT", label,
+			    "Lint summary differs from a fresh lint",
+			    "linting the ONNX file now gives %s, the attestation records %s",
+			    ns ? ns : "?", ws ? ws : "?");
+			free(ns);
+			free(ws);
+		}
+	}
+	json_decref(now);
+	json_decref(was);
 	mlsec_report_free(tmp);
 	return rc;
 }
@@ -469,6 +500,11 @@ static mlsec_err check_stage_files(const mlsec_export_verify_req *req, const jso
 	}
 	json_object_set_new(status, "artifact", json_string(path));
 	mlsec_err rc = MLSEC_OK;
+	const char *kind = json_string_value(json_object_get(r, "stage"));
+	if (!strcmp(kind, "onnx")) {
+		rc = check_onnx(r, path, a, label, err);
+		goto out;
+	}
 	char hex[MLSEC_SHA256_HEX_LEN];
 	uint64_t size = 0;
 	mlsec_error ferr;
@@ -482,7 +518,6 @@ static mlsec_err check_stage_files(const mlsec_export_verify_req *req, const jso
 	        json_string_value(json_object_get(json_object_get(r, "digest"), "sha256"));
 	check_digest_field(a, label, "EXPORT-ATTEST-DIGEST", "Artifact changed", "file sha256",
 	                   want, hex);
-	const char *kind = json_string_value(json_object_get(r, "stage"));
 	if (!strcmp(kind, "checkpoint")) {
 		json_t *sd = json_object_get(r, "stateDict");
 		const char *alg = json_string_value(json_object_get(sd, "algorithm"));
@@ -497,16 +532,6 @@ static mlsec_err check_stage_files(const mlsec_export_verify_req *req, const jso
 				                   json_string_value(json_object_get(sd, "sha256")),
 				                   hex);
 		}
-	} else if (!strcmp(kind, "onnx")) {
-		json_t *g = json_object_get(r, "graph");
-		if (mlsec_export_graph_digest(path, hex, &ferr) != MLSEC_OK)
-			add(a, "EXPORT-ATTEST-GRAPH", label, "ONNX model no longer parses", "%s",
-			    ferr.text);
-		else
-			check_digest_field(a, label, "EXPORT-ATTEST-GRAPH", "Graph changed",
-			                   "graph digest",
-			                   json_string_value(json_object_get(g, "sha256")), hex);
-		rc = check_lint(r, path, a, label, err);
 	} else {
 		json_t *ft = json_object_get(r, "ftrtHeader");
 		if (!json_is_boolean(ft) || json_is_true(ft) != export_plan_has_ftrt(path))
