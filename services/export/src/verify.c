@@ -167,7 +167,8 @@ static mlsec_err parse(const char *data, size_t len, parsed *p, mlsec_artifact *
 			goto bad;
 		}
 	}
-	if (export_b64_decode(json_string_value(pl), &p->body, &p->blen) != MLSEC_OK) {
+	if (strlen(json_string_value(pl)) != json_string_length(pl) ||
+	    export_b64_decode(json_string_value(pl), &p->body, &p->blen) != MLSEC_OK) {
 		why = "payload is not base64";
 		goto bad;
 	}
@@ -598,6 +599,21 @@ mlsec_err mlsec_export_verify(const mlsec_export_verify_req *req, mlsec_report *
 	}
 	if (rc == MLSEC_OK)
 		rc = check_signature(&p, req->verify_key_path, a, err);
+	/* A stage whose record (not only its file) was flagged changed too. */
+	for (size_t i = 0; i < json_array_size(status); i++) {
+		json_t *st = json_array_get(status, i);
+		const char *label = json_string_value(json_object_get(st, "stage"));
+		const char *now = json_string_value(json_object_get(st, "status"));
+		for (size_t k = 0;
+		     label && now && !strcmp(now, "ok") && k < mlsec_artifact_finding_count(a);
+		     k++) {
+			const mlsec_finding *f = mlsec_artifact_finding(a, k);
+			if (f->severity >= MLSEC_SEV_HIGH && f->field && !strcmp(f->field, label)) {
+				json_object_set_new(st, "status", json_string("changed"));
+				now = "changed";
+			}
+		}
+	}
 	parsed_free(&p);
 	return rc;
 }
