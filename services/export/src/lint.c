@@ -334,6 +334,44 @@ static void lint_tensor(lint *L, const Onnx__TensorProto *t, const char *where)
 	}
 }
 
+/* Constant's scalar/list float forms (value_float, value_floats) carry
+ * values outside any tensor; they get the same checks. */
+static void lint_constant_floats(lint *L, const Onnx__NodeProto *n, const char *where)
+{
+	size_t nonfinite = 0, big = 0;
+	double maxabs = 0;
+	for (size_t k = 0; k < n->n_attribute; k++) {
+		const Onnx__AttributeProto *at = n->attribute[k];
+		const float *v = NULL;
+		size_t cnt = 0;
+		if (at->name && !strcmp(at->name, "value_float") && at->has_f) {
+			v = &at->f;
+			cnt = 1;
+		} else if (at->name && !strcmp(at->name, "value_floats")) {
+			v = at->floats;
+			cnt = at->n_floats;
+		}
+		for (size_t i = 0; i < cnt; i++) {
+			if (!isfinite(v[i])) {
+				nonfinite++;
+				continue;
+			}
+			double av = fabs((double)v[i]);
+			maxabs = av > maxabs ? av : maxabs;
+			big += av > L->thr;
+		}
+	}
+	if (nonfinite)
+		finding(L, "EXPORT-CONSTANT-NONFINITE", MLSEC_SEV_HIGH, where, n,
+		        "Non-finite constant", "Constant '%s' holds %zu NaN/Inf values",
+		        n->name ? n->name : "", nonfinite);
+	if (big)
+		finding(L, "EXPORT-CONSTANT-LARGE", MLSEC_SEV_HIGH, where, n,
+		        "Constant above the threshold",
+		        "Constant '%s' holds %zu values with |v| > %g (max %g)",
+		        n->name ? n->name : "", big, L->thr, maxabs);
+}
+
 /* ---- graphs ---- */
 
 static const char *const cmp_ops[] = {"Equal",          "Greater",     "Less",
@@ -601,6 +639,8 @@ static void lint_node(lint *L, const Onnx__NodeProto *n, size_t idx, size_t dept
 	}
 	if (op_in(n, agg_ops) && (f & F_IN))
 		f |= F_AGG;
+	if (op_is(n, "Constant"))
+		lint_constant_floats(L, n, where);
 	check_trigger(L, n, where, const_branch);
 	if (op_is(n, "Constant"))
 		(void)0; /* value tensor was linted with the attributes */

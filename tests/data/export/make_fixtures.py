@@ -356,6 +356,11 @@ def lint_cases():
                               value=numpy_helper.from_array(np.array([np.inf, np.nan], np.float32))))
     n.append(helper.make_node("Add", ["h", "inf"], ["y"], name="poison"))
     case("pos_const_nonfinite", model(n, [X], [Y], w))
+    n, w = linear(out="h")
+    n.append(helper.make_node("Constant", [], ["boost_v"], name="boost_const",
+                              value_floats=[0.0, 5e5]))
+    n.append(helper.make_node("Add", ["h", "boost_v"], ["y"], name="boost"))
+    case("pos_const_value_floats", model(n, [X], [Y], w))
 
     # EXPORT-TENSOR-DIMS: raw data for 3 floats declared as 8; negative dim.
     n, w = linear()
