@@ -63,6 +63,8 @@ static const lint_case cases[] = {
         {"lint/pos_dims_negative.onnx", "EXPORT-TENSOR-DIMS", NULL, 2, NULL, 0},
         {"lint/neg_const_large.onnx", NULL, "EXPORT-TENSOR-DIMS", 0, NULL, 0},
         {"lint/pos_string_tensor.onnx", "EXPORT-STRING-TENSOR", NULL, 0, NULL, 0},
+        {"lint/pos_string_constant.onnx", "EXPORT-STRING-TENSOR", NULL, 0, NULL, 0},
+        {"lint/pos_dims_declared.onnx", "EXPORT-TENSOR-DIMS", NULL, 0, NULL, 0},
         {"lint/pos_meta_url.onnx", "EXPORT-SUSPICIOUS-TEXT", NULL, 0, NULL, 0},
         {"lint/pos_meta_script.onnx", "EXPORT-SUSPICIOUS-TEXT", NULL, 2, NULL, 0},
         {"lint/neg_meta.onnx", NULL, "EXPORT-SUSPICIOUS-TEXT", 0, NULL, 0},

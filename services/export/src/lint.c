@@ -361,6 +361,14 @@ static void lint_constant_floats(lint *L, const Onnx__NodeProto *n, const char *
 			big += av > L->thr;
 		}
 	}
+	for (size_t k = 0; k < n->n_attribute; k++) {
+		const char *an = n->attribute[k]->name;
+		if (an && (!strcmp(an, "value_string") || !strcmp(an, "value_strings")))
+			finding(L, "EXPORT-STRING-TENSOR", MLSEC_SEV_MEDIUM, where, n,
+			        "String constant in the graph",
+			        "Constant '%s' defines strings through '%s'",
+			        n->name ? n->name : "", an);
+	}
 	if (nonfinite)
 		finding(L, "EXPORT-CONSTANT-NONFINITE", MLSEC_SEV_HIGH, where, n,
 		        "Non-finite constant", "Constant '%s' holds %zu NaN/Inf values",
@@ -370,6 +378,38 @@ static void lint_constant_floats(lint *L, const Onnx__NodeProto *n, const char *
 		        "Constant above the threshold",
 		        "Constant '%s' holds %zu values with |v| > %g (max %g)",
 		        n->name ? n->name : "", big, L->thr, maxabs);
+}
+
+/* A declared tensor shape with a negative dimension, or static dims
+ * whose product overflows, cannot describe any tensor. */
+static void lint_value_info(lint *L, const Onnx__ValueInfoProto *v, const char *gwhere)
+{
+	const Onnx__TypeProto *tp = v->type;
+	if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type ||
+	    !tp->tensor_type->shape)
+		return;
+	const Onnx__TensorShapeProto *sh = tp->tensor_type->shape;
+	uint64_t prod = 1;
+	int bad = sh->n_dim > EXPORT_ONNX_MAX_RANK;
+	for (size_t i = 0; i < sh->n_dim && !bad; i++) {
+		const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
+		if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+			continue;
+		if (d->dim_value < 0)
+			bad = 1;
+		else if (d->dim_value && prod > UINT64_MAX / (uint64_t)d->dim_value)
+			bad = 1;
+		else
+			prod *= (uint64_t)d->dim_value;
+	}
+	if (bad) {
+		char w[LINT_WHERE_MAX];
+		wfmt(w, sizeof w, "%s/value[%s]", gwhere, v->name ? v->name : "");
+		finding(L, "EXPORT-TENSOR-DIMS", MLSEC_SEV_MEDIUM, w, NULL,
+		        "Declared shape invalid",
+		        "'%s' declares %zu dims with a negative size or an overflowing product",
+		        v->name ? v->name : "", sh->n_dim);
+	}
 }
 
 /* ---- graphs ---- */
@@ -689,6 +729,14 @@ static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, con
 		if (sp->indices)
 			lint_tensor(L, sp->indices, w);
 	}
+	const Onnx__ValueInfoProto *const *vis[3] = {
+	        (const Onnx__ValueInfoProto *const *)g->input,
+	        (const Onnx__ValueInfoProto *const *)g->output,
+	        (const Onnx__ValueInfoProto *const *)g->value_info};
+	size_t nvis[3] = {g->n_input, g->n_output, g->n_value_info};
+	for (int k = 0; k < 3; k++)
+		for (size_t i = 0; i < nvis[k]; i++)
+			lint_value_info(L, vis[k][i], where);
 	int real_inputs = 0;
 	for (size_t i = 0; i < g->n_input; i++) {
 		const char *nm = g->input[i]->name;

@@ -373,12 +373,17 @@ def lint_cases():
     del neg.dims[:]
     neg.dims.extend([-4, -2])
     case("pos_dims_negative", model(n, [X], [Y], [neg, w[1]]))
+    n, w = linear()
+    case("pos_dims_declared", model(n, [vi("x", [1, -4])], [vi("y", [2**40, 2**40, 2**40])], w))
 
     # EXPORT-STRING-TENSOR
     n, w = linear()
     s = helper.make_tensor("labels", TensorProto.STRING, [2], [b"cat", b"dog"])
     n.append(helper.make_node("Identity", ["labels"], ["names"], name="labels_out"))
     case("pos_string_tensor", model(n, [X], [Y, vi("names", [2], TensorProto.STRING)], w + [s]))
+    n, w = linear()
+    n.append(helper.make_node("Constant", [], ["tag"], name="tag", value_string="v1"))
+    case("pos_string_constant", model(n, [X], [Y], w))
 
     # EXPORT-SUSPICIOUS-TEXT: URL (medium) and script (high) vs benign metadata.
     n, w = linear()
