@@ -157,6 +157,25 @@ static void flip(const char *p, size_t at)
 	fclose(fp);
 }
 
+/* Flipping bytes of the attestation itself fails closed, whatever the
+ * byte: a parse error, a changed record or a bad signature. */
+static void test_flip_attestation(void **state)
+{
+	fx *f = *state;
+	char *d = NULL;
+	size_t n = 0;
+	assert_int_equal(mlsec_file_read_all(f->att, 1 << 20, &d, &n, NULL), MLSEC_OK);
+	mlsec_free(d);
+	for (size_t at = 0; at < n; at += 97) {
+		flip(f->att, at);
+		mlsec_report *r = verify(f, f->att, f->pub);
+		if (mlsec_report_exit_code(r, MLSEC_SEV_HIGH) != 2)
+			fail_msg("flipping byte %zu of the attestation went unnoticed", at);
+		mlsec_report_free(r);
+		flip(f->att, at);
+	}
+}
+
 static void test_flip_each_artifact(void **state)
 {
 	fx *f = *state;
@@ -517,6 +536,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_flip_each_artifact, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_flip_attestation, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_reorder, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_edit_lint_summary, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_swap_signature, setup, teardown),

@@ -325,8 +325,14 @@ static mlsec_err check_signature(const parsed *p, const char *key_path, mlsec_ar
 	for (size_t i = 0; pae && i < ns && !ok; i++) {
 		unsigned char *sig = NULL;
 		size_t slen = 0;
-		const char *s64 =
-		        json_string_value(json_object_get(json_array_get(sigs, i), "sig"));
+		json_t *e = json_array_get(sigs, i);
+		const char *s64 = json_string_value(json_object_get(e, "sig"));
+		const char *kid = json_string_value(json_object_get(e, "keyid"));
+		/* A signature that names another key is not ours to accept,
+		 * even if the bytes verify: the keyid is part of what the
+		 * signer asserted. */
+		if (kid && *kid && strcmp(kid, export_key_id(k)))
+			continue;
 		if (export_b64_decode(s64, &sig, &slen) == MLSEC_OK)
 			ok = export_key_verify(k, pae, plen, sig, slen);
 		mlsec_free(sig);
