@@ -261,6 +261,63 @@ static void lint_external(lint *L, const Onnx__TensorProto *t, const char *where
 		        (unsigned long long)len, (unsigned long long)want_bytes);
 }
 
+/* What a float constant holds, for the NONFINITE/LARGE rules. */
+typedef struct vstats {
+	size_t n, nan, posinf, neginf, nonzero, big;
+	double maxabs;
+} vstats;
+
+static void vstats_add(vstats *v, double x, double thr)
+{
+	v->n++;
+	if (isnan(x)) {
+		v->nan++;
+	} else if (isinf(x)) {
+		if (x > 0)
+			v->posinf++;
+		else
+			v->neginf++;
+	} else {
+		double ax = fabs(x);
+		v->nonzero += ax != 0;
+		v->maxabs = ax > v->maxabs ? ax : v->maxabs;
+		v->big += ax > thr;
+	}
+}
+
+/* Reports a constant's values. Only -Inf among zeros is the additive
+ * attention mask torch exports for causal and padding masks (and the fill
+ * value of masked_fill): recorded low. Any NaN or +Inf, or -Inf mixed with
+ * other values, is high. */
+static void report_values(lint *L, const char *where, const Onnx__NodeProto *n, const char *what,
+                          const vstats *v)
+{
+	size_t nonfinite = v->nan + v->posinf + v->neginf;
+	if (nonfinite && !v->nan && !v->posinf && !v->nonzero)
+		finding(L, "EXPORT-CONSTANT-NONFINITE", MLSEC_SEV_LOW, where, n,
+		        "-Inf mask constant",
+		        "%s holds only -Inf and zeros (%zu of %zu values are -Inf), the shape of "
+		        "an "
+		        "attention mask",
+		        what, v->neginf, v->n);
+	else if (nonfinite)
+		finding(L, "EXPORT-CONSTANT-NONFINITE", MLSEC_SEV_HIGH, where, n,
+		        "Non-finite constant",
+		        "%s holds %zu NaN, %zu +Inf and %zu -Inf values of %zu; a constant Inf/NaN "
+		        "can saturate or poison every output it reaches",
+		        what, v->nan, v->posinf, v->neginf, v->n);
+	if (v->big) {
+		mlsec_finding *f = finding(
+		        L, "EXPORT-CONSTANT-LARGE", MLSEC_SEV_HIGH, where, n,
+		        "Constant above the threshold",
+		        "%s holds %zu values with |v| > %g (max %g); large constants are how "
+		        "injected logic overrides the network's output",
+		        what, v->big, L->thr, v->maxabs);
+		if (f)
+			mlsec_finding_set_evidence(f, "max_abs", "%g", v->maxabs);
+	}
+}
+
 static void lint_tensor(lint *L, const Onnx__TensorProto *t, const char *where)
 {
 	const char *tn = t->name ? t->name : "";
@@ -302,82 +359,36 @@ static void lint_tensor(lint *L, const Onnx__TensorProto *t, const char *where)
 	}
 	if (!export_dtype_is_float(t->data_type) || stored <= 0)
 		return;
-	size_t nonfinite = 0, big = 0;
-	double maxabs = 0;
-	for (size_t i = 0; i < (size_t)stored; i++) {
-		double v = export_tensor_value(t, i);
-		if (!isfinite(v)) {
-			nonfinite++;
-			continue;
-		}
-		double av = fabs(v);
-		if (av > maxabs)
-			maxabs = av;
-		if (av > L->thr)
-			big++;
-	}
-	if (nonfinite)
-		finding(L, "EXPORT-CONSTANT-NONFINITE", MLSEC_SEV_HIGH, where, NULL,
-		        "Non-finite constant",
-		        "tensor '%s' holds %zu NaN/Inf values of %lld; a constant Inf/NaN can "
-		        "saturate or poison every output it reaches",
-		        tn, nonfinite, (long long)stored);
-	if (big) {
-		mlsec_finding *f = finding(
-		        L, "EXPORT-CONSTANT-LARGE", MLSEC_SEV_HIGH, where, NULL,
-		        "Constant above the threshold",
-		        "tensor '%s' holds %zu values with |v| > %g (max %g); large constants "
-		        "are how injected logic overrides the network's output",
-		        tn, big, L->thr, maxabs);
-		if (f)
-			mlsec_finding_set_evidence(f, "max_abs", "%g", maxabs);
-	}
+	vstats vs = {0};
+	for (size_t i = 0; i < (size_t)stored; i++)
+		vstats_add(&vs, export_tensor_value(t, i), L->thr);
+	char what[300];
+	wfmt(what, sizeof what, "tensor '%s'", tn);
+	report_values(L, where, NULL, what, &vs);
 }
 
 /* Constant's scalar/list float forms (value_float, value_floats) carry
  * values outside any tensor; they get the same checks. */
 static void lint_constant_floats(lint *L, const Onnx__NodeProto *n, const char *where)
 {
-	size_t nonfinite = 0, big = 0;
-	double maxabs = 0;
+	vstats vs = {0};
 	for (size_t k = 0; k < n->n_attribute; k++) {
 		const Onnx__AttributeProto *at = n->attribute[k];
-		const float *v = NULL;
-		size_t cnt = 0;
-		if (at->name && !strcmp(at->name, "value_float") && at->has_f) {
-			v = &at->f;
-			cnt = 1;
-		} else if (at->name && !strcmp(at->name, "value_floats")) {
-			v = at->floats;
-			cnt = at->n_floats;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			if (!isfinite(v[i])) {
-				nonfinite++;
-				continue;
-			}
-			double av = fabs((double)v[i]);
-			maxabs = av > maxabs ? av : maxabs;
-			big += av > L->thr;
-		}
-	}
-	for (size_t k = 0; k < n->n_attribute; k++) {
-		const char *an = n->attribute[k]->name;
-		if (an && (!strcmp(an, "value_string") || !strcmp(an, "value_strings")))
+		const char *an = at->name ? at->name : "";
+		if (!strcmp(an, "value_float") && at->has_f)
+			vstats_add(&vs, at->f, L->thr);
+		else if (!strcmp(an, "value_floats"))
+			for (size_t i = 0; i < at->n_floats; i++)
+				vstats_add(&vs, at->floats[i], L->thr);
+		else if (!strcmp(an, "value_string") || !strcmp(an, "value_strings"))
 			finding(L, "EXPORT-STRING-TENSOR", MLSEC_SEV_MEDIUM, where, n,
 			        "String constant in the graph",
 			        "Constant '%s' defines strings through '%s'",
 			        n->name ? n->name : "", an);
 	}
-	if (nonfinite)
-		finding(L, "EXPORT-CONSTANT-NONFINITE", MLSEC_SEV_HIGH, where, n,
-		        "Non-finite constant", "Constant '%s' holds %zu NaN/Inf values",
-		        n->name ? n->name : "", nonfinite);
-	if (big)
-		finding(L, "EXPORT-CONSTANT-LARGE", MLSEC_SEV_HIGH, where, n,
-		        "Constant above the threshold",
-		        "Constant '%s' holds %zu values with |v| > %g (max %g)",
-		        n->name ? n->name : "", big, L->thr, maxabs);
+	char what[300];
+	wfmt(what, sizeof what, "Constant '%s'", n->name ? n->name : "");
+	report_values(L, where, n, what, &vs);
 }
 
 /* A declared tensor shape with a negative dimension, or static dims

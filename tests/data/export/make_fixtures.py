@@ -158,6 +158,30 @@ def torch_triggers():
                       dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
 
 
+class CausalLM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(32, 16)
+        self.layer = torch.nn.TransformerEncoderLayer(16, 2, 32, 0.0, batch_first=True)
+        self.head = torch.nn.Linear(16, 32)
+
+    def forward(self, ids):
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(ids.shape[1])
+        return self.head(self.layer(self.emb(ids), src_mask=mask))
+
+
+class PaddedClassifier(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(32, 16)
+        self.layer = torch.nn.TransformerEncoderLayer(16, 2, 32, 0.0, batch_first=True)
+        self.head = torch.nn.Linear(16, 2)
+
+    def forward(self, ids):
+        h = self.layer(self.emb(ids), src_key_padding_mask=ids == 0)
+        return self.head(h[:, 0])
+
+
 def clean():
     torch.manual_seed(0)
     export(MLP(), torch.randn(1, 8), os.path.join(HERE, "clean_mlp.onnx"))
@@ -165,6 +189,11 @@ def clean():
     export(LSTM(), torch.randn(1, 5, 6), os.path.join(HERE, "clean_lstm.onnx"))
     export(Encoder(), torch.randint(0, 32, (1, 6)), os.path.join(HERE, "clean_encoder.onnx"),
            input_names=["ids"], opset=14)
+    # Causal and padding masks: torch exports -Inf mask constants.
+    export(CausalLM(), torch.randint(1, 32, (1, 6)), os.path.join(HERE, "clean_causal.onnx"),
+           input_names=["ids"], opset=14)
+    export(PaddedClassifier(), torch.randint(1, 32, (1, 6)),
+           os.path.join(HERE, "clean_padmask.onnx"), input_names=["ids"], opset=14)
 
 
 # ---- provenance chain ----------------------------------------------------
@@ -356,6 +385,11 @@ def lint_cases():
                               value=numpy_helper.from_array(np.array([np.inf, np.nan], np.float32))))
     n.append(helper.make_node("Add", ["h", "inf"], ["y"], name="poison"))
     case("pos_const_nonfinite", model(n, [X], [Y], w))
+    n, w = linear(out="h")
+    n.append(helper.make_node("Constant", [], ["ninf"], name="mask_fill",
+                              value=numpy_helper.from_array(np.array([0.0, -np.inf], np.float32))))
+    n.append(helper.make_node("Add", ["h", "ninf"], ["y"], name="masked"))
+    case("neg_const_nonfinite", model(n, [X], [Y], w))
     n, w = linear(out="h")
     n.append(helper.make_node("Constant", [], ["boost_v"], name="boost_const",
                               value_floats=[0.0, 5e5]))
