@@ -60,6 +60,8 @@ static const lint_case cases[] = {
         {"lint/pos_const_large.onnx", "EXPORT-CONSTANT-LARGE", NULL, 2, NULL, 0},
         {"lint/pos_const_large.onnx", NULL, "EXPORT-CONSTANT-LARGE", 0, NULL, 1e7},
         {"lint/neg_const_large.onnx", NULL, "EXPORT-CONSTANT-LARGE", 0, NULL, 0},
+        {"lint/neg_const_fill.onnx", "EXPORT-CONSTANT-LARGE", "EXPORT-TRIGGER-BACKDOOR", 0, NULL,
+         0},
         {"lint/pos_const_nonfinite.onnx", "EXPORT-CONSTANT-NONFINITE", NULL, 2, NULL, 0},
         {"lint/neg_const_nonfinite.onnx", "EXPORT-CONSTANT-NONFINITE", NULL, 0, NULL, 0},
         {"lint/pos_dims_mismatch.onnx", "EXPORT-TENSOR-DIMS", NULL, 2, NULL, 0},

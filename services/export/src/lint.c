@@ -263,7 +263,7 @@ static void lint_external(lint *L, const Onnx__TensorProto *t, const char *where
 
 /* What a float constant holds, for the NONFINITE/LARGE rules. */
 typedef struct vstats {
-	size_t n, nan, posinf, neginf, nonzero, big;
+	size_t n, nan, posinf, neginf, nonzero, big, negbig;
 	double maxabs;
 } vstats;
 
@@ -282,13 +282,15 @@ static void vstats_add(vstats *v, double x, double thr)
 		v->nonzero += ax != 0;
 		v->maxabs = ax > v->maxabs ? ax : v->maxabs;
 		v->big += ax > thr;
+		v->negbig += x < -thr;
 	}
 }
 
 /* Reports a constant's values. Only -Inf among zeros is the additive
  * attention mask torch exports for causal and padding masks (and the fill
- * value of masked_fill): recorded low. Any NaN or +Inf, or -Inf mixed with
- * other values, is high. */
+ * value of masked_fill), and a single large negative scalar is a mask fill
+ * value: both recorded low. Any NaN or +Inf, -Inf mixed with other values,
+ * or other values beyond the threshold are high. */
 static void report_values(lint *L, const char *where, const Onnx__NodeProto *n, const char *what,
                           const vstats *v)
 {
@@ -306,7 +308,14 @@ static void report_values(lint *L, const char *where, const Onnx__NodeProto *n, 
 		        "%s holds %zu NaN, %zu +Inf and %zu -Inf values of %zu; a constant Inf/NaN "
 		        "can saturate or poison every output it reaches",
 		        what, v->nan, v->posinf, v->neginf, v->n);
-	if (v->big) {
+	if (v->big && v->n == 1 && v->negbig == 1) {
+		/* masked_fill(mask, -1e4) and BERT-style (1 - mask) * -10000:
+		 * one large negative scalar is a mask fill value. */
+		finding(L, "EXPORT-CONSTANT-LARGE", MLSEC_SEV_LOW, where, n,
+		        "Large negative scalar (mask fill value)",
+		        "%s is a single value %g below -%g, the shape of a mask fill value", what,
+		        -v->maxabs, L->thr);
+	} else if (v->big) {
 		mlsec_finding *f = finding(
 		        L, "EXPORT-CONSTANT-LARGE", MLSEC_SEV_HIGH, where, n,
 		        "Constant above the threshold",

@@ -380,6 +380,13 @@ def lint_cases():
     n.append(helper.make_node("Add", ["h", "Big"], ["y"], name="boost"))
     case("pos_const_large", model(n, [X], [Y], w + [const("Big", np.array([0.0, 1e6], np.float32))]))
     case("neg_const_large", model(n, [X], [Y], w + [const("Big", np.array([0.0, 5.0], np.float32))]))
+    # masked_fill(mask == 0, -1e4): one large negative fill value is low.
+    M = vi("mask", [1, 2])
+    mf = [helper.make_node("Equal", ["mask", "Z"], ["c"], name="is_pad"),
+          helper.make_node("Where", ["c", "Fill", "h"], ["y"], name="masked_fill")]
+    n, w = linear(out="h")
+    case("neg_const_fill", model(n + mf, [X, M], [Y], w + [
+        const("Z", np.float32(0.0)), const("Fill", np.float32(-1e4))]))
     n, w = linear(out="h")
     n.append(helper.make_node("Constant", [], ["inf"], name="inf_const",
                               value=numpy_helper.from_array(np.array([np.inf, np.nan], np.float32))))
