@@ -702,8 +702,6 @@ static void lint_node(lint *L, const Onnx__NodeProto *n, size_t idx, size_t dept
 	if (op_is(n, "Constant"))
 		lint_constant_floats(L, n, where);
 	check_trigger(L, n, where, const_branch);
-	if (op_is(n, "Constant"))
-		(void)0; /* value tensor was linted with the attributes */
 
 	for (size_t i = 0; i < n->n_output; i++) {
 		const char *o = n->output[i];
