@@ -108,7 +108,7 @@ mlsec_env_down() {
 			sleep 0.05
 		done
 		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
+		{ wait "$p"; } 2>/dev/null || true
 	done
 	MLSEC_ENV_PIDS=()
 	mlsec_redis_stop
