@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -189,6 +190,58 @@ static void test_auth(void **state)
 	assert_true(mlsec_rpc_token_equal("abc", "abc"));
 	assert_false(mlsec_rpc_token_equal("abc", "abd"));
 	assert_false(mlsec_rpc_token_equal("abc", "abcd"));
+}
+
+/* A client stream refused before the server reads it (no token) must end
+ * at once with UNAUTHENTICATED, never wait for its deadline. */
+static void test_client_stream_refused(void **state)
+{
+	mlsec_rpc_client *c = client(*state, NULL);
+	for (int i = 0; i < 200; i++) {
+		long long t0 = now_ms();
+		mlsec_rpc_stream *s;
+		assert_int_equal(mlsec_rpc_client_open(c, "/t.T/Sum", MLSEC_RPC_CLIENT_STREAM, NULL,
+		                                       0, 5000, &s, NULL),
+		                 MLSEC_OK);
+		uint8_t buf[64] = {0};
+		long long t1 = now_ms();
+		mlsec_rpc_stream_send(s, buf, sizeof(buf));
+		long long t2 = now_ms();
+		uint8_t *resp = NULL;
+		size_t len;
+		mlsec_rpc_status st;
+		mlsec_err e = mlsec_rpc_stream_finish(s, &resp, &len, &st);
+		long long t3 = now_ms();
+		if (t3 - t0 > 1000)
+			fprintf(stderr, "iter %d: open %lld send %lld finish %lld ms, code %d\n", i,
+			        t1 - t0, t2 - t1, t3 - t2, (int)st.code);
+		assert_int_equal(e, MLSEC_ERR_AUTH);
+		assert_true(t3 - t0 < 1000);
+		mlsec_rpc_stream_free(s);
+	}
+	mlsec_rpc_client_free(c);
+}
+
+/* The same for a server stream refused before its first message. */
+static void test_server_stream_refused(void **state)
+{
+	mlsec_rpc_client *c = client(*state, "wrong-token");
+	for (int i = 0; i < 100; i++) {
+		long long t0 = now_ms();
+		uint8_t n = 3;
+		mlsec_rpc_stream *s;
+		assert_int_equal(mlsec_rpc_client_open(c, "/t.T/Stream", MLSEC_RPC_SERVER_STREAM,
+		                                       &n, 1, 5000, &s, NULL),
+		                 MLSEC_OK);
+		uint8_t *m = NULL;
+		size_t len;
+		assert_true(mlsec_rpc_stream_recv(s, 0, &m, &len) <= 0);
+		mlsec_rpc_status st;
+		assert_int_equal(mlsec_rpc_stream_finish(s, NULL, NULL, &st), MLSEC_ERR_AUTH);
+		assert_true(now_ms() - t0 < 1000);
+		mlsec_rpc_stream_free(s);
+	}
+	mlsec_rpc_client_free(c);
 }
 
 static void test_unknown_method(void **state)
@@ -393,10 +446,16 @@ static void test_bad_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_unary_echo),     cmocka_unit_test(test_auth),
-	        cmocka_unit_test(test_unknown_method), cmocka_unit_test(test_server_stream),
-	        cmocka_unit_test(test_client_stream),  cmocka_unit_test(test_concurrent),
-	        cmocka_unit_test(test_deadline),       cmocka_unit_test(test_unreachable),
+	        cmocka_unit_test(test_unary_echo),
+	        cmocka_unit_test(test_auth),
+	        cmocka_unit_test(test_unknown_method),
+	        cmocka_unit_test(test_client_stream_refused),
+	        cmocka_unit_test(test_server_stream_refused),
+	        cmocka_unit_test(test_server_stream),
+	        cmocka_unit_test(test_client_stream),
+	        cmocka_unit_test(test_concurrent),
+	        cmocka_unit_test(test_deadline),
+	        cmocka_unit_test(test_unreachable),
 	};
 	const struct CMUnitTest solo[] = {
 	        cmocka_unit_test(test_stop_inflight),

@@ -298,7 +298,9 @@ int mlsec_rpc_stream_recv(mlsec_rpc_stream *s, int wait_ms, uint8_t **msg, size_
 {
 	*msg = NULL;
 	*len = 0;
-	if (s->failed)
+	/* Even after a failed send the read is attempted: it consumes the
+	 * server's answer, without which the core never delivers the status. */
+	if (s->finished)
 		return -1;
 	if (!s->recv_pending && !recv_start(s)) {
 		s->failed = 1;
@@ -339,17 +341,27 @@ mlsec_err mlsec_rpc_stream_finish(mlsec_rpc_stream *s, uint8_t **resp, size_t *r
 		return MLSEC_ERR_INTERNAL;
 	}
 	grpc_byte_buffer *in = NULL;
-	if (s->kind == MLSEC_RPC_CLIENT_STREAM && !s->failed) {
+	if (s->kind == MLSEC_RPC_CLIENT_STREAM) {
 		grpc_op ops[3];
+		size_t n = 0;
 		memset(ops, 0, sizeof(ops));
-		ops[0].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-		ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
-		ops[1].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
-		ops[2].op = GRPC_OP_RECV_MESSAGE;
-		ops[2].data.recv_message.recv_message = &in;
-		s->closed = 1;
-		s->initial_received = 1;
-		if (grpc_call_start_batch(s->call, ops, 3, RPC_TAG_OP, NULL) == GRPC_CALL_OK)
+		/* After a failed send the server has already answered: no close,
+		 * but the initial metadata and message must still be read, since
+		 * the core delivers the status only after them. */
+		if (!s->failed && !s->closed) {
+			ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+			s->closed = 1;
+		}
+		if (!s->initial_received) {
+			ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+			ops[n].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
+			n++;
+			s->initial_received = 1;
+		}
+		ops[n].op = GRPC_OP_RECV_MESSAGE;
+		ops[n].data.recv_message.recv_message = &in;
+		n++;
+		if (grpc_call_start_batch(s->call, ops, n, RPC_TAG_OP, NULL) == GRPC_CALL_OK)
 			rpc_pluck(s->cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	} else if (s->kind == MLSEC_RPC_SERVER_STREAM && s->recv_pending) {
 		/* the caller stops early: cancel and collect the pending read */

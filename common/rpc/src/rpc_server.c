@@ -70,11 +70,11 @@ struct mlsec_rpc_call {
 	grpc_call *call;
 	worker *w;
 	const grpc_call_details *details;
-	int cancelled;    /* filled by RECV_CLOSE_ON_SERVER */
-	int close_done;   /* RECV_CLOSE_ON_SERVER completed */
-	int sent_initial; /* initial metadata went out */
+	int cancelled;         /* filled by RECV_CLOSE_ON_SERVER */
+	int close_done;        /* RECV_CLOSE_ON_SERVER completed */
+	int sent_initial;      /* initial metadata went out */
 	grpc_status_code code; /* the status sent */
-	char *peer;       /* gpr_malloc'd */
+	char *peer;            /* gpr_malloc'd */
 	char message[512];
 };
 
