@@ -285,11 +285,24 @@ int mlsec_rpc_call_cancelled(mlsec_rpc_call *c)
 }
 
 /* Runs one batch on the call's queue and waits for it. */
+/* Runs one batch on the call's queue and waits for it, at most
+ * MLSEC_RPC_IDLE_MS: a peer that stops reading or sending (a slow-loris
+ * upload, a Watch client that never reads) gets its call cancelled with
+ * DEADLINE_EXCEEDED instead of holding a worker forever. */
 static int call_batch(mlsec_rpc_call *c, grpc_op *ops, size_t n)
 {
 	if (grpc_call_start_batch(c->call, ops, n, RPC_TAG_OP, NULL) != GRPC_CALL_OK)
 		return 0;
-	return rpc_pluck(c->w->call_cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	int timed_out = 0;
+	int ok = rpc_pluck(c->w->call_cq, RPC_TAG_OP, rpc_deadline_ms(MLSEC_RPC_IDLE_MS),
+	                   &timed_out);
+	if (timed_out) {
+		grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+		                             "peer idle for too long", NULL);
+		rpc_pluck(c->w->call_cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		ok = 0;
+	}
+	return ok;
 }
 
 mlsec_err mlsec_rpc_call_send(mlsec_rpc_call *c, const uint8_t *msg, size_t len)

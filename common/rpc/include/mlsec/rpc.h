@@ -38,6 +38,9 @@ extern "C" {
 /* Largest message accepted by servers and clients (Upload chunks are far
  * smaller; StageResults with big reports are the largest messages). */
 #define MLSEC_RPC_MAX_MESSAGE (16u * 1024 * 1024)
+/* Longest a server waits for one message from, or one send to, a peer
+ * before cancelling the call (DEADLINE_EXCEEDED). */
+#define MLSEC_RPC_IDLE_MS 60000
 /* Longest bearer token read from a token file. */
 #define MLSEC_RPC_MAX_TOKEN 4096
 
