@@ -42,7 +42,10 @@ struct mlsec_pickle {
 	size_t sp, scap;
 	size_t *marks;
 	size_t nmarks, mcap;
-	/* memo: open addressing on uint32 keys */
+	/* memo: a dense array for the usual small sequential indexes (as
+	 * CPython's C unpickler), open addressing for sparse large keys */
+	mlsec_pval **dense;
+	size_t dense_cap;
 	memo_slot *memo;
 	size_t memo_cap, memo_len;
 	/* results */
@@ -122,6 +125,7 @@ void mlsec_pickle_free(mlsec_pickle *p)
 	mlsec_free(p->stack);
 	mlsec_free(p->marks);
 	mlsec_free(p->memo);
+	mlsec_free(p->dense);
 	mlsec_free(p->globals);
 	mlsec_free(p->notes);
 	mlsec_free(p);
@@ -371,10 +375,44 @@ static memo_slot *memo_find(mlsec_pickle *p, uint32_t key)
 	return NULL;
 }
 
+static mlsec_pval *memo_get(mlsec_pickle *p, uint64_t key)
+{
+	if (key < p->dense_cap && p->dense[key])
+		return p->dense[key];
+	/* a sparse key set before the dense array grew over it */
+	memo_slot *s = key <= UINT32_MAX ? memo_find(p, (uint32_t)key) : NULL;
+	return s ? s->val : NULL;
+}
+
 static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_error *err)
 {
 	if (key > UINT32_MAX)
 		FAIL(MLSEC_ERR_LIMIT, "memo index %llu too large", (unsigned long long)key);
+	/* dense when the key is near the number of entries (never lets a
+	 * single huge index allocate a huge array) */
+	if (key < p->dense_cap || (key < p->lim.max_memo && key <= 2 * p->memo_len + 1024)) {
+		if (key >= p->dense_cap) {
+			size_t nc = p->dense_cap ? p->dense_cap * 2 : 1024;
+			while (nc <= key)
+				nc *= 2;
+			mlsec_pval **nd = mlsec_reallocarray(p->dense, nc, sizeof(*nd));
+			if (!nd)
+				FAIL(MLSEC_ERR_NOMEM, "out of memory growing the memo");
+			memset(nd + p->dense_cap, 0, (nc - p->dense_cap) * sizeof(*nd));
+			p->dense = nd;
+			p->dense_cap = nc;
+		}
+		if (!p->dense[key] && !memo_find(p, (uint32_t)key)) {
+			if (p->memo_len >= p->lim.max_memo)
+				FAIL(MLSEC_ERR_LIMIT, "memo exceeds %zu entries", p->lim.max_memo);
+			p->memo_len++;
+		}
+		memo_slot *old = memo_find(p, (uint32_t)key);
+		if (old)
+			old->val = v; /* keep both views consistent */
+		p->dense[key] = v;
+		return MLSEC_OK;
+	}
 	memo_slot *s = memo_find(p, (uint32_t)key);
 	if (s) {
 		s->val = v; /* overwrite: same as CPython */
@@ -1005,11 +1043,11 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			TAKE(a, op == 'h' ? 1u : 4u);
 			key = le(a, op == 'h' ? 1 : 4);
 		}
-		memo_slot *m = key <= UINT32_MAX ? memo_find(p, (uint32_t)key) : NULL;
+		mlsec_pval *m = memo_get(p, key);
 		if (!m)
 			FAIL(MLSEC_ERR_PARSE, "memo value not found at index %llu",
 			     (unsigned long long)key);
-		PUSH(m->val);
+		PUSH(m);
 		return MLSEC_OK;
 	}
 	case 'p': /* PUT */

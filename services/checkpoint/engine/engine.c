@@ -52,7 +52,7 @@ mlsec_err mlsec_ckpt_opts_from_json(const json_t *j, mlsec_ckpt_opts *o, mlsec_e
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "options must be a JSON object");
 	static const char *const known[] = {"threshold", "write-fingerprint", "reference",
 					    "reference-fingerprint", "kl-threshold",
-					    "convert-safetensors", "overwrite", "fail-on"};
+					    "convert-safetensors", "overwrite", "fail-on", "no-hash"};
 	const char *k;
 	json_t *v;
 	json_object_foreach((json_t *)j, k, v)
@@ -78,6 +78,7 @@ mlsec_err mlsec_ckpt_opts_from_json(const json_t *j, mlsec_ckpt_opts *o, mlsec_e
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--reference: not a string");
 	o->convert = json_is_true(json_object_get(j, "convert-safetensors"));
 	o->overwrite = json_is_true(json_object_get(j, "overwrite"));
+	o->no_hash = json_is_true(json_object_get(j, "no-hash"));
 	s = json_object_get(j, "fail-on");
 	if (s && (!json_is_string(s) || mlsec_severity_parse(json_string_value(s), &o->gate) != MLSEC_OK))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--fail-on: unknown severity");

@@ -812,7 +812,8 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	}
 	mlsec_error he;
-	mlsec_artifact_hash_file(s.a, &he);
+	if (!o->no_hash)
+		mlsec_artifact_hash_file(s.a, &he);
 	s.det = mlsec_artifact_details(s.a);
 	mlsec_src_init_fd(&s.src, s.fd, (uint64_t)st.st_size);
 	uint8_t head[HEAD_LEN];

@@ -32,7 +32,7 @@ extern "C" {
 #define MLSEC_PICKLE_MAX_OPS (64u * 1024 * 1024)       /* opcodes executed */
 #define MLSEC_PICKLE_MAX_STACK (1u << 20)              /* stack items */
 #define MLSEC_PICKLE_MAX_MARKS (1u << 16)              /* nested MARKs */
-#define MLSEC_PICKLE_MAX_MEMO (1u << 20)               /* memo entries */
+#define MLSEC_PICKLE_MAX_MEMO (1u << 25)               /* memo entries */
 #define MLSEC_PICKLE_MAX_DECODED (512u * 1024 * 1024)  /* bytes of values built */
 #define MLSEC_PICKLE_MAX_CONTAINER (1u << 24)          /* items in one container */
 #define MLSEC_PICKLE_MAX_GLOBALS 65536                 /* global records kept */
