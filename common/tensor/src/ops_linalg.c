@@ -1,0 +1,585 @@
+/*
+ * ops_linalg.c - the BLAS-backed operators: Gemm, MatMul (numpy batching
+ * and broadcasting) and 2-D Conv (im2col + sgemm over chunks of images,
+ * a direct kernel for depthwise convolutions), forward and backward.
+ */
+#include <math.h>
+
+#include "mlsec/onnx.h"
+#include "tensor_internal.h"
+
+#define IM2COL_CHUNK_FLOATS ((int64_t)4 << 20) /* 16 MiB of im2col per chunk */
+
+/* ---- Gemm ---- */
+
+static mlsec_err gemm_infer(G *g, tnode *n, mlsec_error *err)
+{
+	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *c = IN(g, n, 2);
+	if (!a || !b || a->dtype != TD_F32 || b->dtype != TD_F32)
+		return op_error(err, MLSEC_ERR_PARSE, n, "needs FLOAT A and B");
+	if (a->sh.ndim != 2 || b->sh.ndim != 2)
+		return op_error(err, MLSEC_ERR_PARSE, n, "A and B must be 2-D");
+	gemm_params *p = &n->u.gemm;
+	p->ta = mlsec_onnx_attr_int(n->p, "transA", 0) != 0;
+	p->tb = mlsec_onnx_attr_int(n->p, "transB", 0) != 0;
+	p->alpha = mlsec_onnx_attr_float(n->p, "alpha", 1.0f);
+	p->beta = mlsec_onnx_attr_float(n->p, "beta", 1.0f);
+	p->m = a->sh.dims[p->ta ? 1 : 0];
+	p->k = a->sh.dims[p->ta ? 0 : 1];
+	int64_t kb = b->sh.dims[p->tb ? 1 : 0];
+	p->n = b->sh.dims[p->tb ? 0 : 1];
+	if (kb != p->k)
+		return op_error(err, MLSEC_ERR_PARSE, n, "inner dims %lld and %lld differ",
+				(long long)p->k, (long long)kb);
+	tval *y = OUT(g, n, 0);
+	int64_t d[2] = {p->m, p->n};
+	shape_set(&y->sh, 2, d);
+	if (c) {
+		mlsec_tensor_shape bs;
+		if (c->dtype != TD_F32 || shape_broadcast(&c->sh, &y->sh, &bs) || bs.numel != y->sh.numel)
+			return op_error(err, MLSEC_ERR_PARSE, n, "C does not broadcast to [M, N]");
+	}
+	return MLSEC_OK;
+}
+
+static void gemm_fwd(G *g, tnode *n)
+{
+	gemm_params *p = &n->u.gemm;
+	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *c = IN(g, n, 2), *y = OUT(g, n, 0);
+	float beta = 0;
+	if (c && p->beta != 0) {
+		int64_t st[2];
+		bcast_strides(&c->sh, &y->sh, st);
+		for (int64_t i = 0; i < p->m; i++)
+			for (int64_t j = 0; j < p->n; j++)
+				y->f[i * p->n + j] = p->beta * c->f[i * st[0] + j * st[1]];
+		beta = 1;
+	}
+	tensor_sgemm(p->ta, p->tb, p->m, p->n, p->k, p->alpha, a->f, p->ta ? p->m : p->k, b->f,
+		     p->tb ? p->k : p->n, beta, y->f, p->n);
+}
+
+static void gemm_bwd(G *g, tnode *n)
+{
+	gemm_params *p = &n->u.gemm;
+	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *c = IN(g, n, 2), *y = OUT(g, n, 0);
+	const float *dy = y->g;
+	int64_t M = p->m, N = p->n, K = p->k;
+	if (a->g) {
+		if (!p->ta)
+			tensor_sgemm(0, !p->tb, M, K, N, p->alpha, dy, N, b->f, p->tb ? K : N, 1,
+				     a->g, K);
+		else
+			tensor_sgemm(p->tb, 1, K, M, N, p->alpha, b->f, p->tb ? K : N, dy, N, 1,
+				     a->g, M);
+	}
+	if (b->g) {
+		if (!p->tb)
+			tensor_sgemm(!p->ta, 0, K, N, M, p->alpha, a->f, p->ta ? M : K, dy, N, 1,
+				     b->g, N);
+		else
+			tensor_sgemm(1, p->ta, N, K, M, p->alpha, dy, N, a->f, p->ta ? M : K, 1,
+				     b->g, K);
+	}
+	if (c && c->g) {
+		int64_t st[2];
+		bcast_strides(&c->sh, &y->sh, st);
+		for (int64_t i = 0; i < M; i++)
+			for (int64_t j = 0; j < N; j++)
+				c->g[i * st[0] + j * st[1]] += p->beta * dy[i * N + j];
+	}
+}
+
+/* ---- MatMul ---- */
+
+/* iv layout: 0 M, 1 K, 2 N, 3 batch rank, 4 a 1-D, 5 b 1-D,
+ * then batch dims [8..8+MAXR), a strides, b strides (in matrices). */
+#define MM_DIMS 8
+#define MM_SA (8 + MAXR)
+#define MM_SB (8 + 2 * MAXR)
+
+static mlsec_err matmul_infer(G *g, tnode *n, mlsec_error *err)
+{
+	tval *a = IN(g, n, 0), *b = IN(g, n, 1);
+	if (!a || !b || a->dtype != TD_F32 || b->dtype != TD_F32 || !a->sh.ndim || !b->sh.ndim)
+		return op_error(err, MLSEC_ERR_PARSE, n, "needs FLOAT A and B");
+	mlsec_tensor_shape sa = a->sh, sb = b->sh;
+	int a1 = sa.ndim == 1, b1 = sb.ndim == 1;
+	if (a1) {
+		sa.ndim = 2;
+		sa.dims[1] = sa.dims[0];
+		sa.dims[0] = 1;
+	}
+	if (b1) {
+		sb.ndim = 2;
+		sb.dims[1] = 1;
+	}
+	int64_t M = sa.dims[sa.ndim - 2], K = sa.dims[sa.ndim - 1];
+	int64_t K2 = sb.dims[sb.ndim - 2], N = sb.dims[sb.ndim - 1];
+	if (K != K2)
+		return op_error(err, MLSEC_ERR_PARSE, n, "inner dims %lld and %lld differ",
+				(long long)K, (long long)K2);
+	mlsec_tensor_shape ba = sa, bb = sb, bo;
+	ba.ndim -= 2;
+	bb.ndim -= 2;
+	if (shape_broadcast(&ba, &bb, &bo))
+		return op_error(err, MLSEC_ERR_PARSE, n, "batch dims do not broadcast");
+	if (bo.ndim + 2 > MAXR)
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "rank over %d", MAXR);
+	int64_t *iv = n->u.iv;
+	iv[0] = M;
+	iv[1] = K;
+	iv[2] = N;
+	iv[3] = (int64_t)bo.ndim;
+	iv[4] = a1;
+	iv[5] = b1;
+	bcast_strides(&ba, &bo, iv + MM_SA);
+	bcast_strides(&bb, &bo, iv + MM_SB);
+	for (size_t i = 0; i < bo.ndim; i++)
+		iv[MM_DIMS + i] = bo.dims[i];
+	tval *y = OUT(g, n, 0);
+	y->sh.ndim = 0;
+	for (size_t i = 0; i < bo.ndim; i++)
+		y->sh.dims[y->sh.ndim++] = bo.dims[i];
+	if (!a1)
+		y->sh.dims[y->sh.ndim++] = M;
+	if (!b1)
+		y->sh.dims[y->sh.ndim++] = N;
+	shape_finish(&y->sh);
+	return MLSEC_OK;
+}
+
+/* Calls fn for every batch index with the matrix offsets of A, B, Y. */
+static int64_t mm_batches(const int64_t *iv)
+{
+	int64_t nb = 1;
+	for (int64_t i = 0; i < iv[3]; i++)
+		nb *= iv[MM_DIMS + i];
+	return nb;
+}
+
+static void mm_offsets(const int64_t *iv, int64_t bi, int64_t *oa, int64_t *ob)
+{
+	int64_t a = 0, b = 0;
+	for (int64_t d = iv[3] - 1; d >= 0; d--) {
+		int64_t dim = iv[MM_DIMS + d], idx = bi % dim;
+		bi /= dim;
+		a += idx * iv[MM_SA + d];
+		b += idx * iv[MM_SB + d];
+	}
+	*oa = a;
+	*ob = b;
+}
+
+static int mm_b_shared(const int64_t *iv)
+{
+	for (int64_t d = 0; d < iv[3]; d++)
+		if (iv[MM_SB + d] != 0)
+			return 0;
+	/* A must be contiguous over the batch for the flattening trick */
+	int64_t s = 1;
+	for (int64_t d = iv[3] - 1; d >= 0; d--) {
+		if (iv[MM_SA + d] != s)
+			return 0;
+		s *= iv[MM_DIMS + d];
+	}
+	return 1;
+}
+
+static void matmul_fwd(G *g, tnode *n)
+{
+	const int64_t *iv = n->u.iv;
+	int64_t M = iv[0], K = iv[1], N = iv[2];
+	const float *a = IN(g, n, 0)->f, *b = IN(g, n, 1)->f;
+	float *y = OUT(g, n, 0)->f;
+	int64_t nb = mm_batches(iv);
+	if (mm_b_shared(iv)) {
+		tensor_sgemm(0, 0, nb * M, N, K, 1, a, K, b, N, 0, y, N);
+		return;
+	}
+	for (int64_t bi = 0; bi < nb; bi++) {
+		int64_t oa, ob;
+		mm_offsets(iv, bi, &oa, &ob);
+		tensor_sgemm(0, 0, M, N, K, 1, a + oa * M * K, K, b + ob * K * N, N, 0,
+			     y + bi * M * N, N);
+	}
+}
+
+static void matmul_bwd(G *g, tnode *n)
+{
+	const int64_t *iv = n->u.iv;
+	int64_t M = iv[0], K = iv[1], N = iv[2];
+	tval *av = IN(g, n, 0), *bv = IN(g, n, 1);
+	const float *dy = OUT(g, n, 0)->g;
+	int64_t nb = mm_batches(iv);
+	if (mm_b_shared(iv)) {
+		if (av->g)
+			tensor_sgemm(0, 1, nb * M, K, N, 1, dy, N, bv->f, N, 1, av->g, K);
+		if (bv->g)
+			tensor_sgemm(1, 0, K, N, nb * M, 1, av->f, K, dy, N, 1, bv->g, N);
+		return;
+	}
+	for (int64_t bi = 0; bi < nb; bi++) {
+		int64_t oa, ob;
+		mm_offsets(iv, bi, &oa, &ob);
+		if (av->g)
+			tensor_sgemm(0, 1, M, K, N, 1, dy + bi * M * N, N, bv->f + ob * K * N, N, 1,
+				     av->g + oa * M * K, K);
+		if (bv->g)
+			tensor_sgemm(1, 0, K, N, M, 1, av->f + oa * M * K, K, dy + bi * M * N, N, 1,
+				     bv->g + ob * K * N, N);
+	}
+}
+
+/* ---- Conv (2-D) ---- */
+
+/* Reads kernel/stride/pad/dilation attributes shared by Conv and pools;
+ * computes output sizes. ceil: pooling ceil_mode (PyTorch rule: the last
+ * window must start inside the input or its left padding). */
+mlsec_err tensor_window_params(G *g, tnode *n, int64_t h, int64_t w, int64_t kh, int64_t kw,
+			       int ceil_mode, int64_t *out6, mlsec_error *err);
+mlsec_err tensor_window_params(G *g, tnode *n, int64_t h, int64_t w, int64_t kh, int64_t kw,
+			       int ceil_mode, int64_t *o, mlsec_error *err)
+{
+	(void)g;
+	size_t cnt;
+	const int64_t *s = mlsec_onnx_attr_ints(n->p, "strides", &cnt);
+	int64_t sh = 1, sw = 1, dh = 1, dw = 1, p[4] = {0, 0, 0, 0};
+	if (s) {
+		if (cnt != 2)
+			return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D windows");
+		sh = s[0];
+		sw = s[1];
+	}
+	const int64_t *d = mlsec_onnx_attr_ints(n->p, "dilations", &cnt);
+	if (d) {
+		if (cnt != 2)
+			return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D windows");
+		dh = d[0];
+		dw = d[1];
+	}
+	if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || sh > 1 << 16 || sw > 1 << 16 ||
+	    dh > 1 << 16 || dw > 1 << 16 || kh < 1 || kw < 1 || kh > 1 << 16 || kw > 1 << 16)
+		return op_error(err, MLSEC_ERR_PARSE, n, "bad kernel/stride/dilation");
+	int64_t ekh = dh * (kh - 1) + 1, ekw = dw * (kw - 1) + 1;
+	size_t al;
+	const char *ap = mlsec_onnx_attr_string(n->p, "auto_pad", "NOTSET", &al);
+	int64_t oh, ow;
+	if ((al == 10 && memcmp(ap, "SAME_UPPER", 10) == 0) ||
+	    (al == 10 && memcmp(ap, "SAME_LOWER", 10) == 0)) {
+		oh = (h + sh - 1) / sh;
+		ow = (w + sw - 1) / sw;
+		int64_t th = (oh - 1) * sh + ekh - h, tw = (ow - 1) * sw + ekw - w;
+		th = th < 0 ? 0 : th;
+		tw = tw < 0 ? 0 : tw;
+		int lower = ap[5] == 'L';
+		p[0] = lower ? th - th / 2 : th / 2;
+		p[2] = th - p[0];
+		p[1] = lower ? tw - tw / 2 : tw / 2;
+		p[3] = tw - p[1];
+	} else {
+		if (!(al == 5 && memcmp(ap, "VALID", 5) == 0) &&
+		    !(al == 6 && memcmp(ap, "NOTSET", 6) == 0))
+			return op_error(err, MLSEC_ERR_PARSE, n, "bad auto_pad");
+		const int64_t *pp = mlsec_onnx_attr_ints(n->p, "pads", &cnt);
+		if (pp && !(al == 5 && ap[0] == 'V')) {
+			if (cnt != 4)
+				return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D pads");
+			for (int i = 0; i < 4; i++) {
+				if (pp[i] < 0 || pp[i] > 1 << 16)
+					return op_error(err, MLSEC_ERR_PARSE, n, "bad pads");
+				p[i] = pp[i];
+			}
+		}
+		int64_t nh = h + p[0] + p[2] - ekh, nw = w + p[1] + p[3] - ekw;
+		if (nh < 0 || nw < 0)
+			return op_error(err, MLSEC_ERR_PARSE, n, "window larger than the input");
+		if (ceil_mode) {
+			oh = (nh + sh - 1) / sh + 1;
+			ow = (nw + sw - 1) / sw + 1;
+			if ((oh - 1) * sh >= h + p[0])
+				oh--;
+			if ((ow - 1) * sw >= w + p[1])
+				ow--;
+		} else {
+			oh = nh / sh + 1;
+			ow = nw / sw + 1;
+		}
+	}
+	o[0] = sh;
+	o[1] = sw;
+	o[2] = p[0];
+	o[3] = p[1];
+	o[4] = p[2];
+	o[5] = p[3];
+	o[6] = dh;
+	o[7] = dw;
+	o[8] = oh;
+	o[9] = ow;
+	return MLSEC_OK;
+}
+
+static mlsec_err conv_infer(G *g, tnode *n, mlsec_error *err)
+{
+	tval *x = IN(g, n, 0), *w = IN(g, n, 1), *b = IN(g, n, 2);
+	if (!x || !w || x->dtype != TD_F32 || w->dtype != TD_F32)
+		return op_error(err, MLSEC_ERR_PARSE, n, "needs FLOAT X and W");
+	if (x->sh.ndim != 4 || w->sh.ndim != 4)
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D convolutions (NCHW)");
+	if (w->kind != VK_CONST || (b && b->kind != VK_CONST))
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "weights must be constant");
+	conv_params *p = &n->u.conv;
+	p->n = x->sh.dims[0];
+	p->c = x->sh.dims[1];
+	p->h = x->sh.dims[2];
+	p->w = x->sh.dims[3];
+	p->m = w->sh.dims[0];
+	p->kh = w->sh.dims[2];
+	p->kw = w->sh.dims[3];
+	p->group = mlsec_onnx_attr_int(n->p, "group", 1);
+	if (p->group < 1 || p->c % p->group || p->m % p->group || w->sh.dims[1] != p->c / p->group)
+		return op_error(err, MLSEC_ERR_PARSE, n, "channels do not match group/weights");
+	if (b && b->sh.numel != (size_t)p->m)
+		return op_error(err, MLSEC_ERR_PARSE, n, "bias is not [M]");
+	size_t cnt;
+	const int64_t *ks = mlsec_onnx_attr_ints(n->p, "kernel_shape", &cnt);
+	if (ks && (cnt != 2 || ks[0] != p->kh || ks[1] != p->kw))
+		return op_error(err, MLSEC_ERR_PARSE, n, "kernel_shape does not match W");
+	int64_t o[10];
+	mlsec_err rc = tensor_window_params(g, n, p->h, p->w, p->kh, p->kw, 0, o, err);
+	if (rc)
+		return rc;
+	p->sh = o[0];
+	p->sw = o[1];
+	p->ph0 = o[2];
+	p->pw0 = o[3];
+	p->ph1 = o[4];
+	p->pw1 = o[5];
+	p->dh = o[6];
+	p->dw = o[7];
+	p->oh = o[8];
+	p->ow = o[9];
+	int64_t d[4] = {p->n, p->m, p->oh, p->ow};
+	shape_set(&OUT(g, n, 0)->sh, 4, d);
+	int64_t cg = p->c / p->group, mg = p->m / p->group;
+	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
+	if (cg == 1 && p->group > 1) {
+		p->chunk = 0; /* direct depthwise kernel */
+	} else {
+		int64_t per = (rows + mg) * (ohw ? ohw : 1);
+		p->chunk = IM2COL_CHUNK_FLOATS / (per ? per : 1);
+		if (p->chunk < 1)
+			p->chunk = 1;
+		if (p->chunk > p->n)
+			p->chunk = p->n ? p->n : 1;
+		n->scratch_floats = (size_t)(p->chunk * per);
+	}
+	return MLSEC_OK;
+}
+
+/* col[r, img*ohw + o] for one image and group. ld = row stride of col. */
+static void im2col(const conv_params *p, const float *x, int64_t cg, float *col, int64_t ld)
+{
+	for (int64_t c = 0; c < cg; c++)
+		for (int64_t ki = 0; ki < p->kh; ki++)
+			for (int64_t kj = 0; kj < p->kw; kj++) {
+				float *row = col + ((c * p->kh + ki) * p->kw + kj) * ld;
+				const float *xc = x + c * p->h * p->w;
+				for (int64_t oy = 0; oy < p->oh; oy++) {
+					int64_t iy = oy * p->sh - p->ph0 + ki * p->dh;
+					float *r = row + oy * p->ow;
+					if (iy < 0 || iy >= p->h) {
+						memset(r, 0, (size_t)p->ow * sizeof(float));
+						continue;
+					}
+					const float *xr = xc + iy * p->w;
+					int64_t ix0 = -p->pw0 + kj * p->dw;
+					for (int64_t ox = 0; ox < p->ow; ox++) {
+						int64_t ix = ix0 + ox * p->sw;
+						r[ox] = (ix >= 0 && ix < p->w) ? xr[ix] : 0.0f;
+					}
+				}
+			}
+}
+
+static void col2im(const conv_params *p, const float *col, int64_t cg, float *dx, int64_t ld)
+{
+	for (int64_t c = 0; c < cg; c++)
+		for (int64_t ki = 0; ki < p->kh; ki++)
+			for (int64_t kj = 0; kj < p->kw; kj++) {
+				const float *row = col + ((c * p->kh + ki) * p->kw + kj) * ld;
+				float *dc = dx + c * p->h * p->w;
+				for (int64_t oy = 0; oy < p->oh; oy++) {
+					int64_t iy = oy * p->sh - p->ph0 + ki * p->dh;
+					if (iy < 0 || iy >= p->h)
+						continue;
+					const float *r = row + oy * p->ow;
+					float *dr = dc + iy * p->w;
+					int64_t ix0 = -p->pw0 + kj * p->dw;
+					for (int64_t ox = 0; ox < p->ow; ox++) {
+						int64_t ix = ix0 + ox * p->sw;
+						if (ix >= 0 && ix < p->w)
+							dr[ix] += r[ox];
+					}
+				}
+			}
+}
+
+static void dw_fwd(const conv_params *p, const float *x, const float *w, const float *bias,
+		   float *y)
+{
+	int64_t mg = p->m / p->group;
+	for (int64_t b = 0; b < p->n; b++)
+		for (int64_t m = 0; m < p->m; m++) {
+			const float *xc = x + (b * p->c + m / mg) * p->h * p->w;
+			const float *wk = w + m * p->kh * p->kw;
+			float *yc = y + (b * p->m + m) * p->oh * p->ow;
+			float bv = bias ? bias[m] : 0;
+			for (int64_t oy = 0; oy < p->oh; oy++)
+				for (int64_t ox = 0; ox < p->ow; ox++) {
+					float s = bv;
+					for (int64_t ki = 0; ki < p->kh; ki++) {
+						int64_t iy = oy * p->sh - p->ph0 + ki * p->dh;
+						if (iy < 0 || iy >= p->h)
+							continue;
+						for (int64_t kj = 0; kj < p->kw; kj++) {
+							int64_t ix = ox * p->sw - p->pw0 + kj * p->dw;
+							if (ix >= 0 && ix < p->w)
+								s += xc[iy * p->w + ix] *
+								     wk[ki * p->kw + kj];
+						}
+					}
+					yc[oy * p->ow + ox] = s;
+				}
+		}
+}
+
+static void dw_bwd(const conv_params *p, const float *w, const float *dy, float *dx)
+{
+	int64_t mg = p->m / p->group;
+	for (int64_t b = 0; b < p->n; b++)
+		for (int64_t m = 0; m < p->m; m++) {
+			float *dc = dx + (b * p->c + m / mg) * p->h * p->w;
+			const float *wk = w + m * p->kh * p->kw;
+			const float *dyc = dy + (b * p->m + m) * p->oh * p->ow;
+			for (int64_t oy = 0; oy < p->oh; oy++)
+				for (int64_t ox = 0; ox < p->ow; ox++) {
+					float d = dyc[oy * p->ow + ox];
+					for (int64_t ki = 0; ki < p->kh; ki++) {
+						int64_t iy = oy * p->sh - p->ph0 + ki * p->dh;
+						if (iy < 0 || iy >= p->h)
+							continue;
+						for (int64_t kj = 0; kj < p->kw; kj++) {
+							int64_t ix = ox * p->sw - p->pw0 + kj * p->dw;
+							if (ix >= 0 && ix < p->w)
+								dc[iy * p->w + ix] +=
+									d * wk[ki * p->kw + kj];
+						}
+					}
+				}
+		}
+}
+
+static int conv_is_pointwise(const conv_params *p)
+{
+	return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph0 == 0 &&
+	       p->pw0 == 0 && p->ph1 == 0 && p->pw1 == 0 && p->group == 1;
+}
+
+static void conv_fwd(G *g, tnode *n)
+{
+	const conv_params *p = &n->u.conv;
+	const float *x = IN(g, n, 0)->f, *w = IN(g, n, 1)->f;
+	const float *bias = IN(g, n, 2) ? IN(g, n, 2)->f : NULL;
+	float *y = OUT(g, n, 0)->f;
+	if (p->chunk == 0) {
+		dw_fwd(p, x, w, bias, y);
+		return;
+	}
+	int64_t cg = p->c / p->group, mg = p->m / p->group;
+	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
+	if (conv_is_pointwise(p)) {
+		for (int64_t b = 0; b < p->n; b++)
+			tensor_sgemm(0, 0, p->m, ohw, p->c, 1, w, p->c, x + b * p->c * ohw, ohw, 0,
+				     y + b * p->m * ohw, ohw);
+	} else {
+		for (int64_t b0 = 0; b0 < p->n; b0 += p->chunk) {
+			int64_t nb = p->n - b0 < p->chunk ? p->n - b0 : p->chunk;
+			int64_t ld = nb * ohw;
+			float *col = g->scratch, *tmp = g->scratch + rows * ld;
+			for (int64_t gr = 0; gr < p->group; gr++) {
+				for (int64_t i = 0; i < nb; i++)
+					im2col(p, x + ((b0 + i) * p->c + gr * cg) * p->h * p->w, cg,
+					       col + i * ohw, ld);
+				const float *wg = w + gr * mg * rows;
+				if (nb == 1) {
+					tensor_sgemm(0, 0, mg, ohw, rows, 1, wg, rows, col, ld, 0,
+						     y + (b0 * p->m + gr * mg) * ohw, ohw);
+					continue;
+				}
+				tensor_sgemm(0, 0, mg, ld, rows, 1, wg, rows, col, ld, 0, tmp, ld);
+				for (int64_t i = 0; i < nb; i++)
+					for (int64_t m = 0; m < mg; m++)
+						memcpy(y + ((b0 + i) * p->m + gr * mg + m) * ohw,
+						       tmp + m * ld + i * ohw,
+						       (size_t)ohw * sizeof(float));
+			}
+		}
+	}
+	if (bias)
+		for (int64_t b = 0; b < p->n; b++)
+			for (int64_t m = 0; m < p->m; m++) {
+				float *yc = y + (b * p->m + m) * ohw, bv = bias[m];
+				for (int64_t i = 0; i < ohw; i++)
+					yc[i] += bv;
+			}
+}
+
+static void conv_bwd(G *g, tnode *n)
+{
+	const conv_params *p = &n->u.conv;
+	tval *xv = IN(g, n, 0);
+	if (!xv->g)
+		return; /* weight gradients are never needed */
+	const float *w = IN(g, n, 1)->f, *dy = OUT(g, n, 0)->g;
+	float *dx = xv->g;
+	if (p->chunk == 0) {
+		dw_bwd(p, w, dy, dx);
+		return;
+	}
+	int64_t cg = p->c / p->group, mg = p->m / p->group;
+	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
+	if (conv_is_pointwise(p)) {
+		for (int64_t b = 0; b < p->n; b++)
+			tensor_sgemm(1, 0, p->c, ohw, p->m, 1, w, p->c, dy + b * p->m * ohw, ohw, 1,
+				     dx + b * p->c * ohw, ohw);
+		return;
+	}
+	for (int64_t b0 = 0; b0 < p->n; b0 += p->chunk) {
+		int64_t nb = p->n - b0 < p->chunk ? p->n - b0 : p->chunk;
+		int64_t ld = nb * ohw;
+		float *dcol = g->scratch, *tmp = g->scratch + rows * ld;
+		for (int64_t gr = 0; gr < p->group; gr++) {
+			const float *wg = w + gr * mg * rows;
+			const float *src;
+			if (nb == 1) {
+				src = dy + (b0 * p->m + gr * mg) * ohw;
+			} else {
+				for (int64_t i = 0; i < nb; i++)
+					for (int64_t m = 0; m < mg; m++)
+						memcpy(tmp + m * ld + i * ohw,
+						       dy + ((b0 + i) * p->m + gr * mg + m) * ohw,
+						       (size_t)ohw * sizeof(float));
+				src = tmp;
+			}
+			tensor_sgemm(1, 0, rows, ld, mg, 1, wg, rows, src, ld, 0, dcol, ld);
+			for (int64_t i = 0; i < nb; i++)
+				col2im(p, dcol + i * ohw, cg,
+				       dx + ((b0 + i) * p->c + gr * cg) * p->h * p->w, ld);
+		}
+	}
+}
+
+const op_def tensor_op_gemm = {"Gemm", gemm_infer, gemm_fwd, NULL, gemm_bwd, 0, 0};
+const op_def tensor_op_matmul = {"MatMul", matmul_infer, matmul_fwd, NULL, matmul_bwd, 0, 0};
+const op_def tensor_op_conv = {"Conv", conv_infer, conv_fwd, NULL, conv_bwd, 0, 0};
