@@ -51,7 +51,8 @@ struct mlsec_pickle {
 	/* results */
 	const mlsec_pval *root;
 	size_t consumed, ops;
-	int proto, ran, truncated;
+	int proto, ran, truncated, light;
+	mlsec_pval *single[MLSEC_PV__COUNT]; /* scan-only placeholders */
 	uint32_t epoch;
 	mlsec_pickle_global *globals;
 	size_t nglobals, gcap;
@@ -94,7 +95,7 @@ mlsec_pickle *mlsec_pickle_new(const mlsec_pickle_limits *limits)
 		return NULL;
 	mlsec_pickle_limits d = {MLSEC_PICKLE_MAX_OPS,     MLSEC_PICKLE_MAX_STACK,
 				 MLSEC_PICKLE_MAX_MARKS,   MLSEC_PICKLE_MAX_MEMO,
-				 MLSEC_PICKLE_MAX_DECODED, MLSEC_PICKLE_MAX_CONTAINER};
+				 MLSEC_PICKLE_MAX_DECODED, MLSEC_PICKLE_MAX_CONTAINER, 0};
 	if (limits) {
 		/* zero fields keep the default; callers can only lower bounds */
 		if (limits->max_ops && limits->max_ops < d.max_ops)
@@ -111,6 +112,7 @@ mlsec_pickle *mlsec_pickle_new(const mlsec_pickle_limits *limits)
 			d.max_container = limits->max_container;
 	}
 	p->lim = d;
+	p->light = limits && limits->scan_only;
 	return p;
 }
 
@@ -193,6 +195,16 @@ static mlsec_pval *val_new(mlsec_pickle *p, mlsec_pval_kind k)
 	return v;
 }
 
+/* A value whose content scanning never needs: shared in scan-only mode. */
+static mlsec_pval *opaque(mlsec_pickle *p, mlsec_pval_kind k)
+{
+	if (!p->light)
+		return val_new(p, k);
+	if (!p->single[k])
+		p->single[k] = val_new(p, k);
+	return p->single[k];
+}
+
 static int add_note(mlsec_pickle *p, mlsec_pickle_note_kind k, long long off, const mlsec_pval *v)
 {
 	if (p->nnotes >= MLSEC_PICKLE_MAX_NOTES) {
@@ -248,10 +260,12 @@ int mlsec_pickle_sniff(const uint8_t *b, size_t n)
 
 static mlsec_pval *str_val(mlsec_pickle *p, mlsec_pval_kind k, const void *s, size_t n)
 {
+	if (p->light && k == MLSEC_PV_BIGINT)
+		return opaque(p, k);
 	mlsec_pval *v = val_new(p, k);
 	if (!v)
 		return NULL;
-	char *c = str_copy(p, s, n);
+	const char *c = p->light ? (const char *)s : str_copy(p, s, n);
 	if (!c)
 		return NULL;
 	v->u.str.s = c;
@@ -270,6 +284,8 @@ static mlsec_pval *str_val(mlsec_pickle *p, mlsec_pval_kind k, const void *s, si
 
 static int seq_push(mlsec_pickle *p, mlsec_pval *s, mlsec_pval *item)
 {
+	if (p->light)
+		return 0; /* placeholders stay empty */
 	if (s->u.seq.n >= p->lim.max_container)
 		return -2;
 	if (s->u.seq.n == s->u.seq.cap) {
@@ -343,6 +359,8 @@ static mlsec_err pop_mark(mlsec_pickle *p, size_t *start, mlsec_error *err)
 
 static mlsec_pval *seq_from(mlsec_pickle *p, mlsec_pval_kind k, size_t from, size_t to)
 {
+	if (p->light && k != MLSEC_PV_TUPLE)
+		return opaque(p, k);
 	mlsec_pval *v = val_new(p, k);
 	if (!v)
 		return NULL;
@@ -677,7 +695,7 @@ static mlsec_pval *global_val(mlsec_pickle *p, const uint8_t *m, size_t mn, cons
  */
 static mlsec_pval *object_items(mlsec_pickle *p, mlsec_pval *obj, int dict)
 {
-	if (obj->kind != MLSEC_PV_CALL)
+	if (obj->kind != MLSEC_PV_CALL || p->light)
 		return NULL;
 	mlsec_pval **slot = dict ? &obj->u.call.dictitems : &obj->u.call.listitems;
 	if (!*slot)
@@ -735,7 +753,7 @@ static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pv
 	if (!plain_container(obj) && add_note(p, MLSEC_PNOTE_SETITEM_ON_OBJECT, p->op_off, obj) < 0)
 		OOM();
 	mlsec_pval *c = object_items(p, obj, dict);
-	if (obj->kind == MLSEC_PV_CALL && !c)
+	if (obj->kind == MLSEC_PV_CALL && !c && !p->light)
 		OOM();
 	for (size_t i = 0; c && i < n; i++)
 		CHECK(seq_add(p, c, items[i], err));
@@ -805,18 +823,18 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		PUSH(v);
 		return MLSEC_OK;
 	case 'N':
-		PUSH(val_new(p, MLSEC_PV_NONE));
+		PUSH(opaque(p, MLSEC_PV_NONE));
 		return MLSEC_OK;
 	case 0x88: /* NEWTRUE */
 	case 0x89: /* NEWFALSE */
-		if ((v = val_new(p, MLSEC_PV_BOOL)))
+		if ((v = opaque(p, MLSEC_PV_BOOL)) && !p->light)
 			v->u.i = op == 0x88;
 		PUSH(v);
 		return MLSEC_OK;
 	case 'I': /* INT, with the 00/01 bool spellings */
 		CHECK(line(p, &s, &n, err));
 		if (n == 2 && s[0] == '0' && (s[1] == '0' || s[1] == '1')) {
-			if ((v = val_new(p, MLSEC_PV_BOOL)))
+			if ((v = opaque(p, MLSEC_PV_BOOL)) && !p->light)
 				v->u.i = s[1] == '1';
 			PUSH(v);
 			return MLSEC_OK;
@@ -830,7 +848,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		if (big) {
 			PUSH(str_val(p, MLSEC_PV_BIGINT, s, n));
 		} else {
-			if ((v = val_new(p, MLSEC_PV_INT)))
+			if ((v = opaque(p, MLSEC_PV_INT)) && !p->light)
 				v->u.i = iv;
 			PUSH(v);
 		}
@@ -843,7 +861,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		iv = (int64_t)le(a, (int)n);
 		if (op == 'J')
 			iv = (int32_t)(uint32_t)iv;
-		if ((v = val_new(p, MLSEC_PV_INT)))
+		if ((v = opaque(p, MLSEC_PV_INT)) && !p->light)
 			v->u.i = iv;
 		PUSH(v);
 		return MLSEC_OK;
@@ -864,7 +882,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			uint64_t u = n ? le(a, (int)n) : 0;
 			if (n && n < 8 && (a[n - 1] & 0x80))
 				u |= ~(uint64_t)0 << (8 * n);
-			if ((v = val_new(p, MLSEC_PV_INT)))
+			if ((v = opaque(p, MLSEC_PV_INT)) && !p->light)
 				v->u.i = (int64_t)u;
 			PUSH(v);
 		} else {
@@ -882,7 +900,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		double d = strtod(tmp, &end);
 		if (end == tmp)
 			FAIL(MLSEC_ERR_PARSE, "could not convert string to float");
-		if ((v = val_new(p, MLSEC_PV_FLOAT)))
+		if ((v = opaque(p, MLSEC_PV_FLOAT)) && !p->light)
 			v->u.f = d;
 		PUSH(v);
 		return MLSEC_OK;
@@ -894,7 +912,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			u = (u << 8) | a[i];
 		double d;
 		memcpy(&d, &u, sizeof d);
-		if ((v = val_new(p, MLSEC_PV_FLOAT)))
+		if ((v = opaque(p, MLSEC_PV_FLOAT)) && !p->light)
 			v->u.f = d;
 		PUSH(v);
 		return MLSEC_OK;
@@ -939,7 +957,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		return MLSEC_OK;
 	}
 	case ')':
-		PUSH(val_new(p, MLSEC_PV_TUPLE));
+		PUSH(opaque(p, MLSEC_PV_TUPLE));
 		return MLSEC_OK;
 	case 't': /* TUPLE */
 		CHECK(pop_mark(p, &start, err));
@@ -958,13 +976,13 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		PUSH(v);
 		return MLSEC_OK;
 	case ']':
-		PUSH(val_new(p, MLSEC_PV_LIST));
+		PUSH(opaque(p, MLSEC_PV_LIST));
 		return MLSEC_OK;
 	case '}':
-		PUSH(val_new(p, MLSEC_PV_DICT));
+		PUSH(opaque(p, MLSEC_PV_DICT));
 		return MLSEC_OK;
 	case 0x8f:
-		PUSH(val_new(p, MLSEC_PV_SET));
+		PUSH(opaque(p, MLSEC_PV_SET));
 		return MLSEC_OK;
 	case 'l': /* LIST */
 	case 0x91: /* FROZENSET */
@@ -1102,8 +1120,15 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		x = val_new(p, MLSEC_PV_GLOBAL);
 		if (!x)
 			OOM();
-		x->u.global.module = v->u.str.s;
-		x->u.global.name = w->u.str.s;
+		if (p->light) {
+			x->u.global.module = str_copy(p, v->u.str.s, v->u.str.len);
+			x->u.global.name = str_copy(p, w->u.str.s, w->u.str.len);
+			if (!x->u.global.module || !x->u.global.name)
+				OOM();
+		} else {
+			x->u.global.module = v->u.str.s;
+			x->u.global.name = w->u.str.s;
+		}
 		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0, err));
 		PUSH(x);
 		return MLSEC_OK;

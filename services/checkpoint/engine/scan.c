@@ -194,7 +194,16 @@ void ckpt_report_pickle(ckpt_scan *s, mlsec_pickle *vm, mlsec_err rc, const mlse
 mlsec_pickle *ckpt_run_pickle(ckpt_scan *s, const uint8_t *buf, size_t len, const char *where,
 			      long long base, int depth, mlsec_err *rc)
 {
-	mlsec_pickle *vm = mlsec_pickle_new(NULL);
+	return ckpt_run_pickle_mode(s, buf, len, where, base, depth, 1, rc);
+}
+
+mlsec_pickle *ckpt_run_pickle_mode(ckpt_scan *s, const uint8_t *buf, size_t len, const char *where,
+				   long long base, int depth, int scan_only, mlsec_err *rc)
+{
+	mlsec_pickle_limits lim;
+	memset(&lim, 0, sizeof lim);
+	lim.scan_only = scan_only;
+	mlsec_pickle *vm = mlsec_pickle_new(&lim);
 	if (!vm) {
 		*rc = MLSEC_ERR_NOMEM;
 		return NULL;
@@ -400,7 +409,7 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 		return;
 	}
 	long long base = (long long)pe->data_offset;
-	mlsec_pickle *vm = ckpt_run_pickle(s, buf, len, pe->name, base, 0, &rc);
+	mlsec_pickle *vm = ckpt_run_pickle_mode(s, buf, len, pe->name, base, 0, 0, &rc);
 	if (!vm) {
 		mlsec_free(buf);
 		return;
@@ -601,7 +610,8 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 	for (int k = 0; k < 4; k++) {
 		char where[64];
 		snprintf(where, sizeof where, "legacy %s pickle", what[k]);
-		mlsec_pickle *vm = ckpt_run_pickle(s, m + pos, size - pos, where, (long long)pos, 0, &rc);
+		mlsec_pickle *vm = ckpt_run_pickle_mode(s, m + pos, size - pos, where, (long long)pos, 0,
+							k < 2, &rc);
 		if (!vm)
 			return;
 		if (k == 2)
@@ -685,6 +695,18 @@ out:
 	mlsec_pickle_free(keys_vm);
 }
 
+/* The legacy magic number pickled as LONG1 in the first bytes. */
+static int legacy_head(const uint8_t *b, size_t n)
+{
+	static const uint8_t pat[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9,
+				      0x20, 0x6a, 0xa8, 0x50, 0x19};
+	size_t lim = n < 32 ? n : 32;
+	for (size_t i = 0; i + sizeof pat <= lim; i++)
+		if (!memcmp(b + i, pat, sizeof pat))
+			return 1;
+	return 0;
+}
+
 static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 {
 	if (size > SIZE_MAX) {
@@ -699,7 +721,13 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 	madvise(m, (size_t)size, MADV_SEQUENTIAL);
 	const uint8_t *b = m;
 	mlsec_err rc;
-	mlsec_pickle *vm = mlsec_pickle_new(NULL);
+	int legacy = legacy_head(b, (size_t)size);
+	/* a legacy file needs real values (storage ids, key list); a raw
+	 * pickle only needs scanning */
+	mlsec_pickle_limits lim;
+	memset(&lim, 0, sizeof lim);
+	lim.scan_only = !legacy;
+	mlsec_pickle *vm = mlsec_pickle_new(&lim);
 	if (!vm) {
 		munmap(m, (size_t)size);
 		return;
@@ -707,7 +735,7 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 	mlsec_error e;
 	mlsec_error_clear(&e);
 	rc = mlsec_pickle_run(vm, b, (size_t)size, &e);
-	if (rc == MLSEC_OK && is_legacy_magic(mlsec_pickle_root(vm))) {
+	if (rc == MLSEC_OK && legacy && is_legacy_magic(mlsec_pickle_root(vm))) {
 		mlsec_artifact_set_format(s->a, "pytorch-legacy");
 		ckpt_report_pickle(s, vm, rc, &e, "legacy magic pickle", 0, 0);
 		size_t pos = mlsec_pickle_consumed(vm);
@@ -720,12 +748,6 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 		if (rc == MLSEC_OK) {
 			size_t c = mlsec_pickle_consumed(vm);
 			trailing(s, b + c, (size_t)size - c, "pickle", (long long)c);
-			mlsec_error ce;
-			if (mlsec_torch_collect(vm, mlsec_pickle_root(vm), &s->tl, &ce) == MLSEC_OK &&
-			    s->tl.n)
-				json_object_set_new(s->det, "note",
-						    json_string("tensors in a raw pickle carry no "
-								"storage data; not analysed"));
 		}
 		mlsec_pickle_free(vm);
 	}
