@@ -34,19 +34,6 @@ static uint64_t rd64(const uint8_t *p)
 	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
 }
 
-uint32_t mlsec_crc32(uint32_t crc, const void *buf, size_t len)
-{
-	const uint8_t *b = buf;
-	/* zlib takes uInt lengths */
-	while (len) {
-		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-		crc = (uint32_t)crc32(crc, b, n);
-		b += n;
-		len -= n;
-	}
-	return crc;
-}
-
 void mlsec_zip_free(mlsec_zip *z)
 {
 	if (!z)
