@@ -43,6 +43,7 @@ def gen_pickle(out, mib):
 def torch_triage(path):
     import torch
     t0 = time.time()
+    c0 = time.process_time()
     sd = torch.load(path)
     for name, t in sd.items():
         if not torch.is_floating_point(t):
@@ -52,7 +53,7 @@ def torch_triage(path):
         fin = t[torch.isfinite(t)]
         mx = fin.abs().max().item() if fin.numel() else 0.0
         hist = torch.histc(fin.float(), bins=64)
-    print("torch_seconds=%.4f" % (time.time() - t0))
+    print("torch_seconds=%.4f torch_cpu_seconds=%.4f" % (time.time() - t0, time.process_time() - c0))
 
 
 if __name__ == "__main__":
