@@ -192,17 +192,58 @@ static void update_f32(mlsec_tstats *s, const uint8_t *d, size_t n)
 	}
 }
 
+/* bfloat16 is the top half of a float32: widening is a shift. */
+static void widen_bf16(uint32_t *out, const uint8_t *d, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		out[i] = (uint32_t)(d[2 * i] | d[2 * i + 1] << 8) << 16;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* float16 with the F16C conversion instruction, 8 at a time. */
+__attribute__((target("f16c,avx"))) static void widen_f16_f16c(uint32_t *out, const uint8_t *d,
+								 size_t k)
+{
+	size_t i = 0;
+	for (; i + 8 <= k; i += 8) {
+		__m128i h = _mm_loadu_si128((const __m128i *)(const void *)(d + 2 * i));
+		_mm256_storeu_ps((float *)(void *)(out + i), _mm256_cvtph_ps(h));
+	}
+	for (; i < k; i++) {
+		float f = mlsec_f16_to_f32((uint16_t)(d[2 * i] | d[2 * i + 1] << 8));
+		memcpy(&out[i], &f, 4);
+	}
+}
+#endif
+
+static void widen_f16(uint32_t *out, const uint8_t *d, size_t k)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	static int have = -1;
+	if (have < 0)
+		have = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+	if (have) {
+		widen_f16_f16c(out, d, k);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < k; i++) {
+		float f = mlsec_f16_to_f32((uint16_t)(d[2 * i] | d[2 * i + 1] << 8));
+		memcpy(&out[i], &f, 4);
+	}
+}
+
 /* Half types: widen a block to float32 bits and reuse the f32 kernel. */
 static void update_16(mlsec_tstats *s, const uint8_t *d, size_t n)
 {
 	uint32_t buf[BLOCK];
 	while (n) {
 		size_t k = n / 2 < BLOCK ? n / 2 : BLOCK;
-		for (size_t i = 0; i < k; i++) {
-			uint16_t v = (uint16_t)(d[2 * i] | d[2 * i + 1] << 8);
-			float f = s->kind == MLSEC_TS_BF16 ? mlsec_bf16_to_f32(v) : mlsec_f16_to_f32(v);
-			memcpy(&buf[i], &f, 4);
-		}
+		if (s->kind == MLSEC_TS_BF16)
+			widen_bf16(buf, d, k);
+		else
+			widen_f16(buf, d, k);
 		update_f32(s, (const uint8_t *)buf, k * 4);
 		d += k * 2;
 		n -= k * 2;
