@@ -144,6 +144,9 @@ static const struct {
 	{"st_overlap.safetensors", "safetensors", "CKPT-MALFORMED:high"},
 	{"st_huge_header.safetensors", "safetensors", "CKPT-MALFORMED:high"},
 	{"object.npy", "npy", "CKPT-NPY-OBJECT:medium"},
+	{"polyglot.pt", "pickle",
+	 "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high CKPT-PICKLE-HIDDEN:high "
+	 "CKPT-PICKLE-TRAILING:medium CKPT-POLYGLOT:high"},
 };
 
 static void test_fixtures(void **state)

@@ -1252,6 +1252,17 @@ static int op_fixed(uint8_t op, int *lenw)
 	}
 }
 
+static int ident(const uint8_t *s, size_t n)
+{
+	if (!n || n > RECOVER_STR_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(s[i] == '_' || s[i] == '.' || (s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
+			return 0;
+	return !(s[0] >= '0' && s[0] <= '9');
+}
+
 /*
  * Linear scan for globals from buf[0..len), offsets reported relative to
  * base. Keeps the last two string operands so STACK_GLOBAL can be named.
@@ -1283,6 +1294,10 @@ static mlsec_err scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, lo
 					break;
 				size_t n2 = (size_t)(nl2 - l2);
 				i += n2 + 1;
+				/* without stack semantics, only plausible names count:
+				 * random bytes often contain 'c' */
+				if (!ident(l1, n1) || !ident(l2, n2))
+					continue;
 				char *m = str_copy(p, l1, n1), *n = str_copy(p, l2, n2);
 				if (!m || !n)
 					OOM();

@@ -336,8 +336,9 @@ static int head_sink(void *c, const uint8_t *d, size_t n, uint64_t pos)
 	return h->len >= h->max;
 }
 
-/* A member that the loader never reads: reported, and scanned for pickles. */
-static void hidden_member(ckpt_scan *s, size_t i)
+/* A member that the loader never reads: reported, and scanned for pickles.
+ * quiet: report only members that hold a pickle. */
+static void hidden_member_q(ckpt_scan *s, size_t i, int quiet)
 {
 	mlsec_zip_entry *e = mlsec_zip_entry_at(s->zip, i);
 	uint8_t head[16];
@@ -350,6 +351,8 @@ static void hidden_member(ckpt_scan *s, size_t i)
 		return;
 	}
 	if (!mlsec_pickle_sniff(head, h.len)) {
+		if (quiet)
+			return;
 		finding(s, "CKPT-ZIP-HIDDEN-MEMBER", MLSEC_SEV_MEDIUM, e->name, (long long)e->local_offset,
 			"zip member not used by the checkpoint loader", NULL);
 		return;
@@ -383,6 +386,11 @@ static void hidden_member(ckpt_scan *s, size_t i)
 			 (long long)e->data_offset + (long long)mlsec_pickle_consumed(vm));
 	mlsec_pickle_free(vm);
 	mlsec_free(buf);
+}
+
+static void hidden_member(ckpt_scan *s, size_t i)
+{
+	hidden_member_q(s, i, 0);
 }
 
 static int known_torch_member(const char *rest)
@@ -695,6 +703,28 @@ out:
 	mlsec_pickle_free(keys_vm);
 }
 
+/*
+ * A pickle file that is also a valid zip (end-of-central-directory at the
+ * end): torch.load takes it as a pickle, zip-based scanners as a zip. Both
+ * views are scanned and the ambiguity itself is a finding.
+ */
+static void polyglot_zip(ckpt_scan *s)
+{
+	mlsec_zip *z;
+	mlsec_error e;
+	if (mlsec_zip_open(&s->src, &z, &e) != MLSEC_OK)
+		return;
+	mlsec_finding *f = finding(s, "CKPT-POLYGLOT", MLSEC_SEV_HIGH, NULL, 0,
+				   "file is both a pickle and a zip archive",
+				   "loaders disagree on what this file is; its zip members are "
+				   "scanned too");
+	if (f)
+		mlsec_finding_set_evidence(f, "zip_members", "%zu", mlsec_zip_count(z));
+	s->zip = z;
+	for (size_t i = 0; i < mlsec_zip_count(z); i++)
+		hidden_member_q(s, i, 1);
+}
+
 /* The legacy magic number pickled as LONG1 in the first bytes. */
 static int legacy_head(const uint8_t *b, size_t n)
 {
@@ -867,6 +897,7 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 			json_object_set_new(s.det, "metadata", meta);
 	} else if (pickle_start(head, hn)) {
 		scan_pickle_file(&s, (uint64_t)st.st_size);
+		polyglot_zip(&s);
 	} else {
 		ckpt_malformed(&s, NULL, 0, "not a recognised checkpoint format "
 					    "(zip, pickle, legacy PyTorch, npy/npz, safetensors)");

@@ -216,6 +216,9 @@ off = info.header_offset + 30 + nlen + xlen
 bad[off] ^= 0x01
 write("zip_bad_crc.pt", bytes(bad))
 write("zip_truncated.pt", clean[: len(clean) // 2])
+# a benign pickle followed by a zip holding a payload: pickle to torch.load,
+# zip to zip-based scanners
+write("polyglot.pt", pk["benign.pkl"] + open(path("zip_hidden_pickle.pt"), "rb").read())
 write("legacy_truncated.pt", open(path("legacy_state_dict.pt"), "rb").read()[:300])
 
 # ---- safetensors -----------------------------------------------------------------
