@@ -144,6 +144,8 @@ static const struct {
 	{"st_overlap.safetensors", "safetensors", "CKPT-MALFORMED:high"},
 	{"st_huge_header.safetensors", "safetensors", "CKPT-MALFORMED:high"},
 	{"object.npy", "npy", "CKPT-NPY-OBJECT:medium"},
+	{"numpy_in_ckpt.pt", "pytorch-zip", "CKPT-NAN:high"},
+	{"numpy_raw.pkl", "pickle", "CKPT-MAGNITUDE:high"},
 	{"polyglot.pt", "pickle",
 	 "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high CKPT-PICKLE-HIDDEN:high "
 	 "CKPT-PICKLE-TRAILING:medium CKPT-POLYGLOT:high"},
@@ -209,6 +211,26 @@ static void test_state_dict_wrapper(void **state)
 	assert_false(have_wrapped);
 	assert_true(have_opt);
 	assert_int_equal(json_integer_value(json_object_get(d, "tensors_analysed")), 16);
+	mlsec_report_free(r);
+}
+
+/* NumPy arrays inside pickles become named tensors with inline data. */
+static void test_numpy_arrays(void **state)
+{
+	(void)state;
+	mlsec_report *r = scan("numpy_in_ckpt.pt");
+	assert_non_null(find_rule(r, "CKPT-NAN", "np_nan"));
+	json_t *d = mlsec_artifact_details(mlsec_report_artifact(r, 0));
+	assert_int_equal(json_integer_value(json_object_get(d, "tensors_analysed")), 3);
+	mlsec_report_free(r);
+	r = scan("numpy_raw.pkl");
+	assert_non_null(find_rule(r, "CKPT-MAGNITUDE", "big"));
+	d = mlsec_artifact_details(mlsec_report_artifact(r, 0));
+	json_t *t = json_object_get(d, "tensors");
+	assert_int_equal(json_array_size(t), 2);
+	json_t *f = json_array_get(t, 1);
+	assert_string_equal(json_string_value(json_object_get(f, "name")), "f");
+	assert_true(json_real_value(json_object_get(f, "min")) == 1.0);
 	mlsec_report_free(r);
 }
 
@@ -420,6 +442,7 @@ int main(void)
 		cmocka_unit_test(test_fixtures),        cmocka_unit_test(test_primitives),
 		cmocka_unit_test(test_state_dict_wrapper), cmocka_unit_test(test_nan_masking),
 		cmocka_unit_test(test_threshold_option), cmocka_unit_test(test_convert),
+		cmocka_unit_test(test_numpy_arrays),
 		cmocka_unit_test(test_fingerprint_drift), cmocka_unit_test(test_engine_options),
 		cmocka_unit_test(test_engine_directory), cmocka_unit_test(test_alloc_failures),
 	};

@@ -24,6 +24,8 @@ typedef struct ckpt_scan {
 	unsigned char *have;
 	json_t *det;   /* artifact details (borrowed) */
 	int malformed; /* a MALFORMED finding was added */
+	mlsec_pickle *vms[4]; /* VMs whose values tensors borrow (inline data) */
+	size_t nvms;
 	uint64_t bytes_done, bytes_total; /* progress */
 } ckpt_scan;
 

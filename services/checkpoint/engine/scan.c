@@ -19,6 +19,18 @@
 #include "mlsec/torchfmt.h"
 
 #define HEAD_LEN 64
+/* raw pickles up to this size are fully decoded (NumPy arrays inside them
+ * become tensors); larger ones are only scanned */
+#define FULL_PICKLE_MAX (64u * 1024 * 1024)
+
+/* Keeps vm alive until the end of the scan (tensors borrow its values). */
+static void keep_vm(ckpt_scan *s, mlsec_pickle *vm)
+{
+	if (s->nvms < sizeof s->vms / sizeof s->vms[0])
+		s->vms[s->nvms++] = vm;
+	else
+		mlsec_pickle_free(vm); /* cannot happen: at most two per file */
+}
 #define NPY_HEAD_MAX (MLSEC_NPY_MAX_HEADER + 16)
 
 void ckpt_malformed(ckpt_scan *s, const char *field, long long offset, const char *fmt, ...)
@@ -429,7 +441,7 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 		if (mlsec_torch_collect(vm, mlsec_pickle_root(vm), &s->tl, &err) != MLSEC_OK)
 			ckpt_malformed(s, pe->name, -1, "%s", err.text);
 	}
-	mlsec_pickle_free(vm);
+	keep_vm(s, vm);
 	mlsec_free(buf);
 
 	/* locate storages: <prefix>/data/<key> */
@@ -440,6 +452,8 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 	used[pkl] = 1;
 	for (size_t i = 0; i < s->tl.n; i++) {
 		mlsec_tensor_ref *t = &s->tl.t[i];
+		if (t->mem)
+			continue; /* NumPy array inline in the pickle */
 		char name[1200];
 		snprintf(name, sizeof name, "%s/data/%s", prefix, t->storage_key);
 		long m = mlsec_zip_find(s->zip, name);
@@ -661,7 +675,7 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 		pos += 8;
 		size_t es = 0;
 		for (size_t i = 0; i < s->tl.n && !es; i++)
-			if (s->tl.t[i].storage_key && !strcmp(s->tl.t[i].storage_key, key->u.str.s))
+			if (!s->tl.t[i].mem && s->tl.t[i].storage_key && !strcmp(s->tl.t[i].storage_key, key->u.str.s))
 				es = mlsec_dtype_size(s->tl.t[i].storage_dtype);
 		if (!es) {
 			ckpt_malformed(s, "legacy storages", (long long)pos,
@@ -699,7 +713,7 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 	if (pos < size)
 		trailing(s, m + pos, size - pos, "after legacy storages", (long long)pos);
 out:
-	mlsec_pickle_free(main_vm);
+	keep_vm(s, main_vm);
 	mlsec_pickle_free(keys_vm);
 }
 
@@ -756,7 +770,7 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 	 * pickle only needs scanning */
 	mlsec_pickle_limits lim;
 	memset(&lim, 0, sizeof lim);
-	lim.scan_only = !legacy;
+	lim.scan_only = !legacy && size > FULL_PICKLE_MAX;
 	mlsec_pickle *vm = mlsec_pickle_new(&lim);
 	if (!vm) {
 		munmap(m, (size_t)size);
@@ -779,7 +793,19 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 			size_t c = mlsec_pickle_consumed(vm);
 			trailing(s, b + c, (size_t)size - c, "pickle", (long long)c);
 		}
-		mlsec_pickle_free(vm);
+		if (rc == MLSEC_OK && !lim.scan_only) {
+			/* NumPy arrays inside: inline data, copied into the VM */
+			mlsec_error ce;
+			if (mlsec_torch_collect(vm, mlsec_pickle_root(vm), &s->tl, &ce) != MLSEC_OK)
+				ckpt_malformed(s, NULL, -1, "%s", ce.text);
+			size_t unlocated = 0;
+			for (size_t i = 0; i < s->tl.n; i++)
+				unlocated += !s->tl.t[i].located;
+			if (unlocated)
+				json_object_set_new(s->det, "tensors_without_storage",
+						    json_integer((json_int_t)unlocated));
+		}
+		keep_vm(s, vm);
 	}
 	munmap(m, (size_t)size);
 }
@@ -916,6 +942,8 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 	mlsec_free(s.sum);
 	mlsec_free(s.have);
 	mlsec_tensor_list_free(&s.tl);
+	for (size_t i = 0; i < s.nvms; i++)
+		mlsec_pickle_free(s.vms[i]);
 	mlsec_zip_free(s.zip);
 	close(s.fd);
 	if (rc == MLSEC_ERR_NOMEM || rc == MLSEC_ERR_TIMEOUT)

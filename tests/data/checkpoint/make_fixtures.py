@@ -96,6 +96,13 @@ w = torch.randn(4096) * 0.02
 w[100] = 5.0
 tsave({"layer.weight": w}, "outlier.pt")
 
+# NumPy arrays inside a checkpoint (protocol 2: data via _codecs.encode) and
+# inside a raw pickle (protocol 4: data as bytes)
+tsave({"w": torch.zeros(3), "np_nan": np.array([1, np.nan, 3], dtype=np.float32),
+       "np64": np.arange(4.0)}, "numpy_in_ckpt.pt")
+write("numpy_raw.pkl", pickle.dumps({"big": np.array([1e6, 2], dtype=np.float32),
+                                     "f": np.asfortranarray(np.ones((2, 3)))}, protocol=4))
+
 # ---- conversion fixture with a non-contiguous view and shared storage ---------
 torch.manual_seed(3)
 base = torch.randn(3, 5)
