@@ -634,8 +634,10 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 		snprintf(where, sizeof where, "legacy %s pickle", what[k]);
 		mlsec_pickle *vm = ckpt_run_pickle_mode(s, m + pos, size - pos, where, (long long)pos, 0,
 							k < 2, &rc);
-		if (!vm)
+		if (!vm) {
+			mlsec_pickle_free(main_vm);
 			return;
+		}
 		if (k == 2)
 			pickle_details(s, vm, "legacy object pickle", mlsec_pickle_consumed(vm));
 		if (rc != MLSEC_OK) {
