@@ -85,17 +85,23 @@ mlsec_err mlsec_ckpt_opts_from_json(const json_t *j, mlsec_ckpt_opts *o, mlsec_e
 	return MLSEC_OK;
 }
 
+/*
+ * Directory walks take files whose extension is strongly tied to
+ * checkpoints, and any other file whose first bytes look like a zip,
+ * pickle, npy or safetensors file (so a renamed payload is still found,
+ * and unrelated .bin/.model files do not fail the walk as MALFORMED).
+ * Files named explicitly are always scanned.
+ */
 int mlsec_checkpoint_filter(const char *path, const char *base, void *ctx)
 {
 	(void)ctx;
-	static const char *const ext[] = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt",
-					  ".joblib", ".npy", ".npz", ".safetensors", ".tar", ".model"};
+	static const char *const ext[] = {".pt", ".pth", ".pkl", ".pickle", ".ckpt",
+					  ".joblib", ".npy", ".npz", ".safetensors"};
 	const char *dot = strrchr(base, '.');
 	for (size_t i = 0; dot && i < sizeof ext / sizeof ext[0]; i++)
 		if (!strcmp(dot, ext[i]))
 			return 1;
-	/* content decides for everything else */
-	uint8_t h[16];
+	uint8_t h[256];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
@@ -103,8 +109,9 @@ int mlsec_checkpoint_filter(const char *path, const char *base, void *ctx)
 	close(fd);
 	if (n < 4)
 		return 0;
-	return !memcmp(h, "PK\3\4", 4) || (h[0] == 0x80 && h[1] <= 5) ||
-	       mlsec_npy_sniff(h, (size_t)n) || (n > 8 && h[8] == '{');
+	return !memcmp(h, "PK\3\4", 4) || mlsec_pickle_sniff(h, (size_t)n) ||
+	       mlsec_npy_sniff(h, (size_t)n) ||
+	       (n > 8 && h[8] == '{' && h[6] == 0 && h[7] == 0);
 }
 
 static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mlsec_error *err)
