@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "mlsec/alloc.h"
 #include "mlsec/npy.h"
 #include "mlsec/safetensors.h"
+#include "mlsec/sha256.h"
 #include "mlsec/torchfmt.h"
 
 #define HEAD_LEN 64
@@ -870,6 +872,22 @@ static void scan_zip(ckpt_scan *s)
 	 * CRC of storages when their data is streamed (stats.c) */
 }
 
+/* The artifact's SHA-256 runs on a second thread, overlapping the triage
+ * pass (hashing a large checkpoint costs more than triaging it). */
+typedef struct hash_job {
+	const char *path;
+	char hex[MLSEC_SHA256_HEX_LEN];
+	uint64_t size;
+	mlsec_err rc;
+} hash_job;
+
+static void *hash_thread(void *arg)
+{
+	hash_job *j = arg;
+	j->rc = mlsec_sha256_file(j->path, j->hex, &j->size, NULL);
+	return NULL;
+}
+
 mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 				     mlsec_report *rep, mlsec_error *err)
 {
@@ -891,15 +909,24 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 		close(s.fd);
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	}
-	mlsec_error he;
-	if (!o->no_hash)
-		mlsec_artifact_hash_file(s.a, &he);
+	hash_job hj = {path, "", 0, MLSEC_ERR_INTERNAL};
+	pthread_t ht;
+	int hashing = 0;
+	if (!o->no_hash) {
+		hashing = pthread_create(&ht, NULL, hash_thread, &hj) == 0;
+		if (!hashing) {
+			mlsec_error he;
+			mlsec_artifact_hash_file(s.a, &he);
+		}
+	}
 	s.det = mlsec_artifact_details(s.a);
 	mlsec_src_init_fd(&s.src, s.fd, (uint64_t)st.st_size);
 	uint8_t head[HEAD_LEN];
 	size_t hn = st.st_size < HEAD_LEN ? (size_t)st.st_size : HEAD_LEN;
 	mlsec_err rc = mlsec_src_read(&s.src, 0, head, hn, err);
 	if (rc != MLSEC_OK) {
+		if (hashing)
+			pthread_join(ht, NULL);
 		close(s.fd);
 		return rc;
 	}
@@ -941,6 +968,11 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 	}
 	if (s.zip)
 		zip_crc_findings(&s);
+	if (hashing) {
+		pthread_join(ht, NULL);
+		if (hj.rc == MLSEC_OK)
+			mlsec_artifact_set_digest(s.a, hj.hex, hj.size);
+	}
 	mlsec_free(s.sum);
 	mlsec_free(s.have);
 	mlsec_tensor_list_free(&s.tl);
