@@ -103,6 +103,7 @@ static const struct {
 	{"clean.safetensors", "safetensors", ""},
 	{"clean.npy", "npy", ""},
 	{"clean.npz", "npz", ""},
+	{"zip64_member.npz", "npz", ""},
 	{"nan_inf.pt", "pytorch-zip", "CKPT-INF:high CKPT-MAGNITUDE:high CKPT-NAN:high CKPT-NAN:high"},
 	{"outlier.pt", "pytorch-zip", "CKPT-OUTLIER:medium"},
 	{"st_nan.safetensors", "safetensors", "CKPT-NAN:high"},

@@ -258,4 +258,12 @@ st({"w": ("F32", [4], nan_st)}, "st_nan.safetensors")
 np.save(path("clean.npy"), np.linspace(-1, 1, 32, dtype=np.float32))
 np.save(path("object.npy"), np.array([{"a": 1}, [1, 2]], dtype=object), allow_pickle=True)
 np.savez(path("clean.npz"), x=np.ones(4, dtype=np.float64), y=np.arange(3, dtype=np.int32))
+# an npz whose member carries zip64 size fields (as large archives do)
+buf = io.BytesIO()
+np.save(buf, np.linspace(0, 1, 16, dtype=np.float32))
+with zipfile.ZipFile(path("zip64_member.npz"), "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+    info = zi("w.npy")
+    info.compress_type = zipfile.ZIP_DEFLATED  # and exercise inflate
+    with zf.open(info, "w", force_zip64=True) as f:
+        f.write(buf.getvalue())
 print("fixtures written to", OUT)
