@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -235,6 +236,40 @@ static void test_numpy_arrays(void **state)
 	mlsec_report_free(r);
 }
 
+/* Statistics per dtype equal torch's (computed in float64 at fixture time). */
+static void test_dtype_stats(void **state)
+{
+	(void)state;
+	char *ej;
+	size_t el;
+	assert_int_equal(mlsec_file_read_all(fix("dtypes_expected.json"), 1 << 20, &ej, &el, NULL),
+			 MLSEC_OK);
+	json_t *exp = json_loads(ej, 0, NULL);
+	mlsec_free(ej);
+	assert_non_null(exp);
+	mlsec_report *r = scan("dtypes.pt");
+	json_t *t = json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)), "tensors");
+	size_t matched = 0;
+	for (size_t i = 0; i < json_array_size(t); i++) {
+		json_t *o = json_array_get(t, i);
+		json_t *e = json_object_get(exp, json_string_value(json_object_get(o, "name")));
+		if (!e)
+			continue;
+		static const char *const keys[] = {"min", "max", "mean", "std"};
+		for (size_t k = 0; k < 4; k++) {
+			double a = json_real_value(json_object_get(o, keys[k]));
+			double b = json_real_value(json_object_get(e, keys[k]));
+			if (fabs(a - b) > 1e-6 * (1 + fabs(b)))
+				fail_msg("%s %s: %.9g != %.9g", json_string_value(json_object_get(o, "name")),
+					 keys[k], a, b);
+		}
+		matched++;
+	}
+	assert_int_equal(matched, json_object_size(exp));
+	mlsec_report_free(r);
+	json_decref(exp);
+}
+
 /* Bug 2 of the Python tool: a NaN made max() NaN and hid the 1e6 value. */
 static void test_nan_masking(void **state)
 {
@@ -443,7 +478,7 @@ int main(void)
 		cmocka_unit_test(test_fixtures),        cmocka_unit_test(test_primitives),
 		cmocka_unit_test(test_state_dict_wrapper), cmocka_unit_test(test_nan_masking),
 		cmocka_unit_test(test_threshold_option), cmocka_unit_test(test_convert),
-		cmocka_unit_test(test_numpy_arrays),
+		cmocka_unit_test(test_numpy_arrays),    cmocka_unit_test(test_dtype_stats),
 		cmocka_unit_test(test_fingerprint_drift), cmocka_unit_test(test_engine_options),
 		cmocka_unit_test(test_engine_directory), cmocka_unit_test(test_alloc_failures),
 	};

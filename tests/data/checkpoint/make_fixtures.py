@@ -77,9 +77,15 @@ tsave({"epoch": 3, "state_dict": model.state_dict(), "optimizer": opt.state_dict
       "train_checkpoint.pt")
 tsave(sd, "legacy_state_dict.pt", legacy=True)
 torch.manual_seed(1)
-tsave({"f32": torch.randn(8), "f64": torch.randn(8, dtype=torch.float64),
-       "f16": torch.randn(8).half(), "bf16": torch.randn(8).bfloat16(),
-       "i64": torch.arange(8), "mask": torch.ones(8, dtype=torch.bool)}, "dtypes.pt")
+dt = {"f32": torch.randn(8), "f64": torch.randn(8, dtype=torch.float64),
+      "f16": torch.randn(8).half(), "bf16": torch.randn(8).bfloat16(),
+      "i64": torch.arange(8), "mask": torch.ones(8, dtype=torch.bool)}
+tsave(dt, "dtypes.pt")
+# statistics as torch computes them (in float64), for the engine to match
+with open(path("dtypes_expected.json"), "w") as f:
+    json.dump({k: {"min": v.double().min().item(), "max": v.double().max().item(),
+                   "mean": v.double().mean().item(), "std": v.double().std(unbiased=False).item()}
+               for k, v in dt.items() if v.is_floating_point()}, f, indent=1, sort_keys=True)
 
 # ---- anomalies -------------------------------------------------------------
 nan = torch.zeros(16)
