@@ -121,6 +121,7 @@ static const struct {
 	{"nested_bytes.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
 	{"after_error.pkl", "pickle", "CKPT-MALFORMED:high CKPT-PICKLE-EXEC:critical"},
 	{"after_stop.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-TRAILING:medium"},
+	{"stacked.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-TRAILING:medium"},
 	{"inst_opcode.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
 	{"py2_builtin.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
 	{"unknown_global.pkl", "pickle", "CKPT-PICKLE-GLOBAL:medium"},

@@ -229,21 +229,37 @@ mlsec_pickle *ckpt_run_pickle_mode(ckpt_scan *s, const uint8_t *buf, size_t len,
 	return vm;
 }
 
-/* Bytes after a pickle's STOP: another pickle, or scanned linearly. */
+/* Stacked pickles followed after a STOP before falling back to a linear scan. */
+#define MAX_STACKED 64
+
+/*
+ * Bytes after a pickle's STOP: each further pickle is run (a loader calling
+ * pickle.load repeatedly executes them all, as torch's legacy loader does),
+ * whatever is left is scanned linearly.
+ */
 static void trailing(ckpt_scan *s, const uint8_t *b, size_t n, const char *where, long long base)
 {
 	if (!n)
 		return;
 	char t[200];
 	snprintf(t, sizeof t, "%zu bytes after the pickle's STOP opcode", n);
-	mlsec_finding *f = finding(s, "CKPT-PICKLE-TRAILING", MLSEC_SEV_MEDIUM, where ? where : "pickle",
-				   base, "data after the end of the pickle", t);
-	(void)f;
-	if (mlsec_pickle_sniff(b, n)) {
+	finding(s, "CKPT-PICKLE-TRAILING", MLSEC_SEV_MEDIUM, where ? where : "pickle", base,
+		"data after the end of the pickle", t);
+	for (int k = 1; n && k <= MAX_STACKED && mlsec_pickle_sniff(b, n); k++) {
+		char w[600];
+		snprintf(w, sizeof w, "%s (stacked pickle %d)", where ? where : "pickle", k);
 		mlsec_err rc;
-		mlsec_pickle_free(ckpt_run_pickle(s, b, n, where, base, 1, &rc));
-		return;
+		mlsec_pickle *vm = ckpt_run_pickle(s, b, n, w, base, 0, &rc);
+		if (!vm)
+			return;
+		size_t c = rc == MLSEC_OK ? mlsec_pickle_consumed(vm) : n; /* error: rest scanned */
+		mlsec_pickle_free(vm);
+		b += c;
+		n -= c;
+		base += (long long)c;
 	}
+	if (!n)
+		return;
 	mlsec_pickle *vm = mlsec_pickle_new(NULL);
 	if (!vm)
 		return;

@@ -175,6 +175,7 @@ pk["build_on_global.pkl"] = b"\x80\x02" + g("mymodule", "Config") + b"}X\x01\x00
 pk["truncated.pkl"] = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01"
 pk["benign.pkl"] = pickle.dumps({"lr": 0.1, "layers": [1, 2, 3], "name": "x"}, protocol=2)
 pk["renamed_payload.bin"] = pk["exec_os_system.pkl"]
+pk["stacked.pkl"] = pk["benign.pkl"] + pk["benign.pkl"] + inner + b"junk"  # payload 3rd
 for mod, name in [("subprocess", "Popen"), ("runpy", "run_path"), ("socket", "create_connection"),
                   ("webbrowser", "open"), ("importlib", "import_module"), ("marshal", "loads"),
                   ("builtins", "exec"), ("builtins", "__import__"), ("builtins", "open"),
