@@ -130,6 +130,7 @@ static const struct {
 	{"truncated.pkl", "pickle", "CKPT-MALFORMED:high"},
 	{"zip_hidden_pickle.pt", "pytorch-zip", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high"},
 	{"zip_hidden_file.pt", "pytorch-zip", "CKPT-ZIP-HIDDEN-MEMBER:medium"},
+	{"zip_hidden_proto0.pt", "pytorch-zip", "CKPT-PICKLE-EXEC:critical CKPT-ZIP-HIDDEN-MEMBER:medium"},
 	{"zip_traversal.pt", "pytorch-zip",
 	 "CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-TRAVERSAL:high "
 	 "CKPT-ZIP-TRAVERSAL:high"},

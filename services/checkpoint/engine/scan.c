@@ -366,6 +366,43 @@ static int head_sink(void *c, const uint8_t *d, size_t n, uint64_t pos)
 	return h->len >= h->max;
 }
 
+/* Bytes of a non-pickle member searched for GLOBAL/INST opcodes. */
+#define PRIMITIVE_SCAN_MAX (4u * 1024 * 1024)
+
+/*
+ * Linear opcode scan of a member that does not start like a pickle,
+ * reporting only dangerous globals (unknown names found this way in
+ * arbitrary bytes would be noise).
+ */
+static void scan_member_for_primitives(ckpt_scan *s, size_t i)
+{
+	mlsec_zip_entry *e = mlsec_zip_entry_at(s->zip, i);
+	head_ctx h = {mlsec_malloc(PRIMITIVE_SCAN_MAX), 0, PRIMITIVE_SCAN_MAX};
+	int crc;
+	mlsec_pickle *vm = h.buf ? mlsec_pickle_new(NULL) : NULL;
+	if (vm && mlsec_zip_member_stream(s->zip, i, head_sink, &h, &crc, NULL) == MLSEC_OK &&
+	    mlsec_pickle_scan_linear(vm, h.buf, h.len, 0, NULL) == MLSEC_OK) {
+		for (size_t k = 0; k < mlsec_pickle_global_count(vm); k++) {
+			const mlsec_pickle_global *g = mlsec_pickle_global_at(vm, k);
+			const char *why;
+			if (mlsec_pickle_classify(g->module, g->name, &why) != MLSEC_PCLASS_DANGEROUS)
+				continue;
+			char title[300];
+			snprintf(title, sizeof title, "pickle opcodes naming dangerous %.120s.%.120s",
+				 g->module, g->name);
+			mlsec_finding *f = finding(s, "CKPT-PICKLE-EXEC", MLSEC_SEV_CRITICAL, e->name,
+						   (long long)e->data_offset + g->offset, title, why);
+			if (f)
+				mlsec_finding_set_evidence(f, "found_by",
+							   "linear scan of a member that does not start "
+							   "like a pickle");
+			break; /* one is enough to fail the artifact */
+		}
+	}
+	mlsec_pickle_free(vm);
+	mlsec_free(h.buf);
+}
+
 /* A member that the loader never reads: reported, and scanned for pickles.
  * quiet: report only members that hold a pickle. */
 static void hidden_member_q(ckpt_scan *s, size_t i, int quiet)
@@ -381,6 +418,9 @@ static void hidden_member_q(ckpt_scan *s, size_t i, int quiet)
 		return;
 	}
 	if (!mlsec_pickle_sniff(head, h.len)) {
+		/* protocol-0 pickles need not start with a recognisable opcode
+		 * ("(S'id'\nios\nsystem\n."): look for dangerous names too */
+		scan_member_for_primitives(s, i);
 		if (quiet)
 			return;
 		finding(s, "CKPT-ZIP-HIDDEN-MEMBER", MLSEC_SEV_MEDIUM, e->name, (long long)e->local_offset,

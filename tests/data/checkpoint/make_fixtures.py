@@ -215,6 +215,7 @@ def rezip(src, name, extra=(), drop=(), replace=None, dup=None):
 payload = pk["exec_os_system.pkl"]
 rezip(clean, "zip_hidden_pickle.pt", extra=[("archive/extra.bin", payload)])
 rezip(clean, "zip_hidden_file.pt", extra=[("archive/notes.txt", b"hello")])
+rezip(clean, "zip_hidden_proto0.pt", extra=[("archive/extra", b"(S'id'\nios\nsystem\n.")])
 rezip(clean, "zip_traversal.pt", extra=[("../../evil.txt", b"x"), ("/etc/evil", b"x")])
 rezip(clean, "zip_duplicate.pt", dup=("archive/data.pkl", payload))
 rezip(clean, "zip_missing_storage.pt", drop=("archive/data/0",))
