@@ -119,6 +119,7 @@ static const struct {
 	{"nested_loads.pkl", "pickle",
 	 "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
 	{"nested_bytes.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
+	{"nested_proto0.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
 	{"after_error.pkl", "pickle", "CKPT-MALFORMED:high CKPT-PICKLE-EXEC:critical"},
 	{"after_stop.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-TRAILING:medium"},
 	{"stacked.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-TRAILING:medium"},

@@ -233,28 +233,50 @@ static char *str_copy(mlsec_pickle *p, const void *s, size_t n)
 	return c;
 }
 
-int mlsec_pickle_sniff(const uint8_t *b, size_t n)
+/* "ident\nident\n" at b: the operands of GLOBAL/INST. */
+static int two_ident_lines(const uint8_t *b, size_t n)
 {
-	if (n >= 3 && b[0] == 0x80 && b[1] <= 5)
-		return 1;
-	/* protocol 0/1: GLOBAL or MARK+GLOBAL/INST followed by a module line */
-	size_t i = 0;
-	if (n > 1 && b[0] == '(')
-		i = 1;
-	if (i >= n || (b[i] != 'c' && b[i] != 'i'))
-		return 0;
-	size_t j = i + 1, lines = 0;
-	for (; j < n && j < i + 256; j++) {
+	size_t lines = 0, len = 0;
+	for (size_t j = 0; j < n && j < 256; j++) {
 		unsigned char ch = b[j];
 		if (ch == '\n') {
+			if (!len)
+				return 0;
 			if (++lines == 2)
 				return 1;
+			len = 0;
 			continue;
 		}
 		if (!(ch == '_' || ch == '.' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
 		      (ch >= 'A' && ch <= 'Z')))
 			return 0;
+		len++;
 	}
+	return 0;
+}
+
+/* Window of a protocol-0/1 candidate searched for GLOBAL/INST. */
+#define SNIFF_P0_WINDOW 4096
+
+int mlsec_pickle_sniff(const uint8_t *b, size_t n)
+{
+	if (n >= 3 && b[0] == 0x80 && b[1] <= 5)
+		return 1;
+	if (n < 4)
+		return 0;
+	/* protocol 0/1: GLOBAL or MARK+GLOBAL/INST at the start */
+	size_t i = b[0] == '(' ? 1 : 0;
+	if ((b[i] == 'c' || b[i] == 'i') && two_ident_lines(b + i + 1, n - i - 1))
+		return 1;
+	/* or a protocol-0 stream ending in STOP that names a global after an
+	 * opcode boundary, e.g. "(S'id'\nios\nsystem\n." */
+	if (b[n - 1] != '.' || !strchr("(]})NIJKLSVUTXdlFG", b[0]))
+		return 0;
+	size_t w = n < SNIFF_P0_WINDOW ? n : SNIFF_P0_WINDOW;
+	for (size_t k = 1; k + 1 < w; k++)
+		if ((b[k] == 'c' || b[k] == 'i') && (b[k - 1] == '\n' || b[k - 1] == '(') &&
+		    two_ident_lines(b + k + 1, n - k - 1))
+			return 1;
 	return 0;
 }
 

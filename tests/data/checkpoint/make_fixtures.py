@@ -165,6 +165,8 @@ inner = b"\x80\x02" + g("posix", "system") + b"X\x02\x00\x00\x00id\x85R."
 pk["nested_loads.pkl"] = (b"\x80\x02" + g("pickle", "loads") + b"C" + bytes([len(inner)]) + inner
                           + b"\x85R.")
 pk["nested_bytes.pkl"] = b"\x80\x03}q\x00X\x04\x00\x00\x00blobq\x01C" + bytes([len(inner)]) + inner + b"s."
+p0 = b"(S'id'\nios\nsystem\n."
+pk["nested_proto0.pkl"] = b"\x80\x03}q\x00X\x01\x00\x00\x00bC" + bytes([len(p0)]) + p0 + b"s."
 pk["after_error.pkl"] = b"\x80\x02}q\x00\xff" + g("os", "system") + b"X\x02\x00\x00\x00id\x85R."
 pk["after_stop.pkl"] = b"\x80\x02}q\x00." + inner
 pk["inst_opcode.pkl"] = b"(X\x02\x00\x00\x00idios\nsystem\n."
@@ -215,7 +217,7 @@ def rezip(src, name, extra=(), drop=(), replace=None, dup=None):
 payload = pk["exec_os_system.pkl"]
 rezip(clean, "zip_hidden_pickle.pt", extra=[("archive/extra.bin", payload)])
 rezip(clean, "zip_hidden_file.pt", extra=[("archive/notes.txt", b"hello")])
-rezip(clean, "zip_hidden_proto0.pt", extra=[("archive/extra", b"(S'id'\nios\nsystem\n.")])
+rezip(clean, "zip_hidden_proto0.pt", extra=[("archive/extra", b"(S'id'\nios\nsystem\n.junk")])
 rezip(clean, "zip_traversal.pt", extra=[("../../evil.txt", b"x"), ("/etc/evil", b"x")])
 rezip(clean, "zip_duplicate.pt", dup=("archive/data.pkl", payload))
 rezip(clean, "zip_missing_storage.pt", drop=("archive/data/0",))
