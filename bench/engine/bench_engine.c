@@ -50,6 +50,12 @@ int main(int argc, char **argv)
 	int threads = 1;
 	double secs = 1.0;
 	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--blas-info") == 0) {
+			const char *hint = mlsec_tensor_blas_core_hint();
+			printf("{\"core\": \"%s\", \"hint\": \"%s\"}\n", mlsec_tensor_blas_core(),
+			       hint ? hint : "");
+			return 0;
+		}
 		if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
 			batch = atoll(argv[++i]);
 		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)

@@ -18,9 +18,33 @@ import sys
 import tempfile
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+
+def _blas_env():
+    """Picks OPENBLAS_CORETYPE before torch loads OpenBLAS (it reads it once,
+    at load). Debian's OpenBLAS 0.3.21 falls back to generic Prescott
+    kernels on CPUs it does not know; both engines then get the same fix."""
+    if "--coretype" in sys.argv:
+        v = sys.argv[sys.argv.index("--coretype") + 1]
+    else:
+        v = "auto"
+    if v == "none" or "OPENBLAS_CORETYPE" in os.environ:
+        return
+    if v == "auto":
+        b = sys.argv[sys.argv.index("--bin") + 1] if "--bin" in sys.argv else "build/bin/mlsec-bench-engine"
+        info = json.loads(subprocess.run([b, "--blas-info"], check=True, capture_output=True,
+                                         text=True).stdout)
+        v = info["hint"]
+    if v:
+        os.environ["OPENBLAS_CORETYPE"] = v
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+
+
+_blas_env()
+
+import torch  # noqa: E402  (after OPENBLAS_CORETYPE is settled)
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 EPS, ALPHA, PGD_STEPS = 0.03, 0.01, 20
 
@@ -132,10 +156,16 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--models", default="mlp,lenet,resnet")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--coretype", default="auto",
+                    help="OPENBLAS_CORETYPE for both engines: auto (fix generic fallbacks), none, or a name")
     args = ap.parse_args()
     blas, libs = torch_blas()
     print(f"torch {torch.__version__}; {'; '.join(blas) or 'BLAS: (not reported)'}")
     print("torch BLAS libraries loaded:", ", ".join(libs) or "(none found)")
+    info = json.loads(subprocess.run([args.bin, "--blas-info"], check=True, capture_output=True,
+                                     text=True).stdout)
+    print(f"OpenBLAS core: {info['core']} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')},"
+          f" same for both engines); torch intra-op threads follow --threads; torch conv uses oneDNN")
     tmp = tempfile.mkdtemp(prefix="mlsec-bench-")
     results = []
     print(f"\n{'model':8} {'thr':>3} {'mode':8} {'mlsec/s':>12} {'torch/s':>12} {'ratio':>7}")

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mlsec/alloc.h"
 #include "tensor_internal.h"
@@ -28,6 +29,32 @@ void mlsec_tensor_opts_default(mlsec_tensor_opts *o)
 void mlsec_tensor_set_threads(int threads)
 {
 	openblas_set_num_threads(threads < 1 ? 1 : threads);
+}
+
+const char *mlsec_tensor_blas_core(void)
+{
+	return openblas_get_corename();
+}
+
+const char *mlsec_tensor_blas_core_hint(void)
+{
+	const char *core = openblas_get_corename();
+	static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington",
+					      "Nehalem", "Katmai", "Coppermine", "Northwood"};
+	int is_generic = 0;
+	for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+		if (core && strcasecmp(core, generic[i]) == 0)
+			is_generic = 1;
+	if (!is_generic)
+		return NULL;
+#if defined(__GNUC__) && defined(__x86_64__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f"))
+		return "SkylakeX";
+	if (__builtin_cpu_supports("avx2"))
+		return "Haswell";
+#endif
+	return NULL;
 }
 
 /* ---- small helpers shared with the ops ---- */

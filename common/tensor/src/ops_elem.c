@@ -171,7 +171,7 @@ static mlsec_err unary_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
-static void unary_fwd(G *g, tnode *n)
+TENSOR_HOT static void unary_fwd(G *g, tnode *n)
 {
 	const float *x = IN(g, n, 0)->f;
 	float *y = OUT(g, n, 0)->f;
@@ -254,7 +254,7 @@ static void unary_fwd(G *g, tnode *n)
 	}
 }
 
-static void unary_bwd(G *g, tnode *n)
+TENSOR_HOT static void unary_bwd(G *g, tnode *n)
 {
 	tval *xv = IN(g, n, 0);
 	if (!xv->g)
@@ -391,7 +391,7 @@ typedef struct bin_ctx {
 	const float *dy;
 } bin_ctx;
 
-static void bin_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
+TENSOR_HOT static void bin_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
 {
 	bin_ctx *c = c_;
 	const float *a = c->a + off[1], *b = c->b + off[2];
@@ -434,7 +434,7 @@ static void binary_fwd(G *g, tnode *n)
 	bcast_run(&it, bin_row, &c);
 }
 
-static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
+TENSOR_HOT static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
 {
 	bin_ctx *c = c_;
 	const float *a = c->a + off[1], *b = c->b + off[2], *dy = c->dy + off[0],
@@ -570,7 +570,7 @@ static mlsec_err softmax_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
-static void softmax_fwd(G *g, tnode *n)
+TENSOR_HOT static void softmax_fwd(G *g, tnode *n)
 {
 	const float *x = IN(g, n, 0)->f;
 	float *y = OUT(g, n, 0)->f;

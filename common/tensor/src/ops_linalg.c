@@ -8,7 +8,7 @@
 #include "mlsec/onnx.h"
 #include "tensor_internal.h"
 
-#define IM2COL_CHUNK_FLOATS ((int64_t)4 << 20) /* 16 MiB of im2col per chunk */
+#define IM2COL_CHUNK_FLOATS ((int64_t)1 << 16)
 
 /* ---- Gemm ---- */
 
@@ -377,55 +377,81 @@ static mlsec_err conv_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
+/* Range [lo, hi) of output columns whose input column ix0 + ox*sw lies
+ * inside [0, w): the rest of an im2col row is padding. */
+static void valid_cols(const conv_params *p, int64_t ix0, int64_t *lo, int64_t *hi)
+{
+	int64_t l = ix0 >= 0 ? 0 : (-ix0 + p->sw - 1) / p->sw;
+	int64_t h = ix0 > p->w - 1 ? 0 : (p->w - 1 - ix0) / p->sw + 1;
+	if (h > p->ow)
+		h = p->ow;
+	if (l > h)
+		l = h;
+	*lo = l;
+	*hi = h;
+}
+
 /* col[r, img*ohw + o] for one image and group. ld = row stride of col. */
-static void im2col(const conv_params *p, const float *x, int64_t cg, float *col, int64_t ld)
+TENSOR_HOT static void im2col(const conv_params *p, const float *x, int64_t cg, float *col,
+			      int64_t ld)
 {
 	for (int64_t c = 0; c < cg; c++)
 		for (int64_t ki = 0; ki < p->kh; ki++)
 			for (int64_t kj = 0; kj < p->kw; kj++) {
 				float *row = col + ((c * p->kh + ki) * p->kw + kj) * ld;
 				const float *xc = x + c * p->h * p->w;
+				int64_t ix0 = -p->pw0 + kj * p->dw, lo, hi;
+				valid_cols(p, ix0, &lo, &hi);
 				for (int64_t oy = 0; oy < p->oh; oy++) {
 					int64_t iy = oy * p->sh - p->ph0 + ki * p->dh;
 					float *r = row + oy * p->ow;
-					if (iy < 0 || iy >= p->h) {
+					if (iy < 0 || iy >= p->h || lo >= hi) {
 						memset(r, 0, (size_t)p->ow * sizeof(float));
 						continue;
 					}
-					const float *xr = xc + iy * p->w;
-					int64_t ix0 = -p->pw0 + kj * p->dw;
-					for (int64_t ox = 0; ox < p->ow; ox++) {
-						int64_t ix = ix0 + ox * p->sw;
-						r[ox] = (ix >= 0 && ix < p->w) ? xr[ix] : 0.0f;
+					const float *xr = xc + iy * p->w + ix0;
+					if (lo)
+						memset(r, 0, (size_t)lo * sizeof(float));
+					if (p->sw == 1) {
+						memcpy(r + lo, xr + lo, (size_t)(hi - lo) * sizeof(float));
+					} else {
+						for (int64_t ox = lo; ox < hi; ox++)
+							r[ox] = xr[ox * p->sw];
 					}
+					if (hi < p->ow)
+						memset(r + hi, 0, (size_t)(p->ow - hi) * sizeof(float));
 				}
 			}
 }
 
-static void col2im(const conv_params *p, const float *col, int64_t cg, float *dx, int64_t ld)
+TENSOR_HOT static void col2im(const conv_params *p, const float *col, int64_t cg, float *dx,
+			      int64_t ld)
 {
 	for (int64_t c = 0; c < cg; c++)
 		for (int64_t ki = 0; ki < p->kh; ki++)
 			for (int64_t kj = 0; kj < p->kw; kj++) {
 				const float *row = col + ((c * p->kh + ki) * p->kw + kj) * ld;
 				float *dc = dx + c * p->h * p->w;
+				int64_t ix0 = -p->pw0 + kj * p->dw, lo, hi;
+				valid_cols(p, ix0, &lo, &hi);
 				for (int64_t oy = 0; oy < p->oh; oy++) {
 					int64_t iy = oy * p->sh - p->ph0 + ki * p->dh;
 					if (iy < 0 || iy >= p->h)
 						continue;
 					const float *r = row + oy * p->ow;
-					float *dr = dc + iy * p->w;
-					int64_t ix0 = -p->pw0 + kj * p->dw;
-					for (int64_t ox = 0; ox < p->ow; ox++) {
-						int64_t ix = ix0 + ox * p->sw;
-						if (ix >= 0 && ix < p->w)
-							dr[ix] += r[ox];
+					float *dr = dc + iy * p->w + ix0;
+					if (p->sw == 1) {
+						for (int64_t ox = lo; ox < hi; ox++)
+							dr[ox] += r[ox];
+					} else {
+						for (int64_t ox = lo; ox < hi; ox++)
+							dr[ox * p->sw] += r[ox];
 					}
 				}
 			}
 }
 
-static void dw_fwd(const conv_params *p, const float *x, const float *w, const float *bias,
+TENSOR_HOT static void dw_fwd(const conv_params *p, const float *x, const float *w, const float *bias,
 		   float *y)
 {
 	int64_t mg = p->m / p->group;
@@ -454,7 +480,7 @@ static void dw_fwd(const conv_params *p, const float *x, const float *w, const f
 		}
 }
 
-static void dw_bwd(const conv_params *p, const float *w, const float *dy, float *dx)
+TENSOR_HOT static void dw_bwd(const conv_params *p, const float *w, const float *dy, float *dx)
 {
 	int64_t mg = p->m / p->group;
 	for (int64_t b = 0; b < p->n; b++)

@@ -59,7 +59,7 @@ static mlsec_err pool_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
-static void maxpool_fwd(G *g, tnode *n)
+TENSOR_HOT static void maxpool_fwd(G *g, tnode *n)
 {
 	const pool_params *p = &n->u.pool;
 	const float *x = IN(g, n, 0)->f;
@@ -132,7 +132,7 @@ static float avg_window(const pool_params *p, int64_t oy, int64_t ox, int64_t *y
 	return cnt > 0 ? 1.0f / (float)cnt : 0.0f;
 }
 
-static void avgpool_fwd(G *g, tnode *n)
+TENSOR_HOT static void avgpool_fwd(G *g, tnode *n)
 {
 	const pool_params *p = &n->u.pool;
 	const float *x = IN(g, n, 0)->f;
@@ -152,7 +152,7 @@ static void avgpool_fwd(G *g, tnode *n)
 	}
 }
 
-static void avgpool_bwd(G *g, tnode *n)
+TENSOR_HOT static void avgpool_bwd(G *g, tnode *n)
 {
 	const pool_params *p = &n->u.pool;
 	tval *xv = IN(g, n, 0);

@@ -11,6 +11,14 @@
 #include "mlsec/tensor.h"
 
 #define MAXR MLSEC_TENSOR_MAX_RANK
+
+/* Hot element-wise kernels are cloned for AVX2 and picked at load time
+ * (GCC function multiversioning); the default clone runs anywhere. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MLSEC_NO_CLONES)
+#define TENSOR_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define TENSOR_HOT
+#endif
 #define NODE_MAX_IN 16 /* Concat beyond this is refused at compile */
 #define NODE_MAX_OUT 4
 

@@ -79,6 +79,20 @@ mlsec_err mlsec_tensor_graph_set_batch(mlsec_tensor_graph *g, int64_t batch, mls
 /* Sets the BLAS thread count (process-wide, see above). */
 void mlsec_tensor_set_threads(int threads);
 
+/* OpenBLAS's kernel family, e.g. "SkylakeX", "Haswell", "Prescott". */
+const char *mlsec_tensor_blas_core(void);
+
+/*
+ * OpenBLAS 0.3.21 (Debian 12) does not recognise recent CPUs (e.g. Intel
+ * family 6 model 207) and falls back to its generic "Prescott" SSE3
+ * kernels, 3-5x slower. The core is chosen when the library loads, from
+ * the OPENBLAS_CORETYPE environment variable if set. This returns the
+ * value to set ("SkylakeX" with AVX-512, "Haswell" with AVX2) when the
+ * running core is such a fallback and the CPU can do better, else NULL.
+ * Callers (CLI, services) may warn or re-exec with it; engines never do.
+ */
+const char *mlsec_tensor_blas_core_hint(void);
+
 size_t mlsec_tensor_graph_input_count(const mlsec_tensor_graph *g);
 size_t mlsec_tensor_graph_output_count(const mlsec_tensor_graph *g);
 /* Name (borrowed, lives with g) and shape of input/output i; NULL if out of range. */
