@@ -35,11 +35,15 @@ static void die(const char *what, const mlsec_error *err)
 
 static void step(float *x, const float *x0, const float *g, size_t n, float a)
 {
+	/* branch-free so it vectorises, like torch's sign/clamp kernels */
 	for (size_t i = 0; i < n; i++) {
-		float v = x[i] + (g[i] > 0 ? a : (g[i] < 0 ? -a : 0));
+		float sg = (float)(g[i] > 0) - (float)(g[i] < 0);
+		float v = x[i] + a * sg;
 		float lo = x0[i] - EPS, hi = x0[i] + EPS;
-		v = v < lo ? lo : (v > hi ? hi : v);
-		x[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
+		v = v < lo ? lo : v;
+		v = v > hi ? hi : v;
+		v = v < 0.0f ? 0.0f : v;
+		x[i] = v > 1.0f ? 1.0f : v;
 	}
 }
 

@@ -59,12 +59,50 @@ static mlsec_err pool_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
+/* Windows entirely inside the input, no dilation: the common 2x2/3x3
+ * pooling, without per-element bounds checks. */
+static int pool_inside(const pool_params *p)
+{
+	return p->ph0 == 0 && p->pw0 == 0 && p->dh == 1 && p->dw == 1 &&
+	       (p->oh - 1) * p->sh + p->kh <= p->h && (p->ow - 1) * p->sw + p->kw <= p->w;
+}
+
+TENSOR_HOT static void maxpool_fast(const pool_params *p, const float *x, float *y, int32_t *am)
+{
+	for (int64_t pc = 0; pc < p->n * p->c; pc++) {
+		const float *xc = x + pc * p->h * p->w;
+		for (int64_t oy = 0; oy < p->oh; oy++)
+			for (int64_t ox = 0; ox < p->ow; ox++) {
+				int64_t base = oy * p->sh * p->w + ox * p->sw;
+				float best = xc[base];
+				int64_t bi = base;
+				for (int64_t ki = 0; ki < p->kh; ki++)
+					for (int64_t kj = 0; kj < p->kw; kj++) {
+						int64_t i = base + ki * p->w + kj;
+						float v = xc[i];
+						if (v > best || v != v) {
+							best = v;
+							bi = i;
+						}
+					}
+				size_t o = (size_t)((pc * p->oh + oy) * p->ow + ox);
+				y[o] = best;
+				if (am)
+					am[o] = (int32_t)bi;
+			}
+	}
+}
+
 TENSOR_HOT static void maxpool_fwd(G *g, tnode *n)
 {
 	const pool_params *p = &n->u.pool;
 	const float *x = IN(g, n, 0)->f;
 	float *y = OUT(g, n, 0)->f;
 	int32_t *am = (int32_t *)n->aux;
+	if (pool_inside(p)) {
+		maxpool_fast(p, x, y, am);
+		return;
+	}
 	for (int64_t pc = 0; pc < p->n * p->c; pc++) {
 		const float *xc = x + pc * p->h * p->w;
 		for (int64_t oy = 0; oy < p->oh; oy++)
