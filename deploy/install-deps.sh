@@ -13,7 +13,7 @@ BUILD_PKGS="build-essential cmake pkg-config git ca-certificates
 # Independent clients and fixture tooling used only by tests.
 TEST_PKGS="python3 python3-grpcio python3-grpc-tools python3-numpy gnuplot-nox valgrind"
 # Only needed to regenerate committed fixtures (tests never need torch).
-FIXTURE_PKGS="python3-torch python3-onnx"
+FIXTURE_PKGS="python3-torch python3-onnx python3-sklearn"
 
 pkgs="$BUILD_PKGS $TEST_PKGS"
 [ "${1:-}" = "--with-fixtures" ] && pkgs="$pkgs $FIXTURE_PKGS"

@@ -1,0 +1,384 @@
+/*
+ * fsutil.c - bounded file reading, atomic writes, artifact-root
+ * confinement, and expansion of command-line targets (files, directories,
+ * glob patterns with **) into a sorted list of files.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mlsec/alloc.h"
+#include "mlsec/fsutil.h"
+
+static mlsec_err errno_err(mlsec_error *err, int e, const char *path)
+{
+	mlsec_err code = e == ENOENT || e == ENOTDIR ? MLSEC_ERR_NOT_FOUND
+			 : e == EACCES || e == EPERM ? MLSEC_ERR_PERMISSION
+						     : MLSEC_ERR_IO;
+	return mlsec_error_set(err, code, "%s: %s", path, strerror(e));
+}
+
+mlsec_err mlsec_file_read_all(const char *path, size_t max, char **out, size_t *len,
+			      mlsec_error *err)
+{
+	*out = NULL;
+	if (len)
+		*len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno_err(err, errno, path);
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		close(fd);
+		return errno_err(err, e, path);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return mlsec_error_set(err, MLSEC_ERR_IO, "%s: not a regular file", path);
+	}
+	if ((unsigned long long)st.st_size > max) {
+		close(fd);
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "%s: %lld bytes exceeds the limit of %zu",
+				       path, (long long)st.st_size, max);
+	}
+	/* The file may grow while we read; never read past max. */
+	size_t cap = (size_t)st.st_size + 1, n = 0;
+	char *buf = mlsec_malloc(cap);
+	if (!buf) {
+		close(fd);
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "%s: out of memory", path);
+	}
+	for (;;) {
+		if (n + 1 == cap) {
+			if (cap - 1 >= max) {
+				char probe;
+				ssize_t extra = read(fd, &probe, 1);
+				if (extra > 0) {
+					close(fd);
+					mlsec_free(buf);
+					return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+							       "%s: exceeds the limit of %zu", path, max);
+				}
+				break;
+			}
+			size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			char *nb = mlsec_realloc(buf, ncap);
+			if (!nb) {
+				close(fd);
+				mlsec_free(buf);
+				return mlsec_error_set(err, MLSEC_ERR_NOMEM, "%s: out of memory", path);
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			close(fd);
+			mlsec_free(buf);
+			return errno_err(err, e, path);
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	buf[n] = '\0';
+	*out = buf;
+	if (len)
+		*len = n;
+	return MLSEC_OK;
+}
+
+mlsec_err mlsec_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
+				  mlsec_error *err)
+{
+	char *tmp = mlsec_sprintf("%s.tmp.XXXXXX", path);
+	if (!tmp)
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		mlsec_err rc = errno_err(err, errno, path);
+		mlsec_free(tmp);
+		return rc;
+	}
+	const char *p = data;
+	size_t left = len;
+	while (left > 0) {
+		ssize_t w = write(fd, p, left);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto fail;
+		p += w;
+		left -= (size_t)w;
+	}
+	if (fchmod(fd, mode) != 0 || fsync(fd) != 0)
+		goto fail;
+	if (close(fd) != 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0)
+		goto fail;
+	mlsec_free(tmp);
+	return MLSEC_OK;
+fail:;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	mlsec_free(tmp);
+	return errno_err(err, e ? e : EIO, path);
+}
+
+mlsec_err mlsec_path_confine(const char *root, const char *path, char **resolved,
+			     mlsec_error *err)
+{
+	*resolved = NULL;
+	char rroot[PATH_MAX], rpath[PATH_MAX];
+	if (!realpath(root, rroot))
+		return errno_err(err, errno, root);
+	if (!realpath(path, rpath))
+		return errno_err(err, errno, path);
+	size_t n = strlen(rroot);
+	/* "/" as root admits everything; otherwise require root + '/' prefix. */
+	int inside = (n == 1 && rroot[0] == '/') ||
+		     (strncmp(rpath, rroot, n) == 0 && (rpath[n] == '/' || rpath[n] == '\0'));
+	if (!inside)
+		return mlsec_error_set(err, MLSEC_ERR_PERMISSION,
+				       "%s: resolves outside the artifact root", path);
+	*resolved = mlsec_strdup(rpath);
+	return *resolved ? MLSEC_OK : mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+}
+
+mlsec_err mlsec_strlist_push(mlsec_strlist *l, const char *s)
+{
+	if (l->count == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 16;
+		char **ni = mlsec_reallocarray(l->items, ncap, sizeof *ni);
+		if (!ni)
+			return MLSEC_ERR_NOMEM;
+		l->items = ni;
+		l->cap = ncap;
+	}
+	char *d = mlsec_strdup(s);
+	if (!d)
+		return MLSEC_ERR_NOMEM;
+	l->items[l->count++] = d;
+	return MLSEC_OK;
+}
+
+void mlsec_strlist_free(mlsec_strlist *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		mlsec_free(l->items[i]);
+	mlsec_free(l->items);
+	l->items = NULL;
+	l->count = l->cap = 0;
+}
+
+static int has_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+/*
+ * Matches a '/'-separated relative path against a pattern in which a whole
+ * segment "**" matches zero or more segments and other segments are
+ * fnmatch patterns. Bounded by the walk depth, so the recursion is too.
+ */
+static int glob_match(const char *pat, const char *path)
+{
+	if (*pat == '\0')
+		return *path == '\0';
+	const char *pend = strchr(pat, '/');
+	size_t plen = pend ? (size_t)(pend - pat) : strlen(pat);
+	const char *pnext = pend ? pend + 1 : pat + plen;
+	if (plen == 2 && pat[0] == '*' && pat[1] == '*') {
+		if (glob_match(pnext, path))
+			return 1;
+		const char *slash = strchr(path, '/');
+		return slash ? glob_match(pat, slash + 1) : (*pnext == '\0' && *path != '\0');
+	}
+	if (*path == '\0')
+		return 0;
+	const char *send = strchr(path, '/');
+	size_t slen = send ? (size_t)(send - path) : strlen(path);
+	char ps[NAME_MAX + 1], ss[NAME_MAX + 1];
+	if (plen > NAME_MAX || slen > NAME_MAX)
+		return 0;
+	memcpy(ps, pat, plen);
+	ps[plen] = '\0';
+	memcpy(ss, path, slen);
+	ss[slen] = '\0';
+	if (fnmatch(ps, ss, FNM_PERIOD) != 0)
+		return 0;
+	if (!pend)
+		return send == NULL;
+	return send ? glob_match(pnext, send + 1) : glob_match(pnext, "");
+}
+
+typedef struct walk_ctx {
+	mlsec_target_filter filter;
+	void *filter_ctx;
+	const char *pattern; /* relative to base, or NULL for a directory walk */
+	size_t base_len;     /* strlen(base) + 1, to get the relative path */
+	mlsec_strlist *out;
+	size_t files;
+	mlsec_error *err;
+} walk_ctx;
+
+static mlsec_err walk(walk_ctx *w, const char *dir, int depth)
+{
+	if (depth > MLSEC_WALK_MAX_DEPTH)
+		return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "%s: deeper than %d levels", dir,
+				       MLSEC_WALK_MAX_DEPTH);
+	struct dirent **ents = NULL;
+	int n = scandir(dir, &ents, NULL, alphasort);
+	if (n < 0)
+		return errno_err(w->err, errno, dir);
+	mlsec_err rc = MLSEC_OK;
+	for (int i = 0; i < n; i++) {
+		const char *name = ents[i]->d_name;
+		if (rc != MLSEC_OK || !strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		char *full = strcmp(dir, "/") ? mlsec_sprintf("%s/%s", dir, name)
+					      : mlsec_sprintf("/%s", name);
+		if (!full) {
+			rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+			continue;
+		}
+		/* d_type saves an lstat per entry; symlinks are never followed. */
+		unsigned char type = ents[i]->d_type;
+		if (type == DT_UNKNOWN) {
+			struct stat st;
+			type = lstat(full, &st) != 0 ? DT_UNKNOWN
+			       : S_ISDIR(st.st_mode) ? DT_DIR
+			       : S_ISREG(st.st_mode) ? DT_REG
+						     : DT_UNKNOWN;
+		}
+		{
+			if (type == DT_DIR) {
+				rc = walk(w, full, depth + 1);
+			} else if (type == DT_REG) {
+				const char *rel = strlen(full) >= w->base_len ? full + w->base_len : full;
+				int want = w->pattern ? glob_match(w->pattern, rel)
+						      : (!w->filter || w->filter(full, name, w->filter_ctx));
+				if (want) {
+					if (++w->files > MLSEC_WALK_MAX_FILES)
+						rc = mlsec_error_set(w->err, MLSEC_ERR_LIMIT,
+								     "more than %d files",
+								     MLSEC_WALK_MAX_FILES);
+					else if (mlsec_strlist_push(w->out, full) != MLSEC_OK)
+						rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM,
+								     "out of memory");
+				}
+			}
+		}
+		mlsec_free(full);
+	}
+	for (int i = 0; i < n; i++)
+		free(ents[i]);
+	free(ents);
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Expands one glob pattern: walk from its literal directory prefix. */
+static mlsec_err expand_glob(walk_ctx *w, const char *target)
+{
+	const char *first = strpbrk(target, "*?[");
+	const char *slash = NULL;
+	for (const char *p = target; p < first; p++)
+		if (*p == '/')
+			slash = p;
+	char *base;
+	if (!slash)
+		base = mlsec_strdup(".");
+	else if (slash == target)
+		base = mlsec_strdup("/");
+	else
+		base = mlsec_strndup(target, (size_t)(slash - target));
+	if (!base)
+		return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+	w->pattern = slash ? slash + 1 : target;
+	w->base_len = strcmp(base, "/") ? strlen(base) + 1 : 1;
+	struct stat st;
+	mlsec_err rc = MLSEC_OK;
+	if (stat(base, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (!slash) {
+			/* Relative pattern: walk "." but report paths without "./". */
+			rc = walk(w, ".", 0);
+			for (size_t i = 0; rc == MLSEC_OK && i < w->out->count; i++) {
+				char *s = w->out->items[i];
+				if (s[0] == '.' && s[1] == '/')
+					memmove(s, s + 2, strlen(s + 2) + 1);
+			}
+		} else {
+			rc = walk(w, base, 0);
+		}
+	}
+	w->pattern = NULL;
+	mlsec_free(base);
+	return rc;
+}
+
+mlsec_err mlsec_targets_expand(const char *const *targets, size_t n, mlsec_target_filter filter,
+			       void *ctx, mlsec_strlist *out, mlsec_error *err)
+{
+	walk_ctx w = {.filter = filter, .filter_ctx = ctx, .out = out, .err = err};
+	for (size_t i = 0; i < n; i++) {
+		const char *t = targets[i];
+		size_t before = out->count;
+		struct stat st;
+		mlsec_err rc = MLSEC_OK;
+		if (stat(t, &st) == 0) {
+			if (S_ISDIR(st.st_mode)) {
+				w.base_len = strlen(t) + 1;
+				rc = walk(&w, t, 0);
+				if (rc == MLSEC_OK && out->count == before)
+					return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND,
+							       "%s: no matching files in directory", t);
+			} else if (mlsec_strlist_push(out, t) != MLSEC_OK) {
+				rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+			}
+		} else if (has_glob(t)) {
+			rc = expand_glob(&w, t);
+			if (rc == MLSEC_OK && out->count == before)
+				return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND,
+						       "%s: pattern matches no files", t);
+		} else {
+			return errno_err(err, errno, t);
+		}
+		if (rc != MLSEC_OK)
+			return rc;
+	}
+	if (out->count > 1) {
+		qsort(out->items, out->count, sizeof *out->items, cmp_str);
+		size_t k = 1;
+		for (size_t i = 1; i < out->count; i++) {
+			if (strcmp(out->items[i], out->items[k - 1]) == 0)
+				mlsec_free(out->items[i]);
+			else
+				out->items[k++] = out->items[i];
+		}
+		out->count = k;
+	}
+	return MLSEC_OK;
+}

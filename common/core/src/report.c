@@ -1,0 +1,344 @@
+/* report.c - the findings model: building a report in memory. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mlsec/alloc.h"
+#include "report_impl.h"
+
+static const char *const severity_names[MLSEC_SEV__COUNT] = {"info", "low", "medium", "high",
+							      "critical"};
+
+const char *mlsec_severity_name(mlsec_severity s)
+{
+	return (unsigned)s < MLSEC_SEV__COUNT ? severity_names[s] : "unknown";
+}
+
+mlsec_err mlsec_severity_parse(const char *name, mlsec_severity *out)
+{
+	for (int i = 0; name && i < MLSEC_SEV__COUNT; i++) {
+		if (strcasecmp(name, severity_names[i]) == 0) {
+			*out = (mlsec_severity)i;
+			return MLSEC_OK;
+		}
+	}
+	return MLSEC_ERR_INVALID_ARG;
+}
+
+/* Grows *arr (of element size sz) so that one more element fits. */
+static int grow(void *arr, size_t *cap, size_t n, size_t sz)
+{
+	if (n < *cap)
+		return 1;
+	size_t ncap = *cap ? *cap * 2 : 4;
+	void *na = mlsec_reallocarray(*(void **)arr, ncap, sz);
+	if (!na)
+		return 0;
+	*(void **)arr = na;
+	*cap = ncap;
+	return 1;
+}
+
+/* Replaces *dst with a copy of src (NULL clears). */
+static mlsec_err set_str(char **dst, const char *src)
+{
+	char *c = NULL;
+	if (src && !(c = mlsec_strdup(src)))
+		return MLSEC_ERR_NOMEM;
+	mlsec_free(*dst);
+	*dst = c;
+	return MLSEC_OK;
+}
+
+mlsec_report *mlsec_report_new(const char *stage)
+{
+	mlsec_report *r = mlsec_calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	if (!(r->stage = mlsec_strdup(stage ? stage : "unknown"))) {
+		mlsec_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void finding_free(mlsec_finding *f)
+{
+	if (!f)
+		return;
+	mlsec_free(f->rule_id);
+	mlsec_free(f->title);
+	mlsec_free(f->detail);
+	mlsec_free(f->file);
+	mlsec_free(f->field);
+	mlsec_free(f->remediation);
+	json_decref(f->evidence);
+	mlsec_free(f);
+}
+
+static void artifact_free(mlsec_artifact *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->nfindings; i++)
+		finding_free(a->findings[i]);
+	mlsec_free(a->findings);
+	mlsec_free(a->path);
+	mlsec_free(a->format);
+	mlsec_free(a->stage);
+	json_decref(a->details);
+	mlsec_free(a);
+}
+
+void mlsec_report_free(mlsec_report *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nartifacts; i++)
+		artifact_free(r->artifacts[i]);
+	for (size_t i = 0; i < r->nerrors; i++)
+		mlsec_free(r->errors[i]);
+	mlsec_free(r->artifacts);
+	mlsec_free(r->errors);
+	mlsec_free(r->stage);
+	mlsec_free(r);
+}
+
+const char *mlsec_report_stage(const mlsec_report *r)
+{
+	return r->stage;
+}
+
+mlsec_artifact *mlsec_report_add_artifact(mlsec_report *r, const char *path, const char *format)
+{
+	if (!grow(&r->artifacts, &r->capartifacts, r->nartifacts, sizeof *r->artifacts))
+		return NULL;
+	mlsec_artifact *a = mlsec_calloc(1, sizeof *a);
+	if (!a)
+		return NULL;
+	a->path = mlsec_strdup(path ? path : "");
+	a->format = mlsec_strdup(format ? format : "unknown");
+	a->stage = mlsec_strdup(r->stage);
+	a->details = json_object();
+	if (!a->path || !a->format || !a->stage || !a->details) {
+		artifact_free(a);
+		return NULL;
+	}
+	r->artifacts[r->nartifacts++] = a;
+	return a;
+}
+
+size_t mlsec_report_artifact_count(const mlsec_report *r)
+{
+	return r->nartifacts;
+}
+
+mlsec_artifact *mlsec_report_artifact(const mlsec_report *r, size_t i)
+{
+	return i < r->nartifacts ? r->artifacts[i] : NULL;
+}
+
+const char *mlsec_artifact_path(const mlsec_artifact *a)
+{
+	return a->path;
+}
+const char *mlsec_artifact_format(const mlsec_artifact *a)
+{
+	return a->format;
+}
+const char *mlsec_artifact_stage(const mlsec_artifact *a)
+{
+	return a->stage;
+}
+const char *mlsec_artifact_sha256(const mlsec_artifact *a)
+{
+	return a->sha256;
+}
+uint64_t mlsec_artifact_size(const mlsec_artifact *a)
+{
+	return a->size;
+}
+
+mlsec_err mlsec_artifact_set_format(mlsec_artifact *a, const char *format)
+{
+	return set_str(&a->format, format ? format : "unknown");
+}
+
+mlsec_err mlsec_artifact_set_stage(mlsec_artifact *a, const char *stage)
+{
+	return set_str(&a->stage, stage ? stage : "unknown");
+}
+
+mlsec_err mlsec_artifact_set_digest(mlsec_artifact *a, const char *hex, uint64_t size)
+{
+	if (hex && !mlsec_sha256_hex_valid(hex))
+		return MLSEC_ERR_INVALID_ARG;
+	if (hex)
+		for (int i = 0; i < 65; i++)
+			a->sha256[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] + 32 : hex[i]);
+	else
+		a->sha256[0] = '\0';
+	a->size = size;
+	return MLSEC_OK;
+}
+
+mlsec_err mlsec_artifact_hash_file(mlsec_artifact *a, mlsec_error *err)
+{
+	return mlsec_sha256_file(a->path, a->sha256, &a->size, err);
+}
+
+json_t *mlsec_artifact_details(mlsec_artifact *a)
+{
+	return a->details;
+}
+
+__attribute__((format(printf, 5, 0))) static mlsec_finding *vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev,
+			   const char *title, const char *fmt, va_list ap)
+{
+	if (!grow(&a->findings, &a->capfindings, a->nfindings, sizeof *a->findings))
+		return NULL;
+	mlsec_finding *f = mlsec_calloc(1, sizeof *f);
+	if (!f)
+		return NULL;
+	f->severity = (unsigned)sev < MLSEC_SEV__COUNT ? sev : MLSEC_SEV_CRITICAL;
+	f->offset = -1;
+	f->rule_id = mlsec_strdup(rule_id ? rule_id : "UNKNOWN");
+	f->title = mlsec_strdup(title ? title : "");
+	f->evidence = json_object();
+	int ok = f->rule_id && f->title && f->evidence;
+	if (ok && fmt) {
+		char buf[4096];
+		vsnprintf(buf, sizeof buf, fmt, ap);
+		ok = (f->detail = mlsec_strdup(buf)) != NULL;
+	}
+	if (!ok) {
+		finding_free(f);
+		return NULL;
+	}
+	a->findings[a->nfindings++] = f;
+	return f;
+}
+
+mlsec_finding *mlsec_artifact_add_finding(mlsec_artifact *a, const char *rule_id,
+					  mlsec_severity sev, const char *title,
+					  const char *detail_fmt, ...)
+{
+	va_list ap;
+	va_start(ap, detail_fmt);
+	mlsec_finding *f = vadd(a, rule_id, sev, title, detail_fmt, ap);
+	va_end(ap);
+	return f;
+}
+
+size_t mlsec_artifact_finding_count(const mlsec_artifact *a)
+{
+	return a->nfindings;
+}
+
+const mlsec_finding *mlsec_artifact_finding(const mlsec_artifact *a, size_t i)
+{
+	return i < a->nfindings ? a->findings[i] : NULL;
+}
+
+mlsec_finding *mlsec_artifact_add_malformed(mlsec_artifact *a, const char *rule_prefix,
+					    const mlsec_error *err)
+{
+	char rule[64];
+	snprintf(rule, sizeof rule, "%s-MALFORMED", rule_prefix ? rule_prefix : "MLSEC");
+	const char *text = err && err->text[0] ? err->text : "the artifact could not be parsed";
+	mlsec_finding *f = mlsec_artifact_add_finding(
+		a, rule, MLSEC_SEV_HIGH, "Artifact could not be parsed (failing closed)", "%s", text);
+	if (!f || !err)
+		return f;
+	if (mlsec_finding_set_location(f, err->file[0] ? err->file : NULL, err->line, err->column,
+				       NULL) != MLSEC_OK)
+		return f;
+	f->offset = err->offset;
+	mlsec_finding_set_remediation(f, "Do not deploy an artifact that mlsec cannot parse: "
+					 "regenerate it from a trusted source, or report a parser "
+					 "bug if the file is known good.");
+	return f;
+}
+
+mlsec_err mlsec_finding_set_location(mlsec_finding *f, const char *file, long line, long column,
+				     const char *field)
+{
+	if (set_str(&f->file, file) != MLSEC_OK || set_str(&f->field, field) != MLSEC_OK)
+		return MLSEC_ERR_NOMEM;
+	f->line = line;
+	f->column = column;
+	return MLSEC_OK;
+}
+
+mlsec_err mlsec_finding_set_offset(mlsec_finding *f, long long offset)
+{
+	f->offset = offset;
+	return MLSEC_OK;
+}
+
+mlsec_err mlsec_finding_set_remediation(mlsec_finding *f, const char *text)
+{
+	return set_str(&f->remediation, text);
+}
+
+mlsec_err mlsec_finding_set_evidence(mlsec_finding *f, const char *key, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	return mlsec_finding_set_evidence_json(f, key, json_string(buf));
+}
+
+mlsec_err mlsec_finding_set_evidence_json(mlsec_finding *f, const char *key, json_t *value)
+{
+	if (!value)
+		return MLSEC_ERR_NOMEM;
+	return json_object_set_new(f->evidence, key, value) == 0 ? MLSEC_OK : MLSEC_ERR_NOMEM;
+}
+
+mlsec_err mlsec_report_add_error(mlsec_report *r, const char *fmt, ...)
+{
+	if (!grow(&r->errors, &r->caperrors, r->nerrors, sizeof *r->errors))
+		return MLSEC_ERR_NOMEM;
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	char *s = mlsec_strdup(buf);
+	if (!s)
+		return MLSEC_ERR_NOMEM;
+	r->errors[r->nerrors++] = s;
+	return MLSEC_OK;
+}
+
+size_t mlsec_report_error_count(const mlsec_report *r)
+{
+	return r->nerrors;
+}
+
+const char *mlsec_report_error(const mlsec_report *r, size_t i)
+{
+	return i < r->nerrors ? r->errors[i] : NULL;
+}
+
+void mlsec_report_counts(const mlsec_report *r, size_t counts[MLSEC_SEV__COUNT])
+{
+	memset(counts, 0, sizeof(size_t) * MLSEC_SEV__COUNT);
+	for (size_t i = 0; i < r->nartifacts; i++)
+		for (size_t k = 0; k < r->artifacts[i]->nfindings; k++)
+			counts[r->artifacts[i]->findings[k]->severity]++;
+}
+
+int mlsec_report_exit_code(const mlsec_report *r, mlsec_severity gate)
+{
+	size_t counts[MLSEC_SEV__COUNT];
+	mlsec_report_counts(r, counts);
+	for (int s = (int)gate; s < MLSEC_SEV__COUNT; s++)
+		if (counts[s])
+			return 2;
+	return r->nerrors ? 1 : 0;
+}

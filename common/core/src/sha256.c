@@ -1,0 +1,143 @@
+/* sha256.c - SHA-256 via OpenSSL EVP, streaming for files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <pthread.h>
+
+#include <openssl/evp.h>
+
+#include "mlsec/alloc.h"
+#include "mlsec/sha256.h"
+
+struct mlsec_sha256 {
+	EVP_MD_CTX *ctx;
+};
+
+/* OpenSSL 3 looks the algorithm up on every EVP_sha256() digest unless it
+ * is fetched once; for many small artifacts that lookup dominates. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_md(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256_algo(void)
+{
+	pthread_once(&sha256_once, fetch_md);
+	return sha256_md ? sha256_md : EVP_sha256();
+}
+
+mlsec_sha256 *mlsec_sha256_new(void)
+{
+	mlsec_sha256 *h = mlsec_malloc(sizeof *h);
+	if (!h)
+		return NULL;
+	h->ctx = EVP_MD_CTX_new();
+	if (!h->ctx || EVP_DigestInit_ex(h->ctx, sha256_algo(), NULL) != 1) {
+		EVP_MD_CTX_free(h->ctx);
+		mlsec_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void mlsec_sha256_update(mlsec_sha256 *h, const void *data, size_t len)
+{
+	EVP_DigestUpdate(h->ctx, data, len);
+}
+
+void mlsec_hex_encode(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void mlsec_sha256_final(mlsec_sha256 *h, unsigned char out[32], char hex[MLSEC_SHA256_HEX_LEN])
+{
+	unsigned char md[32];
+	unsigned int len = 0;
+	EVP_DigestFinal_ex(h->ctx, md, &len);
+	if (out)
+		memcpy(out, md, 32);
+	if (hex)
+		mlsec_hex_encode(md, 32, hex);
+	EVP_MD_CTX_free(h->ctx);
+	mlsec_free(h);
+}
+
+void mlsec_sha256_buf(const void *data, size_t len, char hex[MLSEC_SHA256_HEX_LEN])
+{
+	unsigned char out[32];
+	unsigned int n = 0;
+	EVP_Digest(data, len, out, &n, sha256_algo(), NULL);
+	mlsec_hex_encode(out, 32, hex);
+}
+
+mlsec_err mlsec_sha256_file(const char *path, char hex[MLSEC_SHA256_HEX_LEN], uint64_t *size,
+			    mlsec_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
+				       "%s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return mlsec_error_set(err, MLSEC_ERR_IO, "%s: not a regular file", path);
+	}
+	mlsec_sha256 *h = mlsec_sha256_new();
+	static const size_t chunk = 1 << 20;
+	unsigned char *buf = mlsec_malloc(chunk);
+	if (!h || !buf) {
+		close(fd);
+		mlsec_free(buf);
+		if (h)
+			mlsec_sha256_final(h, NULL, NULL);
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory hashing %s", path);
+	}
+	uint64_t total = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, chunk);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			close(fd);
+			mlsec_free(buf);
+			mlsec_sha256_final(h, NULL, NULL);
+			return mlsec_error_set(err, MLSEC_ERR_IO, "%s: %s", path, strerror(e));
+		}
+		if (n == 0)
+			break;
+		mlsec_sha256_update(h, buf, (size_t)n);
+		total += (uint64_t)n;
+	}
+	close(fd);
+	mlsec_free(buf);
+	mlsec_sha256_final(h, NULL, hex);
+	if (size)
+		*size = total;
+	return MLSEC_OK;
+}
+
+int mlsec_sha256_hex_valid(const char *s)
+{
+	if (!s)
+		return 0;
+	for (int i = 0; i < 64; i++) {
+		char c = s[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+			return 0;
+	}
+	return s[64] == '\0';
+}

@@ -1,0 +1,372 @@
+/*
+ * pbtxt_lex.c - the tokenizer of protobuf text format: comments, quoted
+ * strings with every escape protobuf accepts, and numbers in the forms its
+ * tokenizer accepts. Positions are 1-based lines and byte columns.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pbtxt_int.h"
+
+int pbtxt_fail_at(mlsec_pbtxt *p, mlsec_err code, long line, long col, size_t off, const char *fmt,
+                  ...)
+{
+	if (p->code != MLSEC_OK)
+		return -1; /* keep the first error: later ones are consequences */
+	p->code = code;
+	if (p->err) {
+		char msg[400];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		va_end(ap);
+		mlsec_error_set_at(p->err, code, NULL, line, col, (long long)off, "%s", msg);
+	}
+	return -1;
+}
+
+#define FAIL_HERE(p, at, ...)                                                                      \
+	pbtxt_fail_at((p), MLSEC_ERR_PARSE, (p)->line, (long)((at) - (p)->line_start) + 1, (at),   \
+	              __VA_ARGS__)
+
+static int is_alpha(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int is_digit(int c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int hex_val(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static size_t utf8_put(unsigned char *o, uint32_t cp)
+{
+	if (cp < 0x80) {
+		o[0] = (unsigned char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (unsigned char)(0xC0 | (cp >> 6));
+		o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (unsigned char)(0xE0 | (cp >> 12));
+		o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+		o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	o[0] = (unsigned char)(0xF0 | (cp >> 18));
+	o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+	o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+	o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+/* Reads exactly n hex digits at p->pos; -1 (no error recorded) if absent. */
+static long read_hex(mlsec_pbtxt *p, size_t at, int n)
+{
+	long v = 0;
+	for (int i = 0; i < n; i++) {
+		if (at + (size_t)i >= p->len)
+			return -1;
+		int h = hex_val((unsigned char)p->text[at + (size_t)i]);
+		if (h < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	return v;
+}
+
+/* A quoted literal starting at p->pos; decodes escapes into the arena. */
+static int lex_string(mlsec_pbtxt *p)
+{
+	const char *t = p->text;
+	char q = t[p->pos];
+	size_t start = p->pos;
+	size_t i = p->pos + 1;
+	/* Decoded bytes never outnumber raw ones; bound the scan first. */
+	size_t end = i;
+	while (end < p->len && t[end] != q && t[end] != '\n') {
+		if (t[end] == '\\' && end + 1 < p->len && t[end + 1] != '\n')
+			end++;
+		end++;
+	}
+	if (end >= p->len || t[end] != q)
+		return FAIL_HERE(p, start,
+		                 "unterminated string literal (strings cannot span lines)");
+	unsigned char *o = pbtxt_arena_alloc(&p->arena, end - i + 1);
+	if (!o)
+		return pbtxt_fail_at(p, p->arena.over_limit ? MLSEC_ERR_LIMIT : MLSEC_ERR_NOMEM,
+		                     p->line, (long)(start - p->line_start) + 1, start,
+		                     "out of parser memory");
+	size_t n = 0;
+	while (i < end) {
+		unsigned char c = (unsigned char)t[i];
+		if (c != '\\') {
+			o[n++] = c;
+			i++;
+			continue;
+		}
+		size_t esc = i;
+		c = (unsigned char)t[++i];
+		i++;
+		switch (c) {
+		case 'a':
+			o[n++] = '\a';
+			break;
+		case 'b':
+			o[n++] = '\b';
+			break;
+		case 'f':
+			o[n++] = '\f';
+			break;
+		case 'n':
+			o[n++] = '\n';
+			break;
+		case 'r':
+			o[n++] = '\r';
+			break;
+		case 't':
+			o[n++] = '\t';
+			break;
+		case 'v':
+			o[n++] = '\v';
+			break;
+		case '\\':
+		case '?':
+		case '\'':
+		case '"':
+			o[n++] = c;
+			break;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7': {
+			unsigned v = c - '0';
+			for (int k = 0; k < 2 && i < end && t[i] >= '0' && t[i] <= '7'; k++)
+				v = v * 8 + (unsigned)(t[i++] - '0');
+			if (v > 0xFF)
+				return FAIL_HERE(p, esc, "octal escape out of range");
+			o[n++] = (unsigned char)v;
+			break;
+		}
+		case 'x':
+		case 'X': {
+			int h = i < end ? hex_val((unsigned char)t[i]) : -1;
+			if (h < 0)
+				return FAIL_HERE(p, esc, "\\x escape needs a hex digit");
+			unsigned v = (unsigned)h;
+			i++;
+			if (i < end && (h = hex_val((unsigned char)t[i])) >= 0) {
+				v = v * 16 + (unsigned)h;
+				i++;
+			}
+			o[n++] = (unsigned char)v;
+			break;
+		}
+		case 'u':
+		case 'U': {
+			int digits = c == 'u' ? 4 : 8;
+			long cp = i + (size_t)digits <= end ? read_hex(p, i, digits) : -1;
+			if (cp < 0)
+				return FAIL_HERE(p, esc, "\\%c escape needs %d hex digits", c,
+				                 digits);
+			i += (size_t)digits;
+			if (cp >= 0xD800 && cp <= 0xDBFF) {
+				/* A high surrogate must pair with a following \uDC00-\uDFFF. */
+				long lo = (i + 6 <= end && t[i] == '\\' && t[i + 1] == 'u')
+				                  ? read_hex(p, i + 2, 4)
+				                  : -1;
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					return FAIL_HERE(p, esc,
+					                 "unpaired surrogate in unicode escape");
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+				i += 6;
+			} else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+				return FAIL_HERE(p, esc, "invalid unicode code point in escape");
+			}
+			n += utf8_put(o + n, (uint32_t)cp);
+			break;
+		}
+		default:
+			return FAIL_HERE(p, esc, "invalid escape sequence '\\%c' in string", c);
+		}
+	}
+	o[n] = '\0';
+	p->tok.kind = TOK_STRING;
+	p->tok.s = (char *)o;
+	p->tok.slen = n;
+	p->pos = end + 1;
+	return 0;
+}
+
+/* Numbers as protobuf's tokenizer reads them; the value is decoded here
+ * so the parser only checks ranges. */
+static int lex_number(mlsec_pbtxt *p)
+{
+	const char *t = p->text;
+	size_t start = p->pos, i = p->pos;
+	int is_float = 0;
+	uint64_t u = 0;
+	int overflow = 0;
+	if (t[i] == '0' && i + 1 < p->len && (t[i + 1] == 'x' || t[i + 1] == 'X')) {
+		i += 2;
+		size_t d0 = i;
+		int h;
+		while (i < p->len && (h = hex_val((unsigned char)t[i])) >= 0) {
+			if (u > (UINT64_MAX >> 4))
+				overflow = 1;
+			u = (u << 4) | (uint64_t)h;
+			i++;
+		}
+		if (i == d0)
+			return FAIL_HERE(p, start, "\"0x\" must be followed by hex digits");
+	} else if (t[i] == '0' && i + 1 < p->len && is_digit(t[i + 1])) {
+		while (i < p->len && is_digit(t[i])) {
+			if (t[i] > '7')
+				return FAIL_HERE(p, start,
+				                 "numbers starting with 0 are octal: digit '%c'",
+				                 t[i]);
+			if (u > (UINT64_MAX >> 3))
+				overflow = 1;
+			u = (u << 3) | (uint64_t)(t[i] - '0');
+			i++;
+		}
+	} else {
+		while (i < p->len && is_digit(t[i])) {
+			uint64_t d = (uint64_t)(t[i] - '0');
+			if (u > (UINT64_MAX - d) / 10)
+				overflow = 1;
+			u = u * 10 + d;
+			i++;
+		}
+		if (i < p->len && t[i] == '.') {
+			is_float = 1;
+			i++;
+			while (i < p->len && is_digit(t[i]))
+				i++;
+		}
+		if (i < p->len && (t[i] == 'e' || t[i] == 'E')) {
+			is_float = 1;
+			i++;
+			if (i < p->len && (t[i] == '+' || t[i] == '-'))
+				i++;
+			if (i >= p->len || !is_digit(t[i]))
+				return FAIL_HERE(p, start, "exponent has no digits");
+			while (i < p->len && is_digit(t[i]))
+				i++;
+		}
+		if (i < p->len && (t[i] == 'f' || t[i] == 'F')) {
+			is_float = 1;
+			i++;
+		}
+	}
+	if (i < p->len && (is_alpha(t[i]) || is_digit(t[i]) || t[i] == '.'))
+		return FAIL_HERE(p, i, "need space between number and '%c'", t[i]);
+	p->tok.len = i - start;
+	p->tok.overflow = overflow && !is_float;
+	p->pos = i;
+	if (is_float || overflow) {
+		/* strtod needs a terminated copy without the f suffix. */
+		char buf[128];
+		size_t n = p->tok.len;
+		if (n && (t[start + n - 1] == 'f' || t[start + n - 1] == 'F'))
+			n--;
+		if (n >= sizeof buf)
+			return FAIL_HERE(p, start, "number literal too long");
+		memcpy(buf, t + start, n);
+		buf[n] = '\0';
+		p->tok.d = strtod(buf, NULL);
+	}
+	if (is_float) {
+		p->tok.kind = TOK_FLOAT;
+	} else {
+		p->tok.kind = TOK_INT;
+		p->tok.u = overflow ? UINT64_MAX : u;
+		/* An integer too large for 64 bits is only usable as a float. */
+		if (overflow)
+			p->tok.kind = TOK_FLOAT;
+		else
+			p->tok.d = (double)u;
+	}
+	return 0;
+}
+
+int pbtxt_lex_next(mlsec_pbtxt *p)
+{
+	const char *t = p->text;
+	for (;;) {
+		if (p->pos >= p->len)
+			break;
+		char c = t[p->pos];
+		if (c == '\n') {
+			p->pos++;
+			p->line++;
+			p->line_start = p->pos;
+		} else if (c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f') {
+			p->pos++;
+		} else if (c == '#') {
+			while (p->pos < p->len && t[p->pos] != '\n')
+				p->pos++;
+		} else {
+			break;
+		}
+	}
+	pbtxt_tok *k = &p->tok;
+	k->text = t + p->pos;
+	k->off = p->pos;
+	k->line = p->line;
+	k->col = (long)(p->pos - p->line_start) + 1;
+	k->len = 0;
+	if (p->pos >= p->len) {
+		k->kind = TOK_EOF;
+		return 0;
+	}
+	unsigned char c = (unsigned char)t[p->pos];
+	if (is_alpha(c)) {
+		size_t i = p->pos + 1;
+		while (i < p->len && (is_alpha(t[i]) || is_digit(t[i])))
+			i++;
+		k->kind = TOK_IDENT;
+		k->len = i - p->pos;
+		p->pos = i;
+		return 0;
+	}
+	if (is_digit(c) || (c == '.' && p->pos + 1 < p->len && is_digit(t[p->pos + 1])))
+		return lex_number(p);
+	if (c == '"' || c == '\'') {
+		size_t s = p->pos;
+		if (lex_string(p) < 0)
+			return -1;
+		k->len = p->pos - s;
+		return 0;
+	}
+	if (strchr(":{}<>[],;-", c) && c) {
+		k->kind = TOK_SYMBOL;
+		k->c = c;
+		k->len = 1;
+		p->pos++;
+		return 0;
+	}
+	if (c >= 0x20 && c < 0x7F)
+		return FAIL_HERE(p, p->pos, "unexpected character '%c'", c);
+	return FAIL_HERE(p, p->pos, "unexpected byte 0x%02x", c);
+}

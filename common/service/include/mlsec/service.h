@@ -1,0 +1,50 @@
+/*
+ * service.h - the generic stage service: one engine wired to Kafka, Redis
+ * and gRPC. Every services/<stage>/main.c is
+ *
+ *     #include "mlsec/service.h"
+ *     int main(int argc, char **argv)
+ *     { return mlsec_service_main(argc, argv, &mlsec_engine_<stage>); }
+ *
+ * What it runs (config from flags with MLSEC_* environment fallbacks, see
+ * --help):
+ *  - Kafka workers consuming mlsec.stage.<stage> in group mlsec-<stage>.
+ *    For each StageRequest: each artifact must resolve under the artifact
+ *    root (no "..", no symlink escape) and match its sha256 before the
+ *    engine reads it; then engine->analyze; the StageResult is written to
+ *    Redis idempotently (mlsec:job:<id>:stage:<stage>, first write wins),
+ *    produced to mlsec.results, and only then is the offset committed. A
+ *    redelivered request whose result is already stored re-publishes the
+ *    stored result instead of analysing again (no duplicate results).
+ *  - gRPC mlsec.v1.Analyzer/Analyze (same checks, synchronous, nothing
+ *    stored) and grpc.health.v1.Health/Check.
+ *  - SIGTERM/SIGINT: health NOT_SERVING, no new messages, the current job
+ *    finishes or is handed back uncommitted, exit 0.
+ *
+ * Returns the process exit code: 0 after a clean shutdown or --help, 1
+ * when the service cannot start (bad config, port in use, ...).
+ */
+#ifndef MLSEC_SERVICE_H
+#define MLSEC_SERVICE_H
+
+#include "mlsec/engine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine);
+
+/*
+ * Consumer properties for a job worker: low-latency fetch settings
+ * (fetch.wait.max.ms 5: jobs are small and latency-bound) followed by the
+ * user's pass-through properties (user, may be NULL), which therefore win.
+ * Returns a fresh NULL-terminated key/value array (mlsec_free; the strings
+ * are borrowed), NULL on allocation failure.
+ */
+const char **mlsec_service_consumer_props(const char *const *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

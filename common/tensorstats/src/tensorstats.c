@@ -1,0 +1,453 @@
+/*
+ * tensorstats.c - the one-pass statistics kernels (see mlsec/tensorstats.h).
+ *
+ * The float32 kernel works on blocks that fit in L1: a first loop does the
+ * vectorisable part (finite masks, min/max, sums, NaN/Inf counts) in
+ * independent lanes the compiler turns into SIMD without reassociation
+ * flags, a second loop bumps the fine histogram through four sub-tables so
+ * consecutive equal bins do not serialise on one counter.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlsec/tensorstats.h"
+
+#define BLOCK 2048
+/* Sub-table stride: padded so the same bin of the four sub-tables falls in
+ * different L1 sets (16 KiB apart they would alias and stall). */
+#define HSTRIDE (MLSEC_TS_FINE_BINS + 80)
+
+float mlsec_bf16_to_f32(uint16_t h)
+{
+	uint32_t u = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+float mlsec_f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+	if (exp == 0x1f) {
+		u = sign | 0x7f800000u | (man << 13);
+	} else if (exp) {
+		u = sign | ((exp + 112) << 23) | (man << 13);
+	} else if (man) {
+		/* subnormal: normalise */
+		int e = -1;
+		do {
+			e++;
+			man <<= 1;
+		} while (!(man & 0x400));
+		u = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
+	} else {
+		u = sign;
+	}
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+void mlsec_tstats_init(mlsec_tstats *s, mlsec_ts_kind kind)
+{
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+	s->esize = kind == MLSEC_TS_F32 ? 4 : kind == MLSEC_TS_F64 ? 8 : 2;
+	s->min = INFINITY;
+	s->max = -INFINITY;
+}
+
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v8f __attribute__((vector_size(32)));
+
+/* lane-wise m ? a : b (m is all-ones or zero per lane) */
+#define vsel(m, a, b) ((v8f)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m))))
+
+/*
+ * float32 block kernel; n <= BLOCK. GCC vector extensions give SSE2 code
+ * by default and an AVX2 clone picked at load time where the CPU has it.
+ */
+__attribute__((target_clones("avx2", "default"))) static void
+block_f32(mlsec_tstats *s, const uint32_t *u, size_t n, uint32_t h[4][HSTRIDE])
+{
+	const v8u absm = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
+			  0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu};
+	v8u pinf = {0};
+	pinf += 0x7f800000u;
+	v8f big = {0};
+	big += FLT_MAX;
+	v8f mn0 = big, mn1 = big, mx0 = -big, mx1 = -big;
+	v8f sm0 = {0}, sm1 = {0}, sq0 = {0}, sq1 = {0};
+	v8i nf = {0};
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		v8u b0, b1;
+		/* one block ahead: the histogram loop below leaves the
+		 * memory bus idle, the prefetch keeps it busy */
+		__builtin_prefetch((const char *)(u + i) + BLOCK * 4);
+		memcpy(&b0, u + i, 32);
+		memcpy(&b1, u + i + 8, 32);
+		v8u g0 = b0 & absm, g1 = b1 & absm;
+		v8i f0 = (v8i)(g0 < pinf), f1 = (v8i)(g1 < pinf);
+		nf |= ~f0 | ~f1;
+		v8f x0 = (v8f)((v8i)b0 & f0), x1 = (v8f)((v8i)b1 & f1);
+		sm0 += x0;
+		sm1 += x1;
+		sq0 += x0 * x0;
+		sq1 += x1 * x1;
+		v8f lo0 = vsel(f0, (v8f)b0, big), lo1 = vsel(f1, (v8f)b1, big);
+		v8f hi0 = vsel(f0, (v8f)b0, -big), hi1 = vsel(f1, (v8f)b1, -big);
+		mn0 = vsel((v8i)(lo0 < mn0), lo0, mn0);
+		mn1 = vsel((v8i)(lo1 < mn1), lo1, mn1);
+		mx0 = vsel((v8i)(hi0 > mx0), hi0, mx0);
+		mx1 = vsel((v8i)(hi1 > mx1), hi1, mx1);
+	}
+	double dsum = 0, dsq = 0;
+	float fmn = FLT_MAX, fmx = -FLT_MAX;
+	int32_t any_nf = 0;
+	for (int l = 0; l < 8; l++) {
+		dsum += (double)sm0[l] + (double)sm1[l];
+		dsq += (double)sq0[l] + (double)sq1[l];
+		fmn = mn0[l] < fmn ? mn0[l] : fmn;
+		fmn = mn1[l] < fmn ? mn1[l] : fmn;
+		fmx = mx0[l] > fmx ? mx0[l] : fmx;
+		fmx = mx1[l] > fmx ? mx1[l] : fmx;
+		any_nf |= nf[l];
+	}
+	/* non-finite values are rare: count them exactly only when present */
+	for (size_t k = 0; any_nf && k < (n & ~(size_t)15); k++) {
+		uint32_t b = u[k], mag = b & 0x7fffffffu;
+		s->nan += mag > 0x7f800000u;
+		s->posinf += b == 0x7f800000u;
+		s->neginf += b == 0xff800000u;
+	}
+	for (; i < n; i++) {
+		uint32_t b = u[i];
+		float x;
+		memcpy(&x, &b, 4);
+		uint32_t mag = b & 0x7fffffffu;
+		if (mag > 0x7f800000u) {
+			s->nan++;
+		} else if (mag == 0x7f800000u) {
+			if (b >> 31)
+				s->neginf++;
+			else
+				s->posinf++;
+		} else {
+			dsum += x;
+			dsq += (double)x * x;
+			fmn = x < fmn ? x : fmn;
+			fmx = x > fmx ? x : fmx;
+		}
+	}
+	s->sum += dsum;
+	s->sumsq += dsq;
+	if (fmn < s->min)
+		s->min = fmn;
+	if (fmx > s->max)
+		s->max = fmx;
+	s->count += n;
+	/* fine histogram: top 12 bits; non-finite bins are ignored at finish */
+	i = 0;
+	for (; i + 4 <= n; i += 4) {
+		h[0][u[i] >> 20]++;
+		h[1][u[i + 1] >> 20]++;
+		h[2][u[i + 2] >> 20]++;
+		h[3][u[i + 3] >> 20]++;
+	}
+	for (; i < n; i++)
+		h[0][u[i] >> 20]++;
+}
+
+static void flush_hist(mlsec_tstats *s, uint32_t h[4][HSTRIDE])
+{
+	for (int k = 0; k < 4; k++)
+		for (int b = 0; b < MLSEC_TS_FINE_BINS; b++)
+			s->fine[b] += h[k][b];
+	memset(h, 0, 4 * sizeof(h[0]));
+}
+
+static void update_f32(mlsec_tstats *s, const uint8_t *d, size_t n)
+{
+	/* per-thread sub-tables (64 KiB): u32 counts cannot overflow within
+	 * one flush period (2^18 blocks of BLOCK elements < 2^32) */
+	static _Thread_local uint32_t h[4][HSTRIDE];
+	uint32_t buf[BLOCK];
+	size_t blocks = 0;
+	while (n) {
+		size_t k = n / 4 < BLOCK ? n / 4 : BLOCK;
+		const uint32_t *u;
+		if (((uintptr_t)d & 3) == 0) {
+			u = (const uint32_t *)(const void *)d;
+		} else {
+			memcpy(buf, d, k * 4);
+			u = buf;
+		}
+		block_f32(s, u, k, h);
+		d += k * 4;
+		n -= k * 4;
+		if (++blocks == 1u << 18) {
+			flush_hist(s, h);
+			blocks = 0;
+		}
+	}
+	flush_hist(s, h);
+}
+
+/* Half types: widen a block to float32 bits and reuse the f32 kernel. */
+static void update_16(mlsec_tstats *s, const uint8_t *d, size_t n)
+{
+	uint32_t buf[BLOCK];
+	while (n) {
+		size_t k = n / 2 < BLOCK ? n / 2 : BLOCK;
+		for (size_t i = 0; i < k; i++) {
+			uint16_t v = (uint16_t)(d[2 * i] | d[2 * i + 1] << 8);
+			float f = s->kind == MLSEC_TS_BF16 ? mlsec_bf16_to_f32(v) : mlsec_f16_to_f32(v);
+			memcpy(&buf[i], &f, 4);
+		}
+		update_f32(s, (const uint8_t *)buf, k * 4);
+		d += k * 2;
+		n -= k * 2;
+	}
+}
+
+static void update_f64(mlsec_tstats *s, const uint8_t *d, size_t n)
+{
+	size_t k = n / 8;
+	for (size_t i = 0; i < k; i++) {
+		double x;
+		memcpy(&x, d + 8 * i, 8);
+		s->count++;
+		if (isnan(x)) {
+			s->nan++;
+			continue;
+		}
+		if (isinf(x)) {
+			if (x > 0)
+				s->posinf++;
+			else
+				s->neginf++;
+			continue;
+		}
+		s->sum += x;
+		s->sumsq += x * x;
+		if (x < s->min)
+			s->min = x;
+		if (x > s->max)
+			s->max = x;
+		float f = x > FLT_MAX ? FLT_MAX : x < -FLT_MAX ? -FLT_MAX : (float)x;
+		uint32_t b;
+		memcpy(&b, &f, 4);
+		s->fine[b >> 20]++;
+	}
+}
+
+static void update_raw(mlsec_tstats *s, const uint8_t *d, size_t n)
+{
+	switch (s->kind) {
+	case MLSEC_TS_F32:
+		update_f32(s, d, n);
+		break;
+	case MLSEC_TS_F64:
+		update_f64(s, d, n);
+		break;
+	default:
+		update_16(s, d, n);
+	}
+}
+
+void mlsec_tstats_update(mlsec_tstats *s, const void *data, size_t bytes)
+{
+	const uint8_t *d = data;
+	if (s->ncarry) {
+		size_t need = s->esize - s->ncarry;
+		size_t k = bytes < need ? bytes : need;
+		memcpy(s->carry + s->ncarry, d, k);
+		s->ncarry += k;
+		d += k;
+		bytes -= k;
+		if (s->ncarry < s->esize)
+			return;
+		update_raw(s, s->carry, s->esize);
+		s->ncarry = 0;
+	}
+	size_t whole = bytes - bytes % s->esize;
+	if (whole)
+		update_raw(s, d, whole);
+	memcpy(s->carry, d + whole, bytes - whole);
+	s->ncarry = bytes - whole;
+}
+
+/* Value interval covered by fine bin b (finite bins only). */
+static void bin_range(int b, double *lo, double *hi)
+{
+	uint32_t a = (uint32_t)b << 20, z = ((uint32_t)b << 20) | 0xfffffu;
+	float fa, fz;
+	memcpy(&fa, &a, 4);
+	memcpy(&fz, &z, 4);
+	if (fa <= fz) {
+		*lo = fa;
+		*hi = fz;
+	} else {
+		*lo = fz;
+		*hi = fa;
+	}
+}
+
+typedef struct vb {
+	double lo, hi, c;
+} vb;
+
+static int cmp_mid(const void *x, const void *y)
+{
+	const vb *a = x, *b = y;
+	double ma = a->lo + a->hi, mb = b->lo + b->hi;
+	return (ma > mb) - (ma < mb);
+}
+
+/* Weighted quantile of bins sorted by value; interpolates inside a bin. */
+static double quantile(const vb *v, size_t n, double total, double q)
+{
+	double target = q * total, cum = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (cum + v[i].c >= target) {
+			double f = v[i].c > 0 ? (target - cum) / v[i].c : 0;
+			return v[i].lo + f * (v[i].hi - v[i].lo);
+		}
+		cum += v[i].c;
+	}
+	return n ? v[n - 1].hi : 0;
+}
+
+void mlsec_tstats_finish(const mlsec_tstats *s, mlsec_tstats_summary *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->count = s->count;
+	o->nan = s->nan;
+	o->posinf = s->posinf;
+	o->neginf = s->neginf;
+	o->finite = s->count - s->nan - s->posinf - s->neginf;
+	if (!o->finite)
+		return;
+	o->min = s->min;
+	o->max = s->max;
+	o->absmax = fabs(s->min) > fabs(s->max) ? fabs(s->min) : fabs(s->max);
+	o->mean = s->sum / (double)o->finite;
+	double var = s->sumsq / (double)o->finite - o->mean * o->mean;
+	o->std = var > 0 ? sqrt(var) : 0;
+	o->hist_lo = s->min;
+	o->hist_hi = s->max;
+
+	/* finite fine bins in value order, clipped to the observed range */
+	static _Thread_local vb v[MLSEC_TS_FINE_BINS];
+	size_t nv = 0;
+	for (int b = 0; b < MLSEC_TS_FINE_BINS; b++) {
+		if (!s->fine[b] || ((b >> 3) & 0xff) == 0xff)
+			continue;
+		double lo, hi;
+		bin_range(b, &lo, &hi);
+		lo = lo < s->min ? s->min : lo;
+		hi = hi > s->max ? s->max : hi;
+		if (hi < lo)
+			hi = lo;
+		v[nv++] = (vb){lo, hi, (double)s->fine[b]};
+	}
+	qsort(v, nv, sizeof(vb), cmp_mid);
+	double tot = (double)o->finite;
+	o->median = quantile(v, nv, tot, 0.5);
+
+	/* histogram over [min, max] */
+	double width = s->max - s->min;
+	for (size_t i = 0; i < nv; i++) {
+		if (width <= 0) {
+			o->hist[0] += v[i].c;
+			continue;
+		}
+		double a = (v[i].lo - s->min) / width * MLSEC_TS_BINS;
+		double z = (v[i].hi - s->min) / width * MLSEC_TS_BINS;
+		if (z - a < 1e-12) {
+			int k = (int)a;
+			k = k < 0 ? 0 : k >= MLSEC_TS_BINS ? MLSEC_TS_BINS - 1 : k;
+			o->hist[k] += v[i].c;
+			continue;
+		}
+		for (int k = (int)a; k < MLSEC_TS_BINS && k <= (int)z; k++) {
+			double l = a > k ? a : k, r = z < k + 1 ? z : k + 1;
+			if (r > l)
+				o->hist[k] += v[i].c * (r - l) / (z - a);
+		}
+	}
+
+	/* MAD: weighted median of |bin - median| over deviation-sorted bins */
+	for (size_t i = 0; i < nv; i++) {
+		double dl = v[i].lo - o->median, dh = v[i].hi - o->median;
+		if (dl <= 0 && dh >= 0) { /* straddles the median */
+			double l = 0, h = fmax(-dl, dh);
+			v[i].lo = l;
+			v[i].hi = h;
+		} else {
+			double l = fmin(fabs(dl), fabs(dh)), h = fmax(fabs(dl), fabs(dh));
+			v[i].lo = l;
+			v[i].hi = h;
+		}
+	}
+	qsort(v, nv, sizeof(vb), cmp_mid);
+	o->mad = quantile(v, nv, tot, 0.5);
+	double dev = fmax(fabs(s->max - o->median), fabs(s->min - o->median));
+	double scale = o->mad > 0 ? 1.4826 * o->mad : o->std;
+	o->robust_z = scale > 0 ? dev / scale : 0;
+}
+
+void mlsec_hist_rebin(const double *h, size_t n, double lo, double hi, double *out, size_t nbins,
+		      double nlo, double nhi)
+{
+	memset(out, 0, nbins * sizeof(*out));
+	double nw = nhi - nlo;
+	for (size_t i = 0; i < n; i++) {
+		if (h[i] <= 0)
+			continue;
+		double a = lo + (hi - lo) * (double)i / (double)n;
+		double z = lo + (hi - lo) * (double)(i + 1) / (double)n;
+		if (nw <= 0) {
+			out[0] += h[i];
+			continue;
+		}
+		double fa = (a - nlo) / nw * (double)nbins, fz = (z - nlo) / nw * (double)nbins;
+		if (fz - fa < 1e-12) {
+			long k = (long)fa;
+			k = k < 0 ? 0 : k >= (long)nbins ? (long)nbins - 1 : k;
+			out[k] += h[i];
+			continue;
+		}
+		for (long k = (long)fa; k < (long)nbins && k <= (long)fz; k++) {
+			if (k < 0)
+				continue;
+			double l = fa > k ? fa : k, r = fz < k + 1 ? fz : k + 1;
+			if (r > l)
+				out[k] += h[i] * (r - l) / (fz - fa);
+		}
+	}
+}
+
+double mlsec_hist_kl(const double *p, const double *q, size_t n, double eps)
+{
+	double sp = 0, sq = 0;
+	for (size_t i = 0; i < n; i++) {
+		sp += p[i] > 0 ? p[i] : 0;
+		sq += q[i] > 0 ? q[i] : 0;
+	}
+	if (sp <= 0 && sq <= 0)
+		return 0;
+	if (sp <= 0 || sq <= 0)
+		return -1;
+	double zp = 1 + eps * (double)n, zq = zp, kl = 0;
+	for (size_t i = 0; i < n; i++) {
+		double a = ((p[i] > 0 ? p[i] : 0) / sp + eps) / zp;
+		double b = ((q[i] > 0 ? q[i] : 0) / sq + eps) / zq;
+		kl += a * log(a / b);
+	}
+	return kl < 0 ? 0 : kl;
+}

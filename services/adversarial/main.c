@@ -1,0 +1,8 @@
+/* mlsec-adversariald - the adversarial engine as a stage service. */
+#include "mlsec/adversarial.h"
+#include "mlsec/service.h"
+
+int main(int argc, char **argv)
+{
+	return mlsec_service_main(argc, argv, &mlsec_engine_adversarial);
+}

@@ -1,0 +1,378 @@
+/*
+ * triton_engine.c - the auditor object (one read buffer and one parser
+ * arena for a whole batch of files) and the mlsec_engine glue used by the
+ * stage service.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mlsec/alloc.h"
+#include "mlsec/fsutil.h"
+#include "mlsec/sha256.h"
+#include "triton_int.h"
+
+#define READ_INITIAL_CAP (64u << 10)
+
+mlsec_triton_auditor *mlsec_triton_auditor_new(void)
+{
+	mlsec_triton_auditor *a = mlsec_calloc(1, sizeof *a);
+	if (!a)
+		return NULL;
+	a->parser = mlsec_pbtxt_new(NULL);
+	if (!a->parser) {
+		mlsec_free(a);
+		return NULL;
+	}
+	a->max_instances = MLSEC_TRITON_DEFAULT_MAX_INSTANCES;
+	return a;
+}
+
+void mlsec_triton_auditor_free(mlsec_triton_auditor *a)
+{
+	if (!a)
+		return;
+	mlsec_pbtxt_free(a->parser);
+	mlsec_free(a->buf);
+	mlsec_free(a);
+}
+
+void mlsec_triton_auditor_set_max_instances(mlsec_triton_auditor *a, long n)
+{
+	a->max_instances = n > 0 ? n : MLSEC_TRITON_DEFAULT_MAX_INSTANCES;
+}
+
+/*
+ * Reads path into the auditor's buffer (grown, never shrunk). Returns
+ * MLSEC_ERR_LIMIT when larger than max (then *len holds the real size).
+ * Refuses non-regular files without blocking on FIFOs.
+ */
+static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max, size_t *len,
+                           mlsec_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
+		                       "%s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return mlsec_error_set(err, MLSEC_ERR_IO, "%s: not a regular file", path);
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		*len = (size_t)st.st_size;
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+		                       "file of %lld bytes exceeds the %zu-byte limit",
+		                       (long long)st.st_size, max);
+	}
+	size_t want = (size_t)st.st_size + 1;
+	if (want > a->cap) {
+		size_t cap = a->cap ? a->cap : READ_INITIAL_CAP;
+		while (cap < want)
+			cap *= 2;
+		char *nb = mlsec_realloc(a->buf, cap);
+		if (!nb) {
+			close(fd);
+			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+		}
+		a->buf = nb;
+		a->cap = cap;
+	}
+	/* The file may change size under us: never read past the buffer. */
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(fd, a->buf + n, a->cap - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			close(fd);
+			return mlsec_error_set(err, MLSEC_ERR_IO, "%s: %s", path, strerror(e));
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		/* Stop at the size fstat reported: saves the EOF read per file. We
+		 * audit (and hash) exactly the bytes read, so a file growing under
+		 * us cannot make the digest and the findings disagree. */
+		if (n == (size_t)st.st_size && n > 0)
+			break;
+		if (n == a->cap - 1) {
+			if (n >= max + 1) {
+				close(fd);
+				*len = n;
+				return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+				                       "file grew past the %zu-byte limit", max);
+			}
+			char *nb = mlsec_realloc(a->buf, a->cap * 2);
+			if (!nb) {
+				close(fd);
+				return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+			}
+			a->buf = nb;
+			a->cap *= 2;
+		}
+	}
+	close(fd);
+	if (n > max) {
+		*len = n;
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "file exceeds the %zu-byte limit",
+		                       max);
+	}
+	a->buf[n] = '\0';
+	*len = n;
+	return MLSEC_OK;
+}
+
+static void set_details(mlsec_artifact *art, const Inference__ModelConfig *cfg, triton_ctx *c)
+{
+	json_t *d = mlsec_artifact_details(art);
+	const char *sched = "none";
+	switch (cfg->scheduling_choice_case) {
+	case INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_DYNAMIC_BATCHING:
+		sched = "dynamic_batching";
+		break;
+	case INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_SEQUENCE_BATCHING:
+		sched = "sequence_batching";
+		break;
+	case INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_ENSEMBLE_SCHEDULING:
+		sched = "ensemble_scheduling";
+		break;
+	default:
+		break;
+	}
+	if (json_object_set_new(d, "model", json_string(cfg->name)) ||
+	    json_object_set_new(d, "backend", json_string(cfg->backend)) ||
+	    json_object_set_new(d, "platform", json_string(cfg->platform)) ||
+	    json_object_set_new(d, "max_batch_size", json_integer(cfg->max_batch_size)) ||
+	    json_object_set_new(d, "inputs", json_integer((json_int_t)cfg->n_input)) ||
+	    json_object_set_new(d, "outputs", json_integer((json_int_t)cfg->n_output)) ||
+	    json_object_set_new(d, "instance_groups",
+	                        json_integer((json_int_t)cfg->n_instance_group)) ||
+	    json_object_set_new(d, "scheduling", json_string(sched)))
+		c->rc = MLSEC_ERR_NOMEM;
+}
+
+/* Parses and checks text already read; art is the artifact to fill. */
+static mlsec_err audit_loaded(mlsec_triton_auditor *a, mlsec_artifact *art, const char *path,
+                              const char *text, size_t len)
+{
+	triton_ctx c = {.aud = a, .art = art, .path = path, .rc = MLSEC_OK};
+	ProtobufCMessage *msg = NULL;
+	mlsec_error perr;
+	mlsec_error_clear(&perr);
+	a->configs++;
+	mlsec_err rc = mlsec_pbtxt_parse(a->parser, &inference__model_config__descriptor, text, len,
+	                                 &msg, &perr);
+	if (rc == MLSEC_ERR_NOMEM)
+		return rc;
+	if (rc != MLSEC_OK) {
+		snprintf(perr.file, sizeof perr.file, "%s", path);
+		return mlsec_artifact_add_malformed(art, MLSEC_TRITON_RULE_PREFIX, &perr)
+		               ? MLSEC_OK
+		               : MLSEC_ERR_NOMEM;
+	}
+	const Inference__ModelConfig *cfg = (const Inference__ModelConfig *)msg;
+	set_details(art, cfg, &c);
+	triton_check_config(&c, cfg);
+	return c.rc;
+}
+
+mlsec_err mlsec_triton_audit_text(mlsec_triton_auditor *a, mlsec_report *rep, const char *path,
+                                  const char *text, size_t len, mlsec_error *err)
+{
+	mlsec_artifact *art =
+	        mlsec_report_add_artifact(rep, path, mlsec_format_name(MLSEC_FMT_TRITON_CONFIG));
+	if (!art)
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	mlsec_err rc = audit_loaded(a, art, path, text, len);
+	if (rc != MLSEC_OK)
+		return mlsec_error_set(err, rc, "%s: %s", path, mlsec_strerror(rc));
+	return MLSEC_OK;
+}
+
+mlsec_err mlsec_triton_audit_file(mlsec_triton_auditor *a, mlsec_report *rep, const char *path,
+                                  mlsec_error *err)
+{
+	size_t len = 0;
+	mlsec_error rerr;
+	mlsec_error_clear(&rerr);
+	mlsec_err rc = read_file(a, path, MLSEC_TRITON_MAX_CONFIG, &len, &rerr);
+	if (rc == MLSEC_ERR_NOMEM)
+		return mlsec_error_set(err, rc, "out of memory");
+	if (rc != MLSEC_OK && rc != MLSEC_ERR_LIMIT) {
+		/* Unreadable is not "clean": it is a report error (exit 1). */
+		if (mlsec_report_add_error(rep, "%s", rerr.text) != MLSEC_OK)
+			return MLSEC_ERR_NOMEM;
+		if (err)
+			*err = rerr;
+		return rc;
+	}
+	mlsec_artifact *art =
+	        mlsec_report_add_artifact(rep, path, mlsec_format_name(MLSEC_FMT_TRITON_CONFIG));
+	if (!art)
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	if (rc == MLSEC_ERR_LIMIT) {
+		snprintf(rerr.file, sizeof rerr.file, "%s", path);
+		rerr.offset = -1;
+		return mlsec_artifact_add_malformed(art, MLSEC_TRITON_RULE_PREFIX, &rerr)
+		               ? MLSEC_OK
+		               : mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	}
+	char hex[MLSEC_SHA256_HEX_LEN];
+	mlsec_sha256_buf(a->buf, len, hex);
+	if (mlsec_artifact_set_digest(art, hex, len) != MLSEC_OK)
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	rc = audit_loaded(a, art, path, a->buf, len);
+	if (rc != MLSEC_OK)
+		return mlsec_error_set(err, rc, "%s: %s", path, mlsec_strerror(rc));
+	return MLSEC_OK;
+}
+
+mlsec_err mlsec_triton_audit_launch_args(mlsec_triton_auditor *a, mlsec_report *rep,
+                                         const char *path, mlsec_error *err)
+{
+	size_t len = 0;
+	mlsec_error rerr;
+	mlsec_error_clear(&rerr);
+	a->auth_noted = 1; /* launch flags given: auth is judged there */
+	mlsec_err rc = read_file(a, path, MLSEC_TRITON_MAX_LAUNCH_FILE, &len, &rerr);
+	if (rc == MLSEC_ERR_LIMIT) {
+		mlsec_artifact *art = mlsec_report_add_artifact(rep, path, "triton-launch-args");
+		snprintf(rerr.file, sizeof rerr.file, "%s", path);
+		rerr.offset = -1;
+		if (!art || !mlsec_artifact_add_malformed(art, MLSEC_TRITON_RULE_PREFIX, &rerr))
+			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+		return MLSEC_OK;
+	}
+	if (rc != MLSEC_OK) {
+		/* The user named this file: not being able to read it is a tool error. */
+		if (err)
+			*err = rerr;
+		return rc;
+	}
+	return triton_launch_audit(a, rep, path, a->buf, len, -1, err);
+}
+
+mlsec_err mlsec_triton_audit_launch_text(mlsec_triton_auditor *a, mlsec_report *rep,
+                                         const char *path, const char *text, size_t len,
+                                         int is_yaml, mlsec_error *err)
+{
+	a->auth_noted = 1;
+	return triton_launch_audit(a, rep, path, text, len, is_yaml, err);
+}
+
+mlsec_err mlsec_triton_note_auth_unknown(mlsec_triton_auditor *a, mlsec_report *rep)
+{
+	if (a->auth_noted || mlsec_report_artifact_count(rep) == 0)
+		return MLSEC_OK;
+	a->auth_noted = 1;
+	triton_ctx c = {.aud = a, .art = mlsec_report_artifact(rep, 0), .rc = MLSEC_OK};
+	c.path = mlsec_artifact_path(c.art);
+	triton_add_at(&c, R_AUTH_UNKNOWN, 0, 0, "tritonserver command line",
+	              "config.pbtxt says nothing about authentication, TLS or which APIs are "
+	              "exposed; those are tritonserver flags (--grpc-restricted-protocol, "
+	              "--http-restricted-api, --grpc-use-ssl, --allow-http). Reported once "
+	              "for the run.");
+	return c.rc;
+}
+
+/* ---- the generic engine ---- */
+
+static int want_config(const char *path, const char *base, void *ctx)
+{
+	(void)path;
+	(void)ctx;
+	return strcmp(base, MLSEC_TRITON_CONFIG_NAME) == 0;
+}
+
+static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *rep,
+                                mlsec_error *err)
+{
+	const char *launch = NULL;
+	long max_inst = 0;
+	const char *key;
+	json_t *val;
+	if (req->options && !json_is_object(req->options))
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "options must be a JSON object");
+	json_object_foreach((json_t *)req->options, key, val)
+	{
+		if (!strcmp(key, "launch-args") && json_is_string(val))
+			launch = json_string_value(val);
+		else if (!strcmp(key, "max-instance-count") && json_is_integer(val) &&
+		         json_integer_value(val) > 0)
+			max_inst = (long)json_integer_value(val);
+		else if (!strcmp(key, "launch-args") || !strcmp(key, "max-instance-count"))
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "bad value for option %s", key);
+		/* Other keys (shared output flags) are not ours: ignore them. */
+	}
+	if (req->npaths == 0)
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no targets given");
+	mlsec_strlist files = {0};
+	mlsec_err rc =
+	        mlsec_targets_expand(req->paths, req->npaths, want_config, NULL, &files, err);
+	if (rc != MLSEC_OK) {
+		mlsec_strlist_free(&files);
+		return rc;
+	}
+	char *launch_path = NULL;
+	if (req->artifact_root) {
+		for (size_t i = 0; i < files.count && rc == MLSEC_OK; i++) {
+			char *resolved = NULL;
+			rc = mlsec_path_confine(req->artifact_root, files.items[i], &resolved, err);
+			mlsec_free(resolved);
+		}
+		if (rc == MLSEC_OK && launch)
+			rc = mlsec_path_confine(req->artifact_root, launch, &launch_path, err);
+		if (rc != MLSEC_OK) {
+			mlsec_strlist_free(&files);
+			mlsec_free(launch_path);
+			return rc;
+		}
+	}
+	mlsec_triton_auditor *a = mlsec_triton_auditor_new();
+	if (!a) {
+		mlsec_strlist_free(&files);
+		mlsec_free(launch_path);
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	}
+	if (max_inst)
+		mlsec_triton_auditor_set_max_instances(a, max_inst);
+	for (size_t i = 0; i < files.count; i++) {
+		if (req->cancel && *req->cancel) {
+			rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
+			                     "cancelled after %zu of %zu files", i, files.count);
+			break;
+		}
+		rc = mlsec_triton_audit_file(a, rep, files.items[i], err);
+		if (rc == MLSEC_ERR_NOMEM)
+			break;
+		rc = MLSEC_OK; /* unreadable files are already report errors */
+		if (req->progress)
+			req->progress(req->progress_ctx, "configs", (double)(i + 1),
+			              (double)files.count);
+	}
+	if (rc == MLSEC_OK) {
+		if (launch)
+			rc = mlsec_triton_audit_launch_args(
+			        a, rep, launch_path ? launch_path : launch, err);
+		else
+			rc = mlsec_triton_note_auth_unknown(a, rep);
+	}
+	mlsec_triton_auditor_free(a);
+	mlsec_strlist_free(&files);
+	mlsec_free(launch_path);
+	return rc;
+}
+
+const mlsec_engine mlsec_engine_triton = {
+        .stage = "triton",
+        .rule_prefix = MLSEC_TRITON_RULE_PREFIX,
+        .summary = "audit Triton config.pbtxt files and tritonserver launch flags",
+        .analyze = engine_analyze,
+};

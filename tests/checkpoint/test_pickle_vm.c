@@ -1,0 +1,194 @@
+/*
+ * test_pickle_vm.c - CPython semantics of the restricted pickle VM that
+ * scanners get wrong (memo, marks, fences), its bounds, the recovery scan
+ * and the global classification.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mlsec/pickle.h"
+
+typedef struct run {
+	mlsec_pickle *vm;
+	mlsec_err rc;
+	mlsec_error err;
+} run;
+
+static run go(const char *bytes, size_t n, const mlsec_pickle_limits *lim)
+{
+	run r;
+	r.vm = mlsec_pickle_new(lim);
+	assert_non_null(r.vm);
+	r.rc = mlsec_pickle_run(r.vm, (const uint8_t *)bytes, n, &r.err);
+	return r;
+}
+#define GO(lit) go(lit, sizeof(lit) - 1, NULL)
+
+static void test_memoize_overwrites_binput(void **s)
+{
+	(void)s;
+	/* BINPUT 1 "a"; MEMOIZE "b" writes index len(memo) == 1 */
+	run r = GO("\x80\x04\x8c\x01" "aq\x01" "0\x8c\x01" "b\x94" "0h\x01.");
+	assert_int_equal(r.rc, MLSEC_OK);
+	const mlsec_pval *v = mlsec_pickle_root(r.vm);
+	assert_int_equal(v->kind, MLSEC_PV_STR);
+	assert_string_equal(v->u.str.s, "b");
+	mlsec_pickle_free(r.vm);
+}
+
+static void test_memo_aliasing(void **s)
+{
+	(void)s;
+	/* a list memoized, then appended to: the memo sees the same object */
+	run r = GO("\x80\x02]q\x00h\x00K\x05" "a\x86.");
+	assert_int_equal(r.rc, MLSEC_OK);
+	const mlsec_pval *t = mlsec_pickle_root(r.vm);
+	assert_int_equal(t->kind, MLSEC_PV_TUPLE);
+	assert_int_equal(t->u.seq.n, 2);
+	assert_ptr_equal(t->u.seq.items[0], t->u.seq.items[1]);
+	assert_int_equal(t->u.seq.items[0]->u.seq.n, 1);
+	mlsec_pickle_free(r.vm);
+}
+
+static void test_pop_pops_mark(void **s)
+{
+	(void)s;
+	run r = GO("K\x07(0.");
+	assert_int_equal(r.rc, MLSEC_OK);
+	assert_int_equal(mlsec_pickle_root(r.vm)->u.i, 7);
+	mlsec_pickle_free(r.vm);
+}
+
+static void test_fence_underflow(void **s)
+{
+	(void)s;
+	run r = GO("K\x01(K\x02R.");
+	assert_int_equal(r.rc, MLSEC_ERR_PARSE);
+	assert_int_equal(r.err.offset, 5);
+	mlsec_pickle_free(r.vm);
+	r = GO("(K\x01K\x02K\x03" "d.");
+	assert_int_equal(r.rc, MLSEC_ERR_PARSE);
+	mlsec_pickle_free(r.vm);
+	r = GO("\x80\x02h\x05.");
+	assert_int_equal(r.rc, MLSEC_ERR_PARSE);
+	mlsec_pickle_free(r.vm);
+}
+
+static void test_limits(void **s)
+{
+	(void)s;
+	mlsec_pickle_limits lim = {0};
+	lim.max_ops = 3;
+	run r = go("K\x01K\x02K\x03K\x04.", 9, &lim);
+	assert_int_equal(r.rc, MLSEC_ERR_LIMIT);
+	mlsec_pickle_free(r.vm);
+	memset(&lim, 0, sizeof lim);
+	lim.max_memo = 2;
+	r = go("K\x01q\x01q\x02q\x03.", 9, &lim);
+	assert_int_equal(r.rc, MLSEC_ERR_LIMIT);
+	mlsec_pickle_free(r.vm);
+	memset(&lim, 0, sizeof lim);
+	lim.max_marks = 4;
+	r = go("(((((((.", 8, &lim);
+	assert_int_equal(r.rc, MLSEC_ERR_LIMIT);
+	mlsec_pickle_free(r.vm);
+	/* a declared length beyond the data fails without allocating it */
+	r = GO("\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\x7f.");
+	assert_int_equal(r.rc, MLSEC_ERR_PARSE);
+	mlsec_pickle_free(r.vm);
+}
+
+static void test_protocol0_values(void **s)
+{
+	(void)s;
+	run r = GO("(S'a\\x41\\n'\nI01\nL-12L\nF2.5\nVsn\\u00e9\ntp0\n.");
+	assert_int_equal(r.rc, MLSEC_OK);
+	const mlsec_pval *t = mlsec_pickle_root(r.vm);
+	assert_int_equal(t->u.seq.n, 5);
+	assert_string_equal(t->u.seq.items[0]->u.str.s, "aA\n");
+	assert_int_equal(t->u.seq.items[1]->kind, MLSEC_PV_BOOL);
+	assert_int_equal(t->u.seq.items[2]->u.i, -12);
+	assert_true(t->u.seq.items[3]->u.f == 2.5);
+	assert_string_equal(t->u.seq.items[4]->u.str.s, "sn\xc3\xa9");
+	mlsec_pickle_free(r.vm);
+	r = GO("\x80\x02\x8a\x01\xff.");
+	assert_int_equal(mlsec_pickle_root(r.vm)->u.i, -1);
+	mlsec_pickle_free(r.vm);
+}
+
+static void test_recovery_scan(void **s)
+{
+	(void)s;
+	run r = GO("\x80\x02}\xff" "cos\nsystem\n\x8c\x02os\x8c\x05popen\x93.");
+	assert_int_equal(r.rc, MLSEC_ERR_PARSE);
+	assert_int_equal(r.err.offset, 3);
+	assert_int_equal(mlsec_pickle_global_count(r.vm), 2);
+	const mlsec_pickle_global *g = mlsec_pickle_global_at(r.vm, 1);
+	assert_true(g->recovered);
+	assert_string_equal(g->module, "os");
+	assert_string_equal(g->name, "popen");
+	mlsec_pickle_free(r.vm);
+}
+
+static void test_nested_note(void **s)
+{
+	(void)s;
+	run r = GO("\x80\x03" "C\x05\x80\x02K\x01.\x85.");
+	assert_int_equal(r.rc, MLSEC_OK);
+	assert_int_equal(mlsec_pickle_note_count(r.vm), 1);
+	assert_int_equal(mlsec_pickle_note_at(r.vm, 0)->kind, MLSEC_PNOTE_NESTED_PICKLE);
+	mlsec_pickle_free(r.vm);
+}
+
+static void test_setitems_on_ordereddict(void **s)
+{
+	(void)s;
+	run r = GO("\x80\x02" "ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00" "aK\x01u.");
+	assert_int_equal(r.rc, MLSEC_OK);
+	const mlsec_pval *v = mlsec_pickle_root(r.vm);
+	assert_int_equal(v->kind, MLSEC_PV_CALL);
+	assert_non_null(v->u.call.dictitems);
+	assert_int_equal(v->u.call.dictitems->u.seq.n, 2);
+	assert_int_equal(mlsec_pickle_note_count(r.vm), 0);
+	mlsec_pickle_free(r.vm);
+}
+
+static void test_classify(void **s)
+{
+	(void)s;
+	assert_int_equal(mlsec_pickle_classify("os", "system", NULL), MLSEC_PCLASS_DANGEROUS);
+	assert_int_equal(mlsec_pickle_classify("__builtin__", "eval", NULL), MLSEC_PCLASS_DANGEROUS);
+	assert_int_equal(mlsec_pickle_classify("builtins", "getattr", NULL), MLSEC_PCLASS_DANGEROUS);
+	assert_int_equal(mlsec_pickle_classify("torch._utils", "os.system", NULL),
+			 MLSEC_PCLASS_DANGEROUS);
+	assert_int_equal(mlsec_pickle_classify("posix", "system", NULL), MLSEC_PCLASS_DANGEROUS);
+	assert_int_equal(mlsec_pickle_classify("torch._utils", "_rebuild_tensor_v2", NULL),
+			 MLSEC_PCLASS_SAFE);
+	assert_int_equal(mlsec_pickle_classify("torch", "BFloat16Storage", NULL), MLSEC_PCLASS_SAFE);
+	assert_int_equal(mlsec_pickle_classify("collections", "OrderedDict", NULL), MLSEC_PCLASS_SAFE);
+	assert_int_equal(mlsec_pickle_classify("argparse", "Namespace", NULL), MLSEC_PCLASS_NOTABLE);
+	assert_int_equal(mlsec_pickle_classify("mymodule", "Net", NULL), MLSEC_PCLASS_UNKNOWN);
+	assert_int_equal(mlsec_pickle_classify("ossified", "thing", NULL), MLSEC_PCLASS_UNKNOWN);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_memoize_overwrites_binput),
+		cmocka_unit_test(test_memo_aliasing),
+		cmocka_unit_test(test_pop_pops_mark),
+		cmocka_unit_test(test_fence_underflow),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_protocol0_values),
+		cmocka_unit_test(test_recovery_scan),
+		cmocka_unit_test(test_nested_note),
+		cmocka_unit_test(test_setitems_on_ordereddict),
+		cmocka_unit_test(test_classify),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

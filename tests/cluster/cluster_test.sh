@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# cluster_test.sh CASE - one cluster integration test against the real
+# parts: redis-server, mlsec-devbroker over TCP, stage services and the
+# orchestrator as processes, gRPC over loopback, mlsec-submit as the client.
+# Registered with ctest once per case (label integration).
+#
+# Env: BIN (default build/bin), T_KEEP=1 keeps the scratch directory.
+BIN=${BIN:-${MLSEC_BIN_DIR:-build/bin}}
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+# Verdicts 0 and 2 end to end, Upload (dedup), stage-first form, JSON output.
+case_verdicts() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_stage s1
+	start_orch --insecure-local
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	grep -q "no findings" "$T_DIR/out" || fail "clean report: $(cat "$T_DIR/out")"
+	# the report names the user's file, not the cluster's upload path
+	grep -q "$T_DIR/in/clean/config.pbtxt" "$T_DIR/out" || fail "path not mapped: $(cat "$T_DIR/out")"
+	submit --timeout 30 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+	grep -q "FAKE-EVIL" "$T_DIR/out" || fail "evil report: $(cat "$T_DIR/out")"
+	expect_err "triton .*ALERT"
+	# the original mlsec's stage-first form, summary output
+	submit triton "$T_DIR/in/evil" --summary --timeout 30
+	expect_rc 2
+	grep -q "high=1" "$T_DIR/out" || fail "summary: $(cat "$T_DIR/out")"
+	# --fail-on critical: a high finding passes the gate
+	submit --fail-on critical --timeout 30 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 0
+	# JSON report: the same schema as mlsec
+	submit --json --quiet --timeout 30 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+	/usr/bin/python3 - "$T_DIR/out" <<'EOF' || fail "json report"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["stage"] == "cluster", r
+assert r["exit_code"] == 2, r
+f = r["artifacts"][0]["findings"][0]
+assert f["rule_id"] == "FAKE-EVIL" and f["severity"] == "high", f
+EOF
+	# uploads are content-addressed and deduplicated: 1 clean + 1 evil file
+	n=$(find "$ROOT/uploads" -type f -not -path '*/.tmp/*' | wc -l)
+	[ "$n" = 2 ] || fail "expected 2 stored uploads, found $n"
+	# by reference: a path under the shared root
+	cp "$T_DIR/in/evil/config.pbtxt" "$ROOT/config.pbtxt"
+	submit --by-reference --timeout 30 config.pbtxt
+	expect_rc 2
+}
+
+# Malformed requests: INVALID_ARGUMENT, exit 1.
+case_invalid() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_orch --insecure-local
+	submit --stages nosuchstage --timeout 10 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 1
+	expect_err "INVALID_ARGUMENT"
+	write_file "$T_DIR/in/notes.txt" 'plain bytes\n'
+	submit --timeout 10 "$T_DIR/in/notes.txt"
+	expect_rc 1
+	expect_err "INVALID_ARGUMENT.*no stage handles"
+	submit --by-reference --timeout 10 ""
+	expect_rc 1
+	expect_err "INVALID_ARGUMENT"
+}
+
+# Bearer token: missing/wrong -> UNAUTHENTICATED, exit 1; right -> runs.
+case_auth() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_stage s1
+	printf 's3cret-token-%s\n' "$RANDOM$RANDOM" >"$T_DIR/token"
+	chmod 600 "$T_DIR/token"
+	printf 'wrong-token\n' >"$T_DIR/bad-token"
+	start_orch --auth-token-file "$T_DIR/token"
+	unset MLSEC_TOKEN_FILE
+	submit --timeout 10 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 1
+	expect_err "authentication failed"
+	submit --token-file "$T_DIR/bad-token" --timeout 10 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 1
+	expect_err "authentication failed"
+	MLSEC_TOKEN_FILE="$T_DIR/token" submit --timeout 30 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+	# health stays public (Kubernetes probes carry no token)
+	"$BIN/mlsec-submit" --health "$ENDPOINT" >/dev/null || fail "health needs no token"
+	# the token never reaches the log
+	if grep -q "s3cret-token" "$T_DIR"/*.log; then fail "token leaked into a log"; fi
+	# --insecure-local refuses a non-loopback bind
+	if "$BIN/mlsec-orchestratord" --insecure-local --grpc-listen 0.0.0.0:0 >/dev/null 2>&1; then
+		fail "insecure-local accepted 0.0.0.0"
+	fi
+	if MLSEC_AUTH_TOKEN_FILE= "$BIN/mlsec-orchestratord" --grpc-listen 127.0.0.1:0 \
+		>/dev/null 2>&1; then
+		fail "started without a token and without --insecure-local"
+	fi
+}
+
+# Paths outside the artifact root are refused, also through symlinks.
+case_confine() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_orch --insecure-local
+	submit --by-reference --timeout 10 /etc/passwd
+	expect_rc 1
+	expect_err "PERMISSION_DENIED.*outside the artifact root"
+	submit --by-reference --timeout 10 ../../../etc/passwd
+	expect_rc 1
+	expect_err "PERMISSION_DENIED"
+	ln -s /etc/passwd "$ROOT/config.pbtxt"
+	submit --by-reference --timeout 10 config.pbtxt
+	expect_rc 1
+	expect_err "PERMISSION_DENIED"
+	# a sha256 that does not match the file
+	cp "$T_DIR/in/clean/config.pbtxt" "$ROOT/ok.pbtxt"
+	/usr/bin/python3 "$HERE/wire_test.py" --endpoint "$ENDPOINT" --proto-out "$T_DIR/py" \
+		bad-sha ok.pbtxt || fail "sha256 mismatch accepted"
+}
+
+# kill -9 of the stage service mid-job: Kafka redelivers to the restarted
+# service, the job finishes, exactly one result event.
+case_stage_crash() {
+	make_fixtures
+	start_redis
+	start_broker
+	export MLSEC_FAKE_LOG="$T_DIR/analyses" MLSEC_FAKE_SLOW_MS=4000
+	start_stage s1
+	start_orch --insecure-local
+	# warm up: the consumer group is formed before the crash
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	: >"$T_DIR/analyses"
+	"$BIN/mlsec-submit" --timeout 90 "$T_DIR/in/slow/config.pbtxt" >"$T_DIR/out" 2>"$T_DIR/err" &
+	local sub=$!
+	for _ in $(seq 100); do [ -s "$T_DIR/analyses" ] && break; sleep 0.1; done
+	[ -s "$T_DIR/analyses" ] || fail "slow job never started"
+	kill -KILL "$STAGE_PID_s1"
+	MLSEC_FAKE_SLOW_MS=200 start_stage s2
+	wait $sub
+	RC=$?
+	expect_rc 2
+	JOB=$(sed -n 's/^mlsec-submit: job \([0-9a-f]*\):.*/\1/p' "$T_DIR/err" | head -n 1)
+	[ -n "$JOB" ] || fail "no job id"
+	# analysed twice (the crash, then the redelivery) ...
+	[ "$(wc -l <"$T_DIR/analyses")" -ge 2 ] || fail "job was not redelivered"
+	# ... but one stored result and one STAGE_DONE event
+	local events
+	events=$(redis-cli -p "$REDIS_PORT" xlen "mlsec:job:$JOB:events")
+	[ "$events" = 3 ] || fail "expected 3 events (submitted, stage, verdict), got $events"
+	[ "$(grep -c 'triton .*ALERT' "$T_DIR/err")" = 1 ] || fail "duplicate progress lines"
+}
+
+# Orchestrator killed with a job in flight: a new one on the same endpoint
+# consumes the result, decides the verdict, and mlsec-submit's Watch resumes.
+case_orch_restart() {
+	make_fixtures
+	start_redis
+	start_broker
+	export MLSEC_FAKE_SLOW_MS=3000
+	start_stage s1
+	start_orch --insecure-local
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	rm -f "$T_DIR/err" # the warm-up's job line must not be mistaken for ours
+	"$BIN/mlsec-submit" --timeout 90 "$T_DIR/in/slow/config.pbtxt" >"$T_DIR/out" 2>"$T_DIR/err" &
+	local sub=$!
+	for _ in $(seq 100); do grep -q "^mlsec-submit: job" "$T_DIR/err" 2>/dev/null && break; sleep 0.1; done
+	grep -q "^mlsec-submit: job" "$T_DIR/err" || fail "job never submitted"
+	kill -KILL "$ORCH_PID"
+	wait "$ORCH_PID" 2>/dev/null
+	sleep 1
+	start_orch --insecure-local
+	wait $sub
+	RC=$?
+	expect_rc 2
+	grep -q "FAKE-EVIL" "$T_DIR/out" || fail "report after restart: $(cat "$T_DIR/out")"
+}
+
+# Redis stopped: a clear error and exit 1 within the timeout, no hang.
+case_redis_down() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_stage s1
+	start_orch --insecure-local
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	stop_redis
+	local t0 t1
+	t0=$(date +%s)
+	submit --timeout 10 "$T_DIR/in/clean/config.pbtxt"
+	t1=$(date +%s)
+	expect_rc 1
+	expect_err "unavailable\|UNAVAILABLE"
+	[ $((t1 - t0)) -le 12 ] || fail "took $((t1 - t0)) s with Redis down"
+}
+
+# Two stage replicas in one consumer group share the jobs.
+case_replicas() {
+	make_fixtures
+	start_redis
+	start_broker 4
+	export MLSEC_FAKE_LOG="$T_DIR/analyses"
+	start_stage s1
+	start_stage s2
+	start_orch --insecure-local
+	# let the group settle with both members
+	submit --timeout 60 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	sleep 3
+	local i pids=()
+	for i in $(seq 16); do
+		mkdir -p "$T_DIR/in/r$i"
+		write_file "$T_DIR/in/r$i/config.pbtxt" "name: \"m$i\"\n"
+		"$BIN/mlsec-submit" --quiet --timeout 60 "$T_DIR/in/r$i/config.pbtxt" \
+			>/dev/null 2>>"$T_DIR/err.all" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || fail "a replica job failed: $(cat "$T_DIR/err.all")"; done
+	local workers
+	workers=$(awk '{print $1}' "$T_DIR/analyses" | sort -u | wc -l)
+	[ "$workers" -ge 2 ] || fail "all jobs went to one replica"
+}
+
+# A stage that never answers becomes an error at the deadline: exit 1.
+case_deadline() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_orch --insecure-local
+	local t0 t1
+	t0=$(date +%s)
+	submit --stages checkpoint --timeout 4 "$T_DIR/in/clean/config.pbtxt"
+	t1=$(date +%s)
+	expect_rc 1
+	expect_err "did not answer before the job deadline"
+	[ $((t1 - t0)) -le 8 ] || fail "deadline took $((t1 - t0)) s"
+}
+
+# TLS, then mutual TLS.
+case_tls() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_stage s1
+	local d="$T_DIR/pki"
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=mlsec-test-ca" \
+		-keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null || fail "openssl ca"
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/srv.key" \
+		-out "$d/srv.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/san.ext"
+	openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 1 -extfile "$d/san.ext" -out "$d/srv.pem" 2>/dev/null || fail "openssl srv"
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=client" -keyout "$d/cli.key" \
+		-out "$d/cli.csr" 2>/dev/null
+	openssl x509 -req -in "$d/cli.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 1 -out "$d/cli.pem" 2>/dev/null || fail "openssl cli"
+	start_orch --insecure-local --tls-cert "$d/srv.pem" --tls-key "$d/srv.key"
+	submit --tls-ca "$d/ca.pem" --timeout 30 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+	submit --timeout 10 "$T_DIR/in/evil/config.pbtxt" # plaintext client
+	expect_rc 1
+	kill "$ORCH_PID"
+	wait "$ORCH_PID" 2>/dev/null
+	ORCH_PORT=
+	start_orch --insecure-local --tls-cert "$d/srv.pem" --tls-key "$d/srv.key" --tls-ca "$d/ca.pem"
+	submit --tls-ca "$d/ca.pem" --timeout 10 "$T_DIR/in/evil/config.pbtxt" # no client cert
+	expect_rc 1
+	submit --tls-ca "$d/ca.pem" --tls-cert "$d/cli.pem" --tls-key "$d/cli.key" --timeout 30 \
+		"$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+}
+
+# Python grpcio as an independent client: Submit, Watch, Get, Upload,
+# health, INVALID_ARGUMENT on garbage.
+case_python_wire() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_stage s1
+	start_orch --insecure-local
+	cp "$T_DIR/in/evil/config.pbtxt" "$ROOT/config.pbtxt"
+	/usr/bin/python3 "$HERE/wire_test.py" --endpoint "$ENDPOINT" --proto-out "$T_DIR/py" \
+		full config.pbtxt >"$T_DIR/py.log" 2>&1 || fail "python wire test: $(cat "$T_DIR/py.log")"
+}
+
+# valgrind on the services' start/serve/stop path: no leaks, no errors.
+case_valgrind() {
+	command -v valgrind >/dev/null || { echo "valgrind missing: skipped"; exit 0; }
+	make_fixtures
+	start_redis
+	start_broker
+	local vg="valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
+--suppressions=$HERE/valgrind.supp --num-callers=30"
+	STAGE_BIN="$BIN/mlsec-fake-tritond" ORCH_WAIT=60 ORCH_WRAP="$vg --log-file=$T_DIR/vg-orch.txt" \
+		start_orch --insecure-local
+	MLSEC_ARTIFACT_ROOT="$ROOT" $vg --log-file="$T_DIR/vg-stage.txt" "$BIN/mlsec-fake-tritond" \
+		--grpc-listen 127.0.0.1:0 --ready-file "$T_DIR/vstage.ready" >"$T_DIR/vstage.log" 2>&1 &
+	local spid=$!
+	T_PIDS+=($spid)
+	wait_file "$T_DIR/vstage.ready" 60 || fail "stage under valgrind did not start"
+	submit --timeout 90 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+	/usr/bin/python3 "$HERE/wire_test.py" --endpoint "$ENDPOINT" --proto-out "$T_DIR/py" \
+		analyze "$(cat "$T_DIR/vstage.ready")" || fail "Analyze under valgrind"
+	kill -TERM "$ORCH_PID" "$spid"
+	local rc1 rc2
+	wait "$ORCH_PID"
+	rc1=$?
+	wait "$spid"
+	rc2=$?
+	[ "$rc1" = 0 ] || fail "orchestrator under valgrind exited $rc1: $(grep -A30 'definitely\|Invalid' "$T_DIR/vg-orch.txt" | head -60)"
+	[ "$rc2" = 0 ] || fail "stage under valgrind exited $rc2: $(grep -A30 'definitely\|Invalid' "$T_DIR/vg-stage.txt" | head -60)"
+}
+
+"case_$1"
+echo "PASS: $1"
