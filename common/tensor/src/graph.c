@@ -586,12 +586,15 @@ static mlsec_err fold_node(G *g, tnode *n, mlsec_error *err)
 	n->aux = aux;
 	if (scr)
 		g->scratch = scr;
+	tensor_pool *pool = g->pool;
+	g->pool = NULL; /* folding runs on the temporary single scratch */
 	if (n->op->alias) {
 		memcpy(OUT(g, n, 0)->f, IN(g, n, 0)->f, OUT(g, n, 0)->sh.numel * sizeof(float));
 	} else {
 		n->op->fwd(g, n);
 	}
 	g->scratch = saved;
+	g->pool = pool;
 	n->aux = NULL;
 	mlsec_free(aux);
 	mlsec_free(scr);
@@ -812,7 +815,7 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 	size_t dl_off = total;
 	total += align_up(g->v[g->outputs[0]].sh.numel);
 	size_t scr_off = total;
-	total += align_up(max_scratch);
+	total += align_up(max_scratch) * (size_t)tensor_threads(g);
 	if ((uint64_t)total * sizeof(float) > g->opts.max_arena_bytes)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "arena of %llu bytes over the %llu limit",
 				       (unsigned long long)total * sizeof(float),
@@ -853,6 +856,7 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 	g->dlogits = g->arena + dl_off;
 	g->scratch = g->arena + scr_off;
 	g->scratch_floats = max_scratch;
+	g->scratch_stride = align_up(max_scratch);
 	g->planned_grad = g->opts.grad;
 	(void)grad_start;
 	(void)grad_end;
@@ -894,7 +898,12 @@ mlsec_err mlsec_tensor_graph_compile(const mlsec_onnx_model *m, const mlsec_tens
 	if ((rc = build_values(g, err)) || (rc = build_nodes(g, err)) ||
 	    (rc = build_outputs(g, err)))
 		goto fail;
-	mlsec_tensor_set_threads(g->opts.threads);
+	/* One level of parallelism: our workers; OpenBLAS single-threaded. */
+	mlsec_tensor_set_threads(1);
+	if (g->opts.threads > 64)
+		g->opts.threads = 64;
+	if ((rc = tensor_pool_new(g->opts.threads, &g->pool, err)))
+		goto fail;
 	if ((rc = plan(g, g->opts.batch, err)))
 		goto fail;
 	*out = g;
@@ -917,6 +926,7 @@ void mlsec_tensor_graph_free(mlsec_tensor_graph *g)
 	if (g->v)
 		for (size_t i = 0; i < g->nv; i++)
 			value_drop_data(&g->v[i]);
+	tensor_pool_free(g->pool);
 	free(g->arena);
 	mlsec_free(g->v);
 	mlsec_free(g->ht);

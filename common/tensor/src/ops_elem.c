@@ -171,11 +171,10 @@ static mlsec_err unary_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
-TENSOR_HOT static void unary_fwd(G *g, tnode *n)
+#define UNARY_BLOCK 16384 /* elements per parallel slice */
+
+TENSOR_HOT static void unary_fwd_range(const tnode *n, const float *x, float *y, size_t cnt)
 {
-	const float *x = IN(g, n, 0)->f;
-	float *y = OUT(g, n, 0)->f;
-	size_t cnt = OUT(g, n, 0)->sh.numel;
 	float a = n->fa, b = n->fb;
 	switch ((int)n->u.iv[0]) {
 	case U_RELU:
@@ -254,14 +253,9 @@ TENSOR_HOT static void unary_fwd(G *g, tnode *n)
 	}
 }
 
-TENSOR_HOT static void unary_bwd(G *g, tnode *n)
+TENSOR_HOT static void unary_bwd_range(const tnode *n, const float *x, const float *y,
+				       const float *dy, float *dx, size_t cnt)
 {
-	tval *xv = IN(g, n, 0);
-	if (!xv->g)
-		return;
-	const float *x = xv->f, *y = OUT(g, n, 0)->f, *dy = OUT(g, n, 0)->g;
-	float *dx = xv->g;
-	size_t cnt = OUT(g, n, 0)->sh.numel;
 	float a = n->fa, b = n->fb;
 	switch ((int)n->u.iv[0]) {
 	case U_RELU:
@@ -347,6 +341,32 @@ TENSOR_HOT static void unary_bwd(G *g, tnode *n)
 		for (size_t i = 0; i < cnt; i++)
 			dx[i] += dy[i];
 	}
+}
+
+static void unary_slices(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
+{
+	tval *xv = IN(g, n, 0), *yv = OUT(g, n, 0);
+	size_t s = (size_t)b0 * UNARY_BLOCK, e = (size_t)b1 * UNARY_BLOCK;
+	if (e > yv->sh.numel)
+		e = yv->sh.numel;
+	if (!ctx)
+		unary_fwd_range(n, xv->f + s, yv->f + s, e - s);
+	else
+		unary_bwd_range(n, xv->f + s, yv->f + s, yv->g + s, xv->g + s, e - s);
+}
+
+static void unary_fwd(G *g, tnode *n)
+{
+	size_t cnt = OUT(g, n, 0)->sh.numel;
+	tensor_par(g, n, (int64_t)((cnt + UNARY_BLOCK - 1) / UNARY_BLOCK), unary_slices, NULL);
+}
+
+static void unary_bwd(G *g, tnode *n)
+{
+	if (!IN(g, n, 0)->g)
+		return;
+	size_t cnt = OUT(g, n, 0)->sh.numel;
+	tensor_par(g, n, (int64_t)((cnt + UNARY_BLOCK - 1) / UNARY_BLOCK), unary_slices, (void *)1);
 }
 
 /* ---- binary (Add, Sub, Mul, Div, Pow) ---- */

@@ -42,7 +42,7 @@ static mlsec_err gemm_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
-static void gemm_fwd(G *g, tnode *n)
+static void gemm_fwd_rows(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void *ctx)
 {
 	gemm_params *p = &n->u.gemm;
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *c = IN(g, n, 2), *y = OUT(g, n, 0);
@@ -50,43 +50,65 @@ static void gemm_fwd(G *g, tnode *n)
 	if (c && p->beta != 0) {
 		int64_t st[2];
 		bcast_strides(&c->sh, &y->sh, st);
-		for (int64_t i = 0; i < p->m; i++)
+		for (int64_t i = r0; i < r1; i++)
 			for (int64_t j = 0; j < p->n; j++)
 				y->f[i * p->n + j] = p->beta * c->f[i * st[0] + j * st[1]];
 		beta = 1;
 	}
-	tensor_sgemm(p->ta, p->tb, p->m, p->n, p->k, p->alpha, a->f, p->ta ? p->m : p->k, b->f,
-		     p->tb ? p->k : p->n, beta, y->f, p->n);
+	const float *ap = p->ta ? a->f + r0 : a->f + r0 * p->k;
+	tensor_sgemm(p->ta, p->tb, r1 - r0, p->n, p->k, p->alpha, ap, p->ta ? p->m : p->k, b->f,
+		     p->tb ? p->k : p->n, beta, y->f + r0 * p->n, p->n);
+}
+
+static void gemm_fwd(G *g, tnode *n)
+{
+	tensor_par(g, n, n->u.gemm.m, gemm_fwd_rows, NULL);
+}
+
+/* dA for rows [r0, r1) of op(A). */
+static void gemm_bwd_a(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void *ctx)
+{
+	gemm_params *p = &n->u.gemm;
+	tval *a = IN(g, n, 0), *b = IN(g, n, 1);
+	const float *dy = OUT(g, n, 0)->g + r0 * p->n;
+	int64_t rows = r1 - r0, N = p->n, K = p->k, M = p->m;
+	if (!p->ta)
+		tensor_sgemm(0, !p->tb, rows, K, N, p->alpha, dy, N, b->f, p->tb ? K : N, 1,
+			     a->g + r0 * K, K);
+	else
+		tensor_sgemm(p->tb, 1, K, rows, N, p->alpha, b->f, p->tb ? K : N, dy, N, 1,
+			     a->g + r0, M);
+}
+
+/* dB for columns [c0, c1) of op(B). */
+static void gemm_bwd_b(G *g, tnode *n, int64_t c0, int64_t c1, int tid, void *ctx)
+{
+	gemm_params *p = &n->u.gemm;
+	tval *a = IN(g, n, 0), *b = IN(g, n, 1);
+	const float *dy = OUT(g, n, 0)->g + c0;
+	int64_t cols = c1 - c0, N = p->n, K = p->k, M = p->m;
+	if (!p->tb)
+		tensor_sgemm(!p->ta, 0, K, cols, M, p->alpha, a->f, p->ta ? M : K, dy, N, 1,
+			     b->g + c0, N);
+	else
+		tensor_sgemm(1, p->ta, cols, K, M, p->alpha, dy, N, a->f, p->ta ? M : K, 1,
+			     b->g + c0 * K, K);
 }
 
 static void gemm_bwd(G *g, tnode *n)
 {
 	gemm_params *p = &n->u.gemm;
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *c = IN(g, n, 2), *y = OUT(g, n, 0);
-	const float *dy = y->g;
-	int64_t M = p->m, N = p->n, K = p->k;
-	if (a->g) {
-		if (!p->ta)
-			tensor_sgemm(0, !p->tb, M, K, N, p->alpha, dy, N, b->f, p->tb ? K : N, 1,
-				     a->g, K);
-		else
-			tensor_sgemm(p->tb, 1, K, M, N, p->alpha, b->f, p->tb ? K : N, dy, N, 1,
-				     a->g, M);
-	}
-	if (b->g) {
-		if (!p->tb)
-			tensor_sgemm(!p->ta, 0, K, N, M, p->alpha, a->f, p->ta ? M : K, dy, N, 1,
-				     b->g, N);
-		else
-			tensor_sgemm(1, p->ta, N, K, M, p->alpha, dy, N, a->f, p->ta ? M : K, 1,
-				     b->g, K);
-	}
+	if (a->g)
+		tensor_par(g, n, p->m, gemm_bwd_a, NULL);
+	if (b->g)
+		tensor_par(g, n, p->n, gemm_bwd_b, NULL);
 	if (c && c->g) {
 		int64_t st[2];
 		bcast_strides(&c->sh, &y->sh, st);
-		for (int64_t i = 0; i < M; i++)
-			for (int64_t j = 0; j < N; j++)
-				c->g[i * st[0] + j * st[1]] += p->beta * dy[i * N + j];
+		for (int64_t i = 0; i < p->m; i++)
+			for (int64_t j = 0; j < p->n; j++)
+				c->g[i * st[0] + j * st[1]] += p->beta * y->g[i * p->n + j];
 	}
 }
 
@@ -186,18 +208,21 @@ static int mm_b_shared(const int64_t *iv)
 	return 1;
 }
 
-static void matmul_fwd(G *g, tnode *n)
+static void mm_fwd_rows(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void *ctx)
+{
+	const int64_t *iv = n->u.iv;
+	int64_t K = iv[1], N = iv[2];
+	tensor_sgemm(0, 0, r1 - r0, N, K, 1, IN(g, n, 0)->f + r0 * K, K, IN(g, n, 1)->f, N, 0,
+		     OUT(g, n, 0)->f + r0 * N, N);
+}
+
+static void mm_fwd_batches(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
 {
 	const int64_t *iv = n->u.iv;
 	int64_t M = iv[0], K = iv[1], N = iv[2];
 	const float *a = IN(g, n, 0)->f, *b = IN(g, n, 1)->f;
 	float *y = OUT(g, n, 0)->f;
-	int64_t nb = mm_batches(iv);
-	if (mm_b_shared(iv)) {
-		tensor_sgemm(0, 0, nb * M, N, K, 1, a, K, b, N, 0, y, N);
-		return;
-	}
-	for (int64_t bi = 0; bi < nb; bi++) {
+	for (int64_t bi = b0; bi < b1; bi++) {
 		int64_t oa, ob;
 		mm_offsets(iv, bi, &oa, &ob);
 		tensor_sgemm(0, 0, M, N, K, 1, a + oa * M * K, K, b + ob * K * N, N, 0,
@@ -205,21 +230,39 @@ static void matmul_fwd(G *g, tnode *n)
 	}
 }
 
-static void matmul_bwd(G *g, tnode *n)
+static void matmul_fwd(G *g, tnode *n)
+{
+	const int64_t *iv = n->u.iv;
+	int64_t nb = mm_batches(iv);
+	if (mm_b_shared(iv))
+		tensor_par(g, n, nb * iv[0], mm_fwd_rows, NULL);
+	else
+		tensor_par(g, n, nb, mm_fwd_batches, NULL);
+}
+
+static void mm_bwd_a_rows(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void *ctx)
+{
+	const int64_t *iv = n->u.iv;
+	int64_t K = iv[1], N = iv[2];
+	tensor_sgemm(0, 1, r1 - r0, K, N, 1, OUT(g, n, 0)->g + r0 * N, N, IN(g, n, 1)->f, N, 1,
+		     IN(g, n, 0)->g + r0 * K, K);
+}
+
+static void mm_bwd_b_cols(G *g, tnode *n, int64_t c0, int64_t c1, int tid, void *ctx)
+{
+	const int64_t *iv = n->u.iv;
+	int64_t K = iv[1], N = iv[2], rows = mm_batches(iv) * iv[0];
+	tensor_sgemm(1, 0, K, c1 - c0, rows, 1, IN(g, n, 0)->f, K, OUT(g, n, 0)->g + c0, N, 1,
+		     IN(g, n, 1)->g + c0, N);
+}
+
+static void mm_bwd_batches(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
 {
 	const int64_t *iv = n->u.iv;
 	int64_t M = iv[0], K = iv[1], N = iv[2];
 	tval *av = IN(g, n, 0), *bv = IN(g, n, 1);
 	const float *dy = OUT(g, n, 0)->g;
-	int64_t nb = mm_batches(iv);
-	if (mm_b_shared(iv)) {
-		if (av->g)
-			tensor_sgemm(0, 1, nb * M, K, N, 1, dy, N, bv->f, N, 1, av->g, K);
-		if (bv->g)
-			tensor_sgemm(1, 0, K, N, nb * M, 1, av->f, K, dy, N, 1, bv->g, N);
-		return;
-	}
-	for (int64_t bi = 0; bi < nb; bi++) {
+	for (int64_t bi = b0; bi < b1; bi++) {
 		int64_t oa, ob;
 		mm_offsets(iv, bi, &oa, &ob);
 		if (av->g)
@@ -229,6 +272,34 @@ static void matmul_bwd(G *g, tnode *n)
 			tensor_sgemm(1, 0, K, N, M, 1, av->f + oa * M * K, K, dy + bi * M * N, N, 1,
 				     bv->g + ob * K * N, N);
 	}
+}
+
+/* Batched backward may run in parallel only when no operand is broadcast
+ * (two batches would accumulate into the same gradient matrix). */
+static int mm_no_broadcast(const int64_t *iv)
+{
+	for (int64_t d = 0; d < iv[3]; d++)
+		if (iv[MM_DIMS + d] > 1 && (iv[MM_SA + d] == 0 || iv[MM_SB + d] == 0))
+			return 0;
+	return 1;
+}
+
+static void matmul_bwd(G *g, tnode *n)
+{
+	const int64_t *iv = n->u.iv;
+	tval *av = IN(g, n, 0), *bv = IN(g, n, 1);
+	int64_t nb = mm_batches(iv);
+	if (mm_b_shared(iv)) {
+		if (av->g)
+			tensor_par(g, n, nb * iv[0], mm_bwd_a_rows, NULL);
+		if (bv->g)
+			tensor_par(g, n, iv[2], mm_bwd_b_cols, NULL);
+		return;
+	}
+	if (mm_no_broadcast(iv))
+		tensor_par(g, n, nb, mm_bwd_batches, NULL);
+	else
+		mm_bwd_batches(g, n, 0, nb, 0, NULL);
 }
 
 /* ---- Conv (2-D) ---- */
@@ -512,27 +583,30 @@ static int conv_is_pointwise(const conv_params *p)
 	       p->pw0 == 0 && p->ph1 == 0 && p->pw1 == 0 && p->group == 1;
 }
 
-static void conv_fwd(G *g, tnode *n)
+static void conv_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
 {
 	const conv_params *p = &n->u.conv;
 	const float *x = IN(g, n, 0)->f, *w = IN(g, n, 1)->f;
 	const float *bias = IN(g, n, 2) ? IN(g, n, 2)->f : NULL;
 	float *y = OUT(g, n, 0)->f;
-	if (p->chunk == 0) {
-		dw_fwd(p, x, w, bias, y);
-		return;
-	}
 	int64_t cg = p->c / p->group, mg = p->m / p->group;
 	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
+	if (p->chunk == 0) {
+		conv_params q = *p;
+		q.n = i1 - i0;
+		dw_fwd(&q, x + i0 * p->c * p->h * p->w, w, bias, y + i0 * p->m * ohw);
+		return;
+	}
 	if (conv_is_pointwise(p)) {
-		for (int64_t b = 0; b < p->n; b++)
+		for (int64_t b = i0; b < i1; b++)
 			tensor_sgemm(0, 0, p->m, ohw, p->c, 1, w, p->c, x + b * p->c * ohw, ohw, 0,
 				     y + b * p->m * ohw, ohw);
 	} else {
-		for (int64_t b0 = 0; b0 < p->n; b0 += p->chunk) {
-			int64_t nb = p->n - b0 < p->chunk ? p->n - b0 : p->chunk;
+		float *scr = tensor_scratch(g, tid);
+		for (int64_t b0 = i0; b0 < i1; b0 += p->chunk) {
+			int64_t nb = i1 - b0 < p->chunk ? i1 - b0 : p->chunk;
 			int64_t ld = nb * ohw;
-			float *col = g->scratch, *tmp = g->scratch + rows * ld;
+			float *col = scr, *tmp = scr + rows * ld;
 			for (int64_t gr = 0; gr < p->group; gr++) {
 				for (int64_t i = 0; i < nb; i++)
 					im2col(p, x + ((b0 + i) * p->c + gr * cg) * p->h * p->w, cg,
@@ -553,7 +627,7 @@ static void conv_fwd(G *g, tnode *n)
 		}
 	}
 	if (bias)
-		for (int64_t b = 0; b < p->n; b++)
+		for (int64_t b = i0; b < i1; b++)
 			for (int64_t m = 0; m < p->m; m++) {
 				float *yc = y + (b * p->m + m) * ohw, bv = bias[m];
 				for (int64_t i = 0; i < ohw; i++)
@@ -561,30 +635,35 @@ static void conv_fwd(G *g, tnode *n)
 			}
 }
 
-static void conv_bwd(G *g, tnode *n)
+static void conv_fwd(G *g, tnode *n)
+{
+	tensor_par(g, n, n->u.conv.n, conv_fwd_images, NULL);
+}
+
+static void conv_bwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
 {
 	const conv_params *p = &n->u.conv;
-	tval *xv = IN(g, n, 0);
-	if (!xv->g)
-		return; /* weight gradients are never needed */
 	const float *w = IN(g, n, 1)->f, *dy = OUT(g, n, 0)->g;
-	float *dx = xv->g;
-	if (p->chunk == 0) {
-		dw_bwd(p, w, dy, dx);
-		return;
-	}
+	float *dx = IN(g, n, 0)->g;
 	int64_t cg = p->c / p->group, mg = p->m / p->group;
 	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
+	if (p->chunk == 0) {
+		conv_params q = *p;
+		q.n = i1 - i0;
+		dw_bwd(&q, w, dy + i0 * p->m * ohw, dx + i0 * p->c * p->h * p->w);
+		return;
+	}
 	if (conv_is_pointwise(p)) {
-		for (int64_t b = 0; b < p->n; b++)
+		for (int64_t b = i0; b < i1; b++)
 			tensor_sgemm(1, 0, p->c, ohw, p->m, 1, w, p->c, dy + b * p->m * ohw, ohw, 1,
 				     dx + b * p->c * ohw, ohw);
 		return;
 	}
-	for (int64_t b0 = 0; b0 < p->n; b0 += p->chunk) {
-		int64_t nb = p->n - b0 < p->chunk ? p->n - b0 : p->chunk;
+	float *scr = tensor_scratch(g, tid);
+	for (int64_t b0 = i0; b0 < i1; b0 += p->chunk) {
+		int64_t nb = i1 - b0 < p->chunk ? i1 - b0 : p->chunk;
 		int64_t ld = nb * ohw;
-		float *dcol = g->scratch, *tmp = g->scratch + rows * ld;
+		float *dcol = scr, *tmp = scr + rows * ld;
 		for (int64_t gr = 0; gr < p->group; gr++) {
 			const float *wg = w + gr * mg * rows;
 			const float *src;
@@ -604,6 +683,13 @@ static void conv_bwd(G *g, tnode *n)
 				       dx + ((b0 + i) * p->c + gr * cg) * p->h * p->w, ld);
 		}
 	}
+}
+
+static void conv_bwd(G *g, tnode *n)
+{
+	if (!IN(g, n, 0)->g)
+		return; /* weight gradients are never needed */
+	tensor_par(g, n, n->u.conv.n, conv_bwd_images, NULL);
 }
 
 const op_def tensor_op_gemm = {"Gemm", gemm_infer, gemm_fwd, NULL, gemm_bwd, 0, 0};

@@ -274,20 +274,47 @@ static void gpool_bwd(G *g, tnode *n)
 	}
 }
 
+/* Runs a pooling kernel on planes [c0, c1) by shifting the tensors. */
+static void pool_planes(G *g, tnode *n, int64_t c0, int64_t c1, int tid, void *ctx)
+{
+	int bwd = ctx != NULL;
+	tnode sub = *n;
+	pool_params *p = &sub.u.pool;
+	tval x = *IN(g, n, 0), y = *OUT(g, n, 0);
+	size_t in_plane = (size_t)(p->h * p->w), out_plane = (size_t)(p->oh * p->ow);
+	x.f += (size_t)c0 * in_plane;
+	y.f += (size_t)c0 * out_plane;
+	if (x.g)
+		x.g += (size_t)c0 * in_plane;
+	if (y.g)
+		y.g += (size_t)c0 * out_plane;
+	if (sub.aux)
+		sub.aux += (size_t)c0 * out_plane;
+	p->n = 1;
+	p->c = c1 - c0;
+	/* a two-value graph view so the kernels' IN/OUT work unchanged */
+	tval vals[2] = {x, y};
+	G view = *g;
+	view.v = vals;
+	sub.in[0] = 0;
+	sub.out[0] = 1;
+	sub.nin = 1;
+	if (sub.axis)
+		bwd ? maxpool_bwd(&view, &sub) : maxpool_fwd(&view, &sub);
+	else
+		bwd ? avgpool_bwd(&view, &sub) : avgpool_fwd(&view, &sub);
+}
+
 static void pool_fwd(G *g, tnode *n)
 {
-	if (n->axis)
-		maxpool_fwd(g, n);
-	else
-		avgpool_fwd(g, n);
+	tensor_par(g, n, n->u.pool.n * n->u.pool.c, pool_planes, NULL);
 }
 
 static void pool_bwd(G *g, tnode *n)
 {
-	if (n->axis)
-		maxpool_bwd(g, n);
-	else
-		avgpool_bwd(g, n);
+	if (!IN(g, n, 0)->g)
+		return;
+	tensor_par(g, n, n->u.pool.n * n->u.pool.c, pool_planes, (void *)1);
 }
 
 const op_def tensor_op_pool = {"pool", pool_infer, pool_fwd, NULL, pool_bwd, 0, 0};

@@ -100,7 +100,10 @@ typedef struct op_def {
 	int folds_always; /* Shape, Constant...: always constant */
 } op_def;
 
+typedef struct tensor_pool tensor_pool;
+
 struct mlsec_tensor_graph {
+	tensor_pool *pool; /* NULL when single-threaded */
 	const mlsec_onnx_model *m;
 	const Onnx__GraphProto *gp;
 	mlsec_tensor_opts opts;
@@ -120,6 +123,7 @@ struct mlsec_tensor_graph {
 	uint64_t arena_bytes;
 	float *scratch;
 	size_t scratch_floats;
+	size_t scratch_stride; /* floats between workers' scratch areas */
 	float *dlogits; /* loss gradient for loss_grad() */
 	mlsec_tensor_hook hook;
 	void *hook_ctx;
@@ -162,6 +166,19 @@ int shape_broadcast(const mlsec_tensor_shape *a, const mlsec_tensor_shape *b,
 		    mlsec_tensor_shape *out);
 /* Element strides of x broadcast to out (0 on broadcast axes), right-aligned. */
 void bcast_strides(const mlsec_tensor_shape *x, const mlsec_tensor_shape *out, int64_t *st);
+
+/* Parallel loops: fn runs on [begin, end) slices of [0, count), tid in
+ * [0, threads); it may call BLAS (single-threaded inside workers). */
+typedef void (*tensor_par_fn)(G *g, tnode *n, int64_t begin, int64_t end, int tid, void *ctx);
+void tensor_par(G *g, tnode *n, int64_t count, tensor_par_fn fn, void *ctx);
+int tensor_threads(const G *g);
+mlsec_err tensor_pool_new(int nthreads, tensor_pool **out, mlsec_error *err);
+void tensor_pool_free(tensor_pool *p);
+/* Scratch of worker tid (scratch_floats each). */
+static inline float *tensor_scratch(G *g, int tid)
+{
+	return g->scratch + (size_t)tid * g->scratch_stride;
+}
 
 /* BLAS */
 void tensor_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
