@@ -111,10 +111,11 @@ static void test_lenet(void **state) { run_model("lenet", 1); }
 static void test_rescnn(void **state) { run_model("rescnn", 1); }
 static void test_dwnet(void **state) { run_model("dwnet", 1); }
 static void test_attn(void **state) { run_model("attn", 1); }
+static void test_convt(void **state) { run_model("convt", 1); }
 
 static void test_forward_only(void **state)
 {
-	const char *names[] = {"mlp", "lenet", "rescnn", "dwnet", "attn"};
+	const char *names[] = {"mlp", "lenet", "rescnn", "dwnet", "attn", "convt"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		run_model(names[i], 0);
 }
@@ -122,7 +123,7 @@ static void test_forward_only(void **state)
 /* Worker threads split images, rows and planes: same answers. */
 static void test_threads(void **state)
 {
-	const char *names[] = {"mlp", "lenet", "rescnn", "dwnet", "attn"};
+	const char *names[] = {"mlp", "lenet", "rescnn", "dwnet", "attn", "convt"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		run_model_t(names[i], 1, 2);
 		run_model_t(names[i], 0, 3);
@@ -168,7 +169,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mlp),     cmocka_unit_test(test_lenet),
 		cmocka_unit_test(test_rescnn),  cmocka_unit_test(test_dwnet),
-		cmocka_unit_test(test_attn),    cmocka_unit_test(test_forward_only),
+		cmocka_unit_test(test_attn),    cmocka_unit_test(test_convt),    cmocka_unit_test(test_forward_only),
 		cmocka_unit_test(test_set_batch),      cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -692,6 +692,134 @@ static void conv_bwd(G *g, tnode *n)
 	tensor_par(g, n, n->u.conv.n, conv_bwd_images, NULL);
 }
 
+/* ---- ConvTranspose (2-D) ----
+ * Computed as the adjoint of the convolution that maps Y-shaped tensors to
+ * X-shaped ones: conv_params describe that convolution (input = Y with
+ * M channels, output = X with C channels), so the forward pass is a GEMM
+ * followed by col2im and the backward pass is im2col followed by a GEMM. */
+
+static mlsec_err convt_infer(G *g, tnode *n, mlsec_error *err)
+{
+	tval *x = IN(g, n, 0), *w = IN(g, n, 1), *b = IN(g, n, 2);
+	if (!x || !w || x->dtype != TD_F32 || w->dtype != TD_F32)
+		return op_error(err, MLSEC_ERR_PARSE, n, "needs FLOAT X and W");
+	if (x->sh.ndim != 4 || w->sh.ndim != 4)
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D (NCHW)");
+	if (w->kind != VK_CONST || (b && b->kind != VK_CONST))
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "weights must be constant");
+	if (mlsec_onnx_node_attr(n->p, "output_shape"))
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "output_shape (use pads)");
+	size_t al;
+	const char *ap = mlsec_onnx_attr_string(n->p, "auto_pad", "NOTSET", &al);
+	if (!(al == 6 && memcmp(ap, "NOTSET", 6) == 0))
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "auto_pad (use pads)");
+	conv_params *p = &n->u.conv;
+	int64_t group = mlsec_onnx_attr_int(n->p, "group", 1);
+	int64_t c = x->sh.dims[1], h = x->sh.dims[2], wd = x->sh.dims[3];
+	if (group < 1 || c % group || w->sh.dims[0] != c)
+		return op_error(err, MLSEC_ERR_PARSE, n, "channels do not match group/weights");
+	int64_t m = w->sh.dims[1] * group;
+	int64_t kh = w->sh.dims[2], kw = w->sh.dims[3];
+	if (b && b->sh.numel != (size_t)m)
+		return op_error(err, MLSEC_ERR_PARSE, n, "bias is not [M]");
+	size_t cnt;
+	const int64_t *op = mlsec_onnx_attr_ints(n->p, "output_padding", &cnt);
+	int64_t oph = 0, opw = 0;
+	if (op) {
+		if (cnt != 2)
+			return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D output_padding");
+		oph = op[0];
+		opw = op[1];
+	}
+	/* strides/pads/dilations through the shared reader, on a dummy size */
+	int64_t o[10];
+	mlsec_err rc = tensor_window_params(g, n, 1 << 20, 1 << 20, kh, kw, 0, o, err);
+	if (rc)
+		return rc;
+	p->sh = o[0];
+	p->sw = o[1];
+	p->ph0 = o[2];
+	p->pw0 = o[3];
+	p->ph1 = o[4];
+	p->pw1 = o[5];
+	p->dh = o[6];
+	p->dw = o[7];
+	if (oph < 0 || opw < 0 || oph >= p->sh || opw >= p->sw)
+		return op_error(err, MLSEC_ERR_PARSE, n, "output_padding must be below the stride");
+	int64_t oh = p->sh * (h - 1) + oph + p->dh * (kh - 1) + 1 - p->ph0 - p->ph1;
+	int64_t ow = p->sw * (wd - 1) + opw + p->dw * (kw - 1) + 1 - p->pw0 - p->pw1;
+	if (oh < 1 || ow < 1)
+		return op_error(err, MLSEC_ERR_PARSE, n, "empty output");
+	/* the equivalent convolution: Y [m, oh, ow] -> X [c, h, w] */
+	p->n = x->sh.dims[0];
+	p->c = m;
+	p->h = oh;
+	p->w = ow;
+	p->m = c;
+	p->oh = h;
+	p->ow = wd;
+	p->kh = kh;
+	p->kw = kw;
+	p->group = group;
+	p->chunk = 1;
+	int64_t d[4] = {p->n, m, oh, ow};
+	shape_set(&OUT(g, n, 0)->sh, 4, d);
+	n->scratch_floats = (size_t)((m / group) * kh * kw * h * wd);
+	return MLSEC_OK;
+}
+
+static void convt_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
+{
+	const conv_params *p = &n->u.conv;
+	const float *x = IN(g, n, 0)->f, *w = IN(g, n, 1)->f;
+	const float *bias = IN(g, n, 2) ? IN(g, n, 2)->f : NULL;
+	float *y = OUT(g, n, 0)->f;
+	int64_t cg = p->m / p->group, mg = p->c / p->group; /* X / Y channels per group */
+	int64_t rows = mg * p->kh * p->kw, hw = p->oh * p->ow, ohw = p->h * p->w;
+	float *col = tensor_scratch(g, tid);
+	for (int64_t b = i0; b < i1; b++) {
+		float *yb = y + b * p->c * ohw;
+		memset(yb, 0, (size_t)(p->c * ohw) * sizeof(float));
+		for (int64_t gr = 0; gr < p->group; gr++) {
+			tensor_sgemm(1, 0, rows, hw, cg, 1, w + gr * cg * rows, rows,
+				     x + (b * p->m + gr * cg) * hw, hw, 0, col, hw);
+			col2im(p, col, mg, yb + gr * mg * ohw, hw);
+		}
+		if (bias)
+			for (int64_t m = 0; m < p->c; m++)
+				for (int64_t i = 0; i < ohw; i++)
+					yb[m * ohw + i] += bias[m];
+	}
+}
+
+static void convt_fwd(G *g, tnode *n)
+{
+	tensor_par(g, n, n->u.conv.n, convt_fwd_images, NULL);
+}
+
+static void convt_bwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
+{
+	const conv_params *p = &n->u.conv;
+	const float *w = IN(g, n, 1)->f, *dy = OUT(g, n, 0)->g;
+	float *dx = IN(g, n, 0)->g;
+	int64_t cg = p->m / p->group, mg = p->c / p->group;
+	int64_t rows = mg * p->kh * p->kw, hw = p->oh * p->ow, ohw = p->h * p->w;
+	float *col = tensor_scratch(g, tid);
+	for (int64_t b = i0; b < i1; b++)
+		for (int64_t gr = 0; gr < p->group; gr++) {
+			im2col(p, dy + (b * p->c + gr * mg) * ohw, mg, col, hw);
+			tensor_sgemm(0, 0, cg, hw, rows, 1, w + gr * cg * rows, rows, col, hw, 1,
+				     dx + (b * p->m + gr * cg) * hw, hw);
+		}
+}
+
+static void convt_bwd(G *g, tnode *n)
+{
+	if (IN(g, n, 0)->g)
+		tensor_par(g, n, n->u.conv.n, convt_bwd_images, NULL);
+}
+
+const op_def tensor_op_convt = {"ConvTranspose", convt_infer, convt_fwd, NULL, convt_bwd, 0, 0};
 const op_def tensor_op_gemm = {"Gemm", gemm_infer, gemm_fwd, NULL, gemm_bwd, 0, 0};
 const op_def tensor_op_matmul = {"MatMul", matmul_infer, matmul_fwd, NULL, matmul_bwd, 0, 0};
 const op_def tensor_op_conv = {"Conv", conv_infer, conv_fwd, NULL, conv_bwd, 0, 0};

@@ -3,8 +3,9 @@
 plus hostile models for the loader tests. Needs only python3-onnx:
     /usr/bin/python3 tests/data/tensor/make_op_models.py tests/data/tensor
 
-Writes ops/<case>.onnx and ops/cases.txt ("<case> <domain>", domain 'any'
-or 'pos' for inputs that must be positive), and hostile/<case>.onnx.
+Writes ops/<case>.onnx and ops/cases.txt ("<case> <domain>", domain 'any',
+'pos' for inputs that must be positive, or 'distinct' for well separated
+values), and hostile/<case>.onnx.
 Every graph input is FLOAT; weights are initializers (constants).
 """
 import os
@@ -116,9 +117,21 @@ def build():
     conv("conv_same_upper", [1, 2, 5, 5], [2, 2, 2, 2], auto_pad="SAME_UPPER", strides=[2, 2])
     conv("conv_same_lower", [1, 2, 5, 5], [2, 2, 2, 2], auto_pad="SAME_LOWER")
     conv("conv_valid", [1, 2, 5, 5], [2, 2, 3, 3], auto_pad="VALID")
+    def convt(name, x, w, b=True, **attrs):
+        ins = ["x", "w"] + (["b"] if b else [])
+        cout = w[1] * attrs.get("group", 1)
+        inits = [const("w", rng.normal(size=w) * 0.5)] + ([const("b", rng.normal(size=cout))] if b else [])
+        case(name, model([helper.make_node("ConvTranspose", ins, ["y"], **attrs)], [("x", x)], ["y"], inits))
+    convt("convt_basic", [2, 3, 4, 4], [3, 2, 3, 3])
+    convt("convt_stride", [1, 2, 3, 3], [2, 3, 3, 3], strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
+    convt("convt_groups", [2, 4, 3, 3], [4, 1, 2, 2], group=2, strides=[2, 1], b=False)
+    convt("convt_dilated", [1, 2, 3, 4], [2, 2, 2, 3], dilations=[2, 1], pads=[0, 1, 1, 0])
     # pools
     def pool(name, op, x, **attrs):
-        case(name, model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", x)], ["y"]))
+        # max pooling: distinct, well separated inputs so no finite-difference
+        # step crosses a tie between window elements
+        case(name, model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", x)], ["y"]),
+             "distinct" if "Max" in op else "any")
     pool("maxpool", "MaxPool", [2, 2, 6, 6], kernel_shape=[2, 2], strides=[2, 2])
     pool("maxpool_ceil", "MaxPool", [1, 2, 7, 7], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
          ceil_mode=1)
