@@ -497,11 +497,31 @@ TENSOR_HOT static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, cons
 	}
 }
 
+/* Same-shape Add/Sub (residual connections): plain vector loops. */
+TENSOR_HOT static void bin_bwd_same(int kind, const float *dy, float *da, float *db, size_t n)
+{
+	if (da)
+		for (size_t i = 0; i < n; i++)
+			da[i] += dy[i];
+	if (db && kind == B_ADD)
+		for (size_t i = 0; i < n; i++)
+			db[i] += dy[i];
+	else if (db)
+		for (size_t i = 0; i < n; i++)
+			db[i] -= dy[i];
+}
+
 static void binary_bwd(G *g, tnode *n)
 {
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *y = OUT(g, n, 0);
 	if (!a->g && !b->g)
 		return;
+	int kind = (int)n->u.iv[0];
+	if ((kind == B_ADD || kind == B_SUB) && a->sh.numel == y->sh.numel &&
+	    b->sh.numel == y->sh.numel && a->sh.ndim == y->sh.ndim && b->sh.ndim == y->sh.ndim) {
+		bin_bwd_same(kind, y->g, a->g, b->g, y->sh.numel);
+		return;
+	}
 	const mlsec_tensor_shape *ops[3] = {&y->sh, &a->sh, &b->sh};
 	bcast it;
 	bcast_init(&it, &y->sh, ops, 3);

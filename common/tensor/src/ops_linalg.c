@@ -8,7 +8,11 @@
 #include "mlsec/onnx.h"
 #include "tensor_internal.h"
 
-#define IM2COL_CHUNK_FLOATS ((int64_t)1 << 16)
+#define IM2COL_CHUNK_FLOATS ((int64_t)1 << 16) /* 256 KiB of columns per chunk */
+
+static int64_t conv_chunk(const conv_params *p);
+static void conv_tbwd_params(const conv_params *p, conv_params *q);
+static int conv_tbwd_ok(const conv_params *p);
 
 /* ---- Gemm ---- */
 
@@ -434,16 +438,22 @@ static mlsec_err conv_infer(G *g, tnode *n, mlsec_error *err)
 	shape_set(&OUT(g, n, 0)->sh, 4, d);
 	int64_t cg = p->c / p->group, mg = p->m / p->group;
 	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
+	p->tbwd = 0;
 	if (cg == 1 && p->group > 1) {
 		p->chunk = 0; /* direct depthwise kernel */
 	} else {
-		int64_t per = (rows + mg) * (ohw ? ohw : 1);
-		p->chunk = IM2COL_CHUNK_FLOATS / (per ? per : 1);
-		if (p->chunk < 1)
-			p->chunk = 1;
-		if (p->chunk > p->n)
-			p->chunk = p->n ? p->n : 1;
-		n->scratch_floats = (size_t)(p->chunk * per);
+		p->chunk = conv_chunk(p);
+		n->scratch_floats = (size_t)(p->chunk * (rows + mg) * (ohw ? ohw : 1));
+		if (conv_tbwd_ok(p)) {
+			conv_params q;
+			conv_tbwd_params(p, &q);
+			size_t need = (size_t)(q.chunk * ((q.c / q.group) * q.kh * q.kw + q.m / q.group) *
+					       q.oh * q.ow);
+			if (need > n->scratch_floats)
+				n->scratch_floats = need;
+			n->aux_floats = IN(g, n, 1)->sh.numel;
+			p->tbwd = 1;
+		}
 	}
 	return MLSEC_OK;
 }
@@ -583,14 +593,24 @@ static int conv_is_pointwise(const conv_params *p)
 	       p->pw0 == 0 && p->ph1 == 0 && p->pw1 == 0 && p->group == 1;
 }
 
-static void conv_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
+/* Fills channel rows [m0, m0+cnt) of image plane y with the bias, so the
+ * GEMM can accumulate (beta 1): OpenBLAS would otherwise zero the output
+ * (beta 0) and the bias would need another pass. */
+static void fill_bias(float *y, const float *bias, int64_t cnt, int64_t ohw)
 {
-	const conv_params *p = &n->u.conv;
-	const float *x = IN(g, n, 0)->f, *w = IN(g, n, 1)->f;
-	const float *bias = IN(g, n, 2) ? IN(g, n, 2)->f : NULL;
-	float *y = OUT(g, n, 0)->f;
+	for (int64_t m = 0; m < cnt; m++)
+		for (int64_t i = 0; i < ohw; i++)
+			y[m * ohw + i] = bias[m];
+}
+
+/* y (=|+=) conv(x, w) + bias for images [i0, i1), with worker tid's scratch.
+ * With acc, bias must be NULL. */
+static void conv_run(G *g, const conv_params *p, const float *x, const float *w,
+		     const float *bias, float *y, int acc, int64_t i0, int64_t i1, int tid)
+{
 	int64_t cg = p->c / p->group, mg = p->m / p->group;
 	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
+	float beta = (acc || bias) ? 1.0f : 0.0f;
 	if (p->chunk == 0) {
 		conv_params q = *p;
 		q.n = i1 - i0;
@@ -598,41 +618,115 @@ static void conv_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, voi
 		return;
 	}
 	if (conv_is_pointwise(p)) {
-		for (int64_t b = i0; b < i1; b++)
-			tensor_sgemm(0, 0, p->m, ohw, p->c, 1, w, p->c, x + b * p->c * ohw, ohw, 0,
+		for (int64_t b = i0; b < i1; b++) {
+			if (bias)
+				fill_bias(y + b * p->m * ohw, bias, p->m, ohw);
+			tensor_sgemm(0, 0, p->m, ohw, p->c, 1, w, p->c, x + b * p->c * ohw, ohw, beta,
 				     y + b * p->m * ohw, ohw);
-	} else {
-		float *scr = tensor_scratch(g, tid);
-		for (int64_t b0 = i0; b0 < i1; b0 += p->chunk) {
-			int64_t nb = i1 - b0 < p->chunk ? i1 - b0 : p->chunk;
-			int64_t ld = nb * ohw;
-			float *col = scr, *tmp = scr + rows * ld;
-			for (int64_t gr = 0; gr < p->group; gr++) {
-				for (int64_t i = 0; i < nb; i++)
-					im2col(p, x + ((b0 + i) * p->c + gr * cg) * p->h * p->w, cg,
-					       col + i * ohw, ld);
-				const float *wg = w + gr * mg * rows;
-				if (nb == 1) {
-					tensor_sgemm(0, 0, mg, ohw, rows, 1, wg, rows, col, ld, 0,
-						     y + (b0 * p->m + gr * mg) * ohw, ohw);
-					continue;
-				}
-				tensor_sgemm(0, 0, mg, ld, rows, 1, wg, rows, col, ld, 0, tmp, ld);
-				for (int64_t i = 0; i < nb; i++)
-					for (int64_t m = 0; m < mg; m++)
-						memcpy(y + ((b0 + i) * p->m + gr * mg + m) * ohw,
-						       tmp + m * ld + i * ohw,
-						       (size_t)ohw * sizeof(float));
+		}
+		return;
+	}
+	float *scr = tensor_scratch(g, tid);
+	for (int64_t b0 = i0; b0 < i1; b0 += p->chunk) {
+		int64_t nb = i1 - b0 < p->chunk ? i1 - b0 : p->chunk;
+		int64_t ld = nb * ohw;
+		float *col = scr, *tmp = scr + rows * ld;
+		for (int64_t gr = 0; gr < p->group; gr++) {
+			for (int64_t i = 0; i < nb; i++)
+				im2col(p, x + ((b0 + i) * p->c + gr * cg) * p->h * p->w, cg,
+				       col + i * ohw, ld);
+			const float *wg = w + gr * mg * rows;
+			if (nb == 1) {
+				float *yg = y + (b0 * p->m + gr * mg) * ohw;
+				if (bias)
+					fill_bias(yg, bias + gr * mg, mg, ohw);
+				tensor_sgemm(0, 0, mg, ohw, rows, 1, wg, rows, col, ld, beta, yg, ohw);
+				continue;
 			}
+			tensor_sgemm(0, 0, mg, ld, rows, 1, wg, rows, col, ld, 0, tmp, ld);
+			for (int64_t i = 0; i < nb; i++)
+				for (int64_t m = 0; m < mg; m++) {
+					float *dst = y + ((b0 + i) * p->m + gr * mg + m) * ohw;
+					const float *src = tmp + m * ld + i * ohw;
+					if (acc) {
+						for (int64_t k = 0; k < ohw; k++)
+							dst[k] += src[k];
+					} else if (bias) {
+						float bv = bias[gr * mg + m];
+						for (int64_t k = 0; k < ohw; k++)
+							dst[k] = src[k] + bv;
+					} else {
+						memcpy(dst, src, (size_t)ohw * sizeof(float));
+					}
+				}
 		}
 	}
-	if (bias)
-		for (int64_t b = i0; b < i1; b++)
-			for (int64_t m = 0; m < p->m; m++) {
-				float *yc = y + (b * p->m + m) * ohw, bv = bias[m];
-				for (int64_t i = 0; i < ohw; i++)
-					yc[i] += bv;
+}
+
+static void conv_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
+{
+	conv_run(g, &n->u.conv, IN(g, n, 0)->f, IN(g, n, 1)->f, IN(g, n, 2) ? IN(g, n, 2)->f : NULL,
+		 OUT(g, n, 0)->f, 0, i0, i1, tid);
+}
+
+/* Images per im2col chunk so one chunk's columns stay cache-sized. */
+static int64_t conv_chunk(const conv_params *p)
+{
+	int64_t rows = (p->c / p->group) * p->kh * p->kw, ohw = p->oh * p->ow;
+	int64_t per = (rows + p->m / p->group) * (ohw ? ohw : 1);
+	int64_t chunk = IM2COL_CHUNK_FLOATS / (per ? per : 1);
+	if (chunk < 1)
+		chunk = 1;
+	if (chunk > p->n)
+		chunk = p->n ? p->n : 1;
+	return chunk;
+}
+
+/* For a stride-1 convolution, d loss / d x is the convolution of dY with
+ * the flipped, channel-transposed weights and complementary padding. That
+ * runs im2col + one GEMM accumulating straight into dX, instead of a GEMM
+ * into a zeroed column buffer followed by col2im. */
+static void conv_tbwd_params(const conv_params *p, conv_params *q)
+{
+	*q = *p;
+	q->c = p->m;
+	q->h = p->oh;
+	q->w = p->ow;
+	q->m = p->c;
+	q->oh = p->h;
+	q->ow = p->w;
+	q->ph0 = p->dh * (p->kh - 1) - p->ph0;
+	q->ph1 = p->dh * (p->kh - 1) - p->ph1;
+	q->pw0 = p->dw * (p->kw - 1) - p->pw0;
+	q->pw1 = p->dw * (p->kw - 1) - p->pw1;
+	q->chunk = conv_chunk(q);
+}
+
+static int conv_tbwd_ok(const conv_params *p)
+{
+	return p->sh == 1 && p->sw == 1 && p->chunk != 0 && !conv_is_pointwise(p) &&
+	       p->ph0 <= p->dh * (p->kh - 1) && p->ph1 <= p->dh * (p->kh - 1) &&
+	       p->pw0 <= p->dw * (p->kw - 1) && p->pw1 <= p->dw * (p->kw - 1);
+}
+
+/* W'[c, m_local, i, j] = W[m, c_local, kh-1-i, kw-1-j] within each group. */
+static void conv_flip_weights(const conv_params *p, const float *w, float *wt)
+{
+	int64_t cg = p->c / p->group, mg = p->m / p->group, kk = p->kh * p->kw;
+	for (int64_t gr = 0; gr < p->group; gr++)
+		for (int64_t ml = 0; ml < mg; ml++)
+			for (int64_t cl = 0; cl < cg; cl++) {
+				const float *src = w + ((gr * mg + ml) * cg + cl) * kk;
+				float *dst = wt + ((gr * cg + cl) * mg + ml) * kk;
+				for (int64_t k = 0; k < kk; k++)
+					dst[k] = src[kk - 1 - k];
 			}
+}
+
+static void conv_tbwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
+{
+	const conv_params *q = ctx;
+	conv_run(g, q, OUT(g, n, 0)->g, n->aux, NULL, IN(g, n, 0)->g, 1, i0, i1, tid);
 }
 
 static void conv_fwd(G *g, tnode *n)
@@ -689,6 +783,14 @@ static void conv_bwd(G *g, tnode *n)
 {
 	if (!IN(g, n, 0)->g)
 		return; /* weight gradients are never needed */
+	if (n->u.conv.tbwd && n->aux) {
+		conv_params q;
+		conv_tbwd_params(&n->u.conv, &q);
+		/* flipping costs one pass over the weights: cheap next to the conv */
+		conv_flip_weights(&n->u.conv, IN(g, n, 1)->f, n->aux);
+		tensor_par(g, n, n->u.conv.n, conv_tbwd_images, &q);
+		return;
+	}
 	tensor_par(g, n, n->u.conv.n, conv_bwd_images, NULL);
 }
 

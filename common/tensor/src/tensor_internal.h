@@ -47,6 +47,7 @@ typedef struct conv_params {
 	int64_t kh, kw, sh, sw, ph0, pw0, ph1, pw1, dh, dw, group;
 	int64_t n, c, h, w, m, oh, ow;
 	int64_t chunk; /* images per im2col chunk */
+	int64_t tbwd;  /* backward as a convolution of dY with flipped weights */
 } conv_params;
 
 typedef struct pool_params {
