@@ -58,6 +58,7 @@ static void test_dims_and_sizes(void **state)
 	expect("huge_declared", MLSEC_ERR_PARSE, NEEDLES("raw_data has 16 bytes"));
 	expect("raw_size_mismatch", MLSEC_ERR_PARSE, NEEDLES("raw_data has 12 bytes"));
 	expect("shape_mismatch", MLSEC_ERR_PARSE, NEEDLES("broadcast"));
+	expect("fold_huge", MLSEC_ERR_LIMIT, NEEDLES("constant folding"));
 }
 
 static void test_external_escape(void **state)

@@ -552,6 +552,18 @@ static int root_of(G *g, int k)
 /* Runs a node on constant inputs at plan time. */
 static mlsec_err fold_node(G *g, tnode *n, mlsec_error *err)
 {
+	/* Folded constants and the temporaries of folding come out of the same
+	 * budget as the arena: a hostile ConstantOfShape/Expand cannot make
+	 * the planner allocate without bound. */
+	uint64_t need = ((uint64_t)n->aux_floats + n->scratch_floats) * sizeof(float);
+	for (int k = 0; k < n->nout; k++)
+		if (n->out[k] >= 0)
+			need += (uint64_t)OUT(g, n, k)->sh.numel * vesize(OUT(g, n, k));
+	if (need > g->opts.max_arena_bytes || g->folded_bytes > g->opts.max_arena_bytes - need)
+		return op_error(err, MLSEC_ERR_LIMIT, n,
+				"constant folding needs more than the %llu-byte budget",
+				(unsigned long long)g->opts.max_arena_bytes);
+	g->folded_bytes += need;
 	for (int k = 0; k < n->nout; k++) {
 		if (n->out[k] < 0)
 			continue;
@@ -619,8 +631,9 @@ static void reset_plan(G *g)
 		v->last_use = -1;
 		v->off = v->goff = (size_t)-1;
 	}
-	mlsec_free(g->arena);
+	free(g->arena);
 	g->arena = NULL;
+	g->folded_bytes = 0;
 	g->scratch = NULL;
 	g->dlogits = NULL;
 	g->nsched = 0;

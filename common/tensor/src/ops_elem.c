@@ -395,10 +395,10 @@ static mlsec_err binary_infer(G *g, tnode *n, mlsec_error *err)
 	tval *y = OUT(g, n, 0);
 	if (shape_broadcast(&a->sh, &b->sh, &y->sh))
 		return op_error(err, MLSEC_ERR_PARSE, n, "shapes do not broadcast");
-	if (a->dtype != b->dtype) {
-		if (n->u.iv[0] != B_POW)
-			return op_error(err, MLSEC_ERR_PARSE, n, "input types differ");
-	}
+	if (a->dtype != b->dtype)
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "input types differ (%s, %s)",
+				a->dtype == TD_F32 ? "float" : "int64",
+				b->dtype == TD_F32 ? "float" : "int64");
 	y->dtype = a->dtype;
 	return MLSEC_OK;
 }
@@ -763,8 +763,8 @@ static mlsec_err ln_infer(G *g, tnode *n, mlsec_error *err)
 		else
 			len *= x->sh.dims[i];
 	}
-	if (sc->kind != VK_CONST || sc->sh.numel != (size_t)len ||
-	    (bb && (bb->kind != VK_CONST || bb->sh.numel != (size_t)len)))
+	if (sc->kind != VK_CONST || sc->dtype != TD_F32 || sc->sh.numel != (size_t)len ||
+	    (bb && (bb->kind != VK_CONST || bb->dtype != TD_F32 || bb->sh.numel != (size_t)len)))
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
 				"scale and bias must be constants over the normalised axes");
 	for (int k = 1; k < n->nout; k++)

@@ -403,6 +403,8 @@ static mlsec_err conv_infer(G *g, tnode *n, mlsec_error *err)
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D convolutions (NCHW)");
 	if (w->kind != VK_CONST || (b && b->kind != VK_CONST))
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "weights must be constant");
+	if (b && b->dtype != TD_F32)
+		return op_error(err, MLSEC_ERR_PARSE, n, "bias must be FLOAT");
 	conv_params *p = &n->u.conv;
 	p->n = x->sh.dims[0];
 	p->c = x->sh.dims[1];
@@ -809,6 +811,8 @@ static mlsec_err convt_infer(G *g, tnode *n, mlsec_error *err)
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D (NCHW)");
 	if (w->kind != VK_CONST || (b && b->kind != VK_CONST))
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "weights must be constant");
+	if (b && b->dtype != TD_F32)
+		return op_error(err, MLSEC_ERR_PARSE, n, "bias must be FLOAT");
 	if (mlsec_onnx_node_attr(n->p, "output_shape"))
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "output_shape (use pads)");
 	size_t al;

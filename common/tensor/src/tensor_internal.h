@@ -129,6 +129,7 @@ struct mlsec_tensor_graph {
 	mlsec_tensor_hook hook;
 	void *hook_ctx;
 	int planned_grad;
+	uint64_t folded_bytes; /* constants made by folding, bounded like the arena */
 };
 
 typedef struct mlsec_tensor_graph G;

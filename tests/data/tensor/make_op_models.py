@@ -222,6 +222,10 @@ def hostile(out):
     save("shape_mismatch", model([helper.make_node("Add", ["x", "w"], ["y"])], [("x", [4])], ["y"],
                                  [const("w", np.zeros(3, np.float32))]))
     save("dyn_inner_dim", model([relu], [("x", [2, "seq"])], ["y"]))
+    # a 16 GiB constant made at plan time by folding
+    save("fold_huge", model([helper.make_node("ConstantOfShape", ["s"], ["c"]),
+                             helper.make_node("Add", ["x", "c"], ["y"])], [("x", [1])], ["y"],
+                            [const("s", np.array([1 << 16, 1 << 16]))]))
     save("int_input", onnx.helper.make_model(helper.make_graph(
         [relu], "g", [helper.make_tensor_value_info("x", TensorProto.INT64, [2])],
         [vi("y", [2])]), opset_imports=[helper.make_opsetid("", 13)]))
@@ -243,6 +247,8 @@ def main(out):
     w = rng.normal(size=(4, 3)).astype(np.float32)
     t = numpy_helper.from_array(w, "w")
     m = model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", [2, 4])], ["y"], [t])
+    if os.path.exists(os.path.join(d, "weights.bin")):
+        os.remove(os.path.join(d, "weights.bin"))  # onnx appends to an existing file
     onnx.save_model(m, os.path.join(d, "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="weights.bin", size_threshold=0)
     np.ones((2, 4), np.float32).tofile(os.path.join(d, "expected_in.f32"))
