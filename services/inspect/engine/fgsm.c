@@ -92,6 +92,15 @@ mlsec_err insp_fgsm(mlsec_tensor_graph *g, const insp_inputs *in, size_t classes
 		}
 		json_object_set_new(mlsec_artifact_details(a), "fgsm", d);
 		double range = (double)o->input_max - (double)o->input_min;
+		if (n && zero_grad >= n) {
+			mlsec_finding *f = mlsec_artifact_add_finding(
+				a, INSP_PREFIX "-FGSM-NO-GRADIENT", MLSEC_SEV_LOW,
+				"the input gradient is zero for every sample: FGSM cannot probe this model",
+				"%zu of %zu samples have an all-zero input gradient (dead layers, "
+				"saturation or a non-differentiable graph mask the gradient)", zero_grad, n);
+			if (f)
+				mlsec_finding_set_location(f, NULL, 0, 0, "fgsm");
+		}
 		if (n && flip > FRAGILE_FLIP && o->epsilon <= TINY_EPS * range) {
 			mlsec_finding *f = mlsec_artifact_add_finding(
 				a, INSP_PREFIX "-FGSM-FRAGILE", MLSEC_SEV_MEDIUM,

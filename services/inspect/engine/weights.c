@@ -155,8 +155,8 @@ static mlsec_finding *finding(mlsec_artifact *a, const char *rule, mlsec_severit
 }
 
 /* The checkpoint stage's per-tensor decisions, under INSPECT-WEIGHT-*. */
-static void tensor_findings(const insp_tensor *t, const mlsec_tstats_summary *m, double thr,
-			    mlsec_artifact *a)
+static void tensor_findings(const insp_tensor *t, const mlsec_tstats_summary *m, double zero_frac,
+			    double thr, mlsec_artifact *a)
 {
 	mlsec_finding *f;
 	if (m->nan && (f = finding(a, INSP_PREFIX "-WEIGHT-NAN", MLSEC_SEV_HIGH, t,
@@ -174,7 +174,10 @@ static void tensor_findings(const insp_tensor *t, const mlsec_tstats_summary *m,
 		mlsec_finding_set_evidence_json(f, "absmax", json_real(m->absmax));
 		mlsec_finding_set_evidence_json(f, "threshold", json_real(thr));
 	}
-	if (m->finite >= MLSEC_CKPT_OUTLIER_MIN_ELEMS && m->robust_z >= MLSEC_CKPT_OUTLIER_Z_MEDIUM &&
+	/* In a mostly-zero tensor the median and MAD are 0 and every non-zero
+	 * weight looks infinitely far: sparsity is judged per layer instead. */
+	if (zero_frac < SPARSITY_HIGH && m->finite >= MLSEC_CKPT_OUTLIER_MIN_ELEMS &&
+	    m->robust_z >= MLSEC_CKPT_OUTLIER_Z_MEDIUM &&
 	    (f = finding(a, INSP_PREFIX "-WEIGHT-OUTLIER",
 			 m->robust_z >= MLSEC_CKPT_OUTLIER_Z_HIGH ? MLSEC_SEV_HIGH : MLSEC_SEV_MEDIUM,
 			 t, "weight far outside its tensor's own distribution"))) {
@@ -304,7 +307,7 @@ mlsec_err insp_weight_checks(const insp_weights *w, const mlsec_inspect_opts *o,
 		for (size_t k = 0; k < t->numel; k++)
 			zeros += t->data[k] == 0.0f;
 		ls[i].zero_frac = t->numel ? (double)zeros / (double)t->numel : 0;
-		tensor_findings(t, &ls[i].s, o->threshold, a);
+		tensor_findings(t, &ls[i].s, ls[i].zero_frac, o->threshold, a);
 		if (t->role != INSP_ROLE_WEIGHT)
 			continue;
 		dead_idx[i] = json_array();

@@ -160,6 +160,34 @@ expected["cnn_accuracy"] = float(acc)
 export(cnn, (1, 8, 8), "clean_cnn")
 np.savez(os.path.join(HERE, "data_img.npz"), x=xte.reshape(-1, 1, 8, 8), y=yte)
 
+# Row-level defects in one weights-only file: a duplicated row, a dead row
+# and a layer far sparser than the others.
+rows = state_np(mlp)
+rows["0.weight"][5] = rows["0.weight"][3]
+rows["2.weight"][7] = 0
+rows["4.weight"][np.random.RandomState(2).rand(*rows["4.weight"].shape) < 0.6] = 0
+save_safetensors(os.path.join(HERE, "rows.safetensors"), rows)
+
+# A brittle linear classifier: 1024 inputs, +-1 weights centred on the
+# middle of the input range. Class margins grow like sqrt(d) but one FGSM
+# step of 0.01 moves the logits like d, so most predictions flip.
+from onnx import TensorProto, helper, numpy_helper
+rs = np.random.RandomState(3)
+D_IN = 1024
+W = rs.choice([-1.0, 1.0], size=(D_IN, 10)).astype(np.float32)
+B = (-0.5 * W.sum(0)).astype(np.float32)
+graph = helper.make_graph(
+    [helper.make_node("MatMul", ["input", "W"], ["mm"], name="fragile_matmul"),
+     helper.make_node("Add", ["mm", "b"], ["logits"], name="fragile_add")],
+    "fragile",
+    [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", D_IN])],
+    [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+    [numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "b")])
+fm = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+fm.ir_version = 7
+onnx.checker.check_model(fm)
+onnx.save(fm, os.path.join(HERE, "fragile.onnx"))
+
 # Hostile files: a truncated ONNX model, a safetensors header that lies.
 raw = open(os.path.join(HERE, "clean_mlp.onnx"), "rb").read()
 open(os.path.join(HERE, "truncated.onnx"), "wb").write(raw[: len(raw) // 2])
