@@ -67,7 +67,7 @@ static void print_tables(const mlsec_report *rep)
 		json_t *n;
 		json_array_foreach(nodes, i, n)
 		{
-			char nonfin[32], dead[16];
+			char nonfin[32], dead[16], zero[16];
 			snprintf(nonfin, sizeof nonfin, "%lld",
 				 (long long)(json_integer_value(json_object_get(n, "nan")) +
 					     json_integer_value(json_object_get(n, "inf"))));
@@ -79,15 +79,21 @@ static void print_tables(const mlsec_report *rep)
 				snprintf(dead, sizeof dead, "s%.1f", 100 * json_number_value(sf));
 			else
 				snprintf(dead, sizeof dead, "-");
+			json_t *zf = json_object_get(n, "zero_fraction");
+			if (zf)
+				snprintf(zero, sizeof zero, "%.1f", 100 * json_number_value(zf));
+			else
+				snprintf(zero, sizeof zero, "-");
 			const char *name = json_string_value(json_object_get(n, "node"));
 			if (!name || !*name)
 				name = json_string_value(json_object_get(n, "output"));
-			printf("%4lld %-28.28s %-12.12s %11.4g %11.4g %11.4g %11.4g %7s %6.1f %6s\n",
+			printf("%4lld %-28.28s %-12.12s %11.4g %11.4g %11.4g %11.4g %7s %6s %6s\n",
 			       (long long)json_integer_value(json_object_get(n, "index")), name,
 			       json_string_value(json_object_get(n, "op")), num(n, "mean"), num(n, "std"),
-			       num(n, "min"), num(n, "max"), nonfin, 100 * num(n, "zero_fraction"), dead);
+			       num(n, "min"), num(n, "max"), nonfin, zero, dead);
 		}
-		printf("(dead%% = ReLU units that never fired; s = sigmoid/tanh saturated%%)\n");
+		printf("(zero%% = exact zeros after ReLU; dead%% = ReLU units that never fired; "
+		       "s = sigmoid/tanh saturated%%)\n");
 	}
 	json_t *f = json_object_get(d, "fgsm");
 	if (f) {

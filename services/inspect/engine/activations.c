@@ -17,6 +17,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 
 #include "inspect_internal.h"
 #include "mlsec/alloc.h"
@@ -43,7 +46,7 @@ typedef struct node_acc {
 	double sum, sumsq;
 	float min, max;
 	size_t units, active;
-	unsigned char *fired; /* per unit, ReLU only */
+	float *fired; /* per unit: largest output seen (> 0 = fired), ReLU only */
 	int seen;
 } node_acc;
 
@@ -53,52 +56,132 @@ typedef struct act_ctx {
 	size_t batch, nb; /* compiled batch, valid rows of the current batch */
 } act_ctx;
 
-/* Block statistics with branch-free lanes; returns the non-finite count
- * (then the block is recounted exactly by slow_block). */
-static inline uint32_t fast_block(const float *p, size_t n, int kind, node_acc *a)
+/*
+ * Block statistics over 4 x 4 lanes held in registers (GCC/Clang vector
+ * extensions, so SSE2/NEON without intrinsics), one copy per saturation
+ * rule so that the loop has no branch. Accumulators are float per block
+ * and flushed to double. NaN/Inf are not tested per element: they poison
+ * the float sum or sum of squares, and a non-finite total (which also
+ * catches float overflow of finite values) sends the block to slow_block,
+ * which recounts it exactly in double. Returns non-zero in that case.
+ */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f vsel(v4i m, v4f a, v4f b)
 {
-	float s[LANES] = {0}, q[LANES] = {0}, mn[LANES], mx[LANES];
-	uint32_t nf[LANES] = {0}, z[LANES] = {0}, st[LANES] = {0};
-	for (int j = 0; j < LANES; j++) {
-		mn[j] = INFINITY;
-		mx[j] = -INFINITY;
+	return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
+}
+
+/* Lane-wise min/max: one instruction on SSE, a select elsewhere. NaN
+ * handling differs, which does not matter: NaN blocks are recounted. */
+#ifdef __SSE__
+static inline v4f vmin(v4f a, v4f b)
+{
+	return (v4f)_mm_min_ps((__m128)a, (__m128)b);
+}
+static inline v4f vmax(v4f a, v4f b)
+{
+	return (v4f)_mm_max_ps((__m128)a, (__m128)b);
+}
+#else
+static inline v4f vmin(v4f a, v4f b)
+{
+	return vsel(a < b, a, b);
+}
+static inline v4f vmax(v4f a, v4f b)
+{
+	return vsel(a > b, a, b);
+}
+#endif
+
+static inline v4f vload(const float *p)
+{
+	v4f v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+#define SAT_NONE(v) ((v4i){0, 0, 0, 0} & (v4i)(v))
+#define SAT_SIGMOID(v) (((v) < (v4f){SAT_LO, SAT_LO, SAT_LO, SAT_LO}) | ((v) > (v4f){SAT_HI, SAT_HI, SAT_HI, SAT_HI}))
+#define SAT_TANH(v) (((v) < (v4f){-SAT_HI, -SAT_HI, -SAT_HI, -SAT_HI}) | ((v) > (v4f){SAT_HI, SAT_HI, SAT_HI, SAT_HI}))
+
+#define ZERO_NONE(v) ((v4i){0, 0, 0, 0} & (v4i)(v))
+#define ZERO_COUNT(v) ((v) == zero)
+
+#define FAST_BLOCK(fname, SAT, ZERO)                                                                  \
+	static uint32_t fname(const float *p, size_t n, node_acc *a)                              \
+	{                                                                                         \
+		const v4f zero = {0, 0, 0, 0};                                                    \
+		v4f s0 = zero, s1 = zero, s2 = zero, s3 = zero;                                   \
+		v4f q0 = zero, q1 = zero, q2 = zero, q3 = zero;                                   \
+		v4f mn0 = {INFINITY, INFINITY, INFINITY, INFINITY}, mn1 = mn0, mn2 = mn0, mn3 = mn0; \
+		v4f mx0 = -mn0, mx1 = -mn0, mx2 = -mn0, mx3 = -mn0;                               \
+		v4i z = {0, 0, 0, 0}, st = z;                                                     \
+		size_t i = 0;                                                                     \
+		/* 4 independent chains per accumulator: latency, not throughput, bounds */      \
+		for (; i + 16 <= n; i += 16) {                                                    \
+			v4f x0 = vload(p + i), x1 = vload(p + i + 4);                             \
+			v4f x2 = vload(p + i + 8), x3 = vload(p + i + 12);                        \
+			s0 += x0;                                                                 \
+			s1 += x1;                                                                 \
+			s2 += x2;                                                                 \
+			s3 += x3;                                                                 \
+			q0 += x0 * x0;                                                            \
+			q1 += x1 * x1;                                                            \
+			q2 += x2 * x2;                                                            \
+			q3 += x3 * x3;                                                            \
+			mn0 = vmin(x0, mn0);                                                      \
+			mn1 = vmin(x1, mn1);                                                      \
+			mn2 = vmin(x2, mn2);                                                      \
+			mn3 = vmin(x3, mn3);                                                      \
+			mx0 = vmax(x0, mx0);                                                      \
+			mx1 = vmax(x1, mx1);                                                      \
+			mx2 = vmax(x2, mx2);                                                      \
+			mx3 = vmax(x3, mx3);                                                      \
+			z -= ZERO(x0) + ZERO(x1) + ZERO(x2) + ZERO(x3);                           \
+			st -= SAT(x0) + SAT(x1) + SAT(x2) + SAT(x3);                              \
+		}                                                                                 \
+		s0 += s1 + s2 + s3;                                                               \
+		q0 += q1 + q2 + q3;                                                               \
+		mn0 = vmin(vmin(mn0, mn1), vmin(mn2, mn3));                                       \
+		mx0 = vmax(vmax(mx0, mx1), vmax(mx2, mx3));                                       \
+		float ls[LANES], lq[LANES], lmn[LANES], lmx[LANES];                               \
+		uint32_t lnf[LANES] = {0}, lz[LANES] = {0}, lst[LANES] = {0};                     \
+		for (int j = 0; j < 4; j++) {                                                     \
+			ls[j] = s0[j];                                                            \
+			lq[j] = q0[j];                                                            \
+			lmn[j] = mn0[j];                                                          \
+			lmx[j] = mx0[j];                                                          \
+			lz[j] = (uint32_t)z[j];                                                   \
+			lst[j] = (uint32_t)st[j];                                                 \
+		}                                                                                 \
+		for (int j = 4; j < LANES; j++) {                                                 \
+			ls[j] = lq[j] = 0;                                                        \
+			lmn[j] = INFINITY;                                                        \
+			lmx[j] = -INFINITY;                                                       \
+		}                                                                                 \
+		for (; i < n; i++) {                                                              \
+			float v = p[i];                                                           \
+			lnf[4] += !isfinite(v);                                                   \
+			ls[4] += v;                                                               \
+			lq[4] += v * v;                                                           \
+			lmn[4] = v < lmn[4] ? v : lmn[4];                                         \
+			lmx[4] = v > lmx[4] ? v : lmx[4];                                         \
+			v4f vv = {v, 1, 1, 1};                                                    \
+			lz[4] -= (uint32_t)ZERO(vv)[0];                                           \
+			lst[4] -= (uint32_t)SAT(vv)[0];                                           \
+		}                                                                                 \
+		return block_merge(a, n, ls, lq, lmn, lmx, lnf, lz, lst);                         \
 	}
-	size_t i = 0;
-	for (; i + LANES <= n; i += LANES) {
-		for (int j = 0; j < LANES; j++) {
-			float v = p[i + j];
-			uint32_t bits;
-			memcpy(&bits, &v, 4);
-			nf[j] += (bits & 0x7f800000u) == 0x7f800000u;
-			s[j] += v;
-			q[j] += v * v;
-			mn[j] = v < mn[j] ? v : mn[j];
-			mx[j] = v > mx[j] ? v : mx[j];
-			z[j] += v == 0.0f;
-			if (kind == K_SIGMOID)
-				st[j] += (v < SAT_LO) | (v > SAT_HI);
-			else if (kind == K_TANH)
-				st[j] += fabsf(v) > SAT_HI;
-		}
-	}
-	for (; i < n; i++) {
-		float v = p[i];
-		uint32_t bits;
-		memcpy(&bits, &v, 4);
-		nf[0] += (bits & 0x7f800000u) == 0x7f800000u;
-		s[0] += v;
-		q[0] += v * v;
-		mn[0] = v < mn[0] ? v : mn[0];
-		mx[0] = v > mx[0] ? v : mx[0];
-		z[0] += v == 0.0f;
-		if (kind == K_SIGMOID)
-			st[0] += (v < SAT_LO) | (v > SAT_HI);
-		else if (kind == K_TANH)
-			st[0] += fabsf(v) > SAT_HI;
-	}
+
+static uint32_t block_merge(node_acc *a, size_t n, const float *s, const float *q,
+			    const float *mn, const float *mx, const uint32_t *nf, const uint32_t *z,
+			    const uint32_t *st)
+{
 	uint32_t bad = 0;
 	for (int j = 0; j < LANES; j++)
-		bad += nf[j];
+		bad += nf[j] + !isfinite(s[j]) + !isfinite(q[j]);
 	if (bad)
 		return bad;
 	double ds = 0, dq = 0;
@@ -114,6 +197,20 @@ static inline uint32_t fast_block(const float *p, size_t n, int kind, node_acc *
 	a->sumsq += dq;
 	a->count += n;
 	return 0;
+}
+
+/* Exact zeros matter after ReLU only; saturation after sigmoid/tanh only. */
+FAST_BLOCK(fast_other, SAT_NONE, ZERO_NONE)
+FAST_BLOCK(fast_relu, SAT_NONE, ZERO_COUNT)
+FAST_BLOCK(fast_sigmoid, SAT_SIGMOID, ZERO_NONE)
+FAST_BLOCK(fast_tanh, SAT_TANH, ZERO_NONE)
+
+static uint32_t fast_block(const float *p, size_t n, int kind, node_acc *a)
+{
+	return kind == K_RELU	 ? fast_relu(p, n, a)
+	       : kind == K_SIGMOID ? fast_sigmoid(p, n, a)
+	       : kind == K_TANH	 ? fast_tanh(p, n, a)
+				 : fast_other(p, n, a);
 }
 
 static void slow_block(const float *p, size_t n, int kind, node_acc *a)
@@ -133,7 +230,7 @@ static void slow_block(const float *p, size_t n, int kind, node_acc *a)
 		a->sumsq += (double)v * v;
 		a->min = v < a->min ? v : a->min;
 		a->max = v > a->max ? v : a->max;
-		a->zeros += v == 0.0f;
+		a->zeros += kind == K_RELU && v == 0.0f;
 		if (kind == K_SIGMOID)
 			a->sat += (v < SAT_LO) | (v > SAT_HI);
 		else if (kind == K_TANH)
@@ -141,26 +238,48 @@ static void slow_block(const float *p, size_t n, int kind, node_acc *a)
 	}
 }
 
-/* Marks the ReLU units of nb rows that fired (> 0); skipped once all did. */
-static void relu_units(const float *p, size_t nb, size_t units, size_t inner, node_acc *a)
+/* Marks the ReLU units of nb rows that fired (> 0); skipped once all did.
+ * Dense outputs ([batch, units]) take a branch-free pass the compiler
+ * vectorises; spatial ones stop scanning a unit's block at its first hit. */
+static void relu_units(const float *restrict p, size_t nb, size_t units, size_t inner,
+		       node_acc *a)
 {
 	if (a->active == units)
 		return;
-	for (size_t r = 0; r < nb; r++) {
-		const float *row = p + r * units * inner;
-		for (size_t u = 0; u < units; u++) {
-			if (a->fired[u])
-				continue;
-			const float *b = row + u * inner;
-			for (size_t k = 0; k < inner; k++) {
-				if (b[k] > 0) {
-					a->fired[u] = 1;
-					a->active++;
-					break;
+	float *restrict fired = a->fired;
+	if (inner == 1) {
+		/* running column max, 4 lanes at a time (-O2 does not vectorise
+		 * loops of unknown trip count by itself) */
+		for (size_t r = 0; r < nb; r++) {
+			const float *row = p + r * units;
+			size_t u = 0;
+			for (; u + 4 <= units; u += 4) {
+				v4f m = vmax(vload(row + u), vload(fired + u));
+				memcpy(fired + u, &m, sizeof m);
+			}
+			for (; u < units; u++)
+				fired[u] = row[u] > fired[u] ? row[u] : fired[u];
+		}
+	} else {
+		for (size_t r = 0; r < nb; r++) {
+			const float *row = p + r * units * inner;
+			for (size_t u = 0; u < units; u++) {
+				if (fired[u] > 0)
+					continue;
+				const float *b = row + u * inner;
+				for (size_t k = 0; k < inner; k++) {
+					if (b[k] > 0) {
+						fired[u] = b[k];
+						break;
+					}
 				}
 			}
 		}
 	}
+	size_t active = 0;
+	for (size_t u = 0; u < units; u++)
+		active += fired[u] > 0;
+	a->active = active;
 }
 
 static void hook(const mlsec_tensor_node_info *node, const float *data,
@@ -209,7 +328,9 @@ static json_t *node_json(size_t i, const node_acc *a)
 		return NULL;
 	json_object_set_new(o, "min", fin ? json_real(a->min) : json_null());
 	json_object_set_new(o, "max", fin ? json_real(a->max) : json_null());
-	json_object_set_new(o, "zero_fraction", json_real(a->count ? (double)a->zeros / (double)a->count : 0));
+	if (a->kind == K_RELU)
+		json_object_set_new(o, "zero_fraction",
+				    json_real(a->count ? (double)a->zeros / (double)a->count : 0));
 	if (a->fired)
 		json_object_set_new(o, "dead_fraction",
 				    json_real(a->units ? 1.0 - (double)a->active / (double)a->units : 0));
@@ -358,7 +479,7 @@ mlsec_err insp_activations(mlsec_tensor_graph *g, const insp_inputs *in, size_t 
 		if (a->kind == K_RELU && a->shape.ndim >= 2 && a->shape.dims[0] == (int64_t)c.batch &&
 		    a->shape.dims[1] > 0 && (uint64_t)a->shape.dims[1] <= MAX_UNITS) {
 			a->units = (size_t)a->shape.dims[1];
-			if (!(a->fired = mlsec_calloc(a->units, 1)))
+			if (!(a->fired = mlsec_calloc(a->units, sizeof(float))))
 				rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		}
 	}
