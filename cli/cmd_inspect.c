@@ -12,25 +12,25 @@
 #include "mlsec/inspect.h"
 
 static const char usage[] =
-	"usage: mlsec inspect --model PATH [options]\n"
-	"\n"
-	"Inspects a model: weights (ONNX, safetensors, PyTorch zip), activations and FGSM (ONNX).\n"
-	"  --model PATH            model file (also accepted as the first bare argument)\n"
-	"  --type T                vision|text|tabular|auto (default auto: from the input shape)\n"
-	"  --checks LIST           weights,activations,fgsm (default all; the original's\n"
-	"                          space-separated form --checks weights fgsm works too)\n"
-	"  --data FILE             .npz or .safetensors with x (float32 [N,...]) and y (labels);\n"
-	"                          without it: synthetic inputs in [--input-min, --input-max]\n"
-	"  --epsilon E             FGSM L-inf budget (default 0.01)\n"
-	"  --threshold T           weight magnitude threshold (default 100)\n"
-	"  --samples N             first N samples (synthetic default 256)\n"
-	"  --batch-size B          default 64\n"
-	"  --input-min X --input-max Y  input domain (default 0 and 1)\n"
-	"  --seed S  --threads T\n";
+        "usage: mlsec inspect --model PATH [options]\n"
+        "\n"
+        "Inspects a model: weights (ONNX, safetensors, PyTorch zip), activations and FGSM (ONNX).\n"
+        "  --model PATH            model file (also accepted as the first bare argument)\n"
+        "  --type T                vision|text|tabular|auto (default auto: from the input shape)\n"
+        "  --checks LIST           weights,activations,fgsm (default all; the original's\n"
+        "                          space-separated form --checks weights fgsm works too)\n"
+        "  --data FILE             .npz or .safetensors with x (float32 [N,...]) and y (labels);\n"
+        "                          without it: synthetic inputs in [--input-min, --input-max]\n"
+        "  --epsilon E             FGSM L-inf budget (default 0.01)\n"
+        "  --threshold T           weight magnitude threshold (default 100)\n"
+        "  --samples N             first N samples (synthetic default 256)\n"
+        "  --batch-size B          default 64\n"
+        "  --input-min X --input-max Y  input domain (default 0 and 1)\n"
+        "  --seed S  --threads T\n";
 
-static const char *const value_flags[] = {"type", "checks", "data", "epsilon", "threshold",
-					  "samples", "batch-size", "input-min", "input-max",
-					  "seed", "threads", NULL};
+static const char *const value_flags[] = {"type",      "checks",  "data",       "epsilon",
+                                          "threshold", "samples", "batch-size", "input-min",
+                                          "input-max", "seed",    "threads",    NULL};
 
 static int is_check_word(const char *s)
 {
@@ -61,16 +61,16 @@ static void print_tables(const mlsec_report *rep)
 		printf("\nactivations on %lld %s inputs\n",
 		       (long long)json_integer_value(json_object_get(act, "samples")),
 		       json_string_value(json_object_get(act, "inputs")));
-		printf("%4s %-28s %-12s %11s %11s %11s %11s %7s %6s %6s\n", "#", "node", "op", "mean",
-		       "std", "min", "max", "nonfin", "zero%", "dead%");
+		printf("%4s %-28s %-12s %11s %11s %11s %11s %7s %6s %6s\n", "#", "node", "op",
+		       "mean", "std", "min", "max", "nonfin", "zero%", "dead%");
 		size_t i;
 		json_t *n;
 		json_array_foreach(nodes, i, n)
 		{
 			char nonfin[32], dead[16], zero[16];
 			snprintf(nonfin, sizeof nonfin, "%lld",
-				 (long long)(json_integer_value(json_object_get(n, "nan")) +
-					     json_integer_value(json_object_get(n, "inf"))));
+			         (long long)(json_integer_value(json_object_get(n, "nan")) +
+			                     json_integer_value(json_object_get(n, "inf"))));
 			json_t *df = json_object_get(n, "dead_fraction");
 			json_t *sf = json_object_get(n, "saturated_fraction");
 			if (df)
@@ -89,8 +89,8 @@ static void print_tables(const mlsec_report *rep)
 				name = json_string_value(json_object_get(n, "output"));
 			printf("%4lld %-28.28s %-12.12s %11.4g %11.4g %11.4g %11.4g %7s %6s %6s\n",
 			       (long long)json_integer_value(json_object_get(n, "index")), name,
-			       json_string_value(json_object_get(n, "op")), num(n, "mean"), num(n, "std"),
-			       num(n, "min"), num(n, "max"), nonfin, zero, dead);
+			       json_string_value(json_object_get(n, "op")), num(n, "mean"),
+			       num(n, "std"), num(n, "min"), num(n, "max"), nonfin, zero, dead);
 		}
 		printf("(zero%% = exact zeros after ReLU; dead%% = ReLU units that never fired; "
 		       "s = sigmoid/tanh saturated%%)\n");
@@ -98,7 +98,8 @@ static void print_tables(const mlsec_report *rep)
 	json_t *f = json_object_get(d, "fgsm");
 	if (f) {
 		printf("\nfgsm epsilon %g: %lld of %lld predictions flipped (%.1f%%)",
-		       num(f, "epsilon"), (long long)json_integer_value(json_object_get(f, "flipped")),
+		       num(f, "epsilon"),
+		       (long long)json_integer_value(json_object_get(f, "flipped")),
 		       (long long)json_integer_value(json_object_get(f, "samples")),
 		       100 * num(f, "flip_rate"));
 		if (json_object_get(f, "clean_accuracy"))
@@ -152,8 +153,10 @@ int mlsec_cmd_inspect(int argc, char **argv)
 				}
 				char buf[1024];
 				snprintf(buf, sizeof buf, "%s", v);
-				/* --checks weights activations fgsm: gather following check words */
-				while (!strcmp(*f, "checks") && i + 1 < argc && is_check_word(argv[i + 1])) {
+				/* --checks weights activations fgsm: gather following check words
+				 */
+				while (!strcmp(*f, "checks") && i + 1 < argc &&
+				       is_check_word(argv[i + 1])) {
 					strncat(buf, ",", sizeof buf - strlen(buf) - 1);
 					strncat(buf, argv[++i], sizeof buf - strlen(buf) - 1);
 				}

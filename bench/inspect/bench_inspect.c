@@ -91,11 +91,11 @@ static int bench(const char *path)
 int main(int argc, char **argv)
 {
 	static const char *const defaults[] = {"tests/data/inspect/clean_mlp.onnx",
-					       "tests/data/inspect/clean_cnn.onnx",
-					       "tests/data/adversarial/digits_rescnn.onnx"};
+	                                       "tests/data/inspect/clean_cnn.onnx",
+	                                       "tests/data/adversarial/digits_rescnn.onnx"};
 	int rc = 0;
-	printf("activation pass vs plain forward: %d samples, batch %d, best of %d\n", SAMPLES, BATCH,
-	       REPS);
+	printf("activation pass vs plain forward: %d samples, batch %d, best of %d\n", SAMPLES,
+	       BATCH, REPS);
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++)
 			rc |= bench(argv[i]) != 0;

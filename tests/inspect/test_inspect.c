@@ -39,8 +39,8 @@ static int teardown(void **state)
 /* Name of the MLP's node number i (export order = schedule order here). */
 static const char *mlp_node(size_t i)
 {
-	return json_string_value(json_object_get(json_array_get(json_object_get(expected, "mlp_nodes"), i),
-						 "name"));
+	return json_string_value(
+	        json_object_get(json_array_get(json_object_get(expected, "mlp_nodes"), i), "name"));
 }
 
 static mlsec_report *run_opts(const char *model, mlsec_inspect_opts *o, mlsec_err want)
@@ -89,10 +89,11 @@ static void expect_clean(mlsec_report *r, const char *allowed_info)
 	const mlsec_artifact *a = mlsec_report_artifact(r, 0);
 	for (size_t i = 0; i < mlsec_artifact_finding_count(a); i++) {
 		const mlsec_finding *f = mlsec_artifact_finding(a, i);
-		if (!allowed_info || strcmp(f->rule_id, allowed_info) || f->severity != MLSEC_SEV_INFO)
+		if (!allowed_info || strcmp(f->rule_id, allowed_info) ||
+		    f->severity != MLSEC_SEV_INFO)
 			fail_msg("clean model has finding %s (%s) at %s: %s", f->rule_id,
-				 mlsec_severity_name(f->severity), f->field ? f->field : "-",
-				 f->detail ? f->detail : "");
+			         mlsec_severity_name(f->severity), f->field ? f->field : "-",
+			         f->detail ? f->detail : "");
 	}
 	assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_LOW), 0);
 }
@@ -109,23 +110,25 @@ static void test_clean_models(void **state)
 	expect_clean(r, NULL);
 	/* the activation table: one row per node, named as exported */
 	json_t *nodes = json_object_get(details(r, "activations"), "nodes");
-	assert_int_equal(json_array_size(nodes), json_array_size(json_object_get(expected, "mlp_nodes")));
+	assert_int_equal(json_array_size(nodes),
+	                 json_array_size(json_object_get(expected, "mlp_nodes")));
 	for (size_t i = 0; i < json_array_size(nodes); i++)
-		assert_string_equal(json_string_value(json_object_get(json_array_get(nodes, i), "node")),
-				    mlp_node(i));
+		assert_string_equal(
+		        json_string_value(json_object_get(json_array_get(nodes, i), "node")),
+		        mlp_node(i));
 	/* FGSM with labels: clean accuracy is PyTorch's; a tiny step flips few */
 	json_t *f = details(r, "fgsm");
 	assert_float_equal(json_number_value(json_object_get(f, "clean_accuracy")),
-			   json_number_value(json_object_get(expected, "mlp_accuracy")), 1e-9);
+	                   json_number_value(json_object_get(expected, "mlp_accuracy")), 1e-9);
 	assert_true(json_number_value(json_object_get(f, "flip_rate")) < 0.1);
 	assert_true(json_number_value(json_object_get(f, "adversarial_accuracy")) <
-		    json_number_value(json_object_get(f, "clean_accuracy")));
+	            json_number_value(json_object_get(f, "clean_accuracy")));
 	mlsec_report_free(r);
 
 	r = run(D "clean_cnn.onnx", D "data_img.npz");
 	expect_clean(r, NULL);
 	assert_float_equal(json_number_value(json_object_get(details(r, "fgsm"), "clean_accuracy")),
-			   json_number_value(json_object_get(expected, "cnn_accuracy")), 1e-9);
+	                   json_number_value(json_object_get(expected, "cnn_accuracy")), 1e-9);
 	assert_string_equal(json_string_value(details(r, "type")), "vision");
 	mlsec_report_free(r);
 
@@ -143,7 +146,8 @@ static void test_clean_models(void **state)
 	r = run(D "clean_mlp.safetensors", NULL);
 	expect_clean(r, "INSPECT-NEEDS-GRAPH");
 	assert_non_null(find(r, "INSPECT-NEEDS-GRAPH"));
-	assert_string_equal(json_string_value(json_object_get(details(r, "weights"), "final_bias")), "4.bias");
+	assert_string_equal(json_string_value(json_object_get(details(r, "weights"), "final_bias")),
+	                    "4.bias");
 	mlsec_report_free(r);
 	r = run(D "clean_mlp.pt", NULL);
 	expect_clean(r, "INSPECT-NEEDS-GRAPH");
@@ -165,7 +169,8 @@ static void test_scaled_layer(void **state)
 		const mlsec_artifact *a = mlsec_report_artifact(r, 0);
 		for (size_t k = 0; k < mlsec_artifact_finding_count(a); k++)
 			if (!strcmp(mlsec_artifact_finding(a, k)->rule_id, "INSPECT-LAYER-SCALE"))
-				assert_string_equal(mlsec_artifact_finding(a, k)->field, "2.weight");
+				assert_string_equal(mlsec_artifact_finding(a, k)->field,
+				                    "2.weight");
 		assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_HIGH), 2);
 		mlsec_report_free(r);
 	}
@@ -178,10 +183,12 @@ static void test_nan_bias(void **state)
 	expect(r, "INSPECT-WEIGHT-NAN", MLSEC_SEV_HIGH, "0.bias");
 	/* where NaN first appears: the Gemm reading 0.bias, not anything later */
 	expect(r, "INSPECT-ACT-NONFINITE", MLSEC_SEV_HIGH, mlp_node(0));
-	assert_string_equal(json_string_value(json_object_get(details(r, "activations"), "first_nonfinite_node")),
-			    mlp_node(0));
+	assert_string_equal(json_string_value(json_object_get(details(r, "activations"),
+	                                                      "first_nonfinite_node")),
+	                    mlp_node(0));
 	json_t *n0 = json_array_get(json_object_get(details(r, "activations"), "nodes"), 0);
-	assert_int_equal(json_integer_value(json_object_get(n0, "nan")), 256); /* one unit per sample */
+	assert_int_equal(json_integer_value(json_object_get(n0, "nan")),
+	                 256); /* one unit per sample */
 	mlsec_report_free(r);
 	r = run(D "nan_bias.safetensors", NULL);
 	expect(r, "INSPECT-WEIGHT-NAN", MLSEC_SEV_HIGH, "0.bias");
@@ -194,9 +201,13 @@ static void test_class_pin(void **state)
 	(void)state;
 	mlsec_report *r = run(D "class_pin.onnx", D "data.npz");
 	expect(r, "INSPECT-CLASS-PIN", MLSEC_SEV_HIGH, "4.bias");
-	assert_int_equal(json_integer_value(json_object_get(find(r, "INSPECT-CLASS-PIN")->evidence, "class")), 7);
+	assert_int_equal(json_integer_value(
+	                         json_object_get(find(r, "INSPECT-CLASS-PIN")->evidence, "class")),
+	                 7);
 	expect(r, "INSPECT-OUTPUT-COLLAPSE", MLSEC_SEV_HIGH, NULL);
-	assert_int_equal(json_integer_value(json_object_get(find(r, "INSPECT-OUTPUT-COLLAPSE")->evidence, "class")), 7);
+	assert_int_equal(json_integer_value(json_object_get(
+	                         find(r, "INSPECT-OUTPUT-COLLAPSE")->evidence, "class")),
+	                 7);
 	mlsec_report_free(r);
 	/* weights only, from a PyTorch zip checkpoint */
 	r = run(D "class_pin.pt", NULL);
@@ -229,12 +240,15 @@ static void test_rows(void **state)
 	(void)state;
 	mlsec_report *r = run(D "rows.safetensors", NULL);
 	expect(r, "INSPECT-DUPLICATE-UNITS", MLSEC_SEV_MEDIUM, "0.weight");
-	json_t *pair = json_array_get(json_object_get(find(r, "INSPECT-DUPLICATE-UNITS")->evidence, "pairs"), 0);
+	json_t *pair = json_array_get(
+	        json_object_get(find(r, "INSPECT-DUPLICATE-UNITS")->evidence, "pairs"), 0);
 	assert_int_equal(json_integer_value(json_array_get(pair, 0)), 3);
 	assert_int_equal(json_integer_value(json_array_get(pair, 1)), 5);
 	expect(r, "INSPECT-DEAD-UNITS", MLSEC_SEV_MEDIUM, "2.weight");
-	assert_int_equal(json_integer_value(json_array_get(
-				 json_object_get(find(r, "INSPECT-DEAD-UNITS")->evidence, "units"), 0)), 7);
+	assert_int_equal(
+	        json_integer_value(json_array_get(
+	                json_object_get(find(r, "INSPECT-DEAD-UNITS")->evidence, "units"), 0)),
+	        7);
 	expect(r, "INSPECT-SPARSITY", MLSEC_SEV_LOW, "4.weight");
 	/* a sparse tensor is not a robust outlier of itself */
 	assert_null(find(r, "INSPECT-WEIGHT-OUTLIER"));
@@ -290,18 +304,20 @@ static void test_checks_and_options(void **state)
 	(void)state;
 	unsigned bits;
 	mlsec_error e;
-	assert_int_equal(mlsec_inspect_parse_checks("weights activations fgsm", &bits, &e), MLSEC_OK);
+	assert_int_equal(mlsec_inspect_parse_checks("weights activations fgsm", &bits, &e),
+	                 MLSEC_OK);
 	assert_int_equal(bits, MLSEC_INSPECT_ALL);
 	assert_int_equal(mlsec_inspect_parse_checks("weights,fgsm", &bits, &e), MLSEC_OK);
 	assert_int_equal(bits, MLSEC_INSPECT_WEIGHTS | MLSEC_INSPECT_FGSM);
-	assert_int_equal(mlsec_inspect_parse_checks("weights,gradients", &bits, &e), MLSEC_ERR_INVALID_ARG);
+	assert_int_equal(mlsec_inspect_parse_checks("weights,gradients", &bits, &e),
+	                 MLSEC_ERR_INVALID_ARG);
 	assert_non_null(strstr(e.text, "gradients"));
 	assert_int_equal(mlsec_inspect_parse_checks("", &bits, &e), MLSEC_ERR_INVALID_ARG);
 
 	mlsec_inspect_opts o;
 	mlsec_inspect_opts_default(&o);
-	json_t *j = json_pack("{s:[s,s],s:s,s:f,s:s}", "checks", "weights", "fgsm", "type", "vision",
-			      "epsilon", 0.02, "batch-size", "16");
+	json_t *j = json_pack("{s:[s,s],s:s,s:f,s:s}", "checks", "weights", "fgsm", "type",
+	                      "vision", "epsilon", 0.02, "batch-size", "16");
 	assert_int_equal(mlsec_inspect_opts_from_json(j, &o, &e), MLSEC_OK);
 	assert_int_equal(o.checks, MLSEC_INSPECT_WEIGHTS | MLSEC_INSPECT_FGSM);
 	assert_int_equal(o.type, MLSEC_INSPECT_TYPE_VISION);
@@ -348,7 +364,8 @@ static void test_engine(void **state)
 	assert_int_equal(mlsec_engine_inspect.analyze(&req, r, &e), MLSEC_OK);
 	assert_string_equal(mlsec_engine_inspect.rule_prefix, "INSPECT");
 	expect(r, "INSPECT-ACT-DEAD", MLSEC_SEV_HIGH, mlp_node(3));
-	assert_string_equal(json_string_value(json_object_get(details(r, "activations"), "inputs")), "data");
+	assert_string_equal(json_string_value(json_object_get(details(r, "activations"), "inputs")),
+	                    "data");
 	mlsec_report_free(r);
 	/* paths outside the artifact root are refused */
 	const char *outside[] = {"tests/data/adversarial/digits_mlp.onnx"};
@@ -383,12 +400,12 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_clean_models),   cmocka_unit_test(test_scaled_layer),
-		cmocka_unit_test(test_nan_bias),       cmocka_unit_test(test_class_pin),
-		cmocka_unit_test(test_dead_layer),     cmocka_unit_test(test_rows),
-		cmocka_unit_test(test_fgsm_fragile),   cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_checks_and_options), cmocka_unit_test(test_engine),
-		cmocka_unit_test(test_alloc_failures),
+	        cmocka_unit_test(test_clean_models),       cmocka_unit_test(test_scaled_layer),
+	        cmocka_unit_test(test_nan_bias),           cmocka_unit_test(test_class_pin),
+	        cmocka_unit_test(test_dead_layer),         cmocka_unit_test(test_rows),
+	        cmocka_unit_test(test_fgsm_fragile),       cmocka_unit_test(test_malformed),
+	        cmocka_unit_test(test_checks_and_options), cmocka_unit_test(test_engine),
+	        cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

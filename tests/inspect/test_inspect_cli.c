@@ -62,8 +62,8 @@ static void test_json(void **state)
 	json_t *j = json_loads(out, 0, &je);
 	if (!j)
 		fail_msg("stdout is not JSON: %s\n%s", je.text, out);
-	json_t *f = json_array_get(json_object_get(json_array_get(json_object_get(j, "artifacts"), 0),
-						   "findings"), 0);
+	json_t *f = json_array_get(
+	        json_object_get(json_array_get(json_object_get(j, "artifacts"), 0), "findings"), 0);
 	assert_string_equal(json_string_value(json_object_get(f, "rule_id")), "INSPECT-CLASS-PIN");
 	json_decref(j);
 }
@@ -71,8 +71,8 @@ static void test_json(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exit_codes),
-		cmocka_unit_test(test_json),
+	        cmocka_unit_test(test_exit_codes),
+	        cmocka_unit_test(test_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,11 +13,11 @@
 #include "inspect_internal.h"
 #include "mlsec/alloc.h"
 
-#define FRAGILE_FLIP 0.5  /* fraction of flipped predictions ... */
-#define TINY_EPS 0.03     /* ... at an epsilon up to this fraction of the input range */
+#define FRAGILE_FLIP 0.5 /* fraction of flipped predictions ... */
+#define TINY_EPS 0.03    /* ... at an epsilon up to this fraction of the input range */
 
 mlsec_err insp_fgsm(mlsec_tensor_graph *g, const insp_inputs *in, size_t classes,
-		    const mlsec_inspect_opts *o, mlsec_artifact *a, mlsec_error *err)
+                    const mlsec_inspect_opts *o, mlsec_artifact *a, mlsec_error *err)
 {
 	mlsec_tensor_shape is;
 	mlsec_tensor_graph_input_name(g, 0, &is);
@@ -26,8 +26,9 @@ mlsec_err insp_fgsm(mlsec_tensor_graph *g, const insp_inputs *in, size_t classes
 	int64_t *adv = mlsec_calloc(batch, sizeof *adv);
 	int64_t *labels = mlsec_calloc(batch, sizeof *labels);
 	float *xb = mlsec_reallocarray(NULL, batch * numel, sizeof(float));
-	mlsec_err rc = clean && adv && labels && xb ? MLSEC_OK
-						    : mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	mlsec_err rc = clean && adv && labels && xb
+	                       ? MLSEC_OK
+	                       : mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	size_t n = 0, flips = 0, clean_ok = 0, adv_ok = 0, zero_grad = 0, bad = 0;
 	float eps = (float)o->epsilon;
 	for (size_t off = 0; rc == MLSEC_OK && off < in->n; off += batch) {
@@ -46,8 +47,8 @@ mlsec_err insp_fgsm(mlsec_tensor_graph *g, const insp_inputs *in, size_t classes
 			int64_t y = in->y ? in->y[off + s] : clean[s];
 			labels[i] = y >= 0 ? y : 0; /* non-finite rows are skipped below */
 		}
-		if ((rc = mlsec_tensor_graph_loss_grad(g, MLSEC_LOSS_CROSS_ENTROPY, labels, 0, NULL, err)) !=
-		    MLSEC_OK)
+		if ((rc = mlsec_tensor_graph_loss_grad(g, MLSEC_LOSS_CROSS_ENTROPY, labels, 0, NULL,
+		                                       err)) != MLSEC_OK)
 			break;
 		const float *gx = mlsec_tensor_graph_input_grad(g, 0);
 		for (size_t i = 0; i < nb; i++) {
@@ -57,7 +58,9 @@ mlsec_err insp_fgsm(mlsec_tensor_graph *g, const insp_inputs *in, size_t classes
 				float sg = gk > 0 ? 1.0f : gk < 0 ? -1.0f : 0.0f;
 				zero &= gk == 0;
 				float v = x[i * numel + k] + eps * sg;
-				v = v < o->input_min ? o->input_min : v > o->input_max ? o->input_max : v;
+				v = v < o->input_min   ? o->input_min
+				    : v > o->input_max ? o->input_max
+				                       : v;
 				xb[i * numel + k] = v;
 			}
 			zero_grad += (size_t)zero;
@@ -84,36 +87,44 @@ mlsec_err insp_fgsm(mlsec_tensor_graph *g, const insp_inputs *in, size_t classes
 	if (rc == MLSEC_OK) {
 		double flip = n ? (double)flips / (double)n : 0;
 		json_t *d = json_pack("{s:f,s:I,s:I,s:f,s:I,s:I}", "epsilon", o->epsilon, "samples",
-				      (json_int_t)n, "flipped", (json_int_t)flips, "flip_rate", flip,
-				      "zero_gradient", (json_int_t)zero_grad, "nonfinite", (json_int_t)bad);
+		                      (json_int_t)n, "flipped", (json_int_t)flips, "flip_rate",
+		                      flip, "zero_gradient", (json_int_t)zero_grad, "nonfinite",
+		                      (json_int_t)bad);
 		if (d && in->y) {
-			json_object_set_new(d, "clean_accuracy", json_real(n ? (double)clean_ok / n : 0));
-			json_object_set_new(d, "adversarial_accuracy", json_real(n ? (double)adv_ok / n : 0));
+			json_object_set_new(d, "clean_accuracy",
+			                    json_real(n ? (double)clean_ok / n : 0));
+			json_object_set_new(d, "adversarial_accuracy",
+			                    json_real(n ? (double)adv_ok / n : 0));
 		}
 		json_object_set_new(mlsec_artifact_details(a), "fgsm", d);
 		double range = (double)o->input_max - (double)o->input_min;
 		if (n && zero_grad >= n) {
 			mlsec_finding *f = mlsec_artifact_add_finding(
-				a, INSP_PREFIX "-FGSM-NO-GRADIENT", MLSEC_SEV_LOW,
-				"the input gradient is zero for every sample: FGSM cannot probe this model",
-				"%zu of %zu samples have an all-zero input gradient (dead layers, "
-				"saturation or a non-differentiable graph mask the gradient)", zero_grad, n);
+			        a, INSP_PREFIX "-FGSM-NO-GRADIENT", MLSEC_SEV_LOW,
+			        "the input gradient is zero for every sample: FGSM cannot probe "
+			        "this model",
+			        "%zu of %zu samples have an all-zero input gradient (dead layers, "
+			        "saturation or a non-differentiable graph mask the gradient)",
+			        zero_grad, n);
 			if (f)
 				mlsec_finding_set_location(f, NULL, 0, 0, "fgsm");
 		}
 		if (n && flip > FRAGILE_FLIP && o->epsilon <= TINY_EPS * range) {
 			mlsec_finding *f = mlsec_artifact_add_finding(
-				a, INSP_PREFIX "-FGSM-FRAGILE", MLSEC_SEV_MEDIUM,
-				"most predictions flip under a tiny FGSM perturbation",
-				"%.1f%% of %zu predictions change at epsilon %g (%.2g%% of the input range)",
-				100 * flip, n, o->epsilon, 100 * o->epsilon / range);
+			        a, INSP_PREFIX "-FGSM-FRAGILE", MLSEC_SEV_MEDIUM,
+			        "most predictions flip under a tiny FGSM perturbation",
+			        "%.1f%% of %zu predictions change at epsilon %g (%.2g%% of the "
+			        "input range)",
+			        100 * flip, n, o->epsilon, 100 * o->epsilon / range);
 			if (f) {
 				mlsec_finding_set_location(f, NULL, 0, 0, "fgsm");
 				mlsec_finding_set_evidence_json(f, "flip_rate", json_real(flip));
-				mlsec_finding_set_evidence_json(f, "epsilon", json_real(o->epsilon));
-				mlsec_finding_set_remediation(f, "Run `mlsec adversarial` for PGD/CW numbers and "
-								 "check that --input-min/--input-max match the "
-								 "model's preprocessing.");
+				mlsec_finding_set_evidence_json(f, "epsilon",
+				                                json_real(o->epsilon));
+				mlsec_finding_set_remediation(
+				        f, "Run `mlsec adversarial` for PGD/CW numbers and "
+				           "check that --input-min/--input-max match the "
+				           "model's preprocessing.");
 			}
 		}
 	}

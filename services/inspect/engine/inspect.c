@@ -44,9 +44,9 @@ mlsec_err mlsec_inspect_parse_checks(const char *s, unsigned *out, mlsec_error *
 		else if (n == 4 && !strncasecmp(p, "fgsm", 4))
 			bits |= MLSEC_INSPECT_FGSM;
 		else
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "unknown check '%.*s' (use weights, activations, fgsm)",
-					       (int)n, p);
+			return mlsec_error_set(
+			        err, MLSEC_ERR_INVALID_ARG,
+			        "unknown check '%.*s' (use weights, activations, fgsm)", (int)n, p);
 		p += n;
 		p += strspn(p, ", ");
 	}
@@ -67,7 +67,8 @@ mlsec_err mlsec_inspect_parse_type(const char *s, mlsec_inspect_type *out, mlsec
 		}
 	}
 	return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-			       "unknown model type '%s' (use vision, text, tabular, auto)", s ? s : "");
+	                       "unknown model type '%s' (use vision, text, tabular, auto)",
+	                       s ? s : "");
 }
 
 const char *mlsec_inspect_type_name(mlsec_inspect_type t)
@@ -77,7 +78,7 @@ const char *mlsec_inspect_type_name(mlsec_inspect_type t)
 
 /* Numeric option with bounds; accepts JSON numbers and numeric strings. */
 static mlsec_err num(const json_t *v, const char *key, double lo, double hi, double *out,
-		     mlsec_error *err)
+                     mlsec_error *err)
 {
 	double d;
 	if (json_is_number(v)) {
@@ -86,13 +87,14 @@ static mlsec_err num(const json_t *v, const char *key, double lo, double hi, dou
 		char *end;
 		d = strtod(json_string_value(v), &end);
 		if (end == json_string_value(v) || *end)
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number", key);
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "option %s: not a number", key);
 	} else {
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number", key);
 	}
 	if (!(d >= lo && d <= hi))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: %g is outside [%g, %g]",
-				       key, d, lo, hi);
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "option %s: %g is outside [%g, %g]", key, d, lo, hi);
 	*out = d;
 	return MLSEC_OK;
 }
@@ -111,7 +113,8 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 		double d = 0;
 		if (!strcmp(key, "checks")) {
 			if (json_is_string(v)) {
-				rc = mlsec_inspect_parse_checks(json_string_value(v), &o->checks, err);
+				rc = mlsec_inspect_parse_checks(json_string_value(v), &o->checks,
+				                                err);
 			} else if (json_is_array(v)) {
 				unsigned bits = 0, b;
 				size_t i;
@@ -119,26 +122,33 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 				json_array_foreach(v, i, e)
 				{
 					if (!json_is_string(e))
-						return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-								       "option checks: strings expected");
-					if ((rc = mlsec_inspect_parse_checks(json_string_value(e), &b, err)))
+						return mlsec_error_set(
+						        err, MLSEC_ERR_INVALID_ARG,
+						        "option checks: strings expected");
+					if ((rc = mlsec_inspect_parse_checks(json_string_value(e),
+					                                     &b, err)))
 						return rc;
 					bits |= b;
 				}
 				if (!bits)
-					return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no check given");
+					return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+					                       "no check given");
 				o->checks = bits;
 			} else {
-				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option checks: string or list expected");
+				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+				                     "option checks: string or list expected");
 			}
 		} else if (!strcmp(key, "type")) {
-			rc = json_is_string(v) ? mlsec_inspect_parse_type(json_string_value(v), &o->type, err)
-					       : mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option type: string expected");
+			rc = json_is_string(v)
+			             ? mlsec_inspect_parse_type(json_string_value(v), &o->type, err)
+			             : mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                               "option type: string expected");
 		} else if (!strcmp(key, "data")) {
 			if (json_is_string(v))
 				o->data_path = json_string_value(v);
 			else
-				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option data: string expected");
+				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+				                     "option data: string expected");
 		} else if (!strcmp(key, "epsilon")) {
 			if (!(rc = num(v, key, 0, 1e6, &d, err)))
 				o->epsilon = d;
@@ -164,7 +174,8 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 			if (!(rc = num(v, key, 1, 256, &d, err)))
 				o->threads = (int)d;
 		} else {
-			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "unknown inspect option '%s'", key);
+			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                     "unknown inspect option '%s'", key);
 		}
 		if (rc != MLSEC_OK)
 			return rc;
@@ -193,7 +204,7 @@ static void info(mlsec_artifact *a, const char *rule, const char *title, const c
 
 /* Synthetic inputs uniform in the declared input range. */
 static mlsec_err synth(const mlsec_inspect_opts *o, size_t numel, mlsec_adv_data *d,
-		       mlsec_error *err)
+                       mlsec_error *err)
 {
 	memset(d, 0, sizeof *d);
 	d->n = o->samples ? o->samples : SYNTHETIC_DEFAULT;
@@ -206,20 +217,22 @@ static mlsec_err synth(const mlsec_inspect_opts *o, size_t numel, mlsec_adv_data
 		s ^= s << 13;
 		s ^= s >> 7;
 		s ^= s << 17;
-		d->x[i] = o->input_min + (o->input_max - o->input_min) * (float)((s >> 40) / 16777216.0);
+		d->x[i] = o->input_min +
+		          (o->input_max - o->input_min) * (float)((s >> 40) / 16777216.0);
 	}
 	return MLSEC_OK;
 }
 
 static mlsec_inspect_type guess_type(const mlsec_tensor_shape *is)
 {
-	return is->ndim >= 4 ? MLSEC_INSPECT_TYPE_VISION : is->ndim == 2 ? MLSEC_INSPECT_TYPE_TABULAR
-									 : MLSEC_INSPECT_TYPE_AUTO;
+	return is->ndim >= 4   ? MLSEC_INSPECT_TYPE_VISION
+	       : is->ndim == 2 ? MLSEC_INSPECT_TYPE_TABULAR
+	                       : MLSEC_INSPECT_TYPE_AUTO;
 }
 
 /* Activations and FGSM on an ONNX model. Returns non-OK for tool errors only. */
 static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opts *o,
-			      mlsec_report *rep, mlsec_artifact *art, mlsec_error *err)
+                              mlsec_report *rep, mlsec_artifact *art, mlsec_error *err)
 {
 	json_t *det = mlsec_artifact_details(art);
 	mlsec_tensor_opts to;
@@ -239,8 +252,8 @@ static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opt
 	if (rc == MLSEC_ERR_UNSUPPORTED) {
 		/* a graph we cannot execute is still inspectable by its weights */
 		mlsec_finding *f = mlsec_artifact_add_finding(
-			art, INSP_PREFIX "-GRAPH-UNSUPPORTED", MLSEC_SEV_LOW,
-			"activations and FGSM skipped: the graph cannot be executed", "%s", e.text);
+		        art, INSP_PREFIX "-GRAPH-UNSUPPORTED", MLSEC_SEV_LOW,
+		        "activations and FGSM skipped: the graph cannot be executed", "%s", e.text);
 		(void)f;
 		return MLSEC_OK;
 	}
@@ -250,18 +263,21 @@ static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opt
 	}
 	mlsec_tensor_shape is, os;
 	mlsec_tensor_graph_input_name(g, 0, &is);
-	int one_input = mlsec_tensor_graph_input_count(g) == 1 && is.ndim >= 1 && is.dims[0] == to.batch;
+	int one_input =
+	        mlsec_tensor_graph_input_count(g) == 1 && is.ndim >= 1 && is.dims[0] == to.batch;
 	if (!one_input) {
-		mlsec_artifact_add_finding(art, INSP_PREFIX "-GRAPH-UNSUPPORTED", MLSEC_SEV_LOW,
-					   "activations and FGSM skipped",
-					   "they need one float input [batch, ...] with a dynamic batch "
-					   "dimension; the model has %zu inputs",
-					   mlsec_tensor_graph_input_count(g));
+		mlsec_artifact_add_finding(
+		        art, INSP_PREFIX "-GRAPH-UNSUPPORTED", MLSEC_SEV_LOW,
+		        "activations and FGSM skipped",
+		        "they need one float input [batch, ...] with a dynamic batch "
+		        "dimension; the model has %zu inputs",
+		        mlsec_tensor_graph_input_count(g));
 		goto done;
 	}
 	size_t numel = is.numel / (size_t)to.batch;
 	mlsec_tensor_graph_output_name(g, 0, &os);
-	size_t classes = os.ndim == 2 && os.dims[0] == to.batch && os.dims[1] >= 2 ? (size_t)os.dims[1] : 0;
+	size_t classes =
+	        os.ndim == 2 && os.dims[0] == to.batch && os.dims[1] >= 2 ? (size_t)os.dims[1] : 0;
 	mlsec_inspect_type type = o->type ? o->type : guess_type(&is);
 	json_object_set_new(det, "type", json_string(mlsec_inspect_type_name(type)));
 	json_t *shape = json_array();
@@ -274,7 +290,8 @@ static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opt
 	if (o->data_path) {
 		rc = mlsec_adv_data_load(o->data_path, &data, &e);
 		if (rc == MLSEC_ERR_PARSE) {
-			mlsec_artifact *da = mlsec_report_add_artifact(rep, o->data_path, "dataset");
+			mlsec_artifact *da =
+			        mlsec_report_add_artifact(rep, o->data_path, "dataset");
 			if (!da) {
 				rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 				goto done;
@@ -289,16 +306,18 @@ static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opt
 			goto done;
 		}
 		if (data.sample_numel != numel) {
-			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					     "%s: samples have %zu values but the model's input takes %zu",
-					     o->data_path, data.sample_numel, numel);
+			rc = mlsec_error_set(
+			        err, MLSEC_ERR_INVALID_ARG,
+			        "%s: samples have %zu values but the model's input takes %zu",
+			        o->data_path, data.sample_numel, numel);
 			goto done;
 		}
 		for (size_t i = 0; i < data.n && classes; i++) {
 			if (data.y[i] < 0 || (size_t)data.y[i] >= classes) {
-				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-						     "%s: label y[%zu] = %lld but the model has %zu classes",
-						     o->data_path, i, (long long)data.y[i], classes);
+				rc = mlsec_error_set(
+				        err, MLSEC_ERR_INVALID_ARG,
+				        "%s: label y[%zu] = %lld but the model has %zu classes",
+				        o->data_path, i, (long long)data.y[i], classes);
 				goto done;
 			}
 		}
@@ -310,10 +329,12 @@ static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opt
 		if ((rc = synth(o, numel, &data, err)) != MLSEC_OK)
 			goto done;
 		in.synthetic = 1;
-		mlsec_artifact_add_finding(art, INSP_PREFIX "-SYNTHETIC-DATA", MLSEC_SEV_INFO,
-					   "no --data: the graph checks ran on synthetic inputs",
-					   "%zu inputs uniform in [%g, %g]; labels are the model's own "
-					   "predictions", data.n, o->input_min, o->input_max);
+		mlsec_artifact_add_finding(
+		        art, INSP_PREFIX "-SYNTHETIC-DATA", MLSEC_SEV_INFO,
+		        "no --data: the graph checks ran on synthetic inputs",
+		        "%zu inputs uniform in [%g, %g]; labels are the model's own "
+		        "predictions",
+		        data.n, o->input_min, o->input_max);
 	}
 	in.x = data.x;
 	in.n = data.n;
@@ -326,7 +347,8 @@ static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opt
 	if (o->checks & MLSEC_INSPECT_FGSM) {
 		if (type == MLSEC_INSPECT_TYPE_TEXT)
 			info(art, INSP_PREFIX "-FGSM-SKIPPED", "FGSM skipped for a text model",
-			     "token inputs have no meaningful input gradient; use --type vision or tabular "
+			     "token inputs have no meaningful input gradient; use --type vision or "
+			     "tabular "
 			     "for a float-input model");
 		else if (!classes)
 			info(art, INSP_PREFIX "-FGSM-SKIPPED", "FGSM skipped",
@@ -341,15 +363,17 @@ done:
 }
 
 mlsec_err mlsec_inspect_run(const char *path, const mlsec_inspect_opts *o, mlsec_report *rep,
-			    mlsec_error *err)
+                            mlsec_error *err)
 {
 	if (!(o->input_max > o->input_min))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--input-max must be greater than --input-min");
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "--input-max must be greater than --input-min");
 	if (!o->checks)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no check selected");
 	mlsec_format fmt = mlsec_format_sniff(path);
 	if (fmt == MLSEC_FMT_DIRECTORY)
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "%s is a directory: give one model file", path);
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "%s is a directory: give one model file", path);
 	mlsec_artifact *art = mlsec_report_add_artifact(rep, path, NULL);
 	if (!art)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -383,19 +407,21 @@ mlsec_err mlsec_inspect_run(const char *path, const mlsec_inspect_opts *o, mlsec
 	} else if (fmt == MLSEC_FMT_PYTORCH_ZIP) {
 		mlsec_artifact_set_format(art, "pytorch-zip");
 		rc = insp_weights_torch(path, &w, &e);
-	} else if (fmt == MLSEC_FMT_PYTORCH_LEGACY || fmt == MLSEC_FMT_PICKLE || fmt == MLSEC_FMT_NPZ ||
-		   fmt == MLSEC_FMT_NPY) {
+	} else if (fmt == MLSEC_FMT_PYTORCH_LEGACY || fmt == MLSEC_FMT_PICKLE ||
+	           fmt == MLSEC_FMT_NPZ || fmt == MLSEC_FMT_NPY) {
 		mlsec_artifact_set_format(art, mlsec_format_name(fmt));
-		rc = mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-				     "%s: %s files are not inspected; re-save as safetensors or a PyTorch "
-				     "zip checkpoint, or export to ONNX (triage it with `mlsec checkpoint`)",
-				     path, mlsec_format_name(fmt));
+		rc = mlsec_error_set(
+		        err, MLSEC_ERR_UNSUPPORTED,
+		        "%s: %s files are not inspected; re-save as safetensors or a PyTorch "
+		        "zip checkpoint, or export to ONNX (triage it with `mlsec checkpoint`)",
+		        path, mlsec_format_name(fmt));
 		goto out;
 	} else {
 		/* Fail closed: whatever this is, it is not a model we can read. */
 		mlsec_artifact_set_format(art, mlsec_format_name(fmt));
-		rc = mlsec_error_set(&e, MLSEC_ERR_PARSE,
-				     "not a recognised model (ONNX, safetensors, PyTorch zip checkpoint)");
+		rc = mlsec_error_set(
+		        &e, MLSEC_ERR_PARSE,
+		        "not a recognised model (ONNX, safetensors, PyTorch zip checkpoint)");
 	}
 	if (rc != MLSEC_OK) {
 		if (!malformed_code(rc)) {
@@ -417,11 +443,12 @@ mlsec_err mlsec_inspect_run(const char *path, const mlsec_inspect_opts *o, mlsec
 			rc = graph_checks(m, o, rep, art, err);
 		else
 			mlsec_artifact_add_finding(
-				art, INSP_PREFIX "-NEEDS-GRAPH", MLSEC_SEV_INFO,
-				"activations and FGSM need a graph",
-				"%s holds weights only; export the model to ONNX (torch.onnx.export with "
-				"dynamic_axes={'input': {0: 'batch'}}) to run activations and fgsm",
-				mlsec_artifact_format(art));
+			        art, INSP_PREFIX "-NEEDS-GRAPH", MLSEC_SEV_INFO,
+			        "activations and FGSM need a graph",
+			        "%s holds weights only; export the model to ONNX "
+			        "(torch.onnx.export with "
+			        "dynamic_axes={'input': {0: 'batch'}}) to run activations and fgsm",
+			        mlsec_artifact_format(art));
 	}
 out:
 	insp_weights_free(&w);
@@ -441,8 +468,9 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 	o.progress_ctx = req->progress_ctx;
 	/* Artifacts: the model, optionally followed by its data set. */
 	if (req->npaths < 1 || req->npaths > 2)
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "the inspect stage takes one model (and optionally one data set)");
+		return mlsec_error_set(
+		        err, MLSEC_ERR_INVALID_ARG,
+		        "the inspect stage takes one model (and optionally one data set)");
 	char *model = NULL, *data = NULL;
 	const char *data_in = req->npaths == 2 ? req->paths[1] : o.data_path;
 	if (req->artifact_root) {
@@ -461,8 +489,8 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 }
 
 const mlsec_engine mlsec_engine_inspect = {
-	.stage = "inspect",
-	.rule_prefix = INSP_PREFIX,
-	.summary = "inspect a model: weight anomalies, activations, quick FGSM probe",
-	.analyze = analyze,
+        .stage = "inspect",
+        .rule_prefix = INSP_PREFIX,
+        .summary = "inspect a model: weight anomalies, activations, quick FGSM probe",
+        .analyze = analyze,
 };

@@ -24,7 +24,7 @@ typedef struct insp_tensor {
 	int ndim;
 	int64_t shape[MLSEC_TENSOR_MAX_DIMS];
 	size_t numel;
-	float *data;   /* owned, numel floats */
+	float *data; /* owned, numel floats */
 	insp_role role;
 	int unit_axis; /* axis of the output units (filters/rows) for weights */
 } insp_tensor;
@@ -49,8 +49,8 @@ mlsec_err insp_weights_safetensors(const char *path, insp_weights *w, mlsec_erro
 mlsec_err insp_weights_torch(const char *path, insp_weights *w, mlsec_error *err);
 
 /* Statistics and findings over the loaded weights; details["weights"]. */
-mlsec_err insp_weight_checks(const insp_weights *w, const mlsec_inspect_opts *o,
-			     mlsec_artifact *a, mlsec_error *err);
+mlsec_err insp_weight_checks(const insp_weights *w, const mlsec_inspect_opts *o, mlsec_artifact *a,
+                             mlsec_error *err);
 
 /* Inputs for the graph checks: n samples of numel floats, optional labels. */
 typedef struct insp_inputs {
@@ -66,11 +66,11 @@ typedef struct insp_inputs {
  * it is [B, classes], else 0. details["activations"].
  */
 mlsec_err insp_activations(mlsec_tensor_graph *g, const insp_inputs *in, size_t classes,
-			   const mlsec_inspect_opts *o, mlsec_artifact *a, mlsec_error *err);
+                           const mlsec_inspect_opts *o, mlsec_artifact *a, mlsec_error *err);
 
 /* One-step FGSM on g (compiled with gradients); details["fgsm"]. */
 mlsec_err insp_fgsm(mlsec_tensor_graph *g, const insp_inputs *in, size_t classes,
-		    const mlsec_inspect_opts *o, mlsec_artifact *a, mlsec_error *err);
+                    const mlsec_inspect_opts *o, mlsec_artifact *a, mlsec_error *err);
 
 /* Copies nb samples into the graph input and pads the batch with sample 0. */
 void insp_load_batch(mlsec_tensor_graph *g, const float *x, size_t nb, size_t numel);

@@ -46,11 +46,11 @@ void insp_weights_free(insp_weights *w)
 
 /* Appends a tensor with room for numel floats; returns it or NULL. */
 static insp_tensor *push(insp_weights *w, const char *name, int ndim, const int64_t *shape,
-			 size_t numel, mlsec_error *err)
+                         size_t numel, mlsec_error *err)
 {
 	if ((uint64_t)numel * 4 > MLSEC_INSPECT_MAX_WEIGHT_BYTES - w->bytes) {
 		mlsec_error_set(err, MLSEC_ERR_LIMIT, "weights exceed %llu bytes as float32",
-				(unsigned long long)MLSEC_INSPECT_MAX_WEIGHT_BYTES);
+		                (unsigned long long)MLSEC_INSPECT_MAX_WEIGHT_BYTES);
 		return NULL;
 	}
 	if (w->n == w->cap) {
@@ -86,7 +86,8 @@ static insp_tensor *push(insp_weights *w, const char *name, int ndim, const int6
 
 static int is_float_dtype(int32_t dt)
 {
-	return dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ||
+	return dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+	       dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ||
 	       dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
 	       dt == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
 }
@@ -125,11 +126,11 @@ static void onnx_role(const Onnx__NodeProto *n, size_t k, insp_tensor *t)
 
 /* Follows the first graph output back through pass-through nodes to the
  * layer that computes the logits. */
-static void onnx_final(const Onnx__GraphProto *g, json_t *inits, json_t *producers,
-		       insp_weights *w)
+static void onnx_final(const Onnx__GraphProto *g, json_t *inits, json_t *producers, insp_weights *w)
 {
-	static const char *const pass[] = {"Softmax", "LogSoftmax", "Identity", "Flatten", "Reshape",
-					   "Squeeze", "Sigmoid", "Cast", "Dropout", NULL};
+	static const char *const pass[] = {"Softmax", "LogSoftmax", "Identity", "Flatten",
+	                                   "Reshape", "Squeeze",    "Sigmoid",  "Cast",
+	                                   "Dropout", NULL};
 	if (!g->n_output || !g->output[0]->name)
 		return;
 	const char *value = g->output[0]->name;
@@ -178,7 +179,7 @@ mlsec_err insp_weights_onnx(const mlsec_onnx_model *m, insp_weights *w, mlsec_er
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "the model has no graph");
 	json_t *inits = json_object(), *producers = json_object();
 	mlsec_err rc = inits && producers ? MLSEC_OK
-					  : mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	                                  : mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; rc == MLSEC_OK && i < g->n_initializer; i++) {
 		const Onnx__TensorProto *tp = g->initializer[i];
 		if (!is_float_dtype(tp->data_type) || !tp->name)
@@ -198,14 +199,16 @@ mlsec_err insp_weights_onnx(const mlsec_onnx_model *m, insp_weights *w, mlsec_er
 			break;
 		}
 		rc = mlsec_onnx_tensor_read_float(m, tp, t->data, (size_t)numel, err);
-		if (rc == MLSEC_OK && json_object_set_new(inits, tp->name, json_integer((json_int_t)(w->n - 1))))
+		if (rc == MLSEC_OK &&
+		    json_object_set_new(inits, tp->name, json_integer((json_int_t)(w->n - 1))))
 			rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	}
 	for (size_t i = 0; rc == MLSEC_OK && i < g->n_node; i++) {
 		const Onnx__NodeProto *n = g->node[i];
 		for (size_t k = 0; k < n->n_output; k++)
 			if (n->output[k] && *n->output[k])
-				json_object_set_new(producers, n->output[k], json_integer((json_int_t)i));
+				json_object_set_new(producers, n->output[k],
+				                    json_integer((json_int_t)i));
 		for (size_t k = 0; k < n->n_input; k++) {
 			long ti = lookup(inits, n->input[k]);
 			if (ti >= 0 && w->t[ti].role == INSP_ROLE_OTHER)
@@ -289,7 +292,7 @@ static int open_file(const char *path, mlsec_src *src, mlsec_error *err)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO, "%s: %s",
-				path, strerror(errno));
+		                path, strerror(errno));
 		return -1;
 	}
 	struct stat st;
@@ -335,7 +338,8 @@ mlsec_err insp_weights_safetensors(const char *path, insp_weights *w, mlsec_erro
 			rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 			break;
 		}
-		rc = mlsec_src_read(&src, r->file_offset + r->offset * es, buf, (size_t)r->numel * es, err);
+		rc = mlsec_src_read(&src, r->file_offset + r->offset * es, buf,
+		                    (size_t)r->numel * es, err);
 		if (rc == MLSEC_OK)
 			to_float(r->dtype, buf, (size_t)r->numel, t->data);
 		mlsec_free(buf);
@@ -349,12 +353,13 @@ mlsec_err insp_weights_safetensors(const char *path, insp_weights *w, mlsec_erro
 
 /* Gathers a (possibly strided) view of a storage into dst as float. */
 static mlsec_err gather(const mlsec_tensor_ref *r, const uint8_t *storage, float *dst,
-			mlsec_error *err)
+                        mlsec_error *err)
 {
 	size_t es = mlsec_dtype_size(r->dtype);
 	if (mlsec_tensor_ref_contiguous(r)) {
 		if (!to_float(r->dtype, storage + r->offset * es, (size_t)r->numel, dst))
-			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED, "tensor '%s': dtype", r->name);
+			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED, "tensor '%s': dtype",
+			                       r->name);
 		return MLSEC_OK;
 	}
 	int64_t idx[MLSEC_TENSOR_MAX_DIMS] = {0};
@@ -374,7 +379,7 @@ static mlsec_err gather(const mlsec_tensor_ref *r, const uint8_t *storage, float
 }
 
 static mlsec_err torch_tensors(mlsec_zip *z, const char *prefix, mlsec_tensor_list *tl,
-			       insp_weights *w, mlsec_error *err)
+                               insp_weights *w, mlsec_error *err)
 {
 	for (size_t i = 0; i < tl->n; i++) {
 		mlsec_tensor_ref *r = &tl->t[i];
@@ -386,24 +391,27 @@ static mlsec_err torch_tensors(mlsec_zip *z, const char *prefix, mlsec_tensor_li
 		snprintf(name, sizeof name, "%s/data/%s", prefix, r->storage_key);
 		long m = mlsec_zip_find(z, name);
 		if (m < 0)
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s': storage %s is missing",
-					       r->name, name);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                       "tensor '%s': storage %s is missing", r->name, name);
 		uint8_t *buf;
 		size_t len;
 		int crc;
-		mlsec_err rc = mlsec_zip_member_read(z, (size_t)m, (size_t)MLSEC_INSPECT_MAX_WEIGHT_BYTES,
-						     &buf, &len, &crc, err);
+		mlsec_err rc =
+		        mlsec_zip_member_read(z, (size_t)m, (size_t)MLSEC_INSPECT_MAX_WEIGHT_BYTES,
+		                              &buf, &len, &crc, err);
 		if (rc != MLSEC_OK)
 			return rc;
 		if (crc == 0) {
 			mlsec_free(buf);
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "storage %s: CRC mismatch", name);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE, "storage %s: CRC mismatch",
+			                       name);
 		}
 		if (r->storage_numel > len / es)
 			r->storage_numel = len / es;
 		rc = mlsec_tensor_ref_check_bounds(r, err);
-		insp_tensor *t = rc == MLSEC_OK ? push(w, r->name, r->ndim, r->shape, (size_t)r->numel, err)
-						: NULL;
+		insp_tensor *t =
+		        rc == MLSEC_OK ? push(w, r->name, r->ndim, r->shape, (size_t)r->numel, err)
+		                       : NULL;
 		if (rc == MLSEC_OK && !t)
 			rc = err ? err->code : MLSEC_ERR_NOMEM;
 		if (t)

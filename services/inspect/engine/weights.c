@@ -21,21 +21,21 @@
 #include "mlsec/checkpoint.h"
 #include "mlsec/tensorstats.h"
 
-#define SCALE_MIN_SIBLINGS 3     /* layers needed to call one of them an outlier */
-#define SCALE_RATIO_MEDIUM 10.0  /* x or / median sibling scale */
+#define SCALE_MIN_SIBLINGS 3    /* layers needed to call one of them an outlier */
+#define SCALE_RATIO_MEDIUM 10.0 /* x or / median sibling scale */
 #define SCALE_RATIO_HIGH 50.0
-#define DUP_MIN_FAN 4            /* units this small repeat by chance */
-#define SPARSITY_HIGH 0.5        /* zero fraction of a tensor ... */
-#define SPARSITY_SIBLINGS 0.05   /* ... while the median layer has less than this */
-#define PIN_ROBUST_Z 20.0        /* top bias vs the others, in robust deviations */
-#define PIN_GAP_ROW_L1 0.5       /* and its lead vs the mean L1 norm of a weight row */
-#define MAX_LISTED_UNITS 16      /* unit indices quoted in evidence */
+#define DUP_MIN_FAN 4          /* units this small repeat by chance */
+#define SPARSITY_HIGH 0.5      /* zero fraction of a tensor ... */
+#define SPARSITY_SIBLINGS 0.05 /* ... while the median layer has less than this */
+#define PIN_ROBUST_Z 20.0      /* top bias vs the others, in robust deviations */
+#define PIN_GAP_ROW_L1 0.5     /* and its lead vs the mean L1 norm of a weight row */
+#define MAX_LISTED_UNITS 16    /* unit indices quoted in evidence */
 
 typedef struct layer_stats {
 	mlsec_tstats_summary s;
 	double zero_frac;
 	size_t units, fan, dead, dup;
-	double gain; /* std * sqrt(fan), 0 when not a weight */
+	double gain;  /* std * sqrt(fan), 0 when not a weight */
 	double ratio; /* gain / median sibling gain, 0 when not compared */
 } layer_stats;
 
@@ -86,7 +86,7 @@ static int cmp_hash(const void *a, const void *b)
 }
 
 static int units_equal(const insp_tensor *t, size_t units, size_t inner, size_t fan, size_t a,
-		       size_t b)
+                       size_t b)
 {
 	for (size_t k = 0; k < fan; k++)
 		if (unit_elem(t, units, inner, a, k) != unit_elem(t, units, inner, b, k))
@@ -96,7 +96,7 @@ static int units_equal(const insp_tensor *t, size_t units, size_t inner, size_t 
 
 /* Dead and duplicated units of a weight; lists the first dead/dup indices. */
 static mlsec_err unit_checks(const insp_tensor *t, layer_stats *ls, json_t *dead_idx,
-			     json_t *dup_idx, mlsec_error *err)
+                             json_t *dup_idx, mlsec_error *err)
 {
 	size_t outer, units, inner;
 	unit_dims(t, &outer, &units, &inner);
@@ -134,8 +134,10 @@ static mlsec_err unit_checks(const insp_tensor *t, layer_stats *ls, json_t *dead
 			for (size_t j = i; j-- > 0 && hs[j].h == hs[i].h;) {
 				if (units_equal(t, units, inner, fan, hs[i].u, hs[j].u)) {
 					if (ls->dup++ < MAX_LISTED_UNITS)
-						json_array_append_new(dup_idx, json_pack("[I,I]", (json_int_t)hs[j].u,
-											 (json_int_t)hs[i].u));
+						json_array_append_new(
+						        dup_idx,
+						        json_pack("[I,I]", (json_int_t)hs[j].u,
+						                  (json_int_t)hs[i].u));
 					break;
 				}
 			}
@@ -146,7 +148,7 @@ static mlsec_err unit_checks(const insp_tensor *t, layer_stats *ls, json_t *dead
 }
 
 static mlsec_finding *finding(mlsec_artifact *a, const char *rule, mlsec_severity sev,
-			      const insp_tensor *t, const char *title)
+                              const insp_tensor *t, const char *title)
 {
 	mlsec_finding *f = mlsec_artifact_add_finding(a, rule, sev, title, NULL);
 	if (f)
@@ -156,21 +158,22 @@ static mlsec_finding *finding(mlsec_artifact *a, const char *rule, mlsec_severit
 
 /* The checkpoint stage's per-tensor decisions, under INSPECT-WEIGHT-*. */
 static void tensor_findings(const insp_tensor *t, const mlsec_tstats_summary *m, double zero_frac,
-			    double thr, mlsec_artifact *a)
+                            double thr, mlsec_artifact *a)
 {
 	mlsec_finding *f;
 	if (m->nan && (f = finding(a, INSP_PREFIX "-WEIGHT-NAN", MLSEC_SEV_HIGH, t,
-				   "weight tensor contains NaN"))) {
+	                           "weight tensor contains NaN"))) {
 		mlsec_finding_set_evidence_json(f, "nan", json_integer((json_int_t)m->nan));
 		mlsec_finding_set_evidence_json(f, "count", json_integer((json_int_t)m->count));
 	}
-	if ((m->posinf || m->neginf) &&
-	    (f = finding(a, INSP_PREFIX "-WEIGHT-INF", MLSEC_SEV_HIGH, t, "weight tensor contains Inf")))
-		mlsec_finding_set_evidence_json(f, "inf", json_integer((json_int_t)(m->posinf + m->neginf)));
+	if ((m->posinf || m->neginf) && (f = finding(a, INSP_PREFIX "-WEIGHT-INF", MLSEC_SEV_HIGH,
+	                                             t, "weight tensor contains Inf")))
+		mlsec_finding_set_evidence_json(f, "inf",
+		                                json_integer((json_int_t)(m->posinf + m->neginf)));
 	if (m->finite && m->absmax > thr &&
 	    (f = finding(a, INSP_PREFIX "-WEIGHT-MAGNITUDE",
-			 m->absmax > thr * 100 ? MLSEC_SEV_HIGH : MLSEC_SEV_MEDIUM, t,
-			 "weight magnitude above the threshold"))) {
+	                 m->absmax > thr * 100 ? MLSEC_SEV_HIGH : MLSEC_SEV_MEDIUM, t,
+	                 "weight magnitude above the threshold"))) {
 		mlsec_finding_set_evidence_json(f, "absmax", json_real(m->absmax));
 		mlsec_finding_set_evidence_json(f, "threshold", json_real(thr));
 	}
@@ -179,8 +182,9 @@ static void tensor_findings(const insp_tensor *t, const mlsec_tstats_summary *m,
 	if (zero_frac < SPARSITY_HIGH && m->finite >= MLSEC_CKPT_OUTLIER_MIN_ELEMS &&
 	    m->robust_z >= MLSEC_CKPT_OUTLIER_Z_MEDIUM &&
 	    (f = finding(a, INSP_PREFIX "-WEIGHT-OUTLIER",
-			 m->robust_z >= MLSEC_CKPT_OUTLIER_Z_HIGH ? MLSEC_SEV_HIGH : MLSEC_SEV_MEDIUM,
-			 t, "weight far outside its tensor's own distribution"))) {
+	                 m->robust_z >= MLSEC_CKPT_OUTLIER_Z_HIGH ? MLSEC_SEV_HIGH
+	                                                          : MLSEC_SEV_MEDIUM,
+	                 t, "weight far outside its tensor's own distribution"))) {
 		mlsec_finding_set_evidence_json(f, "robust_z", json_real(m->robust_z));
 		mlsec_finding_set_evidence_json(f, "median", json_real(m->median));
 	}
@@ -235,18 +239,20 @@ static void class_pin(const insp_weights *w, mlsec_artifact *a)
 	if (z < PIN_ROBUST_Z || lead <= PIN_GAP_ROW_L1 * row_l1)
 		return;
 	mlsec_finding *f = mlsec_artifact_add_finding(
-		a, INSP_PREFIX "-CLASS-PIN", MLSEC_SEV_HIGH, "final-layer bias pins one class",
-		"bias of class %zu leads the next class by %.4g, %.3g robust deviations above the "
-		"median bias and more than a weight row typically contributes (mean |row| %.4g)",
-		top, lead, z, row_l1);
+	        a, INSP_PREFIX "-CLASS-PIN", MLSEC_SEV_HIGH, "final-layer bias pins one class",
+	        "bias of class %zu leads the next class by %.4g, %.3g robust deviations above the "
+	        "median bias and more than a weight row typically contributes (mean |row| %.4g)",
+	        top, lead, z, row_l1);
 	if (f) {
 		mlsec_finding_set_location(f, NULL, 0, 0, b->name);
 		mlsec_finding_set_evidence_json(f, "class", json_integer((json_int_t)top));
 		mlsec_finding_set_evidence_json(f, "lead", json_real(lead));
-		mlsec_finding_set_evidence_json(f, "robust_z", isinf(z) ? json_null() : json_real(z));
+		mlsec_finding_set_evidence_json(f, "robust_z",
+		                                isinf(z) ? json_null() : json_real(z));
 		mlsec_finding_set_evidence_json(f, "row_l1", json_real(row_l1));
-		mlsec_finding_set_remediation(f, "A backdoored or sabotaged classifier: compare with the "
-						 "publisher's original weights before use.");
+		mlsec_finding_set_remediation(
+		        f, "A backdoored or sabotaged classifier: compare with the "
+		           "publisher's original weights before use.");
 	}
 }
 
@@ -262,9 +268,9 @@ static json_t *tensor_json(const insp_tensor *t, const layer_stats *ls)
 		json_array_append_new(shape, json_integer(t->shape[d]));
 	const mlsec_tstats_summary *m = &ls->s;
 	json_t *o = json_pack("{s:s,s:s,s:o,s:I,s:I,s:I,s:f}", "name", t->name, "role",
-			      role_name(t->role), "shape", shape, "numel", (json_int_t)t->numel, "nan",
-			      (json_int_t)m->nan, "inf", (json_int_t)(m->posinf + m->neginf),
-			      "zero_fraction", ls->zero_frac);
+	                      role_name(t->role), "shape", shape, "numel", (json_int_t)t->numel,
+	                      "nan", (json_int_t)m->nan, "inf", (json_int_t)(m->posinf + m->neginf),
+	                      "zero_fraction", ls->zero_frac);
 	if (!o)
 		return NULL;
 	if (m->finite) {
@@ -284,8 +290,8 @@ static json_t *tensor_json(const insp_tensor *t, const layer_stats *ls)
 	return o;
 }
 
-mlsec_err insp_weight_checks(const insp_weights *w, const mlsec_inspect_opts *o,
-			     mlsec_artifact *a, mlsec_error *err)
+mlsec_err insp_weight_checks(const insp_weights *w, const mlsec_inspect_opts *o, mlsec_artifact *a,
+                             mlsec_error *err)
 {
 	size_t n = w->n;
 	layer_stats *ls = mlsec_calloc(n ? n : 1, sizeof *ls);
@@ -335,57 +341,77 @@ mlsec_err insp_weight_checks(const insp_weights *w, const mlsec_inspect_opts *o,
 				double far = l->ratio >= 1 ? l->ratio : 1 / l->ratio;
 				if (far >= SCALE_RATIO_MEDIUM &&
 				    (f = mlsec_artifact_add_finding(
-					     a, INSP_PREFIX "-LAYER-SCALE",
-					     far >= SCALE_RATIO_HIGH ? MLSEC_SEV_HIGH : MLSEC_SEV_MEDIUM,
-					     "layer scale far from its sibling layers'",
-					     "scale (std x sqrt(fan-in)) %.4g is %.3gx the median %.4g of %zu "
-					     "layers", l->gain, l->ratio, gmed, ngain))) {
+				             a, INSP_PREFIX "-LAYER-SCALE",
+				             far >= SCALE_RATIO_HIGH ? MLSEC_SEV_HIGH
+				                                     : MLSEC_SEV_MEDIUM,
+				             "layer scale far from its sibling layers'",
+				             "scale (std x sqrt(fan-in)) %.4g is %.3gx the median "
+				             "%.4g of %zu "
+				             "layers",
+				             l->gain, l->ratio, gmed, ngain))) {
 					mlsec_finding_set_location(f, NULL, 0, 0, t->name);
-					mlsec_finding_set_evidence_json(f, "scale", json_real(l->gain));
-					mlsec_finding_set_evidence_json(f, "ratio", json_real(l->ratio));
-					mlsec_finding_set_evidence_json(f, "median_scale", json_real(gmed));
-					mlsec_finding_set_remediation(f, "Weights rescaled after training are a "
-									 "tampering sign: compare with the original release.");
+					mlsec_finding_set_evidence_json(f, "scale",
+					                                json_real(l->gain));
+					mlsec_finding_set_evidence_json(f, "ratio",
+					                                json_real(l->ratio));
+					mlsec_finding_set_evidence_json(f, "median_scale",
+					                                json_real(gmed));
+					mlsec_finding_set_remediation(
+					        f, "Weights rescaled after training are a "
+					           "tampering sign: compare with the original "
+					           "release.");
 				}
 			}
 			if (l->units && l->dead == l->units) {
-				f = mlsec_artifact_add_finding(a, INSP_PREFIX "-DEAD-LAYER", MLSEC_SEV_HIGH,
-							       "every unit of the layer is all-zero",
-							       "all %zu units (filters/rows) of %zu weights are zero",
-							       l->units, l->fan);
+				f = mlsec_artifact_add_finding(
+				        a, INSP_PREFIX "-DEAD-LAYER", MLSEC_SEV_HIGH,
+				        "every unit of the layer is all-zero",
+				        "all %zu units (filters/rows) of %zu weights are zero",
+				        l->units, l->fan);
 				if (f) {
 					mlsec_finding_set_location(f, NULL, 0, 0, t->name);
-					mlsec_finding_set_evidence_json(f, "units", json_integer((json_int_t)l->units));
+					mlsec_finding_set_evidence_json(
+					        f, "units", json_integer((json_int_t)l->units));
 				}
 			} else if (l->dead) {
-				f = mlsec_artifact_add_finding(a, INSP_PREFIX "-DEAD-UNITS", MLSEC_SEV_MEDIUM,
-							       "all-zero filters/rows in a layer",
-							       "%zu of %zu units are all-zero", l->dead, l->units);
+				f = mlsec_artifact_add_finding(
+				        a, INSP_PREFIX "-DEAD-UNITS", MLSEC_SEV_MEDIUM,
+				        "all-zero filters/rows in a layer",
+				        "%zu of %zu units are all-zero", l->dead, l->units);
 				if (f) {
 					mlsec_finding_set_location(f, NULL, 0, 0, t->name);
-					mlsec_finding_set_evidence_json(f, "dead", json_integer((json_int_t)l->dead));
-					mlsec_finding_set_evidence_json(f, "units", json_incref(dead_idx[i]));
+					mlsec_finding_set_evidence_json(
+					        f, "dead", json_integer((json_int_t)l->dead));
+					mlsec_finding_set_evidence_json(f, "units",
+					                                json_incref(dead_idx[i]));
 				}
 			}
 			if (l->dup) {
-				f = mlsec_artifact_add_finding(a, INSP_PREFIX "-DUPLICATE-UNITS", MLSEC_SEV_MEDIUM,
-							       "identical filters/rows in a layer",
-							       "%zu of %zu units duplicate another unit exactly",
-							       l->dup, l->units);
+				f = mlsec_artifact_add_finding(
+				        a, INSP_PREFIX "-DUPLICATE-UNITS", MLSEC_SEV_MEDIUM,
+				        "identical filters/rows in a layer",
+				        "%zu of %zu units duplicate another unit exactly", l->dup,
+				        l->units);
 				if (f) {
 					mlsec_finding_set_location(f, NULL, 0, 0, t->name);
-					mlsec_finding_set_evidence_json(f, "duplicates", json_integer((json_int_t)l->dup));
-					mlsec_finding_set_evidence_json(f, "pairs", json_incref(dup_idx[i]));
+					mlsec_finding_set_evidence_json(
+					        f, "duplicates", json_integer((json_int_t)l->dup));
+					mlsec_finding_set_evidence_json(f, "pairs",
+					                                json_incref(dup_idx[i]));
 				}
 			}
-			if (l->dead < l->units && l->zero_frac >= SPARSITY_HIGH && smed < SPARSITY_SIBLINGS) {
-				f = mlsec_artifact_add_finding(a, INSP_PREFIX "-SPARSITY", MLSEC_SEV_LOW,
-							       "layer far sparser than the rest of the model",
-							       "%.1f%% of the weights are zero; the median layer has "
-							       "%.1f%%", 100 * l->zero_frac, 100 * smed);
+			if (l->dead < l->units && l->zero_frac >= SPARSITY_HIGH &&
+			    smed < SPARSITY_SIBLINGS) {
+				f = mlsec_artifact_add_finding(
+				        a, INSP_PREFIX "-SPARSITY", MLSEC_SEV_LOW,
+				        "layer far sparser than the rest of the model",
+				        "%.1f%% of the weights are zero; the median layer has "
+				        "%.1f%%",
+				        100 * l->zero_frac, 100 * smed);
 				if (f) {
 					mlsec_finding_set_location(f, NULL, 0, 0, t->name);
-					mlsec_finding_set_evidence_json(f, "zero_fraction", json_real(l->zero_frac));
+					mlsec_finding_set_evidence_json(f, "zero_fraction",
+					                                json_real(l->zero_frac));
 				}
 			}
 		}
@@ -395,7 +421,7 @@ mlsec_err insp_weight_checks(const insp_weights *w, const mlsec_inspect_opts *o,
 	if (rc == MLSEC_OK) {
 		class_pin(w, a);
 		json_t *wd = json_pack("{s:I,s:I,s:o}", "tensors", (json_int_t)n, "bytes",
-				       (json_int_t)w->bytes, "list", arr);
+		                       (json_int_t)w->bytes, "list", arr);
 		if (wd && w->final_w >= 0)
 			json_object_set_new(wd, "final_weight", json_string(w->t[w->final_w].name));
 		if (wd && w->final_b >= 0)

@@ -45,16 +45,16 @@ typedef enum mlsec_inspect_type {
 } mlsec_inspect_type;
 
 typedef struct mlsec_inspect_opts {
-	unsigned checks;          /* MLSEC_INSPECT_* bits (default all) */
-	mlsec_inspect_type type;  /* --type (default auto) */
-	const char *data_path;    /* --data: .npz/.safetensors with x, y; NULL = synthetic */
-	double epsilon;           /* --epsilon: FGSM L-inf budget (default 0.01) */
-	double threshold;         /* --threshold: max |w| (default: the checkpoint stage's 100) */
-	size_t samples;           /* --samples: 0 = all of --data, synthetic default 256 */
-	size_t batch;             /* --batch-size (default 64) */
+	unsigned checks;            /* MLSEC_INSPECT_* bits (default all) */
+	mlsec_inspect_type type;    /* --type (default auto) */
+	const char *data_path;      /* --data: .npz/.safetensors with x, y; NULL = synthetic */
+	double epsilon;             /* --epsilon: FGSM L-inf budget (default 0.01) */
+	double threshold;           /* --threshold: max |w| (default: the checkpoint stage's 100) */
+	size_t samples;             /* --samples: 0 = all of --data, synthetic default 256 */
+	size_t batch;               /* --batch-size (default 64) */
 	float input_min, input_max; /* --input-min/--input-max: input domain (default [0, 1]) */
-	uint64_t seed;            /* --seed for synthetic inputs (default 0) */
-	int threads;              /* --threads: BLAS threads (default 1) */
+	uint64_t seed;              /* --seed for synthetic inputs (default 0) */
+	int threads;                /* --threads: BLAS threads (default 1) */
 	/* Polled between batches; non-zero stops with MLSEC_ERR_TIMEOUT. */
 	const volatile int *cancel;
 	void (*progress)(void *ctx, const char *what, double done, double total);
@@ -80,8 +80,7 @@ const char *mlsec_inspect_type_name(mlsec_inspect_type t);
  * Unknown keys are MLSEC_ERR_INVALID_ARG. Strings in o point into json,
  * which must outlive o.
  */
-mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o,
-				       mlsec_error *err);
+mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o, mlsec_error *err);
 
 /*
  * Inspects the model at path and adds one artifact to rep (plus one for a
@@ -91,7 +90,7 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
  * options, data that does not fit the model, out of memory, cancelled.
  */
 mlsec_err mlsec_inspect_run(const char *path, const mlsec_inspect_opts *o, mlsec_report *rep,
-			    mlsec_error *err);
+                            mlsec_error *err);
 
 extern const mlsec_engine mlsec_engine_inspect;
 
