@@ -209,6 +209,10 @@ static mlsec_err synth(const mlsec_inspect_opts *o, size_t numel, mlsec_adv_data
 	memset(d, 0, sizeof *d);
 	d->n = o->samples ? o->samples : SYNTHETIC_DEFAULT;
 	d->sample_numel = numel;
+	if (!numel || d->n > MLSEC_INSPECT_MAX_INPUT_BYTES / sizeof(float) / numel)
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+				       "%zu synthetic inputs of %zu values exceed %llu bytes: lower --samples",
+				       d->n, numel, (unsigned long long)MLSEC_INSPECT_MAX_INPUT_BYTES);
 	d->x = mlsec_reallocarray(NULL, d->n * numel, sizeof(float));
 	if (!d->x)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");

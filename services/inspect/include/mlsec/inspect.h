@@ -27,6 +27,7 @@
 
 #define MLSEC_INSPECT_MAX_WEIGHT_BYTES (4ull << 30) /* float32 weights held at once */
 #define MLSEC_INSPECT_MAX_SAMPLES 100000
+#define MLSEC_INSPECT_MAX_INPUT_BYTES (1ull << 30) /* synthetic inputs held at once */
 #define MLSEC_INSPECT_MAX_BATCH 1024
 #define MLSEC_INSPECT_MAX_NODE_DETAILS 4096 /* nodes listed in the details */
 
