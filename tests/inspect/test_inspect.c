@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -377,6 +378,71 @@ static void test_engine(void **state)
 	json_decref(opts);
 }
 
+/* Writes a float32 safetensors file of the given tensors (2-D or 1-D). */
+static void write_st(const char *path, size_t n, const char *const *names, const int *rows,
+                     const int *cols, float *const *data)
+{
+	char hdr[2048];
+	size_t off = 0, hl = 0;
+	hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "{");
+	for (size_t i = 0; i < n; i++) {
+		size_t bytes = (size_t)rows[i] * (size_t)(cols[i] ? cols[i] : 1) * 4;
+		if (cols[i])
+			hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl,
+			                       "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],"
+			                       "\"data_offsets\":[%zu,%zu]}",
+			                       i ? "," : "", names[i], rows[i], cols[i], off,
+			                       off + bytes);
+		else
+			hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl,
+			                       "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_"
+			                       "offsets\":[%zu,%zu]}",
+			                       i ? "," : "", names[i], rows[i], off, off + bytes);
+		off += bytes;
+	}
+	hl += (size_t)snprintf(hdr + hl, sizeof hdr - hl, "}");
+	while (hl % 8)
+		hdr[hl++] = ' ';
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	uint64_t len = hl;
+	fwrite(&len, 8, 1, f);
+	fwrite(hdr, 1, hl, f);
+	for (size_t i = 0; i < n; i++)
+		fwrite(data[i], 4, (size_t)rows[i] * (size_t)(cols[i] ? cols[i] : 1), f);
+	fclose(f);
+}
+
+/* A zero padding row of an embedding table is normal; the same row in a
+ * linear layer is a dead unit. */
+static void test_embedding_padding(void **state)
+{
+	(void)state;
+	float emb[4 * 8], fc[3 * 8], b[3] = {0.1f, -0.2f, 0.05f};
+	for (int i = 0; i < 32; i++)
+		emb[i] = i < 8 ? 0 : (float)((i * 37) % 11) / 11 - 0.5f;
+	for (int i = 0; i < 24; i++)
+		fc[i] = (float)((i * 29) % 13) / 13 - 0.5f;
+	const char *names[] = {"tok_embed.weight", "fc.weight", "fc.bias"};
+	const int rows[] = {4, 3, 3}, cols[] = {8, 8, 0};
+	float *data[] = {emb, fc, b};
+	char path[] = "/tmp/mlsec-inspect-test-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	write_st(path, 3, names, rows, cols, data);
+	mlsec_report *r = run(path, NULL);
+	assert_null(find(r, "INSPECT-DEAD-UNITS"));
+	assert_null(find(r, "INSPECT-MALFORMED"));
+	mlsec_report_free(r);
+	names[0] = "tok.weight"; /* now a layer: its zero row is dead */
+	write_st(path, 3, names, rows, cols, data);
+	r = run(path, NULL);
+	expect(r, "INSPECT-DEAD-UNITS", MLSEC_SEV_MEDIUM, "tok.weight");
+	mlsec_report_free(r);
+	unlink(path);
+}
+
 /* Every allocation failure is reported, never a crash or a leak. */
 static void test_alloc_failures(void **state)
 {
@@ -405,7 +471,7 @@ int main(void)
 	        cmocka_unit_test(test_dead_layer),         cmocka_unit_test(test_rows),
 	        cmocka_unit_test(test_fgsm_fragile),       cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_checks_and_options), cmocka_unit_test(test_engine),
-	        cmocka_unit_test(test_alloc_failures),
+	        cmocka_unit_test(test_embedding_padding),  cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

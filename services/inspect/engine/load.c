@@ -236,6 +236,10 @@ static void name_roles(insp_weights *w)
 {
 	for (size_t i = 0; i < w->n; i++) {
 		insp_tensor *t = &w->t[i];
+		/* Embedding tables are lookups, not layers: a zero padding row
+		 * (nn.Embedding(padding_idx=...)) is normal there. */
+		if (strstr(t->name, "embed") || strstr(t->name, "wte") || strstr(t->name, "wpe"))
+			continue;
 		if (ends_with(t->name, "weight") && t->ndim >= 2) {
 			t->role = INSP_ROLE_WEIGHT;
 			t->unit_axis = 0;
