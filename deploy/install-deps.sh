@@ -11,7 +11,7 @@ BUILD_PKGS="build-essential cmake pkg-config git ca-certificates
   clang libclang-rt-14-dev
   redis-server redis-tools"
 # Independent clients and fixture tooling used only by tests.
-TEST_PKGS="python3 python3-grpcio python3-grpc-tools python3-numpy gnuplot-nox valgrind"
+TEST_PKGS="python3 python3-grpcio python3-grpc-tools python3-numpy python3-prometheus-client gnuplot-nox valgrind"
 # Only needed to regenerate committed fixtures (tests never need torch).
 FIXTURE_PKGS="python3-torch python3-onnx python3-sklearn"
 

@@ -14,8 +14,8 @@ case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 DOCKERFILE="$ROOT/deploy/docker/Dockerfile"
 VALUES="$ROOT/helm/mlsec/values.yaml"
 
-timeout 120 python3 - "$DOCKERFILE" "$VALUES" "$BUILD_DIR/bin" <<'EOF'
-import glob, os, re, subprocess, sys
+timeout 300 python3 - "$DOCKERFILE" "$VALUES" "$BUILD_DIR/bin" <<'EOF'
+import os, re, subprocess, sys
 
 dockerfile, values, bindir = sys.argv[1:4]
 text = open(dockerfile).read()
@@ -63,21 +63,35 @@ while todo:
 # Always present in debian:bookworm-slim (Essential / Priority required).
 closure |= {"libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libzstd1", "liblzma5", "libselinux1"}
 
-bins = sorted(f for f in glob.glob(os.path.join(bindir, "mlsec*")) if os.access(f, os.X_OK) and os.path.isfile(f))
+pm = re.search(r'ARG PROGRAMS="([^"]+)"', text)
+check(pm is not None and "mlsec-orchestratord" in pm.group(1).split(), "Dockerfile lists the PROGRAMS it ships")
+programs = pm.group(1).split() if pm else []
+check(not any(p in programs for p in ("mlsec-devbroker", "mlsec-fake-tritond", "mlsec-loadgen")),
+      "no dev broker, test fake or load generator in the image")
+bins = [os.path.join(bindir, p) for p in programs if os.access(os.path.join(bindir, p), os.X_OK)]
 if not bins:
     print(f"note: no programs in {bindir}; library coverage not checked (build first)")
+# Every linked library once, then one dpkg -S for all of them (it is slow).
+linked = {}
 for b in bins:
     ldd = subprocess.run(["ldd", b], capture_output=True, text=True, timeout=30).stdout
-    libs = re.findall(r"=> (/\S+)", ldd)
+    linked[b] = re.findall(r"=> (/\S+)", ldd)
+candidates = {}
+for lib in {l for libs in linked.values() for l in libs}:
+    real = os.path.realpath(lib)
+    candidates[lib] = [lib, real, lib.replace("/lib/", "/usr/lib/", 1), real.replace("/lib/", "/usr/lib/", 1),
+                       lib.replace("/usr/lib/", "/lib/", 1), real.replace("/usr/lib/", "/lib/", 1)]
+paths = sorted({p for c in candidates.values() for p in c})
+owners = {}
+if paths:
+    r = subprocess.run(["dpkg", "-S"] + paths, capture_output=True, text=True, timeout=120)
+    for line in r.stdout.splitlines():
+        pkgs, _, path = line.partition(": ")
+        owners[path.strip()] = pkgs.split(",")[0].split(":")[0].strip()
+for b in bins:
     missing = []
-    for lib in libs:
-        real = os.path.realpath(lib)
-        owner = ""
-        for path in (lib, real, lib.replace("/usr/lib/", "/lib/", 1), real.replace("/usr/lib/", "/lib/", 1)):
-            r = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True, timeout=30)
-            if r.returncode == 0:
-                owner = r.stdout.split(":")[0].strip()
-                break
+    for lib in linked[b]:
+        owner = next((owners[p] for p in candidates[lib] if p in owners), "")
         if not owner or owner not in closure:
             missing.append(f"{os.path.basename(lib)} ({owner or 'no package'})")
     check(not missing, f"{os.path.basename(b)}: every library in the runtime image", ", ".join(missing))
@@ -108,3 +122,9 @@ check(".git" in di and "build" in di and ".tools" in di, ".dockerignore keeps .g
 print(f"docker: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 EOF
+status=$?
+# Optional, slower (debootstrap + apt): the runtime stage assembled for real.
+if [ "${MLSEC_ROOTFS_CHECK:-0}" = 1 ]; then
+	bash "$ROOT/deploy/docker/rootfs-check.sh" "$BUILD_DIR" || status=1
+fi
+exit $status

@@ -130,6 +130,28 @@ rendered=("$OUT/default.yaml" "$OUT/prod.yaml" "$OUT/tls-minimal.yaml" "$OUT/sta
 node_check validate.mjs "${rendered[@]}"
 node_check policy.mjs "${rendered[@]}"
 
+# --- chart environment vs. the programs' own --help ----------------------
+BIN_DIR=${BUILD_DIR:-$ROOT/build}
+case "$BIN_DIR" in /*) ;; *) BIN_DIR="$ROOT/$BIN_DIR" ;; esac
+BIN_DIR="$BIN_DIR/bin"
+if [ -x "$BIN_DIR/mlsec-orchestratord" ]; then
+	node_check env_contract.mjs "$BIN_DIR" "${rendered[@]}"
+	grep '^NOTE' "$OUT/node.log" | sort -u | sed 's/^/     /'
+else
+	echo "     env contract: no services in $BIN_DIR (build first); not checked"
+fi
+
+# --- alert rules parse (promtool, when Debian's prometheus is installed) ---
+if command -v promtool >/dev/null 2>&1; then
+	node "$NODEDIR/extract_rules.mjs" "$OUT/prod.yaml" >"$OUT/rules.yaml" 2>"$OUT/rules.err"
+	if grep -q 'alert:' "$OUT/rules.yaml" && timeout "$STEP_TIMEOUT" promtool check rules "$OUT/rules.yaml" >"$OUT/promtool.log" 2>&1; then
+		pass "promtool check rules (PrometheusRule, $(grep -c 'alert:' "$OUT/rules.yaml") alerts)"
+	else
+		fail "promtool check rules"
+		cat "$OUT/rules.err" "$OUT/promtool.log"
+	fi
+fi
+
 # --- the checks must be able to fail ------------------------------------
 sed 's/readOnlyRootFilesystem:/readOnlyRootFilesytem:/' "$OUT/default.yaml" >"$OUT/mut-typo.yaml"
 if timeout "$STEP_TIMEOUT" node "$NODEDIR/validate.mjs" "$OUT/mut-typo.yaml" >"$OUT/mut.log" 2>&1; then

@@ -4,7 +4,8 @@
 //    drop ALL, seccomp, read-only root + writable /tmp emptyDir, allowed
 //    volume types, no host namespaces/ports/paths, no SA token);
 //  - gRPC liveness/readiness probes on a declared port (plain text port
-//    when TLS is on: kubelet probes cannot speak TLS);
+//    when TLS is on: kubelet probes cannot speak TLS), except in `helm
+//    test` pods, which run to completion;
 //  - CPU and memory requests and limits;
 //  - NetworkPolicy coverage: default deny for ingress and egress, egress
 //    only on named ports, gRPC ingress only into the orchestrator (stages
@@ -55,6 +56,8 @@ function checkFile(file, r) {
     const psc = spec.securityContext || {};
 
     r.check(spec.automountServiceAccountToken === false, `${W} no service-account token`);
+    // Service links would inject MLSEC_<SERVICE>_* variables (see deployment.yaml).
+    r.check(spec.enableServiceLinks === false, `${W} no service-link environment`);
     r.check(!spec.hostNetwork && !spec.hostPID && !spec.hostIPC, `${W} no host namespaces`);
     const vols = spec.volumes || [];
     const badVols = vols.filter((v) => !ALLOWED_VOLUMES.has(volumeType(v)));
@@ -82,11 +85,18 @@ function checkFile(file, r) {
       r.check(!(c.ports || []).some((p) => p.hostPort), `${C} no hostPort`);
       r.check(/(@sha256:[0-9a-f]{64}|:[^:/@]+)$/.test(c.image) && !/:latest$/.test(c.image), `${C} image pinned`, c.image);
 
+      const literal = (c.env || []).filter((e) => /(PASSWORD|TOKEN|SECRET)/i.test(e.name) && !e.valueFrom?.secretKeyRef);
+      r.check(literal.length === 0, `${C} secrets in env only by secretKeyRef`, literal.map((e) => e.name).join(","));
+      const urlPw = (c.env || []).find((e) => e.name === "MLSEC_REDIS_URL" && e.value && /:[^$@/]+@/.test(e.value.replace(/^redis:\/\//, "")));
+      r.check(!urlPw, `${C} no literal password in MLSEC_REDIS_URL`);
+
       const res = c.resources || {};
       r.check(!!(res.limits?.cpu && res.limits?.memory), `${C} cpu+memory limits`);
       r.check(!!(res.requests?.cpu && res.requests?.memory), `${C} cpu+memory requests`);
 
-      if ((spec.initContainers || []).includes(c)) continue;
+      // Init containers and `helm test` pods run to completion: no probes.
+      const hookTest = (w.metadata.annotations || {})["helm.sh/hook"] === "test";
+      if ((spec.initContainers || []).includes(c) || hookTest) continue;
       for (const kind of ["livenessProbe", "readinessProbe"]) {
         const p = c[kind];
         const port = p?.grpc ? portNumber(c, p.grpc.port) : undefined;

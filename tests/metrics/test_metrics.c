@@ -301,6 +301,42 @@ static void test_service_registry(void **state)
 	mlsec_metrics_free(reg);
 }
 
+/* One call per finished analysis, from the engine's report. */
+static void test_analysis_done(void **state)
+{
+	(void)state;
+	mlsec_metrics *reg = mlsec_metrics_new_service("mlsec-checkpointd");
+	mlsec_report *rep = mlsec_report_new("checkpoint");
+	mlsec_artifact *a = mlsec_report_add_artifact(rep, "m.pt", "pytorch-zip");
+	assert_non_null(mlsec_artifact_add_finding(a, "CKPT-PICKLE-GLOBAL", MLSEC_SEV_CRITICAL,
+	                                           "os.system", NULL));
+	assert_non_null(mlsec_artifact_add_finding(a, "CKPT-X", MLSEC_SEV_LOW, "x", NULL));
+	assert_non_null(mlsec_artifact_add_finding(a, "CKPT-Y", MLSEC_SEV_LOW, "y", NULL));
+	assert_int_equal(
+	        mlsec_metrics_analysis_done(reg, "checkpoint", MLSEC_OK, rep, MLSEC_SEV_HIGH, 0.5),
+	        MLSEC_OK);
+	/* Gate above every finding: ok, and the findings still count. */
+	assert_int_equal(mlsec_metrics_analysis_done(reg, "checkpoint", MLSEC_OK, rep,
+	                                             MLSEC_SEV__COUNT, 0.5),
+	                 MLSEC_OK);
+	/* The engine failed: error, no report. */
+	assert_int_equal(mlsec_metrics_analysis_done(reg, "checkpoint", MLSEC_ERR_PARSE, NULL,
+	                                             MLSEC_SEV_HIGH, 0.1),
+	                 MLSEC_OK);
+	char *out = render(reg);
+	assert_true(has_line(out, "mlsec_jobs_total{stage=\"checkpoint\",outcome=\"alert\"} 1"));
+	assert_true(has_line(out, "mlsec_jobs_total{stage=\"checkpoint\",outcome=\"ok\"} 1"));
+	assert_true(has_line(out, "mlsec_jobs_total{stage=\"checkpoint\",outcome=\"error\"} 1"));
+	assert_true(has_line(out,
+	                     "mlsec_findings_total{stage=\"checkpoint\",severity=\"critical\"} 2"));
+	assert_true(has_line(out, "mlsec_findings_total{stage=\"checkpoint\",severity=\"low\"} 4"));
+	assert_null(strstr(out, "severity=\"high\""));
+	assert_true(has_line(out, "mlsec_analysis_duration_seconds_count{stage=\"checkpoint\"} 3"));
+	mlsec_free(out);
+	mlsec_report_free(rep);
+	mlsec_metrics_free(reg);
+}
+
 static void test_kafka_stats(void **state)
 {
 	(void)state;
@@ -376,6 +412,7 @@ int main(void)
 	        cmocka_unit_test(test_limits),
 	        cmocka_unit_test(test_threads),
 	        cmocka_unit_test(test_service_registry),
+	        cmocka_unit_test(test_analysis_done),
 	        cmocka_unit_test(test_kafka_stats),
 	        cmocka_unit_test(test_alloc_failures),
 	};

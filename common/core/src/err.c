@@ -37,7 +37,8 @@ void mlsec_error_clear(mlsec_error *err)
 	err->offset = -1;
 }
 
-static void vset(mlsec_error *err, mlsec_err code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vset(mlsec_error *err, mlsec_err code,
+						      const char *fmt, va_list ap)
 {
 	err->code = code;
 	if (fmt)

@@ -260,11 +260,19 @@ static mlsec_err walk(walk_ctx *w, const char *dir, int depth)
 			rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
 			continue;
 		}
-		struct stat st;
-		if (lstat(full, &st) == 0) {
-			if (S_ISDIR(st.st_mode)) {
+		/* d_type saves an lstat per entry; symlinks are never followed. */
+		unsigned char type = ents[i]->d_type;
+		if (type == DT_UNKNOWN) {
+			struct stat st;
+			type = lstat(full, &st) != 0 ? DT_UNKNOWN
+			       : S_ISDIR(st.st_mode) ? DT_DIR
+			       : S_ISREG(st.st_mode) ? DT_REG
+						     : DT_UNKNOWN;
+		}
+		{
+			if (type == DT_DIR) {
 				rc = walk(w, full, depth + 1);
-			} else if (S_ISREG(st.st_mode)) {
+			} else if (type == DT_REG) {
 				const char *rel = strlen(full) >= w->base_len ? full + w->base_len : full;
 				int want = w->pattern ? glob_match(w->pattern, rel)
 						      : (!w->filter || w->filter(full, name, w->filter_ctx));

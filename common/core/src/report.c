@@ -193,7 +193,7 @@ json_t *mlsec_artifact_details(mlsec_artifact *a)
 	return a->details;
 }
 
-static mlsec_finding *vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev,
+__attribute__((format(printf, 5, 0))) static mlsec_finding *vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev,
 			   const char *title, const char *fmt, va_list ap)
 {
 	if (!grow(&a->findings, &a->capfindings, a->nfindings, sizeof *a->findings))

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <openssl/evp.h>
 
 #include "mlsec/alloc.h"
@@ -15,13 +17,29 @@ struct mlsec_sha256 {
 	EVP_MD_CTX *ctx;
 };
 
+/* OpenSSL 3 looks the algorithm up on every EVP_sha256() digest unless it
+ * is fetched once; for many small artifacts that lookup dominates. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_md(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256_algo(void)
+{
+	pthread_once(&sha256_once, fetch_md);
+	return sha256_md ? sha256_md : EVP_sha256();
+}
+
 mlsec_sha256 *mlsec_sha256_new(void)
 {
 	mlsec_sha256 *h = mlsec_malloc(sizeof *h);
 	if (!h)
 		return NULL;
 	h->ctx = EVP_MD_CTX_new();
-	if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+	if (!h->ctx || EVP_DigestInit_ex(h->ctx, sha256_algo(), NULL) != 1) {
 		EVP_MD_CTX_free(h->ctx);
 		mlsec_free(h);
 		return NULL;
@@ -59,10 +77,10 @@ void mlsec_sha256_final(mlsec_sha256 *h, unsigned char out[32], char hex[MLSEC_S
 
 void mlsec_sha256_buf(const void *data, size_t len, char hex[MLSEC_SHA256_HEX_LEN])
 {
-	unsigned char md[32];
+	unsigned char out[32];
 	unsigned int n = 0;
-	EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-	mlsec_hex_encode(md, 32, hex);
+	EVP_Digest(data, len, out, &n, sha256_algo(), NULL);
+	mlsec_hex_encode(out, 32, hex);
 }
 
 mlsec_err mlsec_sha256_file(const char *path, char hex[MLSEC_SHA256_HEX_LEN], uint64_t *size,

@@ -11,7 +11,6 @@
 #include <jansson.h>
 
 #include "metrics_int.h"
-#include "mlsec/report.h" /* MLSEC_VERSION */
 
 #define JOBS "mlsec_jobs_total"
 #define DURATION "mlsec_analysis_duration_seconds"
@@ -93,6 +92,26 @@ mlsec_err mlsec_metrics_findings(mlsec_metrics *reg, const char *stage, const ch
 	if (!f || !stage || !severity)
 		return MLSEC_ERR_INVALID_ARG;
 	return mlsec_metric_add(f, MLSEC_LABELS(stage, severity), (double)count);
+}
+
+mlsec_err mlsec_metrics_analysis_done(mlsec_metrics *reg, const char *stage, mlsec_err rc,
+                                      const mlsec_report *rep, mlsec_severity gate, double seconds)
+{
+	const char *outcome = "error";
+	if (rc == MLSEC_OK && rep) {
+		int code = mlsec_report_exit_code(rep, gate);
+		outcome = code == 2 ? "alert" : code == 1 ? "error" : "ok";
+	}
+	mlsec_err e = mlsec_metrics_job_done(reg, stage, outcome, seconds);
+	if (e != MLSEC_OK || !rep)
+		return e;
+	size_t counts[MLSEC_SEV__COUNT];
+	mlsec_report_counts(rep, counts);
+	for (int s = 0; s < MLSEC_SEV__COUNT && e == MLSEC_OK; s++)
+		if (counts[s])
+			e = mlsec_metrics_findings(
+			        reg, stage, mlsec_severity_name((mlsec_severity)s), counts[s]);
+	return e;
 }
 
 const char *mlsec_metrics_grpc_code_name(int code)

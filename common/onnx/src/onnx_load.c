@@ -129,10 +129,14 @@ truncated:
 
 /* ---- protobuf-c allocator through mlsec_malloc (failure injection) ---- */
 
+/* allocator_data points at an int set when an allocation fails, so that
+ * out-of-memory is not reported as a malformed model. */
 static void *pb_alloc(void *ud, size_t n)
 {
-	(void)ud;
-	return mlsec_malloc(n ? n : 1);
+	void *p = mlsec_malloc(n ? n : 1);
+	if (!p && ud)
+		*(int *)ud = 1;
+	return p;
 }
 
 static void pb_free(void *ud, void *p)
@@ -320,7 +324,13 @@ static mlsec_err parse_owned(const uint8_t *data, size_t len, char *dir,
 	rc = scan_message(&sc, data, len, &onnx__model_proto__descriptor, 0);
 	if (rc)
 		goto fail;
-	m->proto = onnx__model_proto__unpack(&pb_allocator, len, data);
+	int oom = 0;
+	ProtobufCAllocator unpack_alloc = {pb_alloc, pb_free, &oom};
+	m->proto = onnx__model_proto__unpack(&unpack_alloc, len, data);
+	if (!m->proto && oom) {
+		rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory decoding the model");
+		goto fail;
+	}
 	if (!m->proto) {
 		rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
 				     "not a valid ONNX ModelProto (protobuf decoding failed)");

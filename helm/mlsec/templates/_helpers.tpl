@@ -131,6 +131,26 @@ Kubernetes accepts dots in variable names). Change the encoding here only.
 {{- if or .Values.redis.password .Values.redis.existingSecret -}}true{{- end -}}
 {{- end -}}
 
+{{/* MLSEC_REDIS_URL with the password spliced in by Kubernetes from the
+REDIS_PASSWORD variable: redis://[user]:$(REDIS_PASSWORD)@host... */}}
+{{- define "mlsec.redisUrlWithPassword" -}}
+{{- $rest := trimPrefix "redis://" .Values.redis.url -}}
+{{- if contains "@" $rest -}}
+{{- $p := splitn "@" 2 $rest -}}
+{{- printf "redis://%s:$(REDIS_PASSWORD)@%s" $p._0 $p._1 -}}
+{{- else -}}
+{{- printf "redis://:$(REDIS_PASSWORD)@%s" $rest -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mlsec.redisPasswordInUrl" -}}
+{{- if and (include "mlsec.redisAuth" .) (eq .Values.redis.passwordMode "url") -}}true{{- end -}}
+{{- end -}}
+
+{{- define "mlsec.redisPasswordFile" -}}
+{{- if and (include "mlsec.redisAuth" .) (eq .Values.redis.passwordMode "file") -}}true{{- end -}}
+{{- end -}}
+
 {{- define "mlsec.redisSecretName" -}}
 {{- default (printf "%s-redis" (include "mlsec.fullname" .)) .Values.redis.existingSecret -}}
 {{- end -}}

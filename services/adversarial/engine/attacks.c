@@ -305,15 +305,17 @@ mlsec_err adv_fgsm(adv_runner *r, const float *x, const int64_t *y, size_t n, do
 			return mlsec_error_set(err, MLSEC_ERR_TIMEOUT, "cancelled");
 		size_t nb = n - s < r->batch ? n - s : r->batch;
 		const float *xb = x + s * r->numel;
-		mlsec_err rc = clean_batch(r, xb, y + s, nb, r->done, err);
-		if (rc != MLSEC_OK)
-			return rc;
 		load_input(r, xb, nb);
 		load_labels(r, y + s, nb);
-		rc = mlsec_tensor_graph_loss_grad(r->g, MLSEC_LOSS_CROSS_ENTROPY, r->labels, 0, NULL, err);
+		mlsec_err rc = mlsec_tensor_graph_loss_grad(r->g, MLSEC_LOSS_CROSS_ENTROPY, r->labels,
+							    0, NULL, err);
 		if (rc != MLSEC_OK)
 			return rc;
 		st->steps_run++;
+		/* The gradient's forward pass is the clean prediction. */
+		argmax_rows(r, nb, r->pred);
+		for (size_t i = 0; i < nb; i++)
+			r->done[i] = r->pred[i] == y[s + i];
 		check_grad(r, nb, r->done, st);
 		const float *g = mlsec_tensor_graph_input_grad(r->g, 0);
 		for (size_t k = 0; k < nb * r->numel; k++)
@@ -338,12 +340,15 @@ static mlsec_err pgd_run(adv_runner *r, const float *xb, size_t nb, double eps, 
 	float *cur = r->w;
 	for (int step = 0; step <= r->o->pgd_steps; step++) {
 		load_input(r, cur, nb);
-		mlsec_err rc = mlsec_tensor_graph_loss_grad(r->g, MLSEC_LOSS_CROSS_ENTROPY, r->labels,
-							    0, NULL, err);
+		/* The last iterate is only checked, not stepped: forward only. */
+		int last = step == r->o->pgd_steps;
+		mlsec_err rc = last ? mlsec_tensor_graph_forward(r->g, err)
+				    : mlsec_tensor_graph_loss_grad(r->g, MLSEC_LOSS_CROSS_ENTROPY,
+								   r->labels, 0, NULL, err);
 		if (rc != MLSEC_OK)
 			return rc;
-		st->steps_run++;
-		if (step == 0 && first_start)
+		st->steps_run += (size_t)!last;
+		if (step == 0 && first_start && !last)
 			check_grad(r, nb, correct, st);
 		argmax_rows(r, nb, r->pred);
 		int active = 0;

@@ -131,7 +131,8 @@ const mlsec_triton_rule *mlsec_triton_rule_find(const char *id)
 	return NULL;
 }
 
-static mlsec_finding *add_v(triton_ctx *c, triton_rule_ix r, long line, long col, const char *fpath,
+__attribute__((format(printf, 6, 0))) static mlsec_finding *add_v(triton_ctx *c, triton_rule_ix r,
+								   long line, long col, const char *fpath,
                             const char *fmt, va_list ap)
 {
 	char detail[1024];

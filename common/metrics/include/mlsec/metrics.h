@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 #include "mlsec/err.h"
+#include "mlsec/report.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -133,6 +134,16 @@ mlsec_err mlsec_metrics_job_done(mlsec_metrics *reg, const char *stage, const ch
 /* count findings of severity ("info" ... "critical") reported by stage. */
 mlsec_err mlsec_metrics_findings(mlsec_metrics *reg, const char *stage, const char *severity,
                                  unsigned long count);
+
+/*
+ * Everything one finished analysis contributes, in one call: the job with
+ * its outcome and duration, and the report's findings by severity. rc is
+ * what the engine returned; rep may be NULL (the job failed before a report
+ * existed). Outcome: "error" when rc != MLSEC_OK, else by
+ * mlsec_report_exit_code(rep, gate): 2 "alert", 1 "error", 0 "ok".
+ */
+mlsec_err mlsec_metrics_analysis_done(mlsec_metrics *reg, const char *stage, mlsec_err rc,
+                                      const mlsec_report *rep, mlsec_severity gate, double seconds);
 
 /*
  * A gRPC call finished. method is the full path ("/mlsec.v1.Analyzer/
