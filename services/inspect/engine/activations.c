@@ -68,17 +68,16 @@ typedef struct act_ctx {
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
-static inline v4f vsel(v4i m, v4f a, v4f b)
-{
-	return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
-}
-
 /* Lane-wise min/max: one instruction on SSE, a select elsewhere. NaN
  * handling differs, which does not matter: NaN blocks are recounted. */
 #ifdef __SSE__
 #define VMIN4(a, b) ((v4f)_mm_min_ps((__m128)(a), (__m128)(b)))
 #define VMAX4(a, b) ((v4f)_mm_max_ps((__m128)(a), (__m128)(b)))
 #else
+static inline v4f vsel(v4i m, v4f a, v4f b)
+{
+	return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
+}
 #define VMIN4(a, b) vsel((a) < (b), (a), (b))
 #define VMAX4(a, b) vsel((a) > (b), (a), (b))
 #endif
