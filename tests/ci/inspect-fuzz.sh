@@ -22,7 +22,7 @@ trap 'rm -rf "$W"' EXIT
 } >"$W/build.log" 2>&1 || { tail -30 "$W/build.log" >&2; echo "inspect-fuzz: build failed" >&2; exit 1; }
 mkdir -p "$W/corpus"
 # New inputs go to the scratch dir; the committed corpus is only read.
-"$B/fuzz/inspect_fuzz" -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=65536 -timeout=20 \
+TMPDIR="$W" "$B/fuzz/inspect_fuzz" -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=65536 -timeout=20 \
 	-print_final_stats=0 -artifact_prefix="$W/" "$W/corpus" tests/fuzz/corpus/inspect \
 	>"$W/fuzz.log" 2>&1 || {
 	tail -40 "$W/fuzz.log" >&2

@@ -13,7 +13,7 @@
 
 #include "mlsec/inspect.h"
 
-static char path[64];
+static char path[4096];
 
 static void cleanup(void)
 {
@@ -23,7 +23,10 @@ static void cleanup(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!path[0]) {
-		snprintf(path, sizeof path, "/tmp/mlsec-inspect-fuzz.XXXXXX");
+		/* libFuzzer may leave without atexit handlers: CI points TMPDIR
+		 * at a scratch directory it removes */
+		const char *dir = getenv("TMPDIR");
+		snprintf(path, sizeof path, "%s/mlsec-inspect-fuzz.XXXXXX", dir && *dir ? dir : "/tmp");
 		int fd = mkstemp(path);
 		if (fd < 0)
 			abort();
