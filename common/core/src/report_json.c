@@ -30,7 +30,11 @@ static json_t *finding_to_json(const mlsec_finding *f)
 	json_object_set_new(o, "title", json_string(f->title));
 	json_object_set_new(o, "detail", f->detail ? json_string(f->detail) : json_null());
 	json_object_set_new(o, "location", loc);
-	json_object_set(o, "evidence", f->evidence);
+	/* The shared empty evidence must not leak into a tree callers may edit. */
+	if (f->evidence == report_empty_evidence())
+		json_object_set_new(o, "evidence", json_object());
+	else
+		json_object_set(o, "evidence", f->evidence);
 	json_object_set_new(o, "remediation", f->remediation ? json_string(f->remediation) : json_null());
 	return o;
 }
@@ -156,7 +160,8 @@ static mlsec_err merge_finding(mlsec_artifact *a, const json_t *jf, mlsec_error 
 		f->offset = int_or(loc, "offset", -1);
 	}
 	const json_t *ev = json_object_get(jf, "evidence");
-	if (json_is_object(ev) && json_object_update(f->evidence, (json_t *)ev) != 0)
+	if (json_is_object(ev) && json_object_size(ev) &&
+	    (!report_evidence_own(f) || json_object_update(f->evidence, (json_t *)ev) != 0))
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	if (mlsec_finding_set_remediation(f, str_or(jf, "remediation", NULL)) != MLSEC_OK)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");

@@ -56,7 +56,9 @@ typedef struct mlsec_finding {
 	long column;       /* 1-based, 0 = unknown */
 	long long offset;  /* byte offset, -1 = unknown */
 	char *field;       /* field path / tensor / node name, may be NULL */
-	json_t *evidence;  /* JSON object of key -> value, never NULL */
+	json_t *evidence;  /* JSON object of key -> value, never NULL; read-only: write
+			    * it with mlsec_finding_set_evidence*() (a finding
+			    * without evidence shares one empty object) */
 	char *remediation; /* may be NULL */
 } mlsec_finding;
 
