@@ -263,9 +263,34 @@ mlsec_err mlsec_artifact_hash_file(mlsec_artifact *a, mlsec_error *err)
 	return mlsec_sha256_file(a->path, a->sha256, &a->size, err);
 }
 
+void report_details_ready(const mlsec_artifact *ca)
+{
+	mlsec_artifact *a = (mlsec_artifact *)ca; /* a cache fill, not a visible change */
+	mlsec_details_fill_fn fn = a->fill;
+	if (!fn)
+		return;
+	a->fill = NULL;
+	(void)fn(a->details, a->fill_data);
+}
+
 json_t *mlsec_artifact_details(mlsec_artifact *a)
 {
+	report_details_ready(a);
 	return a->details;
+}
+
+mlsec_err mlsec_artifact_set_details_fill(mlsec_artifact *a, mlsec_details_fill_fn fn,
+					  const void *data, size_t size)
+{
+	void *copy = NULL;
+	if (size) {
+		if (!(copy = arena_alloc(&a->report->arena, size)))
+			return MLSEC_ERR_NOMEM;
+		memcpy(copy, data, size);
+	}
+	a->fill = fn;
+	a->fill_data = copy;
+	return MLSEC_OK;
 }
 
 __attribute__((format(printf, 5, 0))) static mlsec_finding *

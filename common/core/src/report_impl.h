@@ -33,6 +33,8 @@ struct mlsec_artifact {
 	char sha256[MLSEC_SHA256_HEX_LEN];
 	uint64_t size;
 	json_t *details;
+	mlsec_details_fill_fn fill; /* pending lazy details, run once */
+	const void *fill_data;
 	mlsec_finding **findings;
 	size_t nfindings, capfindings;
 };
@@ -58,6 +60,8 @@ struct mlsec_report {
  * replace it with a fresh object before the first write.
  */
 json_t *report_empty_evidence(void);
+/* Runs a pending details fill (the report is logically const to readers). */
+void report_details_ready(const mlsec_artifact *a);
 /* Makes f->evidence a private object that may be written. 0 on NOMEM. */
 int report_evidence_own(mlsec_finding *f);
 

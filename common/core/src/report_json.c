@@ -92,6 +92,7 @@ json_t *mlsec_report_to_json(const mlsec_report *r, mlsec_severity gate)
 		json_object_set_new(ja, "format", json_string(a->format));
 		json_object_set_new(ja, "findings", fs);
 		json_object_set_new(ja, "summary", counts_to_json(counts));
+		report_details_ready(a);
 		json_object_set(ja, "details", a->details);
 		json_array_append_new(arts, ja);
 	}
@@ -191,7 +192,8 @@ mlsec_err mlsec_report_merge_json(mlsec_report *r, const json_t *json, mlsec_err
 		if (sha && mlsec_artifact_set_digest(a, sha, size > 0 ? (uint64_t)size : 0) != MLSEC_OK)
 			return mlsec_error_set(err, MLSEC_ERR_PARSE, "artifact %zu: bad sha256", i);
 		const json_t *det = json_object_get(ja, "details");
-		if (json_is_object(det) && json_object_update(a->details, (json_t *)det) != 0)
+		if (json_is_object(det) &&
+		    json_object_update(mlsec_artifact_details(a), (json_t *)det) != 0)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		const json_t *fs = json_object_get(ja, "findings");
 		if (fs && !json_is_array(fs))

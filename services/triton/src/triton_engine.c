@@ -28,6 +28,7 @@ mlsec_triton_auditor *mlsec_triton_auditor_new(void)
 		return NULL;
 	}
 	a->max_instances = MLSEC_TRITON_DEFAULT_MAX_INSTANCES;
+	a->base_fd = -1;
 	return a;
 }
 
@@ -36,6 +37,8 @@ void mlsec_triton_auditor_free(mlsec_triton_auditor *a)
 	if (!a)
 		return;
 	mlsec_pbtxt_free(a->parser);
+	if (a->base_fd >= 0)
+		close(a->base_fd);
 	mlsec_free(a->buf);
 	mlsec_free(a);
 }
@@ -53,7 +56,11 @@ void mlsec_triton_auditor_set_max_instances(mlsec_triton_auditor *a, long n)
 static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max, size_t *len,
                            mlsec_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	int fd = a->base_fd >= 0 && !strncmp(path, a->base, a->base_len) &&
+	                         path[a->base_len] != '\0'
+	                 ? openat(a->base_fd, path + a->base_len, flags)
+	                 : open(path, flags);
 	if (fd < 0)
 		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
 		                       "%s: %s", path, strerror(errno));
@@ -128,9 +135,38 @@ static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max
 	return MLSEC_OK;
 }
 
+/*
+ * The artifact details, kept as a flat record and turned into JSON only
+ * if a JSON report is written (mlsec_artifact_set_details_fill): a table
+ * run never builds the eight JSON values per config.
+ */
+typedef struct triton_details {
+	int64_t max_batch_size;
+	size_t inputs, outputs, groups;
+	const char *sched; /* a string literal */
+	size_t name_len, backend_len;
+	char strings[]; /* name\0backend\0platform\0 */
+} triton_details;
+
+static mlsec_err fill_details(json_t *d, const void *data)
+{
+	const triton_details *t = data;
+	const char *name = t->strings, *backend = name + t->name_len + 1,
+	           *platform = backend + t->backend_len + 1;
+	if (json_object_set_new(d, "model", json_string(name)) ||
+	    json_object_set_new(d, "backend", json_string(backend)) ||
+	    json_object_set_new(d, "platform", json_string(platform)) ||
+	    json_object_set_new(d, "max_batch_size", json_integer(t->max_batch_size)) ||
+	    json_object_set_new(d, "inputs", json_integer((json_int_t)t->inputs)) ||
+	    json_object_set_new(d, "outputs", json_integer((json_int_t)t->outputs)) ||
+	    json_object_set_new(d, "instance_groups", json_integer((json_int_t)t->groups)) ||
+	    json_object_set_new(d, "scheduling", json_string(t->sched)))
+		return MLSEC_ERR_NOMEM;
+	return MLSEC_OK;
+}
+
 static void set_details(mlsec_artifact *art, const Inference__ModelConfig *cfg, triton_ctx *c)
 {
-	json_t *d = mlsec_artifact_details(art);
 	const char *sched = "none";
 	switch (cfg->scheduling_choice_case) {
 	case INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_DYNAMIC_BATCHING:
@@ -145,16 +181,31 @@ static void set_details(mlsec_artifact *art, const Inference__ModelConfig *cfg, 
 	default:
 		break;
 	}
-	if (json_object_set_new(d, "model", json_string(cfg->name)) ||
-	    json_object_set_new(d, "backend", json_string(cfg->backend)) ||
-	    json_object_set_new(d, "platform", json_string(cfg->platform)) ||
-	    json_object_set_new(d, "max_batch_size", json_integer(cfg->max_batch_size)) ||
-	    json_object_set_new(d, "inputs", json_integer((json_int_t)cfg->n_input)) ||
-	    json_object_set_new(d, "outputs", json_integer((json_int_t)cfg->n_output)) ||
-	    json_object_set_new(d, "instance_groups",
-	                        json_integer((json_int_t)cfg->n_instance_group)) ||
-	    json_object_set_new(d, "scheduling", json_string(sched)))
+	size_t nl = strlen(cfg->name), bl = strlen(cfg->backend), pl = strlen(cfg->platform);
+	size_t size = sizeof(triton_details) + nl + bl + pl + 3;
+	union {
+		triton_details t;
+		char bytes[1024];
+	} local;
+	triton_details *t = size <= sizeof local ? &local.t : mlsec_malloc(size);
+	if (!t) {
 		c->rc = MLSEC_ERR_NOMEM;
+		return;
+	}
+	t->max_batch_size = cfg->max_batch_size;
+	t->inputs = cfg->n_input;
+	t->outputs = cfg->n_output;
+	t->groups = cfg->n_instance_group;
+	t->sched = sched;
+	t->name_len = nl;
+	t->backend_len = bl;
+	memcpy(t->strings, cfg->name, nl + 1);
+	memcpy(t->strings + nl + 1, cfg->backend, bl + 1);
+	memcpy(t->strings + nl + 1 + bl + 1, cfg->platform, pl + 1);
+	if (mlsec_artifact_set_details_fill(art, fill_details, t, size) != MLSEC_OK)
+		c->rc = MLSEC_ERR_NOMEM;
+	if (t != &local.t)
+		mlsec_free(t);
 }
 
 /* Parses and checks text already read; art is the artifact to fill. */
@@ -283,6 +334,38 @@ mlsec_err mlsec_triton_note_auth_unknown(mlsec_triton_auditor *a, mlsec_report *
 
 /* ---- the generic engine ---- */
 
+/*
+ * Opens the deepest directory that contains every file of the (sorted)
+ * list, so that each file is opened relative to it. Best effort: without
+ * it files are opened by their full path, with the same results.
+ */
+static void set_base_dir(mlsec_triton_auditor *a, const mlsec_strlist *files)
+{
+	if (files->count < 2)
+		return;
+	/* In a sorted list the common prefix of all is that of first and last. */
+	const char *f = files->items[0], *l = files->items[files->count - 1];
+	size_t n = 0, slash = 0;
+	while (f[n] && f[n] == l[n]) {
+		if (f[n] == '/')
+			slash = n + 1;
+		n++;
+	}
+	if (slash == 0)
+		return;
+	char dir[4096];
+	if (slash >= sizeof dir)
+		return;
+	memcpy(dir, f, slash);
+	dir[slash] = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	a->base_fd = fd;
+	a->base = f; /* the list outlives the auditor's use of it */
+	a->base_len = slash;
+}
+
 static int want_config(const char *path, const char *base, void *ctx)
 {
 	(void)path;
@@ -343,6 +426,7 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 	}
 	if (max_inst)
 		mlsec_triton_auditor_set_max_instances(a, max_inst);
+	set_base_dir(a, &files);
 	for (size_t i = 0; i < files.count; i++) {
 		if (req->cancel && *req->cancel) {
 			rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT,

@@ -94,6 +94,17 @@ mlsec_err mlsec_artifact_hash_file(mlsec_artifact *a, mlsec_error *err);
 json_t *mlsec_artifact_details(mlsec_artifact *a);
 
 /*
+ * Fills details on demand: fn(details, copy of data) runs once, the first
+ * time the details are read (mlsec_artifact_details, the JSON writers), so
+ * a run that only prints a table never builds them. data (size bytes) is
+ * copied into the report. A later call replaces a pending fill. fn's
+ * failures (MLSEC_ERR_NOMEM) leave the details partial.
+ */
+typedef mlsec_err (*mlsec_details_fill_fn)(json_t *details, const void *data);
+mlsec_err mlsec_artifact_set_details_fill(mlsec_artifact *a, mlsec_details_fill_fn fn,
+					  const void *data, size_t size);
+
+/*
  * Adds a finding; detail is printf-style and may be NULL. Returns the
  * finding (borrowed) so that location/evidence/remediation can be set.
  */
