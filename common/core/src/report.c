@@ -436,6 +436,60 @@ mlsec_err mlsec_report_add_error(mlsec_report *r, const char *fmt, ...)
 	return MLSEC_OK;
 }
 
+mlsec_err mlsec_report_adopt(mlsec_report *dst, mlsec_report *src)
+{
+	if (!src)
+		return MLSEC_OK;
+	/* Make room first so that a failure changes nothing. */
+	size_t na = dst->nartifacts + src->nartifacts, ne = dst->nerrors + src->nerrors;
+	if (na > dst->capartifacts) {
+		mlsec_artifact **v = mlsec_reallocarray(dst->artifacts, na, sizeof *v);
+		if (!v)
+			return MLSEC_ERR_NOMEM;
+		dst->artifacts = v;
+		dst->capartifacts = na;
+	}
+	if (ne > dst->caperrors) {
+		char **v = mlsec_reallocarray(dst->errors, ne, sizeof *v);
+		if (!v)
+			return MLSEC_ERR_NOMEM;
+		dst->errors = v;
+		dst->caperrors = ne;
+	}
+	char *stage = NULL;
+	if (strcmp(src->stage, dst->stage) != 0 && !(stage = arena_strdup(&src->arena, src->stage)))
+		return MLSEC_ERR_NOMEM;
+	for (size_t i = 0; i < src->nartifacts; i++) {
+		mlsec_artifact *a = src->artifacts[i];
+		a->report = dst;
+		if (a->stage == src->stage)
+			a->stage = stage ? stage : dst->stage;
+		for (size_t k = 0; k < a->nfindings; k++)
+			((report_finding *)a->findings[k])->report = dst;
+		dst->artifacts[dst->nartifacts++] = a;
+	}
+	for (size_t i = 0; i < src->nerrors; i++)
+		dst->errors[dst->nerrors++] = src->errors[i];
+	/* The strings now referenced from dst live in src's chunks: keep them,
+	 * behind dst's current chunk so its free space is still used. */
+	report_chunk *last = src->arena.head;
+	if (last) {
+		while (last->next)
+			last = last->next;
+		if (dst->arena.head) {
+			last->next = dst->arena.head->next;
+			dst->arena.head->next = src->arena.head;
+		} else {
+			dst->arena = src->arena;
+		}
+	}
+	mlsec_free(src->artifacts);
+	mlsec_free(src->errors);
+	mlsec_free(src->stage);
+	mlsec_free(src);
+	return MLSEC_OK;
+}
+
 size_t mlsec_report_error_count(const mlsec_report *r)
 {
 	return r->nerrors;

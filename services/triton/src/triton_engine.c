@@ -3,8 +3,12 @@
  * arena for a whole batch of files) and the mlsec_engine glue used by the
  * stage service.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -366,6 +370,158 @@ static void set_base_dir(mlsec_triton_auditor *a, const mlsec_strlist *files)
 	a->base_len = slash;
 }
 
+/*
+ * Many files are audited by a few threads, one batch of TRITON_CHUNK files
+ * at a time into a report per batch; the batches are then joined in file
+ * order, so the result is the same as the sequential loop's. Each thread
+ * has its own auditor (parser arena, read buffer). Below
+ * TRITON_PARALLEL_MIN files, or when the caller wants per-file progress,
+ * the sequential loop runs.
+ */
+#define TRITON_CHUNK 32
+#define TRITON_PARALLEL_MIN 256
+#define TRITON_MAX_THREADS 16
+#define TRITON_AUTO_THREADS 4 /* past this, the directory walk dominates */
+
+typedef struct chunk_result {
+	mlsec_report *rep;
+	size_t configs, rate_limited;
+	char first_rate_limited[512];
+	mlsec_err rc;
+	mlsec_error err;
+	int done;
+} chunk_result;
+
+typedef struct par_ctx {
+	const mlsec_engine_request *req;
+	const mlsec_strlist *files;
+	const char *stage;
+	long max_instances;
+	chunk_result *res;
+	size_t nchunks;
+	atomic_size_t next;
+	atomic_int stop; /* cancel or out of memory: take no more batches */
+} par_ctx;
+
+static int auto_threads(size_t nfiles)
+{
+	if (nfiles < TRITON_PARALLEL_MIN)
+		return 1;
+	cpu_set_t set;
+	int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+	return n < 1 ? 1 : n > TRITON_AUTO_THREADS ? TRITON_AUTO_THREADS : n;
+}
+
+static void *par_worker(void *arg)
+{
+	par_ctx *pc = arg;
+	mlsec_triton_auditor *a = mlsec_triton_auditor_new();
+	if (a) {
+		mlsec_triton_auditor_set_max_instances(a, pc->max_instances);
+		set_base_dir(a, pc->files);
+	}
+	for (;;) {
+		if (atomic_load(&pc->stop))
+			break;
+		size_t ci = atomic_fetch_add(&pc->next, 1);
+		if (ci >= pc->nchunks)
+			break;
+		chunk_result *cr = &pc->res[ci];
+		mlsec_error_clear(&cr->err);
+		cr->rep = a ? mlsec_report_new(pc->stage) : NULL;
+		if (!cr->rep) {
+			cr->rc = mlsec_error_set(&cr->err, MLSEC_ERR_NOMEM, "out of memory");
+			atomic_store(&pc->stop, 1);
+			break;
+		}
+		a->configs = a->rate_limited_configs = 0;
+		a->first_rate_limited[0] = '\0';
+		size_t end = (ci + 1) * TRITON_CHUNK;
+		if (end > pc->files->count)
+			end = pc->files->count;
+		for (size_t i = ci * TRITON_CHUNK; i < end; i++) {
+			if (pc->req->cancel && *pc->req->cancel) {
+				cr->rc = MLSEC_ERR_TIMEOUT;
+				atomic_store(&pc->stop, 1);
+				break;
+			}
+			if (mlsec_triton_audit_file(a, cr->rep, pc->files->items[i], &cr->err) ==
+			    MLSEC_ERR_NOMEM) {
+				cr->rc = MLSEC_ERR_NOMEM;
+				atomic_store(&pc->stop, 1);
+				break;
+			}
+		}
+		cr->configs = a->configs;
+		cr->rate_limited = a->rate_limited_configs;
+		memcpy(cr->first_rate_limited, a->first_rate_limited,
+		       sizeof cr->first_rate_limited);
+		cr->done = cr->rc == MLSEC_OK;
+	}
+	mlsec_triton_auditor_free(a);
+	return NULL;
+}
+
+static mlsec_err audit_parallel(mlsec_triton_auditor *a, const mlsec_engine_request *req,
+                                mlsec_report *rep, const mlsec_strlist *files, int nthreads,
+                                mlsec_error *err)
+{
+	par_ctx pc = {.req = req,
+	              .files = files,
+	              .stage = mlsec_report_stage(rep),
+	              .max_instances = a->max_instances,
+	              .nchunks = (files->count + TRITON_CHUNK - 1) / TRITON_CHUNK};
+	atomic_init(&pc.next, 0);
+	atomic_init(&pc.stop, 0);
+	pc.res = mlsec_calloc(pc.nchunks, sizeof *pc.res);
+	pthread_t tid[TRITON_MAX_THREADS];
+	if (!pc.res)
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	int started = 0;
+	for (int t = 1; t < nthreads && t < TRITON_MAX_THREADS; t++) {
+		if (pthread_create(&tid[started], NULL, par_worker, &pc) != 0)
+			break; /* fewer threads: the batches still all get done */
+		started++;
+	}
+	par_worker(&pc); /* this thread works too */
+	for (int t = 0; t < started; t++)
+		pthread_join(tid[t], NULL);
+	/* Join in file order; stop at the first batch that did not finish. */
+	mlsec_err rc = MLSEC_OK;
+	size_t done_files = 0;
+	for (size_t ci = 0; ci < pc.nchunks; ci++) {
+		chunk_result *cr = &pc.res[ci];
+		if (rc == MLSEC_OK && !cr->done) {
+			if (cr->rc == MLSEC_ERR_NOMEM) {
+				if (err)
+					*err = cr->err;
+				rc = MLSEC_ERR_NOMEM;
+			} else {
+				rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
+				                     "cancelled after %zu of %zu files", done_files,
+				                     files->count);
+			}
+		}
+		if (rc != MLSEC_OK) {
+			mlsec_report_free(cr->rep);
+			continue;
+		}
+		a->configs += cr->configs;
+		a->rate_limited_configs += cr->rate_limited;
+		if (!a->first_rate_limited[0] && cr->first_rate_limited[0])
+			memcpy(a->first_rate_limited, cr->first_rate_limited,
+			       sizeof a->first_rate_limited);
+		if (mlsec_report_adopt(rep, cr->rep) != MLSEC_OK) {
+			mlsec_report_free(cr->rep);
+			rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+			continue;
+		}
+		done_files += cr->configs;
+	}
+	mlsec_free(pc.res);
+	return rc;
+}
+
 static int want_config(const char *path, const char *base, void *ctx)
 {
 	(void)path;
@@ -378,6 +534,7 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 {
 	const char *launch = NULL;
 	long max_inst = 0;
+	int threads = 0; /* 0 = automatic */
 	const char *key;
 	json_t *val;
 	if (req->options && !json_is_object(req->options))
@@ -389,7 +546,11 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 		else if (!strcmp(key, "max-instance-count") && json_is_integer(val) &&
 		         json_integer_value(val) > 0)
 			max_inst = (long)json_integer_value(val);
-		else if (!strcmp(key, "launch-args") || !strcmp(key, "max-instance-count"))
+		else if (!strcmp(key, "threads") && json_is_integer(val) &&
+		         json_integer_value(val) >= 0 && json_integer_value(val) <= TRITON_MAX_THREADS)
+			threads = (int)json_integer_value(val);
+		else if (!strcmp(key, "launch-args") || !strcmp(key, "max-instance-count") ||
+		         !strcmp(key, "threads"))
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
 			                       "bad value for option %s", key);
 		/* Other keys (shared output flags) are not ours: ignore them. */
@@ -427,19 +588,25 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 	if (max_inst)
 		mlsec_triton_auditor_set_max_instances(a, max_inst);
 	set_base_dir(a, &files);
-	for (size_t i = 0; i < files.count; i++) {
-		if (req->cancel && *req->cancel) {
-			rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
-			                     "cancelled after %zu of %zu files", i, files.count);
-			break;
+	int nt = threads ? threads : auto_threads(files.count);
+	if (nt > 1 && !req->progress && files.count > TRITON_CHUNK) {
+		rc = audit_parallel(a, req, rep, &files, nt, err);
+	} else {
+		for (size_t i = 0; i < files.count; i++) {
+			if (req->cancel && *req->cancel) {
+				rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
+				                     "cancelled after %zu of %zu files", i,
+				                     files.count);
+				break;
+			}
+			rc = mlsec_triton_audit_file(a, rep, files.items[i], err);
+			if (rc == MLSEC_ERR_NOMEM)
+				break;
+			rc = MLSEC_OK; /* unreadable files are already report errors */
+			if (req->progress)
+				req->progress(req->progress_ctx, "configs", (double)(i + 1),
+				              (double)files.count);
 		}
-		rc = mlsec_triton_audit_file(a, rep, files.items[i], err);
-		if (rc == MLSEC_ERR_NOMEM)
-			break;
-		rc = MLSEC_OK; /* unreadable files are already report errors */
-		if (req->progress)
-			req->progress(req->progress_ctx, "configs", (double)(i + 1),
-			              (double)files.count);
 	}
 	if (rc == MLSEC_OK) {
 		if (launch)

@@ -134,6 +134,14 @@ mlsec_err mlsec_finding_set_evidence(mlsec_finding *f, const char *key, const ch
 /* evidence[key] = value (steals the reference, like json_object_set_new). */
 mlsec_err mlsec_finding_set_evidence_json(mlsec_finding *f, const char *key, json_t *value);
 
+/*
+ * Moves every artifact (with its findings) and every error of src to the
+ * end of dst, in order, then frees src. For engines that fill one report
+ * per batch of files in worker threads and join them in file order.
+ * MLSEC_ERR_NOMEM leaves both reports as they were.
+ */
+mlsec_err mlsec_report_adopt(mlsec_report *dst, mlsec_report *src);
+
 /* Report-level errors: the stage could not fully run (not a finding). */
 mlsec_err mlsec_report_add_error(mlsec_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
