@@ -27,6 +27,7 @@ static const char usage[] =
 	"  --kl-threshold K         KL divergence before CKPT-FP-KL (default 0.5)\n"
 	"  --convert-safetensors    write <stem>.safetensors next to each clean input\n"
 	"  --overwrite              allow replacing an existing .safetensors\n"
+	"  --no-hash                skip the SHA-256 of each file in the report\n"
 	"  -h, --help               this help\n"
 	"\n";
 
@@ -115,6 +116,8 @@ int mlsec_cmd_checkpoint(int argc, char **argv)
 			json_object_set_new(opts, "convert-safetensors", json_true());
 		} else if (!strcmp(a, "--overwrite")) {
 			json_object_set_new(opts, "overwrite", json_true());
+		} else if (!strcmp(a, "--no-hash")) {
+			json_object_set_new(opts, "no-hash", json_true());
 		} else if (a[0] == '-' && a[1]) {
 			rc = mlsec_cli_fail("checkpoint", "unknown option '%s' (see --help)", a);
 			goto done;

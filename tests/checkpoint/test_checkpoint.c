@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -103,6 +104,7 @@ static const struct {
 	{"clean.safetensors", "safetensors", ""},
 	{"clean.npy", "npy", ""},
 	{"clean.npz", "npz", ""},
+	{"zip64_member.npz", "npz", ""},
 	{"nan_inf.pt", "pytorch-zip", "CKPT-INF:high CKPT-MAGNITUDE:high CKPT-NAN:high CKPT-NAN:high"},
 	{"outlier.pt", "pytorch-zip", "CKPT-OUTLIER:medium"},
 	{"st_nan.safetensors", "safetensors", "CKPT-NAN:high"},
@@ -117,8 +119,10 @@ static const struct {
 	{"nested_loads.pkl", "pickle",
 	 "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
 	{"nested_bytes.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
+	{"nested_proto0.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
 	{"after_error.pkl", "pickle", "CKPT-MALFORMED:high CKPT-PICKLE-EXEC:critical"},
 	{"after_stop.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-TRAILING:medium"},
+	{"stacked.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-TRAILING:medium"},
 	{"inst_opcode.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
 	{"py2_builtin.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
 	{"unknown_global.pkl", "pickle", "CKPT-PICKLE-GLOBAL:medium"},
@@ -127,6 +131,7 @@ static const struct {
 	{"truncated.pkl", "pickle", "CKPT-MALFORMED:high"},
 	{"zip_hidden_pickle.pt", "pytorch-zip", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high"},
 	{"zip_hidden_file.pt", "pytorch-zip", "CKPT-ZIP-HIDDEN-MEMBER:medium"},
+	{"zip_hidden_proto0.pt", "pytorch-zip", "CKPT-PICKLE-EXEC:critical CKPT-ZIP-HIDDEN-MEMBER:medium"},
 	{"zip_traversal.pt", "pytorch-zip",
 	 "CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-TRAVERSAL:high "
 	 "CKPT-ZIP-TRAVERSAL:high"},
@@ -144,6 +149,11 @@ static const struct {
 	{"st_overlap.safetensors", "safetensors", "CKPT-MALFORMED:high"},
 	{"st_huge_header.safetensors", "safetensors", "CKPT-MALFORMED:high"},
 	{"object.npy", "npy", "CKPT-NPY-OBJECT:medium"},
+	{"numpy_in_ckpt.pt", "pytorch-zip", "CKPT-NAN:high"},
+	{"numpy_raw.pkl", "pickle", "CKPT-MAGNITUDE:high"},
+	{"polyglot.pt", "pickle",
+	 "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high CKPT-PICKLE-HIDDEN:high "
+	 "CKPT-PICKLE-TRAILING:medium CKPT-POLYGLOT:high"},
 };
 
 static void test_fixtures(void **state)
@@ -207,6 +217,60 @@ static void test_state_dict_wrapper(void **state)
 	assert_true(have_opt);
 	assert_int_equal(json_integer_value(json_object_get(d, "tensors_analysed")), 16);
 	mlsec_report_free(r);
+}
+
+/* NumPy arrays inside pickles become named tensors with inline data. */
+static void test_numpy_arrays(void **state)
+{
+	(void)state;
+	mlsec_report *r = scan("numpy_in_ckpt.pt");
+	assert_non_null(find_rule(r, "CKPT-NAN", "np_nan"));
+	json_t *d = mlsec_artifact_details(mlsec_report_artifact(r, 0));
+	assert_int_equal(json_integer_value(json_object_get(d, "tensors_analysed")), 3);
+	mlsec_report_free(r);
+	r = scan("numpy_raw.pkl");
+	assert_non_null(find_rule(r, "CKPT-MAGNITUDE", "big"));
+	d = mlsec_artifact_details(mlsec_report_artifact(r, 0));
+	json_t *t = json_object_get(d, "tensors");
+	assert_int_equal(json_array_size(t), 2);
+	json_t *f = json_array_get(t, 1);
+	assert_string_equal(json_string_value(json_object_get(f, "name")), "f");
+	assert_true(json_real_value(json_object_get(f, "min")) == 1.0);
+	mlsec_report_free(r);
+}
+
+/* Statistics per dtype equal torch's (computed in float64 at fixture time). */
+static void test_dtype_stats(void **state)
+{
+	(void)state;
+	char *ej;
+	size_t el;
+	assert_int_equal(mlsec_file_read_all(fix("dtypes_expected.json"), 1 << 20, &ej, &el, NULL),
+			 MLSEC_OK);
+	json_t *exp = json_loads(ej, 0, NULL);
+	mlsec_free(ej);
+	assert_non_null(exp);
+	mlsec_report *r = scan("dtypes.pt");
+	json_t *t = json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)), "tensors");
+	size_t matched = 0;
+	for (size_t i = 0; i < json_array_size(t); i++) {
+		json_t *o = json_array_get(t, i);
+		json_t *e = json_object_get(exp, json_string_value(json_object_get(o, "name")));
+		if (!e)
+			continue;
+		static const char *const keys[] = {"min", "max", "mean", "std"};
+		for (size_t k = 0; k < 4; k++) {
+			double a = json_real_value(json_object_get(o, keys[k]));
+			double b = json_real_value(json_object_get(e, keys[k]));
+			if (fabs(a - b) > 1e-6 * (1 + fabs(b)))
+				fail_msg("%s %s: %.9g != %.9g", json_string_value(json_object_get(o, "name")),
+					 keys[k], a, b);
+		}
+		matched++;
+	}
+	assert_int_equal(matched, json_object_size(exp));
+	mlsec_report_free(r);
+	json_decref(exp);
 }
 
 /* Bug 2 of the Python tool: a NaN made max() NaN and hid the 1e6 value. */
@@ -417,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_fixtures),        cmocka_unit_test(test_primitives),
 		cmocka_unit_test(test_state_dict_wrapper), cmocka_unit_test(test_nan_masking),
 		cmocka_unit_test(test_threshold_option), cmocka_unit_test(test_convert),
+		cmocka_unit_test(test_numpy_arrays),    cmocka_unit_test(test_dtype_stats),
 		cmocka_unit_test(test_fingerprint_drift), cmocka_unit_test(test_engine_options),
 		cmocka_unit_test(test_engine_directory), cmocka_unit_test(test_alloc_failures),
 	};

@@ -81,6 +81,7 @@ void mlsec_tensor_list_free(mlsec_tensor_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		mlsec_free(l->t[i].name);
 		mlsec_free(l->t[i].storage_key);
+		mlsec_free(l->t[i].owned);
 	}
 	mlsec_free(l->t);
 	mlsec_free(l->wrapper);

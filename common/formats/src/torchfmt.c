@@ -120,6 +120,112 @@ static int rebuild_tensor(const mlsec_pval *call, mlsec_tensor_ref *t)
 	return t->storage_key ? 0 : -1;
 }
 
+static int is_reconstruct(const mlsec_pval *c)
+{
+	return is_global(c, "numpy.core.multiarray", "_reconstruct") ||
+	       is_global(c, "numpy._core.multiarray", "_reconstruct");
+}
+
+/* numpy.dtype('f4', False, True) with BUILD state (3, '<', ...). */
+static mlsec_dtype numpy_dtype(const mlsec_pval *d)
+{
+	if (!d || d->kind != MLSEC_PV_CALL || (!is_global(d->u.call.callable, "numpy", "dtype") &&
+					       !is_global(d->u.call.callable, "numpy.core.multiarray", "dtype")))
+		return MLSEC_DT_UNKNOWN;
+	const mlsec_pval *code = targ(d, 0), *st = d->u.call.state;
+	if (!code || code->kind != MLSEC_PV_STR || code->u.str.len > 4)
+		return MLSEC_DT_UNKNOWN;
+	char order = '|';
+	if (st && st->kind == MLSEC_PV_TUPLE && st->u.seq.n > 1 && st->u.seq.items[1]->kind == MLSEC_PV_STR &&
+	    st->u.seq.items[1]->u.str.len == 1)
+		order = st->u.seq.items[1]->u.str.s[0];
+	if (order == '>')
+		return MLSEC_DT_UNKNOWN; /* big-endian: not analysed */
+	char descr[8];
+	snprintf(descr, sizeof descr, "%c%s", code->u.str.s[0] == 'b' || code->u.str.s[1] == '1' ? '|' : '<',
+		 code->u.str.s);
+	return mlsec_dtype_from_npy(descr);
+}
+
+/* Raw bytes of an ndarray state: bytes, or _codecs.encode(str, 'latin1'). */
+static int numpy_bytes(const mlsec_pval *v, const uint8_t **data, size_t *len, uint8_t **owned)
+{
+	*owned = NULL;
+	if (v && (v->kind == MLSEC_PV_BYTES || v->kind == MLSEC_PV_BYTEARRAY)) {
+		*data = (const uint8_t *)v->u.str.s;
+		*len = v->u.str.len;
+		return 0;
+	}
+	if (!v || v->kind != MLSEC_PV_CALL || !is_global(v->u.call.callable, "_codecs", "encode"))
+		return -1;
+	const mlsec_pval *s = targ(v, 0);
+	if (!s || s->kind != MLSEC_PV_STR)
+		return -1;
+	/* the str is latin-1 text stored as UTF-8: back to bytes */
+	uint8_t *o = mlsec_malloc(s->u.str.len + 1);
+	if (!o)
+		return -1;
+	size_t k = 0;
+	const uint8_t *b = (const uint8_t *)s->u.str.s;
+	for (size_t i = 0; i < s->u.str.len; i++) {
+		if (b[i] < 0x80) {
+			o[k++] = b[i];
+		} else if ((b[i] & 0xe0) == 0xc0 && i + 1 < s->u.str.len && b[i] <= 0xc3) {
+			o[k++] = (uint8_t)(((b[i] & 0x1f) << 6) | (b[i + 1] & 0x3f));
+			i++;
+		} else {
+			mlsec_free(o);
+			return -1; /* not latin-1 */
+		}
+	}
+	*owned = o;
+	*data = o;
+	*len = k;
+	return 0;
+}
+
+/* ndarray via _reconstruct + BUILD (version, shape, dtype, fortran, data). */
+static int numpy_array(const mlsec_pval *call, mlsec_tensor_ref *t)
+{
+	const mlsec_pval *st = call->u.call.state;
+	if (!st || st->kind != MLSEC_PV_TUPLE || st->u.seq.n < 5)
+		return -1;
+	const mlsec_pval *shape = st->u.seq.items[1], *fortran = st->u.seq.items[3];
+	t->dtype = t->storage_dtype = numpy_dtype(st->u.seq.items[2]);
+	size_t es = mlsec_dtype_size(t->dtype);
+	int nd = 0;
+	if (!es || int_tuple(shape, t->shape, &nd) < 0)
+		return -1;
+	t->ndim = nd;
+	uint64_t n = 1;
+	for (int i = 0; i < nd; i++) {
+		if (t->shape[i] < 0 || (t->shape[i] && n > UINT64_MAX / (uint64_t)t->shape[i]))
+			return -1;
+		n *= (uint64_t)t->shape[i];
+	}
+	int f = fortran && fortran->kind == MLSEC_PV_BOOL && fortran->u.i;
+	int64_t s = 1;
+	for (int d = f ? 0 : nd - 1; f ? d < nd : d >= 0; d += f ? 1 : -1) {
+		t->stride[d] = s;
+		s *= t->shape[d] ? t->shape[d] : 1;
+	}
+	const uint8_t *data;
+	size_t len;
+	if (numpy_bytes(st->u.seq.items[4], &data, &len, &t->owned) < 0)
+		return -1;
+	if (n > len / es) {
+		mlsec_free(t->owned);
+		t->owned = NULL;
+		return -1;
+	}
+	t->numel = t->storage_numel = n;
+	t->mem = data;
+	t->file_len = n * es;
+	t->located = 1;
+	t->pickle_offset = call->offset;
+	return 0;
+}
+
 typedef struct walker {
 	mlsec_tensor_list *out;
 	uint32_t epoch;
@@ -182,6 +288,20 @@ static void walk(walker *w, const mlsec_pval *cv, const char *name, int depth)
 			if (!t.name || (w->rc = mlsec_tensor_list_push(w->out, &t)) != MLSEC_OK) {
 				mlsec_free(t.name);
 				mlsec_free(t.storage_key);
+				if (w->rc == MLSEC_OK)
+					w->rc = MLSEC_ERR_NOMEM;
+			}
+			return;
+		}
+		if (is_reconstruct(c)) {
+			mlsec_tensor_ref t;
+			memset(&t, 0, sizeof t);
+			if (numpy_array(v, &t) < 0)
+				return; /* object or exotic arrays: their items are values */
+			t.name = mlsec_strdup(*name ? name : "<root>");
+			if (!t.name || (w->rc = mlsec_tensor_list_push(w->out, &t)) != MLSEC_OK) {
+				mlsec_free(t.name);
+				mlsec_free(t.owned);
 				if (w->rc == MLSEC_OK)
 					w->rc = MLSEC_ERR_NOMEM;
 			}

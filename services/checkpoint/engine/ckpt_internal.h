@@ -24,6 +24,8 @@ typedef struct ckpt_scan {
 	unsigned char *have;
 	json_t *det;   /* artifact details (borrowed) */
 	int malformed; /* a MALFORMED finding was added */
+	mlsec_pickle *vms[4]; /* VMs whose values tensors borrow (inline data) */
+	size_t nvms;
 	uint64_t bytes_done, bytes_total; /* progress */
 } ckpt_scan;
 
@@ -37,7 +39,10 @@ void ckpt_report_pickle(ckpt_scan *s, mlsec_pickle *vm, mlsec_err rc, const mlse
 			const char *where, long long base, int depth);
 
 /* Runs a fresh VM over buf and reports it; returns the VM (caller frees)
- * or NULL on allocation failure. */
+ * or NULL on allocation failure. ckpt_run_pickle scans only (values are
+ * placeholders, strings borrow buf); the _mode variant chooses. */
+mlsec_pickle *ckpt_run_pickle_mode(ckpt_scan *s, const uint8_t *buf, size_t len, const char *where,
+				   long long base, int depth, int scan_only, mlsec_err *rc);
 mlsec_pickle *ckpt_run_pickle(ckpt_scan *s, const uint8_t *buf, size_t len, const char *where,
 			      long long base, int depth, mlsec_err *rc);
 

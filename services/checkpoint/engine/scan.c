@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,9 +17,22 @@
 #include "mlsec/alloc.h"
 #include "mlsec/npy.h"
 #include "mlsec/safetensors.h"
+#include "mlsec/sha256.h"
 #include "mlsec/torchfmt.h"
 
 #define HEAD_LEN 64
+/* raw pickles up to this size are fully decoded (NumPy arrays inside them
+ * become tensors); larger ones are only scanned */
+#define FULL_PICKLE_MAX (64u * 1024 * 1024)
+
+/* Keeps vm alive until the end of the scan (tensors borrow its values). */
+static void keep_vm(ckpt_scan *s, mlsec_pickle *vm)
+{
+	if (s->nvms < sizeof s->vms / sizeof s->vms[0])
+		s->vms[s->nvms++] = vm;
+	else
+		mlsec_pickle_free(vm); /* cannot happen: at most two per file */
+}
 #define NPY_HEAD_MAX (MLSEC_NPY_MAX_HEADER + 16)
 
 void ckpt_malformed(ckpt_scan *s, const char *field, long long offset, const char *fmt, ...)
@@ -194,7 +208,16 @@ void ckpt_report_pickle(ckpt_scan *s, mlsec_pickle *vm, mlsec_err rc, const mlse
 mlsec_pickle *ckpt_run_pickle(ckpt_scan *s, const uint8_t *buf, size_t len, const char *where,
 			      long long base, int depth, mlsec_err *rc)
 {
-	mlsec_pickle *vm = mlsec_pickle_new(NULL);
+	return ckpt_run_pickle_mode(s, buf, len, where, base, depth, 1, rc);
+}
+
+mlsec_pickle *ckpt_run_pickle_mode(ckpt_scan *s, const uint8_t *buf, size_t len, const char *where,
+				   long long base, int depth, int scan_only, mlsec_err *rc)
+{
+	mlsec_pickle_limits lim;
+	memset(&lim, 0, sizeof lim);
+	lim.scan_only = scan_only;
+	mlsec_pickle *vm = mlsec_pickle_new(&lim);
 	if (!vm) {
 		*rc = MLSEC_ERR_NOMEM;
 		return NULL;
@@ -206,21 +229,37 @@ mlsec_pickle *ckpt_run_pickle(ckpt_scan *s, const uint8_t *buf, size_t len, cons
 	return vm;
 }
 
-/* Bytes after a pickle's STOP: another pickle, or scanned linearly. */
+/* Stacked pickles followed after a STOP before falling back to a linear scan. */
+#define MAX_STACKED 64
+
+/*
+ * Bytes after a pickle's STOP: each further pickle is run (a loader calling
+ * pickle.load repeatedly executes them all, as torch's legacy loader does),
+ * whatever is left is scanned linearly.
+ */
 static void trailing(ckpt_scan *s, const uint8_t *b, size_t n, const char *where, long long base)
 {
 	if (!n)
 		return;
 	char t[200];
 	snprintf(t, sizeof t, "%zu bytes after the pickle's STOP opcode", n);
-	mlsec_finding *f = finding(s, "CKPT-PICKLE-TRAILING", MLSEC_SEV_MEDIUM, where ? where : "pickle",
-				   base, "data after the end of the pickle", t);
-	(void)f;
-	if (mlsec_pickle_sniff(b, n)) {
+	finding(s, "CKPT-PICKLE-TRAILING", MLSEC_SEV_MEDIUM, where ? where : "pickle", base,
+		"data after the end of the pickle", t);
+	for (int k = 1; n && k <= MAX_STACKED && mlsec_pickle_sniff(b, n); k++) {
+		char w[600];
+		snprintf(w, sizeof w, "%s (stacked pickle %d)", where ? where : "pickle", k);
 		mlsec_err rc;
-		mlsec_pickle_free(ckpt_run_pickle(s, b, n, where, base, 1, &rc));
-		return;
+		mlsec_pickle *vm = ckpt_run_pickle(s, b, n, w, base, 0, &rc);
+		if (!vm)
+			return;
+		size_t c = rc == MLSEC_OK ? mlsec_pickle_consumed(vm) : n; /* error: rest scanned */
+		mlsec_pickle_free(vm);
+		b += c;
+		n -= c;
+		base += (long long)c;
 	}
+	if (!n)
+		return;
 	mlsec_pickle *vm = mlsec_pickle_new(NULL);
 	if (!vm)
 		return;
@@ -327,8 +366,46 @@ static int head_sink(void *c, const uint8_t *d, size_t n, uint64_t pos)
 	return h->len >= h->max;
 }
 
-/* A member that the loader never reads: reported, and scanned for pickles. */
-static void hidden_member(ckpt_scan *s, size_t i)
+/* Bytes of a non-pickle member searched for GLOBAL/INST opcodes. */
+#define PRIMITIVE_SCAN_MAX (4u * 1024 * 1024)
+
+/*
+ * Linear opcode scan of a member that does not start like a pickle,
+ * reporting only dangerous globals (unknown names found this way in
+ * arbitrary bytes would be noise).
+ */
+static void scan_member_for_primitives(ckpt_scan *s, size_t i)
+{
+	mlsec_zip_entry *e = mlsec_zip_entry_at(s->zip, i);
+	head_ctx h = {mlsec_malloc(PRIMITIVE_SCAN_MAX), 0, PRIMITIVE_SCAN_MAX};
+	int crc;
+	mlsec_pickle *vm = h.buf ? mlsec_pickle_new(NULL) : NULL;
+	if (vm && mlsec_zip_member_stream(s->zip, i, head_sink, &h, &crc, NULL) == MLSEC_OK &&
+	    mlsec_pickle_scan_linear(vm, h.buf, h.len, 0, NULL) == MLSEC_OK) {
+		for (size_t k = 0; k < mlsec_pickle_global_count(vm); k++) {
+			const mlsec_pickle_global *g = mlsec_pickle_global_at(vm, k);
+			const char *why;
+			if (mlsec_pickle_classify(g->module, g->name, &why) != MLSEC_PCLASS_DANGEROUS)
+				continue;
+			char title[300];
+			snprintf(title, sizeof title, "pickle opcodes naming dangerous %.120s.%.120s",
+				 g->module, g->name);
+			mlsec_finding *f = finding(s, "CKPT-PICKLE-EXEC", MLSEC_SEV_CRITICAL, e->name,
+						   (long long)e->data_offset + g->offset, title, why);
+			if (f)
+				mlsec_finding_set_evidence(f, "found_by",
+							   "linear scan of a member that does not start "
+							   "like a pickle");
+			break; /* one is enough to fail the artifact */
+		}
+	}
+	mlsec_pickle_free(vm);
+	mlsec_free(h.buf);
+}
+
+/* A member that the loader never reads: reported, and scanned for pickles.
+ * quiet: report only members that hold a pickle. */
+static void hidden_member_q(ckpt_scan *s, size_t i, int quiet)
 {
 	mlsec_zip_entry *e = mlsec_zip_entry_at(s->zip, i);
 	uint8_t head[16];
@@ -341,6 +418,11 @@ static void hidden_member(ckpt_scan *s, size_t i)
 		return;
 	}
 	if (!mlsec_pickle_sniff(head, h.len)) {
+		/* protocol-0 pickles need not start with a recognisable opcode
+		 * ("(S'id'\nios\nsystem\n."): look for dangerous names too */
+		scan_member_for_primitives(s, i);
+		if (quiet)
+			return;
 		finding(s, "CKPT-ZIP-HIDDEN-MEMBER", MLSEC_SEV_MEDIUM, e->name, (long long)e->local_offset,
 			"zip member not used by the checkpoint loader", NULL);
 		return;
@@ -376,6 +458,11 @@ static void hidden_member(ckpt_scan *s, size_t i)
 	mlsec_free(buf);
 }
 
+static void hidden_member(ckpt_scan *s, size_t i)
+{
+	hidden_member_q(s, i, 0);
+}
+
 static int known_torch_member(const char *rest)
 {
 	static const char *const names[] = {"data.pkl", "version", ".data/version", "byteorder",
@@ -400,7 +487,7 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 		return;
 	}
 	long long base = (long long)pe->data_offset;
-	mlsec_pickle *vm = ckpt_run_pickle(s, buf, len, pe->name, base, 0, &rc);
+	mlsec_pickle *vm = ckpt_run_pickle_mode(s, buf, len, pe->name, base, 0, 0, &rc);
 	if (!vm) {
 		mlsec_free(buf);
 		return;
@@ -412,7 +499,7 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 		if (mlsec_torch_collect(vm, mlsec_pickle_root(vm), &s->tl, &err) != MLSEC_OK)
 			ckpt_malformed(s, pe->name, -1, "%s", err.text);
 	}
-	mlsec_pickle_free(vm);
+	keep_vm(s, vm);
 	mlsec_free(buf);
 
 	/* locate storages: <prefix>/data/<key> */
@@ -423,6 +510,8 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 	used[pkl] = 1;
 	for (size_t i = 0; i < s->tl.n; i++) {
 		mlsec_tensor_ref *t = &s->tl.t[i];
+		if (t->mem)
+			continue; /* NumPy array inline in the pickle */
 		char name[1200];
 		snprintf(name, sizeof name, "%s/data/%s", prefix, t->storage_key);
 		long m = mlsec_zip_find(s->zip, name);
@@ -601,9 +690,12 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 	for (int k = 0; k < 4; k++) {
 		char where[64];
 		snprintf(where, sizeof where, "legacy %s pickle", what[k]);
-		mlsec_pickle *vm = ckpt_run_pickle(s, m + pos, size - pos, where, (long long)pos, 0, &rc);
-		if (!vm)
+		mlsec_pickle *vm = ckpt_run_pickle_mode(s, m + pos, size - pos, where, (long long)pos, 0,
+							k < 2, &rc);
+		if (!vm) {
+			mlsec_pickle_free(main_vm);
 			return;
+		}
 		if (k == 2)
 			pickle_details(s, vm, "legacy object pickle", mlsec_pickle_consumed(vm));
 		if (rc != MLSEC_OK) {
@@ -643,7 +735,7 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 		pos += 8;
 		size_t es = 0;
 		for (size_t i = 0; i < s->tl.n && !es; i++)
-			if (s->tl.t[i].storage_key && !strcmp(s->tl.t[i].storage_key, key->u.str.s))
+			if (!s->tl.t[i].mem && s->tl.t[i].storage_key && !strcmp(s->tl.t[i].storage_key, key->u.str.s))
 				es = mlsec_dtype_size(s->tl.t[i].storage_dtype);
 		if (!es) {
 			ckpt_malformed(s, "legacy storages", (long long)pos,
@@ -681,8 +773,42 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 	if (pos < size)
 		trailing(s, m + pos, size - pos, "after legacy storages", (long long)pos);
 out:
-	mlsec_pickle_free(main_vm);
+	keep_vm(s, main_vm);
 	mlsec_pickle_free(keys_vm);
+}
+
+/*
+ * A pickle file that is also a valid zip (end-of-central-directory at the
+ * end): torch.load takes it as a pickle, zip-based scanners as a zip. Both
+ * views are scanned and the ambiguity itself is a finding.
+ */
+static void polyglot_zip(ckpt_scan *s)
+{
+	mlsec_zip *z;
+	mlsec_error e;
+	if (mlsec_zip_open(&s->src, &z, &e) != MLSEC_OK)
+		return;
+	mlsec_finding *f = finding(s, "CKPT-POLYGLOT", MLSEC_SEV_HIGH, NULL, 0,
+				   "file is both a pickle and a zip archive",
+				   "loaders disagree on what this file is; its zip members are "
+				   "scanned too");
+	if (f)
+		mlsec_finding_set_evidence(f, "zip_members", "%zu", mlsec_zip_count(z));
+	s->zip = z;
+	for (size_t i = 0; i < mlsec_zip_count(z); i++)
+		hidden_member_q(s, i, 1);
+}
+
+/* The legacy magic number pickled as LONG1 in the first bytes. */
+static int legacy_head(const uint8_t *b, size_t n)
+{
+	static const uint8_t pat[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9,
+				      0x20, 0x6a, 0xa8, 0x50, 0x19};
+	size_t lim = n < 32 ? n : 32;
+	for (size_t i = 0; i + sizeof pat <= lim; i++)
+		if (!memcmp(b + i, pat, sizeof pat))
+			return 1;
+	return 0;
 }
 
 static void scan_pickle_file(ckpt_scan *s, uint64_t size)
@@ -699,7 +825,13 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 	madvise(m, (size_t)size, MADV_SEQUENTIAL);
 	const uint8_t *b = m;
 	mlsec_err rc;
-	mlsec_pickle *vm = mlsec_pickle_new(NULL);
+	int legacy = legacy_head(b, (size_t)size);
+	/* a legacy file needs real values (storage ids, key list); a raw
+	 * pickle only needs scanning */
+	mlsec_pickle_limits lim;
+	memset(&lim, 0, sizeof lim);
+	lim.scan_only = !legacy && size > FULL_PICKLE_MAX;
+	mlsec_pickle *vm = mlsec_pickle_new(&lim);
 	if (!vm) {
 		munmap(m, (size_t)size);
 		return;
@@ -707,7 +839,7 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 	mlsec_error e;
 	mlsec_error_clear(&e);
 	rc = mlsec_pickle_run(vm, b, (size_t)size, &e);
-	if (rc == MLSEC_OK && is_legacy_magic(mlsec_pickle_root(vm))) {
+	if (rc == MLSEC_OK && legacy && is_legacy_magic(mlsec_pickle_root(vm))) {
 		mlsec_artifact_set_format(s->a, "pytorch-legacy");
 		ckpt_report_pickle(s, vm, rc, &e, "legacy magic pickle", 0, 0);
 		size_t pos = mlsec_pickle_consumed(vm);
@@ -720,14 +852,20 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 		if (rc == MLSEC_OK) {
 			size_t c = mlsec_pickle_consumed(vm);
 			trailing(s, b + c, (size_t)size - c, "pickle", (long long)c);
-			mlsec_error ce;
-			if (mlsec_torch_collect(vm, mlsec_pickle_root(vm), &s->tl, &ce) == MLSEC_OK &&
-			    s->tl.n)
-				json_object_set_new(s->det, "note",
-						    json_string("tensors in a raw pickle carry no "
-								"storage data; not analysed"));
 		}
-		mlsec_pickle_free(vm);
+		if (rc == MLSEC_OK && !lim.scan_only) {
+			/* NumPy arrays inside: inline data, copied into the VM */
+			mlsec_error ce;
+			if (mlsec_torch_collect(vm, mlsec_pickle_root(vm), &s->tl, &ce) != MLSEC_OK)
+				ckpt_malformed(s, NULL, -1, "%s", ce.text);
+			size_t unlocated = 0;
+			for (size_t i = 0; i < s->tl.n; i++)
+				unlocated += !s->tl.t[i].located;
+			if (unlocated)
+				json_object_set_new(s->det, "tensors_without_storage",
+						    json_integer((json_int_t)unlocated));
+		}
+		keep_vm(s, vm);
 	}
 	munmap(m, (size_t)size);
 }
@@ -790,6 +928,22 @@ static void scan_zip(ckpt_scan *s)
 	 * CRC of storages when their data is streamed (stats.c) */
 }
 
+/* The artifact's SHA-256 runs on a second thread, overlapping the triage
+ * pass (hashing a large checkpoint costs more than triaging it). */
+typedef struct hash_job {
+	const char *path;
+	char hex[MLSEC_SHA256_HEX_LEN];
+	uint64_t size;
+	mlsec_err rc;
+} hash_job;
+
+static void *hash_thread(void *arg)
+{
+	hash_job *j = arg;
+	j->rc = mlsec_sha256_file(j->path, j->hex, &j->size, NULL);
+	return NULL;
+}
+
 mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 				     mlsec_report *rep, mlsec_error *err)
 {
@@ -811,14 +965,24 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 		close(s.fd);
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	}
-	mlsec_error he;
-	mlsec_artifact_hash_file(s.a, &he);
+	hash_job hj = {path, "", 0, MLSEC_ERR_INTERNAL};
+	pthread_t ht;
+	int hashing = 0;
+	if (!o->no_hash) {
+		hashing = pthread_create(&ht, NULL, hash_thread, &hj) == 0;
+		if (!hashing) {
+			mlsec_error he;
+			mlsec_artifact_hash_file(s.a, &he);
+		}
+	}
 	s.det = mlsec_artifact_details(s.a);
 	mlsec_src_init_fd(&s.src, s.fd, (uint64_t)st.st_size);
 	uint8_t head[HEAD_LEN];
 	size_t hn = st.st_size < HEAD_LEN ? (size_t)st.st_size : HEAD_LEN;
 	mlsec_err rc = mlsec_src_read(&s.src, 0, head, hn, err);
 	if (rc != MLSEC_OK) {
+		if (hashing)
+			pthread_join(ht, NULL);
 		close(s.fd);
 		return rc;
 	}
@@ -844,6 +1008,7 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 			json_object_set_new(s.det, "metadata", meta);
 	} else if (pickle_start(head, hn)) {
 		scan_pickle_file(&s, (uint64_t)st.st_size);
+		polyglot_zip(&s);
 	} else {
 		ckpt_malformed(&s, NULL, 0, "not a recognised checkpoint format "
 					    "(zip, pickle, legacy PyTorch, npy/npz, safetensors)");
@@ -859,9 +1024,16 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 	}
 	if (s.zip)
 		zip_crc_findings(&s);
+	if (hashing) {
+		pthread_join(ht, NULL);
+		if (hj.rc == MLSEC_OK)
+			mlsec_artifact_set_digest(s.a, hj.hex, hj.size);
+	}
 	mlsec_free(s.sum);
 	mlsec_free(s.have);
 	mlsec_tensor_list_free(&s.tl);
+	for (size_t i = 0; i < s.nvms; i++)
+		mlsec_pickle_free(s.vms[i]);
 	mlsec_zip_free(s.zip);
 	close(s.fd);
 	if (rc == MLSEC_ERR_NOMEM || rc == MLSEC_ERR_TIMEOUT)

@@ -75,28 +75,37 @@ static mlsec_err gather(ckpt_scan *s, const mlsec_tensor_ref *t, mlsec_sink sink
 			mlsec_error *err)
 {
 	size_t es = mlsec_dtype_size(t->dtype);
-	uint64_t base;
-	if (storage_base(s, t, &base) < 0)
-		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-				       "tensor '%s': strided view of a compressed member", t->name);
 	if (!t->numel)
 		return MLSEC_OK;
 	uint64_t last = t->offset;
 	for (int d = 0; d < t->ndim; d++)
 		last += (uint64_t)(t->shape[d] - 1) * (uint64_t)t->stride[d];
-	uint64_t a = base + t->offset * es, z = base + (last + 1) * es;
-	long pg = sysconf(_SC_PAGESIZE);
-	uint64_t ma = a - a % (uint64_t)pg;
-	size_t ml = (size_t)(z - ma);
-	if (z > s->src.size)
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s' beyond the file", t->name);
-	const uint8_t *m = mmap(NULL, ml, PROT_READ, MAP_PRIVATE, s->fd, (off_t)ma);
-	if (m == MAP_FAILED)
-		return mlsec_error_set(err, MLSEC_ERR_IO, "mmap failed");
-	const uint8_t *p0 = m + (a - ma) - t->offset * es; /* element 0 of the storage */
+	const uint8_t *m = NULL, *p0;
+	size_t ml = 0;
+	if (t->mem) {
+		if ((last + 1) * es > t->file_len)
+			return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s' beyond its data", t->name);
+		p0 = t->mem;
+	} else {
+		uint64_t base;
+		if (storage_base(s, t, &base) < 0)
+			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
+					       "tensor '%s': strided view of a compressed member", t->name);
+		uint64_t a = base + t->offset * es, z = base + (last + 1) * es;
+		long pg = sysconf(_SC_PAGESIZE);
+		uint64_t ma = a - a % (uint64_t)pg;
+		ml = (size_t)(z - ma);
+		if (z > s->src.size)
+			return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s' beyond the file", t->name);
+		m = mmap(NULL, ml, PROT_READ, MAP_PRIVATE, s->fd, (off_t)ma);
+		if (m == MAP_FAILED)
+			return mlsec_error_set(err, MLSEC_ERR_IO, "mmap failed");
+		p0 = m + (a - ma) - t->offset * es; /* element 0 of the storage */
+	}
 	uint8_t *buf = mlsec_malloc(GATHER_BUF);
 	if (!buf) {
-		munmap((void *)m, ml);
+		if (m)
+			munmap((void *)m, ml);
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	}
 	int64_t idx[MLSEC_TENSOR_MAX_DIMS] = {0};
@@ -123,7 +132,8 @@ static mlsec_err gather(ckpt_scan *s, const mlsec_tensor_ref *t, mlsec_sink sink
 	if (fill && !stop)
 		sink(ctx, buf, fill, out);
 	mlsec_free(buf);
-	munmap((void *)m, ml);
+	if (m)
+		munmap((void *)m, ml);
 	return MLSEC_OK;
 }
 
@@ -136,6 +146,10 @@ mlsec_err ckpt_tensor_stream(ckpt_scan *s, size_t i, mlsec_sink sink, void *ctx,
 				       t->name);
 	if (!mlsec_tensor_ref_contiguous(t))
 		return gather(s, t, sink, ctx, err);
+	if (t->mem) {
+		sink(ctx, t->mem, (size_t)(t->numel * es), 0);
+		return MLSEC_OK;
+	}
 	uint64_t lo = t->file_offset + t->offset * es, len = t->numel * es;
 	if (!t->in_zip)
 		return mlsec_src_stream(&s->src, lo, len, sink, ctx, NULL, err);
@@ -340,6 +354,23 @@ mlsec_err ckpt_tensor_stats(ckpt_scan *s, mlsec_error *err)
 		mlsec_tensor_ref *t = &s->tl.t[i];
 		if (done[i] || !t->located || !mlsec_dtype_size(t->dtype))
 			continue;
+		if (t->mem) {
+			/* inline NumPy data: element order does not matter here */
+			done[i] = 1;
+			if (!wants_stats(t))
+				continue;
+			mlsec_tstats *ts = mlsec_malloc(sizeof(*ts));
+			if (!ts) {
+				rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+				break;
+			}
+			mlsec_tstats_init(ts, ts_kind(t->dtype));
+			mlsec_tstats_update(ts, t->mem, (size_t)(t->numel * mlsec_dtype_size(t->dtype)));
+			mlsec_tstats_finish(ts, &s->sum[i]);
+			s->have[i] = 1;
+			mlsec_free(ts);
+			continue;
+		}
 		if (!mlsec_tensor_ref_contiguous(t)) {
 			done[i] = 1;
 			if (!wants_stats(t))
@@ -365,7 +396,7 @@ mlsec_err ckpt_tensor_stats(ckpt_scan *s, mlsec_error *err)
 		size_t k = 0;
 		for (size_t j = i; j < n; j++) {
 			mlsec_tensor_ref *u = &s->tl.t[j];
-			if (done[j] || !u->located || !mlsec_dtype_size(u->dtype) ||
+			if (done[j] || !u->located || !mlsec_dtype_size(u->dtype) || u->mem ||
 			    !mlsec_tensor_ref_contiguous(u))
 				continue;
 			int same = t->in_zip ? (u->in_zip && u->zip_index == t->zip_index)

@@ -32,7 +32,7 @@ extern "C" {
 #define MLSEC_PICKLE_MAX_OPS (64u * 1024 * 1024)       /* opcodes executed */
 #define MLSEC_PICKLE_MAX_STACK (1u << 20)              /* stack items */
 #define MLSEC_PICKLE_MAX_MARKS (1u << 16)              /* nested MARKs */
-#define MLSEC_PICKLE_MAX_MEMO (1u << 20)               /* memo entries */
+#define MLSEC_PICKLE_MAX_MEMO (1u << 25)               /* memo entries */
 #define MLSEC_PICKLE_MAX_DECODED (512u * 1024 * 1024)  /* bytes of values built */
 #define MLSEC_PICKLE_MAX_CONTAINER (1u << 24)          /* items in one container */
 #define MLSEC_PICKLE_MAX_GLOBALS 65536                 /* global records kept */
@@ -40,6 +40,16 @@ extern "C" {
 
 typedef struct mlsec_pickle_limits {
 	size_t max_ops, max_stack, max_marks, max_memo, max_decoded, max_container;
+	/*
+	 * Scan-only mode, for pickles whose values are not needed (raw pickle
+	 * files, hidden members, nested pickles): scalars and containers are
+	 * shared placeholders (containers stay empty), while strings, globals,
+	 * calls and persistent ids are kept, so STACK_GLOBAL, memo tricks and
+	 * nested pickles are resolved exactly. String values then borrow the
+	 * input buffer (u.str.s is not NUL-terminated): the buffer must outlive
+	 * any use of the values. Global names are always copied.
+	 */
+	int scan_only;
 } mlsec_pickle_limits;
 
 typedef enum mlsec_pval_kind {

@@ -60,6 +60,11 @@ typedef struct mlsec_tensor_ref {
 	uint64_t file_offset, file_len;
 	size_t zip_index; /* PyTorch zip: the member holding the storage */
 	int in_zip;
+	/* Inline data (a NumPy array inside a pickle): file_len bytes at mem,
+	 * borrowed from the pickle VM (must outlive the list's use) unless
+	 * owned is set, in which case the list frees it. */
+	const uint8_t *mem;
+	uint8_t *owned;
 	long long pickle_offset; /* of the rebuild call, -1 if none */
 } mlsec_tensor_ref;
 

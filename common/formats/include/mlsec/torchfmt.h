@@ -19,7 +19,10 @@
 #define MLSEC_TORCH_LEGACY_MAGIC "6cfc9c46f9206aa85019" /* 0x1950a86a20f9469cfc6c, LE hex */
 
 /*
- * Walks root and appends every tensor with a dotted name. When root is a
+ * Walks root and appends every tensor with a dotted name. NumPy arrays
+ * (numpy.core.multiarray._reconstruct + BUILD state) become tensors whose
+ * data is inline (mem points into vm's values: keep vm alive while the
+ * list is used). When root is a
  * training checkpoint ({"state_dict": {...}, "optimizer": ...}), tensors
  * under the first wrapper key found (state_dict, model_state_dict, model,
  * module, ema, ...) are named relative to it (out->wrapper says which);

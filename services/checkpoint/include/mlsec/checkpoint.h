@@ -42,6 +42,7 @@ typedef struct mlsec_ckpt_opts {
 	int convert;                   /* --convert-safetensors */
 	int overwrite;                 /* --overwrite */
 	mlsec_severity gate;           /* --fail-on: conversion needs no finding >= gate */
+	int no_hash;                   /* --no-hash: skip the artifact's SHA-256 (speed) */
 	const volatile int *cancel;
 	void (*progress)(void *ctx, const char *what, double done, double total);
 	void *progress_ctx;
@@ -52,7 +53,8 @@ void mlsec_ckpt_opts_init(mlsec_ckpt_opts *o);
 /*
  * Reads options from the engine's JSON object (keys are the CLI flags:
  * "threshold", "write-fingerprint", "reference" / "reference-fingerprint",
- * "kl-threshold", "convert-safetensors", "overwrite", "fail-on"). Strings
+ * "kl-threshold", "convert-safetensors", "overwrite", "fail-on",
+ * "no-hash"). Strings
  * are borrowed from json. MLSEC_ERR_INVALID_ARG names a bad option.
  */
 mlsec_err mlsec_ckpt_opts_from_json(const json_t *json, mlsec_ckpt_opts *o, mlsec_error *err);
