@@ -200,6 +200,7 @@ static void widen_bf16(uint32_t *out, const uint8_t *d, size_t k)
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 /* float16 with the F16C conversion instruction, 8 at a time. */
 __attribute__((target("f16c,avx"))) static void widen_f16_f16c(uint32_t *out, const uint8_t *d,
@@ -221,8 +222,13 @@ static void widen_f16(uint32_t *out, const uint8_t *d, size_t k)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
 	static int have = -1;
-	if (have < 0)
-		have = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+	if (have < 0) {
+		/* CPUID, not __builtin_cpu_supports("f16c"): clang 14 rejects
+		 * that feature name (and the clang/fuzz build with it). */
+		unsigned eax, ebx, ecx, edx;
+		have = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) &&
+		       __builtin_cpu_supports("avx");
+	}
 	if (have) {
 		widen_f16_f16c(out, d, k);
 		return;
