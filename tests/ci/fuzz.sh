@@ -72,14 +72,16 @@ echo "fuzz: built $(echo "$targets" | wc -w) fuzzers in $(($(date +%s) - t0)) s"
 mkdir -p "$ART"
 # One fuzzer: its verdict line (and the crash excerpt) goes to $W/NAME.res.
 run_one() {
-	local name=$1 corpus=$2 bin="$B/fuzz/$1" rc execs
+	local name=$1 corpus=$2 bin="$B/fuzz/$1" rc execs maxlen=65536 big
 	mkdir -p "$W/$name"
 	if [ -d "$corpus" ]; then
 		cp -r "$corpus/." "$W/$name/"
+		big=$(find "$corpus" -type f -printf '%s\n' | sort -n | tail -1)
+		[ "${big:-0}" -gt "$maxlen" ] && maxlen=$big
 	fi
 	# New inputs go to the scratch copy; the committed corpus is only read.
 	# -timeout: one input over 10 s is a hang; -rss_limit_mb: blowups;
-	# -max_len: inputs are bounded, the harnesses handle anything shorter.
+	# -max_len: 64 KiB or the largest seed (libFuzzer would cut seeds).
 	TMPDIR="$W" timeout -k 10 $((SECS + 120)) "$bin" "$W/$name" \
 		-max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
 		-print_final_stats=1 -artifact_prefix="$ART/$name-" >"$W/$name.log" 2>&1

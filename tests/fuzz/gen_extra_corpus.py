@@ -82,7 +82,7 @@ containers: [{image: tritonserver, args: *f}]
 """,
     "yaml-self-alias.yaml": YM + b"spec: &s\n  containers:\n  - image: tritonserver\n    args: *s\n  x: *s\n",
     "yaml-deep.yaml": YM + b"spec: " + b"[" * 5000 + b"]" * 5000 + b"\n",
-    "yaml-deep-map.yaml": YM + b"".join(b"  " * i + b"k:\n" for i in range(400)),
+    "yaml-deep-map.yaml": YM + b"".join(b"  " * i + b"k:\n" for i in range(200)),
     "yaml-bad-tab.yaml": YM + b"spec:\n\tcontainers:\n  - args: [\"--allow-http\"\n",
     "yaml-tags.yaml": YM + b"%YAML 1.1\n%TAG !k! tag:k8s.io,2024:\n--- !k!Pod\nspec:\n  containers:\n  - !!map {image: !!str tritonserver, args: !!seq [--allow-http, !!binary aGk=]}\n...\n",
     "yaml-keys-nonscalar.yaml": YM + b"? [containers]\n: - image: tritonserver\n? {a: b}\n: x\ncontainers: {image: 1, command: {a: b}, args: 7}\n",
@@ -128,9 +128,11 @@ put("npy", "unterminated.npy", npy_raw("{'descr': '<f4, 'shape': ((((((("))
 # ---- adv_data -----------------------------------------------------------
 def npz(members, compress=False):
     b = io.BytesIO()
-    with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as z:
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(b, "w", method) as z:
         for n, d in members.items():
-            z.writestr(n, d)
+            # a fixed date: the script regenerates identical files
+            z.writestr(zipfile.ZipInfo(n, date_time=(2024, 1, 1, 0, 0, 0)), d, compress_type=method)
     return b.getvalue()
 
 
