@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -101,8 +102,11 @@ static mlsec_err fill(mlsec_adv_data *d, const raw_array *x, const raw_array *y,
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory loading %s", path);
 	for (uint64_t i = 0; i < x->numel; i++) {
 		double v = elem(x, i);
-		if (!isfinite(v))
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: x[%llu] is not finite", path,
+		/* f64 beyond the float range would become +-inf (and the
+		 * conversion is undefined behaviour): not finite either. */
+		if (!isfinite(v) || fabs(v) > FLT_MAX)
+			return mlsec_error_set(err, MLSEC_ERR_PARSE,
+					       "%s: x[%llu] is not a finite float32", path,
 					       (unsigned long long)i);
 		d->x[i] = (float)v;
 	}
