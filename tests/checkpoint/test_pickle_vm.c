@@ -41,6 +41,23 @@ static void test_memoize_overwrites_binput(void **s)
 	mlsec_pickle_free(r.vm);
 }
 
+/* A sparse key stored in the hash stays visible once the dense array grows
+ * over it, and an overwrite through the dense path updates both. */
+static void test_memo_sparse_then_dense(void **s)
+{
+	(void)s;
+	run r = GO("K\x07" "r\xd0\x07\x00\x00" "0" "K\x08" "r\x01\x04\x00\x00" "0"
+		   "j\xd0\x07\x00\x00" ".");
+	assert_int_equal(r.rc, MLSEC_OK);
+	assert_int_equal(mlsec_pickle_root(r.vm)->u.i, 7);
+	mlsec_pickle_free(r.vm);
+	r = GO("K\x07" "r\xd0\x07\x00\x00" "0" "K\x08" "r\x01\x04\x00\x00" "0"
+	       "K\x09" "r\xd0\x07\x00\x00" "0" "j\xd0\x07\x00\x00" ".");
+	assert_int_equal(r.rc, MLSEC_OK);
+	assert_int_equal(mlsec_pickle_root(r.vm)->u.i, 9);
+	mlsec_pickle_free(r.vm);
+}
+
 static void test_memo_aliasing(void **s)
 {
 	(void)s;
@@ -181,6 +198,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_memoize_overwrites_binput),
 		cmocka_unit_test(test_memo_aliasing),
+		cmocka_unit_test(test_memo_sparse_then_dense),
 		cmocka_unit_test(test_pop_pops_mark),
 		cmocka_unit_test(test_fence_underflow),
 		cmocka_unit_test(test_limits),

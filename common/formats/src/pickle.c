@@ -430,17 +430,20 @@ static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_er
 		FAIL(MLSEC_ERR_LIMIT, "memo index %llu too large", (unsigned long long)key);
 	/* dense when the key is near the number of entries (never lets a
 	 * single huge index allocate a huge array) */
-	if (key < p->dense_cap || (key < p->lim.max_memo && key <= 2 * p->memo_len + 1024)) {
+	size_t dc = p->dense_cap ? p->dense_cap : 1024;
+	while (dc <= key)
+		dc *= 2;
+	/* the dense array is bounded by a share of the decoded-size budget */
+	int dense_ok = dc <= p->lim.max_decoded / 4 / sizeof(mlsec_pval *);
+	if (key < p->dense_cap ||
+	    (dense_ok && key < p->lim.max_memo && key <= 2 * p->memo_len + 1024)) {
 		if (key >= p->dense_cap) {
-			size_t nc = p->dense_cap ? p->dense_cap * 2 : 1024;
-			while (nc <= key)
-				nc *= 2;
-			mlsec_pval **nd = mlsec_reallocarray(p->dense, nc, sizeof(*nd));
+			mlsec_pval **nd = mlsec_reallocarray(p->dense, dc, sizeof(*nd));
 			if (!nd)
 				FAIL(MLSEC_ERR_NOMEM, "out of memory growing the memo");
-			memset(nd + p->dense_cap, 0, (nc - p->dense_cap) * sizeof(*nd));
+			memset(nd + p->dense_cap, 0, (dc - p->dense_cap) * sizeof(*nd));
 			p->dense = nd;
-			p->dense_cap = nc;
+			p->dense_cap = dc;
 		}
 		if (!p->dense[key] && !memo_find(p, (uint32_t)key)) {
 			if (p->memo_len >= p->lim.max_memo)
