@@ -19,8 +19,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: mlsec triton TARGET... [--launch-args FILE] [--max-instance-count N]\n"
-	        "                    [--summary] [--verbose] [--json [FILE]] [--sarif FILE]\n"
-	        "                    [--fail-on SEVERITY]\n\n"
+	        "                    [--threads N] [--summary] [--verbose] [--json [FILE]]\n"
+	        "                    [--sarif FILE] [--fail-on SEVERITY]\n\n"
 	        "Audits Triton Inference Server model configurations. TARGETs are config.pbtxt\n"
 	        "files, directories (searched recursively for config.pbtxt) or glob patterns,\n"
 	        "'**' included (quote them; mlsec expands them itself).\n\n"
@@ -28,7 +28,9 @@ static void usage(FILE *out)
 	        "                         its arguments, or a Kubernetes manifest / rendered Helm\n"
 	        "                         chart (YAML) whose container runs tritonserver\n"
 	        "  --max-instance-count N instances per group above which TRITON-INSTANCE-COUNT\n"
-	        "                         fires (default %d)\n\n%s"
+	        "                         fires (default %d)\n"
+	        "  --threads N            threads auditing files (default 0: automatic, up to\n"
+	        "                         4 when there are many files; the report is the same)\n\n%s"
 	        "Rules: docs/triton.md.\n",
 	        MLSEC_TRITON_DEFAULT_MAX_INSTANCES, mlsec_cli_output_help);
 }
@@ -39,6 +41,7 @@ int mlsec_cmd_triton(int argc, char **argv)
 	mlsec_cli_output_init(&out);
 	const char *launch = NULL;
 	long max_inst = 0;
+	long threads = -1;
 	const char **targets = mlsec_calloc((size_t)argc + 1, sizeof *targets);
 	if (!targets)
 		return mlsec_cli_fail(CMD, "out of memory");
@@ -90,6 +93,16 @@ int mlsec_cmd_triton(int argc, char **argv)
 			}
 			continue;
 		}
+		if ((v = mlsec_cli_flag_value("--threads", argc, argv, &i, &missing)) || missing) {
+			char *end = NULL;
+			threads = v ? strtol(v, &end, 10) : -1;
+			if (!v || !*v || *end || threads < 0 || threads > 16) {
+				mlsec_free(targets);
+				return mlsec_cli_fail(CMD, "--threads needs an integer from 0 to 16 (got '%s')",
+				                      v ? v : "");
+			}
+			continue;
+		}
 		mlsec_free(targets);
 		return mlsec_cli_fail(CMD, "unknown option '%s' (see 'mlsec triton --help')", a);
 	}
@@ -100,7 +113,8 @@ int mlsec_cmd_triton(int argc, char **argv)
 	}
 	json_t *opts = json_object();
 	if (!opts || (launch && json_object_set_new(opts, "launch-args", json_string(launch))) ||
-	    (max_inst && json_object_set_new(opts, "max-instance-count", json_integer(max_inst)))) {
+	    (max_inst && json_object_set_new(opts, "max-instance-count", json_integer(max_inst))) ||
+	    (threads >= 0 && json_object_set_new(opts, "threads", json_integer(threads)))) {
 		json_decref(opts);
 		mlsec_free(targets);
 		return mlsec_cli_fail(CMD, "out of memory");

@@ -20,12 +20,14 @@ if [ ! -x "$FUZZ_BIN" ]; then
 fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+ART="$BUILD_DIR/tensor-fuzz-artifacts"
+mkdir -p "$ART"
 cp tests/fuzz/corpus/onnx/* "$WORK/"
-mkdir -p "$WORK/artifacts"
 "$FUZZ_BIN" -max_total_time="$SECS" -max_len=262144 -rss_limit_mb=1024 -timeout=10 \
-	-artifact_prefix="$WORK/artifacts/" -print_final_stats=1 "$WORK" 2>"$WORK/log" || {
-	tail -50 "$WORK/log" >&2
-	ls -l "$WORK/artifacts" >&2
+	-artifact_prefix="$ART/" -print_final_stats=1 "$WORK" 2>"$WORK/log" || {
+	tail -60 "$WORK/log" >&2
+	echo "tensor-fuzz: failing inputs kept in $ART (add them to tests/fuzz/corpus/onnx once fixed)" >&2
+	ls -l "$ART" >&2
 	exit 1
 }
 grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$WORK/log" || true

@@ -41,7 +41,7 @@ static int close_enough(const float *got, const float *want, size_t n, const cha
 	return bad == 0;
 }
 
-static void run_model(const char *name, int grad)
+static void run_model_t(const char *name, int grad, int threads)
 {
 	char path[1200];
 	fixture_path(path, sizeof path, name, ".onnx");
@@ -64,6 +64,7 @@ static void run_model(const char *name, int grad)
 	mlsec_tensor_opts_default(&o);
 	o.batch = batch;
 	o.grad = grad;
+	o.threads = threads;
 	mlsec_tensor_graph *g = NULL;
 	rc = mlsec_tensor_graph_compile(m, &o, &g, &err);
 	if (rc)
@@ -100,17 +101,33 @@ static void run_model(const char *name, int grad)
 	free(lab);
 }
 
+static void run_model(const char *name, int grad)
+{
+	run_model_t(name, grad, 1);
+}
+
 static void test_mlp(void **state) { run_model("mlp", 1); }
 static void test_lenet(void **state) { run_model("lenet", 1); }
 static void test_rescnn(void **state) { run_model("rescnn", 1); }
 static void test_dwnet(void **state) { run_model("dwnet", 1); }
 static void test_attn(void **state) { run_model("attn", 1); }
+static void test_convt(void **state) { run_model("convt", 1); }
 
 static void test_forward_only(void **state)
 {
-	const char *names[] = {"mlp", "lenet", "rescnn", "dwnet", "attn"};
+	const char *names[] = {"mlp", "lenet", "rescnn", "dwnet", "attn", "convt"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		run_model(names[i], 0);
+}
+
+/* Worker threads split images, rows and planes: same answers. */
+static void test_threads(void **state)
+{
+	const char *names[] = {"mlp", "lenet", "rescnn", "dwnet", "attn", "convt"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		run_model_t(names[i], 1, 2);
+		run_model_t(names[i], 0, 3);
+	}
 }
 
 /* The dynamic-batch LeNet: run each sample alone at batch 1 after
@@ -152,8 +169,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mlp),     cmocka_unit_test(test_lenet),
 		cmocka_unit_test(test_rescnn),  cmocka_unit_test(test_dwnet),
-		cmocka_unit_test(test_attn),    cmocka_unit_test(test_forward_only),
-		cmocka_unit_test(test_set_batch),
+		cmocka_unit_test(test_attn),    cmocka_unit_test(test_convt),    cmocka_unit_test(test_forward_only),
+		cmocka_unit_test(test_set_batch),      cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -238,28 +238,61 @@ typedef struct walk_ctx {
 	mlsec_strlist *out;
 	size_t files;
 	mlsec_error *err;
+	char *path; /* the path being built, reused for every entry */
+	size_t cap;
 } walk_ctx;
 
-static mlsec_err walk(walk_ctx *w, const char *dir, int depth)
+/* Makes w->path hold at least n bytes. */
+static int path_reserve(walk_ctx *w, size_t n)
+{
+	if (n <= w->cap)
+		return 1;
+	size_t cap = w->cap ? w->cap : 256;
+	while (cap < n)
+		cap *= 2;
+	char *np = mlsec_realloc(w->path, cap);
+	if (!np)
+		return 0;
+	w->path = np;
+	w->cap = cap;
+	return 1;
+}
+
+static int not_dot(const struct dirent *e)
+{
+	const char *n = e->d_name;
+	return !(n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')));
+}
+
+/*
+ * Walks the directory whose path is w->path[0..len). Entry paths are built
+ * in place in w->path (no allocation per entry); only wanted files are
+ * copied, into the output list.
+ */
+static mlsec_err walk(walk_ctx *w, size_t len, int depth)
 {
 	if (depth > MLSEC_WALK_MAX_DEPTH)
-		return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "%s: deeper than %d levels", dir,
-				       MLSEC_WALK_MAX_DEPTH);
+		return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "%.*s: deeper than %d levels",
+				       (int)len, w->path, MLSEC_WALK_MAX_DEPTH);
 	struct dirent **ents = NULL;
-	int n = scandir(dir, &ents, NULL, alphasort);
+	w->path[len] = '\0';
+	int n = scandir(w->path, &ents, not_dot, alphasort);
 	if (n < 0)
-		return errno_err(w->err, errno, dir);
+		return errno_err(w->err, errno, w->path);
+	/* "/" + name, not "//" + name. */
+	size_t dlen = len == 1 && w->path[0] == '/' ? 0 : len;
 	mlsec_err rc = MLSEC_OK;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && rc == MLSEC_OK; i++) {
 		const char *name = ents[i]->d_name;
-		if (rc != MLSEC_OK || !strcmp(name, ".") || !strcmp(name, ".."))
-			continue;
-		char *full = strcmp(dir, "/") ? mlsec_sprintf("%s/%s", dir, name)
-					      : mlsec_sprintf("/%s", name);
-		if (!full) {
+		size_t nlen = strlen(name);
+		if (!path_reserve(w, dlen + nlen + 2)) {
 			rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
-			continue;
+			break;
 		}
+		char *full = w->path;
+		full[dlen] = '/';
+		memcpy(full + dlen + 1, name, nlen + 1);
+		size_t flen = dlen + 1 + nlen;
 		/* d_type saves an lstat per entry; symlinks are never followed. */
 		unsigned char type = ents[i]->d_type;
 		if (type == DT_UNKNOWN) {
@@ -269,30 +302,35 @@ static mlsec_err walk(walk_ctx *w, const char *dir, int depth)
 			       : S_ISREG(st.st_mode) ? DT_REG
 						     : DT_UNKNOWN;
 		}
-		{
-			if (type == DT_DIR) {
-				rc = walk(w, full, depth + 1);
-			} else if (type == DT_REG) {
-				const char *rel = strlen(full) >= w->base_len ? full + w->base_len : full;
-				int want = w->pattern ? glob_match(w->pattern, rel)
-						      : (!w->filter || w->filter(full, name, w->filter_ctx));
-				if (want) {
-					if (++w->files > MLSEC_WALK_MAX_FILES)
-						rc = mlsec_error_set(w->err, MLSEC_ERR_LIMIT,
-								     "more than %d files",
-								     MLSEC_WALK_MAX_FILES);
-					else if (mlsec_strlist_push(w->out, full) != MLSEC_OK)
-						rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM,
-								     "out of memory");
-				}
+		if (type == DT_DIR) {
+			rc = walk(w, flen, depth + 1);
+		} else if (type == DT_REG) {
+			const char *rel = flen >= w->base_len ? full + w->base_len : full;
+			int want = w->pattern ? glob_match(w->pattern, rel)
+					      : (!w->filter || w->filter(full, name, w->filter_ctx));
+			if (want) {
+				if (++w->files > MLSEC_WALK_MAX_FILES)
+					rc = mlsec_error_set(w->err, MLSEC_ERR_LIMIT,
+							     "more than %d files", MLSEC_WALK_MAX_FILES);
+				else if (mlsec_strlist_push(w->out, full) != MLSEC_OK)
+					rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
 			}
 		}
-		mlsec_free(full);
 	}
 	for (int i = 0; i < n; i++)
 		free(ents[i]);
 	free(ents);
 	return rc;
+}
+
+/* Walks dir (a path given by the user) from the top. */
+static mlsec_err walk_from(walk_ctx *w, const char *dir)
+{
+	size_t len = strlen(dir);
+	if (!path_reserve(w, len + 1))
+		return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+	memcpy(w->path, dir, len + 1);
+	return walk(w, len, 0);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -324,14 +362,14 @@ static mlsec_err expand_glob(walk_ctx *w, const char *target)
 	if (stat(base, &st) == 0 && S_ISDIR(st.st_mode)) {
 		if (!slash) {
 			/* Relative pattern: walk "." but report paths without "./". */
-			rc = walk(w, ".", 0);
+			rc = walk_from(w, ".");
 			for (size_t i = 0; rc == MLSEC_OK && i < w->out->count; i++) {
 				char *s = w->out->items[i];
 				if (s[0] == '.' && s[1] == '/')
 					memmove(s, s + 2, strlen(s + 2) + 1);
 			}
 		} else {
-			rc = walk(w, base, 0);
+			rc = walk_from(w, base);
 		}
 	}
 	w->pattern = NULL;
@@ -351,24 +389,27 @@ mlsec_err mlsec_targets_expand(const char *const *targets, size_t n, mlsec_targe
 		if (stat(t, &st) == 0) {
 			if (S_ISDIR(st.st_mode)) {
 				w.base_len = strlen(t) + 1;
-				rc = walk(&w, t, 0);
+				rc = walk_from(&w, t);
 				if (rc == MLSEC_OK && out->count == before)
-					return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND,
-							       "%s: no matching files in directory", t);
+					rc = mlsec_error_set(err, MLSEC_ERR_NOT_FOUND,
+							     "%s: no matching files in directory", t);
 			} else if (mlsec_strlist_push(out, t) != MLSEC_OK) {
 				rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 			}
 		} else if (has_glob(t)) {
 			rc = expand_glob(&w, t);
 			if (rc == MLSEC_OK && out->count == before)
-				return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND,
-						       "%s: pattern matches no files", t);
+				rc = mlsec_error_set(err, MLSEC_ERR_NOT_FOUND,
+						     "%s: pattern matches no files", t);
 		} else {
-			return errno_err(err, errno, t);
+			rc = errno_err(err, errno, t);
 		}
-		if (rc != MLSEC_OK)
+		if (rc != MLSEC_OK) {
+			mlsec_free(w.path);
 			return rc;
+		}
 	}
+	mlsec_free(w.path);
 	if (out->count > 1) {
 		qsort(out->items, out->count, sizeof *out->items, cmp_str);
 		size_t k = 1;

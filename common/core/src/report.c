@@ -1,5 +1,7 @@
 /* report.c - the findings model: building a report in memory. */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -40,15 +42,96 @@ static int grow(void *arr, size_t *cap, size_t n, size_t sz)
 	return 1;
 }
 
-/* Replaces *dst with a copy of src (NULL clears). */
-static mlsec_err set_str(char **dst, const char *src)
+#define ARENA_CHUNK (16u << 10)
+
+/* Allocates n bytes (max_align_t aligned) that live until the report is freed. */
+static void *arena_alloc(report_arena *ar, size_t n)
+{
+	n = (n + _Alignof(max_align_t) - 1) & ~(size_t)(_Alignof(max_align_t) - 1);
+	if (n > ar->left) {
+		/* Big requests get a chunk of their own behind the current one, so
+		 * the space left in the current chunk is not wasted. */
+		size_t size = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
+		if (size > SIZE_MAX - sizeof(report_chunk))
+			return NULL;
+		report_chunk *c = mlsec_malloc(sizeof *c + size);
+		if (!c)
+			return NULL;
+		c->size = size;
+		if (size != ARENA_CHUNK && ar->head) {
+			c->next = ar->head->next;
+			ar->head->next = c;
+			return c->data;
+		}
+		c->next = ar->head;
+		ar->head = c;
+		ar->cur = (char *)c->data;
+		ar->left = size;
+	}
+	void *p = ar->cur;
+	ar->cur += n;
+	ar->left -= n;
+	return p;
+}
+
+static char *arena_strdup(report_arena *ar, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = arena_alloc(ar, n);
+	if (d)
+		memcpy(d, s, n);
+	return d;
+}
+
+static void arena_free(report_arena *ar)
+{
+	for (report_chunk *c = ar->head, *next; c; c = next) {
+		next = c->next;
+		mlsec_free(c);
+	}
+	ar->head = NULL;
+	ar->cur = NULL;
+	ar->left = 0;
+}
+
+/* Replaces *dst with an arena copy of src (NULL clears). */
+static mlsec_err set_str(report_arena *ar, char **dst, const char *src)
 {
 	char *c = NULL;
-	if (src && !(c = mlsec_strdup(src)))
+	if (src && !(c = arena_strdup(ar, src)))
 		return MLSEC_ERR_NOMEM;
-	mlsec_free(*dst);
 	*dst = c;
 	return MLSEC_OK;
+}
+
+static json_t *empty_evidence;
+static pthread_once_t empty_evidence_once = PTHREAD_ONCE_INIT;
+
+static void make_empty_evidence(void)
+{
+	empty_evidence = json_object();
+}
+
+json_t *report_empty_evidence(void)
+{
+	pthread_once(&empty_evidence_once, make_empty_evidence);
+	return empty_evidence;
+}
+
+int report_evidence_own(mlsec_finding *f)
+{
+	if (f->evidence != empty_evidence)
+		return 1;
+	json_t *o = json_object();
+	if (!o)
+		return 0;
+	f->evidence = o;
+	return 1;
+}
+
+static report_arena *finding_arena(mlsec_finding *f)
+{
+	return &((report_finding *)f)->report->arena;
 }
 
 mlsec_report *mlsec_report_new(const char *stage)
@@ -63,18 +146,11 @@ mlsec_report *mlsec_report_new(const char *stage)
 	return r;
 }
 
+/* Strings and the finding itself are in the arena: only evidence is ours. */
 static void finding_free(mlsec_finding *f)
 {
-	if (!f)
-		return;
-	mlsec_free(f->rule_id);
-	mlsec_free(f->title);
-	mlsec_free(f->detail);
-	mlsec_free(f->file);
-	mlsec_free(f->field);
-	mlsec_free(f->remediation);
-	json_decref(f->evidence);
-	mlsec_free(f);
+	if (f && f->evidence != empty_evidence)
+		json_decref(f->evidence);
 }
 
 static void artifact_free(mlsec_artifact *a)
@@ -84,11 +160,7 @@ static void artifact_free(mlsec_artifact *a)
 	for (size_t i = 0; i < a->nfindings; i++)
 		finding_free(a->findings[i]);
 	mlsec_free(a->findings);
-	mlsec_free(a->path);
-	mlsec_free(a->format);
-	mlsec_free(a->stage);
 	json_decref(a->details);
-	mlsec_free(a);
 }
 
 void mlsec_report_free(mlsec_report *r)
@@ -102,6 +174,7 @@ void mlsec_report_free(mlsec_report *r)
 	mlsec_free(r->artifacts);
 	mlsec_free(r->errors);
 	mlsec_free(r->stage);
+	arena_free(&r->arena);
 	mlsec_free(r);
 }
 
@@ -114,14 +187,16 @@ mlsec_artifact *mlsec_report_add_artifact(mlsec_report *r, const char *path, con
 {
 	if (!grow(&r->artifacts, &r->capartifacts, r->nartifacts, sizeof *r->artifacts))
 		return NULL;
-	mlsec_artifact *a = mlsec_calloc(1, sizeof *a);
+	mlsec_artifact *a = arena_alloc(&r->arena, sizeof *a);
 	if (!a)
 		return NULL;
-	a->path = mlsec_strdup(path ? path : "");
-	a->format = mlsec_strdup(format ? format : "unknown");
-	a->stage = mlsec_strdup(r->stage);
+	memset(a, 0, sizeof *a);
+	a->report = r;
+	a->path = arena_strdup(&r->arena, path ? path : "");
+	a->format = arena_strdup(&r->arena, format ? format : "unknown");
+	a->stage = r->stage; /* never freed before the report; set_stage copies */
 	a->details = json_object();
-	if (!a->path || !a->format || !a->stage || !a->details) {
+	if (!a->path || !a->format || !a->details) {
 		artifact_free(a);
 		return NULL;
 	}
@@ -162,12 +237,12 @@ uint64_t mlsec_artifact_size(const mlsec_artifact *a)
 
 mlsec_err mlsec_artifact_set_format(mlsec_artifact *a, const char *format)
 {
-	return set_str(&a->format, format ? format : "unknown");
+	return set_str(&a->report->arena, &a->format, format ? format : "unknown");
 }
 
 mlsec_err mlsec_artifact_set_stage(mlsec_artifact *a, const char *stage)
 {
-	return set_str(&a->stage, stage ? stage : "unknown");
+	return set_str(&a->report->arena, &a->stage, stage ? stage : "unknown");
 }
 
 mlsec_err mlsec_artifact_set_digest(mlsec_artifact *a, const char *hex, uint64_t size)
@@ -188,34 +263,75 @@ mlsec_err mlsec_artifact_hash_file(mlsec_artifact *a, mlsec_error *err)
 	return mlsec_sha256_file(a->path, a->sha256, &a->size, err);
 }
 
+void report_details_ready(const mlsec_artifact *ca)
+{
+	mlsec_artifact *a = (mlsec_artifact *)ca; /* a cache fill, not a visible change */
+	mlsec_details_fill_fn fn = a->fill;
+	if (!fn)
+		return;
+	a->fill = NULL;
+	(void)fn(a->details, a->fill_data);
+}
+
 json_t *mlsec_artifact_details(mlsec_artifact *a)
 {
+	report_details_ready(a);
 	return a->details;
 }
 
-__attribute__((format(printf, 5, 0))) static mlsec_finding *vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev,
-			   const char *title, const char *fmt, va_list ap)
+mlsec_err mlsec_artifact_set_details_fill(mlsec_artifact *a, mlsec_details_fill_fn fn,
+					  const void *data, size_t size)
+{
+	void *copy = NULL;
+	if (size) {
+		if (!(copy = arena_alloc(&a->report->arena, size)))
+			return MLSEC_ERR_NOMEM;
+		memcpy(copy, data, size);
+	}
+	a->fill = fn;
+	a->fill_data = copy;
+	return MLSEC_OK;
+}
+
+__attribute__((format(printf, 5, 0))) static mlsec_finding *
+vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev, const char *title, const char *fmt,
+     va_list ap)
 {
 	if (!grow(&a->findings, &a->capfindings, a->nfindings, sizeof *a->findings))
 		return NULL;
-	mlsec_finding *f = mlsec_calloc(1, sizeof *f);
-	if (!f)
+	report_arena *ar = &a->report->arena;
+	report_finding *rf = arena_alloc(ar, sizeof *rf);
+	if (!rf)
 		return NULL;
+	memset(rf, 0, sizeof *rf);
+	rf->report = a->report;
+	mlsec_finding *f = &rf->pub;
 	f->severity = (unsigned)sev < MLSEC_SEV__COUNT ? sev : MLSEC_SEV_CRITICAL;
 	f->offset = -1;
-	f->rule_id = mlsec_strdup(rule_id ? rule_id : "UNKNOWN");
-	f->title = mlsec_strdup(title ? title : "");
-	f->evidence = json_object();
+	f->rule_id = arena_strdup(ar, rule_id ? rule_id : "UNKNOWN");
+	f->title = arena_strdup(ar, title ? title : "");
+	f->evidence = report_empty_evidence();
 	int ok = f->rule_id && f->title && f->evidence;
 	if (ok && fmt) {
-		char buf[4096];
-		vsnprintf(buf, sizeof buf, fmt, ap);
-		ok = (f->detail = mlsec_strdup(buf)) != NULL;
+		if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == '\0') {
+			/* The common "%s" detail: copy it, no formatting pass. Cut
+			 * at the same length the formatted path would. */
+			const char *src = va_arg(ap, const char *);
+			size_t n = src ? strnlen(src, 4095) : 6;
+			char *d = arena_alloc(ar, n + 1);
+			if ((ok = d != NULL)) {
+				memcpy(d, src ? src : "(null)", n);
+				d[n] = '\0';
+				f->detail = d;
+			}
+		} else {
+			char buf[4096];
+			vsnprintf(buf, sizeof buf, fmt, ap);
+			ok = (f->detail = arena_strdup(ar, buf)) != NULL;
+		}
 	}
-	if (!ok) {
-		finding_free(f);
-		return NULL;
-	}
+	if (!ok)
+		return NULL; /* the arena keeps the partial finding until report_free */
 	a->findings[a->nfindings++] = f;
 	return f;
 }
@@ -264,7 +380,8 @@ mlsec_finding *mlsec_artifact_add_malformed(mlsec_artifact *a, const char *rule_
 mlsec_err mlsec_finding_set_location(mlsec_finding *f, const char *file, long line, long column,
 				     const char *field)
 {
-	if (set_str(&f->file, file) != MLSEC_OK || set_str(&f->field, field) != MLSEC_OK)
+	report_arena *ar = finding_arena(f);
+	if (set_str(ar, &f->file, file) != MLSEC_OK || set_str(ar, &f->field, field) != MLSEC_OK)
 		return MLSEC_ERR_NOMEM;
 	f->line = line;
 	f->column = column;
@@ -279,7 +396,7 @@ mlsec_err mlsec_finding_set_offset(mlsec_finding *f, long long offset)
 
 mlsec_err mlsec_finding_set_remediation(mlsec_finding *f, const char *text)
 {
-	return set_str(&f->remediation, text);
+	return set_str(finding_arena(f), &f->remediation, text);
 }
 
 mlsec_err mlsec_finding_set_evidence(mlsec_finding *f, const char *key, const char *fmt, ...)
@@ -296,6 +413,10 @@ mlsec_err mlsec_finding_set_evidence_json(mlsec_finding *f, const char *key, jso
 {
 	if (!value)
 		return MLSEC_ERR_NOMEM;
+	if (!report_evidence_own(f)) {
+		json_decref(value);
+		return MLSEC_ERR_NOMEM;
+	}
 	return json_object_set_new(f->evidence, key, value) == 0 ? MLSEC_OK : MLSEC_ERR_NOMEM;
 }
 
@@ -312,6 +433,60 @@ mlsec_err mlsec_report_add_error(mlsec_report *r, const char *fmt, ...)
 	if (!s)
 		return MLSEC_ERR_NOMEM;
 	r->errors[r->nerrors++] = s;
+	return MLSEC_OK;
+}
+
+mlsec_err mlsec_report_adopt(mlsec_report *dst, mlsec_report *src)
+{
+	if (!src)
+		return MLSEC_OK;
+	/* Make room first so that a failure changes nothing. */
+	size_t na = dst->nartifacts + src->nartifacts, ne = dst->nerrors + src->nerrors;
+	if (na > dst->capartifacts) {
+		mlsec_artifact **v = mlsec_reallocarray(dst->artifacts, na, sizeof *v);
+		if (!v)
+			return MLSEC_ERR_NOMEM;
+		dst->artifacts = v;
+		dst->capartifacts = na;
+	}
+	if (ne > dst->caperrors) {
+		char **v = mlsec_reallocarray(dst->errors, ne, sizeof *v);
+		if (!v)
+			return MLSEC_ERR_NOMEM;
+		dst->errors = v;
+		dst->caperrors = ne;
+	}
+	char *stage = NULL;
+	if (strcmp(src->stage, dst->stage) != 0 && !(stage = arena_strdup(&src->arena, src->stage)))
+		return MLSEC_ERR_NOMEM;
+	for (size_t i = 0; i < src->nartifacts; i++) {
+		mlsec_artifact *a = src->artifacts[i];
+		a->report = dst;
+		if (a->stage == src->stage)
+			a->stage = stage ? stage : dst->stage;
+		for (size_t k = 0; k < a->nfindings; k++)
+			((report_finding *)a->findings[k])->report = dst;
+		dst->artifacts[dst->nartifacts++] = a;
+	}
+	for (size_t i = 0; i < src->nerrors; i++)
+		dst->errors[dst->nerrors++] = src->errors[i];
+	/* The strings now referenced from dst live in src's chunks: keep them,
+	 * behind dst's current chunk so its free space is still used. */
+	report_chunk *last = src->arena.head;
+	if (last) {
+		while (last->next)
+			last = last->next;
+		if (dst->arena.head) {
+			last->next = dst->arena.head->next;
+			dst->arena.head->next = src->arena.head;
+		} else {
+			dst->arena = src->arena;
+		}
+	}
+	mlsec_free(src->artifacts);
+	mlsec_free(src->errors);
+	mlsec_free(src->stage);
+	mlsec_free(src);
 	return MLSEC_OK;
 }
 

@@ -30,7 +30,11 @@ static json_t *finding_to_json(const mlsec_finding *f)
 	json_object_set_new(o, "title", json_string(f->title));
 	json_object_set_new(o, "detail", f->detail ? json_string(f->detail) : json_null());
 	json_object_set_new(o, "location", loc);
-	json_object_set(o, "evidence", f->evidence);
+	/* The shared empty evidence must not leak into a tree callers may edit. */
+	if (f->evidence == report_empty_evidence())
+		json_object_set_new(o, "evidence", json_object());
+	else
+		json_object_set(o, "evidence", f->evidence);
 	json_object_set_new(o, "remediation", f->remediation ? json_string(f->remediation) : json_null());
 	return o;
 }
@@ -88,6 +92,7 @@ json_t *mlsec_report_to_json(const mlsec_report *r, mlsec_severity gate)
 		json_object_set_new(ja, "format", json_string(a->format));
 		json_object_set_new(ja, "findings", fs);
 		json_object_set_new(ja, "summary", counts_to_json(counts));
+		report_details_ready(a);
 		json_object_set(ja, "details", a->details);
 		json_array_append_new(arts, ja);
 	}
@@ -156,7 +161,8 @@ static mlsec_err merge_finding(mlsec_artifact *a, const json_t *jf, mlsec_error 
 		f->offset = int_or(loc, "offset", -1);
 	}
 	const json_t *ev = json_object_get(jf, "evidence");
-	if (json_is_object(ev) && json_object_update(f->evidence, (json_t *)ev) != 0)
+	if (json_is_object(ev) && json_object_size(ev) &&
+	    (!report_evidence_own(f) || json_object_update(f->evidence, (json_t *)ev) != 0))
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	if (mlsec_finding_set_remediation(f, str_or(jf, "remediation", NULL)) != MLSEC_OK)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -186,7 +192,8 @@ mlsec_err mlsec_report_merge_json(mlsec_report *r, const json_t *json, mlsec_err
 		if (sha && mlsec_artifact_set_digest(a, sha, size > 0 ? (uint64_t)size : 0) != MLSEC_OK)
 			return mlsec_error_set(err, MLSEC_ERR_PARSE, "artifact %zu: bad sha256", i);
 		const json_t *det = json_object_get(ja, "details");
-		if (json_is_object(det) && json_object_update(a->details, (json_t *)det) != 0)
+		if (json_is_object(det) &&
+		    json_object_update(mlsec_artifact_details(a), (json_t *)det) != 0)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		const json_t *fs = json_object_get(ja, "findings");
 		if (fs && !json_is_array(fs))

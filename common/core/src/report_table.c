@@ -10,6 +10,48 @@ static const char *sev_color(mlsec_severity s)
 	return (unsigned)s < MLSEC_SEV__COUNT ? c[s] : "";
 }
 
+/*
+ * Small writers instead of fprintf: the table is thousands of short lines
+ * and printf's format parsing dominated it (all the more when a loaded
+ * library, e.g. libquadmath, registers printf hooks: glibc then takes its
+ * slow positional path for every call).
+ */
+static void put_s(const char *s, FILE *out)
+{
+	fputs(s, out);
+}
+
+/* %-*s: s, then spaces up to width. */
+static void put_pad(const char *s, int width, FILE *out)
+{
+	size_t n = strlen(s);
+	fwrite(s, 1, n, out);
+	for (; n < (size_t)width; n++)
+		putc(' ', out);
+}
+
+static void put_u(unsigned long long v, FILE *out)
+{
+	char b[24];
+	size_t i = sizeof b;
+	do {
+		b[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	fwrite(b + i, 1, sizeof b - i, out);
+}
+
+/* Signed, for line/column/offset (callers print them only when > 0 or >= 0). */
+static void put_i(long long v, FILE *out)
+{
+	if (v < 0) {
+		putc('-', out);
+		put_u(0ull - (unsigned long long)v, out);
+	} else {
+		put_u((unsigned long long)v, out);
+	}
+}
+
 static void upper(const char *s, char *out, size_t n)
 {
 	size_t i = 0;
@@ -22,28 +64,42 @@ static void print_location(const mlsec_artifact *a, const mlsec_finding *f, FILE
 {
 	int any = 0;
 	if (f->file && strcmp(f->file, a->path) != 0) {
-		fprintf(out, "%s", f->file);
+		put_s(f->file, out);
 		any = 1;
 	}
 	if (f->line > 0) {
-		fprintf(out, "%s%ld", any ? ":" : "line ", f->line);
-		if (f->column > 0)
-			fprintf(out, ":%ld", f->column);
+		put_s(any ? ":" : "line ", out);
+		put_i(f->line, out);
+		if (f->column > 0) {
+			putc(':', out);
+			put_i(f->column, out);
+		}
 		any = 1;
 	} else if (f->offset >= 0) {
-		fprintf(out, "%s@%lld", any ? " " : "", f->offset);
+		put_s(any ? " @" : "@", out);
+		put_i(f->offset, out);
 		any = 1;
 	}
-	if (f->field)
-		fprintf(out, "%s%s", any ? " " : "", f->field);
+	if (f->field) {
+		put_s(any ? " " : "", out);
+		put_s(f->field, out);
+	}
 }
 
 static void print_counts(const size_t c[MLSEC_SEV__COUNT], FILE *out)
 {
-	fprintf(out, "critical=%zu high=%zu medium=%zu low=%zu info=%zu total=%zu",
-		c[MLSEC_SEV_CRITICAL], c[MLSEC_SEV_HIGH], c[MLSEC_SEV_MEDIUM], c[MLSEC_SEV_LOW],
-		c[MLSEC_SEV_INFO],
-		c[0] + c[1] + c[2] + c[3] + c[4]);
+	put_s("critical=", out);
+	put_u(c[MLSEC_SEV_CRITICAL], out);
+	put_s(" high=", out);
+	put_u(c[MLSEC_SEV_HIGH], out);
+	put_s(" medium=", out);
+	put_u(c[MLSEC_SEV_MEDIUM], out);
+	put_s(" low=", out);
+	put_u(c[MLSEC_SEV_LOW], out);
+	put_s(" info=", out);
+	put_u(c[MLSEC_SEV_INFO], out);
+	put_s(" total=", out);
+	put_u(c[0] + c[1] + c[2] + c[3] + c[4], out);
 }
 
 void mlsec_report_print_table(const mlsec_report *r, const mlsec_table_opts *o, FILE *out)
@@ -56,21 +112,38 @@ void mlsec_report_print_table(const mlsec_report *r, const mlsec_table_opts *o, 
 		for (size_t k = 0; k < a->nfindings; k++)
 			c[a->findings[k]->severity]++;
 		if (o->summary) {
-			fprintf(out, "%s  ", a->path);
+			put_s(a->path, out);
+			put_s("  ", out);
 			print_counts(c, out);
 			fputc('\n', out);
 			continue;
 		}
-		fprintf(out, "%s%s%s  [%s, %s%s%.12s]\n", bold, a->path, reset, a->stage,
-			a->format, a->sha256[0] ? ", sha256 " : "", a->sha256);
+		put_s(bold, out);
+		put_s(a->path, out);
+		put_s(reset, out);
+		put_s("  [", out);
+		put_s(a->stage, out);
+		put_s(", ", out);
+		put_s(a->format, out);
+		if (a->sha256[0]) {
+			put_s(", sha256 ", out);
+			fwrite(a->sha256, 1, strnlen(a->sha256, 12), out);
+		}
+		put_s("]\n", out);
 		if (a->nfindings == 0)
-			fprintf(out, "  no findings\n");
+			put_s("  no findings\n", out);
 		for (size_t k = 0; k < a->nfindings; k++) {
 			const mlsec_finding *f = a->findings[k];
 			char sev[16];
 			upper(mlsec_severity_name(f->severity), sev, sizeof sev);
-			fprintf(out, "  %s%-8s%s  %-30s %s", o->color ? sev_color(f->severity) : "",
-				sev, reset, f->rule_id, f->title);
+			put_s("  ", out);
+			put_s(o->color ? sev_color(f->severity) : "", out);
+			put_pad(sev, 8, out);
+			put_s(reset, out);
+			put_s("  ", out);
+			put_pad(f->rule_id, 30, out);
+			putc(' ', out);
+			put_s(f->title, out);
 			if (f->line > 0 || f->field || f->offset >= 0 ||
 			    (f->file && strcmp(f->file, a->path))) {
 				fputs("  (", out);
@@ -80,8 +153,11 @@ void mlsec_report_print_table(const mlsec_report *r, const mlsec_table_opts *o, 
 			fputc('\n', out);
 			if (!o->verbose)
 				continue;
-			if (f->detail)
-				fprintf(out, "            %s\n", f->detail);
+			if (f->detail) {
+				put_s("            ", out);
+				put_s(f->detail, out);
+				putc('\n', out);
+			}
 			const char *key;
 			json_t *v;
 			json_object_foreach(f->evidence, key, v)
@@ -94,8 +170,11 @@ void mlsec_report_print_table(const mlsec_report *r, const mlsec_table_opts *o, 
 					free(s);
 				}
 			}
-			if (f->remediation)
-				fprintf(out, "            fix: %s\n", f->remediation);
+			if (f->remediation) {
+				put_s("            fix: ", out);
+				put_s(f->remediation, out);
+				putc('\n', out);
+			}
 		}
 	}
 	for (size_t i = 0; i < r->nerrors; i++)

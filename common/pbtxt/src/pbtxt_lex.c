@@ -310,63 +310,89 @@ static int lex_number(mlsec_pbtxt *p)
 	return 0;
 }
 
+/* Character classes for the token loop: one table load per byte instead
+ * of a chain of comparisons (and no strchr for symbols). */
+enum { C_OTHER = 0, C_SPACE, C_NL, C_HASH, C_ALPHA, C_DIGIT, C_QUOTE, C_SYM, C_DOT };
+#define R4(x) x, x, x, x
+#define R8(x) R4(x), R4(x)
+#define R10(x) R8(x), x, x
+static const unsigned char cclass[256] = {
+        ['\t'] = C_SPACE, ['\v'] = C_SPACE, ['\f'] = C_SPACE, ['\r'] = C_SPACE,
+        [' '] = C_SPACE,   ['\n'] = C_NL,    ['#'] = C_HASH,    ['"'] = C_QUOTE,
+        ['\''] = C_QUOTE,  [':'] = C_SYM,     ['{'] = C_SYM,     ['}'] = C_SYM,
+        ['<'] = C_SYM,     ['>'] = C_SYM,     ['['] = C_SYM,     [']'] = C_SYM,
+        [','] = C_SYM,     [';'] = C_SYM,     ['-'] = C_SYM,     ['.'] = C_DOT,
+        ['_'] = C_ALPHA,   ['0'] = R10(C_DIGIT),
+        ['a'] = R8(C_ALPHA), R8(C_ALPHA), R8(C_ALPHA), C_ALPHA, C_ALPHA,
+        ['A'] = R8(C_ALPHA), R8(C_ALPHA), R8(C_ALPHA), C_ALPHA, C_ALPHA,
+};
+#undef R4
+#undef R8
+#undef R10
+
 int pbtxt_lex_next(mlsec_pbtxt *p)
 {
 	const char *t = p->text;
-	for (;;) {
-		if (p->pos >= p->len)
-			break;
-		char c = t[p->pos];
-		if (c == '\n') {
-			p->pos++;
-			p->line++;
-			p->line_start = p->pos;
-		} else if (c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f') {
-			p->pos++;
-		} else if (c == '#') {
-			while (p->pos < p->len && t[p->pos] != '\n')
-				p->pos++;
-		} else {
-			break;
+	/* Locals, written back once: stores through p would otherwise force
+	 * reloads around every byte read (char accesses alias everything). */
+	size_t pos = p->pos, len = p->len, line_start = p->line_start;
+	long line = p->line;
+	for (; pos < len; pos++) {
+		unsigned char cl = cclass[(unsigned char)t[pos]];
+		if (cl == C_SPACE)
+			continue;
+		if (cl == C_NL) {
+			line++;
+			line_start = pos + 1;
+			continue;
 		}
+		if (cl != C_HASH)
+			break;
+		while (pos + 1 < len && t[pos + 1] != '\n')
+			pos++;
 	}
+	p->line = line;
+	p->line_start = line_start;
 	pbtxt_tok *k = &p->tok;
-	k->text = t + p->pos;
-	k->off = p->pos;
-	k->line = p->line;
-	k->col = (long)(p->pos - p->line_start) + 1;
+	k->text = t + pos;
+	k->off = pos;
+	k->line = line;
+	k->col = (long)(pos - line_start) + 1;
 	k->len = 0;
-	if (p->pos >= p->len) {
+	if (pos >= len) {
+		p->pos = pos;
 		k->kind = TOK_EOF;
 		return 0;
 	}
-	unsigned char c = (unsigned char)t[p->pos];
-	if (is_alpha(c)) {
-		size_t i = p->pos + 1;
-		while (i < p->len && (is_alpha(t[i]) || is_digit(t[i])))
+	unsigned char c = (unsigned char)t[pos];
+	unsigned char cl = cclass[c];
+	if (cl == C_ALPHA) {
+		size_t i = pos + 1;
+		while (i < len && (cclass[(unsigned char)t[i]] == C_ALPHA ||
+		                   cclass[(unsigned char)t[i]] == C_DIGIT))
 			i++;
 		k->kind = TOK_IDENT;
-		k->len = i - p->pos;
+		k->len = i - pos;
 		p->pos = i;
 		return 0;
 	}
-	if (is_digit(c) || (c == '.' && p->pos + 1 < p->len && is_digit(t[p->pos + 1])))
-		return lex_number(p);
-	if (c == '"' || c == '\'') {
-		size_t s = p->pos;
-		if (lex_string(p) < 0)
-			return -1;
-		k->len = p->pos - s;
-		return 0;
-	}
-	if (strchr(":{}<>[],;-", c) && c) {
+	if (cl == C_SYM) {
 		k->kind = TOK_SYMBOL;
 		k->c = c;
 		k->len = 1;
-		p->pos++;
+		p->pos = pos + 1;
+		return 0;
+	}
+	p->pos = pos;
+	if (cl == C_DIGIT || (c == '.' && pos + 1 < len && is_digit(t[pos + 1])))
+		return lex_number(p);
+	if (cl == C_QUOTE) {
+		if (lex_string(p) < 0)
+			return -1;
+		k->len = p->pos - pos;
 		return 0;
 	}
 	if (c >= 0x20 && c < 0x7F)
-		return FAIL_HERE(p, p->pos, "unexpected character '%c'", c);
-	return FAIL_HERE(p, p->pos, "unexpected byte 0x%02x", c);
+		return FAIL_HERE(p, pos, "unexpected character '%c'", c);
+	return FAIL_HERE(p, pos, "unexpected byte 0x%02x", c);
 }

@@ -26,8 +26,8 @@ struct mlsec_rpc_stream {
 	grpc_metadata_array initial_md;
 	grpc_byte_buffer *recv_bb; /* target of a pending RECV_MESSAGE */
 	int recv_pending;
-	int failed;  /* an op failed: the call is over, only status remains */
-	int closed;  /* half-closed */
+	int failed; /* an op failed: the call is over, only status remains */
+	int closed; /* half-closed */
 	int finished;
 	int initial_received;
 };
@@ -41,7 +41,7 @@ static void status_set(mlsec_rpc_status *st, grpc_status_code code, const char *
 }
 
 mlsec_err mlsec_rpc_client_new(const mlsec_rpc_client_opts *o, mlsec_rpc_client **out,
-			       mlsec_error *err)
+                               mlsec_error *err)
 {
 	*out = NULL;
 	if (!o || !o->target || !*o->target)
@@ -56,7 +56,7 @@ mlsec_err mlsec_rpc_client_new(const mlsec_rpc_client_opts *o, mlsec_rpc_client 
 		e = rpc_pem_load(o->key_file, &key, err);
 	if (e == MLSEC_OK && (!cert) != (!key))
 		e = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				    "a client certificate needs its key (and vice versa)");
+		                    "a client certificate needs its key (and vice versa)");
 	mlsec_rpc_client *c = NULL;
 	if (e == MLSEC_OK && !(c = mlsec_calloc(1, sizeof(*c))))
 		e = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -127,12 +127,12 @@ void mlsec_rpc_client_free(mlsec_rpc_client *c)
 }
 
 static grpc_call *call_create(mlsec_rpc_client *c, grpc_completion_queue *cq, const char *method,
-			      int timeout_ms)
+                              int timeout_ms)
 {
 	grpc_slice m = grpc_slice_from_copied_string(method);
-	grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m,
-						   NULL, rpc_deadline_ms(timeout_ms > 0 ? timeout_ms : 1),
-						   NULL);
+	grpc_call *call =
+	        grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
+	                                 rpc_deadline_ms(timeout_ms > 0 ? timeout_ms : 1), NULL);
 	grpc_slice_unref(m);
 	return call;
 }
@@ -173,8 +173,8 @@ static mlsec_err call_status(grpc_call *call, grpc_completion_queue *cq, mlsec_r
 }
 
 mlsec_err mlsec_rpc_client_unary(mlsec_rpc_client *c, const char *method, const uint8_t *req,
-				 size_t req_len, int timeout_ms, uint8_t **resp,
-				 size_t *resp_len, mlsec_rpc_status *st)
+                                 size_t req_len, int timeout_ms, uint8_t **resp, size_t *resp_len,
+                                 mlsec_rpc_status *st)
 {
 	*resp = NULL;
 	*resp_len = 0;
@@ -216,8 +216,8 @@ mlsec_err mlsec_rpc_client_unary(mlsec_rpc_client *c, const char *method, const 
 }
 
 mlsec_err mlsec_rpc_client_open(mlsec_rpc_client *c, const char *method, mlsec_rpc_kind kind,
-				const uint8_t *req, size_t req_len, int timeout_ms,
-				mlsec_rpc_stream **out, mlsec_error *err)
+                                const uint8_t *req, size_t req_len, int timeout_ms,
+                                mlsec_rpc_stream **out, mlsec_error *err)
 {
 	*out = NULL;
 	if (kind == MLSEC_RPC_UNARY || (kind == MLSEC_RPC_SERVER_STREAM) != (req != NULL))
@@ -246,7 +246,7 @@ mlsec_err mlsec_rpc_client_open(mlsec_rpc_client *c, const char *method, mlsec_r
 		s->closed = 1;
 	}
 	int ok = grpc_call_start_batch(s->call, ops, n, RPC_TAG_OP, NULL) == GRPC_CALL_OK &&
-		 rpc_pluck(s->cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	         rpc_pluck(s->cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	if (bb)
 		grpc_byte_buffer_destroy(bb);
 	if (!ok)
@@ -265,7 +265,7 @@ mlsec_err mlsec_rpc_stream_send(mlsec_rpc_stream *s, const uint8_t *msg, size_t 
 	op.op = GRPC_OP_SEND_MESSAGE;
 	op.data.send_message.send_message = bb;
 	int ok = grpc_call_start_batch(s->call, &op, 1, RPC_TAG_OP, NULL) == GRPC_CALL_OK &&
-		 rpc_pluck(s->cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	         rpc_pluck(s->cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	grpc_byte_buffer_destroy(bb);
 	if (!ok)
 		s->failed = 1;
@@ -306,8 +306,9 @@ int mlsec_rpc_stream_recv(mlsec_rpc_stream *s, int wait_ms, uint8_t **msg, size_
 	}
 	int timed_out = 0;
 	int ok = rpc_pluck(s->cq, RPC_TAG_OP,
-			   wait_ms > 0 ? rpc_deadline_ms(wait_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC),
-			   &timed_out);
+	                   wait_ms > 0 ? rpc_deadline_ms(wait_ms)
+	                               : gpr_inf_future(GPR_CLOCK_MONOTONIC),
+	                   &timed_out);
 	if (timed_out)
 		return -2;
 	s->recv_pending = 0;
@@ -327,7 +328,7 @@ int mlsec_rpc_stream_recv(mlsec_rpc_stream *s, int wait_ms, uint8_t **msg, size_
 }
 
 mlsec_err mlsec_rpc_stream_finish(mlsec_rpc_stream *s, uint8_t **resp, size_t *resp_len,
-				  mlsec_rpc_status *st)
+                                  mlsec_rpc_status *st)
 {
 	if (resp) {
 		*resp = NULL;
@@ -394,7 +395,7 @@ void mlsec_rpc_stream_free(mlsec_rpc_stream *s)
 }
 
 mlsec_err mlsec_rpc_health_check(mlsec_rpc_client *c, const char *service, int timeout_ms,
-				 int *serving, mlsec_rpc_status *st)
+                                 int *serving, mlsec_rpc_status *st)
 {
 	*serving = 0;
 	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
@@ -406,11 +407,11 @@ mlsec_err mlsec_rpc_health_check(mlsec_rpc_client *c, const char *service, int t
 	uint8_t *resp = NULL;
 	size_t resp_len = 0;
 	mlsec_err e = mlsec_rpc_client_unary(c, "/grpc.health.v1.Health/Check", buf, n, timeout_ms,
-					     &resp, &resp_len, st);
+	                                     &resp, &resp_len, st);
 	if (e != MLSEC_OK)
 		return e;
 	Grpc__Health__V1__HealthCheckResponse *r =
-		grpc__health__v1__health_check_response__unpack(NULL, resp_len, resp);
+	        grpc__health__v1__health_check_response__unpack(NULL, resp_len, resp);
 	mlsec_free(resp);
 	if (!r)
 		return MLSEC_ERR_PARSE;

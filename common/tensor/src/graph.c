@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mlsec/alloc.h"
 #include "tensor_internal.h"
@@ -28,6 +29,32 @@ void mlsec_tensor_opts_default(mlsec_tensor_opts *o)
 void mlsec_tensor_set_threads(int threads)
 {
 	openblas_set_num_threads(threads < 1 ? 1 : threads);
+}
+
+const char *mlsec_tensor_blas_core(void)
+{
+	return openblas_get_corename();
+}
+
+const char *mlsec_tensor_blas_core_hint(void)
+{
+	const char *core = openblas_get_corename();
+	static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington",
+					      "Nehalem", "Katmai", "Coppermine", "Northwood"};
+	int is_generic = 0;
+	for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+		if (core && strcasecmp(core, generic[i]) == 0)
+			is_generic = 1;
+	if (!is_generic)
+		return NULL;
+#if defined(__GNUC__) && defined(__x86_64__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f"))
+		return "SkylakeX";
+	if (__builtin_cpu_supports("avx2"))
+		return "Haswell";
+#endif
+	return NULL;
 }
 
 /* ---- small helpers shared with the ops ---- */
@@ -525,6 +552,18 @@ static int root_of(G *g, int k)
 /* Runs a node on constant inputs at plan time. */
 static mlsec_err fold_node(G *g, tnode *n, mlsec_error *err)
 {
+	/* Folded constants and the temporaries of folding come out of the same
+	 * budget as the arena: a hostile ConstantOfShape/Expand cannot make
+	 * the planner allocate without bound. */
+	uint64_t need = ((uint64_t)n->aux_floats + n->scratch_floats) * sizeof(float);
+	for (int k = 0; k < n->nout; k++)
+		if (n->out[k] >= 0)
+			need += (uint64_t)OUT(g, n, k)->sh.numel * vesize(OUT(g, n, k));
+	if (need > g->opts.max_arena_bytes || g->folded_bytes > g->opts.max_arena_bytes - need)
+		return op_error(err, MLSEC_ERR_LIMIT, n,
+				"constant folding needs more than the %llu-byte budget",
+				(unsigned long long)g->opts.max_arena_bytes);
+	g->folded_bytes += need;
 	for (int k = 0; k < n->nout; k++) {
 		if (n->out[k] < 0)
 			continue;
@@ -559,12 +598,15 @@ static mlsec_err fold_node(G *g, tnode *n, mlsec_error *err)
 	n->aux = aux;
 	if (scr)
 		g->scratch = scr;
+	tensor_pool *pool = g->pool;
+	g->pool = NULL; /* folding runs on the temporary single scratch */
 	if (n->op->alias) {
 		memcpy(OUT(g, n, 0)->f, IN(g, n, 0)->f, OUT(g, n, 0)->sh.numel * sizeof(float));
 	} else {
 		n->op->fwd(g, n);
 	}
 	g->scratch = saved;
+	g->pool = pool;
 	n->aux = NULL;
 	mlsec_free(aux);
 	mlsec_free(scr);
@@ -589,8 +631,9 @@ static void reset_plan(G *g)
 		v->last_use = -1;
 		v->off = v->goff = (size_t)-1;
 	}
-	mlsec_free(g->arena);
+	free(g->arena);
 	g->arena = NULL;
+	g->folded_bytes = 0;
 	g->scratch = NULL;
 	g->dlogits = NULL;
 	g->nsched = 0;
@@ -785,7 +828,7 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 	size_t dl_off = total;
 	total += align_up(g->v[g->outputs[0]].sh.numel);
 	size_t scr_off = total;
-	total += align_up(max_scratch);
+	total += align_up(max_scratch) * (size_t)tensor_threads(g);
 	if ((uint64_t)total * sizeof(float) > g->opts.max_arena_bytes)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "arena of %llu bytes over the %llu limit",
 				       (unsigned long long)total * sizeof(float),
@@ -826,6 +869,7 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 	g->dlogits = g->arena + dl_off;
 	g->scratch = g->arena + scr_off;
 	g->scratch_floats = max_scratch;
+	g->scratch_stride = align_up(max_scratch);
 	g->planned_grad = g->opts.grad;
 	(void)grad_start;
 	(void)grad_end;
@@ -867,7 +911,12 @@ mlsec_err mlsec_tensor_graph_compile(const mlsec_onnx_model *m, const mlsec_tens
 	if ((rc = build_values(g, err)) || (rc = build_nodes(g, err)) ||
 	    (rc = build_outputs(g, err)))
 		goto fail;
-	mlsec_tensor_set_threads(g->opts.threads);
+	/* One level of parallelism: our workers; OpenBLAS single-threaded. */
+	mlsec_tensor_set_threads(1);
+	if (g->opts.threads > 64)
+		g->opts.threads = 64;
+	if ((rc = tensor_pool_new(g->opts.threads, &g->pool, err)))
+		goto fail;
 	if ((rc = plan(g, g->opts.batch, err)))
 		goto fail;
 	*out = g;
@@ -890,6 +939,7 @@ void mlsec_tensor_graph_free(mlsec_tensor_graph *g)
 	if (g->v)
 		for (size_t i = 0; i < g->nv; i++)
 			value_drop_data(&g->v[i]);
+	tensor_pool_free(g->pool);
 	free(g->arena);
 	mlsec_free(g->v);
 	mlsec_free(g->ht);

@@ -6,7 +6,7 @@
 
 extern const op_def tensor_op_unary, tensor_op_binary, tensor_op_softmax, tensor_op_bn,
 	tensor_op_ln, tensor_op_gemm, tensor_op_matmul, tensor_op_conv, tensor_op_pool,
-	tensor_op_gpool, tensor_op_alias, tensor_op_transpose, tensor_op_concat,
+	tensor_op_gpool, tensor_op_alias, tensor_op_convt, tensor_op_transpose, tensor_op_concat,
 	tensor_op_slice, tensor_op_gather, tensor_op_pad, tensor_op_expand, tensor_op_reduce,
 	tensor_op_constant, tensor_op_shape, tensor_op_cos, tensor_op_cast;
 
@@ -24,6 +24,7 @@ static const struct {
 	{"Constant", &tensor_op_constant},
 	{"ConstantOfShape", &tensor_op_cos},
 	{"Conv", &tensor_op_conv},
+	{"ConvTranspose", &tensor_op_convt},
 	{"Div", &tensor_op_binary},
 	{"Dropout", &tensor_op_alias},
 	{"Elu", &tensor_op_unary},

@@ -171,11 +171,10 @@ static mlsec_err unary_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
-static void unary_fwd(G *g, tnode *n)
+#define UNARY_BLOCK 16384 /* elements per parallel slice */
+
+TENSOR_HOT static void unary_fwd_range(const tnode *n, const float *x, float *y, size_t cnt)
 {
-	const float *x = IN(g, n, 0)->f;
-	float *y = OUT(g, n, 0)->f;
-	size_t cnt = OUT(g, n, 0)->sh.numel;
 	float a = n->fa, b = n->fb;
 	switch ((int)n->u.iv[0]) {
 	case U_RELU:
@@ -254,14 +253,9 @@ static void unary_fwd(G *g, tnode *n)
 	}
 }
 
-static void unary_bwd(G *g, tnode *n)
+TENSOR_HOT static void unary_bwd_range(const tnode *n, const float *x, const float *y,
+				       const float *dy, float *dx, size_t cnt)
 {
-	tval *xv = IN(g, n, 0);
-	if (!xv->g)
-		return;
-	const float *x = xv->f, *y = OUT(g, n, 0)->f, *dy = OUT(g, n, 0)->g;
-	float *dx = xv->g;
-	size_t cnt = OUT(g, n, 0)->sh.numel;
 	float a = n->fa, b = n->fb;
 	switch ((int)n->u.iv[0]) {
 	case U_RELU:
@@ -349,6 +343,32 @@ static void unary_bwd(G *g, tnode *n)
 	}
 }
 
+static void unary_slices(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
+{
+	tval *xv = IN(g, n, 0), *yv = OUT(g, n, 0);
+	size_t s = (size_t)b0 * UNARY_BLOCK, e = (size_t)b1 * UNARY_BLOCK;
+	if (e > yv->sh.numel)
+		e = yv->sh.numel;
+	if (!ctx)
+		unary_fwd_range(n, xv->f + s, yv->f + s, e - s);
+	else
+		unary_bwd_range(n, xv->f + s, yv->f + s, yv->g + s, xv->g + s, e - s);
+}
+
+static void unary_fwd(G *g, tnode *n)
+{
+	size_t cnt = OUT(g, n, 0)->sh.numel;
+	tensor_par(g, n, (int64_t)((cnt + UNARY_BLOCK - 1) / UNARY_BLOCK), unary_slices, NULL);
+}
+
+static void unary_bwd(G *g, tnode *n)
+{
+	if (!IN(g, n, 0)->g)
+		return;
+	size_t cnt = OUT(g, n, 0)->sh.numel;
+	tensor_par(g, n, (int64_t)((cnt + UNARY_BLOCK - 1) / UNARY_BLOCK), unary_slices, (void *)1);
+}
+
 /* ---- binary (Add, Sub, Mul, Div, Pow) ---- */
 
 enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW };
@@ -375,10 +395,10 @@ static mlsec_err binary_infer(G *g, tnode *n, mlsec_error *err)
 	tval *y = OUT(g, n, 0);
 	if (shape_broadcast(&a->sh, &b->sh, &y->sh))
 		return op_error(err, MLSEC_ERR_PARSE, n, "shapes do not broadcast");
-	if (a->dtype != b->dtype) {
-		if (n->u.iv[0] != B_POW)
-			return op_error(err, MLSEC_ERR_PARSE, n, "input types differ");
-	}
+	if (a->dtype != b->dtype)
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "input types differ (%s, %s)",
+				a->dtype == TD_F32 ? "float" : "int64",
+				b->dtype == TD_F32 ? "float" : "int64");
 	y->dtype = a->dtype;
 	return MLSEC_OK;
 }
@@ -391,7 +411,7 @@ typedef struct bin_ctx {
 	const float *dy;
 } bin_ctx;
 
-static void bin_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
+TENSOR_HOT static void bin_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
 {
 	bin_ctx *c = c_;
 	const float *a = c->a + off[1], *b = c->b + off[2];
@@ -434,7 +454,7 @@ static void binary_fwd(G *g, tnode *n)
 	bcast_run(&it, bin_row, &c);
 }
 
-static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
+TENSOR_HOT static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
 {
 	bin_ctx *c = c_;
 	const float *a = c->a + off[1], *b = c->b + off[2], *dy = c->dy + off[0],
@@ -477,11 +497,31 @@ static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, const int64_t *
 	}
 }
 
+/* Same-shape Add/Sub (residual connections): plain vector loops. */
+TENSOR_HOT static void bin_bwd_same(int kind, const float *dy, float *da, float *db, size_t n)
+{
+	if (da)
+		for (size_t i = 0; i < n; i++)
+			da[i] += dy[i];
+	if (db && kind == B_ADD)
+		for (size_t i = 0; i < n; i++)
+			db[i] += dy[i];
+	else if (db)
+		for (size_t i = 0; i < n; i++)
+			db[i] -= dy[i];
+}
+
 static void binary_bwd(G *g, tnode *n)
 {
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *y = OUT(g, n, 0);
 	if (!a->g && !b->g)
 		return;
+	int kind = (int)n->u.iv[0];
+	if ((kind == B_ADD || kind == B_SUB) && a->sh.numel == y->sh.numel &&
+	    b->sh.numel == y->sh.numel && a->sh.ndim == y->sh.ndim && b->sh.ndim == y->sh.ndim) {
+		bin_bwd_same(kind, y->g, a->g, b->g, y->sh.numel);
+		return;
+	}
 	const mlsec_tensor_shape *ops[3] = {&y->sh, &a->sh, &b->sh};
 	bcast it;
 	bcast_init(&it, &y->sh, ops, 3);
@@ -570,7 +610,7 @@ static mlsec_err softmax_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
-static void softmax_fwd(G *g, tnode *n)
+TENSOR_HOT static void softmax_fwd(G *g, tnode *n)
 {
 	const float *x = IN(g, n, 0)->f;
 	float *y = OUT(g, n, 0)->f;
@@ -723,8 +763,8 @@ static mlsec_err ln_infer(G *g, tnode *n, mlsec_error *err)
 		else
 			len *= x->sh.dims[i];
 	}
-	if (sc->kind != VK_CONST || sc->sh.numel != (size_t)len ||
-	    (bb && (bb->kind != VK_CONST || bb->sh.numel != (size_t)len)))
+	if (sc->kind != VK_CONST || sc->dtype != TD_F32 || sc->sh.numel != (size_t)len ||
+	    (bb && (bb->kind != VK_CONST || bb->dtype != TD_F32 || bb->sh.numel != (size_t)len)))
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
 				"scale and bias must be constants over the normalised axes");
 	for (int k = 1; k < n->nout; k++)

@@ -268,7 +268,7 @@ static mlsec_err transpose_infer(G *g, tnode *n, mlsec_error *err)
 static void transpose_run(G *g, tnode *n, int backward)
 {
 	tval *x = IN(g, n, 0), *y = OUT(g, n, 0);
-	int64_t xs[MAXR], src[MAXR], ys[MAXR];
+	int64_t xs[MAXR] = {0}, src[MAXR] = {0}, ys[MAXR] = {0};
 	contiguous_strides(&x->sh, xs);
 	contiguous_strides(&y->sh, ys);
 	for (size_t i = 0; i < y->sh.ndim; i++)
@@ -323,7 +323,7 @@ static mlsec_err concat_infer(G *g, tnode *n, mlsec_error *err)
 static void concat_run(G *g, tnode *n, int backward)
 {
 	tval *y = OUT(g, n, 0);
-	int64_t ys[MAXR], xs[MAXR];
+	int64_t ys[MAXR] = {0}, xs[MAXR] = {0};
 	contiguous_strides(&y->sh, ys);
 	int64_t base = 0;
 	for (int k = 0; k < n->nin; k++) {
@@ -423,7 +423,7 @@ static mlsec_err slice_infer(G *g, tnode *n, mlsec_error *err)
 static void slice_run(G *g, tnode *n, int backward)
 {
 	tval *x = IN(g, n, 0), *y = OUT(g, n, 0);
-	int64_t xs[MAXR], ys[MAXR], src[MAXR], off = 0;
+	int64_t xs[MAXR] = {0}, ys[MAXR] = {0}, src[MAXR] = {0}, off = 0;
 	contiguous_strides(&x->sh, xs);
 	contiguous_strides(&y->sh, ys);
 	for (size_t d = 0; d < x->sh.ndim; d++) {
@@ -572,7 +572,7 @@ static mlsec_err pad_infer(G *g, tnode *n, mlsec_error *err)
 static void pad_run(G *g, tnode *n, int backward)
 {
 	tval *x = IN(g, n, 0), *y = OUT(g, n, 0);
-	int64_t xs[MAXR], ys[MAXR], off = 0;
+	int64_t xs[MAXR] = {0}, ys[MAXR] = {0}, off = 0;
 	contiguous_strides(&x->sh, xs);
 	contiguous_strides(&y->sh, ys);
 	for (size_t d = 0; d < x->sh.ndim; d++)
@@ -625,7 +625,7 @@ static mlsec_err expand_infer(G *g, tnode *n, mlsec_error *err)
 static void expand_run(G *g, tnode *n, int backward)
 {
 	tval *x = IN(g, n, 0), *y = OUT(g, n, 0);
-	int64_t xs[MAXR], ys[MAXR];
+	int64_t xs[MAXR] = {0}, ys[MAXR] = {0};
 	bcast_strides(&x->sh, &y->sh, xs);
 	contiguous_strides(&y->sh, ys);
 	if (!backward)
@@ -706,7 +706,7 @@ static void reduce_strides(G *g, tnode *n, int64_t *xs, int64_t *ks)
 static void reduce_fwd(G *g, tnode *n)
 {
 	tval *x = IN(g, n, 0), *y = OUT(g, n, 0);
-	int64_t xs[MAXR], ks[MAXR];
+	int64_t xs[MAXR] = {0}, ks[MAXR] = {0};
 	reduce_strides(g, n, xs, ks);
 	memset(y->f, 0, y->sh.numel * sizeof(float));
 	nd_move(4, x->sh.ndim, x->sh.dims, y->f, 0, ks, x->f, 0, xs, 1, n->fa);
@@ -717,7 +717,7 @@ static void reduce_bwd(G *g, tnode *n)
 	tval *x = IN(g, n, 0), *y = OUT(g, n, 0);
 	if (!x->g)
 		return;
-	int64_t xs[MAXR], ks[MAXR];
+	int64_t xs[MAXR] = {0}, ks[MAXR] = {0};
 	reduce_strides(g, n, xs, ks);
 	nd_move(4, x->sh.ndim, x->sh.dims, x->g, 0, xs, y->g, 0, ks, 1, n->fa);
 }

@@ -190,16 +190,24 @@ static int is_reference(const char *v)
 	return 0;
 }
 
+/* 0 = no finding; 1 = by key name; 2 = the value has a credential format. */
+static int secret_kind(const char *key, const char *val)
+{
+	if (!val || !*val)
+		return 0;
+	if (triton_value_looks_secret(val))
+		return 2;
+	return triton_key_looks_secret(key) && !is_reference(val) ? 1 : 0;
+}
+
 static void check_secret(triton_ctx *c, const void *entry, const char *fpath, const char *key,
                          const char *val)
 {
 	char kb[128], rb[64];
-	if (!val || !*val)
+	int kind = secret_kind(key, val);
+	if (!kind)
 		return;
-	int by_key = triton_key_looks_secret(key) && !is_reference(val);
-	int by_val = triton_value_looks_secret(val);
-	if (!by_key && !by_val)
-		return;
+	int by_val = kind == 2;
 	mlsec_finding *f =
 	        triton_add(c, R_PLAINTEXT_SECRET, entry, "value", 0, fpath, "parameter \"%s\" %s",
 	                   safe(key, kb, sizeof kb),
@@ -239,11 +247,16 @@ static int value_is_path_like(const char *v)
 	       !strcmp(v, "..");
 }
 
+static int path_flagged(const char *val, int up_allowed)
+{
+	return val && *val && triton_path_escapes(val, up_allowed);
+}
+
 static void check_path(triton_ctx *c, const void *msg, const char *field, size_t index,
                        const char *fpath, const char *what, const char *val, int up_allowed)
 {
 	char vb[128];
-	if (!val || !*val || !triton_path_escapes(val, up_allowed))
+	if (!path_flagged(val, up_allowed))
 		return;
 	mlsec_finding *f =
 	        triton_add(c, R_PATH_ESCAPE, msg, field, index, fpath, "%s \"%s\" is %s", what,
@@ -265,11 +278,18 @@ static void check_parameters(triton_ctx *c, const Inference__ModelConfig *cfg)
 	for (size_t i = 0; i < cfg->n_parameters; i++) {
 		const Inference__ModelConfig__ParametersEntry *e = cfg->parameters[i];
 		const char *val = e->value ? e->value->string_value : "";
+		int is_env = !strcmp(e->key, "EXECUTION_ENV_PATH");
+		int secret = secret_kind(e->key, val);
+		int path = is_env ? triton_path_escapes(val, 0)
+		                  : *val && (key_is_path_like(e->key) || value_is_path_like(val)) &&
+		                            path_flagged(val, 0);
+		if (!secret && !path)
+			continue; /* the common case: no finding, so no field path to format */
 		snprintf(fp, sizeof fp, "parameters[\"%s\"].string_value",
 		         safe(e->key, kb, sizeof kb));
 		check_secret(c, e, fp, e->key, val);
-		if (!strcmp(e->key, "EXECUTION_ENV_PATH")) {
-			if (triton_path_escapes(val, 0)) {
+		if (is_env) {
+			if (path) {
 				char vb[128];
 				triton_add(c, R_PYTHON_EXEC_ENV, e, "value", 0, fp,
 				           "EXECUTION_ENV_PATH \"%s\" is not inside the model "
@@ -349,10 +369,14 @@ static void check_paths(triton_ctx *c, const Inference__ModelConfig *cfg)
 	           "default_model_filename", cfg->default_model_filename, 1);
 	for (size_t i = 0; i < cfg->n_cc_model_filenames; i++) {
 		const Inference__ModelConfig__CcModelFilenamesEntry *e = cfg->cc_model_filenames[i];
+		if (!path_flagged(e->value, 1))
+			continue;
 		snprintf(fp, sizeof fp, "cc_model_filenames[\"%s\"]", safe(e->key, kb, sizeof kb));
 		check_path(c, e, "value", 0, fp, "cc_model_filenames entry", e->value, 1);
 	}
 	for (size_t i = 0; i < cfg->n_output; i++) {
+		if (!path_flagged(cfg->output[i]->label_filename, 0))
+			continue;
 		snprintf(fp, sizeof fp, "output[%zu].label_filename", i);
 		check_path(c, cfg->output[i], "label_filename", 0, fp, "label_filename",
 		           cfg->output[i]->label_filename, 0);

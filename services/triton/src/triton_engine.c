@@ -3,8 +3,12 @@
  * arena for a whole batch of files) and the mlsec_engine glue used by the
  * stage service.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +32,7 @@ mlsec_triton_auditor *mlsec_triton_auditor_new(void)
 		return NULL;
 	}
 	a->max_instances = MLSEC_TRITON_DEFAULT_MAX_INSTANCES;
+	a->base_fd = -1;
 	return a;
 }
 
@@ -36,6 +41,8 @@ void mlsec_triton_auditor_free(mlsec_triton_auditor *a)
 	if (!a)
 		return;
 	mlsec_pbtxt_free(a->parser);
+	if (a->base_fd >= 0)
+		close(a->base_fd);
 	mlsec_free(a->buf);
 	mlsec_free(a);
 }
@@ -53,7 +60,11 @@ void mlsec_triton_auditor_set_max_instances(mlsec_triton_auditor *a, long n)
 static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max, size_t *len,
                            mlsec_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	int fd = a->base_fd >= 0 && !strncmp(path, a->base, a->base_len) &&
+	                         path[a->base_len] != '\0'
+	                 ? openat(a->base_fd, path + a->base_len, flags)
+	                 : open(path, flags);
 	if (fd < 0)
 		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
 		                       "%s: %s", path, strerror(errno));
@@ -128,9 +139,38 @@ static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max
 	return MLSEC_OK;
 }
 
+/*
+ * The artifact details, kept as a flat record and turned into JSON only
+ * if a JSON report is written (mlsec_artifact_set_details_fill): a table
+ * run never builds the eight JSON values per config.
+ */
+typedef struct triton_details {
+	int64_t max_batch_size;
+	size_t inputs, outputs, groups;
+	const char *sched; /* a string literal */
+	size_t name_len, backend_len;
+	char strings[]; /* name\0backend\0platform\0 */
+} triton_details;
+
+static mlsec_err fill_details(json_t *d, const void *data)
+{
+	const triton_details *t = data;
+	const char *name = t->strings, *backend = name + t->name_len + 1,
+	           *platform = backend + t->backend_len + 1;
+	if (json_object_set_new(d, "model", json_string(name)) ||
+	    json_object_set_new(d, "backend", json_string(backend)) ||
+	    json_object_set_new(d, "platform", json_string(platform)) ||
+	    json_object_set_new(d, "max_batch_size", json_integer(t->max_batch_size)) ||
+	    json_object_set_new(d, "inputs", json_integer((json_int_t)t->inputs)) ||
+	    json_object_set_new(d, "outputs", json_integer((json_int_t)t->outputs)) ||
+	    json_object_set_new(d, "instance_groups", json_integer((json_int_t)t->groups)) ||
+	    json_object_set_new(d, "scheduling", json_string(t->sched)))
+		return MLSEC_ERR_NOMEM;
+	return MLSEC_OK;
+}
+
 static void set_details(mlsec_artifact *art, const Inference__ModelConfig *cfg, triton_ctx *c)
 {
-	json_t *d = mlsec_artifact_details(art);
 	const char *sched = "none";
 	switch (cfg->scheduling_choice_case) {
 	case INFERENCE__MODEL_CONFIG__SCHEDULING_CHOICE_DYNAMIC_BATCHING:
@@ -145,16 +185,31 @@ static void set_details(mlsec_artifact *art, const Inference__ModelConfig *cfg, 
 	default:
 		break;
 	}
-	if (json_object_set_new(d, "model", json_string(cfg->name)) ||
-	    json_object_set_new(d, "backend", json_string(cfg->backend)) ||
-	    json_object_set_new(d, "platform", json_string(cfg->platform)) ||
-	    json_object_set_new(d, "max_batch_size", json_integer(cfg->max_batch_size)) ||
-	    json_object_set_new(d, "inputs", json_integer((json_int_t)cfg->n_input)) ||
-	    json_object_set_new(d, "outputs", json_integer((json_int_t)cfg->n_output)) ||
-	    json_object_set_new(d, "instance_groups",
-	                        json_integer((json_int_t)cfg->n_instance_group)) ||
-	    json_object_set_new(d, "scheduling", json_string(sched)))
+	size_t nl = strlen(cfg->name), bl = strlen(cfg->backend), pl = strlen(cfg->platform);
+	size_t size = sizeof(triton_details) + nl + bl + pl + 3;
+	union {
+		triton_details t;
+		char bytes[1024];
+	} local;
+	triton_details *t = size <= sizeof local ? &local.t : mlsec_malloc(size);
+	if (!t) {
 		c->rc = MLSEC_ERR_NOMEM;
+		return;
+	}
+	t->max_batch_size = cfg->max_batch_size;
+	t->inputs = cfg->n_input;
+	t->outputs = cfg->n_output;
+	t->groups = cfg->n_instance_group;
+	t->sched = sched;
+	t->name_len = nl;
+	t->backend_len = bl;
+	memcpy(t->strings, cfg->name, nl + 1);
+	memcpy(t->strings + nl + 1, cfg->backend, bl + 1);
+	memcpy(t->strings + nl + 1 + bl + 1, cfg->platform, pl + 1);
+	if (mlsec_artifact_set_details_fill(art, fill_details, t, size) != MLSEC_OK)
+		c->rc = MLSEC_ERR_NOMEM;
+	if (t != &local.t)
+		mlsec_free(t);
 }
 
 /* Parses and checks text already read; art is the artifact to fill. */
@@ -283,6 +338,190 @@ mlsec_err mlsec_triton_note_auth_unknown(mlsec_triton_auditor *a, mlsec_report *
 
 /* ---- the generic engine ---- */
 
+/*
+ * Opens the deepest directory that contains every file of the (sorted)
+ * list, so that each file is opened relative to it. Best effort: without
+ * it files are opened by their full path, with the same results.
+ */
+static void set_base_dir(mlsec_triton_auditor *a, const mlsec_strlist *files)
+{
+	if (files->count < 2)
+		return;
+	/* In a sorted list the common prefix of all is that of first and last. */
+	const char *f = files->items[0], *l = files->items[files->count - 1];
+	size_t n = 0, slash = 0;
+	while (f[n] && f[n] == l[n]) {
+		if (f[n] == '/')
+			slash = n + 1;
+		n++;
+	}
+	if (slash == 0)
+		return;
+	char dir[4096];
+	if (slash >= sizeof dir)
+		return;
+	memcpy(dir, f, slash);
+	dir[slash] = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	a->base_fd = fd;
+	a->base = f; /* the list outlives the auditor's use of it */
+	a->base_len = slash;
+}
+
+/*
+ * Many files are audited by a few threads, one batch of TRITON_CHUNK files
+ * at a time into a report per batch; the batches are then joined in file
+ * order, so the result is the same as the sequential loop's. Each thread
+ * has its own auditor (parser arena, read buffer). Below
+ * TRITON_PARALLEL_MIN files, or when the caller wants per-file progress,
+ * the sequential loop runs.
+ */
+#define TRITON_CHUNK 32
+#define TRITON_PARALLEL_MIN 256
+#define TRITON_MAX_THREADS 16
+#define TRITON_AUTO_THREADS 4 /* past this, the directory walk dominates */
+
+typedef struct chunk_result {
+	mlsec_report *rep;
+	size_t configs, rate_limited;
+	char first_rate_limited[512];
+	mlsec_err rc;
+	mlsec_error err;
+	int done;
+} chunk_result;
+
+typedef struct par_ctx {
+	const mlsec_engine_request *req;
+	const mlsec_strlist *files;
+	const char *stage;
+	long max_instances;
+	chunk_result *res;
+	size_t nchunks;
+	atomic_size_t next;
+	atomic_int stop; /* cancel or out of memory: take no more batches */
+} par_ctx;
+
+static int auto_threads(size_t nfiles)
+{
+	if (nfiles < TRITON_PARALLEL_MIN)
+		return 1;
+	cpu_set_t set;
+	int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+	return n < 1 ? 1 : n > TRITON_AUTO_THREADS ? TRITON_AUTO_THREADS : n;
+}
+
+static void *par_worker(void *arg)
+{
+	par_ctx *pc = arg;
+	mlsec_triton_auditor *a = mlsec_triton_auditor_new();
+	if (a) {
+		mlsec_triton_auditor_set_max_instances(a, pc->max_instances);
+		set_base_dir(a, pc->files);
+	}
+	for (;;) {
+		if (atomic_load(&pc->stop))
+			break;
+		size_t ci = atomic_fetch_add(&pc->next, 1);
+		if (ci >= pc->nchunks)
+			break;
+		chunk_result *cr = &pc->res[ci];
+		mlsec_error_clear(&cr->err);
+		cr->rep = a ? mlsec_report_new(pc->stage) : NULL;
+		if (!cr->rep) {
+			cr->rc = mlsec_error_set(&cr->err, MLSEC_ERR_NOMEM, "out of memory");
+			atomic_store(&pc->stop, 1);
+			break;
+		}
+		a->configs = a->rate_limited_configs = 0;
+		a->first_rate_limited[0] = '\0';
+		size_t end = (ci + 1) * TRITON_CHUNK;
+		if (end > pc->files->count)
+			end = pc->files->count;
+		for (size_t i = ci * TRITON_CHUNK; i < end; i++) {
+			if (pc->req->cancel && *pc->req->cancel) {
+				cr->rc = MLSEC_ERR_TIMEOUT;
+				atomic_store(&pc->stop, 1);
+				break;
+			}
+			if (mlsec_triton_audit_file(a, cr->rep, pc->files->items[i], &cr->err) ==
+			    MLSEC_ERR_NOMEM) {
+				cr->rc = MLSEC_ERR_NOMEM;
+				atomic_store(&pc->stop, 1);
+				break;
+			}
+		}
+		cr->configs = a->configs;
+		cr->rate_limited = a->rate_limited_configs;
+		memcpy(cr->first_rate_limited, a->first_rate_limited,
+		       sizeof cr->first_rate_limited);
+		cr->done = cr->rc == MLSEC_OK;
+	}
+	mlsec_triton_auditor_free(a);
+	return NULL;
+}
+
+static mlsec_err audit_parallel(mlsec_triton_auditor *a, const mlsec_engine_request *req,
+                                mlsec_report *rep, const mlsec_strlist *files, int nthreads,
+                                mlsec_error *err)
+{
+	par_ctx pc = {.req = req,
+	              .files = files,
+	              .stage = mlsec_report_stage(rep),
+	              .max_instances = a->max_instances,
+	              .nchunks = (files->count + TRITON_CHUNK - 1) / TRITON_CHUNK};
+	atomic_init(&pc.next, 0);
+	atomic_init(&pc.stop, 0);
+	pc.res = mlsec_calloc(pc.nchunks, sizeof *pc.res);
+	pthread_t tid[TRITON_MAX_THREADS];
+	if (!pc.res)
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	int started = 0;
+	for (int t = 1; t < nthreads && t < TRITON_MAX_THREADS; t++) {
+		if (pthread_create(&tid[started], NULL, par_worker, &pc) != 0)
+			break; /* fewer threads: the batches still all get done */
+		started++;
+	}
+	par_worker(&pc); /* this thread works too */
+	for (int t = 0; t < started; t++)
+		pthread_join(tid[t], NULL);
+	/* Join in file order; stop at the first batch that did not finish. */
+	mlsec_err rc = MLSEC_OK;
+	size_t done_files = 0;
+	for (size_t ci = 0; ci < pc.nchunks; ci++) {
+		chunk_result *cr = &pc.res[ci];
+		if (rc == MLSEC_OK && !cr->done) {
+			if (cr->rc == MLSEC_ERR_NOMEM) {
+				if (err)
+					*err = cr->err;
+				rc = MLSEC_ERR_NOMEM;
+			} else {
+				rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
+				                     "cancelled after %zu of %zu files", done_files,
+				                     files->count);
+			}
+		}
+		if (rc != MLSEC_OK) {
+			mlsec_report_free(cr->rep);
+			continue;
+		}
+		a->configs += cr->configs;
+		a->rate_limited_configs += cr->rate_limited;
+		if (!a->first_rate_limited[0] && cr->first_rate_limited[0])
+			memcpy(a->first_rate_limited, cr->first_rate_limited,
+			       sizeof a->first_rate_limited);
+		if (mlsec_report_adopt(rep, cr->rep) != MLSEC_OK) {
+			mlsec_report_free(cr->rep);
+			rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+			continue;
+		}
+		done_files += cr->configs;
+	}
+	mlsec_free(pc.res);
+	return rc;
+}
+
 static int want_config(const char *path, const char *base, void *ctx)
 {
 	(void)path;
@@ -295,6 +534,7 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 {
 	const char *launch = NULL;
 	long max_inst = 0;
+	int threads = 0; /* 0 = automatic */
 	const char *key;
 	json_t *val;
 	if (req->options && !json_is_object(req->options))
@@ -306,7 +546,11 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 		else if (!strcmp(key, "max-instance-count") && json_is_integer(val) &&
 		         json_integer_value(val) > 0)
 			max_inst = (long)json_integer_value(val);
-		else if (!strcmp(key, "launch-args") || !strcmp(key, "max-instance-count"))
+		else if (!strcmp(key, "threads") && json_is_integer(val) &&
+		         json_integer_value(val) >= 0 && json_integer_value(val) <= TRITON_MAX_THREADS)
+			threads = (int)json_integer_value(val);
+		else if (!strcmp(key, "launch-args") || !strcmp(key, "max-instance-count") ||
+		         !strcmp(key, "threads"))
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
 			                       "bad value for option %s", key);
 		/* Other keys (shared output flags) are not ours: ignore them. */
@@ -343,19 +587,26 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 	}
 	if (max_inst)
 		mlsec_triton_auditor_set_max_instances(a, max_inst);
-	for (size_t i = 0; i < files.count; i++) {
-		if (req->cancel && *req->cancel) {
-			rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
-			                     "cancelled after %zu of %zu files", i, files.count);
-			break;
+	set_base_dir(a, &files);
+	int nt = threads ? threads : auto_threads(files.count);
+	if (nt > 1 && !req->progress && files.count > TRITON_CHUNK) {
+		rc = audit_parallel(a, req, rep, &files, nt, err);
+	} else {
+		for (size_t i = 0; i < files.count; i++) {
+			if (req->cancel && *req->cancel) {
+				rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
+				                     "cancelled after %zu of %zu files", i,
+				                     files.count);
+				break;
+			}
+			rc = mlsec_triton_audit_file(a, rep, files.items[i], err);
+			if (rc == MLSEC_ERR_NOMEM)
+				break;
+			rc = MLSEC_OK; /* unreadable files are already report errors */
+			if (req->progress)
+				req->progress(req->progress_ctx, "configs", (double)(i + 1),
+				              (double)files.count);
 		}
-		rc = mlsec_triton_audit_file(a, rep, files.items[i], err);
-		if (rc == MLSEC_ERR_NOMEM)
-			break;
-		rc = MLSEC_OK; /* unreadable files are already report errors */
-		if (req->progress)
-			req->progress(req->progress_ctx, "configs", (double)(i + 1),
-			              (double)files.count);
 	}
 	if (rc == MLSEC_OK) {
 		if (launch)

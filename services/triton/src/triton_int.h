@@ -42,6 +42,12 @@ struct mlsec_triton_auditor {
 	mlsec_pbtxt *parser;
 	char *buf; /* reused read buffer */
 	size_t cap;
+	/* When set, files whose path starts with base[0..base_len) are opened
+	 * relative to base_fd: the kernel then resolves only the last few
+	 * components instead of the whole path for every file. */
+	int base_fd;
+	const char *base;
+	size_t base_len;
 	long max_instances;
 	/* Cross-checks for the launch flags. */
 	size_t configs;

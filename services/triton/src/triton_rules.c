@@ -136,10 +136,14 @@ __attribute__((format(printf, 6, 0))) static mlsec_finding *add_v(triton_ctx *c,
                             const char *fmt, va_list ap)
 {
 	char detail[1024];
-	vsnprintf(detail, sizeof detail, fmt, ap);
+	const char *d = detail;
+	if (!strchr(fmt, '%') && strlen(fmt) < sizeof detail)
+		d = fmt; /* constant detail: nothing to format */
+	else
+		vsnprintf(detail, sizeof detail, fmt, ap);
 	const mlsec_triton_rule *rule = &rules[r];
 	mlsec_finding *f = mlsec_artifact_add_finding(c->art, rule->id, rule->severity, rule->title,
-	                                              "%s", detail);
+	                                              "%s", d);
 	if (!f || mlsec_finding_set_location(f, c->path, line, col, fpath) != MLSEC_OK ||
 	    mlsec_finding_set_remediation(f, rule->remediation) != MLSEC_OK) {
 		c->rc = MLSEC_ERR_NOMEM;

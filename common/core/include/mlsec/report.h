@@ -56,7 +56,9 @@ typedef struct mlsec_finding {
 	long column;       /* 1-based, 0 = unknown */
 	long long offset;  /* byte offset, -1 = unknown */
 	char *field;       /* field path / tensor / node name, may be NULL */
-	json_t *evidence;  /* JSON object of key -> value, never NULL */
+	json_t *evidence;  /* JSON object of key -> value, never NULL; read-only: write
+			    * it with mlsec_finding_set_evidence*() (a finding
+			    * without evidence shares one empty object) */
 	char *remediation; /* may be NULL */
 } mlsec_finding;
 
@@ -92,6 +94,17 @@ mlsec_err mlsec_artifact_hash_file(mlsec_artifact *a, mlsec_error *err);
 json_t *mlsec_artifact_details(mlsec_artifact *a);
 
 /*
+ * Fills details on demand: fn(details, copy of data) runs once, the first
+ * time the details are read (mlsec_artifact_details, the JSON writers), so
+ * a run that only prints a table never builds them. data (size bytes) is
+ * copied into the report. A later call replaces a pending fill. fn's
+ * failures (MLSEC_ERR_NOMEM) leave the details partial.
+ */
+typedef mlsec_err (*mlsec_details_fill_fn)(json_t *details, const void *data);
+mlsec_err mlsec_artifact_set_details_fill(mlsec_artifact *a, mlsec_details_fill_fn fn,
+					  const void *data, size_t size);
+
+/*
  * Adds a finding; detail is printf-style and may be NULL. Returns the
  * finding (borrowed) so that location/evidence/remediation can be set.
  */
@@ -120,6 +133,14 @@ mlsec_err mlsec_finding_set_evidence(mlsec_finding *f, const char *key, const ch
 	__attribute__((format(printf, 3, 4)));
 /* evidence[key] = value (steals the reference, like json_object_set_new). */
 mlsec_err mlsec_finding_set_evidence_json(mlsec_finding *f, const char *key, json_t *value);
+
+/*
+ * Moves every artifact (with its findings) and every error of src to the
+ * end of dst, in order, then frees src. For engines that fill one report
+ * per batch of files in worker threads and join them in file order.
+ * MLSEC_ERR_NOMEM leaves both reports as they were.
+ */
+mlsec_err mlsec_report_adopt(mlsec_report *dst, mlsec_report *src);
 
 /* Report-level errors: the stage could not fully run (not a finding). */
 mlsec_err mlsec_report_add_error(mlsec_report *r, const char *fmt, ...)

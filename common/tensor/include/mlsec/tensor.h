@@ -18,10 +18,10 @@
  * attribute/dtype/shape: the executor never silently computes something
  * else than ONNX specifies.
  *
- * Threads: BLAS uses opts.threads (OpenBLAS's thread count is process-wide,
- * so the last compile/set_threads wins). A graph is not safe to use from two
- * threads at once; compile one graph per thread instead (the model may be
- * shared).
+ * Threads: a graph compiled with opts.threads = T > 1 owns T-1 worker
+ * threads and splits kernels across them; OpenBLAS is set single-threaded
+ * (process-wide) at compile. A graph is not safe to use from two threads at
+ * once; compile one graph per thread instead (the model may be shared).
  */
 #ifndef MLSEC_TENSOR_H
 #define MLSEC_TENSOR_H
@@ -39,7 +39,7 @@ extern "C" {
 #define MLSEC_TENSOR_MAX_RANK 8
 
 typedef struct mlsec_tensor_opts {
-	int threads;            /* BLAS threads, >= 1 (default 1) */
+	int threads;            /* worker threads incl. the caller, 1-64 (default 1) */
 	int64_t batch;          /* value bound to dynamic leading dims (default 1) */
 	int grad;               /* 1 (default): keep activations for backward;
 				   0: forward only, activation buffers are reused */
@@ -76,8 +76,23 @@ void mlsec_tensor_graph_free(mlsec_tensor_graph *g); /* NULL is fine */
  * Input/output pointers obtained before are invalidated. */
 mlsec_err mlsec_tensor_graph_set_batch(mlsec_tensor_graph *g, int64_t batch, mlsec_error *err);
 
-/* Sets the BLAS thread count (process-wide, see above). */
+/* Sets OpenBLAS's own thread count (process-wide). compile() sets it to 1
+ * because the executor parallelises itself; callers rarely need this. */
 void mlsec_tensor_set_threads(int threads);
+
+/* OpenBLAS's kernel family, e.g. "SkylakeX", "Haswell", "Prescott". */
+const char *mlsec_tensor_blas_core(void);
+
+/*
+ * OpenBLAS 0.3.21 (Debian 12) does not recognise recent CPUs (e.g. Intel
+ * family 6 model 207) and falls back to its generic "Prescott" SSE3
+ * kernels, 3-5x slower. The core is chosen when the library loads, from
+ * the OPENBLAS_CORETYPE environment variable if set. This returns the
+ * value to set ("SkylakeX" with AVX-512, "Haswell" with AVX2) when the
+ * running core is such a fallback and the CPU can do better, else NULL.
+ * Callers (CLI, services) may warn or re-exec with it; engines never do.
+ */
+const char *mlsec_tensor_blas_core_hint(void);
 
 size_t mlsec_tensor_graph_input_count(const mlsec_tensor_graph *g);
 size_t mlsec_tensor_graph_output_count(const mlsec_tensor_graph *g);
