@@ -109,7 +109,7 @@ __attribute__((target_clones("avx2", "default"))) static void
 block_f32(mlsec_tstats *s, const uint32_t *u, size_t n, uint32_t h[4][HSTRIDE])
 {
 	const v8u absm = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
-			  0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu};
+	                  0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu};
 	v8u pinf = {0};
 	pinf += 0x7f800000u;
 	v8f big = {0};
@@ -214,7 +214,7 @@ static void widen_bf16(uint32_t *out, const uint8_t *d, size_t k)
 #include <immintrin.h>
 /* float16 with the F16C conversion instruction, 8 at a time. */
 __attribute__((target("f16c,avx"))) static void widen_f16_f16c(uint32_t *out, const uint8_t *d,
-								 size_t k)
+                                                               size_t k)
 {
 	size_t i = 0;
 	for (; i + 8 <= k; i += 8) {
@@ -452,7 +452,7 @@ void mlsec_tstats_finish(const mlsec_tstats *s, mlsec_tstats_summary *o)
 }
 
 void mlsec_hist_rebin(const double *h, size_t n, double lo, double hi, double *out, size_t nbins,
-		      double nlo, double nhi)
+                      double nlo, double nhi)
 {
 	memset(out, 0, nbins * sizeof(*out));
 	double nw = nhi - nlo;
