@@ -94,6 +94,14 @@ static void test_forward_only_smaller(void **state)
 	print_message("arena: %llu bytes with gradients, %llu forward-only\n",
 		      (unsigned long long)a1, (unsigned long long)a2);
 	assert_true(a2 * 2 < a1);
+	/* a work limit is enforced */
+	double fl = mlsec_tensor_graph_flops(g1);
+	assert_true(fl > 1e6 && fl < 1e9);
+	o.max_flops = fl / 2;
+	mlsec_tensor_graph *g4 = NULL;
+	assert_int_equal(mlsec_tensor_graph_compile(m, &o, &g4, &err), MLSEC_ERR_LIMIT);
+	assert_non_null(strstr(err.text, "operations"));
+	o.max_flops = 4e12;
 	/* an arena limit is enforced */
 	o.max_arena_bytes = 1000;
 	mlsec_tensor_graph *g3 = NULL;

@@ -24,6 +24,35 @@ void mlsec_tensor_opts_default(mlsec_tensor_opts *o)
 	o->batch = 1;
 	o->grad = 1;
 	o->max_arena_bytes = (uint64_t)4 << 30;
+	o->max_flops = 4e12;
+}
+
+/* Rough multiply-add count of a runtime node (2 per MAC), else one
+ * operation per output element: enough to refuse absurd graphs. */
+static double node_flops(G *g, tnode *n)
+{
+	const char *op = n->op->name;
+	if (strcmp(op, "Conv") == 0 || strcmp(op, "ConvTranspose") == 0) {
+		const conv_params *p = &n->u.conv;
+		return 2.0 * (double)p->n * (double)p->m * (double)(p->oh * p->ow) *
+		       (double)(p->c / (p->group ? p->group : 1)) * (double)(p->kh * p->kw);
+	}
+	if (strcmp(op, "Gemm") == 0)
+		return 2.0 * (double)n->u.gemm.m * (double)n->u.gemm.n * (double)n->u.gemm.k;
+	if (strcmp(op, "MatMul") == 0)
+		return 2.0 * (double)OUT(g, n, 0)->sh.numel * (double)n->u.iv[1];
+	if (strcmp(op, "pool") == 0)
+		return (double)OUT(g, n, 0)->sh.numel * (double)(n->u.pool.kh * n->u.pool.kw);
+	double s = 0;
+	for (int k = 0; k < n->nin; k++)
+		if (IN(g, n, k))
+			s += (double)IN(g, n, k)->sh.numel;
+	return s + (double)(n->out[0] >= 0 ? OUT(g, n, 0)->sh.numel : 0);
+}
+
+double mlsec_tensor_graph_flops(const mlsec_tensor_graph *g)
+{
+	return g->flops;
 }
 
 void mlsec_tensor_set_threads(int threads)
@@ -724,6 +753,13 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 		n->sched = (int)g->nsched;
 		g->sched[g->nsched++] = (int)ni;
 	}
+	g->flops = 0;
+	for (size_t si = 0; si < g->nsched; si++)
+		g->flops += node_flops(g, &g->n[g->sched[si]]);
+	if (!(g->flops <= g->opts.max_flops))
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+				       "one forward pass needs ~%.3g operations, limit %.3g", g->flops,
+				       g->opts.max_flops);
 	for (size_t i = 0; i < g->noutputs; i++) {
 		tval *o = &g->v[g->outputs[i]];
 		if (o->kind == VK_CONST)

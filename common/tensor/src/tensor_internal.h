@@ -130,6 +130,7 @@ struct mlsec_tensor_graph {
 	void *hook_ctx;
 	int planned_grad;
 	uint64_t folded_bytes; /* constants made by folding, bounded like the arena */
+	double flops;          /* estimated work of one forward */
 };
 
 typedef struct mlsec_tensor_graph G;

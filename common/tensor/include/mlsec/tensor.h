@@ -44,6 +44,8 @@ typedef struct mlsec_tensor_opts {
 	int grad;               /* 1 (default): keep activations for backward;
 				   0: forward only, activation buffers are reused */
 	uint64_t max_arena_bytes; /* default 4 GiB */
+	double max_flops;         /* estimated work of one forward (default 4e12):
+				     bounds the time a hostile graph can take */
 } mlsec_tensor_opts;
 
 void mlsec_tensor_opts_default(mlsec_tensor_opts *o);
@@ -174,6 +176,9 @@ mlsec_err mlsec_tensor_graph_node(const mlsec_tensor_graph *g, size_t i,
 
 /* Names of the operators the executor supports, NULL-terminated (static). */
 const char *const *mlsec_tensor_supported_ops(void);
+
+/* Estimated floating-point operations of one forward pass of g. */
+double mlsec_tensor_graph_flops(const mlsec_tensor_graph *g);
 
 /* Bytes of the arena (activations + gradients + scratch) of g. */
 uint64_t mlsec_tensor_graph_arena_bytes(const mlsec_tensor_graph *g);
