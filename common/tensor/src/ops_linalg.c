@@ -713,7 +713,9 @@ static void conv_tbwd_params(const conv_params *p, conv_params *q)
 
 static int conv_tbwd_ok(const conv_params *p)
 {
-	return p->sh == 1 && p->sw == 1 && p->chunk != 0 && !conv_is_pointwise(p) &&
+	/* im2col of dY has M*kh*kw rows where col2im has C*kh*kw: only worth it
+	 * when the layer does not widen (M <= C) */
+	return p->sh == 1 && p->sw == 1 && p->chunk != 0 && !conv_is_pointwise(p) && p->m <= p->c &&
 	       p->ph0 <= p->dh * (p->kh - 1) && p->ph1 <= p->dh * (p->kh - 1) &&
 	       p->pw0 <= p->dw * (p->kw - 1) && p->pw1 <= p->dw * (p->kw - 1);
 }
