@@ -177,6 +177,33 @@ static void test_walk(void **state)
 	mlsec_onnx_model_free(m);
 }
 
+/* NaN must survive Relu (ONNX/PyTorch semantics): a NaN hidden in a layer
+ * has to reach the logits, never become a clean zero. */
+static void test_relu_propagates_nan(void **state)
+{
+	(void)state;
+	mlsec_onnx_model *m = load("ops/relu");
+	mlsec_tensor_graph *g = NULL;
+	mlsec_error err;
+	assert_int_equal(mlsec_tensor_graph_compile(m, NULL, &g, &err), MLSEC_OK);
+	mlsec_tensor_shape shape;
+	mlsec_tensor_graph_input_name(g, 0, &shape);
+	float *in = mlsec_tensor_graph_input(g, 0);
+	for (size_t i = 0; i < shape.numel; i++)
+		in[i] = i % 3 == 0 ? NAN : (i % 3 == 1 ? -1.0f : 2.0f);
+	assert_int_equal(mlsec_tensor_graph_forward(g, &err), MLSEC_OK);
+	const float *out = mlsec_tensor_graph_output(g, 0);
+	for (size_t i = 0; i < shape.numel; i++) {
+		float want = i % 3 == 1 ? 0.0f : 2.0f;
+		if (i % 3 == 0)
+			assert_true(isnan(out[i]));
+		else
+			assert_true(out[i] == want);
+	}
+	mlsec_tensor_graph_free(g);
+	mlsec_onnx_model_free(m);
+}
+
 static void test_blas_core(void **state)
 {
 	const char *core = mlsec_tensor_blas_core();
@@ -196,6 +223,7 @@ int main(void)
 	        cmocka_unit_test(test_losses),
 	        cmocka_unit_test(test_walk),
 	        cmocka_unit_test(test_blas_core),
+	        cmocka_unit_test(test_relu_propagates_nan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

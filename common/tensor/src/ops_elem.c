@@ -196,8 +196,10 @@ TENSOR_HOT static void unary_fwd_range(const tnode *n, const float *x, float *y,
 	float a = n->fa, b = n->fb;
 	switch ((int)n->u.iv[0]) {
 	case U_RELU:
+		/* NaN must propagate (as in ONNX and PyTorch): a NaN hidden in a
+		 * layer has to reach the logits, not turn into a clean zero. */
 		for (size_t i = 0; i < cnt; i++)
-			y[i] = x[i] > 0 ? x[i] : 0;
+			y[i] = x[i] < 0 ? 0 : x[i] == 0 ? 0 : x[i];
 		break;
 	case U_LEAKY:
 		for (size_t i = 0; i < cnt; i++)
