@@ -10,6 +10,30 @@
 #include "triton_int.h"
 
 #define MODEL_DIR_MACRO "$$TRITON_MODEL_DIRECTORY"
+
+/* ASCII classes, inline: <ctype.h> goes through the locale tables with a
+ * call per character, and these run over every parameter key and value.
+ * No locale mlsec runs in classes bytes >= 0x80 as letters either. */
+static inline int a_lower(int c)
+{
+	return c >= 'a' && c <= 'z';
+}
+static inline int a_upper(int c)
+{
+	return c >= 'A' && c <= 'Z';
+}
+static inline int a_alpha(int c)
+{
+	return a_lower(c) || a_upper(c);
+}
+static inline int a_alnum(int c)
+{
+	return a_alpha(c) || (c >= '0' && c <= '9');
+}
+static inline int a_tolower(int c)
+{
+	return a_upper(c) ? c + 32 : c;
+}
 #define SAFE_LEN 96 /* config strings echoed in details are cut to this */
 
 /* Copies s for display: control bytes become '?', long strings are cut.
@@ -38,7 +62,7 @@ int triton_path_escapes(const char *path, int up_allowed)
 		p += ml;
 		depth = -up_allowed;
 	} else if (p[0] == '/' || p[0] == '\\' || p[0] == '~' ||
-	           (isalpha((unsigned char)p[0]) && p[1] == ':')) {
+	           (a_alpha((unsigned char)p[0]) && p[1] == ':')) {
 		return 1;
 	}
 	while (*p) {
@@ -63,8 +87,8 @@ static size_t key_words(const char *k, char words[][24], size_t max)
 	size_t nw = 0, len = 0;
 	for (const char *p = k;; p++) {
 		unsigned char ch = (unsigned char)*p;
-		int boundary = !isalnum(ch) ||
-		               (len && isupper(ch) && p > k && islower((unsigned char)p[-1]));
+		int boundary = !a_alnum(ch) ||
+		               (len && a_upper(ch) && p > k && a_lower((unsigned char)p[-1]));
 		if (boundary && len) {
 			words[nw][len] = '\0';
 			if (++nw == max)
@@ -73,8 +97,8 @@ static size_t key_words(const char *k, char words[][24], size_t max)
 		}
 		if (!ch)
 			return nw;
-		if (isalnum(ch) && len < 23)
-			words[nw][len++] = (char)tolower(ch);
+		if (a_alnum(ch) && len < 23)
+			words[nw][len++] = (char)a_tolower(ch);
 	}
 }
 
@@ -83,7 +107,7 @@ static size_t key_words(const char *k, char words[][24], size_t max)
 static int has_secret_hint(const char *k)
 {
 	for (const char *p = k; p[0] && p[1]; p++) {
-		int a = tolower((unsigned char)p[0]), b = tolower((unsigned char)p[1]);
+		int a = a_tolower((unsigned char)p[0]), b = a_tolower((unsigned char)p[1]);
 		if ((a == 'p' && (b == 'a' || b == 'w')) || (a == 's' && (b == 'e' || b == 't')) ||
 		    (a == 't' && b == 'o') || (a == 'k' && b == 'e') || (a == 'c' && b == 'r') ||
 		    (a == 'a' && b == 'u') || (a == 'b' && b == 'e'))
@@ -121,7 +145,7 @@ int triton_key_looks_secret(const char *k)
 static size_t run_of(const char *p, const char *set_extra)
 {
 	size_t n = 0;
-	while (p[n] && (isalnum((unsigned char)p[n]) || (set_extra && strchr(set_extra, p[n]))))
+	while (p[n] && (a_alnum((unsigned char)p[n]) || (set_extra && strchr(set_extra, p[n]))))
 		n++;
 	return n;
 }
@@ -151,7 +175,7 @@ int triton_value_looks_secret(const char *v)
 			return 1;
 	}
 	for (const char *p = v; *p; p++) {
-		if (p > v && isalnum((unsigned char)p[-1]))
+		if (p > v && a_alnum((unsigned char)p[-1]))
 			continue; /* prefixes must start a word */
 		if (!strchr("Agxhse", *p))
 			continue; /* no known format starts with this character */
@@ -227,6 +251,15 @@ static void check_secret(triton_ctx *c, const void *entry, const char *fpath, co
 
 static int key_is_path_like(const char *k)
 {
+	/* Each word below contains "pa", "di" or "fi": skip the split for
+	 * keys that contain none of them (most keys). */
+	int hint = 0;
+	for (const char *p = k; p[0] && p[1] && !hint; p++) {
+		int a = a_tolower((unsigned char)p[0]), b = a_tolower((unsigned char)p[1]);
+		hint = (a == 'p' && b == 'a') || (a == 'd' && b == 'i') || (a == 'f' && b == 'i');
+	}
+	if (!hint)
+		return 0;
 	char w[16][24];
 	size_t n = key_words(k, w, 16);
 	for (size_t i = 0; i < n; i++)
