@@ -242,6 +242,14 @@ __attribute__((format(printf, 3, 0))) static void fmt_detail(char *buf, size_t n
 		buf[o] = '\0';
 }
 
+void triton_snprintf(char *buf, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fmt_detail(buf, n, fmt, ap);
+	va_end(ap);
+}
+
 __attribute__((format(printf, 6, 0))) static mlsec_finding *add_v(triton_ctx *c, triton_rule_ix r,
 								   long line, long col, const char *fpath,
                             const char *fmt, va_list ap)
