@@ -251,7 +251,7 @@ mlsec_err mlsec_artifact_set_digest(mlsec_artifact *a, const char *hex, uint64_t
 		return MLSEC_ERR_INVALID_ARG;
 	if (hex)
 		for (int i = 0; i < 65; i++)
-			a->sha256[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] + 32 : hex[i]);
+			a->sha256[i] = (char)(hex[i] | (hex[i] >= 'A' ? 0x20 : 0)); /* A-F -> a-f */
 	else
 		a->sha256[0] = '\0';
 	a->size = size;
