@@ -281,6 +281,38 @@ static void test_walk_lists_sorted_without_symlinks(void **state)
 	mlsec_strlist_free(&out);
 }
 
+/* Errors of a threaded walk are those the sequential walk meets first. */
+static void test_parallel_walk_reports_first_error(void **state)
+{
+	(void)state;
+	char top[128], p[1024];
+	snprintf(top, sizeof top, "%s-deep", root);
+	mkdir(top, 0755);
+	for (int i = 0; i < 100; i++) {
+		snprintf(p, sizeof p, "%s/e%02d", top, i);
+		mkdir(p, 0755);
+	}
+	for (int k = 0; k < 2; k++) {
+		size_t n = (size_t)snprintf(p, sizeof p, "%s/e%02d", top, k ? 80 : 20);
+		for (int d = 0; d < MLSEC_WALK_MAX_DEPTH + 2; d++) {
+			n += (size_t)snprintf(p + n, sizeof p - n, "/x");
+			mkdir(p, 0755);
+		}
+	}
+	const char *t[] = {top};
+	mlsec_strlist out = {0};
+	mlsec_error e;
+	mlsec_error_clear(&e);
+	assert_int_equal(mlsec_targets_expand(t, 1, NULL, NULL, &out, &e), MLSEC_ERR_LIMIT);
+	mlsec_strlist_free(&out);
+	snprintf(p, sizeof p, "%s/e20/", top);
+	assert_non_null(strstr(e.text, p));
+	assert_null(strstr(e.text, "/e80/"));
+	assert_int_equal(e.offset, -1);
+	snprintf(p, sizeof p, "rm -rf '%s'", top);
+	assert_int_equal(system(p), 0);
+}
+
 static char *run_engine(int threads, const char *launch)
 {
 	const char *paths[] = {root};
@@ -329,6 +361,7 @@ int main(void)
 	        cmocka_unit_test(test_adopt_keeps_order_and_ownership),
 	        cmocka_unit_test(test_adopt_nomem_changes_nothing),
 	        cmocka_unit_test(test_walk_lists_sorted_without_symlinks),
+	        cmocka_unit_test(test_parallel_walk_reports_first_error),
 	        cmocka_unit_test(test_threads_give_the_sequential_report),
 	};
 	return cmocka_run_group_tests(tests, setup_tree, teardown_tree);

@@ -15,6 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
 #include "mlsec/alloc.h"
 #include "mlsec/fsutil.h"
 
@@ -243,7 +247,7 @@ typedef struct walk_ctx {
 	const char *pattern; /* relative to base, or NULL for a directory walk */
 	size_t base_len;     /* strlen(base) + 1, to get the relative path */
 	mlsec_strlist *out;
-	size_t files;
+	atomic_size_t *files; /* wanted files so far, shared by walk threads */
 	mlsec_error *err;
 	char *path; /* the path being built, reused for every entry */
 	size_t cap;
@@ -311,6 +315,194 @@ static int cmp_ent(const void *a, const void *b)
 		       sort_names + ((const walk_ent *)b)->off);
 }
 
+static mlsec_err walk(walk_ctx *w, int dfd, size_t len, int depth);
+
+/*
+ * One entry of the directory dfd, whose path is w->path[0..dlen): recurse
+ * into a directory, keep a wanted file. name is not used once the walk
+ * below starts (it may point into w->names, which can move).
+ */
+static mlsec_err walk_entry(walk_ctx *w, int dfd, size_t dlen, const char *name,
+			    unsigned char type, int depth)
+{
+	size_t nlen = strlen(name);
+	if (!path_reserve(w, dlen + nlen + 2))
+		return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+	char *full = w->path;
+	full[dlen] = '/';
+	memcpy(full + dlen + 1, name, nlen + 1);
+	size_t flen = dlen + 1 + nlen;
+	/* d_type saves an lstat per entry; symlinks are never followed. */
+	if (type == DT_UNKNOWN) {
+		struct stat st;
+		type = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ? DT_UNKNOWN
+		       : S_ISDIR(st.st_mode)				   ? DT_DIR
+		       : S_ISREG(st.st_mode)				   ? DT_REG
+									   : DT_UNKNOWN;
+	}
+	if (type == DT_DIR) {
+		int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			return errno_err(w->err, errno, full);
+		return walk(w, sub, flen, depth + 1);
+	}
+	if (type == DT_REG) {
+		const char *rel = flen >= w->base_len ? full + w->base_len : full;
+		int want = w->pattern ? glob_match(w->pattern, rel)
+				      : (!w->filter || w->filter(full, name, w->filter_ctx));
+		if (want) {
+			if (atomic_fetch_add(w->files, 1) + 1 > MLSEC_WALK_MAX_FILES)
+				return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "more than %d files",
+						       MLSEC_WALK_MAX_FILES);
+			if (mlsec_strlist_push(w->out, full) != MLSEC_OK)
+				return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+		}
+	}
+	return MLSEC_OK;
+}
+
+/*
+ * A directory given on the command line with many entries (a model
+ * repository) is walked by a few threads, one top-level entry at a time,
+ * each into its own list; the lists are joined in entry order, so the
+ * result, and the first error in walk order, are those of the sequential
+ * walk. Reading directories is most of the kernel time of a scan.
+ */
+#define WALK_PARALLEL_MIN 64
+#define WALK_THREADS_MAX 4
+
+typedef struct walk_par {
+	walk_ctx *w;
+	int dfd;
+	size_t dlen, ents0, count;
+	mlsec_strlist *lists; /* one per entry */
+	atomic_size_t next;
+	atomic_size_t first_fail; /* lowest failed entry index, or count */
+} walk_par;
+
+typedef struct walk_worker {
+	walk_par *wp;
+	mlsec_error err; /* of this worker's first (lowest) failed entry */
+	size_t failed;   /* that entry, or SIZE_MAX */
+	mlsec_err rc;
+} walk_worker;
+
+static void *walk_worker_run(void *arg)
+{
+	walk_worker *ww = arg;
+	walk_par *wp = ww->wp;
+	walk_ctx *w = wp->w;
+	walk_ctx tw = {.filter = w->filter,
+		       .filter_ctx = w->filter_ctx,
+		       .pattern = w->pattern,
+		       .base_len = w->base_len,
+		       .files = w->files,
+		       .err = &ww->err};
+	mlsec_error_clear(&ww->err);
+	ww->failed = SIZE_MAX;
+	ww->rc = MLSEC_OK;
+	/* Own buffers; the top-level names are read from w (not changed meanwhile). */
+	tw.dbuf = mlsec_malloc(WALK_DENTS_BUF);
+	int ok = tw.dbuf && path_reserve(&tw, wp->dlen + 1);
+	if (ok)
+		memcpy(tw.path, w->path, wp->dlen);
+	for (;;) {
+		size_t i = atomic_fetch_add(&wp->next, 1);
+		if (i >= wp->count || i > atomic_load(&wp->first_fail))
+			break;
+		tw.out = &wp->lists[i];
+		const walk_ent *e = &w->ents[wp->ents0 + i];
+		mlsec_err rc = ok ? walk_entry(&tw, wp->dfd, wp->dlen, w->names + e->off, e->type, 0)
+				  : mlsec_error_set(&ww->err, MLSEC_ERR_NOMEM, "out of memory");
+		if (rc != MLSEC_OK) {
+			ww->rc = rc;
+			ww->failed = i;
+			size_t cur = atomic_load(&wp->first_fail);
+			while (i < cur && !atomic_compare_exchange_weak(&wp->first_fail, &cur, i))
+				;
+			break;
+		}
+	}
+	mlsec_free(tw.path);
+	mlsec_free(tw.ents);
+	mlsec_free(tw.names);
+	mlsec_free(tw.dbuf);
+	return NULL;
+}
+
+static mlsec_err walk_parallel(walk_ctx *w, int dfd, size_t dlen, size_t ents0, size_t count)
+{
+	cpu_set_t set;
+	int nt = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+	if (nt > WALK_THREADS_MAX)
+		nt = WALK_THREADS_MAX;
+	if (nt < 2) {
+		mlsec_err rc = MLSEC_OK;
+		for (size_t i = ents0; i < ents0 + count && rc == MLSEC_OK; i++)
+			rc = walk_entry(w, dfd, dlen, w->names + w->ents[i].off, w->ents[i].type, 0);
+		return rc;
+	}
+	walk_par wp = {.w = w, .dfd = dfd, .dlen = dlen, .ents0 = ents0, .count = count};
+	atomic_init(&wp.next, 0);
+	atomic_init(&wp.first_fail, count);
+	wp.lists = mlsec_calloc(count, sizeof *wp.lists);
+	walk_worker *ww = mlsec_calloc((size_t)nt, sizeof *ww);
+	if (!wp.lists || !ww) {
+		mlsec_free(wp.lists);
+		mlsec_free(ww);
+		return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+	}
+	pthread_t tid[WALK_THREADS_MAX];
+	int started = 0;
+	for (int t = 1; t < nt; t++) {
+		ww[t].wp = &wp;
+		if (pthread_create(&tid[started], NULL, walk_worker_run, &ww[t]) != 0)
+			break;
+		started++;
+	}
+	ww[0].wp = &wp;
+	walk_worker_run(&ww[0]);
+	for (int t = 0; t < started; t++)
+		pthread_join(tid[t], NULL);
+	mlsec_err rc = MLSEC_OK;
+	size_t first = atomic_load(&wp.first_fail);
+	for (int t = 0; t < nt; t++) {
+		if (ww[t].wp && ww[t].failed == first && ww[t].rc != MLSEC_OK) {
+			rc = ww[t].rc;
+			if (w->err)
+				*w->err = ww[t].err;
+		}
+	}
+	/* Join the lists in entry order. On an error the caller drops the whole
+	 * list, as after the sequential walk. */
+	size_t total = w->out->count;
+	for (size_t i = 0; rc == MLSEC_OK && i < count; i++)
+		total += wp.lists[i].count;
+	if (rc == MLSEC_OK && total > w->out->cap) {
+		char **ni = mlsec_reallocarray(w->out->items, total, sizeof *ni);
+		if (!ni) {
+			rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+		} else {
+			w->out->items = ni;
+			w->out->cap = total;
+		}
+	}
+	for (size_t i = 0; i < count; i++) {
+		mlsec_strlist *l = &wp.lists[i];
+		if (rc != MLSEC_OK) {
+			mlsec_strlist_free(l);
+			continue;
+		}
+		if (l->count)
+			memcpy(w->out->items + w->out->count, l->items, l->count * sizeof *l->items);
+		w->out->count += l->count;
+		mlsec_free(l->items);
+	}
+	mlsec_free(wp.lists);
+	mlsec_free(ww);
+	return rc;
+}
+
 /*
  * Walks the directory open as dfd (closed here) whose path is
  * w->path[0..len). Subdirectories are opened relative to it and entry
@@ -358,46 +550,13 @@ static mlsec_err walk(walk_ctx *w, int dfd, size_t len, int depth)
 	}
 	/* "/" + name, not "//" + name. */
 	size_t dlen = len == 1 && w->path[0] == '/' ? 0 : len;
-	for (size_t i = ents0; i < ents0 + count && rc == MLSEC_OK; i++) {
-		/* w->names may move while subdirectories are walked: index it. */
-		const char *name = w->names + w->ents[i].off;
-		size_t nlen = strlen(name);
-		if (!path_reserve(w, dlen + nlen + 2)) {
-			rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
-			break;
-		}
-		char *full = w->path;
-		full[dlen] = '/';
-		memcpy(full + dlen + 1, name, nlen + 1);
-		size_t flen = dlen + 1 + nlen;
-		/* d_type saves an lstat per entry; symlinks are never followed. */
-		unsigned char type = w->ents[i].type;
-		if (type == DT_UNKNOWN) {
-			struct stat st;
-			type = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ? DT_UNKNOWN
-			       : S_ISDIR(st.st_mode)				   ? DT_DIR
-			       : S_ISREG(st.st_mode)				   ? DT_REG
-										   : DT_UNKNOWN;
-		}
-		if (type == DT_DIR) {
-			int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub < 0)
-				rc = errno_err(w->err, errno, full);
-			else
-				rc = walk(w, sub, flen, depth + 1);
-		} else if (type == DT_REG) {
-			const char *rel = flen >= w->base_len ? full + w->base_len : full;
-			int want = w->pattern ? glob_match(w->pattern, rel)
-					      : (!w->filter || w->filter(full, name, w->filter_ctx));
-			if (want) {
-				if (++w->files > MLSEC_WALK_MAX_FILES)
-					rc = mlsec_error_set(w->err, MLSEC_ERR_LIMIT,
-							     "more than %d files", MLSEC_WALK_MAX_FILES);
-				else if (mlsec_strlist_push(w->out, full) != MLSEC_OK)
-					rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
-			}
-		}
-	}
+	if (rc == MLSEC_OK && depth == 0 && count >= WALK_PARALLEL_MIN)
+		rc = walk_parallel(w, dfd, dlen, ents0, count);
+	else
+		for (size_t i = ents0; i < ents0 + count && rc == MLSEC_OK; i++)
+			/* w->names may move while subdirectories are walked: index it. */
+			rc = walk_entry(w, dfd, dlen, w->names + w->ents[i].off, w->ents[i].type,
+					depth);
 	w->nnames = names0;
 	w->nents = ents0;
 	close(dfd);
@@ -474,7 +633,9 @@ static mlsec_err expand_glob(walk_ctx *w, const char *target)
 mlsec_err mlsec_targets_expand(const char *const *targets, size_t n, mlsec_target_filter filter,
 			       void *ctx, mlsec_strlist *out, mlsec_error *err)
 {
-	walk_ctx w = {.filter = filter, .filter_ctx = ctx, .out = out, .err = err};
+	atomic_size_t files;
+	atomic_init(&files, 0);
+	walk_ctx w = {.filter = filter, .filter_ctx = ctx, .out = out, .err = err, .files = &files};
 	for (size_t i = 0; i < n; i++) {
 		const char *t = targets[i];
 		size_t before = out->count;
