@@ -47,13 +47,15 @@ static void test_evidence_is_private_once_written(void **state)
 	assert_string_equal(json_string_value(json_object_get(f1->evidence, "k")), "v-7");
 	assert_int_equal(json_object_size(f2->evidence), 0);
 	json_t *jf = json_array_get(
-	        json_object_get(json_array_get(json_object_get(before, "artifacts"), 0), "findings"),
+	        json_object_get(json_array_get(json_object_get(before, "artifacts"), 0),
+	                        "findings"),
 	        0);
 	assert_int_equal(json_object_size(json_object_get(jf, "evidence")), 0);
 	/* Editing the JSON tree of one finding leaves the others alone. */
 	json_object_set_new(json_object_get(jf, "evidence"), "x", json_true());
 	json_t *jf2 = json_array_get(
-	        json_object_get(json_array_get(json_object_get(before, "artifacts"), 0), "findings"),
+	        json_object_get(json_array_get(json_object_get(before, "artifacts"), 0),
+	                        "findings"),
 	        1);
 	assert_int_equal(json_object_size(json_object_get(jf2, "evidence")), 0);
 	assert_int_equal(json_object_size(f2->evidence), 0);
@@ -259,26 +261,30 @@ static int only_config(const char *path, const char *base, void *ctx)
 static void test_walk_lists_sorted_without_symlinks(void **state)
 {
 	(void)state;
-	const char *t[] = {root};
-	mlsec_strlist out = {0};
-	mlsec_error e;
-	assert_int_equal(mlsec_targets_expand(t, 1, only_config, NULL, &out, &e), MLSEC_OK);
-	assert_int_equal(out.count, 301);
-	for (size_t i = 1; i < out.count; i++)
-		assert_true(strcmp(out.items[i - 1], out.items[i]) < 0);
-	char want[256];
-	snprintf(want, sizeof want, "%s/m010/sub/config.pbtxt", root);
-	assert_string_equal(out.items[11], want);
-	for (size_t i = 0; i < out.count; i++)
-		assert_null(strstr(out.items[i], "/link/"));
-	mlsec_strlist_free(&out);
-	/* A glob with ** sees the same files. */
-	char pat[128];
-	snprintf(pat, sizeof pat, "%s/**/config.pbtxt", root);
-	const char *g[] = {pat};
-	assert_int_equal(mlsec_targets_expand(g, 1, NULL, NULL, &out, &e), MLSEC_OK);
-	assert_int_equal(out.count, 301);
-	mlsec_strlist_free(&out);
+	for (int pass = 0; pass < 2; pass++) {
+		setenv("MLSEC_THREADS", pass ? "3" : "1", 1); /* threaded, then sequential walk */
+		const char *t[] = {root};
+		mlsec_strlist out = {0};
+		mlsec_error e;
+		assert_int_equal(mlsec_targets_expand(t, 1, only_config, NULL, &out, &e), MLSEC_OK);
+		assert_int_equal(out.count, 301);
+		for (size_t i = 1; i < out.count; i++)
+			assert_true(strcmp(out.items[i - 1], out.items[i]) < 0);
+		char want[256];
+		snprintf(want, sizeof want, "%s/m010/sub/config.pbtxt", root);
+		assert_string_equal(out.items[11], want);
+		for (size_t i = 0; i < out.count; i++)
+			assert_null(strstr(out.items[i], "/link/"));
+		mlsec_strlist_free(&out);
+		/* A glob with ** sees the same files. */
+		char pat[128];
+		snprintf(pat, sizeof pat, "%s/**/config.pbtxt", root);
+		const char *g[] = {pat};
+		assert_int_equal(mlsec_targets_expand(g, 1, NULL, NULL, &out, &e), MLSEC_OK);
+		assert_int_equal(out.count, 301);
+		mlsec_strlist_free(&out);
+	}
+	unsetenv("MLSEC_THREADS");
 }
 
 /* Errors of a threaded walk are those the sequential walk meets first. */
@@ -303,7 +309,9 @@ static void test_parallel_walk_reports_first_error(void **state)
 	mlsec_strlist out = {0};
 	mlsec_error e;
 	mlsec_error_clear(&e);
+	setenv("MLSEC_THREADS", "3", 1); /* the threaded walk, whatever the load */
 	assert_int_equal(mlsec_targets_expand(t, 1, NULL, NULL, &out, &e), MLSEC_ERR_LIMIT);
+	unsetenv("MLSEC_THREADS");
 	mlsec_strlist_free(&out);
 	snprintf(p, sizeof p, "%s/e20/", top);
 	assert_non_null(strstr(e.text, p));
@@ -343,7 +351,9 @@ static void test_threads_give_the_sequential_report(void **state)
 		assert_non_null(strstr(one, "TRITON-MALFORMED"));
 		assert_non_null(strstr(one, "TRITON-PLAINTEXT-SECRET"));
 		for (int t = 0; t <= 5; t++) {
+			setenv("MLSEC_THREADS", "2", 1); /* what threads=0 picks */
 			char *many = run_engine(t, variants[v]);
+			unsetenv("MLSEC_THREADS");
 			assert_string_equal(one, many);
 			free(many);
 		}

@@ -434,6 +434,12 @@ static mlsec_err walk_parallel(walk_ctx *w, int dfd, size_t dlen, size_t ents0, 
 {
 	cpu_set_t set;
 	int nt = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+	double load;
+	const char *force = getenv("MLSEC_THREADS"); /* tests and benchmarks */
+	if (force && *force)
+		nt = atoi(force);
+	else if (getloadavg(&load, 1) == 1 && load >= nt)
+		nt = 1; /* no idle CPU: threads would only wait for each other */
 	if (nt > WALK_THREADS_MAX)
 		nt = WALK_THREADS_MAX;
 	if (nt < 2) {

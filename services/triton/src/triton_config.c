@@ -319,7 +319,7 @@ static void check_parameters(triton_ctx *c, const Inference__ModelConfig *cfg)
 		if (!secret && !path)
 			continue; /* the common case: no finding, so no field path to format */
 		triton_snprintf(fp, sizeof fp, "parameters[\"%s\"].string_value",
-		         safe(e->key, kb, sizeof kb));
+		                safe(e->key, kb, sizeof kb));
 		check_secret(c, e, fp, e->key, val);
 		if (is_env) {
 			if (path) {
@@ -367,7 +367,7 @@ static void check_native_code(triton_ctx *c, const Inference__ModelConfig *cfg)
 			const Inference__ModelRepositoryAgents__Agent__ParametersEntry *e =
 			        ag->parameters[k];
 			triton_snprintf(fp2, sizeof fp2, "%s.parameters[\"%s\"]", fp,
-			         safe(e->key, kb, sizeof kb));
+			                safe(e->key, kb, sizeof kb));
 			check_secret(c, e, fp2, e->key, e->value);
 		}
 	}
@@ -384,10 +384,10 @@ static void check_native_code(triton_ctx *c, const Inference__ModelConfig *cfg)
 				const Inference__ModelOptimizationPolicy__ExecutionAccelerators__Accelerator__ParametersEntry
 				        *e = acc[i]->parameters[k];
 				triton_snprintf(fp, sizeof fp,
-				         "optimization.execution_accelerators.%s_execution_"
-				         "accelerator[%zu]"
-				         ".parameters[\"%s\"]",
-				         g ? "cpu" : "gpu", i, safe(e->key, kb, sizeof kb));
+				                "optimization.execution_accelerators.%s_execution_"
+				                "accelerator[%zu]"
+				                ".parameters[\"%s\"]",
+				                g ? "cpu" : "gpu", i, safe(e->key, kb, sizeof kb));
 				check_secret(c, e, fp, e->key, e->value);
 			}
 		}
@@ -404,7 +404,8 @@ static void check_paths(triton_ctx *c, const Inference__ModelConfig *cfg)
 		const Inference__ModelConfig__CcModelFilenamesEntry *e = cfg->cc_model_filenames[i];
 		if (!path_flagged(e->value, 1))
 			continue;
-		triton_snprintf(fp, sizeof fp, "cc_model_filenames[\"%s\"]", safe(e->key, kb, sizeof kb));
+		triton_snprintf(fp, sizeof fp, "cc_model_filenames[\"%s\"]",
+		                safe(e->key, kb, sizeof kb));
 		check_path(c, e, "value", 0, fp, "cc_model_filenames entry", e->value, 1);
 	}
 	for (size_t i = 0; i < cfg->n_output; i++) {
@@ -424,8 +425,9 @@ static void check_paths(triton_ctx *c, const Inference__ModelConfig *cfg)
 			    e->value->input_data_type_case !=
 			            INFERENCE__MODEL_WARMUP__INPUT__INPUT_DATA_TYPE_INPUT_DATA_FILE)
 				continue;
-			triton_snprintf(fp, sizeof fp, "model_warmup[%zu].inputs[\"%s\"].input_data_file",
-			         w, safe(e->key, kb, sizeof kb));
+			triton_snprintf(fp, sizeof fp,
+			                "model_warmup[%zu].inputs[\"%s\"].input_data_file", w,
+			                safe(e->key, kb, sizeof kb));
 			check_path(c, e->value, "input_data_file", 0, fp, "warmup input_data_file",
 			           e->value->input_data_file, 1);
 		}
@@ -514,8 +516,9 @@ static void check_scheduling(triton_ctx *c, const Inference__ModelConfig *cfg)
 		for (size_t i = 0; i < db->n_priority_queue_policy; i++) {
 			const Inference__ModelDynamicBatching__PriorityQueuePolicyEntry *e =
 			        db->priority_queue_policy[i];
-			triton_snprintf(fp, sizeof fp, "dynamic_batching.priority_queue_policy[%llu]",
-			         (unsigned long long)e->key);
+			triton_snprintf(fp, sizeof fp,
+			                "dynamic_batching.priority_queue_policy[%llu]",
+			                (unsigned long long)e->key);
 			check_queue_policy(c, e->value, e, "value", fp);
 		}
 		break;
@@ -566,8 +569,8 @@ static void check_instances(triton_ctx *c, const Inference__ModelConfig *cfg)
 	if (limited) {
 		c->aud->rate_limited_configs++;
 		if (!c->aud->first_rate_limited[0])
-			triton_snprintf(c->aud->first_rate_limited, sizeof c->aud->first_rate_limited,
-			         "%s", c->path);
+			triton_snprintf(c->aud->first_rate_limited,
+			                sizeof c->aud->first_rate_limited, "%s", c->path);
 	} else if (!is_ensemble(cfg)) {
 		triton_add(
 		        c, R_NO_RATE_LIMITER, cfg, cfg->n_instance_group ? "instance_group" : NULL,

@@ -214,7 +214,9 @@ __attribute__((format(printf, 3, 0))) static void fmt_detail(char *buf, size_t n
 			put(buf, n, &o, sv, strlen(sv));
 		} else if (spec[0] == 'd') {
 			long long v = va_arg(ap, int);
-			put_num(buf, n, &o, v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v, v < 0);
+			put_num(buf, n, &o,
+			        v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v,
+			        v < 0);
 		} else if (spec[0] == 'u') {
 			put_num(buf, n, &o, va_arg(ap, unsigned), 0);
 		} else if (spec[0] == 'z') {
@@ -223,7 +225,9 @@ __attribute__((format(printf, 3, 0))) static void fmt_detail(char *buf, size_t n
 			if (spec[1] == 'd') {
 				long long v = va_arg(ap, long);
 				put_num(buf, n, &o,
-				        v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v, v < 0);
+				        v < 0 ? 0ull - (unsigned long long)v
+				              : (unsigned long long)v,
+				        v < 0);
 			} else {
 				put_num(buf, n, &o, va_arg(ap, unsigned long), 0);
 			}
@@ -231,7 +235,9 @@ __attribute__((format(printf, 3, 0))) static void fmt_detail(char *buf, size_t n
 			if (spec[2] == 'd') {
 				long long v = va_arg(ap, long long);
 				put_num(buf, n, &o,
-				        v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v, v < 0);
+				        v < 0 ? 0ull - (unsigned long long)v
+				              : (unsigned long long)v,
+				        v < 0);
 			} else {
 				put_num(buf, n, &o, va_arg(ap, unsigned long long), 0);
 			}
@@ -251,8 +257,9 @@ void triton_snprintf(char *buf, size_t n, const char *fmt, ...)
 }
 
 __attribute__((format(printf, 6, 0))) static mlsec_finding *add_v(triton_ctx *c, triton_rule_ix r,
-								   long line, long col, const char *fpath,
-                            const char *fmt, va_list ap)
+                                                                  long line, long col,
+                                                                  const char *fpath,
+                                                                  const char *fmt, va_list ap)
 {
 	char detail[1024];
 	const char *d = detail;
@@ -261,8 +268,8 @@ __attribute__((format(printf, 6, 0))) static mlsec_finding *add_v(triton_ctx *c,
 	else
 		fmt_detail(detail, sizeof detail, fmt, ap);
 	const mlsec_triton_rule *rule = &rules[r];
-	mlsec_finding *f = mlsec_artifact_add_finding(c->art, rule->id, rule->severity, rule->title,
-	                                              "%s", d);
+	mlsec_finding *f =
+	        mlsec_artifact_add_finding(c->art, rule->id, rule->severity, rule->title, "%s", d);
 	if (!f || mlsec_finding_set_location(f, c->path, line, col, fpath) != MLSEC_OK ||
 	    mlsec_finding_set_remediation(f, rule->remediation) != MLSEC_OK) {
 		c->rc = MLSEC_ERR_NOMEM;
