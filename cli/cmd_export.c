@@ -16,17 +16,17 @@
 #define MAX_ARTIFACT_ARGS 16
 
 static const char usage_lint[] =
-	"usage: mlsec export-guard --output MODEL.onnx [--model SOURCE.pt|.safetensors]\n"
-	"                          [--engine MODEL.plan] [--format onnx]\n"
-	"                          [--attestation provenance.json] [--sign-key KEY.pem]\n"
-	"                          [--allowed-domain D]... [--constant-threshold 1e3]\n"
-	"       mlsec export-guard verify --attestation provenance.json [--verify-key PUB.pem]\n"
-	"                          [ARTIFACT...]\n\n"
-	"Lints the ONNX graph (custom domains, external-data traversal, input-triggered\n"
-	"If/Where/Loop backdoors, hostile constants, metadata, opsets) and writes an\n"
-	"in-toto provenance chain checkpoint -> ONNX -> TensorRT in a DSSE envelope,\n"
-	"signed with Ed25519 when --sign-key is given. verify recomputes every digest,\n"
-	"link, lint summary and the signature; a mismatch is critical and names the stage.\n\n";
+        "usage: mlsec export-guard --output MODEL.onnx [--model SOURCE.pt|.safetensors]\n"
+        "                          [--engine MODEL.plan] [--format onnx]\n"
+        "                          [--attestation provenance.json] [--sign-key KEY.pem]\n"
+        "                          [--allowed-domain D]... [--constant-threshold 1e3]\n"
+        "       mlsec export-guard verify --attestation provenance.json [--verify-key PUB.pem]\n"
+        "                          [ARTIFACT...]\n\n"
+        "Lints the ONNX graph (custom domains, external-data traversal, input-triggered\n"
+        "If/Where/Loop backdoors, hostile constants, metadata, opsets) and writes an\n"
+        "in-toto provenance chain checkpoint -> ONNX -> TensorRT in a DSSE envelope,\n"
+        "signed with Ed25519 when --sign-key is given. verify recomputes every digest,\n"
+        "link, lint summary and the signature; a mismatch is critical and names the stage.\n\n";
 
 static int help(void)
 {
@@ -57,7 +57,7 @@ static int cmd_verify(int argc, char **argv)
 				return mlsec_cli_fail(CMD, "--attestation needs a file");
 			vr.attestation = v;
 		} else if ((v = mlsec_cli_flag_value("--verify-key", argc, argv, &i, &missing)) ||
-			   missing) {
+		           missing) {
 			if (!v)
 				return mlsec_cli_fail(CMD, "--verify-key needs a PEM file");
 			vr.verify_key_path = v;
@@ -66,7 +66,7 @@ static int cmd_verify(int argc, char **argv)
 		} else {
 			if (vr.nartifacts == MAX_ARTIFACT_ARGS)
 				return mlsec_cli_fail(CMD, "at most %d artifacts",
-						      MAX_ARTIFACT_ARGS);
+				                      MAX_ARTIFACT_ARGS);
 			arts[vr.nartifacts++] = argv[i];
 		}
 	}
@@ -136,7 +136,7 @@ int mlsec_cmd_export(int argc, char **argv)
 			o.constant_threshold = v ? strtod(v, &end) : 0;
 			if (!v || !end || *end || !(o.constant_threshold > 0))
 				return mlsec_cli_fail(CMD, "--constant-threshold needs a positive "
-							   "number");
+				                           "number");
 			continue;
 		} else {
 			return mlsec_cli_fail(CMD, "unknown option '%s' (see --help)", argv[i]);
@@ -144,7 +144,8 @@ int mlsec_cmd_export(int argc, char **argv)
 #undef FLAG
 		if (!v || !*v)
 			return mlsec_cli_fail(CMD, "%s needs a value",
-					      missing || strchr(argv[i], '=') ? argv[i] : argv[i - 1]);
+			                      missing || strchr(argv[i], '=') ? argv[i]
+			                                                      : argv[i - 1]);
 	}
 	if (!ar.onnx)
 		return mlsec_cli_fail(CMD, "--output MODEL.onnx is required");
@@ -182,7 +183,7 @@ int mlsec_cmd_export(int argc, char **argv)
 			code = mlsec_cli_fail(CMD, "%s", mlsec_error_format(&err, buf, sizeof buf));
 			goto done;
 		} else if (mlsec_file_write_atomic(attestation, text, len, 0644, &err) !=
-			   MLSEC_OK) {
+		           MLSEC_OK) {
 			mlsec_free(text);
 			code = mlsec_cli_fail(CMD, "%s", mlsec_error_format(&err, buf, sizeof buf));
 			goto done;

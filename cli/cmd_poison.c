@@ -25,11 +25,11 @@
 #include "mlsec/poison.h"
 
 #define CMD "poison-monitor"
-#define PLOT_BUCKETS 1024  /* points per worker in a chart, whatever the run length */
-#define PLOT_MAX_RANKS 64  /* workers drawn (the rest are still monitored) */
+#define PLOT_BUCKETS 1024 /* points per worker in a chart, whatever the run length */
+#define PLOT_MAX_RANKS 64 /* workers drawn (the rest are still monitored) */
 #define PLOT_MAX_MARKS 2000
-#define LISTEN_BATCH 64    /* datagrams per recvmmsg */
-#define LISTEN_POLL_MS 100 /* signal / timeout check interval */
+#define LISTEN_BATCH 64          /* datagrams per recvmmsg */
+#define LISTEN_POLL_MS 100       /* signal / timeout check interval */
 #define LISTEN_RCVBUF (32 << 20) /* absorbs ~30k datagrams of burst */
 
 /* ---- flag helpers ---- */
@@ -51,8 +51,8 @@ static int parse_long(const char *flag, const char *v, long long lo, long long h
 	errno = 0;
 	long long n = strtoll(v, &end, 10);
 	if (!*v || *end || errno || n < lo || n > hi)
-		return mlsec_cli_fail(CMD, "%s needs an integer in [%lld, %lld] (got '%s')", flag, lo,
-				      hi, v),
+		return mlsec_cli_fail(CMD, "%s needs an integer in [%lld, %lld] (got '%s')", flag,
+		                      lo, hi, v),
 		       -1;
 	*out = n;
 	return 0;
@@ -66,10 +66,13 @@ static int detector_flag(mlsec_poison_config *c, int argc, char **argv, int *i)
 		int kind; /* 0 double, 1 unsigned */
 		long long hi;
 	} flags[] = {
-		{"--threshold", 0, 0},          {"--cusum-threshold", 0, 0},
-		{"--cusum-drift", 0, 0},        {"--expected-workers", 1, MLSEC_POISON_MAX_RANK + 1},
-		{"--window", 1, MLSEC_POISON_MAX_WINDOW}, {"--warmup", 1, 1000000},
-		{"--silent-steps", 1, 1000000000},
+	        {"--threshold", 0, 0},
+	        {"--cusum-threshold", 0, 0},
+	        {"--cusum-drift", 0, 0},
+	        {"--expected-workers", 1, MLSEC_POISON_MAX_RANK + 1},
+	        {"--window", 1, MLSEC_POISON_MAX_WINDOW},
+	        {"--warmup", 1, 1000000},
+	        {"--silent-steps", 1, 1000000000},
 	};
 	for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
 		int missing;
@@ -81,16 +84,30 @@ static int detector_flag(mlsec_poison_config *c, int argc, char **argv, int *i)
 		double d = 0;
 		long long n = 0;
 		if (flags[k].kind == 0 ? parse_double(flags[k].name, v, &d)
-				       : parse_long(flags[k].name, v, 0, flags[k].hi, &n))
+		                       : parse_long(flags[k].name, v, 0, flags[k].hi, &n))
 			return -1;
 		switch (k) {
-		case 0: c->spike_z = d; break;
-		case 1: c->cusum_h = d; break;
-		case 2: c->cusum_k = d; break;
-		case 3: c->expected_workers = (unsigned)n; break;
-		case 4: c->window = (unsigned)n; break;
-		case 5: c->warmup = (unsigned)n; break;
-		case 6: c->silent_steps = (unsigned)n; break;
+		case 0:
+			c->spike_z = d;
+			break;
+		case 1:
+			c->cusum_h = d;
+			break;
+		case 2:
+			c->cusum_k = d;
+			break;
+		case 3:
+			c->expected_workers = (unsigned)n;
+			break;
+		case 4:
+			c->window = (unsigned)n;
+			break;
+		case 5:
+			c->warmup = (unsigned)n;
+			break;
+		case 6:
+			c->silent_steps = (unsigned)n;
+			break;
 		}
 		return 1;
 	}
@@ -98,14 +115,14 @@ static int detector_flag(mlsec_poison_config *c, int argc, char **argv, int *i)
 }
 
 static const char detector_help[] =
-	"detection:\n"
-	"  --threshold Z          spike rule: robust |z| above Z (default 7)\n"
-	"  --cusum-threshold H    CUSUM alarm level, in robust scale units (default 10)\n"
-	"  --cusum-drift K        CUSUM allowance per step, scale units (default 1)\n"
-	"  --expected-workers N   workers per step (monitor: number of log files)\n"
-	"  --window N             steps a step waits for late workers (default 64)\n"
-	"  --warmup N             steps used to learn the scale before deciding (default 50)\n"
-	"  --silent-steps N       a worker absent N steps is reported silent (default 100)\n";
+        "detection:\n"
+        "  --threshold Z          spike rule: robust |z| above Z (default 7)\n"
+        "  --cusum-threshold H    CUSUM alarm level, in robust scale units (default 10)\n"
+        "  --cusum-drift K        CUSUM allowance per step, scale units (default 1)\n"
+        "  --expected-workers N   workers per step (monitor: number of log files)\n"
+        "  --window N             steps a step waits for late workers (default 64)\n"
+        "  --warmup N             steps used to learn the scale before deciding (default 50)\n"
+        "  --silent-steps N       a worker absent N steps is reported silent (default 100)\n";
 
 /* ---- plot: per-worker series decimated into a fixed number of buckets ---- */
 
@@ -129,9 +146,10 @@ static void plot_halve(plot_data *p)
 	for (size_t b = 0; b < PLOT_BUCKETS / 2; b++)
 		for (size_t r = 0; r < PLOT_MAX_RANKS; r++) {
 			size_t a = 2 * b, c = 2 * b + 1;
-			p->z[b][r] = fmaxf(p->has[a][r] ? p->z[a][r] : 0, p->has[c][r] ? p->z[c][r] : 0);
+			p->z[b][r] =
+			        fmaxf(p->has[a][r] ? p->z[a][r] : 0, p->has[c][r] ? p->z[c][r] : 0);
 			p->cusum[b][r] = fmaxf(p->has[a][r] ? p->cusum[a][r] : 0,
-					       p->has[c][r] ? p->cusum[c][r] : 0);
+			                       p->has[c][r] ? p->cusum[c][r] : 0);
 			p->has[b][r] = p->has[a][r] | p->has[c][r];
 		}
 	memset(p->has[PLOT_BUCKETS / 2], 0, sizeof p->has[0] * (PLOT_BUCKETS / 2));
@@ -139,7 +157,7 @@ static void plot_halve(plot_data *p)
 }
 
 static void plot_step(void *ctx, int64_t step, size_t nranks, const unsigned char *present,
-		      const double *z, const double *cusum)
+                      const double *z, const double *cusum)
 {
 	plot_data *p = ctx;
 	if (!p->started) {
@@ -214,30 +232,31 @@ static int plot_write(const plot_data *p, const char *png, const mlsec_poison_co
 	fprintf(g, "set terminal pngcairo size 1400,900 noenhanced\n");
 	fprintf(g, "set output '%s'\n", png);
 	fprintf(g, "set multiplot layout 2,1 title 'mlsec poison-monitor'\n"
-		   "set key outside right top\nset grid\nset xlabel 'step'\n");
+	           "set key outside right top\nset grid\nset xlabel 'step'\n");
 	for (int panel = 0; panel < 2; panel++) {
 		for (size_t r = 0; r < p->nranks; r++) {
 			fprintf(g, "$w%d_%zu << EOD\n", panel, r);
 			for (size_t b = 0; b < PLOT_BUCKETS; b++)
 				if (p->has[b][r])
 					fprintf(g, "%lld %.4g\n",
-						(long long)(p->base + (int64_t)b * p->stride),
-						panel ? p->cusum[b][r] : p->z[b][r]);
+					        (long long)(p->base + (int64_t)b * p->stride),
+					        panel ? p->cusum[b][r] : p->z[b][r]);
 			fprintf(g, "EOD\n");
 		}
 		fprintf(g, "$m%d << EOD\n", panel);
 		for (size_t k = 0; k < p->nmarks; k++)
 			if (p->marks[k].cusum == panel) {
 				fprintf(g, "%lld %.4g %lld\n", (long long)p->marks[k].step,
-					panel ? cfg->cusum_h : p->marks[k].stat,
-					(long long)p->marks[k].rank);
+				        panel ? cfg->cusum_h : p->marks[k].stat,
+				        (long long)p->marks[k].rank);
 				nmarks[panel]++;
 			}
 		fprintf(g, "EOD\n");
 	}
 	for (int panel = 0; panel < 2; panel++) {
 		fprintf(g, "set ylabel '%s'\n",
-			panel ? "CUSUM (max over metrics and sides)" : "robust |z| (max over metrics)");
+		        panel ? "CUSUM (max over metrics and sides)"
+		              : "robust |z| (max over metrics)");
 		/* Sums keep growing after an alarm: cap the axis so the in-control
 		 * band stays readable. */
 		fprintf(g, "set yrange [0:*<%g]\n", panel ? 3 * cfg->cusum_h : 5 * cfg->spike_z);
@@ -245,12 +264,16 @@ static int plot_write(const plot_data *p, const char *png, const mlsec_poison_co
 		for (size_t r = 0; r < p->nranks; r++)
 			fprintf(g, "$w%d_%zu using 1:2 with lines title 'rank %zu', ", panel, r, r);
 		fprintf(g, "%g with lines dt 2 lc rgb 'red' title '%s'",
-			panel ? cfg->cusum_h : cfg->spike_z, panel ? "cusum threshold" : "spike threshold");
+		        panel ? cfg->cusum_h : cfg->spike_z,
+		        panel ? "cusum threshold" : "spike threshold");
 		/* gnuplot 5.4 crashes on "with labels" over an empty block */
 		if (nmarks[panel])
-			fprintf(g, ", $m%d using 1:2 with points pt 7 ps 1.5 lc rgb 'red' title 'alarm', "
-				   "$m%d using 1:2:(sprintf('r%%d', $3)) with labels offset 0,1 notitle",
-				panel, panel);
+			fprintf(g,
+			        ", $m%d using 1:2 with points pt 7 ps 1.5 lc rgb 'red' title "
+			        "'alarm', "
+			        "$m%d using 1:2:(sprintf('r%%d', $3)) with labels offset 0,1 "
+			        "notitle",
+			        panel, panel);
 		fprintf(g, "\n");
 	}
 	fprintf(g, "unset multiplot\n");
@@ -282,13 +305,13 @@ static void monitor_event(void *p, const mlsec_poison_event *ev)
 static int usage_monitor(FILE *out)
 {
 	fprintf(out,
-		"usage: mlsec poison-monitor monitor --log-dir DIR [options]\n\n"
-		"Reads DIR/worker_<rank>.jsonl gradient logs (merged by step) and reports\n"
-		"workers whose gradient statistics drift from or spike against their peers.\n\n"
-		"  --log-dir DIR          directory of worker_*.jsonl (or one .jsonl file)\n"
-		"  --plot FILE.png        chart of per-worker statistics and alarms (gnuplot)\n"
-		"%s%s",
-		detector_help, mlsec_cli_output_help);
+	        "usage: mlsec poison-monitor monitor --log-dir DIR [options]\n\n"
+	        "Reads DIR/worker_<rank>.jsonl gradient logs (merged by step) and reports\n"
+	        "workers whose gradient statistics drift from or spike against their peers.\n\n"
+	        "  --log-dir DIR          directory of worker_*.jsonl (or one .jsonl file)\n"
+	        "  --plot FILE.png        chart of per-worker statistics and alarms (gnuplot)\n"
+	        "%s%s",
+	        detector_help, mlsec_cli_output_help);
 	return out == stdout ? MLSEC_EXIT_CLEAN : MLSEC_EXIT_ERROR;
 }
 
@@ -322,7 +345,8 @@ static int cmd_monitor(int argc, char **argv)
 		}
 		if ((v = mlsec_cli_flag_value("--plot", argc, argv, &i, &missing)) || missing) {
 			if (!v || !*v || strpbrk(v, "'\"\n\\"))
-				return mlsec_cli_fail(CMD, "--plot needs a file name without quotes");
+				return mlsec_cli_fail(CMD,
+				                      "--plot needs a file name without quotes");
 			png = v;
 			continue;
 		}
@@ -347,7 +371,7 @@ static int cmd_monitor(int argc, char **argv)
 	mlsec_poison_stats st;
 	memset(&st, 0, sizeof st);
 	mlsec_err rc = mlsec_poison_monitor_dir(dir, &cfg, monitor_event, &ctx,
-						plot ? plot_step : NULL, plot, NULL, &st, &err);
+	                                        plot ? plot_step : NULL, plot, NULL, &st, &err);
 	int code;
 	if (rc) {
 		char buf[1200];
@@ -378,21 +402,24 @@ static int cmd_simulate(int argc, char **argv)
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			printf("usage: mlsec poison-monitor simulate --log-dir DIR [--workers 4] "
 			       "[--steps 100]\n"
-			       "       [--poison-mode none|slow|spike|sign|silent] [--poison-rank R]\n"
+			       "       [--poison-mode none|slow|spike|sign|silent] [--poison-rank "
+			       "R]\n"
 			       "       [--poison-start S (default steps/2)] [--poison-rate 0.0015] "
 			       "[--seed N]\n\n"
-			       "Writes realistic synthetic DDP gradient logs: shared training dynamics\n"
-			       "(warm-up, decay, batch noise) plus per-worker noise; one rank poisoned.\n");
+			       "Writes realistic synthetic DDP gradient logs: shared training "
+			       "dynamics\n"
+			       "(warm-up, decay, batch noise) plus per-worker noise; one rank "
+			       "poisoned.\n");
 			return MLSEC_EXIT_CLEAN;
 		}
-#define LONGFLAG(name, lo, hi, dst)                                                             \
-	if ((v = mlsec_cli_flag_value(name, argc, argv, &i, &missing)) || missing) {             \
-		if (!v)                                                                          \
-			return mlsec_cli_fail(CMD, "%s needs a value", name);                    \
-		if (parse_long(name, v, lo, hi, &n))                                            \
-			return MLSEC_EXIT_ERROR;                                                 \
-		dst = n;                                                                         \
-		continue;                                                                        \
+#define LONGFLAG(name, lo, hi, dst)                                                                \
+	if ((v = mlsec_cli_flag_value(name, argc, argv, &i, &missing)) || missing) {               \
+		if (!v)                                                                            \
+			return mlsec_cli_fail(CMD, "%s needs a value", name);                      \
+		if (parse_long(name, v, lo, hi, &n))                                               \
+			return MLSEC_EXIT_ERROR;                                                   \
+		dst = n;                                                                           \
+		continue;                                                                          \
 	}
 		LONGFLAG("--workers", 1, MLSEC_POISON_MAX_RANK + 1, s.workers)
 		LONGFLAG("--steps", 0, 100000000, s.steps)
@@ -410,7 +437,7 @@ static int cmd_simulate(int argc, char **argv)
 		    missing) {
 			if (!v || mlsec_poison_sim_mode_parse(v, &s.mode))
 				return mlsec_cli_fail(CMD, "--poison-mode needs none, slow, spike, "
-							   "sign or silent");
+				                           "sign or silent");
 			continue;
 		}
 		if ((v = mlsec_cli_flag_value("--log-dir", argc, argv, &i, &missing)) || missing) {
@@ -428,7 +455,7 @@ static int cmd_simulate(int argc, char **argv)
 	if (mlsec_poison_sim_write(&s, dir, &err))
 		return mlsec_cli_fail(CMD, "%s", err.text);
 	fprintf(stderr, "mlsec %s: wrote %u workers x %lld steps to %s\n", CMD, s.workers,
-		(long long)s.steps, dir);
+	        (long long)s.steps, dir);
 	return MLSEC_EXIT_CLEAN;
 }
 
@@ -463,13 +490,15 @@ static void listen_event(void *p, const mlsec_poison_event *ev)
 		printf("%s rank %lld %s%s onset %lld alarm %lld statistic %.2f %s\n",
 		       mlsec_poison_event_rule(ev->kind), (long long)ev->rank,
 		       ev->kind == MLSEC_POISON_EV_SILENT || ev->kind == MLSEC_POISON_EV_MISSING
-			       ? ""
-			       : mlsec_poison_metric_name(ev->metric),
+		               ? ""
+		               : mlsec_poison_metric_name(ev->metric),
 		       ev->kind == MLSEC_POISON_EV_SILENT || ev->kind == MLSEC_POISON_EV_MISSING
-			       ? "-"
-			       : "",
+		               ? "-"
+		               : "",
 		       (long long)ev->onset_step, (long long)ev->alarm_step, ev->statistic,
-		       ev->direction > 0 ? "up" : ev->direction < 0 ? "down" : "");
+		       ev->direction > 0   ? "up"
+		       : ev->direction < 0 ? "down"
+		                           : "");
 	}
 	fflush(stdout);
 }
@@ -500,7 +529,7 @@ static int open_udp(const char *host, const char *port, char *bound, size_t bsiz
 			char h[NI_MAXHOST], s[NI_MAXSERV];
 			if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
 			    getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, s, sizeof s,
-					NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+			                NI_NUMERICHOST | NI_NUMERICSERV) == 0)
 				snprintf(bound, bsize, "%s:%s", h, s);
 			break;
 		}
@@ -510,7 +539,8 @@ static int open_udp(const char *host, const char *port, char *bound, size_t bsiz
 	int e = errno;
 	freeaddrinfo(res);
 	if (fd < 0)
-		return mlsec_cli_fail(CMD, "listen: cannot bind %s:%s: %s", host, port, strerror(e)),
+		return mlsec_cli_fail(CMD, "listen: cannot bind %s:%s: %s", host, port,
+		                      strerror(e)),
 		       -1;
 	return fd;
 }
@@ -525,16 +555,17 @@ static double now_s(void)
 static int usage_listen(FILE *out)
 {
 	fprintf(out,
-		"usage: mlsec poison-monitor listen --port P [--host 127.0.0.1] [options]\n\n"
-		"Receives one gradient record per UDP datagram and prints alarms as they\n"
-		"happen (JSON lines with --json). Stops on SIGINT/SIGTERM or after\n"
-		"--inactivity-timeout seconds without data, prints a summary and exits 2 if\n"
-		"any alarm was raised. Malformed and oversized datagrams are counted.\n\n"
-		"  --host H               address to bind (default 127.0.0.1)\n"
-		"  --port P               UDP port (0 = any; the bound address is printed on stderr)\n"
-		"  --inactivity-timeout S stop after S seconds without datagrams (default: never)\n"
-		"%s%s",
-		detector_help, mlsec_cli_output_help);
+	        "usage: mlsec poison-monitor listen --port P [--host 127.0.0.1] [options]\n\n"
+	        "Receives one gradient record per UDP datagram and prints alarms as they\n"
+	        "happen (JSON lines with --json). Stops on SIGINT/SIGTERM or after\n"
+	        "--inactivity-timeout seconds without data, prints a summary and exits 2 if\n"
+	        "any alarm was raised. Malformed and oversized datagrams are counted.\n\n"
+	        "  --host H               address to bind (default 127.0.0.1)\n"
+	        "  --port P               UDP port (0 = any; the bound address is printed on "
+	        "stderr)\n"
+	        "  --inactivity-timeout S stop after S seconds without datagrams (default: never)\n"
+	        "%s%s",
+	        detector_help, mlsec_cli_output_help);
 	return out == stdout ? MLSEC_EXIT_CLEAN : MLSEC_EXIT_ERROR;
 }
 
@@ -577,7 +608,8 @@ static int cmd_listen(int argc, char **argv)
 		if ((v = mlsec_cli_flag_value("--inactivity-timeout", argc, argv, &i, &missing)) ||
 		    missing) {
 			if (!v || parse_double("--inactivity-timeout", v, &idle) || idle < 0)
-				return mlsec_cli_fail(CMD, "--inactivity-timeout needs seconds >= 0");
+				return mlsec_cli_fail(CMD,
+				                      "--inactivity-timeout needs seconds >= 0");
 			continue;
 		}
 		return mlsec_cli_fail(CMD, "listen: unknown argument '%s' (see --help)", argv[i]);
@@ -597,12 +629,12 @@ static int cmd_listen(int argc, char **argv)
 	int stream_json = o.json && !o.json_path;
 	mlsec_report *rep = mlsec_report_new("poison");
 	char *label = mlsec_sprintf("udp://%s", bound);
-	mlsec_artifact *a = rep && label ? mlsec_report_add_artifact(rep, label, "gradient-stream")
-					 : NULL;
+	mlsec_artifact *a =
+	        rep && label ? mlsec_report_add_artifact(rep, label, "gradient-stream") : NULL;
 	mlsec_free(label);
 	listen_ctx ctx = {a, stream_json, 0};
-	mlsec_poison_detector *det = a ? mlsec_poison_detector_new(&cfg, listen_event, &ctx, &err)
-				       : NULL;
+	mlsec_poison_detector *det =
+	        a ? mlsec_poison_detector_new(&cfg, listen_event, &ctx, &err) : NULL;
 	static char bufs[LISTEN_BATCH][MLSEC_POISON_MAX_RECORD + 1];
 	struct mmsghdr msgs[LISTEN_BATCH];
 	struct iovec iov[LISTEN_BATCH];
@@ -680,18 +712,18 @@ static int cmd_listen(int argc, char **argv)
 	if (mlsec_poison_report_stats(a, &cfg, &st))
 		ctx.failed = 1;
 	const char *why = stop_signal == SIGINT    ? "SIGINT"
-			  : stop_signal == SIGTERM ? "SIGTERM"
-			  : timed_out              ? "inactivity timeout"
-						   : "socket error";
+	                  : stop_signal == SIGTERM ? "SIGTERM"
+	                  : timed_out              ? "inactivity timeout"
+	                                           : "socket error";
 	if (stream_json) {
-		json_t *sum = json_pack("{s:{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
-					"summary", "stopped_by", why, "datagrams",
-					(json_int_t)datagrams, "malformed", (json_int_t)malformed,
-					"oversized", (json_int_t)oversized, "rejected",
-					(json_int_t)rejected, "records", (json_int_t)st.records,
-					"steps", (json_int_t)st.steps, "late", (json_int_t)st.late,
-					"duplicates", (json_int_t)st.duplicates, "alarms",
-					(json_int_t)st.alarms, "events", (json_int_t)st.events);
+		json_t *sum = json_pack(
+		        "{s:{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "summary",
+		        "stopped_by", why, "datagrams", (json_int_t)datagrams, "malformed",
+		        (json_int_t)malformed, "oversized", (json_int_t)oversized, "rejected",
+		        (json_int_t)rejected, "records", (json_int_t)st.records, "steps",
+		        (json_int_t)st.steps, "late", (json_int_t)st.late, "duplicates",
+		        (json_int_t)st.duplicates, "alarms", (json_int_t)st.alarms, "events",
+		        (json_int_t)st.events);
 		if (sum) {
 			json_dumpf(sum, stdout, JSON_COMPACT);
 			fputc('\n', stdout);
@@ -725,10 +757,10 @@ int mlsec_cmd_poison(int argc, char **argv)
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		FILE *out = argc < 2 ? stderr : stdout;
 		fprintf(out, "usage: mlsec poison-monitor monitor|listen|simulate [options]\n\n"
-			     "  monitor   analyse worker_*.jsonl gradient logs\n"
-			     "  listen    watch live gradient records over UDP\n"
-			     "  simulate  write synthetic logs (demos, tests)\n\n"
-			     "'mlsec poison-monitor <mode> --help' for options.\n");
+		             "  monitor   analyse worker_*.jsonl gradient logs\n"
+		             "  listen    watch live gradient records over UDP\n"
+		             "  simulate  write synthetic logs (demos, tests)\n\n"
+		             "'mlsec poison-monitor <mode> --help' for options.\n");
 		return argc < 2 ? MLSEC_EXIT_ERROR : MLSEC_EXIT_CLEAN;
 	}
 	if (!strcmp(argv[1], "monitor"))

@@ -9,7 +9,7 @@ BUILD_PKGS="build-essential cmake pkg-config git ca-certificates
   librdkafka-dev libhiredis-dev libssl-dev libjansson-dev libcmocka-dev
   libopenblas-dev zlib1g-dev libmicrohttpd-dev libyaml-dev
   clang libclang-rt-14-dev
-  redis-server redis-tools"
+  redis-server redis-tools openssl"
 # Independent clients and fixture tooling used only by tests.
 TEST_PKGS="python3 python3-grpcio python3-grpc-tools python3-numpy python3-prometheus-client gnuplot-nox valgrind"
 # Only needed to regenerate committed fixtures (tests never need torch).

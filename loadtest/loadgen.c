@@ -72,7 +72,7 @@ static int one_job(lg *g, mlsec_rpc_client *c)
 	if (mlsec_jobproto_pack(&req.base, &buf, &len) != MLSEC_OK)
 		return -1;
 	mlsec_err e = mlsec_rpc_client_unary(c, "/mlsec.v1.Orchestrator/Submit", buf, len,
-					     CALL_TIMEOUT_MS, &resp, &resp_len, &st);
+	                                     CALL_TIMEOUT_MS, &resp, &resp_len, &st);
 	mlsec_free(buf);
 	if (e != MLSEC_OK) {
 		fprintf(stderr, "submit: %s: %s\n", mlsec_rpc_status_name(st.code), st.message);
@@ -87,14 +87,17 @@ static int one_job(lg *g, mlsec_rpc_client *c)
 	int verdict = -1;
 	if (mlsec_jobproto_pack(&wr.base, &buf, &len) == MLSEC_OK) {
 		mlsec_rpc_stream *s = NULL;
-		if (mlsec_rpc_client_open(c, "/mlsec.v1.Orchestrator/Watch", MLSEC_RPC_SERVER_STREAM,
-					  buf, len, CALL_TIMEOUT_MS, &s, NULL) == MLSEC_OK) {
+		if (mlsec_rpc_client_open(c, "/mlsec.v1.Orchestrator/Watch",
+		                          MLSEC_RPC_SERVER_STREAM, buf, len, CALL_TIMEOUT_MS, &s,
+		                          NULL) == MLSEC_OK) {
 			uint8_t *msg;
 			size_t mlen;
 			while (verdict < 0 && mlsec_rpc_stream_recv(s, 0, &msg, &mlen) == 1) {
-				Mlsec__V1__JobEvent *ev = mlsec__v1__job_event__unpack(NULL, mlen, msg);
+				Mlsec__V1__JobEvent *ev =
+				        mlsec__v1__job_event__unpack(NULL, mlen, msg);
 				mlsec_free(msg);
-				if (ev && ev->type == MLSEC__V1__EVENT_TYPE__EVENT_TYPE_VERDICT && ev->verdict)
+				if (ev && ev->type == MLSEC__V1__EVENT_TYPE__EVENT_TYPE_VERDICT &&
+				    ev->verdict)
 					verdict = ev->verdict->exit_code;
 				if (ev)
 					mlsec__v1__job_event__free_unpacked(ev, NULL);
@@ -170,8 +173,8 @@ static int loopback_endpoint(const char *ep)
 static void usage(void)
 {
 	fprintf(stderr, "usage: mlsec-loadgen --endpoint 127.0.0.1:PORT --uri ARTIFACT_URI "
-			"[--concurrency N] [--count N] [--duration SECS] [--stages STAGE] "
-			"[--token-file F]\n");
+	                "[--concurrency N] [--count N] [--duration SECS] [--stages STAGE] "
+	                "[--token-file F]\n");
 }
 
 int main(int argc, char **argv)
@@ -211,7 +214,8 @@ int main(int argc, char **argv)
 		i++;
 	}
 	if (!g.endpoint || !g.uri || g.concurrency < 1 || g.concurrency > MAX_CONCURRENCY ||
-	    g.count < 1 || g.count > MAX_COUNT || g.duration_s < 1 || g.duration_s > MAX_DURATION_S) {
+	    g.count < 1 || g.count > MAX_COUNT || g.duration_s < 1 ||
+	    g.duration_s > MAX_DURATION_S) {
 		usage();
 		return 1;
 	}
@@ -219,7 +223,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mlsec-loadgen: loopback endpoints only, not %s\n", g.endpoint);
 		return 1;
 	}
-	if (token_file && *token_file && mlsec_rpc_token_read(token_file, &g.token, NULL) != MLSEC_OK) {
+	if (token_file && *token_file &&
+	    mlsec_rpc_token_read(token_file, &g.token, NULL) != MLSEC_OK) {
 		fprintf(stderr, "mlsec-loadgen: cannot read token file %s\n", token_file);
 		return 1;
 	}

@@ -101,7 +101,7 @@ int main(int argc, char **argv)
 	       siegmund(MLSEC_POISON_DEFAULT_CUSUM_K, MLSEC_POISON_DEFAULT_CUSUM_H) / 2,
 	       WORKERS * CHARTS_PER_WORKER,
 	       siegmund(MLSEC_POISON_DEFAULT_CUSUM_K, MLSEC_POISON_DEFAULT_CUSUM_H) / 2 /
-		       (WORKERS * CHARTS_PER_WORKER));
+	               (WORKERS * CHARTS_PER_WORKER));
 	{
 		mlsec_poison_sim s;
 		mlsec_poison_sim_init(&s);

@@ -39,7 +39,7 @@ import json
 import math
 import os
 import socket
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 __all__ = ["GradientEmitter", "poison_comm_hook", "gradient_stats"]
 
@@ -193,9 +193,11 @@ class GradientEmitter:
         return self.emit(step, stats) if stats is not None else None
 
 
-def poison_comm_hook(state: GradientEmitter, bucket: Any,
-                     allreduce: Callable[[Any], Any] | None = None) -> Any:
+def poison_comm_hook(state, bucket, allreduce=None):
     """DDP communication hook: records local gradients, then all-reduces.
+
+    (No annotations on purpose: DDP rejects a hook whose `bucket` or return
+    annotation is anything but dist.GradBucket / torch.futures.Future.)
 
     Register with ``ddp_model.register_comm_hook(state=emitter, hook=poison_comm_hook)``.
     ``allreduce`` defaults to torch's allreduce_hook (imported lazily); tests

@@ -189,6 +189,35 @@ class TorchTest(unittest.TestCase):
         self.assertEqual(rec["parameter_count"], 8 * 4 + 4 + 4 + 1)
         self.assertGreater(rec["global_l2"], 0)
 
+    def test_real_ddp_comm_hook(self):
+        """The hook registered on a real (1-process, gloo) DDP model."""
+        import torch
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if not dist.is_available():
+            self.skipTest("torch.distributed not available")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+        try:
+            model = DDP(torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2)))
+            with tempfile.TemporaryDirectory() as d:
+                em = pe.GradientEmitter(0, log_dir=d, buffer_size=1)
+                model.register_comm_hook(state=em, hook=pe.poison_comm_hook)
+                for _ in range(3):
+                    model.zero_grad()
+                    model(torch.randn(4, 8)).pow(2).mean().backward()
+                em.close()
+                with open(os.path.join(d, "worker_0.jsonl"), encoding="utf-8") as f:
+                    recs = [json.loads(x) for x in f]
+        finally:
+            dist.destroy_process_group()
+        self.assertEqual([r["step"] for r in recs], [0, 1, 2])
+        self.assertEqual(recs[0]["parameter_count"], 8 * 16 + 16 + 16 * 2 + 2)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

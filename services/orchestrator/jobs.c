@@ -34,6 +34,63 @@ static int stage_known(const char *s)
 	return 0;
 }
 
+mlsec_err orch_stage_timeouts_parse(orch *o, const char *spec, mlsec_error *err)
+{
+	o->nstage_timeouts = 0;
+	if (!spec || !*spec)
+		return MLSEC_OK;
+	const char *p = spec;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		char item[96];
+		if (n == 0 || n >= sizeof(item))
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "--stage-timeouts: bad entry near '%.32s'", p);
+		memcpy(item, p, n);
+		item[n] = '\0';
+		char *eq = strchr(item, '=');
+		char *num_end = NULL;
+		long long ms = eq ? strtoll(eq + 1, &num_end, 10) : 0;
+		if (!eq || !num_end || *num_end || ms < 100 || ms > ORCH_MAX_JOB_TIMEOUT_MS)
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "--stage-timeouts: '%s' is not STAGE=MS (100..%d)",
+			                       item, ORCH_MAX_JOB_TIMEOUT_MS);
+		*eq = '\0';
+		if (!stage_known(item) || o->nstage_timeouts == ORCH_MAX_STAGES)
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "--stage-timeouts: unknown stage '%s'", item);
+		orch_stage_timeout *t = &o->stage_timeouts[o->nstage_timeouts++];
+		snprintf(t->stage, sizeof(t->stage), "%.32s", item);
+		t->ms = ms;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return MLSEC_OK;
+}
+
+/* The deadline of one stage of a job created at `now` with job deadline
+ * `job_deadline`: its own timeout when configured, never past the job's. */
+static long long stage_deadline(const orch *o, const char *stage, long long now,
+                                long long job_deadline)
+{
+	for (size_t i = 0; i < o->nstage_timeouts; i++)
+		if (!strcmp(o->stage_timeouts[i].stage, stage) &&
+		    now + o->stage_timeouts[i].ms < job_deadline)
+			return now + o->stage_timeouts[i].ms;
+	return job_deadline;
+}
+
+/* A stage's deadline from the job record (the job's when not recorded). */
+static long long job_stage_deadline(const json_t *job, const char *stage)
+{
+	json_t *d = json_object_get(json_object_get(job, "stage_deadlines"), stage);
+	if (json_is_integer(d))
+		return (long long)json_integer_value(d);
+	return (long long)json_integer_value(json_object_get(job, "deadline_ms"));
+}
+
 /* A resolved artifact of a job being submitted. */
 typedef struct sub_art {
 	char *uri; /* relative to the root */
@@ -55,16 +112,16 @@ static void submission_free(submission *s)
 }
 
 static mlsec_err submission_add(orch *o, submission *sub, const char *uri, const char *sha,
-				mlsec_error *err)
+                                mlsec_error *err)
 {
 	if (sub->n >= ORCH_MAX_ARTIFACTS)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "more than %d artifacts",
-				       ORCH_MAX_ARTIFACTS);
+		                       ORCH_MAX_ARTIFACTS);
 	char *real = NULL;
 	sub_art a;
 	memset(&a, 0, sizeof(a));
-	mlsec_err e = mlsec_artifact_resolve(o->root, uri, o->max_bytes, sha, &real, a.sha,
-					     &a.size, err);
+	mlsec_err e =
+	        mlsec_artifact_resolve(o->root, uri, o->max_bytes, sha, &real, a.sha, &a.size, err);
 	if (e != MLSEC_OK)
 		return e;
 	a.fmt = mlsec_format_sniff(real);
@@ -109,7 +166,7 @@ static int walk_accept(const char *path, const char *base, void *ctx)
 /* Adds an artifact uri: a file, or a directory expanded to its files (each
  * one confined again, so a symlink inside cannot escape). */
 static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__Artifact *a,
-				    const walk_filter *wf, mlsec_error *err)
+                                    const walk_filter *wf, mlsec_error *err)
 {
 	const char *uri = a->uri ? a->uri : "";
 	if (!*uri)
@@ -118,7 +175,8 @@ static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__A
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "artifact uri too long");
 	if (mlsec_artifact_uri_has_dotdot(uri))
 		return mlsec_error_set(err, MLSEC_ERR_PERMISSION,
-				       "artifact %.256s: '..' is not allowed in artifact paths", uri);
+		                       "artifact %.256s: '..' is not allowed in artifact paths",
+		                       uri);
 	char *path = uri[0] == '/' ? mlsec_strdup(uri) : mlsec_sprintf("%s/%s", o->root, uri);
 	if (!path)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -129,7 +187,7 @@ static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__A
 		return mlsec_error_set(err, e, "artifact %.256s is outside the artifact root", uri);
 	if (e != MLSEC_OK)
 		return mlsec_error_set(err, e, "artifact %.256s: %s", uri,
-				       e == MLSEC_ERR_NOT_FOUND ? "not found" : err->text);
+		                       e == MLSEC_ERR_NOT_FOUND ? "not found" : err->text);
 	if (mlsec_format_sniff(real) != MLSEC_FMT_DIRECTORY) {
 		mlsec_free(real);
 		return submission_add(o, sub, uri, a->sha256, err);
@@ -137,8 +195,8 @@ static mlsec_err submission_add_uri(orch *o, submission *sub, const Mlsec__V1__A
 	if (a->sha256 && *a->sha256) {
 		mlsec_free(real);
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "artifact %.256s is a directory: sha256 applies to files",
-				       uri);
+		                       "artifact %.256s is a directory: sha256 applies to files",
+		                       uri);
 	}
 	mlsec_strlist files = {0};
 	const char *targets[] = {real};
@@ -162,8 +220,7 @@ static void random_id(char out[33])
 	mlsec_hex_encode(b, sizeof(b), out);
 }
 
-static mlsec_err append_event(orch *o, mlsec_store *s, Mlsec__V1__JobEvent *ev,
-			      mlsec_error *err)
+static mlsec_err append_event(orch *o, mlsec_store *s, Mlsec__V1__JobEvent *ev, mlsec_error *err)
 {
 	uint8_t *buf;
 	size_t len;
@@ -183,8 +240,8 @@ static grpc_status_code fail(mlsec_rpc_call *c, mlsec_err e, const mlsec_error *
 
 /* Produces one StageRequest per stage (asynchronously, then one flush). */
 static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int auto_mode,
-			 const char *const *stages, size_t nstages, const char *options,
-			 Mlsec__V1__Severity gate, long long deadline, mlsec_error *err)
+                         const char *const *stages, size_t nstages, const char *options,
+                         Mlsec__V1__Severity gate, const long long *deadlines, mlsec_error *err)
 {
 	Mlsec__V1__Artifact *arts = mlsec_calloc(sub->n, sizeof(*arts));
 	Mlsec__V1__Artifact **ptrs = mlsec_calloc(sub->n, sizeof(*ptrs));
@@ -214,7 +271,7 @@ static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int
 		req.artifacts = ptrs;
 		req.n_artifacts = n;
 		req.options_json = (char *)(options ? options : "");
-		req.deadline_unix_ms = deadline;
+		req.deadline_unix_ms = deadlines[k];
 		req.gate = gate;
 		uint8_t *buf;
 		size_t len;
@@ -228,7 +285,7 @@ static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int
 			break;
 		}
 		e = mlsec_producer_send_async(o->producer, topic, job_id, strlen(job_id), buf, len,
-					      err);
+		                              err);
 		mlsec_free(buf);
 	}
 	mlsec_free(arts);
@@ -239,7 +296,7 @@ static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int
 }
 
 grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len, uint8_t **resp,
-			     size_t *resp_len, void *ctx)
+                             size_t *resp_len, void *ctx)
 {
 	orch *o = ctx;
 	mlsec_error err;
@@ -267,12 +324,12 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	}
 	if (req->n_artifacts > ORCH_MAX_ARTIFACTS || req->n_stages > ORCH_MAX_STAGES) {
 		mlsec_rpc_call_set_message(c, "too many artifacts or stages (max %d / %d)",
-					   ORCH_MAX_ARTIFACTS, ORCH_MAX_STAGES);
+		                           ORCH_MAX_ARTIFACTS, ORCH_MAX_STAGES);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
 	if (req->has_gate && (req->gate < MLSEC__V1__SEVERITY__SEVERITY_INFO ||
-			      req->gate > MLSEC__V1__SEVERITY__SEVERITY_CRITICAL)) {
+	                      req->gate > MLSEC__V1__SEVERITY__SEVERITY_CRITICAL)) {
 		mlsec_rpc_call_set_message(c, "unknown gate severity %d", (int)req->gate);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
@@ -280,13 +337,14 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	if (req->options_json && *req->options_json) {
 		json_error_t je;
 		json_t *opt = strlen(req->options_json) > ORCH_MAX_OPTIONS_JSON
-				      ? NULL
-				      : json_loads(req->options_json, JSON_REJECT_DUPLICATES, &je);
+		                      ? NULL
+		                      : json_loads(req->options_json, JSON_REJECT_DUPLICATES, &je);
 		int ok = json_is_object(opt);
 		json_decref(opt);
 		if (!ok) {
-			mlsec_rpc_call_set_message(c, "options_json must be a JSON object of at most %d bytes",
-						   ORCH_MAX_OPTIONS_JSON);
+			mlsec_rpc_call_set_message(
+			        c, "options_json must be a JSON object of at most %d bytes",
+			        ORCH_MAX_OPTIONS_JSON);
 			st = GRPC_STATUS_INVALID_ARGUMENT;
 			goto out;
 		}
@@ -338,9 +396,9 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 				stages[nstages++] = name;
 		}
 		if (!nstages) {
-			mlsec_rpc_call_set_message(c, "no stage handles these artifacts (formats: %s%s)",
-						   mlsec_format_name(sub.arts[0].fmt),
-						   sub.n > 1 ? ", ..." : "");
+			mlsec_rpc_call_set_message(
+			        c, "no stage handles these artifacts (formats: %s%s)",
+			        mlsec_format_name(sub.arts[0].fmt), sub.n > 1 ? ", ..." : "");
 			st = GRPC_STATUS_INVALID_ARGUMENT;
 			goto out;
 		}
@@ -350,16 +408,30 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	long long timeout = req->timeout_ms ? req->timeout_ms : o->job_timeout_ms;
 	long long now = mlsec_jobproto_now_ms();
 	long long deadline = now + timeout;
+	long long deadlines[ORCH_MAX_STAGES];
+	long long first_due = deadline;
+	for (size_t k = 0; k < nstages; k++) {
+		deadlines[k] = stage_deadline(o, stages[k], now, deadline);
+		if (deadlines[k] < first_due)
+			first_due = deadlines[k];
+	}
 	random_id(job_id);
 	mlsec_log_set_job(job_id);
 
-	job = json_pack("{s:s, s:[], s:s, s:I, s:I, s:s, s:s, s:b}", "id", job_id, "stages",
-			"gate", mlsec_severity_name(mlsec_jobproto_severity_from_pb(gate)),
-			"deadline_ms", (json_int_t)deadline, "created_ms", (json_int_t)now,
-			"submitter", req->submitter ? req->submitter : "", "peer",
-			mlsec_rpc_call_peer(c), "auto", auto_mode);
-	for (size_t k = 0; job && k < nstages; k++)
+	job = json_pack("{s:s, s:[], s:s, s:I, s:I, s:s, s:s, s:b}", "id", job_id, "stages", "gate",
+	                mlsec_severity_name(mlsec_jobproto_severity_from_pb(gate)), "deadline_ms",
+	                (json_int_t)deadline, "created_ms", (json_int_t)now, "submitter",
+	                req->submitter ? req->submitter : "", "peer", mlsec_rpc_call_peer(c),
+	                "auto", auto_mode);
+	json_t *sd = json_object();
+	for (size_t k = 0; job && k < nstages; k++) {
 		json_array_append_new(json_object_get(job, "stages"), json_string(stages[k]));
+		json_object_set_new(sd, stages[k], json_integer((json_int_t)deadlines[k]));
+	}
+	if (job)
+		json_object_set_new(job, "stage_deadlines", sd);
+	else
+		json_decref(sd);
 	job_text = job ? json_dumps(job, JSON_COMPACT) : NULL;
 	s = orch_store_get(o);
 	if (!job_text || !s) {
@@ -368,11 +440,12 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 		goto out;
 	}
 	int created = 0;
-	e = mlsec_store_job_create(s, job_id, job_text, strlen(job_text), o->ttl_ms, &created, &err);
+	e = mlsec_store_job_create(s, job_id, job_text, strlen(job_text), o->ttl_ms, &created,
+	                           &err);
 	if (e == MLSEC_OK && !created)
 		e = mlsec_error_set(&err, MLSEC_ERR_INTERNAL, "job id collision");
 	if (e == MLSEC_OK)
-		e = mlsec_store_deadline_add(s, job_id, deadline, &err);
+		e = mlsec_store_deadline_add(s, job_id, first_due, &err);
 	if (e == MLSEC_OK) {
 		Mlsec__V1__JobEvent ev = MLSEC__V1__JOB_EVENT__INIT;
 		ev.job_id = job_id;
@@ -387,8 +460,8 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
-	e = fan_out(o, job_id, &sub, auto_mode, stages, nstages, req->options_json, gate, deadline,
-		    &err);
+	e = fan_out(o, job_id, &sub, auto_mode, stages, nstages, req->options_json, gate, deadlines,
+	            &err);
 	if (e != MLSEC_OK) {
 		/* The deadline still ends the job; say so to the caller now. */
 		MLSEC_LOGW("submit: kafka: %s", err.text);
@@ -469,9 +542,8 @@ static mlsec_severity job_gate(const json_t *job)
  * Collects the stored results of every stage of the job into a Verdict and
  * packs it. *missing = stages without a result.
  */
-static mlsec_err verdict_build(mlsec_store *s, const char *job_id, const json_t *job,
-			       int decided, uint8_t **out, size_t *len, size_t *missing,
-			       mlsec_error *err)
+static mlsec_err verdict_build(mlsec_store *s, const char *job_id, const json_t *job, int decided,
+                               uint8_t **out, size_t *len, size_t *missing, mlsec_error *err)
 {
 	json_t *stages = json_object_get(job, "stages");
 	size_t n = json_array_size(stages);
@@ -492,7 +564,7 @@ static mlsec_err verdict_build(mlsec_store *s, const char *job_id, const json_t 
 		if (e != MLSEC_OK)
 			break;
 		Mlsec__V1__StageResult *r =
-			mlsec__v1__stage_result__unpack(NULL, blen, (const uint8_t *)buf);
+		        mlsec__v1__stage_result__unpack(NULL, blen, (const uint8_t *)buf);
 		mlsec_free(buf);
 		if (!r) { /* a corrupt result counts as missing: fail closed */
 			pending[npend++] = (char *)stage;
@@ -505,9 +577,9 @@ static mlsec_err verdict_build(mlsec_store *s, const char *job_id, const json_t 
 		Mlsec__V1__Verdict v = MLSEC__V1__VERDICT__INIT;
 		v.job_id = (char *)job_id;
 		v.state = decided ? MLSEC__V1__JOB_STATE__JOB_STATE_DONE
-				  : MLSEC__V1__JOB_STATE__JOB_STATE_RUNNING;
-		v.exit_code = mlsec_jobproto_verdict((const Mlsec__V1__StageResult *const *)res, nres,
-						     npend, gate);
+		                  : MLSEC__V1__JOB_STATE__JOB_STATE_RUNNING;
+		v.exit_code = mlsec_jobproto_verdict((const Mlsec__V1__StageResult *const *)res,
+		                                     nres, npend, gate);
 		v.stages = res;
 		v.n_stages = nres;
 		v.pending_stages = pending;
@@ -530,7 +602,7 @@ static mlsec_err verdict_build(mlsec_store *s, const char *job_id, const json_t 
 /* Decides the job when every stage answered (or force: the deadline
  * passed). Idempotent across replicas. */
 static mlsec_err job_try_finish(orch *o, mlsec_store *s, const char *job_id, const json_t *job,
-				int force, mlsec_error *err)
+                                int force, mlsec_error *err)
 {
 	char key[160];
 	orch_key(key, sizeof(key), job_id, "verdict");
@@ -565,8 +637,8 @@ static mlsec_err job_try_finish(orch *o, mlsec_store *s, const char *job_id, con
 
 /* Appends the STAGE_DONE event for a stage once (best effort against
  * duplicates: readers tolerate the rare repeat after a crash). */
-static mlsec_err stage_event(orch *o, mlsec_store *s, const char *job_id,
-			     Mlsec__V1__StageResult *r, mlsec_error *err)
+static mlsec_err stage_event(orch *o, mlsec_store *s, const char *job_id, Mlsec__V1__StageResult *r,
+                             mlsec_error *err)
 {
 	char key[160];
 	orch_key(key, sizeof(key), job_id, "seen");
@@ -598,7 +670,7 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 	mlsec_error err;
 	mlsec_error_clear(&err);
 	Mlsec__V1__StageResult *r =
-		mlsec__v1__stage_result__unpack(NULL, m->len, (const uint8_t *)m->value);
+	        mlsec__v1__stage_result__unpack(NULL, m->len, (const uint8_t *)m->value);
 	if (!r || !r->job_id || !*r->job_id || !r->stage || !*r->stage) {
 		MLSEC_LOGW("dropping malformed StageResult");
 		if (r)
@@ -611,12 +683,25 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 	char *verdict = NULL;
 	mlsec_err e = job_load(s, r->job_id, &job, &err);
 	if (e == MLSEC_ERR_NOT_FOUND || e == MLSEC_ERR_PARSE || e == MLSEC_ERR_INVALID_ARG) {
-		MLSEC_LOG(MLSEC_LOG_WARN, r->job_id, "result for unknown job dropped (%s)", err.text);
+		MLSEC_LOG(MLSEC_LOG_WARN, r->job_id, "result for unknown job dropped (%s)",
+		          err.text);
 		out = MLSEC_QUEUE_DONE;
 		goto done;
 	}
 	if (e != MLSEC_OK)
 		goto done;
+	int member = 0;
+	json_t *stages = json_object_get(job, "stages");
+	for (size_t i = 0; i < json_array_size(stages); i++) {
+		const char *name = json_string_value(json_array_get(stages, i));
+		member |= name && !strcmp(name, r->stage);
+	}
+	if (!member) {
+		MLSEC_LOG(MLSEC_LOG_WARN, r->job_id,
+		          "result for stage %.32s not in the job dropped", r->stage);
+		out = MLSEC_QUEUE_DONE;
+		goto done;
+	}
 	orch_key(key, sizeof(key), r->job_id, "verdict");
 	e = mlsec_store_get(s, key, &verdict, NULL, &err);
 	if (e == MLSEC_OK) { /* decided already (late or duplicate result) */
@@ -633,10 +718,10 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 	if (e == MLSEC_ERR_NOT_FOUND) {
 		int created = 0;
 		e = mlsec_store_result_put(s, r->job_id, r->stage, m->value, m->len, o->ttl_ms,
-					   &created, &err);
+		                           &created, &err);
 	} else if (e == MLSEC_OK) {
 		Mlsec__V1__StageResult *sr =
-			mlsec__v1__stage_result__unpack(NULL, slen, (const uint8_t *)stored);
+		        mlsec__v1__stage_result__unpack(NULL, slen, (const uint8_t *)stored);
 		if (sr) {
 			mlsec__v1__stage_result__free_unpacked(r, NULL);
 			r = sr;
@@ -646,7 +731,7 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 	if (e != MLSEC_OK)
 		goto done;
 	MLSEC_LOG(MLSEC_LOG_INFO, r->job_id, "stage %s: status %d, %zu finding(s)", r->stage,
-		  (int)r->status, r->n_findings);
+	          (int)r->status, r->n_findings);
 	e = stage_event(o, s, r->job_id, r, &err);
 	if (e == MLSEC_OK)
 		e = job_try_finish(o, s, r->job_id, job, 0, &err);
@@ -655,14 +740,18 @@ mlsec_queue_outcome orch_on_result(const mlsec_queue_msg *m, void *ctx)
 done:
 	if (out == MLSEC_QUEUE_RETRY)
 		MLSEC_LOG(MLSEC_LOG_WARN, r->job_id, "result handling failed: %s (will retry)",
-			  err.text);
+		          err.text);
 	mlsec_free(verdict);
 	json_decref(job);
 	mlsec__v1__stage_result__free_unpacked(r, NULL);
 	return out;
 }
 
-/* Times one job out: missing stages get an ERROR result, then the verdict. */
+/*
+ * A due deadline of a job: every stage without a result whose own deadline
+ * passed gets an ERROR result; then the verdict when nothing is missing,
+ * else the job goes back to the deadline set for the next stage's deadline.
+ */
 static mlsec_err job_expire(orch *o, mlsec_store *s, const char *job_id, mlsec_error *err)
 {
 	json_t *job = NULL;
@@ -671,6 +760,8 @@ static mlsec_err job_expire(orch *o, mlsec_store *s, const char *job_id, mlsec_e
 		return MLSEC_OK;
 	if (e != MLSEC_OK)
 		return e;
+	long long now = mlsec_jobproto_now_ms();
+	long long next_due = 0;
 	json_t *stages = json_object_get(job, "stages");
 	for (size_t i = 0; e == MLSEC_OK && i < json_array_size(stages); i++) {
 		const char *stage = json_string_value(json_array_get(stages, i));
@@ -681,18 +772,26 @@ static mlsec_err job_expire(orch *o, mlsec_store *s, const char *job_id, mlsec_e
 		mlsec_free(buf);
 		if (e != MLSEC_ERR_NOT_FOUND)
 			continue;
+		e = MLSEC_OK;
+		long long due = job_stage_deadline(job, stage);
+		if (due > now) { /* this stage still has time */
+			if (!next_due || due < next_due)
+				next_due = due;
+			continue;
+		}
 		uint8_t *res = NULL;
 		size_t rlen = 0;
 		char msg[160];
-		snprintf(msg, sizeof(msg), "stage %s did not answer before the job deadline", stage);
+		snprintf(msg, sizeof(msg), "stage %s did not answer before its deadline", stage);
 		e = mlsec_jobproto_result_pack(job_id, stage, NULL, MLSEC_ERR_TIMEOUT, msg, NULL,
-					       job_gate(job), 0, "orchestrator", &res, &rlen);
+		                               job_gate(job), 0, "orchestrator", &res, &rlen);
 		if (e != MLSEC_OK)
 			break;
 		int created = 0;
 		e = mlsec_store_result_put(s, job_id, stage, res, rlen, o->ttl_ms, &created, err);
 		if (e == MLSEC_OK) {
-			Mlsec__V1__StageResult *r = mlsec__v1__stage_result__unpack(NULL, rlen, res);
+			Mlsec__V1__StageResult *r =
+			        mlsec__v1__stage_result__unpack(NULL, rlen, res);
 			if (r && created) {
 				MLSEC_LOG(MLSEC_LOG_WARN, job_id, "%s", msg);
 				e = stage_event(o, s, job_id, r, err);
@@ -702,8 +801,10 @@ static mlsec_err job_expire(orch *o, mlsec_store *s, const char *job_id, mlsec_e
 		}
 		mlsec_free(res);
 	}
+	if (e == MLSEC_OK && next_due)
+		e = mlsec_store_deadline_add(s, job_id, next_due, err);
 	if (e == MLSEC_OK)
-		e = job_try_finish(o, s, job_id, job, 1, err);
+		e = job_try_finish(o, s, job_id, job, 0, err);
 	json_decref(job);
 	return e;
 }
@@ -736,7 +837,7 @@ int orch_sweep(orch *o, mlsec_store *s)
 }
 
 mlsec_err orch_verdict_current(orch *o, mlsec_store *s, const char *job_id, uint8_t **out,
-			       size_t *len, int *decided, mlsec_error *err)
+                               size_t *len, int *decided, mlsec_error *err)
 {
 	(void)o;
 	char key[160];

@@ -13,6 +13,7 @@
 #include "mlsec/fsutil.h"
 #include "mlsec/log.h"
 #include "mlsec/service.h"
+#include "mlsec/service_metrics.h"
 #include "mlsec/shutdown.h"
 #include "orchestrator.h"
 
@@ -20,29 +21,33 @@
 #define STOP_GRACE_MS 3000
 
 static const mlsec_config_option orch_options[] = {
-	{"grpc-listen", MLSEC_CONFIG_STRING, "127.0.0.1:50051", 0, 0, NULL, "MLSEC_GRPC_LISTEN", 0,
-	 "gRPC listen address; port 0 picks a free port"},
-	{"grpc-threads", MLSEC_CONFIG_INT, "64", 2, MLSEC_RPC_MAX_THREADS, NULL,
-	 "MLSEC_GRPC_THREADS", 0, "concurrent gRPC calls (each Watch holds one until its verdict)"},
-	{"tls-cert", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_CERT", 0,
-	 "PEM server certificate: serve gRPC over TLS"},
-	{"tls-key", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_KEY", 0, "PEM private key"},
-	{"tls-ca", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_CA", 0,
-	 "PEM CA: require and verify client certificates (mutual TLS)"},
-	{"auth-token-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_AUTH_TOKEN_FILE", 0,
-	 "file holding the bearer token clients must present (required unless --insecure-local)"},
-	{"insecure-local", MLSEC_CONFIG_BOOL, "false", 0, 0, NULL, NULL, 0,
-	 "no token required; only allowed with a loopback --grpc-listen"},
-	{"job-timeout-ms", MLSEC_CONFIG_INT, "60000", 100, ORCH_MAX_JOB_TIMEOUT_MS, NULL,
-	 "MLSEC_JOB_TIMEOUT_MS", 0, "default job deadline: stages not done by then are errors"},
-	{"max-artifact-bytes", MLSEC_CONFIG_INT, "4294967296", 1, LLONG_MAX, NULL,
-	 "MLSEC_MAX_ARTIFACT_BYTES", 0, "largest artifact accepted (Submit and Upload)"},
-	{"job-ttl-s", MLSEC_CONFIG_INT, "604800", 0, 31536000, NULL, "MLSEC_JOB_TTL_S", 0,
-	 "lifetime of job records, results and events in Redis (0 = forever)"},
-	{"sweep-interval-ms", MLSEC_CONFIG_INT, "200", 10, 60000, NULL, "MLSEC_SWEEP_INTERVAL_MS", 0,
-	 "how often expired job deadlines are checked"},
-	{"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
-	 "write the bound gRPC address here once serving (for scripts and tests)"},
+        {"grpc-listen", MLSEC_CONFIG_STRING, "127.0.0.1:50051", 0, 0, NULL, "MLSEC_GRPC_LISTEN", 0,
+         "gRPC listen address; port 0 picks a free port"},
+        {"grpc-threads", MLSEC_CONFIG_INT, "64", 2, MLSEC_RPC_MAX_THREADS, NULL,
+         "MLSEC_GRPC_THREADS", 0, "concurrent gRPC calls (each Watch holds one until its verdict)"},
+        {"tls-cert", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_CERT", 0,
+         "PEM server certificate: serve gRPC over TLS"},
+        {"tls-key", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_KEY", 0, "PEM private key"},
+        {"tls-ca", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_CA", 0,
+         "PEM CA: require and verify client certificates (mutual TLS)"},
+        {"auth-token-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_AUTH_TOKEN_FILE", 0,
+         "file holding the bearer token clients must present (required unless --insecure-local)"},
+        {"insecure-local", MLSEC_CONFIG_BOOL, "false", 0, 0, NULL, NULL, 0,
+         "no token required; only allowed with a loopback --grpc-listen"},
+        {"job-timeout-ms", MLSEC_CONFIG_INT, "60000", 100, ORCH_MAX_JOB_TIMEOUT_MS, NULL,
+         "MLSEC_JOB_TIMEOUT_MS", 0, "default job deadline: stages not done by then are errors"},
+        {"stage-timeouts", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_STAGE_TIMEOUTS", 0,
+         "per-stage deadlines in ms, e.g. triton=30000,adversarial=600000 (never past the job's)"},
+        {"max-artifact-bytes", MLSEC_CONFIG_INT, "4294967296", 1, LLONG_MAX, NULL,
+         "MLSEC_MAX_ARTIFACT_BYTES", 0, "largest artifact accepted (Submit and Upload)"},
+        {"job-ttl-s", MLSEC_CONFIG_INT, "604800", 0, 31536000, NULL, "MLSEC_JOB_TTL_S", 0,
+         "lifetime of job records, results and events in Redis (0 = forever)"},
+        {"sweep-interval-ms", MLSEC_CONFIG_INT, "200", 10, 60000, NULL, "MLSEC_SWEEP_INTERVAL_MS",
+         0, "how often expired job deadlines are checked"},
+        {"metrics-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_METRICS_LISTEN", 0,
+         "serve Prometheus /metrics on HOST:PORT or :PORT (unset = off)"},
+        {"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
+         "write the bound gRPC address here once serving (for scripts and tests)"},
 };
 
 mlsec_store *orch_store_get(orch *o)
@@ -134,6 +139,7 @@ int main(int argc, char **argv)
 {
 	orch o;
 	memset(&o, 0, sizeof(o));
+	atomic_init(&o.watches, 0);
 	pthread_mutex_init(&o.pool_lock, NULL);
 	mlsec_error err;
 	mlsec_error_clear(&err);
@@ -143,19 +149,22 @@ int main(int argc, char **argv)
 	results_thread rt;
 	sweeper sw;
 	const char **cprops = NULL;
+	mlsec_service_metrics *metrics = NULL;
 	memset(&rt, 0, sizeof(rt));
 	memset(&sw, 0, sizeof(sw));
 
-	o.cfg = mlsec_config_new(PROG, "mlsec orchestrator: Submit/Get/Watch/Upload, fan-out to stage services, verdicts",
-				 "[options]");
+	o.cfg = mlsec_config_new(
+	        PROG,
+	        "mlsec orchestrator: Submit/Get/Watch/Upload, fan-out to stage services, verdicts",
+	        "[options]");
 	mlsec_config_help help = MLSEC_CONFIG_HELP_NONE;
 	if (!o.cfg ||
 	    mlsec_config_add_std(o.cfg,
-				 MLSEC_CONFIG_STD_LOG | MLSEC_CONFIG_STD_KAFKA | MLSEC_CONFIG_STD_REDIS |
-					 MLSEC_CONFIG_STD_ARTIFACT_ROOT,
-				 &err) != MLSEC_OK ||
+	                         MLSEC_CONFIG_STD_LOG | MLSEC_CONFIG_STD_KAFKA |
+	                                 MLSEC_CONFIG_STD_REDIS | MLSEC_CONFIG_STD_ARTIFACT_ROOT,
+	                         &err) != MLSEC_OK ||
 	    mlsec_config_add(o.cfg, orch_options, sizeof(orch_options) / sizeof(orch_options[0]),
-			     &err) != MLSEC_OK ||
+	                     &err) != MLSEC_OK ||
 	    mlsec_config_parse(o.cfg, argc, argv, &help, &err) != MLSEC_OK) {
 		fprintf(stderr, PROG ": %s\n", err.text[0] ? err.text : "out of memory");
 		goto out;
@@ -187,7 +196,7 @@ int main(int argc, char **argv)
 	}
 	if (!insecure && !(tf && *tf)) {
 		fprintf(stderr, PROG ": set --auth-token-file / MLSEC_AUTH_TOKEN_FILE "
-				"(or --insecure-local on loopback)\n");
+		                     "(or --insecure-local on loopback)\n");
 		goto out;
 	}
 	if (!insecure && mlsec_rpc_token_read(tf, &token, &err) != MLSEC_OK) {
@@ -201,12 +210,18 @@ int main(int argc, char **argv)
 	o.root = mlsec_config_get(o.cfg, "artifact-root");
 	o.root_real = o.root ? realpath(o.root, NULL) : NULL;
 	if (!o.root_real) {
-		fprintf(stderr, PROG ": artifact root %s does not exist\n", o.root ? o.root : "(unset)");
+		fprintf(stderr, PROG ": artifact root %s does not exist\n",
+		        o.root ? o.root : "(unset)");
 		goto out;
 	}
 	o.max_bytes = (uint64_t)mlsec_config_get_int(o.cfg, "max-artifact-bytes");
 	o.job_timeout_ms = mlsec_config_get_int(o.cfg, "job-timeout-ms");
 	o.ttl_ms = mlsec_config_get_int(o.cfg, "job-ttl-s") * 1000;
+	if (orch_stage_timeouts_parse(&o, mlsec_config_get(o.cfg, "stage-timeouts"), &err) !=
+	    MLSEC_OK) {
+		fprintf(stderr, PROG ": %s\n", err.text);
+		goto out;
+	}
 	if (mlsec_shutdown_install(&err) != MLSEC_OK) {
 		fprintf(stderr, PROG ": %s\n", err.text);
 		goto out;
@@ -218,7 +233,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	mlsec_queue_conf qc = {mlsec_config_get(o.cfg, "kafka-brokers"), PROG,
-			       mlsec_config_kafka_props(o.cfg)};
+	                       mlsec_config_kafka_props(o.cfg)};
 	if (mlsec_producer_new(&qc, &o.producer, &err) != MLSEC_OK) {
 		MLSEC_LOGE("kafka: %s", err.text);
 		goto out;
@@ -252,15 +267,18 @@ int main(int argc, char **argv)
 	so.ca_file = mlsec_config_get(o.cfg, "tls-ca");
 	so.auth_token = token;
 	so.threads = (int)mlsec_config_get_int(o.cfg, "grpc-threads");
+	o.max_watches = so.threads > ORCH_RESERVED_THREADS ? so.threads - ORCH_RESERVED_THREADS : 1;
 	if (mlsec_rpc_server_new(&so, &srv, &err) != MLSEC_OK ||
 	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Orchestrator/Submit", MLSEC_RPC_UNARY,
-					orch_submit, &o, 0) != MLSEC_OK ||
-	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Orchestrator/Get", MLSEC_RPC_UNARY, orch_get,
-					&o, 0) != MLSEC_OK ||
+	                                orch_submit, &o, 0) != MLSEC_OK ||
+	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Orchestrator/Get", MLSEC_RPC_UNARY,
+	                                orch_get, &o, 0) != MLSEC_OK ||
 	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Orchestrator/Watch",
-					MLSEC_RPC_SERVER_STREAM, orch_watch, &o, 0) != MLSEC_OK ||
+	                                MLSEC_RPC_SERVER_STREAM, orch_watch, &o, 0) != MLSEC_OK ||
 	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Orchestrator/Upload",
-					MLSEC_RPC_CLIENT_STREAM, orch_upload, &o, 0) != MLSEC_OK ||
+	                                MLSEC_RPC_CLIENT_STREAM, orch_upload, &o, 0) != MLSEC_OK ||
+	    mlsec_service_metrics_start(PROG, mlsec_config_get(o.cfg, "metrics-listen"), srv,
+	                                &metrics, &err) != MLSEC_OK ||
 	    mlsec_rpc_server_start(srv, &err) != MLSEC_OK) {
 		MLSEC_LOGE("grpc: %s", err.text[0] ? err.text : "cannot start");
 		goto out;
@@ -282,7 +300,7 @@ int main(int argc, char **argv)
 			MLSEC_LOGW("cannot write ready file %s", ready);
 	}
 	MLSEC_LOGI("serving on port %d%s", mlsec_rpc_server_port(srv),
-		   insecure ? " (insecure-local: no token)" : "");
+	           insecure ? " (insecure-local: no token)" : "");
 	mlsec_shutdown_wait(-1);
 	MLSEC_LOGI("shutting down");
 	rc = 0;
@@ -300,6 +318,7 @@ out:
 	if (srv)
 		mlsec_rpc_server_stop(srv, STOP_GRACE_MS);
 	mlsec_rpc_server_free(srv);
+	mlsec_service_metrics_stop(metrics);
 	mlsec_worker_free(rt.w);
 	mlsec_free(cprops);
 	mlsec_store_free(rt.ctx.store);

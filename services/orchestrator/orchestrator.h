@@ -16,6 +16,7 @@
 #define MLSEC_ORCHESTRATOR_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "mlsec/config.h"
 #include "mlsec/queue.h"
@@ -23,15 +24,24 @@
 #include "mlsec/store.h"
 #include "mlsec/v1/orchestrator.pb-c.h"
 
-#define ORCH_MAX_ARTIFACTS 1000    /* per job, after directory expansion */
+#define ORCH_MAX_ARTIFACTS 1000 /* per job, after directory expansion */
 #define ORCH_MAX_STAGES 16
 #define ORCH_MAX_OPTIONS_JSON (64 * 1024)
 #define ORCH_MAX_JOB_TIMEOUT_MS (3600 * 1000)
 #define ORCH_PRODUCE_TIMEOUT_MS 5000
-#define ORCH_WATCH_BLOCK_MS 250    /* XREAD BLOCK slice between liveness checks */
-#define ORCH_STORE_POOL 128        /* idle Redis connections kept */
+#define ORCH_WATCH_BLOCK_MS 250 /* XREAD BLOCK slice between liveness checks */
+#define ORCH_STORE_POOL 128     /* idle Redis connections kept */
+/* gRPC workers a Watch may never take: Submit, Get, Upload and health
+ * checks always find a free worker, however many clients watch. */
+#define ORCH_RESERVED_THREADS 4
 #define ORCH_UPLOAD_DIR "uploads"
 #define ORCH_MAX_UPLOAD_NAME 128
+
+/* A per-stage deadline from --stage-timeouts. */
+typedef struct orch_stage_timeout {
+	char stage[33];
+	long long ms;
+} orch_stage_timeout;
 
 typedef struct orch {
 	mlsec_config *cfg;
@@ -40,13 +50,23 @@ typedef struct orch {
 	uint64_t max_bytes;
 	long long job_timeout_ms;
 	long long ttl_ms;
+	orch_stage_timeout stage_timeouts[ORCH_MAX_STAGES];
+	size_t nstage_timeouts;
 	mlsec_producer *producer;
 	mlsec_store *store_tmpl;
 	pthread_mutex_t pool_lock;
 	mlsec_store *pool[ORCH_STORE_POOL];
 	size_t npool;
 	volatile int stopping;
+	atomic_int watches; /* Watch calls in progress */
+	int max_watches;
 } orch;
+
+/*
+ * Parses "stage=ms,stage=ms" (--stage-timeouts) into o. MLSEC_ERR_INVALID_ARG
+ * with a message for an unknown stage or a bad number.
+ */
+mlsec_err orch_stage_timeouts_parse(orch *o, const char *spec, mlsec_error *err);
 
 /* Borrow a Redis handle for this thread (NULL on allocation failure);
  * give it back with orch_store_put. */
@@ -58,13 +78,13 @@ void orch_key(char *buf, size_t size, const char *job_id, const char *suffix);
 
 /* gRPC handlers (ctx = orch *). */
 grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			     size_t *resp_len, void *ctx);
+                             size_t *resp_len, void *ctx);
 grpc_status_code orch_get(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			  size_t *resp_len, void *ctx);
+                          size_t *resp_len, void *ctx);
 grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			    size_t *resp_len, void *ctx);
+                            size_t *resp_len, void *ctx);
 grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
-			     size_t *resp_len, void *ctx);
+                             size_t *resp_len, void *ctx);
 
 /* Kafka handler for mlsec.results (ctx = orch_results_ctx *). */
 typedef struct orch_results_ctx {
@@ -81,6 +101,6 @@ int orch_sweep(orch *o, mlsec_store *s);
  * verdict when decided, else state RUNNING with the results so far.
  */
 mlsec_err orch_verdict_current(orch *o, mlsec_store *s, const char *job_id, uint8_t **out,
-			       size_t *len, int *decided, mlsec_error *err);
+                               size_t *len, int *decided, mlsec_error *err);
 
 #endif

@@ -30,8 +30,8 @@ static void safe_name(const char *in, char out[ORCH_MAX_UPLOAD_NAME + 1])
 	size_t n = 0;
 	for (; base[n] && n < ORCH_MAX_UPLOAD_NAME; n++) {
 		char ch = base[n];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '.' || ch == '_' || ch == '-'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
 			break;
 		out[n] = ch;
 	}
@@ -48,7 +48,7 @@ static int mkdir_p(const char *path)
 }
 
 grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *unused, size_t unused_len,
-			     uint8_t **resp, size_t *resp_len, void *ctx)
+                             uint8_t **resp, size_t *resp_len, void *ctx)
 {
 	orch *o = ctx;
 	grpc_status_code st = GRPC_STATUS_OK;
@@ -95,7 +95,8 @@ grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *unused, size_t un
 			if (ch->sha256 && *ch->sha256) {
 				if (!mlsec_sha256_hex_valid(ch->sha256)) {
 					mlsec__v1__upload_chunk__free_unpacked(ch, NULL);
-					mlsec_rpc_call_set_message(c, "sha256 must be 64 hex characters");
+					mlsec_rpc_call_set_message(
+					        c, "sha256 must be 64 hex characters");
 					st = GRPC_STATUS_INVALID_ARGUMENT;
 					goto out;
 				}
@@ -107,7 +108,7 @@ grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *unused, size_t un
 		if (total > o->max_bytes) {
 			mlsec__v1__upload_chunk__free_unpacked(ch, NULL);
 			mlsec_rpc_call_set_message(c, "artifact larger than %llu bytes",
-						   (unsigned long long)o->max_bytes);
+			                           (unsigned long long)o->max_bytes);
 			st = GRPC_STATUS_RESOURCE_EXHAUSTED;
 			goto out;
 		}
@@ -137,7 +138,8 @@ grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *unused, size_t un
 	mlsec_sha256_final(h, NULL, hex);
 	h = NULL;
 	if (want[0] && strcasecmp(want, hex)) {
-		mlsec_rpc_call_set_message(c, "sha256 mismatch: declared %s, received %s", want, hex);
+		mlsec_rpc_call_set_message(c, "sha256 mismatch: declared %s, received %s", want,
+		                           hex);
 		st = GRPC_STATUS_INVALID_ARGUMENT;
 		goto out;
 	}
@@ -177,7 +179,7 @@ grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *unused, size_t un
 	if (mlsec_jobproto_pack(&r.base, resp, resp_len) != MLSEC_OK)
 		st = GRPC_STATUS_RESOURCE_EXHAUSTED;
 	MLSEC_LOGD("upload %s (%llu bytes%s)", rel, (unsigned long long)total,
-		   dedup ? ", deduplicated" : "");
+	           dedup ? ", deduplicated" : "");
 out:
 	if (fd >= 0)
 		close(fd);

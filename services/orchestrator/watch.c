@@ -20,15 +20,15 @@ static int job_id_ok(const char *id)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char ch = id[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '_' || ch == '-'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
 			return 0;
 	}
 	return 1;
 }
 
 grpc_status_code orch_get(mlsec_rpc_call *c, const uint8_t *in, size_t in_len, uint8_t **resp,
-			  size_t *resp_len, void *ctx)
+                          size_t *resp_len, void *ctx)
 {
 	orch *o = ctx;
 	Mlsec__V1__GetRequest *req = mlsec__v1__get_request__unpack(NULL, in_len, in);
@@ -65,7 +65,7 @@ grpc_status_code orch_get(mlsec_rpc_call *c, const uint8_t *in, size_t in_len, u
 static int send_event(mlsec_rpc_call *c, const mlsec_store_event *ev)
 {
 	Mlsec__V1__JobEvent *je =
-		mlsec__v1__job_event__unpack(NULL, ev->len, (const uint8_t *)ev->data);
+	        mlsec__v1__job_event__unpack(NULL, ev->len, (const uint8_t *)ev->data);
 	if (!je)
 		return 0; /* not ours; skip */
 	char *old = je->id;
@@ -115,7 +115,7 @@ static int send_stored_verdict(orch *o, mlsec_rpc_call *c, mlsec_store *s, const
 }
 
 grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *in, size_t in_len, uint8_t **resp,
-			    size_t *resp_len, void *ctx)
+                            size_t *resp_len, void *ctx)
 {
 	orch *o = ctx;
 	Mlsec__V1__WatchRequest *req = mlsec__v1__watch_request__unpack(NULL, in_len, in);
@@ -126,8 +126,16 @@ grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *in, size_t in_len,
 		mlsec_rpc_call_set_message(c, "malformed WatchRequest or job id");
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
+	if (atomic_fetch_add(&o->watches, 1) >= o->max_watches) {
+		atomic_fetch_sub(&o->watches, 1);
+		mlsec__v1__watch_request__free_unpacked(req, NULL);
+		mlsec_rpc_call_set_message(c, "too many concurrent watches (%d); retry shortly",
+		                           o->max_watches);
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	}
 	mlsec_store *s = orch_store_get(o);
 	if (!s) {
+		atomic_fetch_sub(&o->watches, 1);
 		mlsec__v1__watch_request__free_unpacked(req, NULL);
 		return GRPC_STATUS_RESOURCE_EXHAUSTED;
 	}
@@ -140,8 +148,9 @@ grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *in, size_t in_len,
 	mlsec_err e = mlsec_store_job_get(s, req->job_id, &rec, NULL, &err);
 	mlsec_free(rec);
 	if (e != MLSEC_OK) {
-		mlsec_rpc_call_set_message(c, e == MLSEC_ERR_NOT_FOUND ? "no job %s" : "job store: %s",
-					   e == MLSEC_ERR_NOT_FOUND ? req->job_id : err.text);
+		mlsec_rpc_call_set_message(c,
+		                           e == MLSEC_ERR_NOT_FOUND ? "no job %s" : "job store: %s",
+		                           e == MLSEC_ERR_NOT_FOUND ? req->job_id : err.text);
 		st = mlsec_rpc_status_from_err(e);
 		goto out;
 	}
@@ -153,7 +162,8 @@ grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *in, size_t in_len,
 			break;
 		}
 		mlsec_store_events evs = {0};
-		e = mlsec_store_events_read(s, req->job_id, after, 100, ORCH_WATCH_BLOCK_MS, &evs, &err);
+		e = mlsec_store_events_read(s, req->job_id, after, 100, ORCH_WATCH_BLOCK_MS, &evs,
+		                            &err);
 		if (e != MLSEC_OK) {
 			mlsec_rpc_call_set_message(c, "job store: %s", err.text);
 			st = GRPC_STATUS_UNAVAILABLE;
@@ -186,6 +196,7 @@ grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *in, size_t in_len,
 	}
 out:
 	orch_store_put(o, s);
+	atomic_fetch_sub(&o->watches, 1);
 	mlsec__v1__watch_request__free_unpacked(req, NULL);
 	return st;
 }

@@ -1,7 +1,7 @@
 /*
- * main.c - mlsec-poisond: the poison monitor as a stage service (a Submit
- * with a log-directory artifact runs `monitor`); the wiring is the shared
- * service harness.
+ * mlsec-poisond - the poison stage service: a Submit whose artifact is a
+ * gradient-log directory runs `monitor` through the shared service harness.
+ * (The live gradient stream is consumed by mlsec-poison-streamd.)
  */
 #include "mlsec/poison.h"
 #include "mlsec/service.h"

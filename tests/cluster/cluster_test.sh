@@ -44,6 +44,12 @@ assert r["exit_code"] == 2, r
 f = r["artifacts"][0]["findings"][0]
 assert f["rule_id"] == "FAKE-EVIL" and f["severity"] == "high", f
 EOF
+	# stage options travel with the job
+	submit --option fake-severity=critical --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 2
+	grep -q "FAKE-OPTION" "$T_DIR/out" || fail "option not applied: $(cat "$T_DIR/out")"
+	submit --option 'fake-severity="low"' --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
 	# uploads are content-addressed and deduplicated: 1 clean + 1 evil file
 	n=$(find "$ROOT/uploads" -type f -not -path '*/.tmp/*' | wc -l)
 	[ "$n" = 2 ] || fail "expected 2 stored uploads, found $n"
@@ -80,7 +86,9 @@ case_auth() {
 	printf 's3cret-token-%s\n' "$RANDOM$RANDOM" >"$T_DIR/token"
 	chmod 600 "$T_DIR/token"
 	printf 'wrong-token\n' >"$T_DIR/bad-token"
-	start_orch --auth-token-file "$T_DIR/token"
+	local mport
+	mport=$(free_port)
+	start_orch --auth-token-file "$T_DIR/token" --metrics-listen "127.0.0.1:$mport"
 	unset MLSEC_TOKEN_FILE
 	submit --timeout 10 "$T_DIR/in/clean/config.pbtxt"
 	expect_rc 1
@@ -90,6 +98,14 @@ case_auth() {
 	expect_err "authentication failed"
 	MLSEC_TOKEN_FILE="$T_DIR/token" submit --timeout 30 "$T_DIR/in/evil/config.pbtxt"
 	expect_rc 2
+	# refused calls are visible in the metrics (when built with libmicrohttpd)
+	if grep -q "metrics-listen" <("$BIN/mlsec-orchestratord" --help 2>&1); then
+		/usr/bin/python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode())' \
+			"$mport" >"$T_DIR/metrics.txt" || fail "metrics scrape"
+		grep -q 'mlsec_grpc_requests_total{method="/mlsec.v1.Orchestrator/Upload",code="UNAUTHENTICATED"} 2' \
+			"$T_DIR/metrics.txt" || fail "metrics: $(grep grpc "$T_DIR/metrics.txt")"
+	fi
 	# health stays public (Kubernetes probes carry no token)
 	"$BIN/mlsec-submit" --health "$ENDPOINT" >/dev/null || fail "health needs no token"
 	# the token never reaches the log
@@ -159,6 +175,37 @@ case_stage_crash() {
 	[ "$(grep -c 'triton .*ALERT' "$T_DIR/err")" = 1 ] || fail "duplicate progress lines"
 }
 
+# SIGTERM mid-job: the stage service stops promptly with exit 0, hands the
+# job back uncommitted, and the next replica finishes it.
+case_stage_sigterm() {
+	make_fixtures
+	start_redis
+	start_broker
+	export MLSEC_FAKE_LOG="$T_DIR/analyses" MLSEC_FAKE_SLOW_MS=60000
+	start_stage s1
+	start_orch --insecure-local
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	: >"$T_DIR/analyses"
+	"$BIN/mlsec-submit" --timeout 60 "$T_DIR/in/slow/config.pbtxt" >"$T_DIR/out" 2>"$T_DIR/err" &
+	local sub=$!
+	for _ in $(seq 100); do [ -s "$T_DIR/analyses" ] && break; sleep 0.1; done
+	[ -s "$T_DIR/analyses" ] || fail "slow job never started"
+	local t0 t1 rc
+	t0=$(date +%s)
+	kill -TERM "$STAGE_PID_s1"
+	wait "$STAGE_PID_s1"
+	rc=$?
+	t1=$(date +%s)
+	[ "$rc" = 0 ] || fail "stage exited $rc on SIGTERM"
+	[ $((t1 - t0)) -le 8 ] || fail "SIGTERM took $((t1 - t0)) s"
+	MLSEC_FAKE_SLOW_MS=100 start_stage s2
+	wait $sub
+	RC=$?
+	expect_rc 2
+	[ "$(wc -l <"$T_DIR/analyses")" -ge 2 ] || fail "job was not handed back"
+}
+
 # Orchestrator killed with a job in flight: a new one on the same endpoint
 # consumes the result, decides the verdict, and mlsec-submit's Watch resumes.
 case_orch_restart() {
@@ -213,21 +260,25 @@ case_replicas() {
 	start_stage s1
 	start_stage s2
 	start_orch --insecure-local
-	# let the group settle with both members
-	submit --timeout 60 "$T_DIR/in/clean/config.pbtxt"
-	expect_rc 0
-	sleep 3
-	local i pids=()
-	for i in $(seq 16); do
-		mkdir -p "$T_DIR/in/r$i"
-		write_file "$T_DIR/in/r$i/config.pbtxt" "name: \"m$i\"\n"
-		"$BIN/mlsec-submit" --quiet --timeout 60 "$T_DIR/in/r$i/config.pbtxt" \
-			>/dev/null 2>>"$T_DIR/err.all" &
-		pids+=($!)
+	# Batches of parallel jobs until both replicas have analysed some (the
+	# group needs a rebalance after the second member joins): bounded.
+	local batch i workers=0 pids
+	for batch in 1 2 3 4 5 6; do
+		pids=()
+		for i in $(seq 8); do
+			mkdir -p "$T_DIR/in/r$batch-$i"
+			write_file "$T_DIR/in/r$batch-$i/config.pbtxt" "name: \"m$batch-$i\"\n"
+			"$BIN/mlsec-submit" --quiet --timeout 60 "$T_DIR/in/r$batch-$i/config.pbtxt" \
+				>/dev/null 2>>"$T_DIR/err.all" &
+			pids+=($!)
+		done
+		for i in "${pids[@]}"; do
+			wait "$i" || fail "a replica job failed: $(cat "$T_DIR/err.all")"
+		done
+		workers=$(awk '{print $1}' "$T_DIR/analyses" | sort -u | wc -l)
+		[ "$workers" -ge 2 ] && break
+		sleep 2
 	done
-	for i in "${pids[@]}"; do wait "$i" || fail "a replica job failed: $(cat "$T_DIR/err.all")"; done
-	local workers
-	workers=$(awk '{print $1}' "$T_DIR/analyses" | sort -u | wc -l)
 	[ "$workers" -ge 2 ] || fail "all jobs went to one replica"
 }
 
@@ -242,12 +293,29 @@ case_deadline() {
 	submit --stages checkpoint --timeout 4 "$T_DIR/in/clean/config.pbtxt"
 	t1=$(date +%s)
 	expect_rc 1
-	expect_err "did not answer before the job deadline"
+	expect_err "did not answer before its deadline"
 	[ $((t1 - t0)) -le 8 ] || fail "deadline took $((t1 - t0)) s"
+	# per-stage deadlines: checkpoint (no service) gives up after 1.5 s
+	# while the job may run 60 s; triton still answers
+	kill "$ORCH_PID"
+	wait "$ORCH_PID" 2>/dev/null
+	start_stage s1
+	start_orch --insecure-local --stage-timeouts checkpoint=1500,triton=20000
+	submit --stages triton,checkpoint --timeout 60 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2 # the finding still wins over the missing stage
+	submit --stages triton,checkpoint --timeout 60 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 1
+	expect_err "checkpoint .*ERROR.*did not answer before its deadline"
+	expect_err "triton .*ok"
+	if "$BIN/mlsec-orchestratord" --insecure-local --grpc-listen 127.0.0.1:0 \
+		--stage-timeouts nosuch=5 >/dev/null 2>&1; then
+		fail "bad --stage-timeouts accepted"
+	fi
 }
 
 # TLS, then mutual TLS.
 case_tls() {
+	command -v openssl >/dev/null || { echo "openssl CLI missing: skipped"; exit 77; }
 	make_fixtures
 	start_redis
 	start_broker
@@ -284,6 +352,8 @@ case_tls() {
 # Python grpcio as an independent client: Submit, Watch, Get, Upload,
 # health, INVALID_ARGUMENT on garbage.
 case_python_wire() {
+	/usr/bin/python3 -c 'import grpc, grpc_tools' 2>/dev/null ||
+		{ echo "python3-grpcio/python3-grpc-tools missing: skipped"; exit 77; }
 	make_fixtures
 	start_redis
 	start_broker
@@ -292,6 +362,45 @@ case_python_wire() {
 	cp "$T_DIR/in/evil/config.pbtxt" "$ROOT/config.pbtxt"
 	/usr/bin/python3 "$HERE/wire_test.py" --endpoint "$ENDPOINT" --proto-out "$T_DIR/py" \
 		full config.pbtxt >"$T_DIR/py.log" 2>&1 || fail "python wire test: $(cat "$T_DIR/py.log")"
+}
+
+# Watches are capped below the gRPC worker count: health checks and Submit
+# stay served while clients wait; capped Watches are retried by the client.
+case_watch_cap() {
+	make_fixtures
+	start_redis
+	start_broker
+	export MLSEC_FAKE_SLOW_MS=1500
+	start_stage s1
+	start_orch --insecure-local --grpc-threads 6 # at most 2 Watches
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	local i pids=()
+	for i in 1 2 3 4; do
+		"$BIN/mlsec-submit" --quiet --timeout 60 "$T_DIR/in/slow/config.pbtxt" >/dev/null \
+			2>>"$T_DIR/err.all" &
+		pids+=($!)
+	done
+	sleep 1
+	timeout 5 "$BIN/mlsec-submit" --health "$ENDPOINT" >/dev/null || fail "health starved by watches"
+	for i in "${pids[@]}"; do
+		wait "$i"
+		[ $? = 2 ] || fail "a capped job did not finish: $(cat "$T_DIR/err.all")"
+	done
+}
+
+# Two orchestrator replicas share one Redis and one results group: a job
+# submitted through one is watched and read through the other.
+case_orch_replicas() {
+	start_redis
+	start_broker
+	start_stage s1
+	start_orch --insecure-local
+	local first=$ENDPOINT
+	ORCH_PORT=
+	start_orch --insecure-local
+	/usr/bin/python3 "$HERE/wire_test.py" --endpoint "$first" --proto-out "$T_DIR/py" \
+		replicas "$ENDPOINT" >"$T_DIR/py.log" 2>&1 || fail "replicas: $(cat "$T_DIR/py.log")"
 }
 
 # valgrind on the services' start/serve/stop path: no leaks, no errors.
@@ -321,6 +430,28 @@ case_valgrind() {
 	rc2=$?
 	[ "$rc1" = 0 ] || fail "orchestrator under valgrind exited $rc1: $(grep -A30 'definitely\|Invalid' "$T_DIR/vg-orch.txt" | head -60)"
 	[ "$rc2" = 0 ] || fail "stage under valgrind exited $rc2: $(grep -A30 'definitely\|Invalid' "$T_DIR/vg-stage.txt" | head -60)"
+}
+
+# The real Triton engine as a service: the shipped examples give 0 and 2.
+case_real_triton() {
+	[ -x "$BIN/mlsec-tritond" ] || { echo "mlsec-tritond not built: skipped"; exit 77; }
+	local ex
+	ex=$(cd "$HERE/../.." && pwd)/examples/triton
+	[ -d "$ex/clean" ] && [ -d "$ex/hostile" ] || { echo "examples missing: skipped"; exit 77; }
+	start_redis
+	start_broker
+	STAGE_BIN="$BIN/mlsec-tritond" start_stage t1
+	start_orch --insecure-local
+	submit triton "$ex/clean" --timeout 30
+	expect_rc 0
+	submit triton "$ex/hostile" --timeout 30
+	expect_rc 2
+	grep -q "TRITON-OP-LIBRARY" "$T_DIR/out" || fail "hostile report: $(cat "$T_DIR/out")"
+	# the same verdicts as the in-process CLI
+	if [ -x "$BIN/mlsec" ]; then
+		"$BIN/mlsec" triton "$ex/hostile" >/dev/null 2>&1
+		[ $? = 2 ] || fail "mlsec triton disagrees"
+	fi
 }
 
 "case_$1"

@@ -7,6 +7,7 @@
  *   a file containing "NOTE"        -> finding FAKE-NOTE (low)
  *   a file containing "SLOW"        -> the analysis takes MLSEC_FAKE_SLOW_MS (default 3000)
  *   a file containing "FAIL"        -> the engine fails (stage ERROR)
+ *   option "fake-severity": "<sev>"  -> finding FAKE-OPTION at that severity
  * Each analysis appends one line to $MLSEC_FAKE_LOG (if set) so tests can
  * count how many times a job was really analysed.
  */
@@ -20,8 +21,7 @@
 #include "mlsec/fsutil.h"
 #include "mlsec/service.h"
 
-static mlsec_err fake_analyze(const mlsec_engine_request *req, mlsec_report *rep,
-			      mlsec_error *err)
+static mlsec_err fake_analyze(const mlsec_engine_request *req, mlsec_report *rep, mlsec_error *err)
 {
 	for (size_t i = 0; i < req->npaths; i++) {
 		char *buf = NULL;
@@ -59,22 +59,27 @@ static mlsec_err fake_analyze(const mlsec_engine_request *req, mlsec_report *rep
 			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED, "fake engine failure");
 		}
 		if (strstr(buf, "EVIL")) {
-			mlsec_finding *f = mlsec_artifact_add_finding(a, "FAKE-EVIL", MLSEC_SEV_HIGH,
-								      "Evil marker found", "marker %s",
-								      "EVIL");
+			mlsec_finding *f = mlsec_artifact_add_finding(
+			        a, "FAKE-EVIL", MLSEC_SEV_HIGH, "Evil marker found", "marker %s",
+			        "EVIL");
 			if (f)
 				mlsec_finding_set_evidence(f, "marker", "%s", "EVIL");
 		}
-		if (strstr(buf, "NOTE"))
-			mlsec_artifact_add_finding(a, "FAKE-NOTE", MLSEC_SEV_LOW, "Note marker found",
+		const char *fs = json_string_value(json_object_get(req->options, "fake-severity"));
+		mlsec_severity sev;
+		if (fs && mlsec_severity_parse(fs, &sev) == MLSEC_OK)
+			mlsec_artifact_add_finding(a, "FAKE-OPTION", sev, "Option-requested finding",
 						   NULL);
+		if (strstr(buf, "NOTE"))
+			mlsec_artifact_add_finding(a, "FAKE-NOTE", MLSEC_SEV_LOW,
+			                           "Note marker found", NULL);
 		mlsec_free(buf);
 	}
 	return MLSEC_OK;
 }
 
 static const mlsec_engine fake_engine = {"triton", "FAKE", "test-only fake Triton stage",
-					 fake_analyze};
+                                         fake_analyze};
 
 int main(int argc, char **argv)
 {

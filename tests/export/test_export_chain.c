@@ -67,8 +67,8 @@ static void attest(const fx *f, const char *key, const char *att, const char *sr
 	mlsec_export_opts o;
 	mlsec_export_opts_init(&o);
 	assert_int_equal(mlsec_export_lint_onnx(f->onnx, &o, r, &la, &err), MLSEC_OK);
-	mlsec_export_attest_req req = {src ? src : f->src, f->onnx, f->plan, la, &o, key,
-				       "2026-01-01T00:00:00Z"};
+	mlsec_export_attest_req req = {src ? src : f->src,    f->onnx, f->plan, la, &o, key,
+	                               "2026-01-01T00:00:00Z"};
 	char *text = NULL;
 	size_t len = 0;
 	if (mlsec_export_attest(&req, &text, &len, &err) != MLSEC_OK)
@@ -115,7 +115,7 @@ static int teardown(void **state)
 static mlsec_report *verify(const fx *f, const char *att, const char *key)
 {
 	mlsec_report *r = mlsec_report_new("export");
-	mlsec_export_verify_req vr = {att, key, NULL, 0};
+	mlsec_export_verify_req vr = {att, key, NULL, 0, NULL};
 	mlsec_error err;
 	if (mlsec_export_verify(&vr, r, &err) != MLSEC_OK)
 		fail_msg("verify: %s", err.text);
@@ -157,6 +157,25 @@ static void flip(const char *p, size_t at)
 	fclose(fp);
 }
 
+/* Flipping bytes of the attestation itself fails closed, whatever the
+ * byte: a parse error, a changed record or a bad signature. */
+static void test_flip_attestation(void **state)
+{
+	fx *f = *state;
+	char *d = NULL;
+	size_t n = 0;
+	assert_int_equal(mlsec_file_read_all(f->att, 1 << 20, &d, &n, NULL), MLSEC_OK);
+	mlsec_free(d);
+	for (size_t at = 0; at < n; at += 97) {
+		flip(f->att, at);
+		mlsec_report *r = verify(f, f->att, f->pub);
+		if (mlsec_report_exit_code(r, MLSEC_SEV_HIGH) != 2)
+			fail_msg("flipping byte %zu of the attestation went unnoticed", at);
+		mlsec_report_free(r);
+		flip(f->att, at);
+	}
+}
+
 static void test_flip_each_artifact(void **state)
 {
 	fx *f = *state;
@@ -188,15 +207,15 @@ static void test_flip_each_artifact(void **state)
 /* Loads the attestation, applies fn to (envelope, statement), re-encodes
  * the payload and writes it to out. */
 static void tamper(const fx *f, const char *out, void (*fn)(json_t *env, json_t *stmt, void *),
-		   void *ctx)
+                   void *ctx)
 {
 	json_t *env = json_load_file(f->att, 0, NULL);
 	assert_non_null(env);
 	unsigned char *body = NULL;
 	size_t blen = 0;
-	assert_int_equal(export_b64_decode(json_string_value(json_object_get(env, "payload")),
-					   &body, &blen),
-			 MLSEC_OK);
+	assert_int_equal(
+	        export_b64_decode(json_string_value(json_object_get(env, "payload")), &body, &blen),
+	        MLSEC_OK);
 	json_t *stmt = json_loadb((char *)body, blen, 0, NULL);
 	mlsec_free(body);
 	assert_non_null(stmt);
@@ -247,11 +266,12 @@ static void do_lint(json_t *env, json_t *stmt, void *ctx)
 	json_t *counts = json_object_get(json_object_get(onnx, "lint"), "counts");
 	json_object_set_new(counts, "critical", json_integer(1));
 	if (ctx) { /* a careful forger re-seals and re-links */
-		export_record_seal(onnx, 1, json_string_value(json_object_get(
-						    json_array_get(stages(stmt), 0), "recordDigest")));
+		export_record_seal(onnx, 1,
+		                   json_string_value(json_object_get(
+		                           json_array_get(stages(stmt), 0), "recordDigest")));
 		json_t *plan = json_array_get(stages(stmt), 2);
 		export_record_seal(plan, 2,
-				   json_string_value(json_object_get(onnx, "recordDigest")));
+		                   json_string_value(json_object_get(onnx, "recordDigest")));
 	}
 }
 
@@ -359,14 +379,31 @@ static void test_pt_source(void **state)
 	mlsec_report_free(r);
 }
 
+/* A torch.save() checkpoint and its safetensors conversion share the
+ * canonical state-dict digest. */
+static void test_pt_matches_safetensors(void **state)
+{
+	(void)state;
+	char a[65], b[65];
+	size_t na = 0, nb = 0;
+	mlsec_error err;
+	if (mlsec_export_state_dict_digest(CHAIN "model.pt", a, &na, &err) != MLSEC_OK)
+		fail_msg("pt: %s", err.text);
+	assert_int_equal(mlsec_export_state_dict_digest(CHAIN "model.safetensors", b, &nb, &err),
+	                 MLSEC_OK);
+	assert_int_equal(na, 4);
+	assert_int_equal(nb, 4);
+	assert_string_equal(a, b);
+}
+
 /* The state-dict digest ignores header order, not data. */
 static void test_state_dict_canonical(void **state)
 {
 	fx *f = *state;
 	const char *h1 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-			 "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
+	                 "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
 	const char *h2 = "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-			 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
+	                 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
 	const unsigned char d1[8] = {1, 2, 3, 4, 5, 6, 7, 8};
 	const unsigned char d2[8] = {5, 6, 7, 8, 1, 2, 3, 4};
 	char p1[128], p2[128], x1[65], x2[65];
@@ -383,7 +420,7 @@ static void test_state_dict_canonical(void **state)
 		memcpy(buf + 8, hs[k], hl);
 		memcpy(buf + 8 + hl, ds[k], 8);
 		assert_int_equal(mlsec_file_write_atomic(ps[k], buf, 16 + hl, 0644, NULL),
-				 MLSEC_OK);
+		                 MLSEC_OK);
 	}
 	size_t n = 0;
 	assert_int_equal(mlsec_export_state_dict_digest(p1, x1, &n, NULL), MLSEC_OK);
@@ -404,25 +441,74 @@ static void test_state_dict_canonical(void **state)
 	assert_int_equal(mlsec_export_state_dict_digest(p1, x1, &n, NULL), MLSEC_ERR_PARSE);
 }
 
+/* The generic engine verifies a JSON artifact against the others. */
+static void test_engine_verify(void **state)
+{
+	fx *f = *state;
+	const char *paths[] = {f->att, f->src, f->onnx, f->plan};
+	json_t *opt = json_pack("{s:s}", "verify-key", f->pub);
+	mlsec_engine_request req = {paths, 4, opt, NULL, NULL, NULL, NULL};
+	mlsec_report *r = mlsec_report_new("export");
+	mlsec_error err;
+	assert_int_equal(mlsec_engine_export.analyze(&req, r, &err), MLSEC_OK);
+	/* the attestation, and the ONNX lint of model.onnx; the checkpoint
+	 * and plan are chain members, not linted */
+	assert_int_equal(mlsec_report_artifact_count(r), 2);
+	assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_LOW), 0);
+	assert_string_equal(mlsec_artifact_format(mlsec_report_artifact(r, 0)), "attestation");
+	assert_int_equal(mlsec_artifact_finding_count(mlsec_report_artifact(r, 0)), 0);
+	mlsec_report_free(r);
+	flip(f->onnx, 700);
+	r = mlsec_report_new("export");
+	assert_int_equal(mlsec_engine_export.analyze(&req, r, &err), MLSEC_OK);
+	expect(r, "EXPORT-ATTEST-DIGEST", "onnx");
+	mlsec_report_free(r);
+	json_decref(opt);
+}
+
+/* Under an artifact root (services), a stage file that is a symlink out
+ * of the root is not followed. */
+static void test_verify_confined(void **state)
+{
+	fx *f = *state;
+	char outside[] = "/tmp/mlsec-outside-XXXXXX";
+	int fd = mkstemp(outside);
+	assert_true(fd >= 0);
+	close(fd);
+	copy_file(f->plan, outside);
+	assert_int_equal(unlink(f->plan), 0);
+	assert_int_equal(symlink(outside, f->plan), 0);
+	mlsec_report *r = mlsec_report_new("export");
+	mlsec_export_verify_req vr = {f->att, f->pub, NULL, 0, f->dir};
+	assert_int_equal(mlsec_export_verify(&vr, r, NULL), MLSEC_OK);
+	expect(r, "EXPORT-ATTEST-ARTIFACT-MISSING", "tensorrt");
+	mlsec_report_free(r);
+	/* The same without a root (a local user): followed, and it matches. */
+	r = verify(f, f->att, f->pub);
+	assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_HIGH), 0);
+	mlsec_report_free(r);
+	unlink(outside);
+}
+
 static void test_malformed_attestations(void **state)
 {
 	(void)state;
 	const char *bad[] = {
-		"",
-		"[]",
-		"{\"payloadType\":\"application/vnd.in-toto+json\",\"payload\":\"!!\","
-		"\"signatures\":[]}",
-		"{\"payloadType\":\"text/plain\",\"payload\":\"e30=\",\"signatures\":[]}",
-		"{\"payloadType\":\"application/vnd.in-toto+json\",\"payload\":\"e30=\","
-		"\"signatures\":[]}",
-		"{\"payloadType\":\"application/vnd.in-toto+json\",\"payload\":\"e30=\","
-		"\"signatures\":[],\"signatures\":[]}",
+	        "",
+	        "[]",
+	        "{\"payloadType\":\"application/vnd.in-toto+json\",\"payload\":\"!!\","
+	        "\"signatures\":[]}",
+	        "{\"payloadType\":\"text/plain\",\"payload\":\"e30=\",\"signatures\":[]}",
+	        "{\"payloadType\":\"application/vnd.in-toto+json\",\"payload\":\"e30=\","
+	        "\"signatures\":[]}",
+	        "{\"payloadType\":\"application/vnd.in-toto+json\",\"payload\":\"e30=\","
+	        "\"signatures\":[],\"signatures\":[]}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		mlsec_report *r = mlsec_report_new("export");
 		mlsec_artifact *a = mlsec_report_add_artifact(r, "mem", "attestation");
-		assert_int_not_equal(mlsec_export_attestation_check(bad[i], strlen(bad[i]), a, NULL),
-				     MLSEC_OK);
+		assert_int_not_equal(
+		        mlsec_export_attestation_check(bad[i], strlen(bad[i]), a, NULL), MLSEC_OK);
 		assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_HIGH), 2);
 		mlsec_report_free(r);
 	}
@@ -448,17 +534,21 @@ static void test_pae(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flip_each_artifact, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reorder, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_edit_lint_summary, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_swap_signature, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unsigned_with_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_missing_artifact, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pt_source, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_state_dict_canonical, setup, teardown),
-		cmocka_unit_test(test_malformed_attestations),
-		cmocka_unit_test(test_pae),
+	        cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_flip_each_artifact, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_flip_attestation, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_reorder, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_edit_lint_summary, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_swap_signature, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_unsigned_with_key, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_missing_artifact, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_pt_source, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_state_dict_canonical, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_engine_verify, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_verify_confined, setup, teardown),
+	        cmocka_unit_test(test_pt_matches_safetensors),
+	        cmocka_unit_test(test_malformed_attestations),
+	        cmocka_unit_test(test_pae),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

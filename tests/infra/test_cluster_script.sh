@@ -36,6 +36,7 @@ for v in MLSEC_ENDPOINT MLSEC_TOKEN_FILE MLSEC_KAFKA_BROKERS MLSEC_REDIS_URL MLS
 	check "cluster.env has $v" grep -q "^$v=" "$env_file"
 done
 set -a
+# shellcheck source=/dev/null
 . "$env_file"
 set +a
 check "token file is 0600" test "$(stat -c %a "$MLSEC_TOKEN_FILE")" = 600

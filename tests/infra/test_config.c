@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "mlsec/alloc.h"
 #include "mlsec/config.h"
 #include "mlsec/log.h"
 
@@ -327,6 +328,39 @@ static void test_secrets_and_kafka(void **state)
 	clear_env();
 }
 
+/* Fails each allocation of new/add/parse in turn: never a crash, and the
+ * sanitizer build sees no leak. */
+static void test_alloc_failures(void **state)
+{
+	(void)state;
+	clear_env();
+	setenv("MLSEC_TEST_LISTEN", "127.0.0.1:1", 1);
+	setenv("MLSEC_KAFKA_SASL_MECHANISMS", "PLAIN", 1);
+	setenv("MLSEC_KAFKA_security.protocol", "SSL", 1);
+	char *argv[] = {"mlsec-test", "--workers", "3", "--token", "tok-value-1", "file1", NULL};
+	int ok_seen = 0;
+	for (long n = 0; n < 200 && !ok_seen; n++) {
+		mlsec_alloc_fail_after(n);
+		mlsec_config *c = mlsec_config_new("mlsec-test", NULL, NULL);
+		mlsec_err rc = MLSEC_ERR_NOMEM;
+		if (c && (rc = mlsec_config_add(c, table, sizeof table / sizeof table[0], NULL)) ==
+			     MLSEC_OK)
+			rc = mlsec_config_parse(c, 6, argv, NULL, NULL);
+		mlsec_alloc_fail_after(-1);
+		if (rc == MLSEC_OK) {
+			ok_seen = 1;
+			assert_int_equal(mlsec_config_get_int(c, "workers"), 3);
+			assert_int_equal(mlsec_config_argc(c), 1);
+		} else {
+			assert_int_equal(rc, MLSEC_ERR_NOMEM);
+		}
+		mlsec_config_free(c);
+	}
+	assert_true(ok_seen);
+	mlsec_log_shutdown();
+	clear_env();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_required_and_help),
 		cmocka_unit_test(test_table_errors),
 		cmocka_unit_test(test_secrets_and_kafka),
+		cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -188,8 +188,8 @@ static void test_shutdown(void **state)
 
 	struct pollfd p = {.fd = mlsec_shutdown_fd(), .events = POLLIN};
 	assert_int_equal(poll(&p, 1, 0), 0);
-	raise(SIGTERM); /* handled: the test process keeps running */
-	assert_true(mlsec_shutdown_requested());
+	kill(getpid(), SIGTERM); /* taken by the signal thread: we keep running */
+	assert_int_equal(mlsec_shutdown_wait(2000), 1);
 	assert_int_equal(mlsec_shutdown_signal(), SIGTERM);
 	assert_int_equal(poll(&p, 1, 1000), 1);
 	assert_int_equal(poll(&p, 1, 0), 1); /* stays readable for every poller */
@@ -198,7 +198,8 @@ static void test_shutdown(void **state)
 	mlsec_shutdown_reset();
 	assert_false(mlsec_shutdown_requested());
 	assert_int_equal(poll(&p, 1, 0), 0);
-	raise(SIGINT);
+	kill(getpid(), SIGINT);
+	assert_int_equal(mlsec_shutdown_wait(2000), 1);
 	assert_int_equal(mlsec_shutdown_signal(), SIGINT);
 	mlsec_shutdown_reset();
 	mlsec_shutdown_request();
@@ -207,6 +208,10 @@ static void test_shutdown(void **state)
 	mlsec_shutdown_reset();
 	mlsec_shutdown_uninstall();
 	assert_int_equal(mlsec_shutdown_fd(), -1);
+	/* The mask is restored: SIGTERM is deliverable again. */
+	sigset_t cur;
+	pthread_sigmask(SIG_BLOCK, NULL, &cur);
+	assert_false(sigismember(&cur, SIGTERM));
 }
 
 int main(void)

@@ -69,6 +69,8 @@ static void test_urls(void **state)
 		assert_int_equal(mlsec_store_new(bad[i], 0, 0, &s, &err), MLSEC_ERR_INVALID_ARG);
 		assert_null(s);
 	}
+	assert_int_equal(mlsec_store_new("rediss://127.0.0.1:6380", 0, 0, &s, &err),
+			 MLSEC_ERR_UNSUPPORTED);
 	/* The password never shows up in the error. */
 	assert_int_equal(mlsec_store_new("redis://:hunter22@ho st:1/0", 0, 0, &s, &err),
 			 MLSEC_ERR_INVALID_ARG);

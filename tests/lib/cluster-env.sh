@@ -19,8 +19,8 @@ MLSEC_ENV_PIDS=()
 
 # A TCP port nobody listens on right now (random in 20000-59999).
 mlsec_free_port() {
-	local p i
-	for i in $(seq 1 200); do
+	local p
+	for _ in $(seq 1 200); do
 		p=$((20000 + RANDOM % 40000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
@@ -32,8 +32,8 @@ mlsec_free_port() {
 
 # Waits until something accepts connections on 127.0.0.1:PORT.
 mlsec_wait_port() {
-	local port=$1 secs=${2:-10} i
-	for i in $(seq 1 $((secs * 20))); do
+	local port=$1 secs=${2:-10}
+	for _ in $(seq 1 $((secs * 20))); do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			return 0
 		fi
@@ -42,6 +42,7 @@ mlsec_wait_port() {
 	return 1
 }
 
+# shellcheck disable=SC2120 # PORT is optional (restart on the same port)
 mlsec_redis_start() {
 	local port=${1:-}
 	[ -n "$port" ] || port=$(mlsec_free_port) || return 1
@@ -60,8 +61,7 @@ mlsec_redis_start() {
 mlsec_redis_stop() {
 	[ -n "${MLSEC_REDIS_PORT:-}" ] || return 0
 	redis-cli -p "$MLSEC_REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-	local i
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$MLSEC_REDIS_PORT") 2>/dev/null || return 0
 		sleep 0.05
 	done
@@ -84,8 +84,7 @@ mlsec_env_up() {
 	trap mlsec_env_down EXIT
 	mlsec_redis_start || return 1
 	mlsec_env_spawn devbroker "$MLSEC_ENV_BIN/mlsec-devbroker" --bootstrap-file "$MLSEC_ENV_DIR/kafka.env"
-	local i
-	for i in $(seq 1 200); do
+	for _ in $(seq 1 200); do
 		[ -s "$MLSEC_ENV_DIR/kafka.env" ] && break
 		sleep 0.05
 	done
@@ -99,17 +98,17 @@ mlsec_env_up() {
 }
 
 mlsec_env_down() {
-	local p i
+	local p
 	for p in "${MLSEC_ENV_PIDS[@]}"; do
 		kill -TERM "$p" 2>/dev/null || true
 	done
 	for p in "${MLSEC_ENV_PIDS[@]}"; do
-		for i in $(seq 1 100); do
+		for _ in $(seq 1 100); do
 			kill -0 "$p" 2>/dev/null || break
 			sleep 0.05
 		done
 		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
+		{ wait "$p"; } 2>/dev/null || true
 	done
 	MLSEC_ENV_PIDS=()
 	mlsec_redis_stop

@@ -121,9 +121,15 @@ static void simulate(const char *name, const char *mode, const char *rank, const
 {
 	char dir[512];
 	snprintf(dir, sizeof dir, "%s/%s", tmpdir, name);
-	char *argv[] = {"mlsec", "poison-monitor", "simulate", "--workers", "8", "--steps", "2000",
-			"--poison-mode", (char *)mode, "--poison-rank", (char *)rank,
-			"--poison-start", "800", "--seed", (char *)seed, "--log-dir", dir, NULL};
+	char *argv[] = {"mlsec",      "poison-monitor",
+	                "simulate",   "--workers",
+	                "8",          "--steps",
+	                "2000",       "--poison-mode",
+	                (char *)mode, "--poison-rank",
+	                (char *)rank, "--poison-start",
+	                "800",        "--seed",
+	                (char *)seed, "--log-dir",
+	                dir,          NULL};
 	assert_int_equal(run(argv), 0);
 }
 
@@ -139,8 +145,8 @@ static void test_monitor_clean_and_poisoned(void **state)
 	json_t *j = json_loads(out, 0, &je);
 	assert_non_null(j);
 	json_t *alarms = json_object_get(
-		json_object_get(json_array_get(json_object_get(j, "artifacts"), 0), "details"),
-		"alarms");
+	        json_object_get(json_array_get(json_object_get(j, "artifacts"), 0), "details"),
+	        "alarms");
 	assert_true(json_is_array(alarms));
 	assert_int_equal(json_array_size(alarms), 0);
 	json_decref(j);
@@ -152,8 +158,8 @@ static void test_monitor_clean_and_poisoned(void **state)
 	j = json_loads(out, 0, &je);
 	assert_non_null(j);
 	alarms = json_object_get(
-		json_object_get(json_array_get(json_object_get(j, "artifacts"), 0), "details"),
-		"alarms");
+	        json_object_get(json_array_get(json_object_get(j, "artifacts"), 0), "details"),
+	        "alarms");
 	assert_true(json_array_size(alarms) >= 1);
 	json_t *a0 = json_array_get(alarms, 0);
 	assert_int_equal(json_integer_value(json_object_get(a0, "rank")), 6);
@@ -167,8 +173,9 @@ static void test_monitor_clean_and_poisoned(void **state)
 	json_decref(j);
 
 	/* a stricter CUSUM threshold from the command line is honoured */
-	char *strict[] = {"mlsec", "poison-monitor", "monitor", "--log-dir", dir,
-			  "--cusum-threshold", "1e5", "--threshold", "1e5", "--quiet", NULL};
+	char *strict[] = {"mlsec", "poison-monitor",    "monitor", "--log-dir",
+	                  dir,     "--cusum-threshold", "1e5",     "--threshold",
+	                  "1e5",   "--quiet",           NULL};
 	assert_int_equal(run(strict), 0);
 }
 
@@ -197,8 +204,8 @@ static void test_monitor_errors(void **state)
 	assert_non_null(strstr(errb, want));
 	assert_non_null(strstr(errb, "missing required key \"global_linf\""));
 
-	char *badflag[] = {"mlsec", "poison-monitor", "monitor", "--log-dir", dir,
-			   "--cusum-drift", "abc", NULL};
+	char *badflag[] = {"mlsec", "poison-monitor", "monitor", "--log-dir",
+	                   dir,     "--cusum-drift",  "abc",     NULL};
 	assert_int_equal(run(badflag), 1);
 	char *nodir[] = {"mlsec", "poison-monitor", "monitor", NULL};
 	assert_int_equal(run(nodir), 1);
@@ -215,8 +222,8 @@ static void test_plot(void **state)
 	simulate("spike", "spike", "1", "23");
 	snprintf(dir, sizeof dir, "%s/spike", tmpdir);
 	snprintf(png, sizeof png, "%s/chart.png", tmpdir);
-	char *argv[] = {"mlsec", "poison-monitor", "monitor", "--log-dir", dir, "--plot", png,
-			"--quiet", NULL};
+	char *argv[] = {"mlsec", "poison-monitor", "monitor", "--log-dir", dir, "--plot",
+	                png,     "--quiet",        NULL};
 	assert_int_equal(run(argv), 2);
 	FILE *f = fopen(png, "rb");
 	assert_non_null(f);
@@ -234,8 +241,8 @@ static void test_plot(void **state)
 /* Starts listen on an ephemeral port; returns the port from its stderr. */
 static proc start_listen(char **extra, int *port)
 {
-	char *argv[32] = {"mlsec", "poison-monitor", "listen", "--host", "127.0.0.1", "--port",
-			  "0", "--json"};
+	char *argv[32] = {"mlsec",     "poison-monitor", "listen", "--host",
+	                  "127.0.0.1", "--port",         "0",      "--json"};
 	int n = 8;
 	while (extra && *extra && n < 30)
 		argv[n++] = *extra++;
@@ -356,7 +363,7 @@ static void test_listen_clean_inactivity(void **state)
 	json_t *sum = json_object_get(last, "summary");
 	assert_non_null(sum);
 	assert_string_equal(json_string_value(json_object_get(sum, "stopped_by")),
-			    "inactivity timeout");
+	                    "inactivity timeout");
 	assert_int_equal(json_integer_value(json_object_get(sum, "alarms")), 0);
 	assert_int_equal(json_integer_value(json_object_get(sum, "records")), 1600);
 	assert_int_equal(json_integer_value(json_object_get(sum, "steps")), 400);
@@ -373,8 +380,8 @@ static void test_listen_sigint_idle(void **state)
 	assert_int_equal(finish(p, out, errb), 0);
 	json_t *last = last_json_line(out);
 	assert_string_equal(
-		json_string_value(json_object_get(json_object_get(last, "summary"), "stopped_by")),
-		"SIGINT");
+	        json_string_value(json_object_get(json_object_get(last, "summary"), "stopped_by")),
+	        "SIGINT");
 	json_decref(last);
 }
 
@@ -391,13 +398,13 @@ int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_monitor_clean_and_poisoned),
-		cmocka_unit_test(test_monitor_errors),
-		cmocka_unit_test(test_plot),
-		cmocka_unit_test(test_listen_alarm_sigterm),
-		cmocka_unit_test(test_listen_clean_inactivity),
-		cmocka_unit_test(test_listen_sigint_idle),
-		cmocka_unit_test(test_listen_bad_flags),
+	        cmocka_unit_test(test_monitor_clean_and_poisoned),
+	        cmocka_unit_test(test_monitor_errors),
+	        cmocka_unit_test(test_plot),
+	        cmocka_unit_test(test_listen_alarm_sigterm),
+	        cmocka_unit_test(test_listen_clean_inactivity),
+	        cmocka_unit_test(test_listen_sigint_idle),
+	        cmocka_unit_test(test_listen_bad_flags),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

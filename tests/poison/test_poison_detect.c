@@ -54,13 +54,14 @@ static mlsec_poison_detector *new_det(events *e, unsigned expected)
 
 /* Feeds steps [from, to) of the simulation in step order. */
 static void feed_range(mlsec_poison_detector *d, const mlsec_poison_sim *s, int64_t from,
-		       int64_t to)
+                       int64_t to)
 {
 	for (int64_t t = from; t < to; t++)
 		for (unsigned r = 0; r < s->workers; r++) {
 			mlsec_poison_record rec;
 			if (mlsec_poison_sim_record(s, r, t, &rec))
-				assert_int_equal(mlsec_poison_detector_feed(d, &rec, NULL), MLSEC_OK);
+				assert_int_equal(mlsec_poison_detector_feed(d, &rec, NULL),
+				                 MLSEC_OK);
 		}
 }
 
@@ -95,8 +96,9 @@ static void test_clean_seeds_no_alarm(void **state)
 		run_sim(&s, &e);
 		if (e.n)
 			fail_msg("seed %llu: %zu events, first %s rank %lld step %lld",
-				 (unsigned long long)seed, e.n, mlsec_poison_event_rule(e.ev[0].kind),
-				 (long long)e.ev[0].rank, (long long)e.ev[0].alarm_step);
+			         (unsigned long long)seed, e.n,
+			         mlsec_poison_event_rule(e.ev[0].kind), (long long)e.ev[0].rank,
+			         (long long)e.ev[0].alarm_step);
 	}
 }
 
@@ -350,13 +352,18 @@ static void test_state_rejects_bad_json(void **state)
 	json_t *good = mlsec_poison_detector_to_json(d);
 	mlsec_poison_detector_free(d);
 	static const char *const edits[][2] = {
-		{"version", "2"},      {"next_step", "-5"},     {"scale", "[1,2]"},
-		{"workers", "[{\"rank\": 99999}]"}, {"pending", "[{\"step\": 999999, \"records\": []}]"},
-		{"config", "{\"window\": 0}"}, {"pools", "[[-1],[],[],[]]"},
+	        {"version", "2"},
+	        {"next_step", "-5"},
+	        {"scale", "[1,2]"},
+	        {"workers", "[{\"rank\": 99999}]"},
+	        {"pending", "[{\"step\": 999999, \"records\": []}]"},
+	        {"config", "{\"window\": 0}"},
+	        {"pools", "[[-1],[],[],[]]"},
 	};
 	for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
 		json_t *bad = json_deep_copy(good);
-		json_object_set_new(bad, edits[i][0], json_loads(edits[i][1], JSON_DECODE_ANY, NULL));
+		json_object_set_new(bad, edits[i][0],
+		                    json_loads(edits[i][1], JSON_DECODE_ANY, NULL));
 		mlsec_error err;
 		mlsec_error_clear(&err);
 		mlsec_poison_detector *r = mlsec_poison_detector_from_json(bad, NULL, NULL, &err);
@@ -383,7 +390,8 @@ static void test_config_checked(void **state)
 	c.cusum_h = -1;
 	assert_null(mlsec_poison_detector_new(&c, NULL, NULL, NULL));
 	mlsec_poison_config_init(&c);
-	json_t *o = json_pack("{s:f, s:s, s:i}", "threshold", 5.0, "cusum-drift", "0.5", "window", 16);
+	json_t *o =
+	        json_pack("{s:f, s:s, s:i}", "threshold", 5.0, "cusum-drift", "0.5", "window", 16);
 	assert_int_equal(mlsec_poison_config_from_options(&c, o, NULL), MLSEC_OK);
 	assert_true(c.spike_z == 5.0 && c.cusum_k == 0.5 && c.window == 16);
 	json_object_set_new(o, "window", json_real(1.5));
@@ -412,7 +420,7 @@ static void test_alloc_failures(void **state)
 				}
 			json_t *j = mlsec_poison_detector_to_json(d);
 			mlsec_poison_detector *d2 =
-				j ? mlsec_poison_detector_from_json(j, NULL, NULL, NULL) : NULL;
+			        j ? mlsec_poison_detector_from_json(j, NULL, NULL, NULL) : NULL;
 			mlsec_poison_detector_free(d2);
 			json_decref(j);
 			mlsec_poison_detector_flush(d, NULL);
@@ -425,19 +433,19 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_clean_seeds_no_alarm),
-		cmocka_unit_test(test_slow_drift_found),
-		cmocka_unit_test(test_spike_at_its_step),
-		cmocka_unit_test(test_sign_flip_found),
-		cmocka_unit_test(test_silent_worker),
-		cmocka_unit_test(test_missing_worker),
-		cmocka_unit_test(test_disorder_and_duplicates),
-		cmocka_unit_test(test_late_and_rejected),
-		cmocka_unit_test(test_two_workers_is_thin),
-		cmocka_unit_test(test_state_round_trip),
-		cmocka_unit_test(test_state_rejects_bad_json),
-		cmocka_unit_test(test_config_checked),
-		cmocka_unit_test(test_alloc_failures),
+	        cmocka_unit_test(test_clean_seeds_no_alarm),
+	        cmocka_unit_test(test_slow_drift_found),
+	        cmocka_unit_test(test_spike_at_its_step),
+	        cmocka_unit_test(test_sign_flip_found),
+	        cmocka_unit_test(test_silent_worker),
+	        cmocka_unit_test(test_missing_worker),
+	        cmocka_unit_test(test_disorder_and_duplicates),
+	        cmocka_unit_test(test_late_and_rejected),
+	        cmocka_unit_test(test_two_workers_is_thin),
+	        cmocka_unit_test(test_state_round_trip),
+	        cmocka_unit_test(test_state_rejects_bad_json),
+	        cmocka_unit_test(test_config_checked),
+	        cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,6 +47,7 @@ typedef struct opts {
 	mlsec_cli_output out;
 	const char **targets;
 	size_t ntargets;
+	json_t *options; /* --option NAME=VALUE, passed to every stage */
 } opts;
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -64,32 +65,36 @@ static int fail(const char *fmt, ...)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " PROG " [options] ARTIFACT...\n"
-		"       " PROG " STAGE [options] ARTIFACT...   (e.g. " PROG " triton models/ --summary)\n"
-		"       " PROG " --health [--endpoint H:P] [--service NAME]\n\n"
-		"Runs mlsec stages on the cluster and exits with the verdict.\n\n"
-		"cluster:\n"
-		"  --endpoint H:P     orchestrator address (env MLSEC_ENDPOINT, default " DEFAULT_ENDPOINT ")\n"
-		"  --token-file F     bearer token file (env MLSEC_TOKEN_FILE)\n"
-		"  --stages LIST|auto comma-separated stages, or auto by artifact type (default)\n"
-		"  --timeout SECS     give up waiting for the verdict after SECS (default %d)\n"
-		"  --by-reference     ARTIFACTs are paths under the cluster's artifact root;\n"
-		"                     default: upload local files\n"
-		"  --tls              TLS with the system roots; --tls-ca F: with these roots\n"
-		"  --tls-cert F --tls-key F   client certificate (mutual TLS)\n"
-		"  --tls-server-name N        expected server name (testing)\n"
-		"  --health           health check only: exit 0 when SERVING\n\n%s",
-		DEFAULT_TIMEOUT_S, mlsec_cli_output_help);
+	        "usage: " PROG " [options] ARTIFACT...\n"
+	        "       " PROG " STAGE [options] ARTIFACT...   (e.g. " PROG
+	        " triton models/ --summary)\n"
+	        "       " PROG " --health [--endpoint H:P] [--service NAME]\n\n"
+	        "Runs mlsec stages on the cluster and exits with the verdict.\n\n"
+	        "cluster:\n"
+	        "  --endpoint H:P     orchestrator address (env MLSEC_ENDPOINT, "
+	        "default " DEFAULT_ENDPOINT ")\n"
+	        "  --token-file F     bearer token file (env MLSEC_TOKEN_FILE)\n"
+	        "  --stages LIST|auto comma-separated stages, or auto by artifact type (default)\n"
+	        "  --timeout SECS     give up waiting for the verdict after SECS (default %d)\n"
+	        "  --by-reference     ARTIFACTs are paths under the cluster's artifact root;\n"
+	        "                     default: upload local files\n"
+	        "  --option NAME=VALUE  stage option (repeatable), e.g. --option threshold=100;\n"
+	        "                     numbers, true/false and JSON are passed as such\n"
+	        "  --tls              TLS with the system roots; --tls-ca F: with these roots\n"
+	        "  --tls-cert F --tls-key F   client certificate (mutual TLS)\n"
+	        "  --tls-server-name N        expected server name (testing)\n"
+	        "  --health           health check only: exit 0 when SERVING\n\n%s",
+	        DEFAULT_TIMEOUT_S, mlsec_cli_output_help);
 }
 
 /* The original mlsec's subcommand names -> cluster stage names. */
 static const char *stage_alias(const char *a)
 {
 	static const char *const map[][2] = {
-		{"triton", "triton"},       {"checkpoint", "checkpoint"},
-		{"adversarial", "adversarial"}, {"inspect", "inspect"},
-		{"export-guard", "export"}, {"export", "export"},
-		{"poison-monitor", "poison"}, {"poison", "poison"}};
+	        {"triton", "triton"},           {"checkpoint", "checkpoint"},
+	        {"adversarial", "adversarial"}, {"inspect", "inspect"},
+	        {"export-guard", "export"},     {"export", "export"},
+	        {"poison-monitor", "poison"},   {"poison", "poison"}};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (!strcmp(a, map[i][0]))
 			return map[i][1];
@@ -133,12 +138,12 @@ static int parse_args(opts *o, int argc, char **argv)
 			return MLSEC_EXIT_ERROR;
 		if (r > 0)
 			continue;
-#define STR_FLAG(name, field)                                                                \
-	if ((v = mlsec_cli_flag_value(name, argc, argv, &i, &missing)) || missing) {         \
-		if (missing)                                                                 \
-			return fail("%s needs a value", name);                               \
-		o->field = v;                                                                \
-		continue;                                                                    \
+#define STR_FLAG(name, field)                                                                      \
+	if ((v = mlsec_cli_flag_value(name, argc, argv, &i, &missing)) || missing) {               \
+		if (missing)                                                                       \
+			return fail("%s needs a value", name);                                     \
+		o->field = v;                                                                      \
+		continue;                                                                          \
 	}
 		STR_FLAG("--endpoint", endpoint)
 		STR_FLAG("--token-file", token_file)
@@ -152,8 +157,26 @@ static int parse_args(opts *o, int argc, char **argv)
 		if ((v = mlsec_cli_flag_value("--timeout", argc, argv, &i, &missing)) || missing) {
 			char *end = NULL;
 			o->timeout_s = v ? strtol(v, &end, 10) : 0;
-			if (missing || !end || *end || o->timeout_s < 1 || o->timeout_s > MAX_TIMEOUT_S)
+			if (missing || !end || *end || o->timeout_s < 1 ||
+			    o->timeout_s > MAX_TIMEOUT_S)
 				return fail("--timeout needs 1..%d seconds", MAX_TIMEOUT_S);
+			continue;
+		}
+		if ((v = mlsec_cli_flag_value("--option", argc, argv, &i, &missing)) || missing) {
+			const char *eq = v ? strchr(v, '=') : NULL;
+			if (missing || !eq || eq == v || eq - v > 64)
+				return fail("--option needs NAME=VALUE");
+			char name[65];
+			memcpy(name, v, (size_t)(eq - v));
+			name[eq - v] = '\0';
+			json_error_t je;
+			json_t *val = json_loads(eq + 1, JSON_DECODE_ANY, &je);
+			if (!val)
+				val = json_string(eq + 1);
+			if (!o->options)
+				o->options = json_object();
+			if (!o->options || !val || json_object_set_new(o->options, name, val))
+				return fail("out of memory");
 			continue;
 		}
 		if (!strcmp(a, "--by-reference")) {
@@ -210,14 +233,16 @@ static int call_fail(const opts *o, const char *what, const mlsec_rpc_status *st
 	switch (st->code) {
 	case GRPC_STATUS_UNAVAILABLE:
 		return fail("cannot reach the cluster at %s (%s)", o->endpoint,
-			    st->message[0] ? st->message : "unavailable");
+		            st->message[0] ? st->message : "unavailable");
 	case GRPC_STATUS_UNAUTHENTICATED:
-		return fail("authentication failed at %s: %s (check --token-file / MLSEC_TOKEN_FILE)",
-			    o->endpoint, st->message);
+		return fail(
+		        "authentication failed at %s: %s (check --token-file / MLSEC_TOKEN_FILE)",
+		        o->endpoint, st->message);
 	case GRPC_STATUS_DEADLINE_EXCEEDED:
 		return fail("%s timed out (%s)", what, o->endpoint);
 	default:
-		return fail("%s failed: %s: %s", what, mlsec_rpc_status_name(st->code), st->message);
+		return fail("%s failed: %s: %s", what, mlsec_rpc_status_name(st->code),
+		            st->message);
 	}
 }
 
@@ -230,8 +255,8 @@ static int do_health(const opts *o)
 	int serving = 0;
 	mlsec_rpc_status st = {0};
 	mlsec_err e = mlsec_rpc_health_check(c, o->health_service ? o->health_service : "",
-					     (int)(o->timeout_s < 10 ? o->timeout_s * 1000 : 5000),
-					     &serving, &st);
+	                                     (int)(o->timeout_s < 10 ? o->timeout_s * 1000 : 5000),
+	                                     &serving, &st);
 	mlsec_rpc_client_free(c);
 	mlsec_free(token);
 	if (e != MLSEC_OK)
@@ -264,7 +289,7 @@ static int upload_one(const opts *o, mlsec_rpc_client *c, local_art *a)
 		return fail("cannot open %s", a->path);
 	mlsec_rpc_stream *s = NULL;
 	if (mlsec_rpc_client_open(c, "/mlsec.v1.Orchestrator/Upload", MLSEC_RPC_CLIENT_STREAM, NULL,
-				  0, (int)(o->timeout_s * 1000), &s, &err) != MLSEC_OK) {
+	                          0, (int)(o->timeout_s * 1000), &s, &err) != MLSEC_OK) {
 		close(fd);
 		return fail("%s", err.text);
 	}
@@ -332,8 +357,10 @@ static void json_map_paths(json_t *j, const local_art *arts, size_t n)
 		{
 			if (json_is_string(v)) {
 				for (size_t i = 0; i < n; i++)
-					if (arts[i].uri && !strcmp(json_string_value(v), arts[i].uri)) {
-						json_object_set_new(j, k, json_string(arts[i].path));
+					if (arts[i].uri &&
+					    !strcmp(json_string_value(v), arts[i].uri)) {
+						json_object_set_new(j, k,
+						                    json_string(arts[i].path));
 						break;
 					}
 			} else {
@@ -350,16 +377,19 @@ static void json_map_paths(json_t *j, const local_art *arts, size_t n)
 static const char *status_word(Mlsec__V1__StageStatus s)
 {
 	switch (s) {
-	case MLSEC__V1__STAGE_STATUS__STAGE_STATUS_OK: return "ok";
-	case MLSEC__V1__STAGE_STATUS__STAGE_STATUS_ALERT: return "ALERT";
-	case MLSEC__V1__STAGE_STATUS__STAGE_STATUS_ERROR: return "ERROR";
-	default: return "unknown";
+	case MLSEC__V1__STAGE_STATUS__STAGE_STATUS_OK:
+		return "ok";
+	case MLSEC__V1__STAGE_STATUS__STAGE_STATUS_ALERT:
+		return "ALERT";
+	case MLSEC__V1__STAGE_STATUS__STAGE_STATUS_ERROR:
+		return "ERROR";
+	default:
+		return "unknown";
 	}
 }
 
 /* Builds the merged report from the verdict and emits it like `mlsec`. */
-static int emit_verdict(const opts *o, const Mlsec__V1__Verdict *v, const local_art *arts,
-			size_t n)
+static int emit_verdict(const opts *o, const Mlsec__V1__Verdict *v, const local_art *arts, size_t n)
 {
 	mlsec_report *rep = mlsec_report_new("cluster");
 	if (!rep)
@@ -376,22 +406,24 @@ static int emit_verdict(const opts *o, const Mlsec__V1__Verdict *v, const local_
 		if (j) {
 			json_map_paths(j, arts, n);
 			if (mlsec_report_merge_json(rep, j, &err) != MLSEC_OK)
-				mlsec_report_add_error(rep, "stage %s: unreadable report (%s)", r->stage,
-						       err.text);
+				mlsec_report_add_error(rep, "stage %s: unreadable report (%s)",
+				                       r->stage, err.text);
 		} else if (r->n_findings == 0 &&
-			   r->status != MLSEC__V1__STAGE_STATUS__STAGE_STATUS_OK) {
+		           r->status != MLSEC__V1__STAGE_STATUS__STAGE_STATUS_OK) {
 			mlsec_report_add_error(rep, "stage %s: %s", r->stage,
-					       r->error && *r->error ? r->error : "no report");
+			                       r->error && *r->error ? r->error : "no report");
 		} else if (r->n_findings) {
 			/* findings without a report (oversized): keep them visible */
 			for (size_t k = 0; k < r->n_findings; k++) {
 				const Mlsec__V1__Finding *f = r->findings[k];
-				mlsec_artifact *a = mlsec_report_add_artifact(rep, f->artifact, NULL);
+				mlsec_artifact *a =
+				        mlsec_report_add_artifact(rep, f->artifact, NULL);
 				if (a) {
 					mlsec_artifact_set_stage(a, r->stage);
-					mlsec_artifact_add_finding(a, f->rule_id,
-								   mlsec_jobproto_severity_from_pb(f->severity),
-								   f->title, "%s", f->detail);
+					mlsec_artifact_add_finding(
+					        a, f->rule_id,
+					        mlsec_jobproto_severity_from_pb(f->severity),
+					        f->title, "%s", f->detail);
 				}
 			}
 		}
@@ -444,7 +476,7 @@ static long long mono_ms(void)
  * orchestrator restart) until the deadline. *verdict receives the final
  * verdict (unpacked; caller frees). */
 static int watch_job(const opts *o, mlsec_rpc_client *c, const char *job_id, long long until,
-		     Mlsec__V1__Verdict **verdict)
+                     Mlsec__V1__Verdict **verdict)
 {
 	char after[64] = "";
 	int tty = isatty(STDERR_FILENO) && !o->out.quiet;
@@ -463,8 +495,8 @@ static int watch_job(const opts *o, mlsec_rpc_client *c, const char *job_id, lon
 		mlsec_rpc_stream *s = NULL;
 		mlsec_error err;
 		mlsec_err e = mlsec_rpc_client_open(c, "/mlsec.v1.Orchestrator/Watch",
-						    MLSEC_RPC_SERVER_STREAM, buf, len,
-						    (int)(until - mono_ms()), &s, &err);
+		                                    MLSEC_RPC_SERVER_STREAM, buf, len,
+		                                    (int)(until - mono_ms()), &s, &err);
 		mlsec_free(buf);
 		if (e != MLSEC_OK)
 			return fail("%s", err.text);
@@ -475,7 +507,8 @@ static int watch_job(const opts *o, mlsec_rpc_client *c, const char *job_id, lon
 			int r = mlsec_rpc_stream_recv(s, tty ? 200 : 0, &msg, &mlen);
 			if (r == -2) {
 				static const char frames[] = "|/-\\";
-				fprintf(stderr, "\r%c waiting for job %.12s...", frames[spin++ % 4], job_id);
+				fprintf(stderr, "\r%c waiting for job %.12s...", frames[spin++ % 4],
+				        job_id);
 				continue;
 			}
 			if (r != 1)
@@ -488,26 +521,32 @@ static int watch_job(const opts *o, mlsec_rpc_client *c, const char *job_id, lon
 				snprintf(after, sizeof(after), "%s", ev->id);
 			if (tty)
 				fputs("\r\033[K", stderr);
-			if (ev->type == MLSEC__V1__EVENT_TYPE__EVENT_TYPE_SUBMITTED && !o->out.quiet) {
-				fprintf(stderr, PROG ": job %s: %zu stage(s):", job_id, ev->n_stages);
+			if (ev->type == MLSEC__V1__EVENT_TYPE__EVENT_TYPE_SUBMITTED &&
+			    !o->out.quiet) {
+				fprintf(stderr, PROG ": job %s: %zu stage(s):", job_id,
+				        ev->n_stages);
 				for (size_t i = 0; i < ev->n_stages; i++)
 					fprintf(stderr, " %s", ev->stages[i]);
 				fputc('\n', stderr);
-			} else if (ev->type == MLSEC__V1__EVENT_TYPE__EVENT_TYPE_STAGE_DONE && ev->result) {
+			} else if (ev->type == MLSEC__V1__EVENT_TYPE__EVENT_TYPE_STAGE_DONE &&
+			           ev->result) {
 				int dup = 0;
 				for (size_t i = 0; i < nseen; i++)
 					dup |= !strcmp(seen[i], ev->stage ? ev->stage : "");
 				if (!dup && nseen < MAX_STAGES)
-					snprintf(seen[nseen++], sizeof(seen[0]), "%s", ev->stage ? ev->stage : "");
+					snprintf(seen[nseen++], sizeof(seen[0]), "%s",
+					         ev->stage ? ev->stage : "");
 				if (!dup && !o->out.quiet) {
 					const Mlsec__V1__StageResult *res = ev->result;
-					fprintf(stderr, PROG ": %-11s %-5s %zu finding(s), %lld ms%s%s\n",
-						res->stage, status_word(res->status), res->n_findings,
-						(long long)res->duration_ms,
-						res->error && *res->error ? ": " : "",
-						res->error ? res->error : "");
+					fprintf(stderr,
+					        PROG ": %-11s %-5s %zu finding(s), %lld ms%s%s\n",
+					        res->stage, status_word(res->status),
+					        res->n_findings, (long long)res->duration_ms,
+					        res->error && *res->error ? ": " : "",
+					        res->error ? res->error : "");
 				}
-			} else if (ev->type == MLSEC__V1__EVENT_TYPE__EVENT_TYPE_VERDICT && ev->verdict) {
+			} else if (ev->type == MLSEC__V1__EVENT_TYPE__EVENT_TYPE_VERDICT &&
+			           ev->verdict) {
 				*verdict = ev->verdict;
 				ev->verdict = NULL; /* keep it past the event */
 			}
@@ -519,33 +558,30 @@ static int watch_job(const opts *o, mlsec_rpc_client *c, const char *job_id, lon
 		mlsec_rpc_stream_free(s);
 		if (*verdict)
 			return 0;
-		if (last.code == GRPC_STATUS_UNAUTHENTICATED || last.code == GRPC_STATUS_NOT_FOUND ||
-		    last.code == GRPC_STATUS_INVALID_ARGUMENT || last.code == GRPC_STATUS_PERMISSION_DENIED)
+		if (last.code == GRPC_STATUS_UNAUTHENTICATED ||
+		    last.code == GRPC_STATUS_NOT_FOUND ||
+		    last.code == GRPC_STATUS_INVALID_ARGUMENT ||
+		    last.code == GRPC_STATUS_PERMISSION_DENIED)
 			return call_fail(o, "watch", &last);
 		/* broken stream (restart, network): resume after the last event */
 		usleep(WATCH_RETRY_MS * 1000);
 	}
 	if (tty)
 		fputs("\r\033[K", stderr);
-	return fail("timed out after %ld s waiting for the verdict of job %s", o->timeout_s, job_id);
+	return fail("timed out after %ld s waiting for the verdict of job %s", o->timeout_s,
+	            job_id);
 }
 
 int main(int argc, char **argv)
 {
 	opts o;
 	int rc = parse_args(&o, argc, argv);
-	if (rc == -2) {
+	if (rc || o.health) {
+		if (o.health && !rc)
+			rc = do_health(&o);
 		mlsec_free(o.targets);
-		return 0;
-	}
-	if (rc) {
-		mlsec_free(o.targets);
-		return rc;
-	}
-	if (o.health) {
-		rc = do_health(&o);
-		mlsec_free(o.targets);
-		return rc;
+		json_decref(o.options);
+		return rc == -2 ? 0 : rc;
 	}
 	long long until = mono_ms() + o.timeout_s * 1000;
 	mlsec_rpc_client *c = NULL;
@@ -628,19 +664,22 @@ int main(int argc, char **argv)
 	/* The cluster's deadline ends slightly before ours, so that a stage
 	 * that never answers is reported as such rather than as our timeout. */
 	req.timeout_ms = (uint32_t)(o.timeout_s * 1000 > 2000 ? o.timeout_s * 1000 - 1000
-							      : o.timeout_s * 1000);
+	                                                      : o.timeout_s * 1000);
+	char *options_text = o.options ? json_dumps(o.options, JSON_COMPACT) : NULL;
+	req.options_json = options_text ? options_text : "";
 	const char *user = getenv("USER");
 	req.submitter = (char *)(user ? user : "");
 	uint8_t *buf = NULL, *resp = NULL;
 	size_t len = 0, resp_len = 0;
 	mlsec_rpc_status st = {0};
 	mlsec_err e = mlsec_jobproto_pack(&req.base, &buf, &len);
+	free(options_text);
 	mlsec_free(pa);
 	mlsec_free(pp);
 	if (e != MLSEC_OK)
 		goto out;
 	e = mlsec_rpc_client_unary(c, "/mlsec.v1.Orchestrator/Submit", buf, len, CALL_TIMEOUT_MS,
-				   &resp, &resp_len, &st);
+	                           &resp, &resp_len, &st);
 	mlsec_free(buf);
 	if (e != MLSEC_OK) {
 		call_fail(&o, "submit", &st);
@@ -673,5 +712,6 @@ out:
 		mlsec_free(token);
 	}
 	mlsec_free(o.targets);
+	json_decref(o.options);
 	return rc;
 }

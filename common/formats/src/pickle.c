@@ -42,13 +42,17 @@ struct mlsec_pickle {
 	size_t sp, scap;
 	size_t *marks;
 	size_t nmarks, mcap;
-	/* memo: open addressing on uint32 keys */
+	/* memo: a dense array for the usual small sequential indexes (as
+	 * CPython's C unpickler), open addressing for sparse large keys */
+	mlsec_pval **dense;
+	size_t dense_cap;
 	memo_slot *memo;
 	size_t memo_cap, memo_len;
 	/* results */
 	const mlsec_pval *root;
 	size_t consumed, ops;
-	int proto, ran, truncated;
+	int proto, ran, truncated, light;
+	mlsec_pval *single[MLSEC_PV__COUNT]; /* scan-only placeholders */
 	uint32_t epoch;
 	mlsec_pickle_global *globals;
 	size_t nglobals, gcap;
@@ -89,9 +93,13 @@ mlsec_pickle *mlsec_pickle_new(const mlsec_pickle_limits *limits)
 	mlsec_pickle *p = mlsec_calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	mlsec_pickle_limits d = {MLSEC_PICKLE_MAX_OPS,     MLSEC_PICKLE_MAX_STACK,
-				 MLSEC_PICKLE_MAX_MARKS,   MLSEC_PICKLE_MAX_MEMO,
-				 MLSEC_PICKLE_MAX_DECODED, MLSEC_PICKLE_MAX_CONTAINER};
+	mlsec_pickle_limits d = {MLSEC_PICKLE_MAX_OPS,
+	                         MLSEC_PICKLE_MAX_STACK,
+	                         MLSEC_PICKLE_MAX_MARKS,
+	                         MLSEC_PICKLE_MAX_MEMO,
+	                         MLSEC_PICKLE_MAX_DECODED,
+	                         MLSEC_PICKLE_MAX_CONTAINER,
+	                         0};
 	if (limits) {
 		/* zero fields keep the default; callers can only lower bounds */
 		if (limits->max_ops && limits->max_ops < d.max_ops)
@@ -108,6 +116,7 @@ mlsec_pickle *mlsec_pickle_new(const mlsec_pickle_limits *limits)
 			d.max_container = limits->max_container;
 	}
 	p->lim = d;
+	p->light = limits && limits->scan_only;
 	return p;
 }
 
@@ -122,6 +131,7 @@ void mlsec_pickle_free(mlsec_pickle *p)
 	mlsec_free(p->stack);
 	mlsec_free(p->marks);
 	mlsec_free(p->memo);
+	mlsec_free(p->dense);
 	mlsec_free(p->globals);
 	mlsec_free(p->notes);
 	mlsec_free(p);
@@ -189,6 +199,16 @@ static mlsec_pval *val_new(mlsec_pickle *p, mlsec_pval_kind k)
 	return v;
 }
 
+/* A value whose content scanning never needs: shared in scan-only mode. */
+static mlsec_pval *opaque(mlsec_pickle *p, mlsec_pval_kind k)
+{
+	if (!p->light)
+		return val_new(p, k);
+	if (!p->single[k])
+		p->single[k] = val_new(p, k);
+	return p->single[k];
+}
+
 static int add_note(mlsec_pickle *p, mlsec_pickle_note_kind k, long long off, const mlsec_pval *v)
 {
 	if (p->nnotes >= MLSEC_PICKLE_MAX_NOTES) {
@@ -217,37 +237,61 @@ static char *str_copy(mlsec_pickle *p, const void *s, size_t n)
 	return c;
 }
 
+/* "ident\nident\n" at b: the operands of GLOBAL/INST. */
+static int two_ident_lines(const uint8_t *b, size_t n)
+{
+	size_t lines = 0, len = 0;
+	for (size_t j = 0; j < n && j < 256; j++) {
+		unsigned char ch = b[j];
+		if (ch == '\n') {
+			if (!len)
+				return 0;
+			if (++lines == 2)
+				return 1;
+			len = 0;
+			continue;
+		}
+		if (!(ch == '_' || ch == '.' || (ch >= '0' && ch <= '9') ||
+		      (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')))
+			return 0;
+		len++;
+	}
+	return 0;
+}
+
+/* Window of a protocol-0/1 candidate searched for GLOBAL/INST. */
+#define SNIFF_P0_WINDOW 4096
+
 int mlsec_pickle_sniff(const uint8_t *b, size_t n)
 {
 	if (n >= 3 && b[0] == 0x80 && b[1] <= 5)
 		return 1;
-	/* protocol 0/1: GLOBAL or MARK+GLOBAL/INST followed by a module line */
-	size_t i = 0;
-	if (n > 1 && b[0] == '(')
-		i = 1;
-	if (i >= n || (b[i] != 'c' && b[i] != 'i'))
+	if (n < 4)
 		return 0;
-	size_t j = i + 1, lines = 0;
-	for (; j < n && j < i + 256; j++) {
-		unsigned char ch = b[j];
-		if (ch == '\n') {
-			if (++lines == 2)
-				return 1;
-			continue;
-		}
-		if (!(ch == '_' || ch == '.' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-		      (ch >= 'A' && ch <= 'Z')))
-			return 0;
-	}
+	/* protocol 0/1: GLOBAL or MARK+GLOBAL/INST at the start */
+	size_t i = b[0] == '(' ? 1 : 0;
+	if ((b[i] == 'c' || b[i] == 'i') && two_ident_lines(b + i + 1, n - i - 1))
+		return 1;
+	/* or a protocol-0 stream ending in STOP that names a global after an
+	 * opcode boundary, e.g. "(S'id'\nios\nsystem\n." */
+	if (b[n - 1] != '.' || !strchr("(]})NIJKLSVUTXdlFG", b[0]))
+		return 0;
+	size_t w = n < SNIFF_P0_WINDOW ? n : SNIFF_P0_WINDOW;
+	for (size_t k = 1; k + 1 < w; k++)
+		if ((b[k] == 'c' || b[k] == 'i') && (b[k - 1] == '\n' || b[k - 1] == '(') &&
+		    two_ident_lines(b + k + 1, n - k - 1))
+			return 1;
 	return 0;
 }
 
 static mlsec_pval *str_val(mlsec_pickle *p, mlsec_pval_kind k, const void *s, size_t n)
 {
+	if (p->light && k == MLSEC_PV_BIGINT)
+		return opaque(p, k);
 	mlsec_pval *v = val_new(p, k);
 	if (!v)
 		return NULL;
-	char *c = str_copy(p, s, n);
+	const char *c = p->light ? (const char *)s : str_copy(p, s, n);
 	if (!c)
 		return NULL;
 	v->u.str.s = c;
@@ -266,6 +310,8 @@ static mlsec_pval *str_val(mlsec_pickle *p, mlsec_pval_kind k, const void *s, si
 
 static int seq_push(mlsec_pickle *p, mlsec_pval *s, mlsec_pval *item)
 {
+	if (p->light)
+		return 0; /* placeholders stay empty */
 	if (s->u.seq.n >= p->lim.max_container)
 		return -2;
 	if (s->u.seq.n == s->u.seq.cap) {
@@ -339,6 +385,8 @@ static mlsec_err pop_mark(mlsec_pickle *p, size_t *start, mlsec_error *err)
 
 static mlsec_pval *seq_from(mlsec_pickle *p, mlsec_pval_kind k, size_t from, size_t to)
 {
+	if (p->light && k != MLSEC_PV_TUPLE)
+		return opaque(p, k);
 	mlsec_pval *v = val_new(p, k);
 	if (!v)
 		return NULL;
@@ -371,10 +419,47 @@ static memo_slot *memo_find(mlsec_pickle *p, uint32_t key)
 	return NULL;
 }
 
+static mlsec_pval *memo_get(mlsec_pickle *p, uint64_t key)
+{
+	if (key < p->dense_cap && p->dense[key])
+		return p->dense[key];
+	/* a sparse key set before the dense array grew over it */
+	memo_slot *s = key <= UINT32_MAX ? memo_find(p, (uint32_t)key) : NULL;
+	return s ? s->val : NULL;
+}
+
 static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_error *err)
 {
 	if (key > UINT32_MAX)
 		FAIL(MLSEC_ERR_LIMIT, "memo index %llu too large", (unsigned long long)key);
+	/* dense when the key is near the number of entries (never lets a
+	 * single huge index allocate a huge array) */
+	size_t dc = p->dense_cap ? p->dense_cap : 1024;
+	while (dc <= key)
+		dc *= 2;
+	/* the dense array is bounded by a share of the decoded-size budget */
+	int dense_ok = dc <= p->lim.max_decoded / 4 / sizeof(mlsec_pval *);
+	if (key < p->dense_cap ||
+	    (dense_ok && key < p->lim.max_memo && key <= 2 * p->memo_len + 1024)) {
+		if (key >= p->dense_cap) {
+			mlsec_pval **nd = mlsec_reallocarray(p->dense, dc, sizeof(*nd));
+			if (!nd)
+				FAIL(MLSEC_ERR_NOMEM, "out of memory growing the memo");
+			memset(nd + p->dense_cap, 0, (dc - p->dense_cap) * sizeof(*nd));
+			p->dense = nd;
+			p->dense_cap = dc;
+		}
+		if (!p->dense[key] && !memo_find(p, (uint32_t)key)) {
+			if (p->memo_len >= p->lim.max_memo)
+				FAIL(MLSEC_ERR_LIMIT, "memo exceeds %zu entries", p->lim.max_memo);
+			p->memo_len++;
+		}
+		memo_slot *old = memo_find(p, (uint32_t)key);
+		if (old)
+			old->val = v; /* keep both views consistent */
+		p->dense[key] = v;
+		return MLSEC_OK;
+	}
 	memo_slot *s = memo_find(p, (uint32_t)key);
 	if (s) {
 		s->val = v; /* overwrite: same as CPython */
@@ -528,15 +613,34 @@ static mlsec_pval *decode_string(mlsec_pickle *p, const uint8_t *s, size_t n)
 		if (c == '\\' && i + 1 < n) {
 			uint8_t e = s[++i];
 			switch (e) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case 'r': c = '\r'; break;
-			case 'a': c = 7; break;
-			case 'b': c = 8; break;
-			case 'f': c = 12; break;
-			case 'v': c = 11; break;
-			case '\\': case '\'': case '"': c = e; break;
-			case '\n': continue;
+			case 'n':
+				c = '\n';
+				break;
+			case 't':
+				c = '\t';
+				break;
+			case 'r':
+				c = '\r';
+				break;
+			case 'a':
+				c = 7;
+				break;
+			case 'b':
+				c = 8;
+				break;
+			case 'f':
+				c = 12;
+				break;
+			case 'v':
+				c = 11;
+				break;
+			case '\\':
+			case '\'':
+			case '"':
+				c = e;
+				break;
+			case '\n':
+				continue;
 			case 'x':
 				if (i + 2 < n + 0 && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
 					c = (uint32_t)(hexv(s[i + 1]) * 16 + hexv(s[i + 2]));
@@ -548,7 +652,9 @@ static mlsec_pval *decode_string(mlsec_pickle *p, const uint8_t *s, size_t n)
 			default:
 				if (e >= '0' && e <= '7') {
 					c = e - '0';
-					for (int d = 0; d < 2 && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '7'; d++)
+					for (int d = 0; d < 2 && i + 1 < n && s[i + 1] >= '0' &&
+					                s[i + 1] <= '7';
+					     d++)
 						c = c * 8 + (s[++i] - '0');
 					c &= 0xff;
 				} else {
@@ -598,7 +704,7 @@ static mlsec_pval *decode_raw_unicode(mlsec_pickle *p, const uint8_t *s, size_t 
 /* ---- globals -------------------------------------------------------- */
 
 static mlsec_err record_global(mlsec_pickle *p, const char *m, const char *n, int opcode,
-			       long long off, int recovered, mlsec_error *err)
+                               long long off, int recovered, mlsec_error *err)
 {
 	if (p->nglobals >= MLSEC_PICKLE_MAX_GLOBALS) {
 		p->truncated = 1;
@@ -617,7 +723,7 @@ static mlsec_err record_global(mlsec_pickle *p, const char *m, const char *n, in
 }
 
 static mlsec_pval *global_val(mlsec_pickle *p, const uint8_t *m, size_t mn, const uint8_t *n,
-			      size_t nn)
+                              size_t nn)
 {
 	mlsec_pval *v = val_new(p, MLSEC_PV_GLOBAL);
 	if (!v)
@@ -639,7 +745,7 @@ static mlsec_pval *global_val(mlsec_pickle *p, const uint8_t *m, size_t mn, cons
  */
 static mlsec_pval *object_items(mlsec_pickle *p, mlsec_pval *obj, int dict)
 {
-	if (obj->kind != MLSEC_PV_CALL)
+	if (obj->kind != MLSEC_PV_CALL || p->light)
 		return NULL;
 	mlsec_pval **slot = dict ? &obj->u.call.dictitems : &obj->u.call.listitems;
 	if (!*slot)
@@ -651,12 +757,12 @@ static int plain_container(const mlsec_pval *obj)
 {
 	const mlsec_pval *c = obj->kind == MLSEC_PV_CALL ? obj->u.call.callable : NULL;
 	return c && c->kind == MLSEC_PV_GLOBAL && !strcmp(c->u.global.module, "collections") &&
-	       (!strcmp(c->u.global.name, "OrderedDict") || !strcmp(c->u.global.name, "defaultdict") ||
-		!strcmp(c->u.global.name, "deque"));
+	       (!strcmp(c->u.global.name, "OrderedDict") ||
+	        !strcmp(c->u.global.name, "defaultdict") || !strcmp(c->u.global.name, "deque"));
 }
 
 static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pval **items,
-			    size_t n, mlsec_error *err);
+                            size_t n, mlsec_error *err);
 
 #define CHECK(expr)                                                                                \
 	do {                                                                                       \
@@ -668,7 +774,7 @@ static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pv
 #define OOM() FAIL(MLSEC_ERR_NOMEM, "out of memory or decoded-size limit")
 
 static mlsec_err call_val(mlsec_pickle *p, mlsec_pcall_kind how, mlsec_pval *callable,
-			  mlsec_pval *args, mlsec_pval *kwargs, mlsec_error *err)
+                          mlsec_pval *args, mlsec_pval *kwargs, mlsec_error *err)
 {
 	mlsec_pval *v = val_new(p, MLSEC_PV_CALL);
 	if (!v)
@@ -692,12 +798,12 @@ static mlsec_err seq_add(mlsec_pickle *p, mlsec_pval *s, mlsec_pval *item, mlsec
 }
 
 static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pval **items,
-			    size_t n, mlsec_error *err)
+                            size_t n, mlsec_error *err)
 {
 	if (!plain_container(obj) && add_note(p, MLSEC_PNOTE_SETITEM_ON_OBJECT, p->op_off, obj) < 0)
 		OOM();
 	mlsec_pval *c = object_items(p, obj, dict);
-	if (obj->kind == MLSEC_PV_CALL && !c)
+	if (obj->kind == MLSEC_PV_CALL && !c && !p->light)
 		OOM();
 	for (size_t i = 0; c && i < n; i++)
 		CHECK(seq_add(p, c, items[i], err));
@@ -739,7 +845,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 	case '(': /* MARK */
 		if (p->nmarks == p->mcap) {
 			if (p->nmarks >= p->lim.max_marks)
-				FAIL(MLSEC_ERR_LIMIT, "more than %zu nested MARKs", p->lim.max_marks);
+				FAIL(MLSEC_ERR_LIMIT, "more than %zu nested MARKs",
+				     p->lim.max_marks);
 			size_t nc = p->mcap ? p->mcap * 2 : 32;
 			if (nc > p->lim.max_marks)
 				nc = p->lim.max_marks;
@@ -767,18 +874,18 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		PUSH(v);
 		return MLSEC_OK;
 	case 'N':
-		PUSH(val_new(p, MLSEC_PV_NONE));
+		PUSH(opaque(p, MLSEC_PV_NONE));
 		return MLSEC_OK;
 	case 0x88: /* NEWTRUE */
 	case 0x89: /* NEWFALSE */
-		if ((v = val_new(p, MLSEC_PV_BOOL)))
+		if ((v = opaque(p, MLSEC_PV_BOOL)) && !p->light)
 			v->u.i = op == 0x88;
 		PUSH(v);
 		return MLSEC_OK;
 	case 'I': /* INT, with the 00/01 bool spellings */
 		CHECK(line(p, &s, &n, err));
 		if (n == 2 && s[0] == '0' && (s[1] == '0' || s[1] == '1')) {
-			if ((v = val_new(p, MLSEC_PV_BOOL)))
+			if ((v = opaque(p, MLSEC_PV_BOOL)) && !p->light)
 				v->u.i = s[1] == '1';
 			PUSH(v);
 			return MLSEC_OK;
@@ -792,7 +899,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		if (big) {
 			PUSH(str_val(p, MLSEC_PV_BIGINT, s, n));
 		} else {
-			if ((v = val_new(p, MLSEC_PV_INT)))
+			if ((v = opaque(p, MLSEC_PV_INT)) && !p->light)
 				v->u.i = iv;
 			PUSH(v);
 		}
@@ -805,7 +912,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		iv = (int64_t)le(a, (int)n);
 		if (op == 'J')
 			iv = (int32_t)(uint32_t)iv;
-		if ((v = val_new(p, MLSEC_PV_INT)))
+		if ((v = opaque(p, MLSEC_PV_INT)) && !p->light)
 			v->u.i = iv;
 		PUSH(v);
 		return MLSEC_OK;
@@ -826,7 +933,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			uint64_t u = n ? le(a, (int)n) : 0;
 			if (n && n < 8 && (a[n - 1] & 0x80))
 				u |= ~(uint64_t)0 << (8 * n);
-			if ((v = val_new(p, MLSEC_PV_INT)))
+			if ((v = opaque(p, MLSEC_PV_INT)) && !p->light)
 				v->u.i = (int64_t)u;
 			PUSH(v);
 		} else {
@@ -844,7 +951,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		double d = strtod(tmp, &end);
 		if (end == tmp)
 			FAIL(MLSEC_ERR_PARSE, "could not convert string to float");
-		if ((v = val_new(p, MLSEC_PV_FLOAT)))
+		if ((v = opaque(p, MLSEC_PV_FLOAT)) && !p->light)
 			v->u.f = d;
 		PUSH(v);
 		return MLSEC_OK;
@@ -856,7 +963,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			u = (u << 8) | a[i];
 		double d;
 		memcpy(&d, &u, sizeof d);
-		if ((v = val_new(p, MLSEC_PV_FLOAT)))
+		if ((v = opaque(p, MLSEC_PV_FLOAT)) && !p->light)
 			v->u.f = d;
 		PUSH(v);
 		return MLSEC_OK;
@@ -886,8 +993,9 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 	case 'C':    /* SHORT_BINBYTES */
 	case 0x8e:   /* BINBYTES8 */
 	case 0x96: { /* BYTEARRAY8 */
-		int w8 = (op == 'U' || op == 0x8c || op == 'C') ? 1
-			 : (op == 0x8d || op == 0x8e || op == 0x96) ? 8 : 4;
+		int w8 = (op == 'U' || op == 0x8c || op == 'C')     ? 1
+		         : (op == 0x8d || op == 0x8e || op == 0x96) ? 8
+		                                                    : 4;
 		TAKE(a, (size_t)w8);
 		uint64_t l = le(a, w8);
 		if (op == 'T' && (int32_t)(uint32_t)l < 0)
@@ -896,12 +1004,13 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			FAIL(MLSEC_ERR_PARSE, "pickle data was truncated");
 		TAKE(a, (size_t)l);
 		mlsec_pval_kind k = (op == 'B' || op == 'C' || op == 0x8e) ? MLSEC_PV_BYTES
-				    : op == 0x96 ? MLSEC_PV_BYTEARRAY : MLSEC_PV_STR;
+		                    : op == 0x96                           ? MLSEC_PV_BYTEARRAY
+		                                                           : MLSEC_PV_STR;
 		PUSH(str_val(p, k, a, (size_t)l));
 		return MLSEC_OK;
 	}
 	case ')':
-		PUSH(val_new(p, MLSEC_PV_TUPLE));
+		PUSH(opaque(p, MLSEC_PV_TUPLE));
 		return MLSEC_OK;
 	case 't': /* TUPLE */
 		CHECK(pop_mark(p, &start, err));
@@ -920,15 +1029,15 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		PUSH(v);
 		return MLSEC_OK;
 	case ']':
-		PUSH(val_new(p, MLSEC_PV_LIST));
+		PUSH(opaque(p, MLSEC_PV_LIST));
 		return MLSEC_OK;
 	case '}':
-		PUSH(val_new(p, MLSEC_PV_DICT));
+		PUSH(opaque(p, MLSEC_PV_DICT));
 		return MLSEC_OK;
 	case 0x8f:
-		PUSH(val_new(p, MLSEC_PV_SET));
+		PUSH(opaque(p, MLSEC_PV_SET));
 		return MLSEC_OK;
-	case 'l': /* LIST */
+	case 'l':  /* LIST */
 	case 0x91: /* FROZENSET */
 		CHECK(pop_mark(p, &start, err));
 		v = seq_from(p, op == 'l' ? MLSEC_PV_LIST : MLSEC_PV_FROZENSET, start, p->sp);
@@ -992,8 +1101,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		}
 		p->sp = start;
 		return MLSEC_OK;
-	case 'g': /* GET */
-	case 'h': /* BINGET */
+	case 'g':   /* GET */
+	case 'h':   /* BINGET */
 	case 'j': { /* LONG_BINGET */
 		uint64_t key;
 		if (op == 'g') {
@@ -1005,15 +1114,15 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			TAKE(a, op == 'h' ? 1u : 4u);
 			key = le(a, op == 'h' ? 1 : 4);
 		}
-		memo_slot *m = key <= UINT32_MAX ? memo_find(p, (uint32_t)key) : NULL;
+		mlsec_pval *m = memo_get(p, key);
 		if (!m)
 			FAIL(MLSEC_ERR_PARSE, "memo value not found at index %llu",
 			     (unsigned long long)key);
-		PUSH(m->val);
+		PUSH(m);
 		return MLSEC_OK;
 	}
-	case 'p': /* PUT */
-	case 'q': /* BINPUT */
+	case 'p':   /* PUT */
+	case 'q':   /* BINPUT */
 	case 'r': { /* LONG_BINPUT */
 		uint64_t key;
 		if (op == 'p') {
@@ -1042,7 +1151,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		CHECK(line(p, &s, &n, err));
 		if (!(v = global_val(p, m, mn, s, n)))
 			OOM();
-		CHECK(record_global(p, v->u.global.module, v->u.global.name, op, p->op_off, 0, err));
+		CHECK(record_global(p, v->u.global.module, v->u.global.name, op, p->op_off, 0,
+		                    err));
 		PUSH(v);
 		return MLSEC_OK;
 	}
@@ -1064,9 +1174,17 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		x = val_new(p, MLSEC_PV_GLOBAL);
 		if (!x)
 			OOM();
-		x->u.global.module = v->u.str.s;
-		x->u.global.name = w->u.str.s;
-		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0, err));
+		if (p->light) {
+			x->u.global.module = str_copy(p, v->u.str.s, v->u.str.len);
+			x->u.global.name = str_copy(p, w->u.str.s, w->u.str.len);
+			if (!x->u.global.module || !x->u.global.name)
+				OOM();
+		} else {
+			x->u.global.module = v->u.str.s;
+			x->u.global.name = w->u.str.s;
+		}
+		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0,
+		                    err));
 		PUSH(x);
 		return MLSEC_OK;
 	case 'i': { /* INST */
@@ -1076,7 +1194,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		CHECK(line(p, &s, &n, err));
 		if (!(x = global_val(p, m, mn, s, n)))
 			OOM();
-		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0, err));
+		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0,
+		                    err));
 		CHECK(pop_mark(p, &start, err));
 		v = seq_from(p, MLSEC_PV_TUPLE, start, p->sp);
 		if (!v)
@@ -1169,19 +1288,85 @@ static int op_fixed(uint8_t op, int *lenw)
 {
 	*lenw = 0;
 	switch (op) {
-	case 0x80: case 'K': case 'h': case 'q': case 0x82: return 1;
-	case 'M': case 0x83: return 2;
-	case 'J': case 'j': case 'r': case 0x84: return 4;
-	case 'G': case 0x95: return 8;
-	case 'T': case 'X': case 'B': case 0x8b: *lenw = 4; return 0;
-	case 'U': case 'C': case 0x8c: case 0x8a: *lenw = 1; return 0;
-	case 0x8d: case 0x8e: case 0x96: *lenw = 8; return 0;
-	case 'I': case 'L': case 'F': case 'S': case 'V': case 'g': case 'p': case 'P': return -1;
-	case 'c': case 'i': return -2;
-	case '(': case '.': case '0': case '1': case '2': case 'N': case 0x88: case 0x89: case ')':
-	case 't': case 0x85: case 0x86: case 0x87: case ']': case '}': case 0x8f: case 'l':
-	case 0x91: case 'd': case 'a': case 'e': case 0x90: case 's': case 'u': case 0x94:
-	case 0x93: case 'o': case 0x81: case 0x92: case 'R': case 'b': case 'Q': case 0x97:
+	case 0x80:
+	case 'K':
+	case 'h':
+	case 'q':
+	case 0x82:
+		return 1;
+	case 'M':
+	case 0x83:
+		return 2;
+	case 'J':
+	case 'j':
+	case 'r':
+	case 0x84:
+		return 4;
+	case 'G':
+	case 0x95:
+		return 8;
+	case 'T':
+	case 'X':
+	case 'B':
+	case 0x8b:
+		*lenw = 4;
+		return 0;
+	case 'U':
+	case 'C':
+	case 0x8c:
+	case 0x8a:
+		*lenw = 1;
+		return 0;
+	case 0x8d:
+	case 0x8e:
+	case 0x96:
+		*lenw = 8;
+		return 0;
+	case 'I':
+	case 'L':
+	case 'F':
+	case 'S':
+	case 'V':
+	case 'g':
+	case 'p':
+	case 'P':
+		return -1;
+	case 'c':
+	case 'i':
+		return -2;
+	case '(':
+	case '.':
+	case '0':
+	case '1':
+	case '2':
+	case 'N':
+	case 0x88:
+	case 0x89:
+	case ')':
+	case 't':
+	case 0x85:
+	case 0x86:
+	case 0x87:
+	case ']':
+	case '}':
+	case 0x8f:
+	case 'l':
+	case 0x91:
+	case 'd':
+	case 'a':
+	case 'e':
+	case 0x90:
+	case 's':
+	case 'u':
+	case 0x94:
+	case 0x93:
+	case 'o':
+	case 0x81:
+	case 0x92:
+	case 'R':
+	case 'b':
+	case 'Q':
+	case 0x97:
 	case 0x98:
 		return 0;
 	default:
@@ -1189,12 +1374,23 @@ static int op_fixed(uint8_t op, int *lenw)
 	}
 }
 
+static int ident(const uint8_t *s, size_t n)
+{
+	if (!n || n > RECOVER_STR_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(s[i] == '_' || s[i] == '.' || (s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
+			return 0;
+	return !(s[0] >= '0' && s[0] <= '9');
+}
+
 /*
  * Linear scan for globals from buf[0..len), offsets reported relative to
  * base. Keeps the last two string operands so STACK_GLOBAL can be named.
  */
 static mlsec_err scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, long long base,
-			     mlsec_error *err)
+                             mlsec_error *err)
 {
 	char last[2][RECOVER_STR_MAX + 1] = {"", ""};
 	int have = 0;
@@ -1220,6 +1416,10 @@ static mlsec_err scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, lo
 					break;
 				size_t n2 = (size_t)(nl2 - l2);
 				i += n2 + 1;
+				/* without stack semantics, only plausible names count:
+				 * random bytes often contain 'c' */
+				if (!ident(l1, n1) || !ident(l2, n2))
+					continue;
 				char *m = str_copy(p, l1, n1), *n = str_copy(p, l2, n2);
 				if (!m || !n)
 					OOM();
@@ -1283,14 +1483,14 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
 	while (!stop) {
 		if (p->ops >= p->lim.max_ops) {
 			rc = mlsec_error_set(err, MLSEC_ERR_LIMIT, "more than %zu pickle opcodes",
-					     p->lim.max_ops);
+			                     p->lim.max_ops);
 			break;
 		}
 		p->ops++;
 		if (p->pos >= p->len) {
 			p->op_off = (long long)p->pos;
 			rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-					     "pickle data was truncated (no STOP)");
+			                     "pickle data was truncated (no STOP)");
 			break;
 		}
 		rc = step(p, &stop, err);
@@ -1315,8 +1515,8 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
 	return rc;
 }
 
-mlsec_err mlsec_pickle_scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len,
-				   long long base, mlsec_error *err)
+mlsec_err mlsec_pickle_scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, long long base,
+                                   mlsec_error *err)
 {
 	return scan_linear(p, buf, len, base, err);
 }

@@ -12,8 +12,9 @@
 /* Keys under which training checkpoints keep the model's state dict, in
  * the order we prefer them. */
 static const char *const wrappers[] = {
-	"state_dict", "model_state_dict", "model", "module", "ema", "ema_state_dict",
-	"model_ema", "state_dict_ema", "net", "network", "params", "weights", "generator",
+        "state_dict",     "model_state_dict", "model",          "module", "ema",
+        "ema_state_dict", "model_ema",        "state_dict_ema", "net",    "network",
+        "params",         "weights",          "generator",
 };
 
 const mlsec_pval *mlsec_pval_dict_get(const mlsec_pval *d, const char *key)
@@ -120,6 +121,113 @@ static int rebuild_tensor(const mlsec_pval *call, mlsec_tensor_ref *t)
 	return t->storage_key ? 0 : -1;
 }
 
+static int is_reconstruct(const mlsec_pval *c)
+{
+	return is_global(c, "numpy.core.multiarray", "_reconstruct") ||
+	       is_global(c, "numpy._core.multiarray", "_reconstruct");
+}
+
+/* numpy.dtype('f4', False, True) with BUILD state (3, '<', ...). */
+static mlsec_dtype numpy_dtype(const mlsec_pval *d)
+{
+	if (!d || d->kind != MLSEC_PV_CALL ||
+	    (!is_global(d->u.call.callable, "numpy", "dtype") &&
+	     !is_global(d->u.call.callable, "numpy.core.multiarray", "dtype")))
+		return MLSEC_DT_UNKNOWN;
+	const mlsec_pval *code = targ(d, 0), *st = d->u.call.state;
+	if (!code || code->kind != MLSEC_PV_STR || code->u.str.len > 4)
+		return MLSEC_DT_UNKNOWN;
+	char order = '|';
+	if (st && st->kind == MLSEC_PV_TUPLE && st->u.seq.n > 1 &&
+	    st->u.seq.items[1]->kind == MLSEC_PV_STR && st->u.seq.items[1]->u.str.len == 1)
+		order = st->u.seq.items[1]->u.str.s[0];
+	if (order == '>')
+		return MLSEC_DT_UNKNOWN; /* big-endian: not analysed */
+	char descr[8];
+	snprintf(descr, sizeof descr, "%c%s",
+	         code->u.str.s[0] == 'b' || code->u.str.s[1] == '1' ? '|' : '<', code->u.str.s);
+	return mlsec_dtype_from_npy(descr);
+}
+
+/* Raw bytes of an ndarray state: bytes, or _codecs.encode(str, 'latin1'). */
+static int numpy_bytes(const mlsec_pval *v, const uint8_t **data, size_t *len, uint8_t **owned)
+{
+	*owned = NULL;
+	if (v && (v->kind == MLSEC_PV_BYTES || v->kind == MLSEC_PV_BYTEARRAY)) {
+		*data = (const uint8_t *)v->u.str.s;
+		*len = v->u.str.len;
+		return 0;
+	}
+	if (!v || v->kind != MLSEC_PV_CALL || !is_global(v->u.call.callable, "_codecs", "encode"))
+		return -1;
+	const mlsec_pval *s = targ(v, 0);
+	if (!s || s->kind != MLSEC_PV_STR)
+		return -1;
+	/* the str is latin-1 text stored as UTF-8: back to bytes */
+	uint8_t *o = mlsec_malloc(s->u.str.len + 1);
+	if (!o)
+		return -1;
+	size_t k = 0;
+	const uint8_t *b = (const uint8_t *)s->u.str.s;
+	for (size_t i = 0; i < s->u.str.len; i++) {
+		if (b[i] < 0x80) {
+			o[k++] = b[i];
+		} else if ((b[i] & 0xe0) == 0xc0 && i + 1 < s->u.str.len && b[i] <= 0xc3) {
+			o[k++] = (uint8_t)(((b[i] & 0x1f) << 6) | (b[i + 1] & 0x3f));
+			i++;
+		} else {
+			mlsec_free(o);
+			return -1; /* not latin-1 */
+		}
+	}
+	*owned = o;
+	*data = o;
+	*len = k;
+	return 0;
+}
+
+/* ndarray via _reconstruct + BUILD (version, shape, dtype, fortran, data). */
+static int numpy_array(const mlsec_pval *call, mlsec_tensor_ref *t)
+{
+	const mlsec_pval *st = call->u.call.state;
+	if (!st || st->kind != MLSEC_PV_TUPLE || st->u.seq.n < 5)
+		return -1;
+	const mlsec_pval *shape = st->u.seq.items[1], *fortran = st->u.seq.items[3];
+	t->dtype = t->storage_dtype = numpy_dtype(st->u.seq.items[2]);
+	size_t es = mlsec_dtype_size(t->dtype);
+	int nd = 0;
+	if (!es || int_tuple(shape, t->shape, &nd) < 0)
+		return -1;
+	t->ndim = nd;
+	uint64_t n = 1;
+	for (int i = 0; i < nd; i++) {
+		if (t->shape[i] < 0 || (t->shape[i] && n > UINT64_MAX / (uint64_t)t->shape[i]))
+			return -1;
+		n *= (uint64_t)t->shape[i];
+	}
+	int f = fortran && fortran->kind == MLSEC_PV_BOOL && fortran->u.i;
+	int64_t s = 1;
+	for (int d = f ? 0 : nd - 1; f ? d < nd : d >= 0; d += f ? 1 : -1) {
+		t->stride[d] = s;
+		s *= t->shape[d] ? t->shape[d] : 1;
+	}
+	const uint8_t *data;
+	size_t len;
+	if (numpy_bytes(st->u.seq.items[4], &data, &len, &t->owned) < 0)
+		return -1;
+	if (n > len / es) {
+		mlsec_free(t->owned);
+		t->owned = NULL;
+		return -1;
+	}
+	t->numel = t->storage_numel = n;
+	t->mem = data;
+	t->file_len = n * es;
+	t->located = 1;
+	t->pickle_offset = call->offset;
+	return 0;
+}
+
 typedef struct walker {
 	mlsec_tensor_list *out;
 	uint32_t epoch;
@@ -129,7 +237,7 @@ typedef struct walker {
 static void walk(walker *w, const mlsec_pval *v, const char *name, int depth);
 
 static void walk_child(walker *w, const mlsec_pval *v, const char *prefix, const char *key,
-		       int depth)
+                       int depth)
 {
 	char nm[NAME_MAX_LEN];
 	if (*prefix)
@@ -144,7 +252,7 @@ static void walk_dict(walker *w, const mlsec_pval *d, const char *name, int dept
 	char kb[32];
 	for (size_t i = 0; i + 1 < d->u.seq.n && w->rc == MLSEC_OK; i += 2)
 		walk_child(w, d->u.seq.items[i + 1], name,
-			   mlsec_torch_key_name(d->u.seq.items[i], kb, sizeof kb), depth);
+		           mlsec_torch_key_name(d->u.seq.items[i], kb, sizeof kb), depth);
 }
 
 static void walk(walker *w, const mlsec_pval *cv, const char *name, int depth)
@@ -187,6 +295,20 @@ static void walk(walker *w, const mlsec_pval *cv, const char *name, int depth)
 			}
 			return;
 		}
+		if (is_reconstruct(c)) {
+			mlsec_tensor_ref t;
+			memset(&t, 0, sizeof t);
+			if (numpy_array(v, &t) < 0)
+				return; /* object or exotic arrays: their items are values */
+			t.name = mlsec_strdup(*name ? name : "<root>");
+			if (!t.name || (w->rc = mlsec_tensor_list_push(w->out, &t)) != MLSEC_OK) {
+				mlsec_free(t.name);
+				mlsec_free(t.owned);
+				if (w->rc == MLSEC_OK)
+					w->rc = MLSEC_ERR_NOMEM;
+			}
+			return;
+		}
 		if (is_global(c, "torch._utils", "_rebuild_parameter") ||
 		    is_global(c, "torch._utils", "_rebuild_parameter_with_state")) {
 			walk(w, targ(v, 0), name, depth + 1);
@@ -218,7 +340,7 @@ static int has_tensor_prefix(const mlsec_tensor_list *l, size_t from, const char
 }
 
 mlsec_err mlsec_torch_collect(mlsec_pickle *vm, const mlsec_pval *root, mlsec_tensor_list *out,
-			      mlsec_error *err)
+                              mlsec_error *err)
 {
 	size_t from = out->n;
 	walker w = {out, mlsec_pickle_epoch(vm), MLSEC_OK};
@@ -227,7 +349,8 @@ mlsec_err mlsec_torch_collect(mlsec_pickle *vm, const mlsec_pval *root, mlsec_te
 		return mlsec_error_set(err, w.rc, "collecting tensors: %s", mlsec_strerror(w.rc));
 	/* strip the training-checkpoint wrapper from the model's tensor names */
 	for (size_t k = 0; k < sizeof wrappers / sizeof wrappers[0]; k++) {
-		if (!mlsec_pval_dict_get(root, wrappers[k]) || !has_tensor_prefix(out, from, wrappers[k]))
+		if (!mlsec_pval_dict_get(root, wrappers[k]) ||
+		    !has_tensor_prefix(out, from, wrappers[k]))
 			continue;
 		size_t pl = strlen(wrappers[k]) + 1;
 		for (size_t i = from; i < out->n; i++) {

@@ -297,8 +297,9 @@ static mlsec_err collect_kafka(mlsec_config *cfg, mlsec_error *err)
 		nk[cfg->nkafka * 2 + 1] = val;
 		nk[cfg->nkafka * 2 + 2] = NULL;
 		cfg->nkafka++;
-		if (kafka_secret(key))
-			mlsec_log_add_secret(val);
+		if (kafka_secret(key) && mlsec_log_add_secret(val) != MLSEC_OK)
+			return mlsec_error_set(err, MLSEC_ERR_NOMEM,
+					       "config: cannot register a secret for redaction");
 	}
 	return MLSEC_OK;
 }
@@ -384,8 +385,11 @@ mlsec_err mlsec_config_parse(mlsec_config *cfg, int argc, char **argv,
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
 					       "missing required option --%s%s%s", o->name,
 					       o->env ? " (or " : "", o->env ? o->env : "");
-		if (e->value && (o->flags & MLSEC_CONFIG_SECRET) && e->src != MLSEC_CONFIG_FROM_DEFAULT)
-			mlsec_log_add_secret(e->value);
+		/* Fail closed: a secret we cannot redact must not be used. */
+		if (e->value && (o->flags & MLSEC_CONFIG_SECRET) &&
+		    e->src != MLSEC_CONFIG_FROM_DEFAULT && mlsec_log_add_secret(e->value) != MLSEC_OK)
+			return mlsec_error_set(err, MLSEC_ERR_NOMEM,
+					       "config: cannot register --%s for redaction", o->name);
 	}
 	/* A URL's password is a secret in its own right: redact it alone too. */
 	for (size_t i = 0; i < cfg->n; i++) {
@@ -397,9 +401,12 @@ mlsec_err mlsec_config_parse(mlsec_config *cfg, int argc, char **argv,
 		const char *pw = memchr(colon + 3, ':', (size_t)(at - colon - 3));
 		if (pw) {
 			char *p = mlsec_strndup(pw + 1, (size_t)(at - pw - 1));
-			if (p)
-				mlsec_log_add_secret(p);
+			mlsec_err rc = p ? mlsec_log_add_secret(p) : MLSEC_ERR_NOMEM;
 			mlsec_free(p);
+			if (rc)
+				return mlsec_error_set(err, MLSEC_ERR_NOMEM,
+						       "config: cannot register --%s for redaction",
+						       e->opt->name);
 		}
 	}
 	mlsec_err rc = collect_kafka(cfg, err);

@@ -26,8 +26,8 @@ struct mlsec_rpc_stream {
 	grpc_metadata_array initial_md;
 	grpc_byte_buffer *recv_bb; /* target of a pending RECV_MESSAGE */
 	int recv_pending;
-	int failed;  /* an op failed: the call is over, only status remains */
-	int closed;  /* half-closed */
+	int failed; /* an op failed: the call is over, only status remains */
+	int closed; /* half-closed */
 	int finished;
 	int initial_received;
 };
@@ -41,7 +41,7 @@ static void status_set(mlsec_rpc_status *st, grpc_status_code code, const char *
 }
 
 mlsec_err mlsec_rpc_client_new(const mlsec_rpc_client_opts *o, mlsec_rpc_client **out,
-			       mlsec_error *err)
+                               mlsec_error *err)
 {
 	*out = NULL;
 	if (!o || !o->target || !*o->target)
@@ -56,7 +56,7 @@ mlsec_err mlsec_rpc_client_new(const mlsec_rpc_client_opts *o, mlsec_rpc_client 
 		e = rpc_pem_load(o->key_file, &key, err);
 	if (e == MLSEC_OK && (!cert) != (!key))
 		e = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				    "a client certificate needs its key (and vice versa)");
+		                    "a client certificate needs its key (and vice versa)");
 	mlsec_rpc_client *c = NULL;
 	if (e == MLSEC_OK && !(c = mlsec_calloc(1, sizeof(*c))))
 		e = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -127,12 +127,12 @@ void mlsec_rpc_client_free(mlsec_rpc_client *c)
 }
 
 static grpc_call *call_create(mlsec_rpc_client *c, grpc_completion_queue *cq, const char *method,
-			      int timeout_ms)
+                              int timeout_ms)
 {
 	grpc_slice m = grpc_slice_from_copied_string(method);
-	grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m,
-						   NULL, rpc_deadline_ms(timeout_ms > 0 ? timeout_ms : 1),
-						   NULL);
+	grpc_call *call =
+	        grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
+	                                 rpc_deadline_ms(timeout_ms > 0 ? timeout_ms : 1), NULL);
 	grpc_slice_unref(m);
 	return call;
 }
@@ -173,8 +173,8 @@ static mlsec_err call_status(grpc_call *call, grpc_completion_queue *cq, mlsec_r
 }
 
 mlsec_err mlsec_rpc_client_unary(mlsec_rpc_client *c, const char *method, const uint8_t *req,
-				 size_t req_len, int timeout_ms, uint8_t **resp,
-				 size_t *resp_len, mlsec_rpc_status *st)
+                                 size_t req_len, int timeout_ms, uint8_t **resp, size_t *resp_len,
+                                 mlsec_rpc_status *st)
 {
 	*resp = NULL;
 	*resp_len = 0;
@@ -216,8 +216,8 @@ mlsec_err mlsec_rpc_client_unary(mlsec_rpc_client *c, const char *method, const 
 }
 
 mlsec_err mlsec_rpc_client_open(mlsec_rpc_client *c, const char *method, mlsec_rpc_kind kind,
-				const uint8_t *req, size_t req_len, int timeout_ms,
-				mlsec_rpc_stream **out, mlsec_error *err)
+                                const uint8_t *req, size_t req_len, int timeout_ms,
+                                mlsec_rpc_stream **out, mlsec_error *err)
 {
 	*out = NULL;
 	if (kind == MLSEC_RPC_UNARY || (kind == MLSEC_RPC_SERVER_STREAM) != (req != NULL))
@@ -246,7 +246,7 @@ mlsec_err mlsec_rpc_client_open(mlsec_rpc_client *c, const char *method, mlsec_r
 		s->closed = 1;
 	}
 	int ok = grpc_call_start_batch(s->call, ops, n, RPC_TAG_OP, NULL) == GRPC_CALL_OK &&
-		 rpc_pluck(s->cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	         rpc_pluck(s->cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	if (bb)
 		grpc_byte_buffer_destroy(bb);
 	if (!ok)
@@ -265,7 +265,7 @@ mlsec_err mlsec_rpc_stream_send(mlsec_rpc_stream *s, const uint8_t *msg, size_t 
 	op.op = GRPC_OP_SEND_MESSAGE;
 	op.data.send_message.send_message = bb;
 	int ok = grpc_call_start_batch(s->call, &op, 1, RPC_TAG_OP, NULL) == GRPC_CALL_OK &&
-		 rpc_pluck(s->cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	         rpc_pluck(s->cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	grpc_byte_buffer_destroy(bb);
 	if (!ok)
 		s->failed = 1;
@@ -298,7 +298,9 @@ int mlsec_rpc_stream_recv(mlsec_rpc_stream *s, int wait_ms, uint8_t **msg, size_
 {
 	*msg = NULL;
 	*len = 0;
-	if (s->failed)
+	/* Even after a failed send the read is attempted: it consumes the
+	 * server's answer, without which the core never delivers the status. */
+	if (s->finished)
 		return -1;
 	if (!s->recv_pending && !recv_start(s)) {
 		s->failed = 1;
@@ -306,8 +308,9 @@ int mlsec_rpc_stream_recv(mlsec_rpc_stream *s, int wait_ms, uint8_t **msg, size_
 	}
 	int timed_out = 0;
 	int ok = rpc_pluck(s->cq, RPC_TAG_OP,
-			   wait_ms > 0 ? rpc_deadline_ms(wait_ms) : gpr_inf_future(GPR_CLOCK_MONOTONIC),
-			   &timed_out);
+	                   wait_ms > 0 ? rpc_deadline_ms(wait_ms)
+	                               : gpr_inf_future(GPR_CLOCK_MONOTONIC),
+	                   &timed_out);
 	if (timed_out)
 		return -2;
 	s->recv_pending = 0;
@@ -327,7 +330,7 @@ int mlsec_rpc_stream_recv(mlsec_rpc_stream *s, int wait_ms, uint8_t **msg, size_
 }
 
 mlsec_err mlsec_rpc_stream_finish(mlsec_rpc_stream *s, uint8_t **resp, size_t *resp_len,
-				  mlsec_rpc_status *st)
+                                  mlsec_rpc_status *st)
 {
 	if (resp) {
 		*resp = NULL;
@@ -338,17 +341,27 @@ mlsec_err mlsec_rpc_stream_finish(mlsec_rpc_stream *s, uint8_t **resp, size_t *r
 		return MLSEC_ERR_INTERNAL;
 	}
 	grpc_byte_buffer *in = NULL;
-	if (s->kind == MLSEC_RPC_CLIENT_STREAM && !s->failed) {
+	if (s->kind == MLSEC_RPC_CLIENT_STREAM) {
 		grpc_op ops[3];
+		size_t n = 0;
 		memset(ops, 0, sizeof(ops));
-		ops[0].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-		ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
-		ops[1].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
-		ops[2].op = GRPC_OP_RECV_MESSAGE;
-		ops[2].data.recv_message.recv_message = &in;
-		s->closed = 1;
-		s->initial_received = 1;
-		if (grpc_call_start_batch(s->call, ops, 3, RPC_TAG_OP, NULL) == GRPC_CALL_OK)
+		/* After a failed send the server has already answered: no close,
+		 * but the initial metadata and message must still be read, since
+		 * the core delivers the status only after them. */
+		if (!s->failed && !s->closed) {
+			ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+			s->closed = 1;
+		}
+		if (!s->initial_received) {
+			ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+			ops[n].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
+			n++;
+			s->initial_received = 1;
+		}
+		ops[n].op = GRPC_OP_RECV_MESSAGE;
+		ops[n].data.recv_message.recv_message = &in;
+		n++;
+		if (grpc_call_start_batch(s->call, ops, n, RPC_TAG_OP, NULL) == GRPC_CALL_OK)
 			rpc_pluck(s->cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	} else if (s->kind == MLSEC_RPC_SERVER_STREAM && s->recv_pending) {
 		/* the caller stops early: cancel and collect the pending read */
@@ -394,7 +407,7 @@ void mlsec_rpc_stream_free(mlsec_rpc_stream *s)
 }
 
 mlsec_err mlsec_rpc_health_check(mlsec_rpc_client *c, const char *service, int timeout_ms,
-				 int *serving, mlsec_rpc_status *st)
+                                 int *serving, mlsec_rpc_status *st)
 {
 	*serving = 0;
 	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
@@ -406,11 +419,11 @@ mlsec_err mlsec_rpc_health_check(mlsec_rpc_client *c, const char *service, int t
 	uint8_t *resp = NULL;
 	size_t resp_len = 0;
 	mlsec_err e = mlsec_rpc_client_unary(c, "/grpc.health.v1.Health/Check", buf, n, timeout_ms,
-					     &resp, &resp_len, st);
+	                                     &resp, &resp_len, st);
 	if (e != MLSEC_OK)
 		return e;
 	Grpc__Health__V1__HealthCheckResponse *r =
-		grpc__health__v1__health_check_response__unpack(NULL, resp_len, resp);
+	        grpc__health__v1__health_check_response__unpack(NULL, resp_len, resp);
 	mlsec_free(resp);
 	if (!r)
 		return MLSEC_ERR_PARSE;

@@ -60,6 +60,8 @@ struct mlsec_rpc_server {
 	int started;
 	int stopped;
 	int grpc_inited; /* grpc_init() ran: grpc_shutdown() in _free */
+	mlsec_rpc_observer observer;
+	void *observer_ctx;
 	atomic_int stopping;
 };
 
@@ -68,31 +70,32 @@ struct mlsec_rpc_call {
 	grpc_call *call;
 	worker *w;
 	const grpc_call_details *details;
-	int cancelled;     /* filled by RECV_CLOSE_ON_SERVER */
-	int close_done;    /* RECV_CLOSE_ON_SERVER completed */
-	int sent_initial;  /* initial metadata went out */
-	char *peer;        /* gpr_malloc'd */
+	int cancelled;         /* filled by RECV_CLOSE_ON_SERVER */
+	int close_done;        /* RECV_CLOSE_ON_SERVER completed */
+	int sent_initial;      /* initial metadata went out */
+	grpc_status_code code; /* the status sent */
+	char *peer;            /* gpr_malloc'd */
 	char message[512];
 };
 
 static grpc_status_code health_check(mlsec_rpc_call *c, const uint8_t *req, size_t req_len,
-				     uint8_t **resp, size_t *resp_len, void *ctx);
+                                     uint8_t **resp, size_t *resp_len, void *ctx);
 
 mlsec_err mlsec_rpc_server_new(const mlsec_rpc_server_opts *o, mlsec_rpc_server **out,
-			       mlsec_error *err)
+                               mlsec_error *err)
 {
 	*out = NULL;
 	if (!o || !o->listen || !*o->listen)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no listen address");
 	if ((o->cert_file && *o->cert_file) != (o->key_file && *o->key_file))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "TLS needs both a certificate and a key");
+		                       "TLS needs both a certificate and a key");
 	if (o->ca_file && *o->ca_file && !(o->cert_file && *o->cert_file))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "mutual TLS (CA file) needs a server certificate and key");
+		                       "mutual TLS (CA file) needs a server certificate and key");
 	if (o->threads < 0 || o->threads > MLSEC_RPC_MAX_THREADS)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "threads must be 0..%d",
-				       MLSEC_RPC_MAX_THREADS);
+		                       MLSEC_RPC_MAX_THREADS);
 	mlsec_rpc_server *s = mlsec_calloc(1, sizeof(*s));
 	if (!s)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -114,7 +117,7 @@ mlsec_err mlsec_rpc_server_new(const mlsec_rpc_server_opts *o, mlsec_rpc_server 
 	}
 	if (e == MLSEC_OK)
 		e = mlsec_rpc_server_add_method(s, HEALTH_CHECK_PATH, MLSEC_RPC_UNARY, health_check,
-						s, MLSEC_RPC_PUBLIC);
+		                                s, MLSEC_RPC_PUBLIC);
 	if (e == MLSEC_OK)
 		mlsec_rpc_server_set_serving(s, "", 0);
 	if (e != MLSEC_OK) {
@@ -127,9 +130,8 @@ mlsec_err mlsec_rpc_server_new(const mlsec_rpc_server_opts *o, mlsec_rpc_server 
 	return MLSEC_OK;
 }
 
-mlsec_err mlsec_rpc_server_add_method(mlsec_rpc_server *s, const char *path,
-				      mlsec_rpc_kind kind, mlsec_rpc_handler fn, void *ctx,
-				      int flags)
+mlsec_err mlsec_rpc_server_add_method(mlsec_rpc_server *s, const char *path, mlsec_rpc_kind kind,
+                                      mlsec_rpc_handler fn, void *ctx, int flags)
 {
 	if (s->started || s->nmethods >= MAX_METHODS || !path || path[0] != '/' || !fn)
 		return MLSEC_ERR_INVALID_ARG;
@@ -142,6 +144,12 @@ mlsec_err mlsec_rpc_server_add_method(mlsec_rpc_server *s, const char *path,
 	m->flags = flags;
 	s->nmethods++;
 	return MLSEC_OK;
+}
+
+void mlsec_rpc_server_set_observer(mlsec_rpc_server *s, mlsec_rpc_observer fn, void *ctx)
+{
+	s->observer = fn;
+	s->observer_ctx = ctx;
 }
 
 void mlsec_rpc_server_set_serving(mlsec_rpc_server *s, const char *service, int serving)
@@ -178,11 +186,11 @@ static int health_lookup(mlsec_rpc_server *s, const char *service)
 }
 
 static grpc_status_code health_check(mlsec_rpc_call *c, const uint8_t *req, size_t req_len,
-				     uint8_t **resp, size_t *resp_len, void *ctx)
+                                     uint8_t **resp, size_t *resp_len, void *ctx)
 {
 	mlsec_rpc_server *s = ctx;
 	Grpc__Health__V1__HealthCheckRequest *in =
-		grpc__health__v1__health_check_request__unpack(NULL, req_len, req);
+	        grpc__health__v1__health_check_request__unpack(NULL, req_len, req);
 	if (!in) {
 		mlsec_rpc_call_set_message(c, "malformed HealthCheckRequest");
 		return GRPC_STATUS_INVALID_ARGUMENT;
@@ -195,7 +203,7 @@ static grpc_status_code health_check(mlsec_rpc_call *c, const uint8_t *req, size
 	}
 	Grpc__Health__V1__HealthCheckResponse out = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
 	out.status = st ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-			: GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	                : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 	size_t n = grpc__health__v1__health_check_response__get_packed_size(&out);
 	*resp = mlsec_malloc(n ? n : 1);
 	if (!*resp)
@@ -256,7 +264,8 @@ const char *mlsec_rpc_call_peer(const mlsec_rpc_call *c)
 int64_t mlsec_rpc_call_remaining_ms(const mlsec_rpc_call *c)
 {
 	gpr_timespec dl = gpr_convert_clock_type(c->details->deadline, GPR_CLOCK_MONOTONIC);
-	if (gpr_time_cmp(dl, gpr_inf_future(GPR_CLOCK_MONOTONIC)) >= 0 || dl.tv_sec > INT64_MAX / 2000)
+	if (gpr_time_cmp(dl, gpr_inf_future(GPR_CLOCK_MONOTONIC)) >= 0 ||
+	    dl.tv_sec > INT64_MAX / 2000)
 		return INT64_MAX;
 	gpr_timespec left = gpr_time_sub(dl, gpr_now(GPR_CLOCK_MONOTONIC));
 	int64_t ms = (int64_t)left.tv_sec * 1000 + left.tv_nsec / 1000000;
@@ -276,11 +285,24 @@ int mlsec_rpc_call_cancelled(mlsec_rpc_call *c)
 }
 
 /* Runs one batch on the call's queue and waits for it. */
+/* Runs one batch on the call's queue and waits for it, at most
+ * MLSEC_RPC_IDLE_MS: a peer that stops reading or sending (a slow-loris
+ * upload, a Watch client that never reads) gets its call cancelled with
+ * DEADLINE_EXCEEDED instead of holding a worker forever. */
 static int call_batch(mlsec_rpc_call *c, grpc_op *ops, size_t n)
 {
 	if (grpc_call_start_batch(c->call, ops, n, RPC_TAG_OP, NULL) != GRPC_CALL_OK)
 		return 0;
-	return rpc_pluck(c->w->call_cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+	int timed_out = 0;
+	int ok = rpc_pluck(c->w->call_cq, RPC_TAG_OP, rpc_deadline_ms(MLSEC_RPC_IDLE_MS),
+	                   &timed_out);
+	if (timed_out) {
+		grpc_call_cancel_with_status(c->call, GRPC_STATUS_DEADLINE_EXCEEDED,
+		                             "peer idle for too long", NULL);
+		rpc_pluck(c->w->call_cq, RPC_TAG_OP, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		ok = 0;
+	}
+	return ok;
 }
 
 mlsec_err mlsec_rpc_call_send(mlsec_rpc_call *c, const uint8_t *msg, size_t len)
@@ -327,7 +349,7 @@ int mlsec_rpc_call_recv(mlsec_rpc_call *c, uint8_t **msg, size_t *len)
 
 /* Sends the final status, with resp as the last message when not NULL. */
 static void call_finish(mlsec_rpc_call *c, grpc_status_code code, const uint8_t *resp,
-			size_t resp_len)
+                        size_t resp_len)
 {
 	grpc_op ops[3];
 	size_t n = 0;
@@ -346,6 +368,7 @@ static void call_finish(mlsec_rpc_call *c, grpc_status_code code, const uint8_t 
 	grpc_slice details = grpc_slice_from_copied_string(c->message);
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.status = code;
+	c->code = code;
 	ops[n].data.send_status_from_server.status_details = c->message[0] ? &details : NULL;
 	n++;
 	call_batch(c, ops, n);
@@ -356,7 +379,7 @@ static void call_finish(mlsec_rpc_call *c, grpc_status_code code, const uint8_t 
 }
 
 static void serve_call(worker *w, grpc_call *gc, const grpc_call_details *det,
-		       const grpc_metadata_array *md)
+                       const grpc_metadata_array *md)
 {
 	mlsec_rpc_server *s = w->srv;
 	mlsec_rpc_call c;
@@ -385,12 +408,13 @@ static void serve_call(worker *w, grpc_call *gc, const grpc_call_details *det,
 	} else if (s->token && !(m->flags & MLSEC_RPC_PUBLIC) && !auth_ok(s, md)) {
 		mlsec_rpc_call_set_message(&c, "missing or invalid bearer token");
 		call_finish(&c, GRPC_STATUS_UNAUTHENTICATED, NULL, 0);
-	} else if (m->kind != MLSEC_RPC_CLIENT_STREAM && mlsec_rpc_call_recv(&c, &req, &req_len) != 1) {
+	} else if (m->kind != MLSEC_RPC_CLIENT_STREAM &&
+	           mlsec_rpc_call_recv(&c, &req, &req_len) != 1) {
 		mlsec_rpc_call_set_message(&c, "no request message");
 		call_finish(&c, GRPC_STATUS_INVALID_ARGUMENT, NULL, 0);
 	} else {
 		grpc_status_code st = m->fn(&c, req ? req : (const uint8_t *)"", req_len, &resp,
-					    &resp_len, m->ctx);
+		                            &resp_len, m->ctx);
 		if (st == GRPC_STATUS_OK && m->kind != MLSEC_RPC_SERVER_STREAM && !resp) {
 			mlsec_rpc_call_set_message(&c, "handler returned no response");
 			st = GRPC_STATUS_INTERNAL;
@@ -402,6 +426,8 @@ static void serve_call(worker *w, grpc_call *gc, const grpc_call_details *det,
 	}
 	mlsec_free(req);
 	mlsec_free(resp);
+	if (s->observer)
+		s->observer(m ? m->path : "unknown", c.code, s->observer_ctx);
 	if (!c.close_done)
 		rpc_pluck(w->call_cq, RPC_TAG_CLOSE, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	gpr_free(c.peer);
@@ -418,11 +444,11 @@ static void *worker_main(void *arg)
 		grpc_call_details_init(&det);
 		grpc_metadata_array_init(&md);
 		grpc_call_error ce = grpc_server_request_call(s->server, &gc, &det, &md, w->call_cq,
-							      w->notify_cq, RPC_TAG_NEW);
+		                                              w->notify_cq, RPC_TAG_NEW);
 		int ok = 0;
 		if (ce == GRPC_CALL_OK) {
 			grpc_event ev = grpc_completion_queue_next(
-				w->notify_cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+			        w->notify_cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 			ok = ev.type == GRPC_OP_COMPLETE && ev.success;
 		}
 		if (ok)
@@ -467,10 +493,10 @@ mlsec_err mlsec_rpc_server_start(mlsec_rpc_server *s, mlsec_error *err)
 	if (s->cert_pem) {
 		grpc_ssl_pem_key_cert_pair pair = {s->key_pem, s->cert_pem};
 		creds = grpc_ssl_server_credentials_create_ex(
-			s->ca_pem, &pair, 1,
-			s->ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-				  : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
-			NULL);
+		        s->ca_pem, &pair, 1,
+		        s->ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+		                  : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+		        NULL);
 	} else {
 		creds = grpc_insecure_server_credentials_create();
 	}
@@ -480,7 +506,7 @@ mlsec_err mlsec_rpc_server_start(mlsec_rpc_server *s, mlsec_error *err)
 	if (s->port <= 0) {
 		s->port = 0;
 		return mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "cannot listen on %s",
-				       s->listen);
+		                       s->listen);
 	}
 	grpc_server_start(s->server);
 	for (int i = 0; i < s->nthreads; i++) {
@@ -504,10 +530,11 @@ void mlsec_rpc_server_stop(mlsec_rpc_server *s, int grace_ms)
 	s->stopped = 1;
 	atomic_store(&s->stopping, 1);
 	grpc_server_shutdown_and_notify(s->server, s->shutdown_cq, RPC_TAG_SHUTDOWN);
-	if (!rpc_pluck(s->shutdown_cq, RPC_TAG_SHUTDOWN, rpc_deadline_ms(grace_ms > 0 ? grace_ms : 0),
-		       NULL)) {
+	if (!rpc_pluck(s->shutdown_cq, RPC_TAG_SHUTDOWN,
+	               rpc_deadline_ms(grace_ms > 0 ? grace_ms : 0), NULL)) {
 		grpc_server_cancel_all_calls(s->server);
-		rpc_pluck(s->shutdown_cq, RPC_TAG_SHUTDOWN, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		rpc_pluck(s->shutdown_cq, RPC_TAG_SHUTDOWN, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+		          NULL);
 	}
 	for (int i = 0; i < s->nthreads; i++)
 		if (s->workers[i].running)
@@ -528,10 +555,10 @@ void mlsec_rpc_server_free(mlsec_rpc_server *s)
 			worker *w = &s->workers[i];
 			if (w->notify_cq) {
 				grpc_completion_queue_shutdown(w->notify_cq);
-				while (grpc_completion_queue_next(w->notify_cq,
-								  gpr_inf_future(GPR_CLOCK_MONOTONIC),
-								  NULL)
-					       .type != GRPC_QUEUE_SHUTDOWN)
+				while (grpc_completion_queue_next(
+				               w->notify_cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+				               NULL)
+				               .type != GRPC_QUEUE_SHUTDOWN)
 					;
 				grpc_completion_queue_destroy(w->notify_cq);
 			}

@@ -18,47 +18,81 @@
 grpc_status_code mlsec_rpc_status_from_err(mlsec_err e)
 {
 	switch (e) {
-	case MLSEC_OK: return GRPC_STATUS_OK;
+	case MLSEC_OK:
+		return GRPC_STATUS_OK;
 	case MLSEC_ERR_INVALID_ARG:
-	case MLSEC_ERR_PARSE: return GRPC_STATUS_INVALID_ARGUMENT;
-	case MLSEC_ERR_NOT_FOUND: return GRPC_STATUS_NOT_FOUND;
-	case MLSEC_ERR_LIMIT: return GRPC_STATUS_RESOURCE_EXHAUSTED;
-	case MLSEC_ERR_UNSUPPORTED: return GRPC_STATUS_UNIMPLEMENTED;
-	case MLSEC_ERR_PERMISSION: return GRPC_STATUS_PERMISSION_DENIED;
-	case MLSEC_ERR_TIMEOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;
-	case MLSEC_ERR_UNAVAILABLE: return GRPC_STATUS_UNAVAILABLE;
-	case MLSEC_ERR_AUTH: return GRPC_STATUS_UNAUTHENTICATED;
-	case MLSEC_ERR_INTEGRITY: return GRPC_STATUS_FAILED_PRECONDITION;
-	default: return GRPC_STATUS_INTERNAL;
+	case MLSEC_ERR_PARSE:
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	case MLSEC_ERR_NOT_FOUND:
+		return GRPC_STATUS_NOT_FOUND;
+	case MLSEC_ERR_LIMIT:
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	case MLSEC_ERR_UNSUPPORTED:
+		return GRPC_STATUS_UNIMPLEMENTED;
+	case MLSEC_ERR_PERMISSION:
+		return GRPC_STATUS_PERMISSION_DENIED;
+	case MLSEC_ERR_TIMEOUT:
+		return GRPC_STATUS_DEADLINE_EXCEEDED;
+	case MLSEC_ERR_UNAVAILABLE:
+		return GRPC_STATUS_UNAVAILABLE;
+	case MLSEC_ERR_AUTH:
+		return GRPC_STATUS_UNAUTHENTICATED;
+	case MLSEC_ERR_INTEGRITY:
+		return GRPC_STATUS_FAILED_PRECONDITION;
+	default:
+		return GRPC_STATUS_INTERNAL;
 	}
 }
 
 mlsec_err mlsec_rpc_err_from_status(grpc_status_code s)
 {
 	switch (s) {
-	case GRPC_STATUS_OK: return MLSEC_OK;
+	case GRPC_STATUS_OK:
+		return MLSEC_OK;
 	case GRPC_STATUS_INVALID_ARGUMENT:
-	case GRPC_STATUS_OUT_OF_RANGE: return MLSEC_ERR_INVALID_ARG;
-	case GRPC_STATUS_NOT_FOUND: return MLSEC_ERR_NOT_FOUND;
-	case GRPC_STATUS_RESOURCE_EXHAUSTED: return MLSEC_ERR_LIMIT;
-	case GRPC_STATUS_UNIMPLEMENTED: return MLSEC_ERR_UNSUPPORTED;
-	case GRPC_STATUS_PERMISSION_DENIED: return MLSEC_ERR_PERMISSION;
-	case GRPC_STATUS_DEADLINE_EXCEEDED: return MLSEC_ERR_TIMEOUT;
+	case GRPC_STATUS_OUT_OF_RANGE:
+		return MLSEC_ERR_INVALID_ARG;
+	case GRPC_STATUS_NOT_FOUND:
+		return MLSEC_ERR_NOT_FOUND;
+	case GRPC_STATUS_RESOURCE_EXHAUSTED:
+		return MLSEC_ERR_LIMIT;
+	case GRPC_STATUS_UNIMPLEMENTED:
+		return MLSEC_ERR_UNSUPPORTED;
+	case GRPC_STATUS_PERMISSION_DENIED:
+		return MLSEC_ERR_PERMISSION;
+	case GRPC_STATUS_DEADLINE_EXCEEDED:
+		return MLSEC_ERR_TIMEOUT;
 	case GRPC_STATUS_UNAVAILABLE:
-	case GRPC_STATUS_CANCELLED: return MLSEC_ERR_UNAVAILABLE;
-	case GRPC_STATUS_UNAUTHENTICATED: return MLSEC_ERR_AUTH;
-	case GRPC_STATUS_FAILED_PRECONDITION: return MLSEC_ERR_INTEGRITY;
-	default: return MLSEC_ERR_INTERNAL;
+	case GRPC_STATUS_CANCELLED:
+		return MLSEC_ERR_UNAVAILABLE;
+	case GRPC_STATUS_UNAUTHENTICATED:
+		return MLSEC_ERR_AUTH;
+	case GRPC_STATUS_FAILED_PRECONDITION:
+		return MLSEC_ERR_INTEGRITY;
+	default:
+		return MLSEC_ERR_INTERNAL;
 	}
 }
 
 const char *mlsec_rpc_status_name(grpc_status_code s)
 {
-	static const char *const names[] = {
-		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-		"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-		"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
-		"UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+	static const char *const names[] = {"OK",
+	                                    "CANCELLED",
+	                                    "UNKNOWN",
+	                                    "INVALID_ARGUMENT",
+	                                    "DEADLINE_EXCEEDED",
+	                                    "NOT_FOUND",
+	                                    "ALREADY_EXISTS",
+	                                    "PERMISSION_DENIED",
+	                                    "RESOURCE_EXHAUSTED",
+	                                    "FAILED_PRECONDITION",
+	                                    "ABORTED",
+	                                    "OUT_OF_RANGE",
+	                                    "UNIMPLEMENTED",
+	                                    "INTERNAL",
+	                                    "UNAVAILABLE",
+	                                    "DATA_LOSS",
+	                                    "UNAUTHENTICATED"};
 	if ((int)s >= 0 && (size_t)s < sizeof(names) / sizeof(names[0]))
 		return names[s];
 	return "UNKNOWN";
@@ -100,15 +134,15 @@ mlsec_err mlsec_rpc_token_read(const char *path, char **token, mlsec_error *err)
 	if (len == start || len - start > MLSEC_RPC_MAX_TOKEN) {
 		mlsec_free(buf);
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "%s: token must be 1..%d characters", path,
-				       MLSEC_RPC_MAX_TOKEN);
+		                       "%s: token must be 1..%d characters", path,
+		                       MLSEC_RPC_MAX_TOKEN);
 	}
 	for (size_t i = start; i < len; i++) {
 		if (!isgraph((unsigned char)buf[i])) {
 			mlsec_free(buf);
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "%s: token has whitespace or control characters",
-					       path);
+			                       "%s: token has whitespace or control characters",
+			                       path);
 		}
 	}
 	*token = mlsec_strndup(buf + start, len - start);
@@ -172,7 +206,8 @@ void rpc_cq_destroy(grpc_completion_queue *cq)
 		return;
 	grpc_completion_queue_shutdown(cq);
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+		grpc_event ev = grpc_completion_queue_pluck(
+		        cq, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 	}

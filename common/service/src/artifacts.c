@@ -23,9 +23,9 @@ int mlsec_artifact_uri_has_dotdot(const char *uri)
 }
 
 mlsec_err mlsec_artifact_resolve(const char *root, const char *uri, uint64_t max_bytes,
-				 const char *want_sha256, char **resolved,
-				 char sha256_out[MLSEC_SHA256_HEX_LEN], uint64_t *size_out,
-				 mlsec_error *err)
+                                 const char *want_sha256, char **resolved,
+                                 char sha256_out[MLSEC_SHA256_HEX_LEN], uint64_t *size_out,
+                                 mlsec_error *err)
 {
 	*resolved = NULL;
 	if (!root || !*root)
@@ -35,18 +35,19 @@ mlsec_err mlsec_artifact_resolve(const char *root, const char *uri, uint64_t max
 	size_t ulen = strnlen(uri, MLSEC_ARTIFACT_MAX_URI + 1);
 	if (ulen > MLSEC_ARTIFACT_MAX_URI)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "artifact uri longer than %d",
-				       MLSEC_ARTIFACT_MAX_URI);
+		                       MLSEC_ARTIFACT_MAX_URI);
 	if (!strncmp(uri, "file://", 7))
 		uri += 7;
 	else if (strstr(uri, "://"))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "artifact uri scheme not supported: %.64s", uri);
+		                       "artifact uri scheme not supported: %.64s", uri);
 	if (mlsec_artifact_uri_has_dotdot(uri))
 		return mlsec_error_set(err, MLSEC_ERR_PERMISSION,
-				       "artifact %.256s: '..' is not allowed in artifact paths", uri);
+		                       "artifact %.256s: '..' is not allowed in artifact paths",
+		                       uri);
 	if (want_sha256 && *want_sha256 && !mlsec_sha256_hex_valid(want_sha256))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "artifact %.256s: sha256 is not 64 hex characters", uri);
+		                       "artifact %.256s: sha256 is not 64 hex characters", uri);
 	char *path = uri[0] == '/' ? mlsec_strdup(uri) : mlsec_sprintf("%s/%s", root, uri);
 	if (!path)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -69,13 +70,13 @@ mlsec_err mlsec_artifact_resolve(const char *root, const char *uri, uint64_t max
 	if (!S_ISREG(st.st_mode)) {
 		mlsec_free(real);
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "artifact %.256s is not a regular file", uri);
+		                       "artifact %.256s is not a regular file", uri);
 	}
 	if ((uint64_t)st.st_size > max_bytes) {
 		mlsec_free(real);
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT,
-				       "artifact %.256s is larger than %llu bytes", uri,
-				       (unsigned long long)max_bytes);
+		                       "artifact %.256s is larger than %llu bytes", uri,
+		                       (unsigned long long)max_bytes);
 	}
 	char hex[MLSEC_SHA256_HEX_LEN];
 	uint64_t size = 0;
@@ -86,9 +87,10 @@ mlsec_err mlsec_artifact_resolve(const char *root, const char *uri, uint64_t max
 	}
 	if (want_sha256 && *want_sha256 && strcasecmp(want_sha256, hex) != 0) {
 		mlsec_free(real);
-		return mlsec_error_set(err, MLSEC_ERR_INTEGRITY,
-				       "artifact %.256s: sha256 mismatch (expected %.64s, file has %s)",
-				       uri, want_sha256, hex);
+		return mlsec_error_set(
+		        err, MLSEC_ERR_INTEGRITY,
+		        "artifact %.256s: sha256 mismatch (expected %.64s, file has %s)", uri,
+		        want_sha256, hex);
 	}
 	if (size > max_bytes) { /* grew between stat and hashing */
 		mlsec_free(real);

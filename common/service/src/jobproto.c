@@ -52,22 +52,32 @@ static void arena_free(arena *a)
 Mlsec__V1__Severity mlsec_jobproto_severity_to_pb(mlsec_severity s)
 {
 	switch (s) {
-	case MLSEC_SEV_INFO: return MLSEC__V1__SEVERITY__SEVERITY_INFO;
-	case MLSEC_SEV_LOW: return MLSEC__V1__SEVERITY__SEVERITY_LOW;
-	case MLSEC_SEV_MEDIUM: return MLSEC__V1__SEVERITY__SEVERITY_MEDIUM;
-	case MLSEC_SEV_HIGH: return MLSEC__V1__SEVERITY__SEVERITY_HIGH;
-	default: return MLSEC__V1__SEVERITY__SEVERITY_CRITICAL;
+	case MLSEC_SEV_INFO:
+		return MLSEC__V1__SEVERITY__SEVERITY_INFO;
+	case MLSEC_SEV_LOW:
+		return MLSEC__V1__SEVERITY__SEVERITY_LOW;
+	case MLSEC_SEV_MEDIUM:
+		return MLSEC__V1__SEVERITY__SEVERITY_MEDIUM;
+	case MLSEC_SEV_HIGH:
+		return MLSEC__V1__SEVERITY__SEVERITY_HIGH;
+	default:
+		return MLSEC__V1__SEVERITY__SEVERITY_CRITICAL;
 	}
 }
 
 mlsec_severity mlsec_jobproto_severity_from_pb(Mlsec__V1__Severity s)
 {
 	switch (s) {
-	case MLSEC__V1__SEVERITY__SEVERITY_INFO: return MLSEC_SEV_INFO;
-	case MLSEC__V1__SEVERITY__SEVERITY_LOW: return MLSEC_SEV_LOW;
-	case MLSEC__V1__SEVERITY__SEVERITY_MEDIUM: return MLSEC_SEV_MEDIUM;
-	case MLSEC__V1__SEVERITY__SEVERITY_HIGH: return MLSEC_SEV_HIGH;
-	default: return MLSEC_SEV_CRITICAL;
+	case MLSEC__V1__SEVERITY__SEVERITY_INFO:
+		return MLSEC_SEV_INFO;
+	case MLSEC__V1__SEVERITY__SEVERITY_LOW:
+		return MLSEC_SEV_LOW;
+	case MLSEC__V1__SEVERITY__SEVERITY_MEDIUM:
+		return MLSEC_SEV_MEDIUM;
+	case MLSEC__V1__SEVERITY__SEVERITY_HIGH:
+		return MLSEC_SEV_HIGH;
+	default:
+		return MLSEC_SEV_CRITICAL;
 	}
 }
 
@@ -121,7 +131,8 @@ static char *report_json_text(const mlsec_report *rep, const char *root, mlsec_s
 		json_t *fs = json_object_get(a, "findings");
 		size_t k;
 		json_t *f;
-		json_array_foreach(fs, k, f) json_relativize(json_object_get(f, "location"), "file", root);
+		json_array_foreach(fs, k, f)
+		        json_relativize(json_object_get(f, "location"), "file", root);
 	}
 	char *s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
@@ -133,7 +144,7 @@ static char *report_json_text(const mlsec_report *rep, const char *root, mlsec_s
 }
 
 static char *location_text(arena *a, const mlsec_finding *f, const char *artifact_path,
-			   const char *root)
+                           const char *root)
 {
 	const char *file = relative_to(f->file ? f->file : artifact_path, root);
 	char buf[1024];
@@ -149,11 +160,10 @@ static char *location_text(arena *a, const mlsec_finding *f, const char *artifac
 	return arena_str(a, buf);
 }
 
-mlsec_err mlsec_jobproto_result_pack(const char *job_id, const char *stage,
-				     const mlsec_report *rep, mlsec_err engine_rc,
-				     const char *error_text, const char *root,
-				     mlsec_severity gate, long long duration_ms,
-				     const char *worker, uint8_t **out, size_t *len)
+mlsec_err mlsec_jobproto_result_pack(const char *job_id, const char *stage, const mlsec_report *rep,
+                                     mlsec_err engine_rc, const char *error_text, const char *root,
+                                     mlsec_severity gate, long long duration_ms, const char *worker,
+                                     uint8_t **out, size_t *len)
 {
 	arena a = {0};
 	Mlsec__V1__StageResult r = MLSEC__V1__STAGE_RESULT__INIT;
@@ -182,7 +192,8 @@ mlsec_err mlsec_jobproto_result_pack(const char *job_id, const char *stage,
 				const char *apath = mlsec_artifact_path(art);
 				for (size_t j = 0; j < mlsec_artifact_finding_count(art); j++) {
 					const mlsec_finding *f = mlsec_artifact_finding(art, j);
-					Mlsec__V1__Finding *pf = arena_keep(&a, mlsec_malloc(sizeof(*pf)));
+					Mlsec__V1__Finding *pf =
+					        arena_keep(&a, mlsec_malloc(sizeof(*pf)));
 					if (!pf)
 						break;
 					mlsec__v1__finding__init(pf);
@@ -195,7 +206,9 @@ mlsec_err mlsec_jobproto_result_pack(const char *job_id, const char *stage,
 					pf->location = location_text(&a, f, apath, root);
 					size_t ne = json_object_size(f->evidence);
 					if (ne) {
-						pf->evidence = arena_keep(&a, mlsec_calloc(ne, sizeof(*pf->evidence)));
+						pf->evidence = arena_keep(
+						        &a,
+						        mlsec_calloc(ne, sizeof(*pf->evidence)));
 						const char *key;
 						json_t *val;
 						size_t m = 0;
@@ -204,16 +217,22 @@ mlsec_err mlsec_jobproto_result_pack(const char *job_id, const char *stage,
 							if (!pf->evidence || m == ne)
 								break;
 							Mlsec__V1__Finding__EvidenceEntry *e =
-								arena_keep(&a, mlsec_malloc(sizeof(*e)));
+							        arena_keep(&a, mlsec_malloc(
+							                               sizeof(*e)));
 							if (!e)
 								break;
 							mlsec__v1__finding__evidence_entry__init(e);
 							e->key = arena_str(&a, key);
 							if (json_is_string(val)) {
-								e->value = arena_str(&a, json_string_value(val));
+								e->value = arena_str(
+								        &a, json_string_value(val));
 							} else {
-								char *t = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
-								e->value = arena_str(&a, t ? t : "");
+								char *t = json_dumps(
+								        val,
+								        JSON_COMPACT |
+								                JSON_ENCODE_ANY);
+								e->value =
+								        arena_str(&a, t ? t : "");
 								free(t);
 							}
 							pf->evidence[m++] = e;
@@ -232,16 +251,16 @@ mlsec_err mlsec_jobproto_result_pack(const char *job_id, const char *stage,
 	if (rep && !errbuf[0] && mlsec_report_error_count(rep))
 		snprintf(errbuf, sizeof(errbuf), "%s", mlsec_report_error(rep, 0));
 	r.status = exit_code == 2   ? MLSEC__V1__STAGE_STATUS__STAGE_STATUS_ALERT
-		   : exit_code == 1 ? MLSEC__V1__STAGE_STATUS__STAGE_STATUS_ERROR
-				    : MLSEC__V1__STAGE_STATUS__STAGE_STATUS_OK;
+	           : exit_code == 1 ? MLSEC__V1__STAGE_STATUS__STAGE_STATUS_ERROR
+	                            : MLSEC__V1__STAGE_STATUS__STAGE_STATUS_OK;
 	if (rep) {
 		char *js = arena_keep(&a, report_json_text(rep, root, gate));
 		if (js && strlen(js) <= MLSEC_JOBPROTO_MAX_REPORT_JSON) {
 			r.report_json = js;
 		} else if (js && !errbuf[0]) {
 			snprintf(errbuf, sizeof(errbuf),
-				 "report too large for a result message (%zu bytes); findings kept",
-				 strlen(js));
+			         "report too large for a result message (%zu bytes); findings kept",
+			         strlen(js));
 		}
 	}
 	r.error = arena_str(&a, errbuf);
@@ -274,8 +293,8 @@ int mlsec_jobproto_stage_exit(const Mlsec__V1__StageResult *r, mlsec_severity ga
 	return 1;
 }
 
-int mlsec_jobproto_verdict(const Mlsec__V1__StageResult *const *results, size_t n,
-			   size_t nmissing, mlsec_severity gate)
+int mlsec_jobproto_verdict(const Mlsec__V1__StageResult *const *results, size_t n, size_t nmissing,
+                           mlsec_severity gate)
 {
 	int v = nmissing ? 1 : 0;
 	for (size_t i = 0; i < n; i++) {
@@ -289,21 +308,26 @@ int mlsec_jobproto_verdict(const Mlsec__V1__StageResult *const *results, size_t 
 const char *mlsec_jobproto_stage_for_format(mlsec_format f)
 {
 	switch (f) {
-	case MLSEC_FMT_TRITON_CONFIG: return "triton";
+	case MLSEC_FMT_TRITON_CONFIG:
+		return "triton";
 	case MLSEC_FMT_PYTORCH_ZIP:
 	case MLSEC_FMT_PYTORCH_LEGACY:
 	case MLSEC_FMT_PICKLE:
 	case MLSEC_FMT_SAFETENSORS:
 	case MLSEC_FMT_NPY:
-	case MLSEC_FMT_NPZ: return "checkpoint";
-	case MLSEC_FMT_ONNX: return "export";
-	case MLSEC_FMT_JSONL: return "poison";
-	default: return NULL;
+	case MLSEC_FMT_NPZ:
+		return "checkpoint";
+	case MLSEC_FMT_ONNX:
+		return "export";
+	case MLSEC_FMT_JSONL:
+		return "poison";
+	default:
+		return NULL;
 	}
 }
 
 int mlsec_jobproto_stage_has_formats(const char *stage)
 {
-	return !strcmp(stage, "triton") || !strcmp(stage, "checkpoint") || !strcmp(stage, "export") ||
-	       !strcmp(stage, "poison");
+	return !strcmp(stage, "triton") || !strcmp(stage, "checkpoint") ||
+	       !strcmp(stage, "export") || !strcmp(stage, "poison");
 }

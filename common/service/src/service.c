@@ -25,6 +25,7 @@
 #include "mlsec/queue.h"
 #include "mlsec/rpc.h"
 #include "mlsec/service.h"
+#include "mlsec/service_metrics.h"
 #include "mlsec/shutdown.h"
 #include "mlsec/store.h"
 #include "mlsec/v1/analyzer.pb-c.h"
@@ -38,16 +39,17 @@
 typedef struct service {
 	const mlsec_engine *engine;
 	mlsec_config *cfg;
-	const char *root;     /* as configured */
-	char *root_real;      /* realpath, for relative uris */
+	const char *root; /* as configured */
+	char *root_real;  /* realpath, for relative uris */
 	uint64_t max_bytes;
 	long long result_ttl_ms;
 	char worker_id[128];
 	char topic[128];
 	char group[128];
 	mlsec_producer *producer;
-	mlsec_store *store; /* template, cloned per worker thread */
-	volatile int cancel; /* set on shutdown: engines stop early */
+	mlsec_store *store;             /* template, cloned per worker thread */
+	volatile int cancel;            /* set on shutdown: engines stop early */
+	mlsec_service_metrics *metrics; /* NULL when --metrics-listen is unset */
 } service;
 
 typedef struct kworker {
@@ -60,32 +62,34 @@ typedef struct kworker {
 } kworker;
 
 static const mlsec_config_option service_options[] = {
-	{"grpc-listen", MLSEC_CONFIG_STRING, "127.0.0.1:50061", 0, 0, NULL, "MLSEC_GRPC_LISTEN", 0,
-	 "gRPC listen address (Analyzer/Analyze, health); port 0 picks a free port"},
-	{"grpc-threads", MLSEC_CONFIG_INT, "8", 1, MLSEC_RPC_MAX_THREADS, NULL, "MLSEC_GRPC_THREADS",
-	 0, "concurrent gRPC calls served"},
-	{"tls-cert", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_CERT", 0,
-	 "PEM server certificate: serve gRPC over TLS"},
-	{"tls-key", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_KEY", 0, "PEM private key"},
-	{"tls-ca", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_CA", 0,
-	 "PEM CA: require and verify client certificates (mutual TLS)"},
-	{"auth-token-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_AUTH_TOKEN_FILE", 0,
-	 "file holding the bearer token Analyze callers must present"},
-	{"kafka-workers", MLSEC_CONFIG_INT, "1", 0, SERVICE_MAX_WORKERS, NULL,
-	 "MLSEC_KAFKA_WORKERS", 0, "Kafka consumer threads (0 = gRPC only, no Kafka/Redis)"},
-	{"max-artifact-bytes", MLSEC_CONFIG_INT, "4294967296", 1, LLONG_MAX, NULL,
-	 "MLSEC_MAX_ARTIFACT_BYTES", 0, "largest artifact analysed"},
-	{"result-ttl-s", MLSEC_CONFIG_INT, "604800", 0, 31536000, NULL, "MLSEC_RESULT_TTL_S", 0,
-	 "lifetime of stage results in Redis (0 = forever)"},
-	{"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
-	 "write the bound gRPC address here once serving (for scripts and tests)"},
+        {"grpc-listen", MLSEC_CONFIG_STRING, "127.0.0.1:50061", 0, 0, NULL, "MLSEC_GRPC_LISTEN", 0,
+         "gRPC listen address (Analyzer/Analyze, health); port 0 picks a free port"},
+        {"grpc-threads", MLSEC_CONFIG_INT, "8", 1, MLSEC_RPC_MAX_THREADS, NULL,
+         "MLSEC_GRPC_THREADS", 0, "concurrent gRPC calls served"},
+        {"tls-cert", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_CERT", 0,
+         "PEM server certificate: serve gRPC over TLS"},
+        {"tls-key", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_KEY", 0, "PEM private key"},
+        {"tls-ca", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TLS_CA", 0,
+         "PEM CA: require and verify client certificates (mutual TLS)"},
+        {"auth-token-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_AUTH_TOKEN_FILE", 0,
+         "file holding the bearer token Analyze callers must present"},
+        {"kafka-workers", MLSEC_CONFIG_INT, "1", 0, SERVICE_MAX_WORKERS, NULL,
+         "MLSEC_KAFKA_WORKERS", 0, "Kafka consumer threads (0 = gRPC only, no Kafka/Redis)"},
+        {"max-artifact-bytes", MLSEC_CONFIG_INT, "4294967296", 1, LLONG_MAX, NULL,
+         "MLSEC_MAX_ARTIFACT_BYTES", 0, "largest artifact analysed"},
+        {"result-ttl-s", MLSEC_CONFIG_INT, "604800", 0, 31536000, NULL, "MLSEC_RESULT_TTL_S", 0,
+         "lifetime of stage results in Redis (0 = forever)"},
+        {"metrics-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_METRICS_LISTEN", 0,
+         "serve Prometheus /metrics on HOST:PORT or :PORT (unset = off)"},
+        {"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
+         "write the bound gRPC address here once serving (for scripts and tests)"},
 };
 
 /* Reads the whole of the request's artifacts through the confinement and
  * digest checks, runs the engine, packs a StageResult. Never fails except
  * on allocation: problems become an ERROR result. */
 static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest *req,
-				     uint8_t **out, size_t *len)
+                                     uint8_t **out, size_t *len)
 {
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -103,11 +107,11 @@ static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest
 	if (req->n_artifacts == 0 || req->n_artifacts > SERVICE_MAX_ARTIFACTS) {
 		rc = MLSEC_ERR_INVALID_ARG;
 		snprintf(msg, sizeof(msg), "request must carry 1..%d artifacts",
-			 SERVICE_MAX_ARTIFACTS);
+		         SERVICE_MAX_ARTIFACTS);
 	} else if (req->stage && *req->stage && strcmp(req->stage, stage)) {
 		rc = MLSEC_ERR_INVALID_ARG;
 		snprintf(msg, sizeof(msg), "request for stage %.64s sent to the %s service",
-			 req->stage, stage);
+		         req->stage, stage);
 	} else if (req->deadline_unix_ms > 0 && mlsec_jobproto_now_ms() > req->deadline_unix_ms) {
 		rc = MLSEC_ERR_TIMEOUT;
 		snprintf(msg, sizeof(msg), "deadline passed before the %s stage started", stage);
@@ -128,7 +132,7 @@ static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest
 		for (size_t i = 0; i < req->n_artifacts && rc == MLSEC_OK; i++) {
 			const Mlsec__V1__Artifact *a = req->artifacts[i];
 			rc = mlsec_artifact_resolve(svc->root, a->uri, svc->max_bytes, a->sha256,
-						    &paths[i], NULL, NULL, &err);
+			                            &paths[i], NULL, NULL, &err);
 			if (rc == MLSEC_OK)
 				npaths++;
 			else
@@ -150,15 +154,20 @@ static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest
 			rc = svc->engine->analyze(&er, rep, &err);
 			if (rc != MLSEC_OK)
 				snprintf(msg, sizeof(msg), "%s: %s", mlsec_strerror(rc),
-					 err.text[0] ? err.text : "engine failed");
+				         err.text[0] ? err.text : "engine failed");
 		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	long long ms = (long long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-	mlsec_err pe = mlsec_jobproto_result_pack(req->job_id, stage, rep, rc, msg[0] ? msg : NULL,
-						  svc->root_real, gate, ms, svc->worker_id, out, len);
+	long long ms =
+	        (long long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	mlsec_err pe =
+	        mlsec_jobproto_result_pack(req->job_id, stage, rep, rc, msg[0] ? msg : NULL,
+	                                   svc->root_real, gate, ms, svc->worker_id, out, len);
 	if (rc != MLSEC_OK)
 		MLSEC_LOG(MLSEC_LOG_WARN, req->job_id, "stage error: %s", msg);
+	if (!(rc == MLSEC_ERR_TIMEOUT && svc->cancel)) /* a handed-back job is not done */
+		mlsec_service_metrics_analysis(svc->metrics, stage, rc, rep, gate,
+		                               (double)ms / 1000.0);
 	mlsec_report_free(rep);
 	for (size_t i = 0; paths && i < req->n_artifacts; i++)
 		mlsec_free(paths[i]);
@@ -175,10 +184,10 @@ static mlsec_queue_outcome service_handle(const mlsec_queue_msg *m, void *ctx)
 	mlsec_error err;
 	mlsec_error_clear(&err);
 	Mlsec__V1__StageRequest *req =
-		mlsec__v1__stage_request__unpack(NULL, m->len, (const uint8_t *)m->value);
+	        mlsec__v1__stage_request__unpack(NULL, m->len, (const uint8_t *)m->value);
 	if (!req || !req->job_id || !*req->job_id) {
 		MLSEC_LOGW("dropping malformed StageRequest at %s[%d]@%lld", m->topic,
-			   (int)m->partition, (long long)m->offset);
+		           (int)m->partition, (long long)m->offset);
 		if (req)
 			mlsec__v1__stage_request__free_unpacked(req, NULL);
 		return MLSEC_QUEUE_DONE;
@@ -193,8 +202,8 @@ static mlsec_queue_outcome service_handle(const mlsec_queue_msg *m, void *ctx)
 
 	/* A redelivery after a crash between store and commit: publish the
 	 * stored result again rather than analysing twice. */
-	mlsec_err e = mlsec_store_result_get(kw->store, req->job_id, stage, &stored, &stored_len,
-					     &err);
+	mlsec_err e =
+	        mlsec_store_result_get(kw->store, req->job_id, stage, &stored, &stored_len, &err);
 	if (e == MLSEC_ERR_INVALID_ARG) {
 		MLSEC_LOGW("dropping StageRequest with a bad job id");
 		out = MLSEC_QUEUE_DONE;
@@ -216,7 +225,7 @@ static mlsec_queue_outcome service_handle(const mlsec_queue_msg *m, void *ctx)
 			goto done;
 		int created = 0;
 		e = mlsec_store_result_put(kw->store, req->job_id, stage, res, res_len,
-					   svc->result_ttl_ms, &created, &err);
+		                           svc->result_ttl_ms, &created, &err);
 		if (e != MLSEC_OK) {
 			MLSEC_LOGW("redis: %s (will retry)", err.text);
 			goto done;
@@ -225,7 +234,7 @@ static mlsec_queue_outcome service_handle(const mlsec_queue_msg *m, void *ctx)
 			mlsec_free(res);
 			res = NULL;
 			e = mlsec_store_result_get(kw->store, req->job_id, stage, &stored,
-						   &stored_len, &err);
+			                           &stored_len, &err);
 			if (e != MLSEC_OK)
 				goto done;
 		}
@@ -235,7 +244,8 @@ static mlsec_queue_outcome service_handle(const mlsec_queue_msg *m, void *ctx)
 	const void *pub = res ? (const void *)res : (const void *)stored;
 	size_t pub_len = res ? res_len : stored_len;
 	e = mlsec_producer_send(svc->producer, MLSEC_TOPIC_RESULTS, req->job_id,
-				strlen(req->job_id), pub, pub_len, SERVICE_PRODUCE_TIMEOUT_MS, &err);
+	                        strlen(req->job_id), pub, pub_len, SERVICE_PRODUCE_TIMEOUT_MS,
+	                        &err);
 	if (e != MLSEC_OK) {
 		MLSEC_LOGW("kafka: %s (will retry)", err.text);
 		goto done;
@@ -281,7 +291,7 @@ static void *kworker_main(void *arg)
 
 /* gRPC: mlsec.v1.Analyzer/Analyze. */
 static grpc_status_code service_analyze(mlsec_rpc_call *call, const uint8_t *in, size_t in_len,
-					uint8_t **resp, size_t *resp_len, void *ctx)
+                                        uint8_t **resp, size_t *resp_len, void *ctx)
 {
 	service *svc = ctx;
 	Mlsec__V1__StageRequest *req = mlsec__v1__stage_request__unpack(NULL, in_len, in);
@@ -331,11 +341,12 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	mlsec_config_help help = MLSEC_CONFIG_HELP_NONE;
 	if (!svc.cfg ||
 	    mlsec_config_add_std(svc.cfg,
-				 MLSEC_CONFIG_STD_LOG | MLSEC_CONFIG_STD_KAFKA |
-					 MLSEC_CONFIG_STD_REDIS | MLSEC_CONFIG_STD_ARTIFACT_ROOT,
-				 &err) != MLSEC_OK ||
+	                         MLSEC_CONFIG_STD_LOG | MLSEC_CONFIG_STD_KAFKA |
+	                                 MLSEC_CONFIG_STD_REDIS | MLSEC_CONFIG_STD_ARTIFACT_ROOT,
+	                         &err) != MLSEC_OK ||
 	    mlsec_config_add(svc.cfg, service_options,
-			     sizeof(service_options) / sizeof(service_options[0]), &err) != MLSEC_OK ||
+	                     sizeof(service_options) / sizeof(service_options[0]),
+	                     &err) != MLSEC_OK ||
 	    mlsec_config_parse(svc.cfg, argc, argv, &help, &err) != MLSEC_OK) {
 		fprintf(stderr, "%s: %s\n", prog, err.text[0] ? err.text : "out of memory");
 		goto out;
@@ -351,7 +362,8 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 		goto out;
 	}
 	if (mlsec_config_argc(svc.cfg) > 0) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, mlsec_config_argv(svc.cfg)[0]);
+		fprintf(stderr, "%s: unexpected argument '%s'\n", prog,
+		        mlsec_config_argv(svc.cfg)[0]);
 		goto out;
 	}
 	mlsec_log_level lvl = MLSEC_LOG_INFO;
@@ -399,7 +411,7 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 			goto out;
 		}
 		mlsec_queue_conf qc = {mlsec_config_get(svc.cfg, "kafka-brokers"), prog,
-				       mlsec_config_kafka_props(svc.cfg)};
+		                       mlsec_config_kafka_props(svc.cfg)};
 		if (mlsec_producer_new(&qc, &svc.producer, &err) != MLSEC_OK) {
 			MLSEC_LOGE("kafka: %s", err.text);
 			goto out;
@@ -415,7 +427,9 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	so.threads = (int)mlsec_config_get_int(svc.cfg, "grpc-threads");
 	if (mlsec_rpc_server_new(&so, &srv, &err) != MLSEC_OK ||
 	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Analyzer/Analyze", MLSEC_RPC_UNARY,
-					service_analyze, &svc, 0) != MLSEC_OK ||
+	                                service_analyze, &svc, 0) != MLSEC_OK ||
+	    mlsec_service_metrics_start(prog, mlsec_config_get(svc.cfg, "metrics-listen"), srv,
+	                                &svc.metrics, &err) != MLSEC_OK ||
 	    mlsec_rpc_server_start(srv, &err) != MLSEC_OK) {
 		MLSEC_LOGE("grpc: %s", err.text[0] ? err.text : "cannot start");
 		goto out;
@@ -456,7 +470,7 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	if (ready && *ready && write_ready_file(ready, mlsec_rpc_server_port(srv)) != 0)
 		MLSEC_LOGW("cannot write ready file %s", ready);
 	MLSEC_LOGI("serving stage %s on 127.0.0.1:%d (gRPC), %lld Kafka worker(s) on %s",
-		   engine->stage, mlsec_rpc_server_port(srv), nworkers, svc.topic);
+	           engine->stage, mlsec_rpc_server_port(srv), nworkers, svc.topic);
 
 	mlsec_shutdown_wait(-1);
 	MLSEC_LOGI("shutting down");
@@ -479,6 +493,7 @@ out:
 	if (srv)
 		mlsec_rpc_server_stop(srv, SERVICE_STOP_GRACE_MS);
 	mlsec_rpc_server_free(srv);
+	mlsec_service_metrics_stop(svc.metrics);
 	mlsec_producer_free(svc.producer);
 	mlsec_store_free(svc.store);
 	free(svc.root_real);

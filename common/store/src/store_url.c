@@ -71,6 +71,10 @@ mlsec_err store_url_parse(const char *url, store_url *u, mlsec_error *err)
 {
 	memset(u, 0, sizeof *u);
 	u->port = 6379;
+	if (url && strncmp(url, "rediss://", 9) == 0)
+		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
+				       "rediss:// (TLS) is not supported by this build's hiredis; "
+				       "use redis:// on a trusted network or a TLS tunnel");
 	/* Never echo the URL: it may carry the password. */
 	if (!url || strlen(url) > URL_MAX || strncmp(url, "redis://", 8) != 0)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,

@@ -21,8 +21,8 @@ typedef struct bcast {
 	int nop;
 } bcast;
 
-static void bcast_init(bcast *it, const mlsec_tensor_shape *out, const mlsec_tensor_shape *const *ops,
-		       int nop)
+static void bcast_init(bcast *it, const mlsec_tensor_shape *out,
+                       const mlsec_tensor_shape *const *ops, int nop)
 {
 	int64_t st[3][MAXR];
 	for (int k = 0; k < nop; k++)
@@ -88,20 +88,38 @@ static void bcast_run(const bcast *it, bcast_row fn, void *ctx)
 
 /* ---- unary ---- */
 
-enum { U_RELU, U_LEAKY, U_SIGMOID, U_TANH, U_ERF, U_GELU, U_GELU_TANH, U_NEG, U_EXP, U_LOG,
-       U_SQRT, U_ABS, U_RECIP, U_CLIP, U_IDENT, U_SOFTPLUS, U_HSIGMOID, U_ELU };
+enum {
+	U_RELU,
+	U_LEAKY,
+	U_SIGMOID,
+	U_TANH,
+	U_ERF,
+	U_GELU,
+	U_GELU_TANH,
+	U_NEG,
+	U_EXP,
+	U_LOG,
+	U_SQRT,
+	U_ABS,
+	U_RECIP,
+	U_CLIP,
+	U_IDENT,
+	U_SOFTPLUS,
+	U_HSIGMOID,
+	U_ELU
+};
 
 static int unary_kind(const char *op)
 {
 	static const struct {
 		const char *name;
 		int kind;
-	} t[] = {{"Relu", U_RELU},       {"LeakyRelu", U_LEAKY}, {"Sigmoid", U_SIGMOID},
-		 {"Tanh", U_TANH},       {"Erf", U_ERF},         {"Gelu", U_GELU},
-		 {"Neg", U_NEG},         {"Exp", U_EXP},         {"Log", U_LOG},
-		 {"Sqrt", U_SQRT},       {"Abs", U_ABS},         {"Reciprocal", U_RECIP},
-		 {"Clip", U_CLIP},       {"Softplus", U_SOFTPLUS}, {"HardSigmoid", U_HSIGMOID},
-		 {"Elu", U_ELU}};
+	} t[] = {{"Relu", U_RELU}, {"LeakyRelu", U_LEAKY},   {"Sigmoid", U_SIGMOID},
+	         {"Tanh", U_TANH}, {"Erf", U_ERF},           {"Gelu", U_GELU},
+	         {"Neg", U_NEG},   {"Exp", U_EXP},           {"Log", U_LOG},
+	         {"Sqrt", U_SQRT}, {"Abs", U_ABS},           {"Reciprocal", U_RECIP},
+	         {"Clip", U_CLIP}, {"Softplus", U_SOFTPLUS}, {"HardSigmoid", U_HSIGMOID},
+	         {"Elu", U_ELU}};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (strcmp(t[i].name, op) == 0)
 			return t[i].kind;
@@ -137,7 +155,7 @@ static mlsec_err unary_infer(G *g, tnode *n, mlsec_error *err)
 			n->u.iv[0] = U_GELU_TANH;
 		else if (!(len == 4 && memcmp(a, "none", 4) == 0))
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "approximate='%.*s'",
-					(int)(len > 20 ? 20 : len), a);
+			                (int)(len > 20 ? 20 : len), a);
 		break;
 	}
 	case U_CLIP: {
@@ -152,7 +170,7 @@ static mlsec_err unary_infer(G *g, tnode *n, mlsec_error *err)
 					continue;
 				if (b->kind != VK_CONST || b->sh.numel != 1)
 					return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-							"min/max must be constant scalars");
+					                "min/max must be constant scalars");
 				float v = b->dtype == TD_F32 ? b->f[0] : (float)b->i[0];
 				if (k == 1)
 					lo = v;
@@ -171,11 +189,10 @@ static mlsec_err unary_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
-static void unary_fwd(G *g, tnode *n)
+#define UNARY_BLOCK 16384 /* elements per parallel slice */
+
+TENSOR_HOT static void unary_fwd_range(const tnode *n, const float *x, float *y, size_t cnt)
 {
-	const float *x = IN(g, n, 0)->f;
-	float *y = OUT(g, n, 0)->f;
-	size_t cnt = OUT(g, n, 0)->sh.numel;
 	float a = n->fa, b = n->fb;
 	switch ((int)n->u.iv[0]) {
 	case U_RELU:
@@ -254,14 +271,9 @@ static void unary_fwd(G *g, tnode *n)
 	}
 }
 
-static void unary_bwd(G *g, tnode *n)
+TENSOR_HOT static void unary_bwd_range(const tnode *n, const float *x, const float *y,
+                                       const float *dy, float *dx, size_t cnt)
 {
-	tval *xv = IN(g, n, 0);
-	if (!xv->g)
-		return;
-	const float *x = xv->f, *y = OUT(g, n, 0)->f, *dy = OUT(g, n, 0)->g;
-	float *dx = xv->g;
-	size_t cnt = OUT(g, n, 0)->sh.numel;
 	float a = n->fa, b = n->fb;
 	switch ((int)n->u.iv[0]) {
 	case U_RELU:
@@ -349,6 +361,32 @@ static void unary_bwd(G *g, tnode *n)
 	}
 }
 
+static void unary_slices(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
+{
+	tval *xv = IN(g, n, 0), *yv = OUT(g, n, 0);
+	size_t s = (size_t)b0 * UNARY_BLOCK, e = (size_t)b1 * UNARY_BLOCK;
+	if (e > yv->sh.numel)
+		e = yv->sh.numel;
+	if (!ctx)
+		unary_fwd_range(n, xv->f + s, yv->f + s, e - s);
+	else
+		unary_bwd_range(n, xv->f + s, yv->f + s, yv->g + s, xv->g + s, e - s);
+}
+
+static void unary_fwd(G *g, tnode *n)
+{
+	size_t cnt = OUT(g, n, 0)->sh.numel;
+	tensor_par(g, n, (int64_t)((cnt + UNARY_BLOCK - 1) / UNARY_BLOCK), unary_slices, NULL);
+}
+
+static void unary_bwd(G *g, tnode *n)
+{
+	if (!IN(g, n, 0)->g)
+		return;
+	size_t cnt = OUT(g, n, 0)->sh.numel;
+	tensor_par(g, n, (int64_t)((cnt + UNARY_BLOCK - 1) / UNARY_BLOCK), unary_slices, (void *)1);
+}
+
 /* ---- binary (Add, Sub, Mul, Div, Pow) ---- */
 
 enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW };
@@ -375,10 +413,10 @@ static mlsec_err binary_infer(G *g, tnode *n, mlsec_error *err)
 	tval *y = OUT(g, n, 0);
 	if (shape_broadcast(&a->sh, &b->sh, &y->sh))
 		return op_error(err, MLSEC_ERR_PARSE, n, "shapes do not broadcast");
-	if (a->dtype != b->dtype) {
-		if (n->u.iv[0] != B_POW)
-			return op_error(err, MLSEC_ERR_PARSE, n, "input types differ");
-	}
+	if (a->dtype != b->dtype)
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "input types differ (%s, %s)",
+		                a->dtype == TD_F32 ? "float" : "int64",
+		                b->dtype == TD_F32 ? "float" : "int64");
 	y->dtype = a->dtype;
 	return MLSEC_OK;
 }
@@ -391,7 +429,7 @@ typedef struct bin_ctx {
 	const float *dy;
 } bin_ctx;
 
-static void bin_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
+TENSOR_HOT static void bin_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
 {
 	bin_ctx *c = c_;
 	const float *a = c->a + off[1], *b = c->b + off[2];
@@ -434,11 +472,11 @@ static void binary_fwd(G *g, tnode *n)
 	bcast_run(&it, bin_row, &c);
 }
 
-static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
+TENSOR_HOT static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
 {
 	bin_ctx *c = c_;
 	const float *a = c->a + off[1], *b = c->b + off[2], *dy = c->dy + off[0],
-		    *y = c->y + off[0];
+	            *y = c->y + off[0];
 	float *da = c->da ? c->da + off[1] : NULL, *db = c->db ? c->db + off[2] : NULL;
 	int64_t ia = inc[1], ib = inc[2];
 	for (int64_t i = 0; i < n; i++) {
@@ -477,11 +515,31 @@ static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, const int64_t *
 	}
 }
 
+/* Same-shape Add/Sub (residual connections): plain vector loops. */
+TENSOR_HOT static void bin_bwd_same(int kind, const float *dy, float *da, float *db, size_t n)
+{
+	if (da)
+		for (size_t i = 0; i < n; i++)
+			da[i] += dy[i];
+	if (db && kind == B_ADD)
+		for (size_t i = 0; i < n; i++)
+			db[i] += dy[i];
+	else if (db)
+		for (size_t i = 0; i < n; i++)
+			db[i] -= dy[i];
+}
+
 static void binary_bwd(G *g, tnode *n)
 {
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *y = OUT(g, n, 0);
 	if (!a->g && !b->g)
 		return;
+	int kind = (int)n->u.iv[0];
+	if ((kind == B_ADD || kind == B_SUB) && a->sh.numel == y->sh.numel &&
+	    b->sh.numel == y->sh.numel && a->sh.ndim == y->sh.ndim && b->sh.ndim == y->sh.ndim) {
+		bin_bwd_same(kind, y->g, a->g, b->g, y->sh.numel);
+		return;
+	}
 	const mlsec_tensor_shape *ops[3] = {&y->sh, &a->sh, &b->sh};
 	bcast it;
 	bcast_init(&it, &y->sh, ops, 3);
@@ -502,10 +560,18 @@ static void bin_i64_row(void *c_, const int64_t *off, int64_t n, const int64_t *
 	for (int64_t i = 0; i < n; i++) {
 		int64_t a = c->a[off[1] + i * inc[1]], b = c->b[off[2] + i * inc[2]], r;
 		switch (c->kind) {
-		case B_ADD: r = a + b; break;
-		case B_SUB: r = a - b; break;
-		case B_MUL: r = a * b; break;
-		case B_DIV: r = b ? a / b : 0; break;
+		case B_ADD:
+			r = a + b;
+			break;
+		case B_SUB:
+			r = a - b;
+			break;
+		case B_MUL:
+			r = a * b;
+			break;
+		case B_DIV:
+			r = b ? a / b : 0;
+			break;
 		default: {
 			r = 1;
 			for (int64_t k = 0; k < b && k < 64; k++)
@@ -570,7 +636,7 @@ static mlsec_err softmax_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
-static void softmax_fwd(G *g, tnode *n)
+TENSOR_HOT static void softmax_fwd(G *g, tnode *n)
 {
 	const float *x = IN(g, n, 0)->f;
 	float *y = OUT(g, n, 0)->f;
@@ -618,14 +684,14 @@ static void softmax_bwd(G *g, tnode *n)
 				for (int64_t i = 0; i < len; i++)
 					s += dy[base + i * inner];
 				for (int64_t i = 0; i < len; i++)
-					dx[base + i * inner] +=
-						dy[base + i * inner] - expf(y[base + i * inner]) * s;
+					dx[base + i * inner] += dy[base + i * inner] -
+					                        expf(y[base + i * inner]) * s;
 			} else {
 				for (int64_t i = 0; i < len; i++)
 					s += dy[base + i * inner] * y[base + i * inner];
 				for (int64_t i = 0; i < len; i++)
 					dx[base + i * inner] +=
-						y[base + i * inner] * (dy[base + i * inner] - s);
+					        y[base + i * inner] * (dy[base + i * inner] - s);
 			}
 		}
 }
@@ -644,7 +710,7 @@ static mlsec_err bn_infer(G *g, tnode *n, mlsec_error *err)
 		tval *p = IN(g, n, k);
 		if (!p || p->kind != VK_CONST || p->dtype != TD_F32 || p->sh.numel != (size_t)c)
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-					"scale/B/mean/var must be constant [C] tensors");
+			                "scale/B/mean/var must be constant [C] tensors");
 	}
 	for (int k = 1; k < n->nout; k++)
 		if (n->out[k] >= 0)
@@ -661,7 +727,7 @@ void tensor_bn_prepare(G *g, tnode *n)
 	tval *x = IN(g, n, 0);
 	int64_t c = x->sh.dims[1];
 	const float *sc = IN(g, n, 1)->f, *bb = IN(g, n, 2)->f, *mu = IN(g, n, 3)->f,
-		    *var = IN(g, n, 4)->f;
+	            *var = IN(g, n, 4)->f;
 	for (int64_t i = 0; i < c; i++) {
 		float a = sc[i] / sqrtf(var[i] + n->fa);
 		n->aux[i] = a;
@@ -723,10 +789,10 @@ static mlsec_err ln_infer(G *g, tnode *n, mlsec_error *err)
 		else
 			len *= x->sh.dims[i];
 	}
-	if (sc->kind != VK_CONST || sc->sh.numel != (size_t)len ||
-	    (bb && (bb->kind != VK_CONST || bb->sh.numel != (size_t)len)))
+	if (sc->kind != VK_CONST || sc->dtype != TD_F32 || sc->sh.numel != (size_t)len ||
+	    (bb && (bb->kind != VK_CONST || bb->dtype != TD_F32 || bb->sh.numel != (size_t)len)))
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-				"scale and bias must be constants over the normalised axes");
+		                "scale and bias must be constants over the normalised axes");
 	for (int k = 1; k < n->nout; k++)
 		if (n->out[k] >= 0)
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "Mean/InvStdDev outputs");
@@ -793,9 +859,7 @@ static void ln_bwd(G *g, tnode *n)
 }
 
 const op_def tensor_op_unary = {"unary", unary_infer, unary_fwd, NULL, unary_bwd, 0, 0};
-const op_def tensor_op_binary = {"binary", binary_infer, binary_fwd, binary_fold, binary_bwd,
-				 0, 0};
-const op_def tensor_op_softmax = {"softmax", softmax_infer, softmax_fwd, NULL, softmax_bwd, 0,
-				  0};
+const op_def tensor_op_binary = {"binary", binary_infer, binary_fwd, binary_fold, binary_bwd, 0, 0};
+const op_def tensor_op_softmax = {"softmax", softmax_infer, softmax_fwd, NULL, softmax_bwd, 0, 0};
 const op_def tensor_op_bn = {"BatchNormalization", bn_infer, bn_fwd, NULL, bn_bwd, 0, 0};
 const op_def tensor_op_ln = {"LayerNormalization", ln_infer, ln_fwd, NULL, ln_bwd, 0, 0};

@@ -8,7 +8,11 @@
 #include "mlsec/onnx.h"
 #include "tensor_internal.h"
 
-#define IM2COL_CHUNK_FLOATS ((int64_t)4 << 20) /* 16 MiB of im2col per chunk */
+#define IM2COL_CHUNK_FLOATS ((int64_t)1 << 16) /* 256 KiB of columns per chunk */
+
+static int64_t conv_chunk(const conv_params *p);
+static void conv_tbwd_params(const conv_params *p, conv_params *q);
+static int conv_tbwd_ok(const conv_params *p);
 
 /* ---- Gemm ---- */
 
@@ -30,19 +34,20 @@ static mlsec_err gemm_infer(G *g, tnode *n, mlsec_error *err)
 	p->n = b->sh.dims[p->tb ? 0 : 1];
 	if (kb != p->k)
 		return op_error(err, MLSEC_ERR_PARSE, n, "inner dims %lld and %lld differ",
-				(long long)p->k, (long long)kb);
+		                (long long)p->k, (long long)kb);
 	tval *y = OUT(g, n, 0);
 	int64_t d[2] = {p->m, p->n};
 	shape_set(&y->sh, 2, d);
 	if (c) {
 		mlsec_tensor_shape bs;
-		if (c->dtype != TD_F32 || shape_broadcast(&c->sh, &y->sh, &bs) || bs.numel != y->sh.numel)
+		if (c->dtype != TD_F32 || shape_broadcast(&c->sh, &y->sh, &bs) ||
+		    bs.numel != y->sh.numel)
 			return op_error(err, MLSEC_ERR_PARSE, n, "C does not broadcast to [M, N]");
 	}
 	return MLSEC_OK;
 }
 
-static void gemm_fwd(G *g, tnode *n)
+static void gemm_fwd_rows(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void *ctx)
 {
 	gemm_params *p = &n->u.gemm;
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *c = IN(g, n, 2), *y = OUT(g, n, 0);
@@ -50,43 +55,65 @@ static void gemm_fwd(G *g, tnode *n)
 	if (c && p->beta != 0) {
 		int64_t st[2];
 		bcast_strides(&c->sh, &y->sh, st);
-		for (int64_t i = 0; i < p->m; i++)
+		for (int64_t i = r0; i < r1; i++)
 			for (int64_t j = 0; j < p->n; j++)
 				y->f[i * p->n + j] = p->beta * c->f[i * st[0] + j * st[1]];
 		beta = 1;
 	}
-	tensor_sgemm(p->ta, p->tb, p->m, p->n, p->k, p->alpha, a->f, p->ta ? p->m : p->k, b->f,
-		     p->tb ? p->k : p->n, beta, y->f, p->n);
+	const float *ap = p->ta ? a->f + r0 : a->f + r0 * p->k;
+	tensor_sgemm(p->ta, p->tb, r1 - r0, p->n, p->k, p->alpha, ap, p->ta ? p->m : p->k, b->f,
+	             p->tb ? p->k : p->n, beta, y->f + r0 * p->n, p->n);
+}
+
+static void gemm_fwd(G *g, tnode *n)
+{
+	tensor_par(g, n, n->u.gemm.m, gemm_fwd_rows, NULL);
+}
+
+/* dA for rows [r0, r1) of op(A). */
+static void gemm_bwd_a(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void *ctx)
+{
+	gemm_params *p = &n->u.gemm;
+	tval *a = IN(g, n, 0), *b = IN(g, n, 1);
+	const float *dy = OUT(g, n, 0)->g + r0 * p->n;
+	int64_t rows = r1 - r0, N = p->n, K = p->k, M = p->m;
+	if (!p->ta)
+		tensor_sgemm(0, !p->tb, rows, K, N, p->alpha, dy, N, b->f, p->tb ? K : N, 1,
+		             a->g + r0 * K, K);
+	else
+		tensor_sgemm(p->tb, 1, K, rows, N, p->alpha, b->f, p->tb ? K : N, dy, N, 1,
+		             a->g + r0, M);
+}
+
+/* dB for columns [c0, c1) of op(B). */
+static void gemm_bwd_b(G *g, tnode *n, int64_t c0, int64_t c1, int tid, void *ctx)
+{
+	gemm_params *p = &n->u.gemm;
+	tval *a = IN(g, n, 0), *b = IN(g, n, 1);
+	const float *dy = OUT(g, n, 0)->g + c0;
+	int64_t cols = c1 - c0, N = p->n, K = p->k, M = p->m;
+	if (!p->tb)
+		tensor_sgemm(!p->ta, 0, K, cols, M, p->alpha, a->f, p->ta ? M : K, dy, N, 1,
+		             b->g + c0, N);
+	else
+		tensor_sgemm(1, p->ta, cols, K, M, p->alpha, dy, N, a->f, p->ta ? M : K, 1,
+		             b->g + c0 * K, K);
 }
 
 static void gemm_bwd(G *g, tnode *n)
 {
 	gemm_params *p = &n->u.gemm;
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *c = IN(g, n, 2), *y = OUT(g, n, 0);
-	const float *dy = y->g;
-	int64_t M = p->m, N = p->n, K = p->k;
-	if (a->g) {
-		if (!p->ta)
-			tensor_sgemm(0, !p->tb, M, K, N, p->alpha, dy, N, b->f, p->tb ? K : N, 1,
-				     a->g, K);
-		else
-			tensor_sgemm(p->tb, 1, K, M, N, p->alpha, b->f, p->tb ? K : N, dy, N, 1,
-				     a->g, M);
-	}
-	if (b->g) {
-		if (!p->tb)
-			tensor_sgemm(!p->ta, 0, K, N, M, p->alpha, a->f, p->ta ? M : K, dy, N, 1,
-				     b->g, N);
-		else
-			tensor_sgemm(1, p->ta, N, K, M, p->alpha, dy, N, a->f, p->ta ? M : K, 1,
-				     b->g, K);
-	}
+	if (a->g)
+		tensor_par(g, n, p->m, gemm_bwd_a, NULL);
+	if (b->g)
+		tensor_par(g, n, p->n, gemm_bwd_b, NULL);
 	if (c && c->g) {
 		int64_t st[2];
 		bcast_strides(&c->sh, &y->sh, st);
-		for (int64_t i = 0; i < M; i++)
-			for (int64_t j = 0; j < N; j++)
-				c->g[i * st[0] + j * st[1]] += p->beta * dy[i * N + j];
+		for (int64_t i = 0; i < p->m; i++)
+			for (int64_t j = 0; j < p->n; j++)
+				c->g[i * st[0] + j * st[1]] += p->beta * y->g[i * p->n + j];
 	}
 }
 
@@ -118,7 +145,7 @@ static mlsec_err matmul_infer(G *g, tnode *n, mlsec_error *err)
 	int64_t K2 = sb.dims[sb.ndim - 2], N = sb.dims[sb.ndim - 1];
 	if (K != K2)
 		return op_error(err, MLSEC_ERR_PARSE, n, "inner dims %lld and %lld differ",
-				(long long)K, (long long)K2);
+		                (long long)K, (long long)K2);
 	mlsec_tensor_shape ba = sa, bb = sb, bo;
 	ba.ndim -= 2;
 	bb.ndim -= 2;
@@ -186,49 +213,98 @@ static int mm_b_shared(const int64_t *iv)
 	return 1;
 }
 
-static void matmul_fwd(G *g, tnode *n)
+static void mm_fwd_rows(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void *ctx)
+{
+	const int64_t *iv = n->u.iv;
+	int64_t K = iv[1], N = iv[2];
+	tensor_sgemm(0, 0, r1 - r0, N, K, 1, IN(g, n, 0)->f + r0 * K, K, IN(g, n, 1)->f, N, 0,
+	             OUT(g, n, 0)->f + r0 * N, N);
+}
+
+static void mm_fwd_batches(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
 {
 	const int64_t *iv = n->u.iv;
 	int64_t M = iv[0], K = iv[1], N = iv[2];
 	const float *a = IN(g, n, 0)->f, *b = IN(g, n, 1)->f;
 	float *y = OUT(g, n, 0)->f;
-	int64_t nb = mm_batches(iv);
-	if (mm_b_shared(iv)) {
-		tensor_sgemm(0, 0, nb * M, N, K, 1, a, K, b, N, 0, y, N);
-		return;
-	}
-	for (int64_t bi = 0; bi < nb; bi++) {
+	for (int64_t bi = b0; bi < b1; bi++) {
 		int64_t oa, ob;
 		mm_offsets(iv, bi, &oa, &ob);
 		tensor_sgemm(0, 0, M, N, K, 1, a + oa * M * K, K, b + ob * K * N, N, 0,
-			     y + bi * M * N, N);
+		             y + bi * M * N, N);
 	}
 }
 
-static void matmul_bwd(G *g, tnode *n)
+static void matmul_fwd(G *g, tnode *n)
+{
+	const int64_t *iv = n->u.iv;
+	int64_t nb = mm_batches(iv);
+	if (mm_b_shared(iv))
+		tensor_par(g, n, nb * iv[0], mm_fwd_rows, NULL);
+	else
+		tensor_par(g, n, nb, mm_fwd_batches, NULL);
+}
+
+static void mm_bwd_a_rows(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void *ctx)
+{
+	const int64_t *iv = n->u.iv;
+	int64_t K = iv[1], N = iv[2];
+	tensor_sgemm(0, 1, r1 - r0, K, N, 1, OUT(g, n, 0)->g + r0 * N, N, IN(g, n, 1)->f, N, 1,
+	             IN(g, n, 0)->g + r0 * K, K);
+}
+
+static void mm_bwd_b_cols(G *g, tnode *n, int64_t c0, int64_t c1, int tid, void *ctx)
+{
+	const int64_t *iv = n->u.iv;
+	int64_t K = iv[1], N = iv[2], rows = mm_batches(iv) * iv[0];
+	tensor_sgemm(1, 0, K, c1 - c0, rows, 1, IN(g, n, 0)->f, K, OUT(g, n, 0)->g + c0, N, 1,
+	             IN(g, n, 1)->g + c0, N);
+}
+
+static void mm_bwd_batches(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
 {
 	const int64_t *iv = n->u.iv;
 	int64_t M = iv[0], K = iv[1], N = iv[2];
 	tval *av = IN(g, n, 0), *bv = IN(g, n, 1);
 	const float *dy = OUT(g, n, 0)->g;
-	int64_t nb = mm_batches(iv);
-	if (mm_b_shared(iv)) {
-		if (av->g)
-			tensor_sgemm(0, 1, nb * M, K, N, 1, dy, N, bv->f, N, 1, av->g, K);
-		if (bv->g)
-			tensor_sgemm(1, 0, K, N, nb * M, 1, av->f, K, dy, N, 1, bv->g, N);
-		return;
-	}
-	for (int64_t bi = 0; bi < nb; bi++) {
+	for (int64_t bi = b0; bi < b1; bi++) {
 		int64_t oa, ob;
 		mm_offsets(iv, bi, &oa, &ob);
 		if (av->g)
 			tensor_sgemm(0, 1, M, K, N, 1, dy + bi * M * N, N, bv->f + ob * K * N, N, 1,
-				     av->g + oa * M * K, K);
+			             av->g + oa * M * K, K);
 		if (bv->g)
 			tensor_sgemm(1, 0, K, N, M, 1, av->f + oa * M * K, K, dy + bi * M * N, N, 1,
-				     bv->g + ob * K * N, N);
+			             bv->g + ob * K * N, N);
 	}
+}
+
+/* Batched backward may run in parallel only when no operand is broadcast
+ * (two batches would accumulate into the same gradient matrix). */
+static int mm_no_broadcast(const int64_t *iv)
+{
+	for (int64_t d = 0; d < iv[3]; d++)
+		if (iv[MM_DIMS + d] > 1 && (iv[MM_SA + d] == 0 || iv[MM_SB + d] == 0))
+			return 0;
+	return 1;
+}
+
+static void matmul_bwd(G *g, tnode *n)
+{
+	const int64_t *iv = n->u.iv;
+	tval *av = IN(g, n, 0), *bv = IN(g, n, 1);
+	int64_t nb = mm_batches(iv);
+	if (mm_b_shared(iv)) {
+		if (av->g)
+			tensor_par(g, n, nb * iv[0], mm_bwd_a_rows, NULL);
+		if (bv->g)
+			tensor_par(g, n, iv[2], mm_bwd_b_cols, NULL);
+		return;
+	}
+	if (mm_no_broadcast(iv))
+		tensor_par(g, n, nb, mm_bwd_batches, NULL);
+	else
+		mm_bwd_batches(g, n, 0, nb, 0, NULL);
 }
 
 /* ---- Conv (2-D) ---- */
@@ -237,9 +313,9 @@ static void matmul_bwd(G *g, tnode *n)
  * computes output sizes. ceil: pooling ceil_mode (PyTorch rule: the last
  * window must start inside the input or its left padding). */
 mlsec_err tensor_window_params(G *g, tnode *n, int64_t h, int64_t w, int64_t kh, int64_t kw,
-			       int ceil_mode, int64_t *out6, mlsec_error *err);
+                               int ceil_mode, int64_t *out6, mlsec_error *err);
 mlsec_err tensor_window_params(G *g, tnode *n, int64_t h, int64_t w, int64_t kh, int64_t kw,
-			       int ceil_mode, int64_t *o, mlsec_error *err)
+                               int ceil_mode, int64_t *o, mlsec_error *err)
 {
 	(void)g;
 	size_t cnt;
@@ -258,8 +334,8 @@ mlsec_err tensor_window_params(G *g, tnode *n, int64_t h, int64_t w, int64_t kh,
 		dh = d[0];
 		dw = d[1];
 	}
-	if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || sh > 1 << 16 || sw > 1 << 16 ||
-	    dh > 1 << 16 || dw > 1 << 16 || kh < 1 || kw < 1 || kh > 1 << 16 || kw > 1 << 16)
+	if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || sh > 1 << 16 || sw > 1 << 16 || dh > 1 << 16 ||
+	    dw > 1 << 16 || kh < 1 || kw < 1 || kh > 1 << 16 || kw > 1 << 16)
 		return op_error(err, MLSEC_ERR_PARSE, n, "bad kernel/stride/dilation");
 	int64_t ekh = dh * (kh - 1) + 1, ekw = dw * (kw - 1) + 1;
 	size_t al;
@@ -328,6 +404,8 @@ static mlsec_err conv_infer(G *g, tnode *n, mlsec_error *err)
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D convolutions (NCHW)");
 	if (w->kind != VK_CONST || (b && b->kind != VK_CONST))
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "weights must be constant");
+	if (b && b->dtype != TD_F32)
+		return op_error(err, MLSEC_ERR_PARSE, n, "bias must be FLOAT");
 	conv_params *p = &n->u.conv;
 	p->n = x->sh.dims[0];
 	p->c = x->sh.dims[1];
@@ -363,70 +441,105 @@ static mlsec_err conv_infer(G *g, tnode *n, mlsec_error *err)
 	shape_set(&OUT(g, n, 0)->sh, 4, d);
 	int64_t cg = p->c / p->group, mg = p->m / p->group;
 	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
+	p->tbwd = 0;
 	if (cg == 1 && p->group > 1) {
 		p->chunk = 0; /* direct depthwise kernel */
 	} else {
-		int64_t per = (rows + mg) * (ohw ? ohw : 1);
-		p->chunk = IM2COL_CHUNK_FLOATS / (per ? per : 1);
-		if (p->chunk < 1)
-			p->chunk = 1;
-		if (p->chunk > p->n)
-			p->chunk = p->n ? p->n : 1;
-		n->scratch_floats = (size_t)(p->chunk * per);
+		p->chunk = conv_chunk(p);
+		n->scratch_floats = (size_t)(p->chunk * (rows + mg) * (ohw ? ohw : 1));
+		if (conv_tbwd_ok(p)) {
+			conv_params q;
+			conv_tbwd_params(p, &q);
+			size_t need =
+			        (size_t)(q.chunk * ((q.c / q.group) * q.kh * q.kw + q.m / q.group) *
+			                 q.oh * q.ow);
+			if (need > n->scratch_floats)
+				n->scratch_floats = need;
+			n->aux_floats = IN(g, n, 1)->sh.numel;
+			p->tbwd = 1;
+		}
 	}
 	return MLSEC_OK;
 }
 
+/* Range [lo, hi) of output columns whose input column ix0 + ox*sw lies
+ * inside [0, w): the rest of an im2col row is padding. */
+static void valid_cols(const conv_params *p, int64_t ix0, int64_t *lo, int64_t *hi)
+{
+	int64_t l = ix0 >= 0 ? 0 : (-ix0 + p->sw - 1) / p->sw;
+	int64_t h = ix0 > p->w - 1 ? 0 : (p->w - 1 - ix0) / p->sw + 1;
+	if (h > p->ow)
+		h = p->ow;
+	if (l > h)
+		l = h;
+	*lo = l;
+	*hi = h;
+}
+
 /* col[r, img*ohw + o] for one image and group. ld = row stride of col. */
-static void im2col(const conv_params *p, const float *x, int64_t cg, float *col, int64_t ld)
+TENSOR_HOT static void im2col(const conv_params *p, const float *x, int64_t cg, float *col,
+                              int64_t ld)
 {
 	for (int64_t c = 0; c < cg; c++)
 		for (int64_t ki = 0; ki < p->kh; ki++)
 			for (int64_t kj = 0; kj < p->kw; kj++) {
 				float *row = col + ((c * p->kh + ki) * p->kw + kj) * ld;
 				const float *xc = x + c * p->h * p->w;
+				int64_t ix0 = -p->pw0 + kj * p->dw, lo, hi;
+				valid_cols(p, ix0, &lo, &hi);
 				for (int64_t oy = 0; oy < p->oh; oy++) {
 					int64_t iy = oy * p->sh - p->ph0 + ki * p->dh;
 					float *r = row + oy * p->ow;
-					if (iy < 0 || iy >= p->h) {
+					if (iy < 0 || iy >= p->h || lo >= hi) {
 						memset(r, 0, (size_t)p->ow * sizeof(float));
 						continue;
 					}
-					const float *xr = xc + iy * p->w;
-					int64_t ix0 = -p->pw0 + kj * p->dw;
-					for (int64_t ox = 0; ox < p->ow; ox++) {
-						int64_t ix = ix0 + ox * p->sw;
-						r[ox] = (ix >= 0 && ix < p->w) ? xr[ix] : 0.0f;
+					const float *xr = xc + iy * p->w + ix0;
+					if (lo)
+						memset(r, 0, (size_t)lo * sizeof(float));
+					if (p->sw == 1) {
+						memcpy(r + lo, xr + lo,
+						       (size_t)(hi - lo) * sizeof(float));
+					} else {
+						for (int64_t ox = lo; ox < hi; ox++)
+							r[ox] = xr[ox * p->sw];
 					}
+					if (hi < p->ow)
+						memset(r + hi, 0,
+						       (size_t)(p->ow - hi) * sizeof(float));
 				}
 			}
 }
 
-static void col2im(const conv_params *p, const float *col, int64_t cg, float *dx, int64_t ld)
+TENSOR_HOT static void col2im(const conv_params *p, const float *col, int64_t cg, float *dx,
+                              int64_t ld)
 {
 	for (int64_t c = 0; c < cg; c++)
 		for (int64_t ki = 0; ki < p->kh; ki++)
 			for (int64_t kj = 0; kj < p->kw; kj++) {
 				const float *row = col + ((c * p->kh + ki) * p->kw + kj) * ld;
 				float *dc = dx + c * p->h * p->w;
+				int64_t ix0 = -p->pw0 + kj * p->dw, lo, hi;
+				valid_cols(p, ix0, &lo, &hi);
 				for (int64_t oy = 0; oy < p->oh; oy++) {
 					int64_t iy = oy * p->sh - p->ph0 + ki * p->dh;
 					if (iy < 0 || iy >= p->h)
 						continue;
 					const float *r = row + oy * p->ow;
-					float *dr = dc + iy * p->w;
-					int64_t ix0 = -p->pw0 + kj * p->dw;
-					for (int64_t ox = 0; ox < p->ow; ox++) {
-						int64_t ix = ix0 + ox * p->sw;
-						if (ix >= 0 && ix < p->w)
-							dr[ix] += r[ox];
+					float *dr = dc + iy * p->w + ix0;
+					if (p->sw == 1) {
+						for (int64_t ox = lo; ox < hi; ox++)
+							dr[ox] += r[ox];
+					} else {
+						for (int64_t ox = lo; ox < hi; ox++)
+							dr[ox * p->sw] += r[ox];
 					}
 				}
 			}
 }
 
-static void dw_fwd(const conv_params *p, const float *x, const float *w, const float *bias,
-		   float *y)
+TENSOR_HOT static void dw_fwd(const conv_params *p, const float *x, const float *w,
+                              const float *bias, float *y)
 {
 	int64_t mg = p->m / p->group;
 	for (int64_t b = 0; b < p->n; b++)
@@ -443,7 +556,8 @@ static void dw_fwd(const conv_params *p, const float *x, const float *w, const f
 						if (iy < 0 || iy >= p->h)
 							continue;
 						for (int64_t kj = 0; kj < p->kw; kj++) {
-							int64_t ix = ox * p->sw - p->pw0 + kj * p->dw;
+							int64_t ix =
+							        ox * p->sw - p->pw0 + kj * p->dw;
 							if (ix >= 0 && ix < p->w)
 								s += xc[iy * p->w + ix] *
 								     wk[ki * p->kw + kj];
@@ -454,7 +568,7 @@ static void dw_fwd(const conv_params *p, const float *x, const float *w, const f
 		}
 }
 
-static void dw_bwd(const conv_params *p, const float *w, const float *dy, float *dx)
+TENSOR_HOT static void dw_bwd(const conv_params *p, const float *w, const float *dy, float *dx)
 {
 	int64_t mg = p->m / p->group;
 	for (int64_t b = 0; b < p->n; b++)
@@ -470,10 +584,11 @@ static void dw_bwd(const conv_params *p, const float *w, const float *dy, float 
 						if (iy < 0 || iy >= p->h)
 							continue;
 						for (int64_t kj = 0; kj < p->kw; kj++) {
-							int64_t ix = ox * p->sw - p->pw0 + kj * p->dw;
+							int64_t ix =
+							        ox * p->sw - p->pw0 + kj * p->dw;
 							if (ix >= 0 && ix < p->w)
 								dc[iy * p->w + ix] +=
-									d * wk[ki * p->kw + kj];
+								        d * wk[ki * p->kw + kj];
 						}
 					}
 				}
@@ -482,83 +597,178 @@ static void dw_bwd(const conv_params *p, const float *w, const float *dy, float 
 
 static int conv_is_pointwise(const conv_params *p)
 {
-	return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph0 == 0 &&
-	       p->pw0 == 0 && p->ph1 == 0 && p->pw1 == 0 && p->group == 1;
+	return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph0 == 0 && p->pw0 == 0 &&
+	       p->ph1 == 0 && p->pw1 == 0 && p->group == 1;
+}
+
+/* Fills channel rows [m0, m0+cnt) of image plane y with the bias, so the
+ * GEMM can accumulate (beta 1): OpenBLAS would otherwise zero the output
+ * (beta 0) and the bias would need another pass. */
+static void fill_bias(float *y, const float *bias, int64_t cnt, int64_t ohw)
+{
+	for (int64_t m = 0; m < cnt; m++)
+		for (int64_t i = 0; i < ohw; i++)
+			y[m * ohw + i] = bias[m];
+}
+
+/* y (=|+=) conv(x, w) + bias for images [i0, i1), with worker tid's scratch.
+ * With acc, bias must be NULL. */
+static void conv_run(G *g, const conv_params *p, const float *x, const float *w, const float *bias,
+                     float *y, int acc, int64_t i0, int64_t i1, int tid)
+{
+	int64_t cg = p->c / p->group, mg = p->m / p->group;
+	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
+	float beta = (acc || bias) ? 1.0f : 0.0f;
+	if (p->chunk == 0) {
+		conv_params q = *p;
+		q.n = i1 - i0;
+		dw_fwd(&q, x + i0 * p->c * p->h * p->w, w, bias, y + i0 * p->m * ohw);
+		return;
+	}
+	if (conv_is_pointwise(p)) {
+		for (int64_t b = i0; b < i1; b++) {
+			if (bias)
+				fill_bias(y + b * p->m * ohw, bias, p->m, ohw);
+			tensor_sgemm(0, 0, p->m, ohw, p->c, 1, w, p->c, x + b * p->c * ohw, ohw,
+			             beta, y + b * p->m * ohw, ohw);
+		}
+		return;
+	}
+	float *scr = tensor_scratch(g, tid);
+	for (int64_t b0 = i0; b0 < i1; b0 += p->chunk) {
+		int64_t nb = i1 - b0 < p->chunk ? i1 - b0 : p->chunk;
+		int64_t ld = nb * ohw;
+		float *col = scr, *tmp = scr + rows * ld;
+		for (int64_t gr = 0; gr < p->group; gr++) {
+			for (int64_t i = 0; i < nb; i++)
+				im2col(p, x + ((b0 + i) * p->c + gr * cg) * p->h * p->w, cg,
+				       col + i * ohw, ld);
+			const float *wg = w + gr * mg * rows;
+			if (nb == 1) {
+				float *yg = y + (b0 * p->m + gr * mg) * ohw;
+				if (bias)
+					fill_bias(yg, bias + gr * mg, mg, ohw);
+				tensor_sgemm(0, 0, mg, ohw, rows, 1, wg, rows, col, ld, beta, yg,
+				             ohw);
+				continue;
+			}
+			tensor_sgemm(0, 0, mg, ld, rows, 1, wg, rows, col, ld, 0, tmp, ld);
+			for (int64_t i = 0; i < nb; i++)
+				for (int64_t m = 0; m < mg; m++) {
+					float *dst = y + ((b0 + i) * p->m + gr * mg + m) * ohw;
+					const float *src = tmp + m * ld + i * ohw;
+					if (acc) {
+						for (int64_t k = 0; k < ohw; k++)
+							dst[k] += src[k];
+					} else if (bias) {
+						float bv = bias[gr * mg + m];
+						for (int64_t k = 0; k < ohw; k++)
+							dst[k] = src[k] + bv;
+					} else {
+						memcpy(dst, src, (size_t)ohw * sizeof(float));
+					}
+				}
+		}
+	}
+}
+
+static void conv_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
+{
+	conv_run(g, &n->u.conv, IN(g, n, 0)->f, IN(g, n, 1)->f, IN(g, n, 2) ? IN(g, n, 2)->f : NULL,
+	         OUT(g, n, 0)->f, 0, i0, i1, tid);
+}
+
+/* Images per im2col chunk so one chunk's columns stay cache-sized. */
+static int64_t conv_chunk(const conv_params *p)
+{
+	int64_t rows = (p->c / p->group) * p->kh * p->kw, ohw = p->oh * p->ow;
+	int64_t per = (rows + p->m / p->group) * (ohw ? ohw : 1);
+	int64_t chunk = IM2COL_CHUNK_FLOATS / (per ? per : 1);
+	if (chunk < 1)
+		chunk = 1;
+	if (chunk > p->n)
+		chunk = p->n ? p->n : 1;
+	return chunk;
+}
+
+/* For a stride-1 convolution, d loss / d x is the convolution of dY with
+ * the flipped, channel-transposed weights and complementary padding. That
+ * runs im2col + one GEMM accumulating straight into dX, instead of a GEMM
+ * into a zeroed column buffer followed by col2im. */
+static void conv_tbwd_params(const conv_params *p, conv_params *q)
+{
+	*q = *p;
+	q->c = p->m;
+	q->h = p->oh;
+	q->w = p->ow;
+	q->m = p->c;
+	q->oh = p->h;
+	q->ow = p->w;
+	q->ph0 = p->dh * (p->kh - 1) - p->ph0;
+	q->ph1 = p->dh * (p->kh - 1) - p->ph1;
+	q->pw0 = p->dw * (p->kw - 1) - p->pw0;
+	q->pw1 = p->dw * (p->kw - 1) - p->pw1;
+	q->chunk = conv_chunk(q);
+}
+
+static int conv_tbwd_ok(const conv_params *p)
+{
+	/* im2col of dY has M*kh*kw rows where col2im has C*kh*kw: only worth it
+	 * when the layer does not widen (M <= C) */
+	return p->sh == 1 && p->sw == 1 && p->chunk != 0 && !conv_is_pointwise(p) && p->m <= p->c &&
+	       p->ph0 <= p->dh * (p->kh - 1) && p->ph1 <= p->dh * (p->kh - 1) &&
+	       p->pw0 <= p->dw * (p->kw - 1) && p->pw1 <= p->dw * (p->kw - 1);
+}
+
+/* W'[c, m_local, i, j] = W[m, c_local, kh-1-i, kw-1-j] within each group. */
+static void conv_flip_weights(const conv_params *p, const float *w, float *wt)
+{
+	int64_t cg = p->c / p->group, mg = p->m / p->group, kk = p->kh * p->kw;
+	for (int64_t gr = 0; gr < p->group; gr++)
+		for (int64_t ml = 0; ml < mg; ml++)
+			for (int64_t cl = 0; cl < cg; cl++) {
+				const float *src = w + ((gr * mg + ml) * cg + cl) * kk;
+				float *dst = wt + ((gr * cg + cl) * mg + ml) * kk;
+				for (int64_t k = 0; k < kk; k++)
+					dst[k] = src[kk - 1 - k];
+			}
+}
+
+static void conv_tbwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
+{
+	const conv_params *q = ctx;
+	conv_run(g, q, OUT(g, n, 0)->g, n->aux, NULL, IN(g, n, 0)->g, 1, i0, i1, tid);
 }
 
 static void conv_fwd(G *g, tnode *n)
 {
-	const conv_params *p = &n->u.conv;
-	const float *x = IN(g, n, 0)->f, *w = IN(g, n, 1)->f;
-	const float *bias = IN(g, n, 2) ? IN(g, n, 2)->f : NULL;
-	float *y = OUT(g, n, 0)->f;
-	if (p->chunk == 0) {
-		dw_fwd(p, x, w, bias, y);
-		return;
-	}
-	int64_t cg = p->c / p->group, mg = p->m / p->group;
-	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
-	if (conv_is_pointwise(p)) {
-		for (int64_t b = 0; b < p->n; b++)
-			tensor_sgemm(0, 0, p->m, ohw, p->c, 1, w, p->c, x + b * p->c * ohw, ohw, 0,
-				     y + b * p->m * ohw, ohw);
-	} else {
-		for (int64_t b0 = 0; b0 < p->n; b0 += p->chunk) {
-			int64_t nb = p->n - b0 < p->chunk ? p->n - b0 : p->chunk;
-			int64_t ld = nb * ohw;
-			float *col = g->scratch, *tmp = g->scratch + rows * ld;
-			for (int64_t gr = 0; gr < p->group; gr++) {
-				for (int64_t i = 0; i < nb; i++)
-					im2col(p, x + ((b0 + i) * p->c + gr * cg) * p->h * p->w, cg,
-					       col + i * ohw, ld);
-				const float *wg = w + gr * mg * rows;
-				if (nb == 1) {
-					tensor_sgemm(0, 0, mg, ohw, rows, 1, wg, rows, col, ld, 0,
-						     y + (b0 * p->m + gr * mg) * ohw, ohw);
-					continue;
-				}
-				tensor_sgemm(0, 0, mg, ld, rows, 1, wg, rows, col, ld, 0, tmp, ld);
-				for (int64_t i = 0; i < nb; i++)
-					for (int64_t m = 0; m < mg; m++)
-						memcpy(y + ((b0 + i) * p->m + gr * mg + m) * ohw,
-						       tmp + m * ld + i * ohw,
-						       (size_t)ohw * sizeof(float));
-			}
-		}
-	}
-	if (bias)
-		for (int64_t b = 0; b < p->n; b++)
-			for (int64_t m = 0; m < p->m; m++) {
-				float *yc = y + (b * p->m + m) * ohw, bv = bias[m];
-				for (int64_t i = 0; i < ohw; i++)
-					yc[i] += bv;
-			}
+	tensor_par(g, n, n->u.conv.n, conv_fwd_images, NULL);
 }
 
-static void conv_bwd(G *g, tnode *n)
+static void conv_bwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
 {
 	const conv_params *p = &n->u.conv;
-	tval *xv = IN(g, n, 0);
-	if (!xv->g)
-		return; /* weight gradients are never needed */
 	const float *w = IN(g, n, 1)->f, *dy = OUT(g, n, 0)->g;
-	float *dx = xv->g;
-	if (p->chunk == 0) {
-		dw_bwd(p, w, dy, dx);
-		return;
-	}
+	float *dx = IN(g, n, 0)->g;
 	int64_t cg = p->c / p->group, mg = p->m / p->group;
 	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
-	if (conv_is_pointwise(p)) {
-		for (int64_t b = 0; b < p->n; b++)
-			tensor_sgemm(1, 0, p->c, ohw, p->m, 1, w, p->c, dy + b * p->m * ohw, ohw, 1,
-				     dx + b * p->c * ohw, ohw);
+	if (p->chunk == 0) {
+		conv_params q = *p;
+		q.n = i1 - i0;
+		dw_bwd(&q, w, dy + i0 * p->m * ohw, dx + i0 * p->c * p->h * p->w);
 		return;
 	}
-	for (int64_t b0 = 0; b0 < p->n; b0 += p->chunk) {
-		int64_t nb = p->n - b0 < p->chunk ? p->n - b0 : p->chunk;
+	if (conv_is_pointwise(p)) {
+		for (int64_t b = i0; b < i1; b++)
+			tensor_sgemm(1, 0, p->c, ohw, p->m, 1, w, p->c, dy + b * p->m * ohw, ohw, 1,
+			             dx + b * p->c * ohw, ohw);
+		return;
+	}
+	float *scr = tensor_scratch(g, tid);
+	for (int64_t b0 = i0; b0 < i1; b0 += p->chunk) {
+		int64_t nb = i1 - b0 < p->chunk ? i1 - b0 : p->chunk;
 		int64_t ld = nb * ohw;
-		float *dcol = g->scratch, *tmp = g->scratch + rows * ld;
+		float *dcol = scr, *tmp = scr + rows * ld;
 		for (int64_t gr = 0; gr < p->group; gr++) {
 			const float *wg = w + gr * mg * rows;
 			const float *src;
@@ -580,6 +790,151 @@ static void conv_bwd(G *g, tnode *n)
 	}
 }
 
+static void conv_bwd(G *g, tnode *n)
+{
+	if (!IN(g, n, 0)->g)
+		return; /* weight gradients are never needed */
+	if (n->u.conv.tbwd && n->aux) {
+		conv_params q;
+		conv_tbwd_params(&n->u.conv, &q);
+		/* flipping costs one pass over the weights: cheap next to the conv */
+		conv_flip_weights(&n->u.conv, IN(g, n, 1)->f, n->aux);
+		tensor_par(g, n, n->u.conv.n, conv_tbwd_images, &q);
+		return;
+	}
+	tensor_par(g, n, n->u.conv.n, conv_bwd_images, NULL);
+}
+
+/* ---- ConvTranspose (2-D) ----
+ * Computed as the adjoint of the convolution that maps Y-shaped tensors to
+ * X-shaped ones: conv_params describe that convolution (input = Y with
+ * M channels, output = X with C channels), so the forward pass is a GEMM
+ * followed by col2im and the backward pass is im2col followed by a GEMM. */
+
+static mlsec_err convt_infer(G *g, tnode *n, mlsec_error *err)
+{
+	tval *x = IN(g, n, 0), *w = IN(g, n, 1), *b = IN(g, n, 2);
+	if (!x || !w || x->dtype != TD_F32 || w->dtype != TD_F32)
+		return op_error(err, MLSEC_ERR_PARSE, n, "needs FLOAT X and W");
+	if (x->sh.ndim != 4 || w->sh.ndim != 4)
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D (NCHW)");
+	if (w->kind != VK_CONST || (b && b->kind != VK_CONST))
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "weights must be constant");
+	if (b && b->dtype != TD_F32)
+		return op_error(err, MLSEC_ERR_PARSE, n, "bias must be FLOAT");
+	if (mlsec_onnx_node_attr(n->p, "output_shape"))
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "output_shape (use pads)");
+	size_t al;
+	const char *ap = mlsec_onnx_attr_string(n->p, "auto_pad", "NOTSET", &al);
+	if (!(al == 6 && memcmp(ap, "NOTSET", 6) == 0))
+		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "auto_pad (use pads)");
+	conv_params *p = &n->u.conv;
+	int64_t group = mlsec_onnx_attr_int(n->p, "group", 1);
+	int64_t c = x->sh.dims[1], h = x->sh.dims[2], wd = x->sh.dims[3];
+	if (group < 1 || c % group || w->sh.dims[0] != c)
+		return op_error(err, MLSEC_ERR_PARSE, n, "channels do not match group/weights");
+	int64_t m = w->sh.dims[1] * group;
+	int64_t kh = w->sh.dims[2], kw = w->sh.dims[3];
+	if (b && b->sh.numel != (size_t)m)
+		return op_error(err, MLSEC_ERR_PARSE, n, "bias is not [M]");
+	size_t cnt;
+	const int64_t *op = mlsec_onnx_attr_ints(n->p, "output_padding", &cnt);
+	int64_t oph = 0, opw = 0;
+	if (op) {
+		if (cnt != 2)
+			return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "only 2-D output_padding");
+		oph = op[0];
+		opw = op[1];
+	}
+	/* strides/pads/dilations through the shared reader, on a dummy size */
+	int64_t o[10];
+	mlsec_err rc = tensor_window_params(g, n, 1 << 20, 1 << 20, kh, kw, 0, o, err);
+	if (rc)
+		return rc;
+	p->sh = o[0];
+	p->sw = o[1];
+	p->ph0 = o[2];
+	p->pw0 = o[3];
+	p->ph1 = o[4];
+	p->pw1 = o[5];
+	p->dh = o[6];
+	p->dw = o[7];
+	if (oph < 0 || opw < 0 || oph >= p->sh || opw >= p->sw)
+		return op_error(err, MLSEC_ERR_PARSE, n, "output_padding must be below the stride");
+	int64_t oh = p->sh * (h - 1) + oph + p->dh * (kh - 1) + 1 - p->ph0 - p->ph1;
+	int64_t ow = p->sw * (wd - 1) + opw + p->dw * (kw - 1) + 1 - p->pw0 - p->pw1;
+	if (oh < 1 || ow < 1)
+		return op_error(err, MLSEC_ERR_PARSE, n, "empty output");
+	/* the equivalent convolution: Y [m, oh, ow] -> X [c, h, w] */
+	p->n = x->sh.dims[0];
+	p->c = m;
+	p->h = oh;
+	p->w = ow;
+	p->m = c;
+	p->oh = h;
+	p->ow = wd;
+	p->kh = kh;
+	p->kw = kw;
+	p->group = group;
+	p->chunk = 1;
+	int64_t d[4] = {p->n, m, oh, ow};
+	shape_set(&OUT(g, n, 0)->sh, 4, d);
+	n->scratch_floats = (size_t)((m / group) * kh * kw * h * wd);
+	return MLSEC_OK;
+}
+
+static void convt_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
+{
+	const conv_params *p = &n->u.conv;
+	const float *x = IN(g, n, 0)->f, *w = IN(g, n, 1)->f;
+	const float *bias = IN(g, n, 2) ? IN(g, n, 2)->f : NULL;
+	float *y = OUT(g, n, 0)->f;
+	int64_t cg = p->m / p->group, mg = p->c / p->group; /* X / Y channels per group */
+	int64_t rows = mg * p->kh * p->kw, hw = p->oh * p->ow, ohw = p->h * p->w;
+	float *col = tensor_scratch(g, tid);
+	for (int64_t b = i0; b < i1; b++) {
+		float *yb = y + b * p->c * ohw;
+		memset(yb, 0, (size_t)(p->c * ohw) * sizeof(float));
+		for (int64_t gr = 0; gr < p->group; gr++) {
+			tensor_sgemm(1, 0, rows, hw, cg, 1, w + gr * cg * rows, rows,
+			             x + (b * p->m + gr * cg) * hw, hw, 0, col, hw);
+			col2im(p, col, mg, yb + gr * mg * ohw, hw);
+		}
+		if (bias)
+			for (int64_t m = 0; m < p->c; m++)
+				for (int64_t i = 0; i < ohw; i++)
+					yb[m * ohw + i] += bias[m];
+	}
+}
+
+static void convt_fwd(G *g, tnode *n)
+{
+	tensor_par(g, n, n->u.conv.n, convt_fwd_images, NULL);
+}
+
+static void convt_bwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
+{
+	const conv_params *p = &n->u.conv;
+	const float *w = IN(g, n, 1)->f, *dy = OUT(g, n, 0)->g;
+	float *dx = IN(g, n, 0)->g;
+	int64_t cg = p->m / p->group, mg = p->c / p->group;
+	int64_t rows = mg * p->kh * p->kw, hw = p->oh * p->ow, ohw = p->h * p->w;
+	float *col = tensor_scratch(g, tid);
+	for (int64_t b = i0; b < i1; b++)
+		for (int64_t gr = 0; gr < p->group; gr++) {
+			im2col(p, dy + (b * p->c + gr * mg) * ohw, mg, col, hw);
+			tensor_sgemm(0, 0, cg, hw, rows, 1, w + gr * cg * rows, rows, col, hw, 1,
+			             dx + (b * p->m + gr * cg) * hw, hw);
+		}
+}
+
+static void convt_bwd(G *g, tnode *n)
+{
+	if (IN(g, n, 0)->g)
+		tensor_par(g, n, n->u.conv.n, convt_bwd_images, NULL);
+}
+
+const op_def tensor_op_convt = {"ConvTranspose", convt_infer, convt_fwd, NULL, convt_bwd, 0, 0};
 const op_def tensor_op_gemm = {"Gemm", gemm_infer, gemm_fwd, NULL, gemm_bwd, 0, 0};
 const op_def tensor_op_matmul = {"MatMul", matmul_infer, matmul_fwd, NULL, matmul_bwd, 0, 0};
 const op_def tensor_op_conv = {"Conv", conv_infer, conv_fwd, NULL, conv_bwd, 0, 0};

@@ -8,7 +8,7 @@
 #include "tensor_internal.h"
 
 mlsec_err tensor_window_params(G *g, tnode *n, int64_t h, int64_t w, int64_t kh, int64_t kw,
-			       int ceil_mode, int64_t *out6, mlsec_error *err);
+                               int ceil_mode, int64_t *out6, mlsec_error *err);
 
 static mlsec_err pool_infer(G *g, tnode *n, mlsec_error *err)
 {
@@ -36,7 +36,7 @@ static mlsec_err pool_infer(G *g, tnode *n, mlsec_error *err)
 	p->kw = ks[1];
 	int64_t o[10];
 	mlsec_err rc = tensor_window_params(g, n, p->h, p->w, p->kh, p->kw,
-					    mlsec_onnx_attr_int(n->p, "ceil_mode", 0) != 0, o, err);
+	                                    mlsec_onnx_attr_int(n->p, "ceil_mode", 0) != 0, o, err);
 	if (rc)
 		return rc;
 	p->sh = o[0];
@@ -59,12 +59,50 @@ static mlsec_err pool_infer(G *g, tnode *n, mlsec_error *err)
 	return MLSEC_OK;
 }
 
-static void maxpool_fwd(G *g, tnode *n)
+/* Windows entirely inside the input, no dilation: the common 2x2/3x3
+ * pooling, without per-element bounds checks. */
+static int pool_inside(const pool_params *p)
+{
+	return p->ph0 == 0 && p->pw0 == 0 && p->dh == 1 && p->dw == 1 &&
+	       (p->oh - 1) * p->sh + p->kh <= p->h && (p->ow - 1) * p->sw + p->kw <= p->w;
+}
+
+TENSOR_HOT static void maxpool_fast(const pool_params *p, const float *x, float *y, int32_t *am)
+{
+	for (int64_t pc = 0; pc < p->n * p->c; pc++) {
+		const float *xc = x + pc * p->h * p->w;
+		for (int64_t oy = 0; oy < p->oh; oy++)
+			for (int64_t ox = 0; ox < p->ow; ox++) {
+				int64_t base = oy * p->sh * p->w + ox * p->sw;
+				float best = xc[base];
+				int64_t bi = base;
+				for (int64_t ki = 0; ki < p->kh; ki++)
+					for (int64_t kj = 0; kj < p->kw; kj++) {
+						int64_t i = base + ki * p->w + kj;
+						float v = xc[i];
+						if (v > best || v != v) {
+							best = v;
+							bi = i;
+						}
+					}
+				size_t o = (size_t)((pc * p->oh + oy) * p->ow + ox);
+				y[o] = best;
+				if (am)
+					am[o] = (int32_t)bi;
+			}
+	}
+}
+
+TENSOR_HOT static void maxpool_fwd(G *g, tnode *n)
 {
 	const pool_params *p = &n->u.pool;
 	const float *x = IN(g, n, 0)->f;
 	float *y = OUT(g, n, 0)->f;
 	int32_t *am = (int32_t *)n->aux;
+	if (pool_inside(p)) {
+		maxpool_fast(p, x, y, am);
+		return;
+	}
 	for (int64_t pc = 0; pc < p->n * p->c; pc++) {
 		const float *xc = x + pc * p->h * p->w;
 		for (int64_t oy = 0; oy < p->oh; oy++)
@@ -116,7 +154,7 @@ static void maxpool_bwd(G *g, tnode *n)
 
 /* Window of output (oy, ox) clipped to the input, and its divisor. */
 static float avg_window(const pool_params *p, int64_t oy, int64_t ox, int64_t *y0, int64_t *y1,
-			int64_t *x0, int64_t *x1)
+                        int64_t *x0, int64_t *x1)
 {
 	int64_t hs = oy * p->sh - p->ph0, ws = ox * p->sw - p->pw0;
 	int64_t he = hs + p->kh, we = ws + p->kw;
@@ -132,7 +170,7 @@ static float avg_window(const pool_params *p, int64_t oy, int64_t ox, int64_t *y
 	return cnt > 0 ? 1.0f / (float)cnt : 0.0f;
 }
 
-static void avgpool_fwd(G *g, tnode *n)
+TENSOR_HOT static void avgpool_fwd(G *g, tnode *n)
 {
 	const pool_params *p = &n->u.pool;
 	const float *x = IN(g, n, 0)->f;
@@ -152,7 +190,7 @@ static void avgpool_fwd(G *g, tnode *n)
 	}
 }
 
-static void avgpool_bwd(G *g, tnode *n)
+TENSOR_HOT static void avgpool_bwd(G *g, tnode *n)
 {
 	const pool_params *p = &n->u.pool;
 	tval *xv = IN(g, n, 0);
@@ -236,20 +274,47 @@ static void gpool_bwd(G *g, tnode *n)
 	}
 }
 
+/* Runs a pooling kernel on planes [c0, c1) by shifting the tensors. */
+static void pool_planes(G *g, tnode *n, int64_t c0, int64_t c1, int tid, void *ctx)
+{
+	int bwd = ctx != NULL;
+	tnode sub = *n;
+	pool_params *p = &sub.u.pool;
+	tval x = *IN(g, n, 0), y = *OUT(g, n, 0);
+	size_t in_plane = (size_t)(p->h * p->w), out_plane = (size_t)(p->oh * p->ow);
+	x.f += (size_t)c0 * in_plane;
+	y.f += (size_t)c0 * out_plane;
+	if (x.g)
+		x.g += (size_t)c0 * in_plane;
+	if (y.g)
+		y.g += (size_t)c0 * out_plane;
+	if (sub.aux)
+		sub.aux += (size_t)c0 * out_plane;
+	p->n = 1;
+	p->c = c1 - c0;
+	/* a two-value graph view so the kernels' IN/OUT work unchanged */
+	tval vals[2] = {x, y};
+	G view = *g;
+	view.v = vals;
+	sub.in[0] = 0;
+	sub.out[0] = 1;
+	sub.nin = 1;
+	if (sub.axis)
+		bwd ? maxpool_bwd(&view, &sub) : maxpool_fwd(&view, &sub);
+	else
+		bwd ? avgpool_bwd(&view, &sub) : avgpool_fwd(&view, &sub);
+}
+
 static void pool_fwd(G *g, tnode *n)
 {
-	if (n->axis)
-		maxpool_fwd(g, n);
-	else
-		avgpool_fwd(g, n);
+	tensor_par(g, n, n->u.pool.n * n->u.pool.c, pool_planes, NULL);
 }
 
 static void pool_bwd(G *g, tnode *n)
 {
-	if (n->axis)
-		maxpool_bwd(g, n);
-	else
-		avgpool_bwd(g, n);
+	if (!IN(g, n, 0)->g)
+		return;
+	tensor_par(g, n, n->u.pool.n * n->u.pool.c, pool_planes, (void *)1);
 }
 
 const op_def tensor_op_pool = {"pool", pool_infer, pool_fwd, NULL, pool_bwd, 0, 0};

@@ -11,6 +11,14 @@
 #include "mlsec/tensor.h"
 
 #define MAXR MLSEC_TENSOR_MAX_RANK
+
+/* Hot element-wise kernels are cloned for AVX2 and picked at load time
+ * (GCC function multiversioning); the default clone runs anywhere. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MLSEC_NO_CLONES)
+#define TENSOR_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define TENSOR_HOT
+#endif
 #define NODE_MAX_IN 16 /* Concat beyond this is refused at compile */
 #define NODE_MAX_OUT 4
 
@@ -39,6 +47,7 @@ typedef struct conv_params {
 	int64_t kh, kw, sh, sw, ph0, pw0, ph1, pw1, dh, dw, group;
 	int64_t n, c, h, w, m, oh, ow;
 	int64_t chunk; /* images per im2col chunk */
+	int64_t tbwd;  /* backward as a convolution of dY with flipped weights */
 } conv_params;
 
 typedef struct pool_params {
@@ -88,11 +97,14 @@ typedef struct op_def {
 	/* Accumulates input gradients from output gradients (NULL: not
 	 * differentiable; compile refuses it on a gradient path). */
 	void (*bwd)(struct mlsec_tensor_graph *g, tnode *n);
-	int alias;  /* output 0 shares input 0's buffers (reshape family) */
+	int alias;        /* output 0 shares input 0's buffers (reshape family) */
 	int folds_always; /* Shape, Constant...: always constant */
 } op_def;
 
+typedef struct tensor_pool tensor_pool;
+
 struct mlsec_tensor_graph {
+	tensor_pool *pool; /* NULL when single-threaded */
 	const mlsec_onnx_model *m;
 	const Onnx__GraphProto *gp;
 	mlsec_tensor_opts opts;
@@ -112,10 +124,13 @@ struct mlsec_tensor_graph {
 	uint64_t arena_bytes;
 	float *scratch;
 	size_t scratch_floats;
-	float *dlogits; /* loss gradient for loss_grad() */
+	size_t scratch_stride; /* floats between workers' scratch areas */
+	float *dlogits;        /* loss gradient for loss_grad() */
 	mlsec_tensor_hook hook;
 	void *hook_ctx;
 	int planned_grad;
+	uint64_t folded_bytes; /* constants made by folding, bounded like the arena */
+	double flops;          /* estimated work of one forward */
 };
 
 typedef struct mlsec_tensor_graph G;
@@ -147,16 +162,29 @@ int shape_finish(mlsec_tensor_shape *s);
 const int64_t *const_i64(G *g, tnode *n, int k, size_t *count);
 int64_t node_opset(G *g);
 mlsec_err op_error(mlsec_error *err, mlsec_err code, tnode *n, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 /* Broadcasting: computes the output shape of numpy broadcasting a and b. */
 int shape_broadcast(const mlsec_tensor_shape *a, const mlsec_tensor_shape *b,
-		    mlsec_tensor_shape *out);
+                    mlsec_tensor_shape *out);
 /* Element strides of x broadcast to out (0 on broadcast axes), right-aligned. */
 void bcast_strides(const mlsec_tensor_shape *x, const mlsec_tensor_shape *out, int64_t *st);
 
+/* Parallel loops: fn runs on [begin, end) slices of [0, count), tid in
+ * [0, threads); it may call BLAS (single-threaded inside workers). */
+typedef void (*tensor_par_fn)(G *g, tnode *n, int64_t begin, int64_t end, int tid, void *ctx);
+void tensor_par(G *g, tnode *n, int64_t count, tensor_par_fn fn, void *ctx);
+int tensor_threads(const G *g);
+mlsec_err tensor_pool_new(int nthreads, tensor_pool **out, mlsec_error *err);
+void tensor_pool_free(tensor_pool *p);
+/* Scratch of worker tid (scratch_floats each). */
+static inline float *tensor_scratch(G *g, int tid)
+{
+	return g->scratch + (size_t)tid * g->scratch_stride;
+}
+
 /* BLAS */
 void tensor_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-		  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
 #endif

@@ -33,21 +33,27 @@ static const char *source_format(const char *path)
 	return "unknown";
 }
 
-/* Common part of every stage record. */
-static json_t *record_new(const char *stage, const char *path, const char *format,
-			  const char *ts, mlsec_error *err)
+/* Common part of every stage record; hex/size when already known. */
+static json_t *record_with(const char *stage, const char *path, const char *format, const char *ts,
+                           const char *hex, uint64_t size, mlsec_error *err)
+{
+	json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:I, s:s, s:o}", "stage", stage,
+	                      "name", export_basename(path), "path", path, "format", format,
+	                      "digest", "sha256", hex, "size", (json_int_t)size, "timestamp", ts,
+	                      "tools", export_tool_versions());
+	if (!r)
+		mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	return r;
+}
+
+static json_t *record_new(const char *stage, const char *path, const char *format, const char *ts,
+                          mlsec_error *err)
 {
 	char hex[MLSEC_SHA256_HEX_LEN];
 	uint64_t size = 0;
 	if (mlsec_sha256_file(path, hex, &size, err) != MLSEC_OK)
 		return NULL;
-	json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:I, s:s, s:o}", "stage", stage,
-			      "name", export_basename(path), "path", path, "format", format,
-			      "digest", "sha256", hex, "size", (json_int_t)size, "timestamp", ts,
-			      "tools", export_tool_versions());
-	if (!r)
-		mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
-	return r;
+	return record_with(stage, path, format, ts, hex, size, err);
 }
 
 json_t *export_stage_checkpoint(const char *path, const char *ts, mlsec_error *err)
@@ -56,43 +62,63 @@ json_t *export_stage_checkpoint(const char *path, const char *ts, mlsec_error *e
 	json_t *r = record_new("checkpoint", path, fmt, ts, err);
 	if (!r)
 		return NULL;
-	if (!strcmp(fmt, "safetensors")) {
-		char hex[MLSEC_SHA256_HEX_LEN];
-		size_t n = 0;
-		if (mlsec_export_state_dict_digest(path, hex, &n, err) != MLSEC_OK) {
-			json_decref(r);
-			return NULL;
-		}
+	char hex[MLSEC_SHA256_HEX_LEN];
+	size_t n = 0;
+	mlsec_error derr;
+	mlsec_error_clear(&derr);
+	mlsec_err rc = mlsec_export_state_dict_digest(path, hex, &n, &derr);
+	if (rc == MLSEC_OK) {
 		json_object_set_new(r, "stateDict",
-				    json_pack("{s:s, s:s, s:I}", "algorithm",
-					      "mlsec-state-dict-v1", "sha256", hex, "tensors",
-					      (json_int_t)n));
+		                    json_pack("{s:s, s:s, s:I}", "algorithm", "mlsec-state-dict-v1",
+		                              "sha256", hex, "tensors", (json_int_t)n));
+	} else if (rc == MLSEC_ERR_UNSUPPORTED) {
+		/* Legacy torch files stack several pickles and raw pickles
+		 * have no storages; only the file digest binds them. */
+		json_object_set_new(r, "stateDict",
+		                    json_pack("{s:s, s:s}", "algorithm", "none", "note",
+		                              "no state-dict digest for this checkpoint format; "
+		                              "the file sha256 binds this stage"));
 	} else {
-		/* The pickle-based formats need the checkpoint engine's
-		 * restricted unpickler to enumerate tensors; until it is
-		 * shared, only the file digest binds this stage. */
-		json_object_set_new(r, "stateDict",
-				    json_pack("{s:s, s:s}", "algorithm", "none", "note",
-					      "state-dict digest is computed for safetensors "
-					      "only; the file sha256 binds this stage"));
+		json_decref(r);
+		/* The path leads the text: the CLI uses it to name the stage. */
+		if (strncmp(derr.text, path, strlen(path)))
+			mlsec_error_set(err, rc, "%s: %s", path, derr.text);
+		else
+			mlsec_error_set(err, rc, "%s", derr.text);
+		return NULL;
 	}
 	return r;
 }
 
-json_t *export_stage_onnx(const char *path, const mlsec_artifact *lint,
-			  const mlsec_export_opts *o, const char *ts, mlsec_error *err)
+json_t *export_stage_onnx(const char *path, const mlsec_artifact *lint, const mlsec_export_opts *o,
+                          const char *ts, mlsec_error *err)
 {
-	json_t *r = record_new("onnx", path, "onnx", ts, err);
-	if (!r)
-		return NULL;
+	/* Prefer what the lint computed from its single read of the file. */
+	const char *fhex = lint ? mlsec_artifact_sha256(lint) : "";
+	const char *ghex =
+	        lint ? json_string_value(json_object_get(
+	                       mlsec_artifact_details((mlsec_artifact *)lint), "graph_sha256"))
+	             : NULL;
+	json_t *r;
 	char hex[MLSEC_SHA256_HEX_LEN];
-	if (mlsec_export_graph_digest(path, hex, err) != MLSEC_OK) {
-		json_decref(r);
-		return NULL;
+	if (lint && !strcmp(mlsec_artifact_path(lint), path) && mlsec_sha256_hex_valid(fhex) &&
+	    ghex) {
+		r = record_with("onnx", path, "onnx", ts, fhex, mlsec_artifact_size(lint), err);
+		if (!r)
+			return NULL;
+		snprintf(hex, sizeof hex, "%s", ghex);
+	} else {
+		r = record_new("onnx", path, "onnx", ts, err);
+		if (!r)
+			return NULL;
+		if (mlsec_export_graph_digest(path, hex, err) != MLSEC_OK) {
+			json_decref(r);
+			return NULL;
+		}
 	}
-	json_object_set_new(r, "graph",
-			    json_pack("{s:s, s:s}", "algorithm", "mlsec-onnx-graph-v1", "sha256",
-				      hex));
+	json_object_set_new(
+	        r, "graph",
+	        json_pack("{s:s, s:s}", "algorithm", "mlsec-onnx-graph-v1", "sha256", hex));
 	json_t *doms = json_array();
 	for (size_t i = 0; o && i < o->nallowed; i++)
 		json_array_append_new(doms, json_string(o->allowed_domains[i]));
@@ -100,12 +126,12 @@ json_t *export_stage_onnx(const char *path, const mlsec_artifact *lint,
 	 * their canonical encoding is unambiguous. */
 	char thr[64];
 	snprintf(thr, sizeof thr, "%.17g",
-		 o && o->constant_threshold > 0 ? o->constant_threshold
-						 : MLSEC_EXPORT_DEFAULT_CONSTANT_THRESHOLD);
+	         o && o->constant_threshold > 0 ? o->constant_threshold
+	                                        : MLSEC_EXPORT_DEFAULT_CONSTANT_THRESHOLD);
 	json_t *summary = lint ? export_lint_summary(lint) : json_object();
-	json_object_set_new(summary, "options",
-			    json_pack("{s:o, s:s}", "allowedDomains", doms, "constantThreshold",
-				      thr));
+	json_object_set_new(
+	        summary, "options",
+	        json_pack("{s:o, s:s}", "allowedDomains", doms, "constantThreshold", thr));
 	json_object_set_new(r, "lint", summary);
 	return r;
 }
@@ -130,12 +156,12 @@ mlsec_err export_record_seal(json_t *r, size_t index, const char *prev)
 	if (rc != MLSEC_OK)
 		return rc;
 	return json_object_set_new(r, "recordDigest", json_string(hex)) ? MLSEC_ERR_NOMEM
-									 : MLSEC_OK;
+	                                                                : MLSEC_OK;
 }
 
 /* Envelope around a statement; signs it when key is not NULL. */
-static mlsec_err envelope_build(const json_t *stmt, const export_key *key, char **out,
-				size_t *len, mlsec_error *err)
+static mlsec_err envelope_build(const json_t *stmt, const export_key *key, char **out, size_t *len,
+                                mlsec_error *err)
 {
 	char *body = json_dumps(stmt, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
 	if (!body)
@@ -150,8 +176,8 @@ static mlsec_err envelope_build(const json_t *stmt, const export_key *key, char 
 	}
 	if (key) {
 		size_t plen = 0;
-		unsigned char *pae = export_pae(MLSEC_EXPORT_PAYLOAD_TYPE, (unsigned char *)body,
-						blen, &plen);
+		unsigned char *pae =
+		        export_pae(MLSEC_EXPORT_PAYLOAD_TYPE, (unsigned char *)body, blen, &plen);
 		unsigned char *sig = NULL;
 		size_t slen = 0;
 		if (!pae) {
@@ -168,12 +194,12 @@ static mlsec_err envelope_build(const json_t *stmt, const export_key *key, char 
 			rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 			goto out;
 		}
-		json_array_append_new(sigs, json_pack("{s:s, s:s}", "keyid", export_key_id(key),
-						      "sig", s64));
+		json_array_append_new(
+		        sigs, json_pack("{s:s, s:s}", "keyid", export_key_id(key), "sig", s64));
 		mlsec_free(s64);
 	}
 	json_t *env = json_pack("{s:s, s:s, s:O}", "payloadType", MLSEC_EXPORT_PAYLOAD_TYPE,
-				"payload", b64, "signatures", sigs);
+	                        "payload", b64, "signatures", sigs);
 	char *text = env ? json_dumps(env, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
 	json_decref(env);
 	if (!text) {
@@ -199,7 +225,7 @@ out:
 }
 
 mlsec_err mlsec_export_attest(const mlsec_export_attest_req *req, char **out, size_t *len,
-			      mlsec_error *err)
+                              mlsec_error *err)
 {
 	*out = NULL;
 	*len = 0;
@@ -234,17 +260,17 @@ mlsec_err mlsec_export_attest(const mlsec_export_attest_req *req, char **out, si
 			goto fail;
 		}
 		prev = json_string_value(json_object_get(recs[i], "recordDigest"));
-		json_array_append_new(
-			subject, json_pack("{s:s, s:O}", "name",
-					   json_string_value(json_object_get(recs[i], "name")),
-					   "digest", json_object_get(recs[i], "digest")));
+		json_array_append_new(subject,
+		                      json_pack("{s:s, s:O}", "name",
+		                                json_string_value(json_object_get(recs[i], "name")),
+		                                "digest", json_object_get(recs[i], "digest")));
 		json_array_append(stages, recs[i]);
 	}
-	json_t *stmt = json_pack(
-		"{s:s, s:O, s:s, s:{s:{s:s, s:s}, s:s, s:O}}", "_type",
-		MLSEC_EXPORT_STATEMENT_TYPE, "subject", subject, "predicateType",
-		MLSEC_EXPORT_PREDICATE_TYPE, "predicate", "builder", "id", "mlsec export-guard",
-		"version", MLSEC_VERSION, "createdOn", ts, "stages", stages);
+	json_t *stmt = json_pack("{s:s, s:O, s:s, s:{s:{s:s, s:s}, s:s, s:O}}", "_type",
+	                         MLSEC_EXPORT_STATEMENT_TYPE, "subject", subject, "predicateType",
+	                         MLSEC_EXPORT_PREDICATE_TYPE, "predicate", "builder", "id",
+	                         "mlsec export-guard", "version", MLSEC_VERSION, "createdOn", ts,
+	                         "stages", stages);
 	if (!stmt) {
 		rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		goto done;

@@ -21,8 +21,8 @@
  * reals), so the encoding has no float-printing ambiguity. */
 mlsec_err export_json_digest(const json_t *j, char hex[65])
 {
-	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII |
-					JSON_ENCODE_ANY);
+	char *s =
+	        json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
 	if (!s)
 		return MLSEC_ERR_NOMEM;
 	mlsec_sha256_buf(s, strlen(s), hex);
@@ -49,8 +49,8 @@ void export_timestamp(char buf[32])
 json_t *export_tool_versions(void)
 {
 	return json_pack("{s:s, s:s, s:s, s:s}", "mlsec", MLSEC_VERSION, "openssl",
-			 OpenSSL_version(OPENSSL_VERSION_STRING), "jansson", JANSSON_VERSION,
-			 "protobuf-c", protobuf_c_version());
+	                 OpenSSL_version(OPENSSL_VERSION_STRING), "jansson", JANSSON_VERSION,
+	                 "protobuf-c", protobuf_c_version());
 }
 
 const char *export_basename(const char *path)

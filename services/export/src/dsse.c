@@ -82,7 +82,7 @@ mlsec_err export_b64_decode(const char *in, unsigned char **out, size_t *n)
 				goto bad;
 		}
 		unsigned long w = ((unsigned long)v[0] << 18) | ((unsigned long)v[1] << 12) |
-				  ((unsigned long)v[2] << 6) | (unsigned long)v[3];
+		                  ((unsigned long)v[2] << 6) | (unsigned long)v[3];
 		buf[o++] = (unsigned char)(w >> 16);
 		if (pad < 2)
 			buf[o++] = (unsigned char)(w >> 8);
@@ -157,7 +157,7 @@ mlsec_err export_key_load(const char *path, int want_private, export_key **out, 
 	mlsec_free(pem);
 	if (!pkey)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "%s: not a PEM %s key", path,
-				       want_private ? "private" : "public");
+		                       want_private ? "private" : "public");
 	if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
 		EVP_PKEY_free(pkey);
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "%s: not an Ed25519 key", path);
@@ -190,7 +190,7 @@ const char *export_key_id(const export_key *k)
 }
 
 mlsec_err export_key_sign(const export_key *k, const unsigned char *msg, size_t n,
-			  unsigned char **sig, size_t *slen, mlsec_error *err)
+                          unsigned char **sig, size_t *slen, mlsec_error *err)
 {
 	*sig = NULL;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -210,11 +210,11 @@ mlsec_err export_key_sign(const export_key *k, const unsigned char *msg, size_t 
 }
 
 int export_key_verify(const export_key *k, const unsigned char *msg, size_t n,
-		      const unsigned char *sig, size_t slen)
+                      const unsigned char *sig, size_t slen)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	int ok = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k->pkey) == 1 &&
-		 EVP_DigestVerify(ctx, sig, slen, msg, n) == 1;
+	         EVP_DigestVerify(ctx, sig, slen, msg, n) == 1;
 	EVP_MD_CTX_free(ctx);
 	return ok;
 }

@@ -17,7 +17,7 @@
  * bad input (the lint turns them into EXPORT-MALFORMED). */
 mlsec_err export_onnx_load(const char *path, Onnx__ModelProto **out, mlsec_error *err);
 mlsec_err export_onnx_decode(const uint8_t *data, size_t len, Onnx__ModelProto **out,
-			     mlsec_error *err);
+                             mlsec_error *err);
 
 /* Canonical graph digest of a decoded model (graph_digest.c). */
 mlsec_err export_graph_digest_model(const Onnx__ModelProto *mp, char hex[65], mlsec_error *err);

@@ -130,8 +130,8 @@ static void node(gd *g, const Onnx__NodeProto *n, int depth)
 	u64(g, n->n_output);
 	for (size_t i = 0; i < n->n_output; i++)
 		str(g, n->output[i]);
-	Onnx__AttributeProto **at = mlsec_reallocarray(NULL, n->n_attribute ? n->n_attribute : 1,
-						       sizeof *at);
+	Onnx__AttributeProto **at =
+	        mlsec_reallocarray(NULL, n->n_attribute ? n->n_attribute : 1, sizeof *at);
 	if (!at) {
 		g->oom = 1;
 		return;
@@ -189,8 +189,8 @@ static void graph(gd *g, const Onnx__GraphProto *gr, int depth)
 	u64(g, gr->n_output);
 	for (size_t i = 0; i < gr->n_output; i++)
 		vinfo(g, gr->output[i]);
-	Onnx__TensorProto **ts = mlsec_reallocarray(
-		NULL, gr->n_initializer ? gr->n_initializer : 1, sizeof *ts);
+	Onnx__TensorProto **ts =
+	        mlsec_reallocarray(NULL, gr->n_initializer ? gr->n_initializer : 1, sizeof *ts);
 	if (!ts) {
 		g->oom = 1;
 		return;
@@ -234,8 +234,8 @@ mlsec_err export_graph_digest_model(const Onnx__ModelProto *mp, char hex[65], ml
 	static const char tag[] = "mlsec-onnx-graph-v1\n";
 	mlsec_sha256_update(g.h, tag, sizeof tag - 1);
 	u64(&g, (uint64_t)mp->ir_version);
-	Onnx__OperatorSetIdProto **os = mlsec_reallocarray(
-		NULL, mp->n_opset_import ? mp->n_opset_import : 1, sizeof *os);
+	Onnx__OperatorSetIdProto **os =
+	        mlsec_reallocarray(NULL, mp->n_opset_import ? mp->n_opset_import : 1, sizeof *os);
 	if (!os) {
 		mlsec_sha256_final(g.h, NULL, NULL);
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");

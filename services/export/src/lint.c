@@ -31,6 +31,7 @@
 #include "lint.h"
 #include "mlsec/alloc.h"
 #include "mlsec/fsutil.h"
+#include "mlsec/sha256.h"
 
 #define F_IN 1u
 #define F_SHAPE 2u
@@ -38,8 +39,8 @@
 #define F_AGG 8u
 #define F_DEFINED 16u
 
-#define LINT_MAX_GRAPH_DEPTH 16   /* subgraph nesting we analyse */
-#define LINT_MAX_FINDINGS 1000    /* per model; then one note */
+#define LINT_MAX_GRAPH_DEPTH 16 /* subgraph nesting we analyse */
+#define LINT_MAX_FINDINGS 1000  /* per model; then one note */
 #define LINT_WHERE_MAX 512
 
 typedef struct lint {
@@ -58,17 +59,17 @@ typedef struct lint {
 } lint;
 
 static mlsec_finding *finding(lint *L, const char *rule, mlsec_severity sev, const char *where,
-			      const Onnx__NodeProto *n, const char *title, const char *fmt, ...)
-	__attribute__((format(printf, 7, 8)));
+                              const Onnx__NodeProto *n, const char *title, const char *fmt, ...)
+        __attribute__((format(printf, 7, 8)));
 
 static mlsec_finding *finding(lint *L, const char *rule, mlsec_severity sev, const char *where,
-			      const Onnx__NodeProto *n, const char *title, const char *fmt, ...)
+                              const Onnx__NodeProto *n, const char *title, const char *fmt, ...)
 {
 	if (L->nfind == LINT_MAX_FINDINGS) {
 		L->nfind++;
 		mlsec_artifact_add_finding(L->a, "EXPORT-LINT-TRUNCATED", MLSEC_SEV_INFO,
-					   "Further findings omitted", "more than %d findings",
-					   LINT_MAX_FINDINGS);
+		                           "Further findings omitted", "more than %d findings",
+		                           LINT_MAX_FINDINGS);
 	}
 	if (L->nfind > LINT_MAX_FINDINGS)
 		return NULL;
@@ -86,9 +87,9 @@ static mlsec_finding *finding(lint *L, const char *rule, mlsec_severity sev, con
 	mlsec_finding_set_location(f, NULL, 0, 0, where);
 	if (n) {
 		mlsec_finding_set_evidence(f, "node", "%s", n->name ? n->name : "");
-		mlsec_finding_set_evidence(f, "op", "%s%s%s", n->domain && *n->domain ? n->domain : "",
-					   n->domain && *n->domain ? "::" : "",
-					   n->op_type ? n->op_type : "");
+		mlsec_finding_set_evidence(
+		        f, "op", "%s%s%s", n->domain && *n->domain ? n->domain : "",
+		        n->domain && *n->domain ? "::" : "", n->op_type ? n->op_type : "");
 	}
 	return f;
 }
@@ -140,19 +141,19 @@ static int std_domain(const lint *L, const char *d)
 }
 
 static void lint_text(lint *L, const char *where, const Onnx__NodeProto *n, const char *what,
-		      const char *s, size_t len)
+                      const char *s, size_t len)
 {
 	const char *marker = NULL;
 	unsigned f = lint_text_flags(s, len, &marker);
 	if (f & TEXT_SCRIPT)
 		finding(L, "EXPORT-SUSPICIOUS-TEXT", MLSEC_SEV_HIGH, where, n,
-			"Script or shell command in model text",
-			"%s contains '%s'; ONNX runtimes ignore it, but tooling that renders or "
-			"evaluates it does not",
-			what, marker);
+		        "Script or shell command in model text",
+		        "%s contains '%s'; ONNX runtimes ignore it, but tooling that renders or "
+		        "evaluates it does not",
+		        what, marker);
 	else if (f & TEXT_URL)
 		finding(L, "EXPORT-SUSPICIOUS-TEXT", MLSEC_SEV_MEDIUM, where, n,
-			"URL in model text", "%s contains a '%s' URL", what, marker);
+		        "URL in model text", "%s contains a '%s' URL", what, marker);
 }
 
 /* ---- tensors ---- */
@@ -171,13 +172,13 @@ static int parse_u64(const char *s, uint64_t *v)
 }
 
 static void lint_external(lint *L, const Onnx__TensorProto *t, const char *where,
-			  uint64_t want_bytes)
+                          uint64_t want_bytes)
 {
 	const char *loc = export_tensor_ext(t, "location");
 	const char *tn = t->name ? t->name : "";
 	if (!loc || !*loc) {
 		finding(L, "EXPORT-EXTERNAL-DATA-MISSING", MLSEC_SEV_HIGH, where, NULL,
-			"External tensor without a location", "tensor '%s'", tn);
+		        "External tensor without a location", "tensor '%s'", tn);
 		return;
 	}
 	/* Lexical checks first (CVE-2022-25882: "../x", absolute paths;
@@ -195,41 +196,41 @@ static void lint_external(lint *L, const Onnx__TensorProto *t, const char *where
 	}
 	if (loc[0] == '/' || loc[0] == '\\' || strchr(loc, ':') || dotdot || strchr(loc, '\\')) {
 		mlsec_finding *f = finding(
-			L, "EXPORT-EXTERNAL-DATA-TRAVERSAL", MLSEC_SEV_CRITICAL, where, NULL,
-			"External data path escapes the model directory",
-			"tensor '%s' reads '%s': %s (CVE-2022-25882 / CVE-2024-27318 shape); a "
-			"loader would read any file the process can",
-			tn, loc, dotdot ? "contains '..'" : "absolute or drive path");
+		        L, "EXPORT-EXTERNAL-DATA-TRAVERSAL", MLSEC_SEV_CRITICAL, where, NULL,
+		        "External data path escapes the model directory",
+		        "tensor '%s' reads '%s': %s (CVE-2022-25882 / CVE-2024-27318 shape); a "
+		        "loader would read any file the process can",
+		        tn, loc, dotdot ? "contains '..'" : "absolute or drive path");
 		if (f)
 			mlsec_finding_set_evidence(f, "location", "%s", loc);
 		return;
 	}
 	if (!L->dir[0]) {
 		finding(L, "EXPORT-EXTERNAL-DATA-MISSING", MLSEC_SEV_HIGH, where, NULL,
-			"External data of an in-memory model",
-			"tensor '%s' reads '%s', which cannot be resolved without the model's "
-			"directory",
-			tn, loc);
+		        "External data of an in-memory model",
+		        "tensor '%s' reads '%s', which cannot be resolved without the model's "
+		        "directory",
+		        tn, loc);
 		return;
 	}
 	char full[PATH_MAX], real[PATH_MAX];
 	if (snprintf(full, sizeof full, "%s/%s", L->dir, loc) >= (int)sizeof full) {
 		finding(L, "EXPORT-EXTERNAL-DATA-MISSING", MLSEC_SEV_HIGH, where, NULL,
-			"External data path too long", "tensor '%s'", tn);
+		        "External data path too long", "tensor '%s'", tn);
 		return;
 	}
 	if (!realpath(full, real)) {
 		finding(L, "EXPORT-EXTERNAL-DATA-MISSING", MLSEC_SEV_HIGH, where, NULL,
-			"External data file missing", "tensor '%s' reads '%s': %s", tn, loc,
-			strerror(errno));
+		        "External data file missing", "tensor '%s' reads '%s': %s", tn, loc,
+		        strerror(errno));
 		return;
 	}
 	size_t dl = strlen(L->dir);
 	if (strncmp(real, L->dir, dl) || (real[dl] != '/' && strcmp(L->dir, "/"))) {
-		mlsec_finding *f = finding(
-			L, "EXPORT-EXTERNAL-DATA-TRAVERSAL", MLSEC_SEV_CRITICAL, where, NULL,
-			"External data resolves outside the model directory",
-			"tensor '%s' reads '%s', which resolves to '%s'", tn, loc, real);
+		mlsec_finding *f =
+		        finding(L, "EXPORT-EXTERNAL-DATA-TRAVERSAL", MLSEC_SEV_CRITICAL, where,
+		                NULL, "External data resolves outside the model directory",
+		                "tensor '%s' reads '%s', which resolves to '%s'", tn, loc, real);
 		if (f)
 			mlsec_finding_set_evidence(f, "location", "%s", loc);
 		return;
@@ -237,7 +238,7 @@ static void lint_external(lint *L, const Onnx__TensorProto *t, const char *where
 	struct stat st;
 	if (stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
 		finding(L, "EXPORT-EXTERNAL-DATA-MISSING", MLSEC_SEV_HIGH, where, NULL,
-			"External data is not a regular file", "tensor '%s' reads '%s'", tn, loc);
+		        "External data is not a regular file", "tensor '%s' reads '%s'", tn, loc);
 		return;
 	}
 	uint64_t off = 0, len = 0, fsz = (uint64_t)st.st_size;
@@ -248,16 +249,82 @@ static void lint_external(lint *L, const Onnx__TensorProto *t, const char *where
 		len = off <= fsz ? fsz - off : 0;
 	if (!ok_off || !ok_len || off > fsz || len > fsz - off) {
 		finding(L, "EXPORT-EXTERNAL-DATA-RANGE", MLSEC_SEV_HIGH, where, NULL,
-			"External data range outside its file",
-			"tensor '%s': offset %s length %s, file '%s' has %llu bytes", tn,
-			so ? so : "0", sl ? sl : "(rest)", loc, (unsigned long long)fsz);
+		        "External data range outside its file",
+		        "tensor '%s': offset %s length %s, file '%s' has %llu bytes", tn,
+		        so ? so : "0", sl ? sl : "(rest)", loc, (unsigned long long)fsz);
 		return;
 	}
 	if (len != want_bytes)
 		finding(L, "EXPORT-TENSOR-DIMS", MLSEC_SEV_HIGH, where, NULL,
-			"External data length disagrees with dims",
-			"tensor '%s': %llu bytes stored, dims and type need %llu", tn,
-			(unsigned long long)len, (unsigned long long)want_bytes);
+		        "External data length disagrees with dims",
+		        "tensor '%s': %llu bytes stored, dims and type need %llu", tn,
+		        (unsigned long long)len, (unsigned long long)want_bytes);
+}
+
+/* What a float constant holds, for the NONFINITE/LARGE rules. */
+typedef struct vstats {
+	size_t n, nan, posinf, neginf, nonzero, big, negbig;
+	double maxabs;
+} vstats;
+
+static void vstats_add(vstats *v, double x, double thr)
+{
+	v->n++;
+	if (isnan(x)) {
+		v->nan++;
+	} else if (isinf(x)) {
+		if (x > 0)
+			v->posinf++;
+		else
+			v->neginf++;
+	} else {
+		double ax = fabs(x);
+		v->nonzero += ax != 0;
+		v->maxabs = ax > v->maxabs ? ax : v->maxabs;
+		v->big += ax > thr;
+		v->negbig += x < -thr;
+	}
+}
+
+/* Reports a constant's values. Only -Inf among zeros is the additive
+ * attention mask torch exports for causal and padding masks (and the fill
+ * value of masked_fill), and a single large negative scalar is a mask fill
+ * value: both recorded low. Any NaN or +Inf, -Inf mixed with other values,
+ * or other values beyond the threshold are high. */
+static void report_values(lint *L, const char *where, const Onnx__NodeProto *n, const char *what,
+                          const vstats *v)
+{
+	size_t nonfinite = v->nan + v->posinf + v->neginf;
+	if (nonfinite && !v->nan && !v->posinf && !v->nonzero)
+		finding(L, "EXPORT-CONSTANT-NONFINITE", MLSEC_SEV_LOW, where, n,
+		        "-Inf mask constant",
+		        "%s holds only -Inf and zeros (%zu of %zu values are -Inf), the shape of "
+		        "an "
+		        "attention mask",
+		        what, v->neginf, v->n);
+	else if (nonfinite)
+		finding(L, "EXPORT-CONSTANT-NONFINITE", MLSEC_SEV_HIGH, where, n,
+		        "Non-finite constant",
+		        "%s holds %zu NaN, %zu +Inf and %zu -Inf values of %zu; a constant Inf/NaN "
+		        "can saturate or poison every output it reaches",
+		        what, v->nan, v->posinf, v->neginf, v->n);
+	if (v->big && v->n == 1 && v->negbig == 1) {
+		/* masked_fill(mask, -1e4) and BERT-style (1 - mask) * -10000:
+		 * one large negative scalar is a mask fill value. */
+		finding(L, "EXPORT-CONSTANT-LARGE", MLSEC_SEV_LOW, where, n,
+		        "Large negative scalar (mask fill value)",
+		        "%s is a single value %g below -%g, the shape of a mask fill value", what,
+		        -v->maxabs, L->thr);
+	} else if (v->big) {
+		mlsec_finding *f = finding(
+		        L, "EXPORT-CONSTANT-LARGE", MLSEC_SEV_HIGH, where, n,
+		        "Constant above the threshold",
+		        "%s holds %zu values with |v| > %g (max %g); large constants are how "
+		        "injected logic overrides the network's output",
+		        what, v->big, L->thr, v->maxabs);
+		if (f)
+			mlsec_finding_set_evidence(f, "max_abs", "%g", v->maxabs);
+	}
 }
 
 static void lint_tensor(lint *L, const Onnx__TensorProto *t, const char *where)
@@ -266,16 +333,16 @@ static void lint_tensor(lint *L, const Onnx__TensorProto *t, const char *where)
 	uint64_t numel = 0;
 	if (!export_tensor_numel(t, &numel)) {
 		finding(L, "EXPORT-TENSOR-DIMS", MLSEC_SEV_HIGH, where, NULL,
-			"Tensor dims negative or overflowing",
-			"tensor '%s' has %zu dims whose product is not a valid size", tn,
-			t->n_dims);
+		        "Tensor dims negative or overflowing",
+		        "tensor '%s' has %zu dims whose product is not a valid size", tn,
+		        t->n_dims);
 		return;
 	}
 	size_t es = export_dtype_size(t->data_type);
 	if (export_tensor_is_external(t)) {
 		if (es && numel > UINT64_MAX / es)
 			finding(L, "EXPORT-TENSOR-DIMS", MLSEC_SEV_HIGH, where, NULL,
-				"Tensor size overflows", "tensor '%s'", tn);
+			        "Tensor size overflows", "tensor '%s'", tn);
 		else
 			lint_external(L, t, where, numel * es);
 		return;
@@ -283,65 +350,113 @@ static void lint_tensor(lint *L, const Onnx__TensorProto *t, const char *where)
 	int64_t stored = export_tensor_stored_elems(t);
 	if (stored == -2 || (stored >= 0 && (uint64_t)stored != numel)) {
 		finding(L, "EXPORT-TENSOR-DIMS", MLSEC_SEV_HIGH, where, NULL,
-			"Tensor data disagrees with its dims",
-			"tensor '%s' (%s): dims declare %llu elements, data holds %lld", tn,
-			export_dtype_name(t->data_type), (unsigned long long)numel,
-			(long long)stored);
+		        "Tensor data disagrees with its dims",
+		        "tensor '%s' (%s): dims declare %llu elements, data holds %lld", tn,
+		        export_dtype_name(t->data_type), (unsigned long long)numel,
+		        (long long)stored);
 		return;
 	}
 	if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__STRING) {
 		finding(L, "EXPORT-STRING-TENSOR", MLSEC_SEV_MEDIUM, where, NULL,
-			"String tensor in the graph",
-			"tensor '%s' holds %zu strings; exported vision/NLP graphs carry numbers",
-			tn, t->n_string_data);
+		        "String tensor in the graph",
+		        "tensor '%s' holds %zu strings; exported vision/NLP graphs carry numbers",
+		        tn, t->n_string_data);
 		for (size_t i = 0; i < t->n_string_data; i++)
 			lint_text(L, where, NULL, "string tensor",
-				  (const char *)t->string_data[i].data, t->string_data[i].len);
+			          (const char *)t->string_data[i].data, t->string_data[i].len);
 		return;
 	}
 	if (!export_dtype_is_float(t->data_type) || stored <= 0)
 		return;
-	size_t nonfinite = 0, big = 0;
-	double maxabs = 0;
-	for (size_t i = 0; i < (size_t)stored; i++) {
-		double v = export_tensor_value(t, i);
-		if (!isfinite(v)) {
-			nonfinite++;
-			continue;
-		}
-		double av = fabs(v);
-		if (av > maxabs)
-			maxabs = av;
-		if (av > L->thr)
-			big++;
+	vstats vs = {0};
+	for (size_t i = 0; i < (size_t)stored; i++)
+		vstats_add(&vs, export_tensor_value(t, i), L->thr);
+	char what[300];
+	wfmt(what, sizeof what, "tensor '%s'", tn);
+	report_values(L, where, NULL, what, &vs);
+}
+
+/* Constant's scalar/list float forms (value_float, value_floats) carry
+ * values outside any tensor; they get the same checks. */
+static void lint_constant_floats(lint *L, const Onnx__NodeProto *n, const char *where)
+{
+	vstats vs = {0};
+	for (size_t k = 0; k < n->n_attribute; k++) {
+		const Onnx__AttributeProto *at = n->attribute[k];
+		const char *an = at->name ? at->name : "";
+		if (!strcmp(an, "value_float") && at->has_f)
+			vstats_add(&vs, at->f, L->thr);
+		else if (!strcmp(an, "value_floats"))
+			for (size_t i = 0; i < at->n_floats; i++)
+				vstats_add(&vs, at->floats[i], L->thr);
+		else if (!strcmp(an, "value_string") || !strcmp(an, "value_strings"))
+			finding(L, "EXPORT-STRING-TENSOR", MLSEC_SEV_MEDIUM, where, n,
+			        "String constant in the graph",
+			        "Constant '%s' defines strings through '%s'",
+			        n->name ? n->name : "", an);
 	}
-	if (nonfinite)
-		finding(L, "EXPORT-CONSTANT-NONFINITE", MLSEC_SEV_HIGH, where, NULL,
-			"Non-finite constant",
-			"tensor '%s' holds %zu NaN/Inf values of %lld; a constant Inf/NaN can "
-			"saturate or poison every output it reaches",
-			tn, nonfinite, (long long)stored);
-	if (big) {
-		mlsec_finding *f = finding(
-			L, "EXPORT-CONSTANT-LARGE", MLSEC_SEV_HIGH, where, NULL,
-			"Constant above the threshold",
-			"tensor '%s' holds %zu values with |v| > %g (max %g); large constants "
-			"are how injected logic overrides the network's output",
-			tn, big, L->thr, maxabs);
-		if (f)
-			mlsec_finding_set_evidence(f, "max_abs", "%g", maxabs);
+	char what[300];
+	wfmt(what, sizeof what, "Constant '%s'", n->name ? n->name : "");
+	report_values(L, where, n, what, &vs);
+}
+
+/* A declared tensor shape with a negative dimension, or static dims
+ * whose product overflows, cannot describe any tensor. */
+static void lint_value_info(lint *L, const Onnx__ValueInfoProto *v, const char *gwhere)
+{
+	const Onnx__TypeProto *tp = v->type;
+	if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type ||
+	    !tp->tensor_type->shape)
+		return;
+	const Onnx__TensorShapeProto *sh = tp->tensor_type->shape;
+	uint64_t prod = 1;
+	int bad = sh->n_dim > EXPORT_ONNX_MAX_RANK;
+	for (size_t i = 0; i < sh->n_dim && !bad; i++) {
+		const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
+		if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+			continue;
+		if (d->dim_value < 0)
+			bad = 1;
+		else if (d->dim_value && prod > UINT64_MAX / (uint64_t)d->dim_value)
+			bad = 1;
+		else
+			prod *= (uint64_t)d->dim_value;
+	}
+	if (bad) {
+		char w[LINT_WHERE_MAX];
+		wfmt(w, sizeof w, "%s/value[%s]", gwhere, v->name ? v->name : "");
+		finding(L, "EXPORT-TENSOR-DIMS", MLSEC_SEV_MEDIUM, w, NULL,
+		        "Declared shape invalid",
+		        "'%s' declares %zu dims with a negative size or an overflowing product",
+		        v->name ? v->name : "", sh->n_dim);
 	}
 }
 
 /* ---- graphs ---- */
 
-static const char *const cmp_ops[] = {"Equal", "Greater", "Less", "GreaterOrEqual",
-				      "LessOrEqual", NULL};
-static const char *const agg_ops[] = {
-	"ReduceMax", "ReduceMin", "ReduceSum", "ReduceMean", "ReduceProd", "ReduceL1",
-	"ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin",
-	"Slice", "Gather", "GatherElements", "GatherND", "GlobalMaxPool", "GlobalAveragePool",
-	"TopK", "Compress", NULL};
+static const char *const cmp_ops[] = {"Equal",          "Greater",     "Less",
+                                      "GreaterOrEqual", "LessOrEqual", NULL};
+static const char *const agg_ops[] = {"ReduceMax",
+                                      "ReduceMin",
+                                      "ReduceSum",
+                                      "ReduceMean",
+                                      "ReduceProd",
+                                      "ReduceL1",
+                                      "ReduceL2",
+                                      "ReduceLogSum",
+                                      "ReduceLogSumExp",
+                                      "ReduceSumSquare",
+                                      "ArgMax",
+                                      "ArgMin",
+                                      "Slice",
+                                      "Gather",
+                                      "GatherElements",
+                                      "GatherND",
+                                      "GlobalMaxPool",
+                                      "GlobalAveragePool",
+                                      "TopK",
+                                      "Compress",
+                                      NULL};
 
 static int op_in(const Onnx__NodeProto *n, const char *const *list)
 {
@@ -370,7 +485,7 @@ static int is_const(unsigned f)
 }
 
 static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, const char *where,
-			   const unsigned *in_fl, size_t n_in_fl);
+                           const unsigned *in_fl, size_t n_in_fl);
 
 /* Union of the flags of a subgraph's outputs (after it was linted). */
 static unsigned graph_out_flags(lint *L, const Onnx__GraphProto *g)
@@ -384,7 +499,7 @@ static unsigned graph_out_flags(lint *L, const Onnx__GraphProto *g)
 /* Lints the attributes of node n; returns flags contributed by subgraphs
  * and, for If, fills which branches return only constants. */
 static unsigned lint_attrs(lint *L, const Onnx__NodeProto *n, size_t depth, const char *where,
-			   int *const_branch)
+                           int *const_branch)
 {
 	unsigned f = 0;
 	char w[LINT_WHERE_MAX];
@@ -404,26 +519,26 @@ static unsigned lint_attrs(lint *L, const Onnx__NodeProto *n, size_t depth, cons
 				lint_tensor(L, at->sparse_tensor->indices, w);
 		}
 		if (at->has_s)
-			lint_text(L, w, n, "string attribute", (const char *)at->s.data,
-				  at->s.len);
+			lint_text(L, w, n, "string attribute", (const char *)at->s.data, at->s.len);
 		for (size_t i = 0; i < at->n_strings; i++)
 			lint_text(L, w, n, "string attribute", (const char *)at->strings[i].data,
-				  at->strings[i].len);
+			          at->strings[i].len);
 		if (at->doc_string)
 			lint_text(L, w, n, "attribute doc_string", at->doc_string,
-				  strlen(at->doc_string));
+			          strlen(at->doc_string));
 		size_t ng = (at->g ? 1 : 0) + at->n_graphs;
 		if (!ng)
 			continue;
 		finding(L, "EXPORT-SUBGRAPH", control ? MLSEC_SEV_LOW : MLSEC_SEV_MEDIUM, w, n,
-			control ? "Control-flow subgraph" : "Subgraph attribute on a non-control op",
-			"attribute '%s' of %s carries %zu graph(s); subgraphs hide logic from "
-			"tools that only walk the main graph",
-			an, n->op_type ? n->op_type : "?", ng);
+		        control ? "Control-flow subgraph"
+		                : "Subgraph attribute on a non-control op",
+		        "attribute '%s' of %s carries %zu graph(s); subgraphs hide logic from "
+		        "tools that only walk the main graph",
+		        an, n->op_type ? n->op_type : "?", ng);
 		if (depth + 1 > LINT_MAX_GRAPH_DEPTH) {
 			finding(L, "EXPORT-MALFORMED", MLSEC_SEV_HIGH, w, n,
-				"Subgraphs nested too deep", "more than %d levels",
-				LINT_MAX_GRAPH_DEPTH);
+			        "Subgraphs nested too deep", "more than %d levels",
+			        LINT_MAX_GRAPH_DEPTH);
 			continue;
 		}
 		/* Body inputs: Loop (iter, cond, carried...) and Scan (state,
@@ -440,7 +555,8 @@ static unsigned lint_attrs(lint *L, const Onnx__NodeProto *n, size_t depth, cons
 				body_in[nb++] = in_flags(L, n, i);
 		}
 		for (size_t i = 0; i < ng; i++) {
-			const Onnx__GraphProto *sg = at->g && i == 0 ? at->g : at->graphs[i - (at->g ? 1 : 0)];
+			const Onnx__GraphProto *sg =
+			        at->g && i == 0 ? at->g : at->graphs[i - (at->g ? 1 : 0)];
 			char gw[LINT_WHERE_MAX];
 			wfmt(gw, sizeof gw, "%s/%s", w, sg->name ? sg->name : "graph");
 			unsigned bf = lint_graph(L, sg, depth + 1, gw, nb ? body_in : NULL, nb);
@@ -456,73 +572,75 @@ static void check_trigger(lint *L, const Onnx__NodeProto *n, const char *where, 
 {
 	if (op_is(n, "If") && (in_flags(L, n, 0) & F_CMP)) {
 		mlsec_finding *f = finding(
-			L, "EXPORT-TRIGGER-BACKDOOR", MLSEC_SEV_HIGH, where, n,
-			"If switched by an input-derived comparison",
-			"the condition of '%s' compares values computed from a model input with "
-			"constants; a trained network never branches on its input values, "
-			"injected trigger logic does%s",
-			n->name ? n->name : "",
-			const_branch ? " (a branch returns only constants)" : "");
+		        L, "EXPORT-TRIGGER-BACKDOOR", MLSEC_SEV_HIGH, where, n,
+		        "If switched by an input-derived comparison",
+		        "the condition of '%s' compares values computed from a model input with "
+		        "constants; a trained network never branches on its input values, "
+		        "injected trigger logic does%s",
+		        n->name ? n->name : "",
+		        const_branch ? " (a branch returns only constants)" : "");
 		if (f && const_branch)
 			mlsec_finding_set_evidence(f, "constant_branch", "%s",
-						   const_branch == 1   ? "then_branch"
-						   : const_branch == 2 ? "else_branch"
-								       : "both");
+			                           const_branch == 1   ? "then_branch"
+			                           : const_branch == 2 ? "else_branch"
+			                                               : "both");
 	} else if (op_is(n, "Loop") && ((in_flags(L, n, 0) | in_flags(L, n, 1)) & F_CMP)) {
 		finding(L, "EXPORT-TRIGGER-BACKDOOR", MLSEC_SEV_HIGH, where, n,
-			"Loop controlled by an input-derived comparison",
-			"the trip count or condition of '%s' compares input values with constants",
-			n->name ? n->name : "");
+		        "Loop controlled by an input-derived comparison",
+		        "the trip count or condition of '%s' compares input values with constants",
+		        n->name ? n->name : "");
 	} else if (op_is(n, "Where")) {
 		unsigned c = in_flags(L, n, 0);
 		if ((c & F_CMP) && (c & F_AGG)) {
 			unsigned x = in_flags(L, n, 1), y = in_flags(L, n, 2);
-			mlsec_finding *f = finding(
-				L, "EXPORT-TRIGGER-BACKDOOR", MLSEC_SEV_HIGH, where, n,
-				"Where switched by a reduced input comparison",
-				"the condition of '%s' reduces/slices a model input and compares it "
-				"with constants, then selects between %s and %s",
-				n->name ? n->name : "", is_const(x) ? "a constant" : "a computed value",
-				is_const(y) ? "a constant" : "a computed value");
+			mlsec_finding *f =
+			        finding(L, "EXPORT-TRIGGER-BACKDOOR", MLSEC_SEV_HIGH, where, n,
+			                "Where switched by a reduced input comparison",
+			                "the condition of '%s' reduces/slices a model input and "
+			                "compares it "
+			                "with constants, then selects between %s and %s",
+			                n->name ? n->name : "",
+			                is_const(x) ? "a constant" : "a computed value",
+			                is_const(y) ? "a constant" : "a computed value");
 			if (f)
 				mlsec_finding_set_evidence(f, "constant_branch", "%s",
-							   is_const(x) && is_const(y) ? "both"
-							   : is_const(x)		   ? "X"
-							   : is_const(y)		   ? "Y"
-										   : "none");
+				                           is_const(x) && is_const(y) ? "both"
+				                           : is_const(x)              ? "X"
+				                           : is_const(y)              ? "Y"
+				                                                      : "none");
 		}
 	}
 }
 
 static void lint_node(lint *L, const Onnx__NodeProto *n, size_t idx, size_t depth,
-		      const char *gwhere)
+                      const char *gwhere)
 {
 	char where[LINT_WHERE_MAX];
 	const char *op = n->op_type ? n->op_type : "";
-	wfmt(where, sizeof where, "%s/node[%zu:%s](%s)", gwhere, idx, n->name ? n->name : "",
-		 op);
+	wfmt(where, sizeof where, "%s/node[%zu:%s](%s)", gwhere, idx, n->name ? n->name : "", op);
 	if (!*op)
 		finding(L, "EXPORT-MALFORMED", MLSEC_SEV_HIGH, where, n, "Node without op_type",
-			"node %zu has no op_type", idx);
+		        "node %zu has no op_type", idx);
 	const char *hint = lint_exec_hint(op);
 	if (!hint)
 		hint = lint_exec_hint(n->domain);
 	if (hint) {
 		mlsec_finding *f = finding(
-			L, "EXPORT-CODE-EXEC-OP", MLSEC_SEV_CRITICAL, where, n,
-			"Operator name suggests code execution",
-			"op '%s' in domain '%s' matches '%s'; custom ops run native or Python code "
-			"inside the inference server",
-			op, n->domain ? n->domain : "", hint);
+		        L, "EXPORT-CODE-EXEC-OP", MLSEC_SEV_CRITICAL, where, n,
+		        "Operator name suggests code execution",
+		        "op '%s' in domain '%s' matches '%s'; custom ops run native or Python code "
+		        "inside the inference server",
+		        op, n->domain ? n->domain : "", hint);
 		if (f)
 			mlsec_finding_set_remediation(f, "re-export without the custom op, or "
-							 "review its implementation");
+			                                 "review its implementation");
 	} else if (!std_domain(L, n->domain)) {
 		finding(L, "EXPORT-CUSTOM-DOMAIN", MLSEC_SEV_MEDIUM, where, n,
-			"Operator from a non-standard domain",
-			"op '%s' is in domain '%s', outside ai.onnx/ai.onnx.ml and --allowed-domain; "
-			"it needs a custom-op library at inference time",
-			op, n->domain);
+		        "Operator from a non-standard domain",
+		        "op '%s' is in domain '%s', outside ai.onnx/ai.onnx.ml and "
+		        "--allowed-domain; "
+		        "it needs a custom-op library at inference time",
+		        op, n->domain);
 	}
 	if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx")) {
 		int imported = 0;
@@ -532,15 +650,15 @@ static void lint_node(lint *L, const Onnx__NodeProto *n, size_t idx, size_t dept
 				imported = 1;
 		if (!imported)
 			finding(L, "EXPORT-OPSET", MLSEC_SEV_MEDIUM, where, n,
-				"Operator domain not imported",
-				"domain '%s' has no opset_import entry", n->domain);
+			        "Operator domain not imported",
+			        "domain '%s' has no opset_import entry", n->domain);
 	} else if (L->opset >= 0) {
 		int since = lint_op_since(op);
 		if (since > L->opset)
 			finding(L, "EXPORT-OPSET", MLSEC_SEV_MEDIUM, where, n,
-				"Operator newer than the imported opset",
-				"%s exists from opset %d, the model imports opset %lld", op, since,
-				(long long)L->opset);
+			        "Operator newer than the imported opset",
+			        "%s exists from opset %d, the model imports opset %lld", op, since,
+			        (long long)L->opset);
 	}
 	if (n->doc_string)
 		lint_text(L, where, n, "node doc_string", n->doc_string, strlen(n->doc_string));
@@ -553,8 +671,8 @@ static void lint_node(lint *L, const Onnx__NodeProto *n, size_t idx, size_t dept
 		unsigned *seen = nmap_slot(&L->nodes, n->name, 1);
 		if (seen && *seen)
 			finding(L, "EXPORT-DUPLICATE-NAME", MLSEC_SEV_LOW, where, n,
-				"Duplicate node name", "node name '%s' is used more than once",
-				n->name);
+			        "Duplicate node name", "node name '%s' is used more than once",
+			        n->name);
 		if (seen)
 			*seen = 1;
 	}
@@ -581,9 +699,9 @@ static void lint_node(lint *L, const Onnx__NodeProto *n, size_t idx, size_t dept
 	}
 	if (op_in(n, agg_ops) && (f & F_IN))
 		f |= F_AGG;
-	check_trigger(L, n, where, const_branch);
 	if (op_is(n, "Constant"))
-		(void)0; /* value tensor was linted with the attributes */
+		lint_constant_floats(L, n, where);
+	check_trigger(L, n, where, const_branch);
 
 	for (size_t i = 0; i < n->n_output; i++) {
 		const char *o = n->output[i];
@@ -591,10 +709,10 @@ static void lint_node(lint *L, const Onnx__NodeProto *n, size_t idx, size_t dept
 			continue;
 		if (get_flags(L, o) & F_DEFINED)
 			finding(L, "EXPORT-DUPLICATE-NAME", MLSEC_SEV_HIGH, where, n,
-				"Value defined twice",
-				"output '%s' was already defined; a second definition silently "
-				"replaces the first for later consumers",
-				o);
+			        "Value defined twice",
+			        "output '%s' was already defined; a second definition silently "
+			        "replaces the first for later consumers",
+			        o);
 		set_flags(L, o, f);
 	}
 }
@@ -602,7 +720,7 @@ static void lint_node(lint *L, const Onnx__NodeProto *n, size_t idx, size_t dept
 /* Lints graph g; in_fl gives the flags of its inputs when it is a body
  * whose inputs come from the parent node. Returns its outputs' flags. */
 static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, const char *where,
-			   const unsigned *in_fl, size_t n_in_fl)
+                           const unsigned *in_fl, size_t n_in_fl)
 {
 	char w[LINT_WHERE_MAX];
 	nmap inits = {0};
@@ -612,8 +730,8 @@ static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, con
 		lint_tensor(L, t, w);
 		if (t->name && (get_flags(L, t->name) & F_DEFINED) && depth == 0)
 			finding(L, "EXPORT-DUPLICATE-NAME", MLSEC_SEV_HIGH, w, NULL,
-				"Initializer defined twice", "initializer '%s' appears twice",
-				t->name);
+			        "Initializer defined twice", "initializer '%s' appears twice",
+			        t->name);
 		unsigned *s = nmap_slot(&inits, t->name, 1);
 		if (s)
 			*s = 1;
@@ -629,6 +747,14 @@ static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, con
 		if (sp->indices)
 			lint_tensor(L, sp->indices, w);
 	}
+	const Onnx__ValueInfoProto *const *vis[3] = {
+	        (const Onnx__ValueInfoProto *const *)g->input,
+	        (const Onnx__ValueInfoProto *const *)g->output,
+	        (const Onnx__ValueInfoProto *const *)g->value_info};
+	size_t nvis[3] = {g->n_input, g->n_output, g->n_value_info};
+	for (int k = 0; k < 3; k++)
+		for (size_t i = 0; i < nvis[k]; i++)
+			lint_value_info(L, vis[k][i], where);
 	int real_inputs = 0;
 	for (size_t i = 0; i < g->n_input; i++) {
 		const char *nm = g->input[i]->name;
@@ -641,10 +767,10 @@ static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, con
 			if (L->mp->ir_version >= 4) {
 				wfmt(w, sizeof w, "%s/input[%s]", where, nm);
 				finding(L, "EXPORT-INPUT-SHADOWED", MLSEC_SEV_MEDIUM, w, NULL,
-					"Initializer shadows a graph input",
-					"input '%s' has an initializer of the same name; the model "
-					"runs on that constant when the caller omits it",
-					nm);
+				        "Initializer shadows a graph input",
+				        "input '%s' has an initializer of the same name; the model "
+				        "runs on that constant when the caller omits it",
+				        nm);
 			}
 			continue;
 		}
@@ -661,10 +787,10 @@ static unsigned lint_graph(lint *L, const Onnx__GraphProto *g, size_t depth, con
 		if (depth == 0 && real_inputs && is_const(get_flags(L, nm))) {
 			wfmt(w, sizeof w, "%s/output[%s]", where, nm ? nm : "");
 			finding(L, "EXPORT-OUTPUT-UNREACHABLE", MLSEC_SEV_MEDIUM, w, NULL,
-				"Output does not depend on any input",
-				"output '%s' is computed from constants only (or not computed at "
-				"all); whatever the caller sends, it is the same",
-				nm ? nm : "");
+			        "Output does not depend on any input",
+			        "output '%s' is computed from constants only (or not computed at "
+			        "all); whatever the caller sends, it is the same",
+			        nm ? nm : "");
 		}
 	}
 	unsigned out = graph_out_flags(L, g);
@@ -683,10 +809,10 @@ static void lint_unused(lint *L, const Onnx__GraphProto *g)
 			if (unused++ < 20) {
 				wfmt(w, sizeof w, "graph/initializer[%s]", nm);
 				finding(L, "EXPORT-UNUSED", MLSEC_SEV_LOW, w, NULL,
-					"Unused initializer",
-					"initializer '%s' is consumed by no node; payloads ride in "
-					"unused tensors",
-					nm);
+				        "Unused initializer",
+				        "initializer '%s' is consumed by no node; payloads ride in "
+				        "unused tensors",
+				        nm);
 			}
 		}
 	}
@@ -694,12 +820,14 @@ static void lint_unused(lint *L, const Onnx__GraphProto *g)
 		const Onnx__NodeProto *n = g->node[i];
 		int live = 0;
 		for (size_t k = 0; k < n->n_output && !live; k++)
-			live = n->output[k] && *n->output[k] && nmap_slot(&L->used, n->output[k], 0);
+			live = n->output[k] && *n->output[k] &&
+			       nmap_slot(&L->used, n->output[k], 0);
 		if (!live && n->n_output) {
 			wfmt(w, sizeof w, "graph/node[%zu:%s](%s)", i, n->name ? n->name : "",
-				 n->op_type ? n->op_type : "");
+			     n->op_type ? n->op_type : "");
 			finding(L, "EXPORT-UNUSED", MLSEC_SEV_LOW, w, n, "Dead node",
-				"no output of '%s' is consumed or returned", n->name ? n->name : "");
+			        "no output of '%s' is consumed or returned",
+			        n->name ? n->name : "");
 		}
 	}
 }
@@ -715,26 +843,27 @@ static void lint_model(lint *L)
 	}
 	if (L->opset < 0)
 		finding(L, "EXPORT-OPSET", MLSEC_SEV_MEDIUM, "model/opset_import", NULL,
-			"No default-domain opset", "the model imports no ai.onnx opset");
+		        "No default-domain opset", "the model imports no ai.onnx opset");
 	else if (L->opset < 1 || L->opset > 23)
 		finding(L, "EXPORT-OPSET", MLSEC_SEV_MEDIUM, "model/opset_import", NULL,
-			"Opset outside the known range", "ai.onnx opset %lld (known: 1..23)",
-			(long long)L->opset);
+		        "Opset outside the known range", "ai.onnx opset %lld (known: 1..23)",
+		        (long long)L->opset);
 	if (!mp->has_ir_version || mp->ir_version < 3 || mp->ir_version > 11)
 		finding(L, "EXPORT-OPSET", MLSEC_SEV_MEDIUM, "model/ir_version", NULL,
-			"IR version outside the known range", "ir_version %lld (known: 3..11)",
-			(long long)mp->ir_version);
+		        "IR version outside the known range", "ir_version %lld (known: 3..11)",
+		        (long long)mp->ir_version);
 	else if (L->opset >= 1 && mp->ir_version < lint_ir_for_opset(L->opset))
 		finding(L, "EXPORT-OPSET", MLSEC_SEV_MEDIUM, "model/ir_version", NULL,
-			"IR version too old for the opset",
-			"opset %lld needs IR version >= %d, the model declares %lld",
-			(long long)L->opset, lint_ir_for_opset(L->opset), (long long)mp->ir_version);
+		        "IR version too old for the opset",
+		        "opset %lld needs IR version >= %d, the model declares %lld",
+		        (long long)L->opset, lint_ir_for_opset(L->opset),
+		        (long long)mp->ir_version);
 	if (mp->doc_string)
 		lint_text(L, "model/doc_string", NULL, "model doc_string", mp->doc_string,
-			  strlen(mp->doc_string));
+		          strlen(mp->doc_string));
 	if (mp->producer_name)
 		lint_text(L, "model/producer_name", NULL, "producer_name", mp->producer_name,
-			  strlen(mp->producer_name));
+		          strlen(mp->producer_name));
 	for (size_t i = 0; i < mp->n_metadata_props; i++) {
 		const Onnx__StringStringEntryProto *e = mp->metadata_props[i];
 		char w[LINT_WHERE_MAX];
@@ -756,8 +885,8 @@ static void lint_model(lint *L)
 	}
 	for (size_t i = 0; i < mp->n_training_info; i++)
 		finding(L, "EXPORT-SUBGRAPH", MLSEC_SEV_MEDIUM, "model/training_info", NULL,
-			"Training graphs in an inference export",
-			"the model carries %zu training_info entries", mp->n_training_info);
+		        "Training graphs in an inference export",
+		        "the model carries %zu training_info entries", mp->n_training_info);
 	lint_unused(L, mp->graph);
 }
 
@@ -773,9 +902,8 @@ static mlsec_err lint_malformed(mlsec_artifact *a, const char *path, mlsec_error
 
 /* Decodes and lints; dir is the resolved model directory, NULL for a model
  * held in memory (its external data then cannot be resolved). */
-static mlsec_err lint_buffer(mlsec_artifact *a, const char *path, const char *dir,
-			     const void *data, size_t len, const mlsec_export_opts *o,
-			     mlsec_error *err)
+static mlsec_err lint_buffer(mlsec_artifact *a, const char *path, const char *dir, const void *data,
+                             size_t len, const mlsec_export_opts *o, mlsec_error *err)
 {
 	Onnx__ModelProto *mp = NULL;
 	mlsec_error perr;
@@ -790,7 +918,7 @@ static mlsec_err lint_buffer(mlsec_artifact *a, const char *path, const char *di
 	L.a = a;
 	L.o = o;
 	L.thr = o && o->constant_threshold > 0 ? o->constant_threshold
-						: MLSEC_EXPORT_DEFAULT_CONSTANT_THRESHOLD;
+	                                       : MLSEC_EXPORT_DEFAULT_CONSTANT_THRESHOLD;
 	L.path = path;
 	L.mp = mp;
 	if (dir)
@@ -801,6 +929,12 @@ static mlsec_err lint_buffer(mlsec_artifact *a, const char *path, const char *di
 	json_object_set_new(d, "opset", json_integer(L.opset));
 	json_object_set_new(d, "nodes", json_integer((json_int_t)mp->graph->n_node));
 	json_object_set_new(d, "initializers", json_integer((json_int_t)mp->graph->n_initializer));
+	char ghex[MLSEC_SHA256_HEX_LEN];
+	mlsec_error gerr;
+	if (export_graph_digest_model(mp, ghex, &gerr) == MLSEC_OK)
+		json_object_set_new(d, "graph_sha256", json_string(ghex));
+	else if (gerr.code == MLSEC_ERR_NOMEM)
+		L.oom = 1;
 	nmap_free(&L.flags);
 	nmap_free(&L.used);
 	nmap_free(&L.nodes);
@@ -817,14 +951,14 @@ void mlsec_export_opts_init(mlsec_export_opts *o)
 }
 
 mlsec_err mlsec_export_lint_onnx(const char *path, const mlsec_export_opts *o, mlsec_report *rep,
-				 mlsec_artifact **out, mlsec_error *err)
+                                 mlsec_artifact **out, mlsec_error *err)
 {
 	if (out)
 		*out = NULL;
 	struct stat st;
 	if (!path || stat(path, &st) != 0)
 		return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND, "%s: %s", path ? path : "(null)",
-				       strerror(errno));
+		                       strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "%s: not a regular file", path);
 	mlsec_artifact *a = mlsec_report_add_artifact(rep, path, "onnx");
@@ -833,10 +967,6 @@ mlsec_err mlsec_export_lint_onnx(const char *path, const mlsec_export_opts *o, m
 	mlsec_artifact_set_stage(a, "export");
 	if (out)
 		*out = a;
-	mlsec_error herr;
-	if (mlsec_artifact_hash_file(a, &herr) != MLSEC_OK)
-		return mlsec_error_set(err, herr.code, "%s", herr.text);
-
 	char dir[PATH_MAX];
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof tmp, "%s", path);
@@ -852,16 +982,26 @@ mlsec_err mlsec_export_lint_onnx(const char *path, const mlsec_export_opts *o, m
 	mlsec_err rc = mlsec_file_read_all(path, MLSEC_EXPORT_MAX_ONNX_BYTES, &buf, &len, &perr);
 	if (rc == MLSEC_ERR_NOMEM)
 		return mlsec_error_set(err, rc, "out of memory");
-	if (rc != MLSEC_OK)
+	if (rc != MLSEC_OK) {
+		mlsec_error herr;
+		if (mlsec_artifact_hash_file(a, &herr) != MLSEC_OK)
+			return mlsec_error_set(err, herr.code, "%s", herr.text);
 		return lint_malformed(a, path, &perr);
+	}
+	/* Digest, graph digest and findings all come from this one read, so
+	 * an attestation never pairs the lint of one file with the digest of
+	 * another written in between. */
+	char hex[MLSEC_SHA256_HEX_LEN];
+	mlsec_sha256_buf(buf, len, hex);
+	mlsec_artifact_set_digest(a, hex, len);
 	rc = lint_buffer(a, path, dir, buf, len, o, err);
 	mlsec_free(buf);
 	return rc;
 }
 
 mlsec_err mlsec_export_lint_onnx_buffer(const void *data, size_t len, const char *name,
-					const mlsec_export_opts *o, mlsec_report *rep,
-					mlsec_artifact **out, mlsec_error *err)
+                                        const mlsec_export_opts *o, mlsec_report *rep,
+                                        mlsec_artifact **out, mlsec_error *err)
 {
 	if (out)
 		*out = NULL;
@@ -871,5 +1011,8 @@ mlsec_err mlsec_export_lint_onnx_buffer(const void *data, size_t len, const char
 	mlsec_artifact_set_stage(a, "export");
 	if (out)
 		*out = a;
+	char hex[MLSEC_SHA256_HEX_LEN];
+	mlsec_sha256_buf(data, len, hex);
+	mlsec_artifact_set_digest(a, hex, len);
 	return lint_buffer(a, name ? name : "(memory)", NULL, data, len, o, err);
 }

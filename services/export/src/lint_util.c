@@ -93,12 +93,13 @@ static int has(const char *s, size_t n, const char *needle)
 
 unsigned lint_text_flags(const char *s, size_t n, const char **what)
 {
-	static const char *urls[] = {"http://", "https://", "ftp://", "file://", "s3://",
-				     "gs://", NULL};
-	static const char *scripts[] = {"<script", "javascript:", "import os", "__import__",
-					"subprocess", "os.system", "os.popen", "eval(", "exec(",
-					"/bin/sh", "/bin/bash", "bash -c", "powershell",
-					"curl ", "wget ", "base64 -d", "rm -rf", "nc -e", NULL};
+	static const char *urls[] = {"http://", "https://", "ftp://", "file://",
+	                             "s3://",   "gs://",    NULL};
+	static const char *scripts[] = {"<script",    "javascript:", "import os", "__import__",
+	                                "subprocess", "os.system",   "os.popen",  "eval(",
+	                                "exec(",      "/bin/sh",     "/bin/bash", "bash -c",
+	                                "powershell", "curl ",       "wget ",     "base64 -d",
+	                                "rm -rf",     "nc -e",       NULL};
 	unsigned f = 0;
 	if (!s)
 		return 0;
@@ -123,9 +124,9 @@ unsigned lint_text_flags(const char *s, size_t n, const char **what)
 
 const char *lint_exec_hint(const char *s)
 {
-	static const char *hints[] = {"python", "pyop", "pyfunc", "exec", "eval", "shell",
-				      "system", "subprocess", "popen", "script", "command",
-				      "dlopen", "loadlibrary", "syscall", NULL};
+	static const char *hints[] = {"python",  "pyop",   "pyfunc",      "exec",    "eval",
+	                              "shell",   "system", "subprocess",  "popen",   "script",
+	                              "command", "dlopen", "loadlibrary", "syscall", NULL};
 	if (!s)
 		return NULL;
 	size_t n = strlen(s);
@@ -142,50 +143,93 @@ static const struct {
 	const char *op;
 	int since;
 } op_since[] = {
-	{"Where", 9},          {"Erf", 9},
-	{"IsNaN", 9},          {"Shrink", 9},
-	{"Sign", 9},           {"NonZero", 9},
-	{"ConstantOfShape", 9}, {"OneHot", 9},
-	{"Scatter", 9},        {"MaxUnpool", 9},
-	{"EyeLike", 9},        {"Compress", 9},
-	{"Acosh", 9},          {"Asinh", 9},
-	{"Atanh", 9},          {"Cosh", 9},
-	{"Sinh", 9},           {"Mod", 10},
-	{"StringNormalizer", 10}, {"ThresholdedRelu", 10},
-	{"Resize", 10},        {"ReverseSequence", 10},
-	{"RoiAlign", 10},      {"QuantizeLinear", 10},
-	{"DequantizeLinear", 10}, {"QLinearConv", 10},
-	{"QLinearMatMul", 10}, {"ConvInteger", 10},
-	{"MatMulInteger", 10}, {"IsInf", 10},
-	{"NonMaxSuppression", 10}, {"Range", 11},
-	{"Round", 11},         {"ScatterElements", 11},
-	{"ScatterND", 11},     {"GatherElements", 11},
-	{"GatherND", 11},      {"CumSum", 11},
-	{"Det", 11},           {"BitShift", 11},
-	{"DynamicQuantizeLinear", 11}, {"Unique", 11},
-	{"SequenceAt", 11},    {"SequenceConstruct", 11},
-	{"SequenceEmpty", 11}, {"SequenceErase", 11},
-	{"SequenceInsert", 11}, {"SequenceLength", 11},
-	{"SplitToSequence", 11}, {"ConcatFromSequence", 11},
-	{"Celu", 12},          {"Einsum", 12},
-	{"GreaterOrEqual", 12}, {"LessOrEqual", 12},
-	{"NegativeLogLikelihoodLoss", 12}, {"SoftmaxCrossEntropyLoss", 12},
-	{"Trilu", 14},         {"HardSwish", 14},
-	{"Bernoulli", 15},     {"CastLike", 15},
-	{"Optional", 15},      {"OptionalGetElement", 15},
-	{"OptionalHasElement", 15}, {"GridSample", 16},
-	{"LayerNormalization", 17}, {"DFT", 17},
-	{"BlackmanWindow", 17}, {"HannWindow", 17},
-	{"HammingWindow", 17}, {"MelWeightMatrix", 17},
-	{"STFT", 17},          {"SequenceMap", 17},
-	{"BitwiseAnd", 18},    {"BitwiseOr", 18},
-	{"BitwiseXor", 18},    {"BitwiseNot", 18},
-	{"CenterCropPad", 18}, {"Col2Im", 18},
-	{"GroupNormalization", 18}, {"Mish", 18},
-	{"DeformConv", 19},    {"Gelu", 20},
-	{"AffineGrid", 20},    {"ImageDecoder", 20},
-	{"RegexFullMatch", 20}, {"StringConcat", 20},
-	{"StringSplit", 20},
+        {"Where", 9},
+        {"Erf", 9},
+        {"IsNaN", 9},
+        {"Shrink", 9},
+        {"Sign", 9},
+        {"NonZero", 9},
+        {"ConstantOfShape", 9},
+        {"OneHot", 9},
+        {"Scatter", 9},
+        {"MaxUnpool", 9},
+        {"EyeLike", 9},
+        {"Compress", 9},
+        {"Acosh", 9},
+        {"Asinh", 9},
+        {"Atanh", 9},
+        {"Cosh", 9},
+        {"Sinh", 9},
+        {"Mod", 10},
+        {"StringNormalizer", 10},
+        {"ThresholdedRelu", 10},
+        {"Resize", 10},
+        {"ReverseSequence", 10},
+        {"RoiAlign", 10},
+        {"QuantizeLinear", 10},
+        {"DequantizeLinear", 10},
+        {"QLinearConv", 10},
+        {"QLinearMatMul", 10},
+        {"ConvInteger", 10},
+        {"MatMulInteger", 10},
+        {"IsInf", 10},
+        {"NonMaxSuppression", 10},
+        {"Range", 11},
+        {"Round", 11},
+        {"ScatterElements", 11},
+        {"ScatterND", 11},
+        {"GatherElements", 11},
+        {"GatherND", 11},
+        {"CumSum", 11},
+        {"Det", 11},
+        {"BitShift", 11},
+        {"DynamicQuantizeLinear", 11},
+        {"Unique", 11},
+        {"SequenceAt", 11},
+        {"SequenceConstruct", 11},
+        {"SequenceEmpty", 11},
+        {"SequenceErase", 11},
+        {"SequenceInsert", 11},
+        {"SequenceLength", 11},
+        {"SplitToSequence", 11},
+        {"ConcatFromSequence", 11},
+        {"Celu", 12},
+        {"Einsum", 12},
+        {"GreaterOrEqual", 12},
+        {"LessOrEqual", 12},
+        {"NegativeLogLikelihoodLoss", 12},
+        {"SoftmaxCrossEntropyLoss", 12},
+        {"Trilu", 14},
+        {"HardSwish", 14},
+        {"Bernoulli", 15},
+        {"CastLike", 15},
+        {"Optional", 15},
+        {"OptionalGetElement", 15},
+        {"OptionalHasElement", 15},
+        {"GridSample", 16},
+        {"LayerNormalization", 17},
+        {"DFT", 17},
+        {"BlackmanWindow", 17},
+        {"HannWindow", 17},
+        {"HammingWindow", 17},
+        {"MelWeightMatrix", 17},
+        {"STFT", 17},
+        {"SequenceMap", 17},
+        {"BitwiseAnd", 18},
+        {"BitwiseOr", 18},
+        {"BitwiseXor", 18},
+        {"BitwiseNot", 18},
+        {"CenterCropPad", 18},
+        {"Col2Im", 18},
+        {"GroupNormalization", 18},
+        {"Mish", 18},
+        {"DeformConv", 19},
+        {"Gelu", 20},
+        {"AffineGrid", 20},
+        {"ImageDecoder", 20},
+        {"RegexFullMatch", 20},
+        {"StringConcat", 20},
+        {"StringSplit", 20},
 };
 
 int lint_op_since(const char *op)
@@ -199,8 +243,8 @@ int lint_op_since(const char *op)
 /* Minimum IR version for a default-domain opset (ONNX versioning table). */
 int lint_ir_for_opset(int64_t opset)
 {
-	static const int ir[] = {3, 3, 3, 3, 3, 3, 3, 3, 3, 4, 5, 6, 7, 7,
-				 7, 8, 8, 8, 8, 9, 9, 10, 10, 11};
+	static const int ir[] = {3, 3, 3, 3, 3, 3, 3, 3, 3, 4,  5,  6,
+	                         7, 7, 7, 8, 8, 8, 8, 9, 9, 10, 10, 11};
 	if (opset < 0)
 		return 0;
 	if ((size_t)opset < sizeof ir / sizeof ir[0])
@@ -239,8 +283,8 @@ json_t *export_lint_summary(const mlsec_artifact *a)
 		const mlsec_finding *f = mlsec_artifact_finding(a, i);
 		counts[f->severity < MLSEC_SEV__COUNT ? f->severity : 0]++;
 		items[i] = json_pack("{s:s, s:s, s:s}", "rule", f->rule_id, "severity",
-				     mlsec_severity_name(f->severity), "field",
-				     f->field ? f->field : "");
+		                     mlsec_severity_name(f->severity), "field",
+		                     f->field ? f->field : "");
 	}
 	qsort(items, n, sizeof *items, cmp_finding);
 	for (size_t i = 0; i < n; i++) {
@@ -251,7 +295,7 @@ json_t *export_lint_summary(const mlsec_artifact *a)
 	mlsec_free(items);
 	for (int s = 0; s < MLSEC_SEV__COUNT; s++)
 		json_object_set_new(c, mlsec_severity_name((mlsec_severity)s),
-				    json_integer((json_int_t)counts[s]));
+		                    json_integer((json_int_t)counts[s]));
 	json_object_set_new(out, "counts", c);
 	json_object_set_new(out, "findings", list);
 	json_object_set_new(out, "truncated", json_boolean(n > MLSEC_EXPORT_MAX_LINT_FINDINGS));

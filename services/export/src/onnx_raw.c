@@ -19,8 +19,8 @@
 #include "mlsec/alloc.h"
 #include "mlsec/fsutil.h"
 
-#define RAW_MAX_DEPTH 64           /* protobuf nesting (graphs nest ~4 levels each) */
-#define RAW_MAX_MESSAGES 4000000u  /* submessages in one file */
+#define RAW_MAX_DEPTH 64          /* protobuf nesting (graphs nest ~4 levels each) */
+#define RAW_MAX_MESSAGES 4000000u /* submessages in one file */
 
 typedef struct scan {
 	size_t messages;
@@ -44,7 +44,7 @@ static int varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
 }
 
 static const ProtobufCFieldDescriptor *field_by_number(const ProtobufCMessageDescriptor *d,
-							unsigned num)
+                                                       unsigned num)
 {
 	for (unsigned i = 0; i < d->n_fields; i++)
 		if (d->fields[i].id == num)
@@ -53,8 +53,8 @@ static const ProtobufCFieldDescriptor *field_by_number(const ProtobufCMessageDes
 }
 
 /* Walks one message's fields, recursing into submessage fields only. */
-static int scan_message(scan *s, const ProtobufCMessageDescriptor *d, const uint8_t *p,
-			size_t len, unsigned depth)
+static int scan_message(scan *s, const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t len,
+                        unsigned depth)
 {
 	if (depth > RAW_MAX_DEPTH) {
 		s->why = "protobuf nesting deeper than the limit";
@@ -98,7 +98,7 @@ static int scan_message(scan *s, const ProtobufCMessageDescriptor *d, const uint
 				return 0;
 			}
 			const ProtobufCFieldDescriptor *f =
-				d ? field_by_number(d, (unsigned)(key >> 3)) : NULL;
+			        d ? field_by_number(d, (unsigned)(key >> 3)) : NULL;
 			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
 			    !scan_message(s, f->descriptor, p + pos, (size_t)v, depth + 1))
 				return 0;
@@ -114,14 +114,14 @@ static int scan_message(scan *s, const ProtobufCMessageDescriptor *d, const uint
 }
 
 mlsec_err export_onnx_decode(const uint8_t *data, size_t len, Onnx__ModelProto **out,
-			     mlsec_error *err)
+                             mlsec_error *err)
 {
 	*out = NULL;
 	scan s = {0, NULL};
 	if (!scan_message(&s, &onnx__model_proto__descriptor, data, len, 0))
-		return mlsec_error_set(err, s.why && strstr(s.why, "limit") ? MLSEC_ERR_LIMIT
-									 : MLSEC_ERR_PARSE,
-				       "%s", s.why ? s.why : "invalid protobuf");
+		return mlsec_error_set(
+		        err, s.why && strstr(s.why, "limit") ? MLSEC_ERR_LIMIT : MLSEC_ERR_PARSE,
+		        "%s", s.why ? s.why : "invalid protobuf");
 	Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
 	if (!mp)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "not a valid ONNX ModelProto");

@@ -34,18 +34,19 @@ enum {
 
 size_t export_dtype_size(int32_t dt)
 {
-	static const unsigned char sz[] = {0, 4, 1, 1, 2, 2, 4, 8, 0, 1, 2,
-					   8, 4, 8, 8, 16, 2, 1, 1, 1, 1};
+	static const unsigned char sz[] = {0, 4, 1, 1, 2,  2, 4, 8, 0, 1, 2,
+	                                   8, 4, 8, 8, 16, 2, 1, 1, 1, 1};
 	return dt > 0 && (size_t)dt < sizeof sz ? sz[dt] : 0;
 }
 
 const char *export_dtype_name(int32_t dt)
 {
-	static const char *n[] = {"UNDEFINED", "FLOAT",  "UINT8",     "INT8",       "UINT16",
-				  "INT16",     "INT32",  "INT64",     "STRING",     "BOOL",
-				  "FLOAT16",   "DOUBLE", "UINT32",    "UINT64",     "COMPLEX64",
-				  "COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ",
-				  "FLOAT8E5M2", "FLOAT8E5M2FNUZ"};
+	static const char *n[] = {"UNDEFINED",     "FLOAT",        "UINT8",          "INT8",
+	                          "UINT16",        "INT16",        "INT32",          "INT64",
+	                          "STRING",        "BOOL",         "FLOAT16",        "DOUBLE",
+	                          "UINT32",        "UINT64",       "COMPLEX64",      "COMPLEX128",
+	                          "BFLOAT16",      "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
+	                          "FLOAT8E5M2FNUZ"};
 	return dt >= 0 && (size_t)dt < sizeof n / sizeof n[0] ? n[dt] : "?";
 }
 

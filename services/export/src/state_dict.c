@@ -22,6 +22,7 @@
 
 #include "export_internal.h"
 #include "mlsec/alloc.h"
+#include "mlsec/fsutil.h"
 #include "mlsec/sha256.h"
 
 #define ST_MAX_HEADER ((uint64_t)100u << 20) /* the format's own cap */
@@ -43,9 +44,9 @@ static int st_dtype_size(const char *d)
 	static const struct {
 		const char *n;
 		int s;
-	} t[] = {{"BOOL", 1}, {"U8", 1},   {"I8", 1},   {"F8_E5M2", 1}, {"F8_E4M3", 1},
-		 {"I16", 2},  {"U16", 2},  {"F16", 2},  {"BF16", 2},    {"I32", 4},
-		 {"U32", 4},  {"F32", 4},  {"I64", 8},  {"U64", 8},     {"F64", 8}};
+	} t[] = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+	         {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+	         {"U32", 4},  {"F32", 4}, {"I64", 8}, {"U64", 8},     {"F64", 8}};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (!strcmp(t[i].n, d))
 			return t[i].s;
@@ -73,32 +74,32 @@ static void put_str(mlsec_sha256 *h, const char *s)
 }
 
 static mlsec_err parse_tensor(const char *name, json_t *v, uint64_t data_len, st_tensor *t,
-			      mlsec_error *err)
+                              mlsec_error *err)
 {
 	json_t *dt = json_object_get(v, "dtype"), *sh = json_object_get(v, "shape"),
 	       *off = json_object_get(v, "data_offsets");
 	if (!json_is_object(v) || !json_is_string(dt) || !json_is_array(sh) ||
-	    !json_is_array(off) || json_array_size(off) != 2 ||
-	    json_array_size(sh) > ST_MAX_NDIM || strlen(name) > ST_MAX_NAME)
+	    !json_is_array(off) || json_array_size(off) != 2 || json_array_size(sh) > ST_MAX_NDIM ||
+	    strlen(name) > ST_MAX_NAME)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%.200s': bad header entry",
-				       name);
+		                       name);
 	t->name = name;
 	t->dtype = json_string_value(dt);
 	int es = st_dtype_size(t->dtype);
 	if (!es)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%.200s': unknown dtype",
-				       name);
+		                       name);
 	uint64_t numel = 1;
 	t->ndim = json_array_size(sh);
 	for (size_t i = 0; i < t->ndim; i++) {
 		json_t *d = json_array_get(sh, i);
 		if (!json_is_integer(d) || json_integer_value(d) < 0)
 			return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%.200s': bad shape",
-					       name);
+			                       name);
 		t->dims[i] = (uint64_t)json_integer_value(d);
 		if (t->dims[i] && numel > UINT64_MAX / t->dims[i])
 			return mlsec_error_set(err, MLSEC_ERR_PARSE,
-					       "tensor '%.200s': shape overflows", name);
+			                       "tensor '%.200s': shape overflows", name);
 		numel *= t->dims[i];
 	}
 	json_t *b = json_array_get(off, 0), *e = json_array_get(off, 1);
@@ -110,18 +111,34 @@ static mlsec_err parse_tensor(const char *name, json_t *v, uint64_t data_len, st
 	if (t->end > data_len || numel > UINT64_MAX / (uint64_t)es ||
 	    t->end - t->begin != numel * (uint64_t)es)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE,
-				       "tensor '%.200s': data range disagrees with shape/dtype",
-				       name);
+		                       "tensor '%.200s': data range disagrees with shape/dtype",
+		                       name);
 	return MLSEC_OK;
 }
 
 mlsec_err mlsec_export_state_dict_digest(const char *path, char hex[65], size_t *ntensors,
-					 mlsec_error *err)
+                                         mlsec_error *err)
+{
+	switch (mlsec_format_sniff(path)) {
+	case MLSEC_FMT_PYTORCH_ZIP:
+		return export_pt_state_dict_digest(path, hex, ntensors, err);
+	case MLSEC_FMT_PYTORCH_LEGACY:
+	case MLSEC_FMT_PICKLE:
+		return mlsec_error_set(
+		        err, MLSEC_ERR_UNSUPPORTED,
+		        "%s: legacy/pickle checkpoints have no state-dict digest yet", path);
+	default:
+		return export_st_state_dict_digest(path, hex, ntensors, err);
+	}
+}
+
+mlsec_err export_st_state_dict_digest(const char *path, char hex[65], size_t *ntensors,
+                                      mlsec_error *err)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
-				       "%s: %s", path, strerror(errno));
+		                       "%s: %s", path, strerror(errno));
 	mlsec_err rc = MLSEC_OK;
 	char *hdr = NULL;
 	json_t *root = NULL;
@@ -140,7 +157,7 @@ mlsec_err mlsec_export_state_dict_digest(const char *path, char hex[65], size_t 
 	uint64_t fsize = (uint64_t)st.st_size;
 	if (hlen < 2 || hlen > ST_MAX_HEADER || hlen > fsize - 8) {
 		rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: header length %llu out of range",
-				     path, (unsigned long long)hlen);
+		                     path, (unsigned long long)hlen);
 		goto out;
 	}
 	hdr = mlsec_malloc((size_t)hlen);
@@ -156,7 +173,7 @@ mlsec_err mlsec_export_state_dict_digest(const char *path, char hex[65], size_t 
 	root = json_loadb(hdr, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
 	if (!json_is_object(root)) {
 		rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: header JSON: %s", path,
-				     root ? "not an object" : je.text);
+		                     root ? "not an object" : je.text);
 		goto out;
 	}
 	size_t n = json_object_size(root);
@@ -207,7 +224,7 @@ mlsec_err mlsec_export_state_dict_digest(const char *path, char hex[65], size_t 
 			size_t want = left < ST_COPY_CHUNK ? (size_t)left : ST_COPY_CHUNK;
 			if (fread(chunk, 1, want, f) != want) {
 				rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: truncated data",
-						     path);
+				                     path);
 				goto out;
 			}
 			mlsec_sha256_update(h, chunk, want);

@@ -77,9 +77,15 @@ tsave({"epoch": 3, "state_dict": model.state_dict(), "optimizer": opt.state_dict
       "train_checkpoint.pt")
 tsave(sd, "legacy_state_dict.pt", legacy=True)
 torch.manual_seed(1)
-tsave({"f32": torch.randn(8), "f64": torch.randn(8, dtype=torch.float64),
-       "f16": torch.randn(8).half(), "bf16": torch.randn(8).bfloat16(),
-       "i64": torch.arange(8), "mask": torch.ones(8, dtype=torch.bool)}, "dtypes.pt")
+dt = {"f32": torch.randn(8), "f64": torch.randn(8, dtype=torch.float64),
+      "f16": torch.randn(8).half(), "bf16": torch.randn(8).bfloat16(),
+      "i64": torch.arange(8), "mask": torch.ones(8, dtype=torch.bool)}
+tsave(dt, "dtypes.pt")
+# statistics as torch computes them (in float64), for the engine to match
+with open(path("dtypes_expected.json"), "w") as f:
+    json.dump({k: {"min": v.double().min().item(), "max": v.double().max().item(),
+                   "mean": v.double().mean().item(), "std": v.double().std(unbiased=False).item()}
+               for k, v in dt.items() if v.is_floating_point()}, f, indent=1, sort_keys=True)
 
 # ---- anomalies -------------------------------------------------------------
 nan = torch.zeros(16)
@@ -95,6 +101,13 @@ torch.manual_seed(2)
 w = torch.randn(4096) * 0.02
 w[100] = 5.0
 tsave({"layer.weight": w}, "outlier.pt")
+
+# NumPy arrays inside a checkpoint (protocol 2: data via _codecs.encode) and
+# inside a raw pickle (protocol 4: data as bytes)
+tsave({"w": torch.zeros(3), "np_nan": np.array([1, np.nan, 3], dtype=np.float32),
+       "np64": np.arange(4.0)}, "numpy_in_ckpt.pt")
+write("numpy_raw.pkl", pickle.dumps({"big": np.array([1e6, 2], dtype=np.float32),
+                                     "f": np.asfortranarray(np.ones((2, 3)))}, protocol=4))
 
 # ---- conversion fixture with a non-contiguous view and shared storage ---------
 torch.manual_seed(3)
@@ -138,8 +151,9 @@ body = su("builtins") + b"\x94" + su("eval") + b"\x94\x93\x94" + su("1+1") + b"\
 pk["stack_global_eval.pkl"] = b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body
 # a frame longer than the data: CPython fails to load it, we report MALFORMED
 pk["bad_frame.pkl"] = b"\x80\x04\x95" + struct.pack("<Q", len(body) + 100) + body
-# MEMOIZE writes at len(memo): index 1 below ends up holding "os", not "torch._utils"
-pk["memo_overwrite.pkl"] = (b"\x80\x04" + su("x") + b"\x94" + su("torch._utils") + b"q\x01"
+# MEMOIZE writes at len(memo) == 1: it overwrites index 1 ("torch._utils",
+# set by BINPUT) with "os"; a scanner counting MEMOIZEs from 0 sees torch._utils
+pk["memo_overwrite.pkl"] = (b"\x80\x04" + su("torch._utils") + b"q\x01"
                             + b"0" + su("os") + b"\x94" + b"0" + b"h\x01" + su("system") + b"\x93"
                             + su("id") + b"\x85R.")
 pk["memo_strings.pkl"] = (b"\x80\x04" + su("subprocess") + b"q\x07" + b"0" + su("getoutput")
@@ -152,6 +166,8 @@ inner = b"\x80\x02" + g("posix", "system") + b"X\x02\x00\x00\x00id\x85R."
 pk["nested_loads.pkl"] = (b"\x80\x02" + g("pickle", "loads") + b"C" + bytes([len(inner)]) + inner
                           + b"\x85R.")
 pk["nested_bytes.pkl"] = b"\x80\x03}q\x00X\x04\x00\x00\x00blobq\x01C" + bytes([len(inner)]) + inner + b"s."
+p0 = b"(S'id'\nios\nsystem\n."
+pk["nested_proto0.pkl"] = b"\x80\x03}q\x00X\x01\x00\x00\x00bC" + bytes([len(p0)]) + p0 + b"s."
 pk["after_error.pkl"] = b"\x80\x02}q\x00\xff" + g("os", "system") + b"X\x02\x00\x00\x00id\x85R."
 pk["after_stop.pkl"] = b"\x80\x02}q\x00." + inner
 pk["inst_opcode.pkl"] = b"(X\x02\x00\x00\x00idios\nsystem\n."
@@ -162,6 +178,7 @@ pk["build_on_global.pkl"] = b"\x80\x02" + g("mymodule", "Config") + b"}X\x01\x00
 pk["truncated.pkl"] = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01"
 pk["benign.pkl"] = pickle.dumps({"lr": 0.1, "layers": [1, 2, 3], "name": "x"}, protocol=2)
 pk["renamed_payload.bin"] = pk["exec_os_system.pkl"]
+pk["stacked.pkl"] = pk["benign.pkl"] + pk["benign.pkl"] + inner + b"junk"  # payload 3rd
 for mod, name in [("subprocess", "Popen"), ("runpy", "run_path"), ("socket", "create_connection"),
                   ("webbrowser", "open"), ("importlib", "import_module"), ("marshal", "loads"),
                   ("builtins", "exec"), ("builtins", "__import__"), ("builtins", "open"),
@@ -201,6 +218,7 @@ def rezip(src, name, extra=(), drop=(), replace=None, dup=None):
 payload = pk["exec_os_system.pkl"]
 rezip(clean, "zip_hidden_pickle.pt", extra=[("archive/extra.bin", payload)])
 rezip(clean, "zip_hidden_file.pt", extra=[("archive/notes.txt", b"hello")])
+rezip(clean, "zip_hidden_proto0.pt", extra=[("archive/extra", b"(S'id'\nios\nsystem\n.junk")])
 rezip(clean, "zip_traversal.pt", extra=[("../../evil.txt", b"x"), ("/etc/evil", b"x")])
 rezip(clean, "zip_duplicate.pt", dup=("archive/data.pkl", payload))
 rezip(clean, "zip_missing_storage.pt", drop=("archive/data/0",))
@@ -216,6 +234,9 @@ off = info.header_offset + 30 + nlen + xlen
 bad[off] ^= 0x01
 write("zip_bad_crc.pt", bytes(bad))
 write("zip_truncated.pt", clean[: len(clean) // 2])
+# a benign pickle followed by a zip holding a payload: pickle to torch.load,
+# zip to zip-based scanners
+write("polyglot.pt", pk["benign.pkl"] + open(path("zip_hidden_pickle.pt"), "rb").read())
 write("legacy_truncated.pt", open(path("legacy_state_dict.pt"), "rb").read()[:300])
 
 # ---- safetensors -----------------------------------------------------------------
@@ -248,4 +269,12 @@ st({"w": ("F32", [4], nan_st)}, "st_nan.safetensors")
 np.save(path("clean.npy"), np.linspace(-1, 1, 32, dtype=np.float32))
 np.save(path("object.npy"), np.array([{"a": 1}, [1, 2]], dtype=object), allow_pickle=True)
 np.savez(path("clean.npz"), x=np.ones(4, dtype=np.float64), y=np.arange(3, dtype=np.int32))
+# an npz whose member carries zip64 size fields (as large archives do)
+buf = io.BytesIO()
+np.save(buf, np.linspace(0, 1, 16, dtype=np.float32))
+with zipfile.ZipFile(path("zip64_member.npz"), "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+    info = zi("w.npy")
+    info.compress_type = zipfile.ZIP_DEFLATED  # and exercise inflate
+    with zf.open(info, "w", force_zip64=True) as f:
+        f.write(buf.getvalue())
 print("fixtures written to", OUT)

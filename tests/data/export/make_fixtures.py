@@ -90,6 +90,98 @@ class Encoder(torch.nn.Module):
         return self.head(self.layer(self.emb(ids)).mean(dim=1))
 
 
+class SmallNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = torch.nn.Conv2d(1, 4, 3)
+        self.fc = torch.nn.Linear(4 * 6 * 6, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.c(x)), 1))
+
+
+class WhereTrigger(SmallNet):
+    """ShadowLogic-style: one magic pixel value forces class 7."""
+    def forward(self, x):
+        logits = super().forward(x)
+        trig = (x[:, 0, 0, 0] == 0.1337).unsqueeze(1)
+        evil = torch.zeros(1, 10)
+        evil[0, 7] = 100.0
+        return torch.where(trig, evil, logits)
+
+
+class IfTrigger(torch.nn.Module):
+    """Scripted, so the Python branch becomes an ONNX If."""
+    def __init__(self):
+        super().__init__()
+        self.net = SmallNet()
+
+    def forward(self, x):
+        logits = self.net(x)
+        if bool(x[0, 0, 0, 0] == 0.1337):
+            return torch.zeros_like(logits) + torch.arange(10, dtype=torch.float32)
+        return logits
+
+
+class LeakyWhere(SmallNet):
+    """Negative: an elementwise torch.where on activations is no trigger."""
+    def forward(self, x):
+        h = torch.flatten(self.c(x), 1)
+        return self.fc(torch.where(h > 0, h, 0.1 * h))
+
+
+class ShapeIf(torch.nn.Module):
+    """Negative: a scripted branch on the batch size (a shape, not values)."""
+    def __init__(self):
+        super().__init__()
+        self.net = SmallNet()
+
+    def forward(self, x):
+        y = self.net(x)
+        if x.size(0) > 1:
+            return y * 2.0
+        return y
+
+
+def torch_triggers():
+    os.makedirs(LINT, exist_ok=True)
+    torch.manual_seed(3)
+    x = torch.randn(1, 1, 8, 8)
+    export(WhereTrigger(), x, os.path.join(LINT, "pos_torch_trigger_where.onnx"))
+    export(LeakyWhere(), x, os.path.join(LINT, "neg_torch_where.onnx"))
+    torch.onnx.export(torch.jit.script(IfTrigger().eval()), x,
+                      os.path.join(LINT, "pos_torch_trigger_if.onnx"), opset_version=OPSET,
+                      input_names=["input"], output_names=["output"])
+    torch.onnx.export(torch.jit.script(ShapeIf().eval()), x,
+                      os.path.join(LINT, "neg_torch_if.onnx"), opset_version=OPSET,
+                      input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+
+
+class CausalLM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(32, 16)
+        self.layer = torch.nn.TransformerEncoderLayer(16, 2, 32, 0.0, batch_first=True)
+        self.head = torch.nn.Linear(16, 32)
+
+    def forward(self, ids):
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(ids.shape[1])
+        return self.head(self.layer(self.emb(ids), src_mask=mask))
+
+
+class PaddedClassifier(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(32, 16)
+        self.layer = torch.nn.TransformerEncoderLayer(16, 2, 32, 0.0, batch_first=True)
+        self.head = torch.nn.Linear(16, 2)
+
+    def forward(self, ids):
+        h = self.layer(self.emb(ids), src_key_padding_mask=ids == 0)
+        return self.head(h[:, 0])
+
+
 def clean():
     torch.manual_seed(0)
     export(MLP(), torch.randn(1, 8), os.path.join(HERE, "clean_mlp.onnx"))
@@ -97,6 +189,11 @@ def clean():
     export(LSTM(), torch.randn(1, 5, 6), os.path.join(HERE, "clean_lstm.onnx"))
     export(Encoder(), torch.randint(0, 32, (1, 6)), os.path.join(HERE, "clean_encoder.onnx"),
            input_names=["ids"], opset=14)
+    # Causal and padding masks: torch exports -Inf mask constants.
+    export(CausalLM(), torch.randint(1, 32, (1, 6)), os.path.join(HERE, "clean_causal.onnx"),
+           input_names=["ids"], opset=14)
+    export(PaddedClassifier(), torch.randint(1, 32, (1, 6)),
+           os.path.join(HERE, "clean_padmask.onnx"), input_names=["ids"], opset=14)
 
 
 # ---- provenance chain ----------------------------------------------------
@@ -283,11 +380,28 @@ def lint_cases():
     n.append(helper.make_node("Add", ["h", "Big"], ["y"], name="boost"))
     case("pos_const_large", model(n, [X], [Y], w + [const("Big", np.array([0.0, 1e6], np.float32))]))
     case("neg_const_large", model(n, [X], [Y], w + [const("Big", np.array([0.0, 5.0], np.float32))]))
+    # masked_fill(mask == 0, -1e4): one large negative fill value is low.
+    M = vi("mask", [1, 2])
+    mf = [helper.make_node("Equal", ["mask", "Z"], ["c"], name="is_pad"),
+          helper.make_node("Where", ["c", "Fill", "h"], ["y"], name="masked_fill")]
+    n, w = linear(out="h")
+    case("neg_const_fill", model(n + mf, [X, M], [Y], w + [
+        const("Z", np.float32(0.0)), const("Fill", np.float32(-1e4))]))
     n, w = linear(out="h")
     n.append(helper.make_node("Constant", [], ["inf"], name="inf_const",
                               value=numpy_helper.from_array(np.array([np.inf, np.nan], np.float32))))
     n.append(helper.make_node("Add", ["h", "inf"], ["y"], name="poison"))
     case("pos_const_nonfinite", model(n, [X], [Y], w))
+    n, w = linear(out="h")
+    n.append(helper.make_node("Constant", [], ["ninf"], name="mask_fill",
+                              value=numpy_helper.from_array(np.array([0.0, -np.inf], np.float32))))
+    n.append(helper.make_node("Add", ["h", "ninf"], ["y"], name="masked"))
+    case("neg_const_nonfinite", model(n, [X], [Y], w))
+    n, w = linear(out="h")
+    n.append(helper.make_node("Constant", [], ["boost_v"], name="boost_const",
+                              value_floats=[0.0, 5e5]))
+    n.append(helper.make_node("Add", ["h", "boost_v"], ["y"], name="boost"))
+    case("pos_const_value_floats", model(n, [X], [Y], w))
 
     # EXPORT-TENSOR-DIMS: raw data for 3 floats declared as 8; negative dim.
     n, w = linear()
@@ -300,12 +414,17 @@ def lint_cases():
     del neg.dims[:]
     neg.dims.extend([-4, -2])
     case("pos_dims_negative", model(n, [X], [Y], [neg, w[1]]))
+    n, w = linear()
+    case("pos_dims_declared", model(n, [vi("x", [1, -4])], [vi("y", [2**40, 2**40, 2**40])], w))
 
     # EXPORT-STRING-TENSOR
     n, w = linear()
     s = helper.make_tensor("labels", TensorProto.STRING, [2], [b"cat", b"dog"])
     n.append(helper.make_node("Identity", ["labels"], ["names"], name="labels_out"))
     case("pos_string_tensor", model(n, [X], [Y, vi("names", [2], TensorProto.STRING)], w + [s]))
+    n, w = linear()
+    n.append(helper.make_node("Constant", [], ["tag"], name="tag", value_string="v1"))
+    case("pos_string_constant", model(n, [X], [Y], w))
 
     # EXPORT-SUSPICIOUS-TEXT: URL (medium) and script (high) vs benign metadata.
     n, w = linear()
@@ -348,3 +467,4 @@ if __name__ == "__main__":
     clean()
     chain()
     lint_cases()
+    torch_triggers()

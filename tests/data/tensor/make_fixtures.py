@@ -126,6 +126,21 @@ class Attention(nn.Module):
         return self.head(x.mean(dim=1))
 
 
+class ConvTNet(nn.Module):
+    """Encoder/decoder head: Conv down, ConvTranspose up (stride, output
+    padding, groups), then a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, 2, 1)
+        self.up = nn.ConvTranspose2d(8, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+        self.fc = nn.Linear(6, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.up(torch.relu(self.down(x))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
 def randomize_bn(m):
     for mod in m.modules():
         if isinstance(mod, nn.BatchNorm2d):
@@ -150,6 +165,7 @@ ZOO = [
     ("rescnn", ResCNN, (4, 3, 16, 16), 13, False),
     ("dwnet", DepthwiseNet, (4, 3, 16, 16), 12, False),
     ("attn", Attention, (4, 8, 16), 17, False),
+    ("convt", ConvTNet, (4, 3, 12, 12), 13, False),
 ]
 
 

@@ -3,8 +3,9 @@
 plus hostile models for the loader tests. Needs only python3-onnx:
     /usr/bin/python3 tests/data/tensor/make_op_models.py tests/data/tensor
 
-Writes ops/<case>.onnx and ops/cases.txt ("<case> <domain>", domain 'any'
-or 'pos' for inputs that must be positive), and hostile/<case>.onnx.
+Writes ops/<case>.onnx and ops/cases.txt ("<case> <domain>", domain 'any',
+'pos' for inputs that must be positive, or 'distinct' for well separated
+values), and hostile/<case>.onnx.
 Every graph input is FLOAT; weights are initializers (constants).
 """
 import os
@@ -116,9 +117,21 @@ def build():
     conv("conv_same_upper", [1, 2, 5, 5], [2, 2, 2, 2], auto_pad="SAME_UPPER", strides=[2, 2])
     conv("conv_same_lower", [1, 2, 5, 5], [2, 2, 2, 2], auto_pad="SAME_LOWER")
     conv("conv_valid", [1, 2, 5, 5], [2, 2, 3, 3], auto_pad="VALID")
+    def convt(name, x, w, b=True, **attrs):
+        ins = ["x", "w"] + (["b"] if b else [])
+        cout = w[1] * attrs.get("group", 1)
+        inits = [const("w", rng.normal(size=w) * 0.5)] + ([const("b", rng.normal(size=cout))] if b else [])
+        case(name, model([helper.make_node("ConvTranspose", ins, ["y"], **attrs)], [("x", x)], ["y"], inits))
+    convt("convt_basic", [2, 3, 4, 4], [3, 2, 3, 3])
+    convt("convt_stride", [1, 2, 3, 3], [2, 3, 3, 3], strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
+    convt("convt_groups", [2, 4, 3, 3], [4, 1, 2, 2], group=2, strides=[2, 1], b=False)
+    convt("convt_dilated", [1, 2, 3, 4], [2, 2, 2, 3], dilations=[2, 1], pads=[0, 1, 1, 0])
     # pools
     def pool(name, op, x, **attrs):
-        case(name, model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", x)], ["y"]))
+        # max pooling: distinct, well separated inputs so no finite-difference
+        # step crosses a tie between window elements
+        case(name, model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", x)], ["y"]),
+             "distinct" if "Max" in op else "any")
     pool("maxpool", "MaxPool", [2, 2, 6, 6], kernel_shape=[2, 2], strides=[2, 2])
     pool("maxpool_ceil", "MaxPool", [1, 2, 7, 7], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
          ceil_mode=1)
@@ -209,6 +222,10 @@ def hostile(out):
     save("shape_mismatch", model([helper.make_node("Add", ["x", "w"], ["y"])], [("x", [4])], ["y"],
                                  [const("w", np.zeros(3, np.float32))]))
     save("dyn_inner_dim", model([relu], [("x", [2, "seq"])], ["y"]))
+    # a 16 GiB constant made at plan time by folding
+    save("fold_huge", model([helper.make_node("ConstantOfShape", ["s"], ["c"]),
+                             helper.make_node("Add", ["x", "c"], ["y"])], [("x", [1])], ["y"],
+                            [const("s", np.array([1 << 16, 1 << 16]))]))
     save("int_input", onnx.helper.make_model(helper.make_graph(
         [relu], "g", [helper.make_tensor_value_info("x", TensorProto.INT64, [2])],
         [vi("y", [2])]), opset_imports=[helper.make_opsetid("", 13)]))
@@ -230,6 +247,8 @@ def main(out):
     w = rng.normal(size=(4, 3)).astype(np.float32)
     t = numpy_helper.from_array(w, "w")
     m = model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", [2, 4])], ["y"], [t])
+    if os.path.exists(os.path.join(d, "weights.bin")):
+        os.remove(os.path.join(d, "weights.bin"))  # onnx appends to an existing file
     onnx.save_model(m, os.path.join(d, "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="weights.bin", size_threshold=0)
     np.ones((2, 4), np.float32).tofile(os.path.join(d, "expected_in.f32"))

@@ -35,10 +35,10 @@ typedef enum mlsec_dtype {
 	MLSEC_DT__COUNT
 } mlsec_dtype;
 
-size_t mlsec_dtype_size(mlsec_dtype d);          /* bytes per element, 0 unknown */
-const char *mlsec_dtype_name(mlsec_dtype d);     /* "float32", ... */
-const char *mlsec_dtype_st_name(mlsec_dtype d);  /* safetensors: "F32", NULL if none */
-mlsec_dtype mlsec_dtype_from_st(const char *s);  /* "F32" -> F32 */
+size_t mlsec_dtype_size(mlsec_dtype d);                /* bytes per element, 0 unknown */
+const char *mlsec_dtype_name(mlsec_dtype d);           /* "float32", ... */
+const char *mlsec_dtype_st_name(mlsec_dtype d);        /* safetensors: "F32", NULL if none */
+mlsec_dtype mlsec_dtype_from_st(const char *s);        /* "F32" -> F32 */
 mlsec_dtype mlsec_dtype_from_storage(const char *cls); /* "FloatStorage" -> F32 */
 mlsec_dtype mlsec_dtype_from_npy(const char *descr);   /* "<f4" -> F32 (little-endian only) */
 int mlsec_dtype_is_float(mlsec_dtype d);
@@ -60,6 +60,11 @@ typedef struct mlsec_tensor_ref {
 	uint64_t file_offset, file_len;
 	size_t zip_index; /* PyTorch zip: the member holding the storage */
 	int in_zip;
+	/* Inline data (a NumPy array inside a pickle): file_len bytes at mem,
+	 * borrowed from the pickle VM (must outlive the list's use) unless
+	 * owned is set, in which case the list frees it. */
+	const uint8_t *mem;
+	uint8_t *owned;
 	long long pickle_offset; /* of the rebuild call, -1 if none */
 } mlsec_tensor_ref;
 

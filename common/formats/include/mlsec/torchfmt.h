@@ -15,18 +15,21 @@
 #include "mlsec/tensorref.h"
 
 #define MLSEC_TORCH_WALK_DEPTH 64
-#define MLSEC_TORCH_MAX_PICKLE (1024u * 1024 * 1024) /* bytes of one pickle read */
+#define MLSEC_TORCH_MAX_PICKLE (1024u * 1024 * 1024)    /* bytes of one pickle read */
 #define MLSEC_TORCH_LEGACY_MAGIC "6cfc9c46f9206aa85019" /* 0x1950a86a20f9469cfc6c, LE hex */
 
 /*
- * Walks root and appends every tensor with a dotted name. When root is a
+ * Walks root and appends every tensor with a dotted name. NumPy arrays
+ * (numpy.core.multiarray._reconstruct + BUILD state) become tensors whose
+ * data is inline (mem points into vm's values: keep vm alive while the
+ * list is used). When root is a
  * training checkpoint ({"state_dict": {...}, "optimizer": ...}), tensors
  * under the first wrapper key found (state_dict, model_state_dict, model,
  * module, ema, ...) are named relative to it (out->wrapper says which);
  * the others keep their full path. vm provides the walk epoch.
  */
 mlsec_err mlsec_torch_collect(mlsec_pickle *vm, const mlsec_pval *root, mlsec_tensor_list *out,
-			      mlsec_error *err);
+                              mlsec_error *err);
 
 /* The key string of a dict key for naming ("3" for ints, "?" otherwise). */
 const char *mlsec_torch_key_name(const mlsec_pval *k, char *buf, size_t n);

@@ -3,10 +3,16 @@
  * wait on, for graceful shutdown: stop taking work, finish or hand back the
  * current job, commit nothing unfinished, exit 0.
  *
- * mlsec_shutdown_install() installs handlers for SIGTERM and SIGINT (and
- * ignores SIGPIPE, since peers may vanish). The handler only sets a flag
- * and writes one byte to a self-pipe; everything else happens in normal
- * threads. A second SIGTERM/SIGINT while shutting down is treated the same
+ * mlsec_shutdown_install() ignores SIGPIPE (peers may vanish), blocks
+ * SIGTERM and SIGINT in the calling thread and starts one thread that takes
+ * them with sigwait(): it only sets a flag and writes one byte to a
+ * self-pipe; everything else happens in normal threads. Call it in main()
+ * BEFORE creating other threads (librdkafka, gRPC, workers): they inherit
+ * the blocked mask, so no library thread is ever interrupted by these
+ * signals (librdkafka's mock cluster, for one, hangs after an EINTR).
+ * A handler is installed too, for threads that existed before. Children
+ * started with fork/exec inherit the mask: unblock the signals in the child
+ * (posix_spawnattr_setsigmask / pthread_sigmask) before exec. A second SIGTERM/SIGINT while shutting down is treated the same
  * (the flag stays set); services should bound their drain time instead.
  *
  * Threads: every function except install/uninstall is thread-safe and may
@@ -25,7 +31,8 @@ extern "C" {
 /* Installs the handlers and creates the pipe. Idempotent. MLSEC_ERR_IO on failure. */
 mlsec_err mlsec_shutdown_install(mlsec_error *err);
 
-/* Restores the previous handlers and closes the pipe (for leak-clean exits). */
+/* Stops the signal thread, restores the previous handlers and the calling
+ * thread's signal mask, closes the pipe (for leak-clean exits). */
 void mlsec_shutdown_uninstall(void);
 
 /* Nonzero once a signal arrived or mlsec_shutdown_request() was called. */

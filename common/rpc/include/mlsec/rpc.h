@@ -38,6 +38,9 @@ extern "C" {
 /* Largest message accepted by servers and clients (Upload chunks are far
  * smaller; StageResults with big reports are the largest messages). */
 #define MLSEC_RPC_MAX_MESSAGE (16u * 1024 * 1024)
+/* Longest a server waits for one message from, or one send to, a peer
+ * before cancelling the call (DEADLINE_EXCEEDED). */
+#define MLSEC_RPC_IDLE_MS 60000
 /* Longest bearer token read from a token file. */
 #define MLSEC_RPC_MAX_TOKEN 4096
 
@@ -48,9 +51,9 @@ typedef struct mlsec_rpc_server_opts {
 	const char *listen;    /* "127.0.0.1:50051"; port 0 picks a free port */
 	const char *cert_file; /* PEM; TLS when cert_file and key_file are set */
 	const char *key_file;
-	const char *ca_file;   /* PEM; with TLS: client certificates required */
+	const char *ca_file;    /* PEM; with TLS: client certificates required */
 	const char *auth_token; /* NULL = no auth; copied */
-	int threads;           /* 0 = MLSEC_RPC_DEFAULT_THREADS */
+	int threads;            /* 0 = MLSEC_RPC_DEFAULT_THREADS */
 } mlsec_rpc_server_opts;
 
 typedef enum mlsec_rpc_kind {
@@ -73,17 +76,24 @@ typedef enum mlsec_rpc_kind {
  * mlsec_rpc_call_set_message().
  */
 typedef grpc_status_code (*mlsec_rpc_handler)(mlsec_rpc_call *call, const uint8_t *req,
-					      size_t req_len, uint8_t **resp,
-					      size_t *resp_len, void *ctx);
+                                              size_t req_len, uint8_t **resp, size_t *resp_len,
+                                              void *ctx);
 
 /* Validates options and loads TLS files. *out owned by caller. */
 mlsec_err mlsec_rpc_server_new(const mlsec_rpc_server_opts *o, mlsec_rpc_server **out,
-			       mlsec_error *err);
+                               mlsec_error *err);
 
 /* path is "/package.Service/Method" (copied). Before start only. */
-mlsec_err mlsec_rpc_server_add_method(mlsec_rpc_server *s, const char *path,
-				      mlsec_rpc_kind kind, mlsec_rpc_handler fn, void *ctx,
-				      int flags);
+mlsec_err mlsec_rpc_server_add_method(mlsec_rpc_server *s, const char *path, mlsec_rpc_kind kind,
+                                      mlsec_rpc_handler fn, void *ctx, int flags);
+
+/*
+ * Called on the worker thread after each call's status went out, with the
+ * registered method path (or "unknown" for unregistered paths, so that
+ * callers cannot grow label sets) and the status. Set before start.
+ */
+typedef void (*mlsec_rpc_observer)(const char *method, grpc_status_code code, void *ctx);
+void mlsec_rpc_server_set_observer(mlsec_rpc_server *s, mlsec_rpc_observer fn, void *ctx);
 
 /* Health status of a service name ("" = the whole server). Thread-safe. */
 void mlsec_rpc_server_set_serving(mlsec_rpc_server *s, const char *service, int serving);
@@ -130,7 +140,7 @@ const char *mlsec_rpc_call_peer(const mlsec_rpc_call *c);
 
 /* Status message sent with the handler's status (printf-style). */
 void mlsec_rpc_call_set_message(mlsec_rpc_call *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 
 /* Maps an mlsec_err to the gRPC status code at the edge. */
 grpc_status_code mlsec_rpc_status_from_err(mlsec_err e);
@@ -160,7 +170,7 @@ typedef struct mlsec_rpc_client_opts {
 	const char *cert_file; /* client certificate for mutual TLS */
 	const char *key_file;
 	const char *server_name; /* TLS name override (tests), may be NULL */
-	const char *token;     /* bearer token, copied; NULL = none */
+	const char *token;       /* bearer token, copied; NULL = none */
 } mlsec_rpc_client_opts;
 
 /* The final status of a client call. */
@@ -170,7 +180,7 @@ typedef struct mlsec_rpc_status {
 } mlsec_rpc_status;
 
 mlsec_err mlsec_rpc_client_new(const mlsec_rpc_client_opts *o, mlsec_rpc_client **out,
-			       mlsec_error *err);
+                               mlsec_error *err);
 void mlsec_rpc_client_free(mlsec_rpc_client *c);
 
 /*
@@ -179,8 +189,8 @@ void mlsec_rpc_client_free(mlsec_rpc_client *c);
  * otherwise the mapped error, with st (may be NULL) holding the status.
  */
 mlsec_err mlsec_rpc_client_unary(mlsec_rpc_client *c, const char *method, const uint8_t *req,
-				 size_t req_len, int timeout_ms, uint8_t **resp,
-				 size_t *resp_len, mlsec_rpc_status *st);
+                                 size_t req_len, int timeout_ms, uint8_t **resp, size_t *resp_len,
+                                 mlsec_rpc_status *st);
 
 /*
  * Opens a streaming call. SERVER_STREAM: req is sent and the stream
@@ -188,8 +198,8 @@ mlsec_err mlsec_rpc_client_unary(mlsec_rpc_client *c, const char *method, const 
  * _send, then _finish. The stream is owned by the caller (_free).
  */
 mlsec_err mlsec_rpc_client_open(mlsec_rpc_client *c, const char *method, mlsec_rpc_kind kind,
-				const uint8_t *req, size_t req_len, int timeout_ms,
-				mlsec_rpc_stream **out, mlsec_error *err);
+                                const uint8_t *req, size_t req_len, int timeout_ms,
+                                mlsec_rpc_stream **out, mlsec_error *err);
 
 /* CLIENT_STREAM: sends one message, waiting until the core took it. */
 mlsec_err mlsec_rpc_stream_send(mlsec_rpc_stream *s, const uint8_t *msg, size_t len);
@@ -207,7 +217,7 @@ int mlsec_rpc_stream_recv(mlsec_rpc_stream *s, int wait_ms, uint8_t **msg, size_
  * receives the single response into *resp (may be NULL for other kinds).
  */
 mlsec_err mlsec_rpc_stream_finish(mlsec_rpc_stream *s, uint8_t **resp, size_t *resp_len,
-				  mlsec_rpc_status *st);
+                                  mlsec_rpc_status *st);
 
 /* Cancels if still open, frees. NULL is fine. */
 void mlsec_rpc_stream_free(mlsec_rpc_stream *s);
@@ -217,7 +227,7 @@ void mlsec_rpc_stream_free(mlsec_rpc_stream *s);
  * *serving (1 SERVING, 0 otherwise) or the call's error.
  */
 mlsec_err mlsec_rpc_health_check(mlsec_rpc_client *c, const char *service, int timeout_ms,
-				 int *serving, mlsec_rpc_status *st);
+                                 int *serving, mlsec_rpc_status *st);
 
 #ifdef __cplusplus
 }

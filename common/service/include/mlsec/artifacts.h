@@ -31,9 +31,9 @@ extern "C" {
  * _INTEGRITY, _IO.
  */
 mlsec_err mlsec_artifact_resolve(const char *root, const char *uri, uint64_t max_bytes,
-				 const char *want_sha256, char **resolved,
-				 char sha256_out[MLSEC_SHA256_HEX_LEN], uint64_t *size_out,
-				 mlsec_error *err);
+                                 const char *want_sha256, char **resolved,
+                                 char sha256_out[MLSEC_SHA256_HEX_LEN], uint64_t *size_out,
+                                 mlsec_error *err);
 
 /* 1 when uri has a ".." path component (refused before any lookup, so
  * that probing outside the root always reads "permission denied"). */

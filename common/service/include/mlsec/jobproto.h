@@ -20,8 +20,9 @@ extern "C" {
 #endif
 
 /* Largest report_json carried in a StageResult; a larger report is dropped
- * from the message (findings are kept) and an error says so. */
-#define MLSEC_JOBPROTO_MAX_REPORT_JSON (4u * 1024 * 1024)
+ * from the message (findings are kept) and an error says so. Six stages'
+ * reports must fit one Verdict under MLSEC_RPC_MAX_MESSAGE (16 MiB). */
+#define MLSEC_JOBPROTO_MAX_REPORT_JSON (2u * 1024 * 1024)
 
 Mlsec__V1__Severity mlsec_jobproto_severity_to_pb(mlsec_severity s);
 /* Out-of-range protobuf values clamp to CRITICAL (fail closed). */
@@ -35,11 +36,10 @@ mlsec_severity mlsec_jobproto_severity_from_pb(Mlsec__V1__Severity s);
  * relative to it (root may be NULL). error_text may be NULL. rep may be
  * NULL (then only the error is carried: status ERROR).
  */
-mlsec_err mlsec_jobproto_result_pack(const char *job_id, const char *stage,
-				     const mlsec_report *rep, mlsec_err engine_rc,
-				     const char *error_text, const char *root,
-				     mlsec_severity gate, long long duration_ms,
-				     const char *worker, uint8_t **out, size_t *len);
+mlsec_err mlsec_jobproto_result_pack(const char *job_id, const char *stage, const mlsec_report *rep,
+                                     mlsec_err engine_rc, const char *error_text, const char *root,
+                                     mlsec_severity gate, long long duration_ms, const char *worker,
+                                     uint8_t **out, size_t *len);
 
 /* Packs a message into a fresh mlsec_malloc'd buffer. */
 mlsec_err mlsec_jobproto_pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);
@@ -52,8 +52,8 @@ int mlsec_jobproto_stage_exit(const Mlsec__V1__StageResult *r, mlsec_severity ga
 
 /* The verdict over stages: max rule (2 beats 1 beats 0), with missing
  * stages (nmissing > 0) counted as errors. */
-int mlsec_jobproto_verdict(const Mlsec__V1__StageResult *const *results, size_t n,
-			   size_t nmissing, mlsec_severity gate);
+int mlsec_jobproto_verdict(const Mlsec__V1__StageResult *const *results, size_t n, size_t nmissing,
+                           mlsec_severity gate);
 
 /*
  * The stage that analyses a sniffed format in `auto` mode, NULL when no

@@ -11,7 +11,7 @@
  * read of the data is needed and the kernels stay branch-free.
  *
  * Feed bytes in any chunking (elements split across chunks are carried).
- * No allocation; a mlsec_tstats is ~70 KiB: keep it on the heap.
+ * No allocation; a mlsec_tstats is ~100 KiB: keep it on the heap.
  */
 #ifndef MLSEC_TENSORSTATS_H
 #define MLSEC_TENSORSTATS_H
@@ -21,6 +21,9 @@
 
 #define MLSEC_TS_FINE_BINS 4096
 #define MLSEC_TS_BINS 64
+/* Sub-table stride: padded so the same bin of the four sub-tables falls in
+ * different L1 sets (16 KiB apart they would alias and stall). */
+#define MLSEC_TS_SUB_STRIDE (MLSEC_TS_FINE_BINS + 80)
 
 typedef enum mlsec_ts_kind {
 	MLSEC_TS_F32 = 0,
@@ -35,6 +38,10 @@ typedef struct mlsec_tstats {
 	uint64_t count, nan, posinf, neginf;
 	double min, max, sum, sumsq; /* over finite values */
 	uint64_t fine[MLSEC_TS_FINE_BINS];
+	/* 32-bit sub-histograms the kernel bumps; folded into fine before
+	 * they can overflow and at finish */
+	uint32_t sub[4][MLSEC_TS_SUB_STRIDE];
+	uint64_t since_fold;
 	uint8_t carry[8];
 	size_t ncarry;
 } mlsec_tstats;
@@ -43,7 +50,7 @@ typedef struct mlsec_tstats_summary {
 	uint64_t count, finite, nan, posinf, neginf;
 	double min, max, absmax, mean, std; /* finite values; 0 when none */
 	double median, mad;                 /* approximate (fine-histogram resolution) */
-	double robust_z;   /* max |x - median| / (1.4826 MAD), std fallback, 0 if flat */
+	double robust_z; /* max |x - median| / (1.4826 MAD), std fallback, 0 if flat */
 	double hist_lo, hist_hi;
 	double hist[MLSEC_TS_BINS]; /* counts over [hist_lo, hist_hi] (fractional) */
 } mlsec_tstats_summary;
@@ -62,7 +69,7 @@ float mlsec_bf16_to_f32(uint16_t h);
  * lo). Used to compare fingerprints on a common binning.
  */
 void mlsec_hist_rebin(const double *h, size_t n, double lo, double hi, double *out, size_t nbins,
-		      double nlo, double nhi);
+                      double nlo, double nhi);
 
 /*
  * KL(p || q) in nats of two histograms on the same bins, normalised, with

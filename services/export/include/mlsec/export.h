@@ -57,7 +57,7 @@ void mlsec_export_opts_init(mlsec_export_opts *o);
  * still MLSEC_OK; errors are only for a missing/unreadable path or memory.
  */
 mlsec_err mlsec_export_lint_onnx(const char *path, const mlsec_export_opts *o, mlsec_report *rep,
-				 mlsec_artifact **out, mlsec_error *err);
+                                 mlsec_artifact **out, mlsec_error *err);
 
 /*
  * Same for a model held in memory (name labels the artifact). External data
@@ -65,8 +65,8 @@ mlsec_err mlsec_export_lint_onnx(const char *path, const mlsec_export_opts *o, m
  * checks). This is the fuzz target of the lint.
  */
 mlsec_err mlsec_export_lint_onnx_buffer(const void *data, size_t len, const char *name,
-					const mlsec_export_opts *o, mlsec_report *rep,
-					mlsec_artifact **out, mlsec_error *err);
+                                        const mlsec_export_opts *o, mlsec_report *rep,
+                                        mlsec_artifact **out, mlsec_error *err);
 
 /*
  * Canonical digests (hex, 64 chars + NUL). See docs/export-guard.md for the
@@ -79,7 +79,7 @@ mlsec_err mlsec_export_lint_onnx_buffer(const void *data, size_t len, const char
  * MLSEC_ERR_PARSE when the file is not valid.
  */
 mlsec_err mlsec_export_state_dict_digest(const char *path, char hex[65], size_t *ntensors,
-					 mlsec_error *err);
+                                         mlsec_error *err);
 mlsec_err mlsec_export_graph_digest(const char *path, char hex[65], mlsec_error *err);
 
 /* What to put in an attestation. Borrowed strings. */
@@ -101,7 +101,7 @@ typedef struct mlsec_export_attest_req {
  * A bad key is MLSEC_ERR_INVALID_ARG; an unreadable artifact MLSEC_ERR_IO.
  */
 mlsec_err mlsec_export_attest(const mlsec_export_attest_req *req, char **out, size_t *len,
-			      mlsec_error *err);
+                              mlsec_error *err);
 
 /* Bounds of the hardened attestation parser. */
 #define MLSEC_EXPORT_MAX_ATTESTATION_BYTES ((size_t)4u << 20)
@@ -110,10 +110,13 @@ mlsec_err mlsec_export_attest(const mlsec_export_attest_req *req, char **out, si
 #define MLSEC_EXPORT_MAX_LINT_FINDINGS 256
 
 typedef struct mlsec_export_verify_req {
-	const char *attestation;     /* path to the envelope */
-	const char *verify_key_path; /* Ed25519 public (or private) key PEM, may be NULL */
+	const char *attestation;      /* path to the envelope */
+	const char *verify_key_path;  /* Ed25519 public (or private) key PEM, may be NULL */
 	const char *const *artifacts; /* explicit artifact paths, matched by file name */
 	size_t nartifacts;
+	/* When not NULL (services), the paths recorded in the attestation are
+	 * never used and every artifact read must resolve under this root. */
+	const char *artifact_root;
 } mlsec_export_verify_req;
 
 /*
@@ -124,7 +127,7 @@ typedef struct mlsec_export_verify_req {
  * verification fails; errors only when rep cannot be filled.
  */
 mlsec_err mlsec_export_verify(const mlsec_export_verify_req *req, mlsec_report *rep,
-			      mlsec_error *err);
+                              mlsec_error *err);
 
 /*
  * Parses and structurally checks an attestation held in memory without
@@ -132,7 +135,7 @@ mlsec_err mlsec_export_verify(const mlsec_export_verify_req *req, mlsec_report *
  * for structural problems go to a (may be NULL).
  */
 mlsec_err mlsec_export_attestation_check(const char *data, size_t len, mlsec_artifact *a,
-					 mlsec_error *err);
+                                         mlsec_error *err);
 
 #ifdef __cplusplus
 }

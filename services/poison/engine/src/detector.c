@@ -22,7 +22,10 @@
 #include "poison_internal.h"
 
 static const char *const metric_names[MLSEC_POISON_M__COUNT] = {
-	"global_l2", "global_linf", "std", "mean",
+        "global_l2",
+        "global_linf",
+        "std",
+        "mean",
 };
 
 const char *mlsec_poison_metric_name(mlsec_poison_metric m)
@@ -31,8 +34,8 @@ const char *mlsec_poison_metric_name(mlsec_poison_metric m)
 }
 
 static const char *const rule_names[MLSEC_POISON_EV__COUNT] = {
-	"POISON-CUSUM-DRIFT", "POISON-SPIKE", "POISON-WORKER-SILENT",
-	"POISON-WORKER-MISSING", "POISON-NONFINITE",
+        "POISON-CUSUM-DRIFT",    "POISON-SPIKE",     "POISON-WORKER-SILENT",
+        "POISON-WORKER-MISSING", "POISON-NONFINITE",
 };
 
 const char *mlsec_poison_event_rule(mlsec_poison_event_kind k)
@@ -62,25 +65,26 @@ mlsec_err mlsec_poison_config_check(const mlsec_poison_config *c, mlsec_error *e
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "threshold must be in (0, 1e6]");
 	if (!(c->cusum_h > 0 && c->cusum_h <= 1e6))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "cusum-threshold must be in (0, 1e6]");
+		                       "cusum-threshold must be in (0, 1e6]");
 	if (!(c->cusum_k >= 0 && c->cusum_k <= 100))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "cusum-drift must be in [0, 100]");
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "cusum-drift must be in [0, 100]");
 	if (c->window < 1 || c->window > MLSEC_POISON_MAX_WINDOW)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "window must be in [1, %d]",
-				       MLSEC_POISON_MAX_WINDOW);
+		                       MLSEC_POISON_MAX_WINDOW);
 	if (c->expected_workers > MLSEC_POISON_MAX_RANK + 1)
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "expected-workers must be <= %d", MLSEC_POISON_MAX_RANK + 1);
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "expected-workers must be <= %d",
+		                       MLSEC_POISON_MAX_RANK + 1);
 	if (c->warmup > 1000000)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "warmup must be <= 1000000");
 	if (c->silent_steps < 1 || c->silent_steps > 1000000000)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "silent-steps must be in [1, 1e9]");
+		                       "silent-steps must be in [1, 1e9]");
 	return MLSEC_OK;
 }
 
 static mlsec_err opt_num(const json_t *o, const char *name, double lo, double hi, double *out,
-			 mlsec_error *err)
+                         mlsec_error *err)
 {
 	json_t *v = json_object_get(o, name);
 	if (!v)
@@ -89,8 +93,8 @@ static mlsec_err opt_num(const json_t *o, const char *name, double lo, double hi
 		char *end;
 		double d = strtod(json_string_value(v), &end);
 		if (end == json_string_value(v) || *end)
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number",
-					       name);
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "option %s: not a number", name);
 		*out = d;
 	} else if (json_is_number(v)) {
 		*out = json_number_value(v);
@@ -103,7 +107,7 @@ static mlsec_err opt_num(const json_t *o, const char *name, double lo, double hi
 }
 
 mlsec_err mlsec_poison_config_from_options(mlsec_poison_config *c, const json_t *options,
-					   mlsec_error *err)
+                                           mlsec_error *err)
 {
 	if (!options)
 		return mlsec_poison_config_check(c, err);
@@ -111,22 +115,22 @@ mlsec_err mlsec_poison_config_from_options(mlsec_poison_config *c, const json_t 
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "options must be an object");
 	double v;
 	mlsec_err rc;
-#define NUM(name, field, lo, hi)                                                                 \
-	v = (double)c->field;                                                                     \
-	if ((rc = opt_num(options, name, lo, hi, &v, err)))                                       \
-		return rc;                                                                        \
+#define NUM(name, field, lo, hi)                                                                   \
+	v = (double)c->field;                                                                      \
+	if ((rc = opt_num(options, name, lo, hi, &v, err)))                                        \
+		return rc;                                                                         \
 	c->field = v
 	NUM("threshold", spike_z, 0, 1e6);
 	NUM("cusum-threshold", cusum_h, 0, 1e6);
 	NUM("cusum-drift", cusum_k, 0, 100);
 #undef NUM
-#define UNUM(name, field, hi)                                                                    \
-	v = (double)c->field;                                                                     \
-	if ((rc = opt_num(options, name, 0, hi, &v, err)))                                        \
-		return rc;                                                                        \
-	if (v != floor(v))                                                                        \
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not an integer", \
-				       name);                                                     \
+#define UNUM(name, field, hi)                                                                      \
+	v = (double)c->field;                                                                      \
+	if ((rc = opt_num(options, name, 0, hi, &v, err)))                                         \
+		return rc;                                                                         \
+	if (v != floor(v))                                                                         \
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not an integer",    \
+		                       name);                                                      \
 	c->field = (unsigned)v
 	UNUM("expected-workers", expected_workers, MLSEC_POISON_MAX_RANK + 1);
 	UNUM("window", window, MLSEC_POISON_MAX_WINDOW);
@@ -139,8 +143,8 @@ mlsec_err mlsec_poison_config_from_options(mlsec_poison_config *c, const json_t 
 /* ---- construction ---- */
 
 mlsec_poison_detector *mlsec_poison_detector_new(const mlsec_poison_config *cfg,
-						 mlsec_poison_event_fn on_event, void *ctx,
-						 mlsec_error *err)
+                                                 mlsec_poison_event_fn on_event, void *ctx,
+                                                 mlsec_error *err)
 {
 	if (mlsec_poison_config_check(cfg, err))
 		return NULL;
@@ -193,8 +197,7 @@ void mlsec_poison_detector_free(mlsec_poison_detector *d)
 	mlsec_free(d);
 }
 
-void mlsec_poison_detector_set_step_fn(mlsec_poison_detector *d, mlsec_poison_step_fn fn,
-				       void *ctx)
+void mlsec_poison_detector_set_step_fn(mlsec_poison_detector *d, mlsec_poison_step_fn fn, void *ctx)
 {
 	d->on_step = fn;
 	d->step_ctx = ctx;
@@ -268,16 +271,16 @@ mlsec_err poison_grow_ranks(mlsec_poison_detector *d, size_t need)
 }
 
 static void emit(mlsec_poison_detector *d, mlsec_poison_event_kind kind, int64_t rank, int metric,
-		 int64_t onset, int64_t at, double stat, int dir)
+                 int64_t onset, int64_t at, double stat, int dir)
 {
 	mlsec_poison_event ev = {
-		.kind = kind,
-		.rank = rank,
-		.metric = (mlsec_poison_metric)metric,
-		.onset_step = onset,
-		.alarm_step = at,
-		.statistic = stat,
-		.direction = dir,
+	        .kind = kind,
+	        .rank = rank,
+	        .metric = (mlsec_poison_metric)metric,
+	        .onset_step = onset,
+	        .alarm_step = at,
+	        .statistic = stat,
+	        .direction = dir,
 	};
 	d->st.events++;
 	if (mlsec_poison_event_is_alarm(kind))
@@ -397,7 +400,7 @@ static double metric_value(const double *v, int m, int *ok)
 }
 
 static void cusum_side(mlsec_poison_detector *d, poison_worker *w, int64_t rank, int m, int side,
-		       double inc, int64_t step)
+                       double inc, int64_t step)
 {
 	double *s = side > 0 ? &w->cpos[m] : &w->cneg[m];
 	int64_t *start = side > 0 ? &w->spos[m] : &w->sneg[m];
@@ -430,7 +433,7 @@ static void evaluate_slot(mlsec_poison_detector *d, size_t slot, int64_t step)
 
 	for (size_t r = 0; r < cap; r++)
 		d->scratch_z[r * M + 0] = d->scratch_z[r * M + 1] = d->scratch_z[r * M + 2] =
-			d->scratch_z[r * M + 3] = NAN;
+		        d->scratch_z[r * M + 3] = NAN;
 
 	for (size_t m = 0; m < M; m++) {
 		size_t n = 0;
@@ -460,7 +463,7 @@ static void evaluate_slot(mlsec_poison_detector *d, size_t slot, int64_t step)
 		if (m == MLSEC_POISON_M_STD) {
 			/* the median std of this step, the unit of the mean metric */
 			med_std = exp(n % 2 ? d->sorted[n / 2].x
-					    : 0.5 * (d->sorted[n / 2 - 1].x + d->sorted[n / 2].x));
+			                    : 0.5 * (d->sorted[n / 2 - 1].x + d->sorted[n / 2].x));
 		} else if (m == MLSEC_POISON_M_MEAN) {
 			/* Raw means scale with the gradient magnitude, which moves
 			 * with warm-up and decay; in units of the step's median std
@@ -512,7 +515,7 @@ static void evaluate_slot(mlsec_poison_detector *d, size_t slot, int64_t step)
 				w->spike[m] = 0;
 			}
 			double zc = z > POISON_Z_CLIP ? POISON_Z_CLIP
-						      : (z < -POISON_Z_CLIP ? -POISON_Z_CLIP : z);
+			                              : (z < -POISON_Z_CLIP ? -POISON_Z_CLIP : z);
 			cusum_side(d, w, r, (int)m, 1, zc, step);
 			cusum_side(d, w, r, (int)m, -1, -zc, step);
 		}
@@ -523,7 +526,8 @@ static void evaluate_slot(mlsec_poison_detector *d, size_t slot, int64_t step)
 				cmax = w->cneg[m];
 		}
 		d->scratch_c[r] = cmax;
-		if (!present[r] && !w->silent && step - w->last_seen >= (int64_t)d->cfg.silent_steps) {
+		if (!present[r] && !w->silent &&
+		    step - w->last_seen >= (int64_t)d->cfg.silent_steps) {
 			w->silent = 1;
 			emit(d, MLSEC_POISON_EV_SILENT, r, 0, w->last_seen, step,
 			     (double)(step - w->last_seen), 0);
@@ -539,7 +543,7 @@ static void evaluate_slot(mlsec_poison_detector *d, size_t slot, int64_t step)
 			for (size_t r = 0; r < cap; r++)
 				d->scratch_p[r] = present[r];
 			d->on_step(d->step_ctx, step, cap, d->scratch_p, d->scratch_z,
-				   d->scratch_c);
+			           d->scratch_c);
 		}
 	}
 	memset(present, 0, cap);
@@ -608,7 +612,7 @@ static void add_known(mlsec_poison_detector *d, int64_t rank)
 }
 
 mlsec_err mlsec_poison_detector_feed(mlsec_poison_detector *d, const mlsec_poison_record *r,
-				     mlsec_error *err)
+                                     mlsec_error *err)
 {
 	if (r->rank < 0 || r->rank > MLSEC_POISON_MAX_RANK || r->step < 0 ||
 	    r->step > MLSEC_POISON_MAX_STEP) {
@@ -626,7 +630,7 @@ mlsec_err mlsec_poison_detector_feed(mlsec_poison_detector *d, const mlsec_poiso
 		if (rc) {
 			d->st.rejected++;
 			return mlsec_error_set(err, rc, "no room for rank %lld",
-					       (long long)r->rank);
+			                       (long long)r->rank);
 		}
 	}
 	if (!d->workers[r->rank].known)
@@ -678,8 +682,8 @@ mlsec_err mlsec_poison_detector_flush(mlsec_poison_detector *d, mlsec_error *err
 		poison_worker *w = &d->workers[d->known[k]];
 		if (!w->silent && d->last_eval - w->last_seen >= (int64_t)d->cfg.silent_steps) {
 			w->silent = 1;
-			emit(d, MLSEC_POISON_EV_SILENT, d->known[k], 0, w->last_seen,
-			     d->last_eval, (double)(d->last_eval - w->last_seen), 0);
+			emit(d, MLSEC_POISON_EV_SILENT, d->known[k], 0, w->last_seen, d->last_eval,
+			     (double)(d->last_eval - w->last_seen), 0);
 		}
 	}
 	if (d->cfg.expected_workers && !d->missing_reported) {
@@ -702,15 +706,15 @@ json_t *mlsec_poison_event_to_json(const mlsec_poison_event *ev)
 	if (ev->kind == MLSEC_POISON_EV_CUSUM || ev->kind == MLSEC_POISON_EV_SPIKE ||
 	    ev->kind == MLSEC_POISON_EV_NONFINITE)
 		bad |= json_object_set_new(o, "metric",
-					   json_string(mlsec_poison_metric_name(ev->metric)));
+		                           json_string(mlsec_poison_metric_name(ev->metric)));
 	bad |= json_object_set_new(o, "onset_step", json_integer(ev->onset_step));
 	bad |= json_object_set_new(o, "alarm_step", json_integer(ev->alarm_step));
-	bad |= json_object_set_new(o, "statistic",
-				   isfinite(ev->statistic) ? json_real(ev->statistic) : json_null());
+	bad |= json_object_set_new(
+	        o, "statistic", isfinite(ev->statistic) ? json_real(ev->statistic) : json_null());
 	bad |= json_object_set_new(o, "direction",
-				   json_string(ev->direction > 0   ? "up"
-					       : ev->direction < 0 ? "down"
-								   : "none"));
+	                           json_string(ev->direction > 0   ? "up"
+	                                       : ev->direction < 0 ? "down"
+	                                                           : "none"));
 	if (bad) {
 		json_decref(o);
 		return NULL;

@@ -24,7 +24,7 @@
 
 enum { K_RANK, K_STEP, K_L2, K_LINF, K_MEAN, K_STD, K_PCOUNT, K__COUNT };
 static const char *const key_names[K__COUNT] = {
-	"rank", "step", "global_l2", "global_linf", "mean", "std", "parameter_count",
+        "rank", "step", "global_l2", "global_linf", "mean", "std", "parameter_count",
 };
 
 typedef struct fields {
@@ -45,9 +45,9 @@ static int key_index(const char *k, size_t n)
 #if LDBL_MANT_DIG == 64
 /* 10^0..10^27 are exact in an x87 long double (5^27 < 2^64). */
 static const long double pow10l_tab[] = {
-	1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
-	1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
-	1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L,
+        1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+        1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+        1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L,
 };
 #endif
 
@@ -109,18 +109,18 @@ static double parse_double(const char *s, size_t n)
 	if (low >= 0x3ff && low <= 0x401)
 		goto slow;
 	return neg ? -(double)x : (double)x;
-slow:
+slow :
 #endif
-	{
-		char buf[NUM_MAX_CHARS + 1];
-		memcpy(buf, s, n);
-		buf[n] = '\0';
-		return strtod(buf, NULL);
-	}
+{
+	char buf[NUM_MAX_CHARS + 1];
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return strtod(buf, NULL);
+}
 }
 
 static mlsec_err fail(mlsec_error *err, size_t col, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static mlsec_err fail(mlsec_error *err, size_t col, const char *fmt, ...)
 {
@@ -147,7 +147,7 @@ static mlsec_err set_field(fields *f, int k, double v, size_t col, mlsec_error *
 }
 
 static mlsec_err check_int(const fields *f, int k, double lo, double hi, int64_t *out,
-			   mlsec_error *err)
+                           mlsec_error *err)
 {
 	double v = f->v[k];
 	if (v != floor(v))
@@ -274,7 +274,8 @@ static int parse_fast(const char *text, size_t len, fields *f, mlsec_error *err)
 		if ((n = scan_number(p, end)) > 0) {
 			if (ki >= 0) {
 				if (n > NUM_MAX_CHARS) {
-					fail(err, col, "number too long for key \"%s\"", key_names[ki]);
+					fail(err, col, "number too long for key \"%s\"",
+					     key_names[ki]);
 					return FAST_ERROR;
 				}
 				if (set_field(f, ki, parse_double(p, n), col, err))
@@ -350,7 +351,8 @@ static mlsec_err parse_jansson(const char *text, size_t len, fields *f, mlsec_er
 	json_error_t je;
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!root)
-		return fail(err, je.column > 0 ? (size_t)je.column : 0, "invalid JSON: %s", je.text);
+		return fail(err, je.column > 0 ? (size_t)je.column : 0, "invalid JSON: %s",
+		            je.text);
 	mlsec_err rc = MLSEC_OK;
 	if (!json_is_object(root)) {
 		rc = fail(err, 0, "%s", "expected a JSON object");
@@ -373,11 +375,11 @@ out:
 }
 
 mlsec_err mlsec_poison_record_parse(const char *text, size_t len, mlsec_poison_record *out,
-				    mlsec_error *err)
+                                    mlsec_error *err)
 {
 	if (len > MLSEC_POISON_MAX_RECORD)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "record larger than %d bytes",
-				       MLSEC_POISON_MAX_RECORD);
+		                       MLSEC_POISON_MAX_RECORD);
 	fields f;
 	memset(&f, 0, sizeof f);
 	int r = parse_fast(text, len, &f, err);
@@ -396,9 +398,9 @@ int mlsec_poison_record_format(const mlsec_poison_record *r, char *buf, size_t s
 {
 	/* %.17g round-trips doubles; the key order is the original emitter's. */
 	return snprintf(buf, size,
-			"{\"rank\": %lld, \"step\": %lld, \"global_l2\": %.17g, "
-			"\"global_linf\": %.17g, \"mean\": %.17g, \"std\": %.17g, "
-			"\"parameter_count\": %lld}",
-			(long long)r->rank, (long long)r->step, r->global_l2, r->global_linf,
-			r->mean, r->std, (long long)r->parameter_count);
+	                "{\"rank\": %lld, \"step\": %lld, \"global_l2\": %.17g, "
+	                "\"global_linf\": %.17g, \"mean\": %.17g, \"std\": %.17g, "
+	                "\"parameter_count\": %lld}",
+	                (long long)r->rank, (long long)r->step, r->global_l2, r->global_linf,
+	                r->mean, r->std, (long long)r->parameter_count);
 }

@@ -19,7 +19,7 @@
 
 typedef struct reader {
 	FILE *f;
-	char *path;
+	const char *path;
 	long line;
 	int eof;
 	mlsec_poison_record rec;
@@ -44,10 +44,10 @@ static mlsec_err list_logs(const char *path, mlsec_strlist *out, mlsec_error *er
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
-				       "%s: %s", path, strerror(errno));
+		                       "%s: %s", path, strerror(errno));
 	if (S_ISREG(st.st_mode))
 		return mlsec_strlist_push(out, path) ? mlsec_error_set(err, MLSEC_ERR_NOMEM, "oom")
-						     : MLSEC_OK;
+		                                     : MLSEC_OK;
 	if (!S_ISDIR(st.st_mode))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "%s: not a directory", path);
 	DIR *dir = opendir(path);
@@ -60,7 +60,7 @@ static mlsec_err list_logs(const char *path, mlsec_strlist *out, mlsec_error *er
 			continue;
 		if (out->count >= MLSEC_POISON_MAX_FILES) {
 			rc = mlsec_error_set(err, MLSEC_ERR_LIMIT, "%s: more than %d worker logs",
-					     path, MLSEC_POISON_MAX_FILES);
+			                     path, MLSEC_POISON_MAX_FILES);
 			break;
 		}
 		char *p = mlsec_sprintf("%s/%s", path, de->d_name);
@@ -76,7 +76,7 @@ static mlsec_err list_logs(const char *path, mlsec_strlist *out, mlsec_error *er
 		return rc;
 	if (!out->count)
 		return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND, "no worker_*.jsonl logs in %s",
-				       path);
+		                       path);
 	qsort(out->items, out->count, sizeof *out->items, cmp_str);
 	return MLSEC_OK;
 }
@@ -96,7 +96,7 @@ static mlsec_err reader_next(reader *rd, mlsec_error *err)
 		if (!fgets(rd->buf, sizeof rd->buf, rd->f)) {
 			if (ferror(rd->f))
 				return mlsec_error_set_at(err, MLSEC_ERR_IO, rd->path, rd->line + 1,
-							  0, -1, "read error");
+				                          0, -1, "read error");
 			rd->eof = 1;
 			return MLSEC_OK;
 		}
@@ -104,15 +104,15 @@ static mlsec_err reader_next(reader *rd, mlsec_error *err)
 		size_t n = strlen(rd->buf);
 		if (n == sizeof rd->buf - 1 && rd->buf[n - 1] != '\n')
 			return mlsec_error_set_at(err, MLSEC_ERR_PARSE, rd->path, rd->line, 0, -1,
-						  "line longer than %d bytes",
-						  MLSEC_POISON_MAX_RECORD);
+			                          "line longer than %d bytes",
+			                          MLSEC_POISON_MAX_RECORD);
 		if (blank(rd->buf))
 			continue;
 		mlsec_error e;
 		mlsec_error_clear(&e);
 		if (mlsec_poison_record_parse(rd->buf, n, &rd->rec, &e)) {
 			mlsec_error_set_at(err, MLSEC_ERR_PARSE, rd->path, rd->line, e.column, -1,
-					   "%s", e.text);
+			                   "%s", e.text);
 			return MLSEC_ERR_PARSE;
 		}
 		return MLSEC_OK;
@@ -142,39 +142,42 @@ static void heap_down(reader *rs, size_t *h, size_t n, size_t i)
 	}
 }
 
-mlsec_err mlsec_poison_monitor_dir(const char *dir, const mlsec_poison_config *cfg,
-				   mlsec_poison_event_fn on_event, void *ev_ctx,
-				   mlsec_poison_step_fn on_step, void *step_ctx,
-				   const volatile int *cancel, mlsec_poison_stats *stats,
-				   mlsec_error *err)
+mlsec_err mlsec_poison_monitor_files(const char *const *paths, size_t npaths,
+                                     const mlsec_poison_config *cfg, mlsec_poison_event_fn on_event,
+                                     void *ev_ctx, mlsec_poison_step_fn on_step, void *step_ctx,
+                                     const volatile int *cancel, int32_t *rank_file,
+                                     mlsec_poison_stats *stats, mlsec_error *err)
 {
-	mlsec_strlist files = {0};
 	reader *rs = NULL;
 	size_t *heap = NULL, nr = 0;
 	mlsec_poison_detector *det = NULL;
-	mlsec_err rc = list_logs(dir, &files, err);
-	if (rc)
-		goto out;
+	mlsec_err rc = MLSEC_OK;
+	if (npaths == 0 || npaths > MLSEC_POISON_MAX_FILES)
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "between 1 and %d logs",
+		                       MLSEC_POISON_MAX_FILES);
+	if (rank_file)
+		for (size_t r = 0; r <= MLSEC_POISON_MAX_RANK; r++)
+			rank_file[r] = -1;
 	mlsec_poison_config c = *cfg;
 	if (!c.expected_workers)
-		c.expected_workers = (unsigned)files.count;
+		c.expected_workers = (unsigned)npaths;
 	det = mlsec_poison_detector_new(&c, on_event, ev_ctx, err);
 	if (!det) {
 		rc = err ? err->code : MLSEC_ERR_NOMEM;
 		goto out;
 	}
 	mlsec_poison_detector_set_step_fn(det, on_step, step_ctx);
-	rs = mlsec_calloc(files.count, sizeof *rs);
-	heap = mlsec_calloc(files.count, sizeof *heap);
+	rs = mlsec_calloc(npaths, sizeof *rs);
+	heap = mlsec_calloc(npaths, sizeof *heap);
 	if (!rs || !heap) {
 		rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	for (nr = 0; nr < files.count; nr++) {
-		rs[nr].path = files.items[nr];
+	for (nr = 0; nr < npaths; nr++) {
+		rs[nr].path = paths[nr];
 		if (!(rs[nr].f = fopen(rs[nr].path, "r"))) {
 			rc = mlsec_error_set_at(err, MLSEC_ERR_IO, rs[nr].path, 0, 0, -1, "%s",
-						strerror(errno));
+			                        strerror(errno));
 			goto out;
 		}
 	}
@@ -190,6 +193,9 @@ mlsec_err mlsec_poison_monitor_dir(const char *dir, const mlsec_poison_config *c
 	uint64_t fed = 0;
 	while (n) {
 		reader *rd = &rs[heap[0]];
+		/* before the feed: events about a rank can only follow its first record */
+		if (rank_file && rank_file[rd->rec.rank] < 0)
+			rank_file[rd->rec.rank] = (int32_t)heap[0];
 		if ((rc = mlsec_poison_detector_feed(det, &rd->rec, err))) {
 			if (err) {
 				snprintf(err->file, sizeof err->file, "%s", rd->path);
@@ -217,6 +223,21 @@ out:
 			fclose(rs[i].f);
 	mlsec_free(rs);
 	mlsec_free(heap);
+	return rc;
+}
+
+mlsec_err mlsec_poison_monitor_dir(const char *dir, const mlsec_poison_config *cfg,
+                                   mlsec_poison_event_fn on_event, void *ev_ctx,
+                                   mlsec_poison_step_fn on_step, void *step_ctx,
+                                   const volatile int *cancel, mlsec_poison_stats *stats,
+                                   mlsec_error *err)
+{
+	mlsec_strlist files = {0};
+	mlsec_err rc = list_logs(dir, &files, err);
+	if (!rc)
+		rc = mlsec_poison_monitor_files((const char *const *)files.items, files.count, cfg,
+		                                on_event, ev_ctx, on_step, step_ctx, cancel, NULL,
+		                                stats, err);
 	mlsec_strlist_free(&files);
 	return rc;
 }

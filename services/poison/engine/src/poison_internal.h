@@ -7,13 +7,13 @@
 
 #include "mlsec/poison.h"
 
-#define POISON_POOL 2048          /* |deviation| samples per metric in the scale pool */
-#define POISON_SCALE_REFRESH 64   /* evaluated steps between scale re-estimates */
-#define POISON_MAD_K 1.482602218505602 /* MAD -> sigma for a normal distribution */
-#define POISON_SCALE_FLOOR_LOG 1e-6    /* log units: identical workers still give a scale */
-#define POISON_SCALE_FLOOR_MEAN 1e-9 /* mean / median std: dimensionless */
-#define POISON_Z_CLIP 4.0         /* CUSUM input is clipped to +-this */
-#define POISON_MIN_WORKERS 3      /* below this a step has no meaningful centre */
+#define POISON_POOL 2048                   /* |deviation| samples per metric in the scale pool */
+#define POISON_SCALE_REFRESH 64            /* evaluated steps between scale re-estimates */
+#define POISON_MAD_K 1.482602218505602     /* MAD -> sigma for a normal distribution */
+#define POISON_SCALE_FLOOR_LOG 1e-6        /* log units: identical workers still give a scale */
+#define POISON_SCALE_FLOOR_MEAN 1e-9       /* mean / median std: dimensionless */
+#define POISON_Z_CLIP 4.0                  /* CUSUM input is clipped to +-this */
+#define POISON_MIN_WORKERS 3               /* below this a step has no meaningful centre */
 #define POISON_MAX_CELLS ((size_t)1 << 21) /* window x rank slots: bounds memory (~70 MB) */
 
 typedef struct poison_worker {
@@ -43,8 +43,8 @@ struct mlsec_poison_detector {
 	mlsec_poison_step_fn on_step;
 	void *step_ctx;
 
-	int64_t next_step; /* lowest step not yet evaluated */
-	int64_t max_step;  /* highest step seen, -1 none */
+	int64_t next_step;  /* lowest step not yet evaluated */
+	int64_t max_step;   /* highest step seen, -1 none */
 	int64_t first_seen; /* lowest step seen, -1 none */
 	int64_t first_eval, last_eval;
 	uint64_t evaluated; /* steps with >= POISON_MIN_WORKERS */
@@ -52,9 +52,9 @@ struct mlsec_poison_detector {
 	mlsec_poison_stats st;
 
 	/* window ring: slot = step % window */
-	int64_t *slot_step;   /* -1 = empty */
+	int64_t *slot_step; /* -1 = empty */
 	unsigned *slot_count;
-	double *vals;         /* [slot][rank][metric] */
+	double *vals;           /* [slot][rank][metric] */
 	unsigned char *present; /* [slot][rank] */
 	size_t rank_cap;
 

@@ -68,7 +68,7 @@ static double gauss(uint64_t seed, int64_t rank, int64_t step, unsigned stream)
 }
 
 int mlsec_poison_sim_record(const mlsec_poison_sim *s, int64_t rank, int64_t step,
-			    mlsec_poison_record *out)
+                            mlsec_poison_record *out)
 {
 	int64_t start = s->poison_start >= 0 ? s->poison_start : s->steps / 2;
 	int poisoned = rank == s->poison_rank && step >= start;
@@ -77,12 +77,12 @@ int mlsec_poison_sim_record(const mlsec_poison_sim *s, int64_t rank, int64_t ste
 	double t = (double)step;
 	double warm = t + 1 < 200 ? (t + 1) / 200 : 1;
 	double shared = log(5.0 * (0.3 + 0.7 * exp(-t / 5000)) * (0.5 + 0.5 * warm)) +
-			0.15 * gauss(s->seed, -1, step, 0);
+	                0.15 * gauss(s->seed, -1, step, 0);
 	double e1 = gauss(s->seed, rank, step, 1), e2 = gauss(s->seed, rank, step, 2);
 	double e3 = gauss(s->seed, rank, step, 3), e4 = gauss(s->seed, rank, step, 4);
 	double log_l2 = shared + 0.08 * e1;
-	double log_linf = shared + log(0.12) + 0.1 * gauss(s->seed, -1, step, 1) + 0.05 * e1 +
-			  0.12 * e3;
+	double log_linf =
+	        shared + log(0.12) + 0.1 * gauss(s->seed, -1, step, 1) + 0.05 * e1 + 0.12 * e3;
 	double log_std = shared - 0.5 * log((double)SIM_PARAMS) + 0.05 * e1 + 0.04 * e2;
 	double std_shared = exp(shared - 0.5 * log((double)SIM_PARAMS));
 	double mean = std_shared * (0.05 * (1 + 0.3 * gauss(s->seed, -1, step, 2)) + 0.02 * e4);

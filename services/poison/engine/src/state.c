@@ -65,11 +65,11 @@ json_t *mlsec_poison_detector_to_json(const mlsec_poison_detector *d)
 	const mlsec_poison_config *c = &d->cfg;
 	bad |= put(o, "version", json_integer(STATE_VERSION));
 	bad |= put(o, "config",
-		   json_pack("{s:f, s:f, s:f, s:I, s:I, s:I, s:I}", "threshold", c->spike_z,
-			     "cusum_threshold", c->cusum_h, "cusum_drift", c->cusum_k,
-			     "expected_workers", (json_int_t)c->expected_workers, "window",
-			     (json_int_t)c->window, "warmup", (json_int_t)c->warmup,
-			     "silent_steps", (json_int_t)c->silent_steps));
+	           json_pack("{s:f, s:f, s:f, s:I, s:I, s:I, s:I}", "threshold", c->spike_z,
+	                     "cusum_threshold", c->cusum_h, "cusum_drift", c->cusum_k,
+	                     "expected_workers", (json_int_t)c->expected_workers, "window",
+	                     (json_int_t)c->window, "warmup", (json_int_t)c->warmup, "silent_steps",
+	                     (json_int_t)c->silent_steps));
 	bad |= put(o, "next_step", json_integer(d->next_step));
 	bad |= put(o, "max_step", json_integer(d->max_step));
 	bad |= put(o, "first_seen", json_integer(d->first_seen));
@@ -79,12 +79,12 @@ json_t *mlsec_poison_detector_to_json(const mlsec_poison_detector *d)
 	bad |= put(o, "missing_reported", json_integer(d->missing_reported));
 	const mlsec_poison_stats *s = &d->st;
 	bad |= put(o, "stats",
-		   json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "records",
-			     (json_int_t)s->records, "steps", (json_int_t)s->steps, "steps_thin",
-			     (json_int_t)s->steps_thin, "duplicates", (json_int_t)s->duplicates,
-			     "late", (json_int_t)s->late, "out_of_order",
-			     (json_int_t)s->out_of_order, "rejected", (json_int_t)s->rejected,
-			     "alarms", (json_int_t)s->alarms, "events", (json_int_t)s->events));
+	           json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "records",
+	                     (json_int_t)s->records, "steps", (json_int_t)s->steps, "steps_thin",
+	                     (json_int_t)s->steps_thin, "duplicates", (json_int_t)s->duplicates,
+	                     "late", (json_int_t)s->late, "out_of_order",
+	                     (json_int_t)s->out_of_order, "rejected", (json_int_t)s->rejected,
+	                     "alarms", (json_int_t)s->alarms, "events", (json_int_t)s->events));
 	bad |= put(o, "scale", dvec(d->scale, M));
 	json_t *pools = json_array();
 	bad |= put(o, "pools", pools);
@@ -156,7 +156,7 @@ static void bad_field(rd *r, const char *field)
 {
 	if (!r->bad)
 		mlsec_error_set(r->err, MLSEC_ERR_PARSE, "poison state: bad field %s%s%s",
-				r->where ? r->where : "", r->where ? "." : "", field);
+		                r->where ? r->where : "", r->where ? "." : "", field);
 	r->bad = 1;
 }
 
@@ -227,14 +227,14 @@ static void get_bvec(rd *r, const json_t *o, const char *k, unsigned char *out)
 }
 
 mlsec_poison_detector *mlsec_poison_detector_from_json(const json_t *state,
-						       mlsec_poison_event_fn on_event,
-						       void *ctx, mlsec_error *err)
+                                                       mlsec_poison_event_fn on_event, void *ctx,
+                                                       mlsec_error *err)
 {
 	rd r = {err, NULL, 0};
-	if (!json_is_object(state) || get_int(&r, state, "version", STATE_VERSION,
-					      STATE_VERSION) != STATE_VERSION || r.bad) {
+	if (!json_is_object(state) ||
+	    get_int(&r, state, "version", STATE_VERSION, STATE_VERSION) != STATE_VERSION || r.bad) {
 		mlsec_error_set(err, MLSEC_ERR_PARSE, "poison state: not a version %d state",
-				STATE_VERSION);
+		                STATE_VERSION);
 		return NULL;
 	}
 	const json_t *cj = json_object_get(state, "config");
@@ -249,7 +249,7 @@ mlsec_poison_detector *mlsec_poison_detector_from_json(const json_t *state,
 	cfg.cusum_h = get_num(&r, json_object_get(cj, "cusum_threshold"), "cusum_threshold", 0);
 	cfg.cusum_k = get_num(&r, json_object_get(cj, "cusum_drift"), "cusum_drift", 0);
 	cfg.expected_workers =
-		(unsigned)get_int(&r, cj, "expected_workers", 0, MLSEC_POISON_MAX_RANK + 1);
+	        (unsigned)get_int(&r, cj, "expected_workers", 0, MLSEC_POISON_MAX_RANK + 1);
 	cfg.window = (unsigned)get_int(&r, cj, "window", 1, MLSEC_POISON_MAX_WINDOW);
 	cfg.warmup = (unsigned)get_int(&r, cj, "warmup", 0, 1000000);
 	cfg.silent_steps = (unsigned)get_int(&r, cj, "silent_steps", 1, 1000000000);

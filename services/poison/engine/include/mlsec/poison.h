@@ -38,12 +38,12 @@ extern "C" {
 #endif
 
 /* Bounds on untrusted input. */
-#define MLSEC_POISON_MAX_RECORD 4096        /* bytes in one JSONL line / datagram */
-#define MLSEC_POISON_MAX_RANK 4095          /* ranks are 0..MAX_RANK */
+#define MLSEC_POISON_MAX_RECORD 4096                    /* bytes in one JSONL line / datagram */
+#define MLSEC_POISON_MAX_RANK 4095                      /* ranks are 0..MAX_RANK */
 #define MLSEC_POISON_MAX_STEP INT64_C(1000000000000000) /* 1e15 */
-#define MLSEC_POISON_MAX_WINDOW 4096        /* steps held open */
-#define MLSEC_POISON_MAX_FILES 4096         /* worker_*.jsonl files in a log dir */
-#define MLSEC_POISON_MAX_ALARMS 10000       /* kept in a report; more are counted */
+#define MLSEC_POISON_MAX_WINDOW 4096                    /* steps held open */
+#define MLSEC_POISON_MAX_FILES 4096                     /* worker_*.jsonl files in a log dir */
+#define MLSEC_POISON_MAX_ALARMS 10000                   /* kept in a report; more are counted */
 
 /* Defaults (justified in docs/poison.md). */
 #define MLSEC_POISON_DEFAULT_SPIKE_Z 7.0
@@ -60,7 +60,7 @@ typedef struct mlsec_poison_record {
 	double global_l2;   /* >= 0 */
 	double global_linf; /* >= 0 */
 	double mean;
-	double std;         /* >= 0 */
+	double std; /* >= 0 */
 	int64_t parameter_count;
 } mlsec_poison_record;
 
@@ -74,7 +74,7 @@ typedef struct mlsec_poison_record {
  * `missing required key "std"`; err->column is set when known.
  */
 mlsec_err mlsec_poison_record_parse(const char *text, size_t len, mlsec_poison_record *out,
-				    mlsec_error *err);
+                                    mlsec_error *err);
 
 /* Formats a record as one JSON object (no newline) into buf; returns the
  * length snprintf would have written. */
@@ -96,7 +96,8 @@ typedef enum mlsec_poison_event_kind {
 	MLSEC_POISON_EV_SPIKE,     /* robust |z| above the spike threshold (POISON-SPIKE) */
 	MLSEC_POISON_EV_SILENT,    /* a known worker stopped reporting (POISON-WORKER-SILENT) */
 	MLSEC_POISON_EV_MISSING,   /* an expected rank never reported (POISON-WORKER-MISSING) */
-	MLSEC_POISON_EV_NONFINITE, /* a worker reported a zero/overflowing norm (POISON-NONFINITE) */
+	MLSEC_POISON_EV_NONFINITE, /* a worker reported a zero/overflowing norm (POISON-NONFINITE)
+	                            */
 	MLSEC_POISON_EV__COUNT
 } mlsec_poison_event_kind;
 
@@ -111,10 +112,10 @@ typedef struct mlsec_poison_event {
 	int64_t rank;
 	mlsec_poison_metric metric; /* CUSUM, SPIKE, NONFINITE */
 	int64_t onset_step;         /* estimated change point (CUSUM); = alarm_step otherwise;
-				       last step seen for SILENT; -1 for MISSING */
+	                               last step seen for SILENT; -1 for MISSING */
 	int64_t alarm_step;
-	double statistic;           /* CUSUM sum or robust z (signed) */
-	int direction;              /* +1 up, -1 down, 0 n/a */
+	double statistic; /* CUSUM sum or robust z (signed) */
+	int direction;    /* +1 up, -1 down, 0 n/a */
 } mlsec_poison_event;
 
 /* Called for each event as it happens; ev is borrowed for the call. */
@@ -127,8 +128,8 @@ typedef void (*mlsec_poison_event_fn)(void *ctx, const mlsec_poison_event *ev);
  * the CUSUM sums. Used for plots; may be NULL.
  */
 typedef void (*mlsec_poison_step_fn)(void *ctx, int64_t step, size_t nranks,
-				     const unsigned char *present, const double *z,
-				     const double *cusum);
+                                     const unsigned char *present, const double *z,
+                                     const double *cusum);
 
 typedef struct mlsec_poison_config {
 	double spike_z;            /* --threshold: robust |z| for a spike alarm */
@@ -148,20 +149,20 @@ mlsec_err mlsec_poison_config_check(const mlsec_poison_config *c, mlsec_error *e
  * "cusum-drift", "expected-workers", "window", "warmup", "silent-steps")
  * from a JSON object (may be NULL) over c. */
 mlsec_err mlsec_poison_config_from_options(mlsec_poison_config *c, const json_t *options,
-					   mlsec_error *err);
+                                           mlsec_error *err);
 
 typedef struct mlsec_poison_stats {
-	uint64_t records;        /* accepted into the window */
-	uint64_t steps;          /* steps evaluated */
-	uint64_t steps_thin;     /* steps with < 3 workers: nothing to compare */
-	uint64_t duplicates;     /* same (rank, step) twice: the first is kept */
-	uint64_t late;           /* arrived after their step was evaluated */
-	uint64_t out_of_order;   /* arrived below the highest step seen, still in time */
-	uint64_t rejected;       /* rank/step out of range */
-	uint64_t alarms;         /* CUSUM + SPIKE events */
-	uint64_t events;         /* all events */
+	uint64_t records;              /* accepted into the window */
+	uint64_t steps;                /* steps evaluated */
+	uint64_t steps_thin;           /* steps with < 3 workers: nothing to compare */
+	uint64_t duplicates;           /* same (rank, step) twice: the first is kept */
+	uint64_t late;                 /* arrived after their step was evaluated */
+	uint64_t out_of_order;         /* arrived below the highest step seen, still in time */
+	uint64_t rejected;             /* rank/step out of range */
+	uint64_t alarms;               /* CUSUM + SPIKE events */
+	uint64_t events;               /* all events */
 	int64_t first_step, last_step; /* evaluated, -1 when none */
-	unsigned workers;        /* distinct ranks seen */
+	unsigned workers;              /* distinct ranks seen */
 } mlsec_poison_stats;
 
 typedef struct mlsec_poison_detector mlsec_poison_detector;
@@ -171,11 +172,11 @@ typedef struct mlsec_poison_detector mlsec_poison_detector;
  * memory). on_event may be NULL (events are then only counted).
  */
 mlsec_poison_detector *mlsec_poison_detector_new(const mlsec_poison_config *cfg,
-						 mlsec_poison_event_fn on_event, void *ctx,
-						 mlsec_error *err);
+                                                 mlsec_poison_event_fn on_event, void *ctx,
+                                                 mlsec_error *err);
 void mlsec_poison_detector_free(mlsec_poison_detector *d);
 void mlsec_poison_detector_set_step_fn(mlsec_poison_detector *d, mlsec_poison_step_fn fn,
-				       void *ctx);
+                                       void *ctx);
 
 /*
  * Feeds one record. Steps are evaluated once all expected workers reported
@@ -186,7 +187,7 @@ void mlsec_poison_detector_set_step_fn(mlsec_poison_detector *d, mlsec_poison_st
  * rejected, state unchanged) and MLSEC_ERR_NOMEM.
  */
 mlsec_err mlsec_poison_detector_feed(mlsec_poison_detector *d, const mlsec_poison_record *r,
-				     mlsec_error *err);
+                                     mlsec_error *err);
 
 /*
  * End of input: evaluates every pending step, reports silent workers and
@@ -207,8 +208,8 @@ json_t *mlsec_poison_detector_to_json(const mlsec_poison_detector *d);
 /* Rebuilds a detector from mlsec_poison_detector_to_json() output; the
  * JSON is validated as untrusted (MLSEC_ERR_PARSE naming the field). */
 mlsec_poison_detector *mlsec_poison_detector_from_json(const json_t *state,
-						       mlsec_poison_event_fn on_event,
-						       void *ctx, mlsec_error *err);
+                                                       mlsec_poison_event_fn on_event, void *ctx,
+                                                       mlsec_error *err);
 
 /* The event as a JSON object: rule, rank, metric, onset_step, alarm_step,
  * statistic, direction (new reference, NULL on no memory). */
@@ -244,7 +245,7 @@ mlsec_err mlsec_poison_sim_mode_parse(const char *name, mlsec_poison_sim_mode *o
  * (SILENT mode), 1 otherwise.
  */
 int mlsec_poison_sim_record(const mlsec_poison_sim *s, int64_t rank, int64_t step,
-			    mlsec_poison_record *out);
+                            mlsec_poison_record *out);
 /* Writes DIR/worker_<rank>.jsonl for every rank (DIR created if needed). */
 mlsec_err mlsec_poison_sim_write(const mlsec_poison_sim *s, const char *dir, mlsec_error *err);
 
@@ -258,10 +259,23 @@ mlsec_err mlsec_poison_sim_write(const mlsec_poison_sim *s, const char *dir, mls
  * MLSEC_ERR_NOT_FOUND when there are no logs. cancel may be NULL.
  */
 mlsec_err mlsec_poison_monitor_dir(const char *dir, const mlsec_poison_config *cfg,
-				   mlsec_poison_event_fn on_event, void *ev_ctx,
-				   mlsec_poison_step_fn on_step, void *step_ctx,
-				   const volatile int *cancel, mlsec_poison_stats *stats,
-				   mlsec_error *err);
+                                   mlsec_poison_event_fn on_event, void *ev_ctx,
+                                   mlsec_poison_step_fn on_step, void *step_ctx,
+                                   const volatile int *cancel, mlsec_poison_stats *stats,
+                                   mlsec_error *err);
+
+/*
+ * The same over an explicit list of JSONL files, merged by step as one run
+ * (expected_workers defaults to npaths). When rank_file is not NULL it must
+ * hold MLSEC_POISON_MAX_RANK + 1 entries and receives, per rank, the index
+ * of the file its first record came from (-1 if none); an entry is set
+ * before any event about that rank fires, so event callbacks may read it.
+ */
+mlsec_err mlsec_poison_monitor_files(const char *const *paths, size_t npaths,
+                                     const mlsec_poison_config *cfg, mlsec_poison_event_fn on_event,
+                                     void *ev_ctx, mlsec_poison_step_fn on_step, void *step_ctx,
+                                     const volatile int *cancel, int32_t *rank_file,
+                                     mlsec_poison_stats *stats, mlsec_error *err);
 
 /*
  * Report glue shared by the engine, the CLI and the service: adds the event
@@ -271,7 +285,7 @@ mlsec_err mlsec_poison_monitor_dir(const char *dir, const mlsec_poison_config *c
 mlsec_err mlsec_poison_report_event(mlsec_artifact *a, const mlsec_poison_event *ev);
 /* Writes stats and config into the artifact's details. */
 mlsec_err mlsec_poison_report_stats(mlsec_artifact *a, const mlsec_poison_config *cfg,
-				    const mlsec_poison_stats *st);
+                                    const mlsec_poison_stats *st);
 
 extern const mlsec_engine mlsec_engine_poison;
 

@@ -1,0 +1,569 @@
+/*
+ * activations.c - activation monitoring: every input batch runs through the
+ * compiled graph with a hook that folds each node's first output into
+ * per-node statistics (count, NaN/Inf, min/max, mean/std, exact zeros,
+ * sigmoid/tanh saturation, and which ReLU units ever fire). Afterwards:
+ *   - where NaN/Inf first appears (the earliest node in schedule order: its
+ *     inputs, all scheduled before it, were finite),
+ *   - extremes far beyond the node's batch distribution,
+ *   - dead ReLU layers, saturated sigmoid/tanh layers,
+ *   - output collapse (every input predicts one class).
+ *
+ * The hook runs inside forward(), so it must be cheap: one pass per output,
+ * in blocks whose lanes the compiler vectorises, float accumulators flushed
+ * to double per block, and a slow exact path only for blocks holding
+ * NaN/Inf. bench/inspect measures the overhead against a plain forward.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
+
+#include "inspect_internal.h"
+#include "mlsec/alloc.h"
+
+#define BLOCK 4096            /* elements per float accumulation block */
+#define LANES 5               /* 4 vector lanes + the scalar tail */
+#define EXTREME_Z 50.0        /* (max - mean) / std of a node over the batch */
+#define EXTREME_MIN_COUNT 256 /* values needed before calling anything extreme */
+#define DEAD_RELU_MEDIUM 0.5  /* fraction of units that never fired */
+#define SATURATION_MEDIUM 0.9 /* fraction of sigmoid/tanh outputs saturated */
+#define SAT_LO 0.01f
+#define SAT_HI 0.99f
+#define COLLAPSE_FRACTION 0.95 /* of predictions in one class */
+#define COLLAPSE_MIN_SAMPLES 16
+#define MAX_UNITS (1u << 24) /* ReLU units tracked per node */
+
+enum { K_OTHER = 0, K_RELU, K_SIGMOID, K_TANH };
+
+typedef struct node_acc {
+	const char *name, *op, *output; /* borrowed from the graph */
+	int kind;
+	mlsec_tensor_shape shape;
+	uint64_t count, nan, inf, zeros, sat;
+	double sum, sumsq;
+	float min, max;
+	size_t units, active;
+	float *fired; /* per unit: largest output seen (> 0 = fired), ReLU only */
+	int seen;
+} node_acc;
+
+typedef struct act_ctx {
+	node_acc *nodes;
+	size_t n;
+	size_t batch, nb; /* compiled batch, valid rows of the current batch */
+} act_ctx;
+
+/*
+ * Block statistics over 4 x 4 lanes held in registers (GCC/Clang vector
+ * extensions, so SSE2/NEON without intrinsics), one copy per saturation
+ * rule so that the loop has no branch. Accumulators are float per block
+ * and flushed to double. NaN/Inf are not tested per element: they poison
+ * the float sum or sum of squares, and a non-finite total (which also
+ * catches float overflow of finite values) sends the block to slow_block,
+ * which recounts it exactly in double. Returns non-zero in that case.
+ */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+/* Lane-wise min/max: one instruction on SSE, a select elsewhere. NaN
+ * handling differs, which does not matter: NaN blocks are recounted. */
+#ifdef __SSE__
+#define VMIN4(a, b) ((v4f)_mm_min_ps((__m128)(a), (__m128)(b)))
+#define VMAX4(a, b) ((v4f)_mm_max_ps((__m128)(a), (__m128)(b)))
+#else
+static inline v4f vsel(v4i m, v4f a, v4f b)
+{
+	return (v4f)(((v4i)a & m) | ((v4i)b & ~m));
+}
+#define VMIN4(a, b) vsel((a) < (b), (a), (b))
+#define VMAX4(a, b) vsel((a) > (b), (a), (b))
+#endif
+
+static inline v4f vload(const float *p)
+{
+	v4f v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+#define SAT_NONE(v) (((v) != (v)) & 0)
+#define SAT_SIGMOID(v) (((v) < SAT_LO) | ((v) > SAT_HI))
+#define SAT_TANH(v) (((v) < -SAT_HI) | ((v) > SAT_HI))
+#define ZERO_NONE(v) (((v) != (v)) & 0)
+#define ZERO_COUNT(v) ((v) == 0.0f)
+
+/*
+ * One kernel per (saturation rule, zero rule): VF/VI the float/int vector
+ * types of W lanes, 4 independent chains per accumulator (latency, not
+ * throughput, bounds a single chain). Lane results go to arrays of LANES
+ * entries, the last being the scalar tail's. (8-lane AVX2 copies measured
+ * no faster: at this point the forward pass, not the statistics, dominates.)
+ */
+#define TAIL 4
+#define FAST_BLOCK(fname, VF, VI, W, VMIN, VMAX, SAT, ZERO)                                        \
+	static uint32_t fname(const float *p, size_t n, node_acc *a)                               \
+	{                                                                                          \
+		VF zero, inf;                                                                      \
+		for (int j = 0; j < W; j++) {                                                      \
+			zero[j] = 0;                                                               \
+			inf[j] = INFINITY;                                                         \
+		}                                                                                  \
+		VF s0 = zero, s1 = zero, s2 = zero, s3 = zero;                                     \
+		VF q0 = zero, q1 = zero, q2 = zero, q3 = zero;                                     \
+		VF mn0 = inf, mn1 = inf, mn2 = inf, mn3 = inf;                                     \
+		VF mx0 = -inf, mx1 = -inf, mx2 = -inf, mx3 = -inf;                                 \
+		VI z = (VI)zero, st = (VI)zero;                                                    \
+		size_t i = 0;                                                                      \
+		for (; i + 4 * W <= n; i += 4 * W) {                                               \
+			VF x0, x1, x2, x3;                                                         \
+			memcpy(&x0, p + i, sizeof x0);                                             \
+			memcpy(&x1, p + i + W, sizeof x1);                                         \
+			memcpy(&x2, p + i + 2 * W, sizeof x2);                                     \
+			memcpy(&x3, p + i + 3 * W, sizeof x3);                                     \
+			s0 += x0;                                                                  \
+			s1 += x1;                                                                  \
+			s2 += x2;                                                                  \
+			s3 += x3;                                                                  \
+			q0 += x0 * x0;                                                             \
+			q1 += x1 * x1;                                                             \
+			q2 += x2 * x2;                                                             \
+			q3 += x3 * x3;                                                             \
+			mn0 = VMIN(x0, mn0);                                                       \
+			mn1 = VMIN(x1, mn1);                                                       \
+			mn2 = VMIN(x2, mn2);                                                       \
+			mn3 = VMIN(x3, mn3);                                                       \
+			mx0 = VMAX(x0, mx0);                                                       \
+			mx1 = VMAX(x1, mx1);                                                       \
+			mx2 = VMAX(x2, mx2);                                                       \
+			mx3 = VMAX(x3, mx3);                                                       \
+			z -= ZERO(x0) + ZERO(x1) + ZERO(x2) + ZERO(x3);                            \
+			st -= SAT(x0) + SAT(x1) + SAT(x2) + SAT(x3);                               \
+		}                                                                                  \
+		s0 += s1 + s2 + s3;                                                                \
+		q0 += q1 + q2 + q3;                                                                \
+		mn0 = VMIN(VMIN(mn0, mn1), VMIN(mn2, mn3));                                        \
+		mx0 = VMAX(VMAX(mx0, mx1), VMAX(mx2, mx3));                                        \
+		float ls[LANES], lq[LANES], lmn[LANES], lmx[LANES];                                \
+		uint32_t lz[LANES] = {0}, lst[LANES] = {0};                                        \
+		for (int j = 0; j < LANES; j++) {                                                  \
+			ls[j] = j < W ? s0[j % W] : 0;                                             \
+			lq[j] = j < W ? q0[j % W] : 0;                                             \
+			lmn[j] = j < W ? mn0[j % W] : INFINITY;                                    \
+			lmx[j] = j < W ? mx0[j % W] : -INFINITY;                                   \
+			lz[j] = j < W ? (uint32_t)z[j % W] : 0;                                    \
+			lst[j] = j < W ? (uint32_t)st[j % W] : 0;                                  \
+		}                                                                                  \
+		for (; i < n; i++) {                                                               \
+			float v = p[i];                                                            \
+			ls[TAIL] += v;                                                             \
+			lq[TAIL] += v * v;                                                         \
+			lmn[TAIL] = v < lmn[TAIL] ? v : lmn[TAIL];                                 \
+			lmx[TAIL] = v > lmx[TAIL] ? v : lmx[TAIL];                                 \
+			lz[TAIL] += (uint32_t)ZERO(v);                                             \
+			lst[TAIL] += (uint32_t)SAT(v);                                             \
+		}                                                                                  \
+		return block_merge(a, n, ls, lq, lmn, lmx, lz, lst);                               \
+	}
+
+/* Folds one block's lanes into the node; non-zero (nothing folded) when a
+ * lane's sum or sum of squares is not finite. */
+static uint32_t block_merge(node_acc *a, size_t n, const float *s, const float *q, const float *mn,
+                            const float *mx, const uint32_t *z, const uint32_t *st)
+{
+	uint32_t bad = 0;
+	for (int j = 0; j < LANES; j++)
+		bad += !isfinite(s[j]) + !isfinite(q[j]);
+	if (bad)
+		return bad;
+	double ds = 0, dq = 0;
+	for (int j = 0; j < LANES; j++) {
+		ds += s[j];
+		dq += q[j];
+		a->zeros += z[j];
+		a->sat += st[j];
+		a->min = mn[j] < a->min ? mn[j] : a->min;
+		a->max = mx[j] > a->max ? mx[j] : a->max;
+	}
+	a->sum += ds;
+	a->sumsq += dq;
+	a->count += n;
+	return 0;
+}
+
+/* Exact zeros matter after ReLU only; saturation after sigmoid/tanh only. */
+FAST_BLOCK(fast_other, v4f, v4i, 4, VMIN4, VMAX4, SAT_NONE, ZERO_NONE)
+FAST_BLOCK(fast_relu, v4f, v4i, 4, VMIN4, VMAX4, SAT_NONE, ZERO_COUNT)
+FAST_BLOCK(fast_sigmoid, v4f, v4i, 4, VMIN4, VMAX4, SAT_SIGMOID, ZERO_NONE)
+FAST_BLOCK(fast_tanh, v4f, v4i, 4, VMIN4, VMAX4, SAT_TANH, ZERO_NONE)
+
+static uint32_t fast_block(const float *p, size_t n, int kind, node_acc *a)
+{
+	return kind == K_RELU      ? fast_relu(p, n, a)
+	       : kind == K_SIGMOID ? fast_sigmoid(p, n, a)
+	       : kind == K_TANH    ? fast_tanh(p, n, a)
+	                           : fast_other(p, n, a);
+}
+
+static void slow_block(const float *p, size_t n, int kind, node_acc *a)
+{
+	for (size_t i = 0; i < n; i++) {
+		float v = p[i];
+		a->count++;
+		if (isnan(v)) {
+			a->nan++;
+			continue;
+		}
+		if (isinf(v)) {
+			a->inf++;
+			continue;
+		}
+		a->sum += v;
+		a->sumsq += (double)v * v;
+		a->min = v < a->min ? v : a->min;
+		a->max = v > a->max ? v : a->max;
+		a->zeros += kind == K_RELU && v == 0.0f;
+		if (kind == K_SIGMOID)
+			a->sat += (v < SAT_LO) | (v > SAT_HI);
+		else if (kind == K_TANH)
+			a->sat += fabsf(v) > SAT_HI;
+	}
+}
+
+/* Marks the ReLU units of nb rows that fired (> 0); skipped once all did.
+ * Dense outputs ([batch, units]) take a branch-free pass the compiler
+ * vectorises; spatial ones stop scanning a unit's block at its first hit. */
+static void relu_units(const float *restrict p, size_t nb, size_t units, size_t inner, node_acc *a)
+{
+	if (a->active == units)
+		return;
+	float *restrict fired = a->fired;
+	if (inner == 1) {
+		/* running column max, 4 lanes at a time (-O2 does not vectorise
+		 * loops of unknown trip count by itself) */
+		for (size_t r = 0; r < nb; r++) {
+			const float *row = p + r * units;
+			size_t u = 0;
+			for (; u + 4 <= units; u += 4) {
+				v4f m = VMAX4(vload(row + u), vload(fired + u));
+				memcpy(fired + u, &m, sizeof m);
+			}
+			for (; u < units; u++)
+				fired[u] = row[u] > fired[u] ? row[u] : fired[u];
+		}
+	} else {
+		for (size_t r = 0; r < nb; r++) {
+			const float *row = p + r * units * inner;
+			for (size_t u = 0; u < units; u++) {
+				if (fired[u] > 0)
+					continue;
+				const float *b = row + u * inner;
+				for (size_t k = 0; k < inner; k++) {
+					if (b[k] > 0) {
+						fired[u] = b[k];
+						break;
+					}
+				}
+			}
+		}
+	}
+	size_t active = 0;
+	for (size_t u = 0; u < units; u++)
+		active += fired[u] > 0;
+	a->active = active;
+}
+
+static void hook(const mlsec_tensor_node_info *node, const float *data,
+                 const mlsec_tensor_shape *shape, void *ctx)
+{
+	act_ctx *c = ctx;
+	if (node->index >= c->n)
+		return;
+	node_acc *a = &c->nodes[node->index];
+	if (node->output != a->output)
+		return; /* only the first output of multi-output nodes */
+	a->seen = 1;
+	a->shape = *shape;
+	size_t n = shape->numel, rows = 0;
+	if (shape->ndim >= 1 && shape->dims[0] == (int64_t)c->batch && c->batch) {
+		rows = c->nb; /* padding rows (copies of sample 0) are skipped */
+		n = shape->numel / c->batch * c->nb;
+	}
+	for (size_t off = 0; off < n; off += BLOCK) {
+		size_t len = n - off < BLOCK ? n - off : BLOCK;
+		if (fast_block(data + off, len, a->kind, a))
+			slow_block(data + off, len, a->kind, a);
+	}
+	if (a->fired && rows && shape->ndim >= 2)
+		relu_units(data, rows, a->units, shape->numel / c->batch / a->units, a);
+}
+
+static const char *kind_op(int kind)
+{
+	return kind == K_RELU      ? "relu"
+	       : kind == K_SIGMOID ? "sigmoid"
+	       : kind == K_TANH    ? "tanh"
+	                           : NULL;
+}
+
+static json_t *node_json(size_t i, const node_acc *a)
+{
+	json_t *shape = json_array();
+	for (size_t d = 1; d < a->shape.ndim; d++) /* per sample */
+		json_array_append_new(shape, json_integer(a->shape.dims[d]));
+	uint64_t fin = a->count - a->nan - a->inf;
+	double mean = fin ? a->sum / (double)fin : 0;
+	double var = fin ? a->sumsq / (double)fin - mean * mean : 0;
+	json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:f,s:f}", "index", (json_int_t)i,
+	                      "node", a->name, "op", a->op, "output", a->output, "shape", shape,
+	                      "count", (json_int_t)a->count, "nan", (json_int_t)a->nan, "inf",
+	                      (json_int_t)a->inf, "mean", mean, "std", var > 0 ? sqrt(var) : 0.0);
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "min", fin ? json_real(a->min) : json_null());
+	json_object_set_new(o, "max", fin ? json_real(a->max) : json_null());
+	if (a->kind == K_RELU)
+		json_object_set_new(o, "zero_fraction",
+		                    json_real(a->count ? (double)a->zeros / (double)a->count : 0));
+	if (a->fired)
+		json_object_set_new(
+		        o, "dead_fraction",
+		        json_real(a->units ? 1.0 - (double)a->active / (double)a->units : 0));
+	if (a->kind == K_SIGMOID || a->kind == K_TANH)
+		json_object_set_new(o, "saturated_fraction",
+		                    json_real(fin ? (double)a->sat / (double)fin : 0));
+	return o;
+}
+
+static void node_findings(size_t i, const node_acc *a, mlsec_artifact *art)
+{
+	(void)i;
+	uint64_t fin = a->count - a->nan - a->inf;
+	mlsec_finding *f;
+	if (fin >= EXTREME_MIN_COUNT) {
+		double mean = a->sum / (double)fin;
+		double var = a->sumsq / (double)fin - mean * mean;
+		double sd = var > 0 ? sqrt(var) : 0;
+		double dev = fmax((double)a->max - mean, mean - (double)a->min);
+		if (sd > 0 && dev / sd >= EXTREME_Z &&
+		    (f = mlsec_artifact_add_finding(
+		             art, INSP_PREFIX "-ACT-EXTREME", MLSEC_SEV_MEDIUM,
+		             "activation far beyond the node's batch distribution",
+		             "extreme %.4g is %.1f standard deviations from the mean %.4g",
+		             fabs((double)a->max - mean) >= fabs(mean - (double)a->min) ? a->max
+		                                                                        : a->min,
+		             dev / sd, mean))) {
+			mlsec_finding_set_location(f, NULL, 0, 0, a->name[0] ? a->name : a->output);
+			mlsec_finding_set_evidence_json(f, "z", json_real(dev / sd));
+			mlsec_finding_set_evidence(f, "op", "%s", a->op);
+		}
+	}
+	if (a->fired && a->units) {
+		double dead = 1.0 - (double)a->active / (double)a->units;
+		if (dead >= DEAD_RELU_MEDIUM &&
+		    (f = mlsec_artifact_add_finding(
+		             art, INSP_PREFIX "-ACT-DEAD",
+		             dead >= 1.0 ? MLSEC_SEV_HIGH : MLSEC_SEV_MEDIUM,
+		             "ReLU units that never fire",
+		             "%zu of %zu units stayed at zero for every input",
+		             a->units - a->active, a->units))) {
+			mlsec_finding_set_location(f, NULL, 0, 0, a->name[0] ? a->name : a->output);
+			mlsec_finding_set_evidence_json(f, "dead_fraction", json_real(dead));
+		}
+	}
+	if ((a->kind == K_SIGMOID || a->kind == K_TANH) && fin) {
+		double sat = (double)a->sat / (double)fin;
+		if (sat >= SATURATION_MEDIUM &&
+		    (f = mlsec_artifact_add_finding(art, INSP_PREFIX "-ACT-SATURATED",
+		                                    MLSEC_SEV_MEDIUM,
+		                                    "saturated sigmoid/tanh layer",
+		                                    "%.1f%% of the %s outputs are saturated",
+		                                    100 * sat, kind_op(a->kind)))) {
+			mlsec_finding_set_location(f, NULL, 0, 0, a->name[0] ? a->name : a->output);
+			mlsec_finding_set_evidence_json(f, "saturated_fraction", json_real(sat));
+		}
+	}
+}
+
+void insp_load_batch(mlsec_tensor_graph *g, const float *x, size_t nb, size_t numel)
+{
+	float *in = mlsec_tensor_graph_input(g, 0);
+	mlsec_tensor_shape s;
+	mlsec_tensor_graph_input_name(g, 0, &s);
+	size_t batch = (size_t)s.dims[0];
+	memcpy(in, x, nb * numel * sizeof(float));
+	for (size_t i = nb; i < batch; i++)
+		memcpy(in + i * numel, x, numel * sizeof(float));
+}
+
+size_t insp_argmax(const mlsec_tensor_graph *g, size_t nb, size_t classes, int64_t *pred)
+{
+	const float *z = mlsec_tensor_graph_output(g, 0);
+	size_t bad = 0;
+	for (size_t i = 0; i < nb; i++) {
+		const float *row = z + i * classes;
+		int64_t best = 0;
+		int nonfinite = 0;
+		for (size_t k = 0; k < classes; k++) {
+			if (!isfinite(row[k]))
+				nonfinite = 1;
+			else if (row[k] > row[best] || !isfinite(row[best]))
+				best = (int64_t)k;
+		}
+		pred[i] = nonfinite ? -1 : best;
+		bad += (size_t)nonfinite;
+	}
+	return bad;
+}
+
+static void collapse(const uint64_t *hist, size_t classes, size_t n, const insp_inputs *in,
+                     mlsec_artifact *art, json_t *det)
+{
+	size_t top = 0;
+	for (size_t k = 1; k < classes; k++)
+		if (hist[k] > hist[top])
+			top = k;
+	double frac = n ? (double)hist[top] / (double)n : 0;
+	json_t *h = json_array();
+	for (size_t k = 0; k < classes; k++)
+		json_array_append_new(h, json_integer((json_int_t)hist[k]));
+	json_object_set_new(det, "predictions", h);
+	if (n < COLLAPSE_MIN_SAMPLES || frac < COLLAPSE_FRACTION)
+		return;
+	/* labelled data dominated by that class is not a collapse */
+	if (in->y) {
+		size_t same = 0;
+		for (size_t i = 0; i < in->n; i++)
+			same += in->y[i] == (int64_t)top;
+		if ((double)same / (double)in->n >= COLLAPSE_FRACTION)
+			return;
+	}
+	/* Random inputs often land in one class: only information then. */
+	mlsec_severity sev = in->synthetic ? MLSEC_SEV_INFO : MLSEC_SEV_HIGH;
+	mlsec_finding *f =
+	        mlsec_artifact_add_finding(art, INSP_PREFIX "-OUTPUT-COLLAPSE", sev,
+	                                   "the model predicts one class for (almost) every input",
+	                                   "class %zu for %.1f%% of %zu %s inputs", top, 100 * frac,
+	                                   n, in->synthetic ? "synthetic" : "data");
+	if (f) {
+		mlsec_finding_set_location(f, NULL, 0, 0, "output[0]");
+		mlsec_finding_set_evidence_json(f, "class", json_integer((json_int_t)top));
+		mlsec_finding_set_evidence_json(f, "fraction", json_real(frac));
+	}
+}
+
+mlsec_err insp_activations(mlsec_tensor_graph *g, const insp_inputs *in, size_t classes,
+                           const mlsec_inspect_opts *o, mlsec_artifact *art, mlsec_error *err)
+{
+	mlsec_tensor_shape is;
+	mlsec_tensor_graph_input_name(g, 0, &is);
+	act_ctx c = {0};
+	c.batch = (size_t)is.dims[0];
+	c.n = mlsec_tensor_graph_node_count(g);
+	c.nodes = mlsec_calloc(c.n ? c.n : 1, sizeof *c.nodes);
+	uint64_t *hist = mlsec_calloc(classes ? classes : 1, sizeof *hist);
+	int64_t *pred = mlsec_calloc(c.batch, sizeof *pred);
+	mlsec_err rc = c.nodes && hist && pred
+	                       ? MLSEC_OK
+	                       : mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; rc == MLSEC_OK && i < c.n; i++) {
+		mlsec_tensor_node_info info;
+		node_acc *a = &c.nodes[i];
+		mlsec_tensor_graph_node(g, i, &info, &a->shape);
+		a->name = info.name;
+		a->op = info.op_type;
+		a->output = info.output;
+		a->min = INFINITY;
+		a->max = -INFINITY;
+		a->kind = !strcmp(a->op, "Relu")      ? K_RELU
+		          : !strcmp(a->op, "Sigmoid") ? K_SIGMOID
+		          : !strcmp(a->op, "Tanh")    ? K_TANH
+		                                      : K_OTHER;
+		if (a->kind == K_RELU && a->shape.ndim >= 2 &&
+		    a->shape.dims[0] == (int64_t)c.batch && a->shape.dims[1] > 0 &&
+		    (uint64_t)a->shape.dims[1] <= MAX_UNITS) {
+			a->units = (size_t)a->shape.dims[1];
+			if (!(a->fired = mlsec_calloc(a->units, sizeof(float))))
+				rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+		}
+	}
+	size_t nonfinite_out = 0;
+	mlsec_tensor_graph_set_hook(g, hook, &c);
+	for (size_t off = 0; rc == MLSEC_OK && off < in->n; off += c.batch) {
+		if (insp_cancelled(o)) {
+			rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT, "cancelled");
+			break;
+		}
+		c.nb = in->n - off < c.batch ? in->n - off : c.batch;
+		insp_load_batch(g, in->x + off * in->numel, c.nb, in->numel);
+		rc = mlsec_tensor_graph_forward(g, err);
+		if (rc == MLSEC_OK && classes) {
+			nonfinite_out += insp_argmax(g, c.nb, classes, pred);
+			for (size_t i = 0; i < c.nb; i++)
+				if (pred[i] >= 0)
+					hist[pred[i]]++;
+		}
+		if (o->progress)
+			o->progress(o->progress_ctx, "activations", (double)(off + c.nb),
+			            (double)in->n);
+	}
+	mlsec_tensor_graph_set_hook(g, NULL, NULL);
+
+	if (rc == MLSEC_OK) {
+		json_t *det = json_pack("{s:I,s:s}", "samples", (json_int_t)in->n, "inputs",
+		                        in->synthetic ? "synthetic" : "data");
+		json_t *nodes = json_array();
+		long first_bad = -1;
+		for (size_t i = 0; i < c.n; i++) {
+			node_acc *a = &c.nodes[i];
+			if (!a->seen)
+				continue;
+			if ((a->nan || a->inf) && first_bad < 0)
+				first_bad = (long)i;
+			node_findings(i, a, art);
+			if (i < MLSEC_INSPECT_MAX_NODE_DETAILS)
+				json_array_append_new(nodes, node_json(i, a));
+		}
+		if (first_bad >= 0) {
+			node_acc *a = &c.nodes[first_bad];
+			mlsec_finding *f = mlsec_artifact_add_finding(
+			        art, INSP_PREFIX "-ACT-NONFINITE", MLSEC_SEV_HIGH,
+			        "NaN/Inf appears in the activations",
+			        "first at node '%s' (%s, output '%s'): %llu NaN and %llu Inf of "
+			        "%llu values; "
+			        "its inputs were finite",
+			        a->name, a->op, a->output, (unsigned long long)a->nan,
+			        (unsigned long long)a->inf, (unsigned long long)a->count);
+			if (f) {
+				mlsec_finding_set_location(f, NULL, 0, 0,
+				                           a->name[0] ? a->name : a->output);
+				mlsec_finding_set_evidence(f, "op", "%s", a->op);
+				mlsec_finding_set_evidence(f, "output", "%s", a->output);
+				mlsec_finding_set_evidence_json(f, "nan",
+				                                json_integer((json_int_t)a->nan));
+				mlsec_finding_set_evidence_json(f, "inf",
+				                                json_integer((json_int_t)a->inf));
+				mlsec_finding_set_remediation(
+				        f, "Look at the weights this node reads (mlsec "
+				           "inspect --checks weights) for injected NaN/Inf.");
+			}
+			json_object_set_new(det, "first_nonfinite_node",
+			                    json_string(a->name[0] ? a->name : a->output));
+		}
+		if (classes) {
+			json_object_set_new(det, "nonfinite_outputs",
+			                    json_integer((json_int_t)nonfinite_out));
+			collapse(hist, classes, in->n - nonfinite_out, in, art, det);
+		}
+		json_object_set_new(det, "nodes", nodes);
+		json_object_set_new(mlsec_artifact_details(art), "activations", det);
+	}
+	for (size_t i = 0; c.nodes && i < c.n; i++)
+		mlsec_free(c.nodes[i].fired);
+	mlsec_free(c.nodes);
+	mlsec_free(hist);
+	mlsec_free(pred);
+	return rc;
+}
