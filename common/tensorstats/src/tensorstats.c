@@ -228,12 +228,30 @@ __attribute__((target("f16c,avx"))) static void widen_f16_f16c(uint32_t *out, co
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+/* CPUID leaf 1: ECX bit 29 F16C, bit 28 AVX, bit 27 OSXSAVE (clang 14's
+ * __builtin_cpu_supports does not know "f16c"). */
+static int cpu_has_f16c_avx(void)
+{
+	unsigned a, b, c, d;
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return 0;
+	if (!((c >> 29 & 1) && (c >> 28 & 1) && (c >> 27 & 1)))
+		return 0;
+	unsigned lo, hi;
+	__asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0)); /* the OS saves YMM state */
+	(void)hi;
+	return (lo & 6) == 6;
+}
+#endif
+
 static void widen_f16(uint32_t *out, const uint8_t *d, size_t k)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
 	static int have = -1;
 	if (have < 0)
-		have = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+		have = cpu_has_f16c_avx();
 	if (have) {
 		widen_f16_f16c(out, d, k);
 		return;
