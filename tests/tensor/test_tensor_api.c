@@ -208,6 +208,9 @@ static void test_blas_core(void **state)
 {
 	const char *core = mlsec_tensor_blas_core();
 	assert_non_null(core);
+	/* OpenBLAS is a build dependency: it must be found at run time too
+	 * (it is dlopen()ed), or every product silently takes the slow kernel. */
+	assert_null(strstr(core, "built-in"));
 	const char *hint = mlsec_tensor_blas_core_hint();
 	print_message("OpenBLAS core %s, hint %s\n", core, hint ? hint : "(none)");
 	if (hint)

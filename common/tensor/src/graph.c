@@ -5,7 +5,6 @@
  * planning (shape inference, constant folding, arena layout) and the
  * forward/backward drivers.
  */
-#include <cblas.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,19 +54,9 @@ double mlsec_tensor_graph_flops(const mlsec_tensor_graph *g)
 	return g->flops;
 }
 
-void mlsec_tensor_set_threads(int threads)
-{
-	openblas_set_num_threads(threads < 1 ? 1 : threads);
-}
-
-const char *mlsec_tensor_blas_core(void)
-{
-	return openblas_get_corename();
-}
-
 const char *mlsec_tensor_blas_core_hint(void)
 {
-	const char *core = openblas_get_corename();
+	const char *core = mlsec_tensor_blas_core();
 	static const char *const generic[] = {"Prescott", "Core2",  "Penryn",     "Dunnington",
 	                                      "Nehalem",  "Katmai", "Coppermine", "Northwood"};
 	int is_generic = 0;
@@ -178,15 +167,6 @@ void bcast_strides(const mlsec_tensor_shape *x, const mlsec_tensor_shape *out, i
 	}
 }
 
-void tensor_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
-{
-	if (m == 0 || n == 0)
-		return;
-	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-	            (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb,
-	            beta, c, (blasint)ldc);
-}
 
 /* ---- name table ---- */
 
