@@ -239,7 +239,7 @@ static void test_scan_only_collects_and_bounds_memo(void **s)
 	memset(&g, 0, sizeof g);
 	uint32_t late;
 	/* 4 memo entries a row: past MLSEC_PICKLE_SCAN_MEMO */
-	size_t rows = MLSEC_PICKLE_SCAN_MEMO / 4 + 50000;
+	size_t rows = MLSEC_PICKLE_SCAN_MEMO / 4 + 150000;
 	assert_int_equal(bp_write(&g, rows, &late), 0);
 	assert_true(late >= MLSEC_PICKLE_SCAN_MEMO);
 	mlsec_pickle_limits lim;
@@ -247,6 +247,7 @@ static void test_scan_only_collects_and_bounds_memo(void **s)
 	lim.scan_only = 1;
 	run r = go((const char *)g.buf, g.len, &lim);
 	assert_int_equal(r.rc, MLSEC_OK);
+	assert_true(mlsec_pickle_collections(r.vm) >= 2);
 	/* globals recorded before and after collections */
 	assert_int_equal(mlsec_pickle_global_count(r.vm), 2);
 	const mlsec_pickle_global *g0 = mlsec_pickle_global_at(r.vm, 0);

@@ -166,6 +166,10 @@ size_t mlsec_pickle_ops(const mlsec_pickle *p)
 {
 	return p->ops;
 }
+size_t mlsec_pickle_collections(const mlsec_pickle *p)
+{
+	return p->gcs;
+}
 size_t mlsec_pickle_global_count(const mlsec_pickle *p)
 {
 	return p->nglobals;

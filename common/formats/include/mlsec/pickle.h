@@ -194,6 +194,8 @@ const mlsec_pval *mlsec_pickle_root(const mlsec_pickle *p);
 size_t mlsec_pickle_consumed(const mlsec_pickle *p);
 int mlsec_pickle_protocol(const mlsec_pickle *p); /* highest PROTO seen, 0 if none */
 size_t mlsec_pickle_ops(const mlsec_pickle *p);
+/* Collections a scan-only VM ran to bound its memory (0 for full VMs). */
+size_t mlsec_pickle_collections(const mlsec_pickle *p);
 size_t mlsec_pickle_global_count(const mlsec_pickle *p);
 const mlsec_pickle_global *mlsec_pickle_global_at(const mlsec_pickle *p, size_t i);
 size_t mlsec_pickle_note_count(const mlsec_pickle *p);
