@@ -276,6 +276,38 @@ static void test_scan_only_collects_and_bounds_memo(void **s)
 	free(g.buf);
 }
 
+/* Many collections under a small decoded budget (as the fuzzer runs): every
+ * value the tail fetches from the memo is exact, including a late string. */
+static void test_scan_only_many_collections(void **s)
+{
+	(void)s;
+	bigpickle g;
+	memset(&g, 0, sizeof g);
+	uint32_t late;
+	assert_int_equal(bp_write(&g, 20000, &late), 0);
+	mlsec_pickle_limits lim;
+	memset(&lim, 0, sizeof lim);
+	lim.scan_only = 1;
+	lim.max_decoded = 8u << 20;
+	run r = go((const char *)g.buf, g.len, &lim);
+	assert_int_equal(r.rc, MLSEC_OK);
+	assert_true(mlsec_pickle_collections(r.vm) >= 5);
+	assert_int_equal(mlsec_pickle_global_count(r.vm), 2);
+	assert_string_equal(mlsec_pickle_global_at(r.vm, 1)->name, "system");
+	const mlsec_pval *t = mlsec_pickle_root(r.vm);
+	assert_int_equal(t->kind, MLSEC_PV_TUPLE);
+	assert_int_equal(t->u.seq.n, 3);
+	assert_int_equal(t->u.seq.items[0]->kind, MLSEC_PV_CALL);
+	assert_string_equal(t->u.seq.items[0]->u.call.callable->u.global.module, "collections");
+	const mlsec_pval *x = t->u.seq.items[2];
+	assert_int_equal(x->kind, MLSEC_PV_STR);
+	assert_int_equal(x->u.str.len, strlen("item-19999"));
+	assert_memory_equal(x->u.str.s, "item-19999", x->u.str.len);
+	assert_int_equal(mlsec_pickle_note_count(r.vm), 0);
+	mlsec_pickle_free(r.vm);
+	free(g.buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +323,7 @@ int main(void)
 	        cmocka_unit_test(test_setitems_on_ordereddict),
 	        cmocka_unit_test(test_classify),
 	        cmocka_unit_test(test_scan_only_collects_and_bounds_memo),
+	        cmocka_unit_test(test_scan_only_many_collections),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

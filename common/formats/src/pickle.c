@@ -1600,7 +1600,15 @@ static mlsec_err scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, lo
  * the result.
  */
 #define GC_MIN (8u * 1024 * 1024) /* arena bytes before the first collection */
-#define GC_FWD UINT32_MAX         /* mark of a value already copied */
+
+/* GC_MIN, or less under a small decoded budget (the fuzzer's), so that
+ * collection is exercised by inputs of a few KiB too */
+static size_t gc_min(const mlsec_pickle *p)
+{
+	size_t m = p->lim.max_decoded / 64;
+	return m < GC_MIN ? m : GC_MIN;
+}
+#define GC_FWD UINT32_MAX /* mark of a value already copied */
 
 typedef struct gc_ctx {
 	mlsec_pickle *p;
@@ -1752,7 +1760,7 @@ static int gc_collect(mlsec_pickle *p)
 	p->gcs++;
 	/* collect again once as much garbage as half the live data (at least
 	 * GC_MIN) has accumulated: amortised copying, peak ~2.5x live */
-	size_t next = p->decoded / 2 > GC_MIN ? p->decoded / 2 : GC_MIN;
+	size_t next = p->decoded / 2 > gc_min(p) ? p->decoded / 2 : gc_min(p);
 	p->gc_at = p->decoded + next;
 	return 0;
 }
@@ -1766,7 +1774,7 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
 	p->len = len;
 	p->pos = 0;
 	p->released = buf;
-	p->gc_at = GC_MIN;
+	p->gc_at = gc_min(p);
 	int stop = 0;
 	mlsec_err rc = MLSEC_OK;
 	while (!stop) {
