@@ -7,11 +7,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "mlsec/pickle.h"
+
+#include "bigpickle.h"
 
 typedef struct run {
 	mlsec_pickle *vm;
@@ -223,6 +226,88 @@ static void test_classify(void **s)
 	assert_int_equal(mlsec_pickle_classify("ossified", "thing", NULL), MLSEC_PCLASS_UNKNOWN);
 }
 
+/*
+ * A scan-only run long enough to collect its arena many times and to pass
+ * the kept-memo bound: values built before the collections (the memo'd
+ * strings, a REDUCE call and its global) are still exact at the end, the
+ * fetch of an entry past the bound is an unknown value with a note.
+ */
+static void test_scan_only_collects_and_bounds_memo(void **s)
+{
+	(void)s;
+	bigpickle g;
+	memset(&g, 0, sizeof g);
+	uint32_t late;
+	/* 4 memo entries a row: past MLSEC_PICKLE_SCAN_MEMO */
+	size_t rows = MLSEC_PICKLE_SCAN_MEMO / 4 + 150000;
+	assert_int_equal(bp_write(&g, rows, &late), 0);
+	assert_true(late >= MLSEC_PICKLE_SCAN_MEMO);
+	mlsec_pickle_limits lim;
+	memset(&lim, 0, sizeof lim);
+	lim.scan_only = 1;
+	run r = go((const char *)g.buf, g.len, &lim);
+	assert_int_equal(r.rc, MLSEC_OK);
+	assert_true(mlsec_pickle_collections(r.vm) >= 2);
+	/* globals recorded before and after collections */
+	assert_int_equal(mlsec_pickle_global_count(r.vm), 2);
+	const mlsec_pickle_global *g0 = mlsec_pickle_global_at(r.vm, 0);
+	const mlsec_pickle_global *g1 = mlsec_pickle_global_at(r.vm, 1);
+	assert_string_equal(g0->module, "collections");
+	assert_string_equal(g0->name, "OrderedDict");
+	assert_string_equal(g1->module, "os");
+	assert_string_equal(g1->name, "system");
+	assert_true(g1->offset > (long long)g.len - 64);
+	const mlsec_pval *t = mlsec_pickle_root(r.vm);
+	assert_int_equal(t->kind, MLSEC_PV_TUPLE);
+	assert_int_equal(t->u.seq.n, 3);
+	const mlsec_pval *c = t->u.seq.items[0];
+	assert_int_equal(c->kind, MLSEC_PV_CALL);
+	assert_int_equal(c->u.call.callable->kind, MLSEC_PV_GLOBAL);
+	assert_string_equal(c->u.call.callable->u.global.name, "OrderedDict");
+	assert_int_equal(c->offset, 49); /* the REDUCE, kept through collections */
+	const mlsec_pval *os = t->u.seq.items[1];
+	assert_int_equal(os->kind, MLSEC_PV_STR);
+	assert_int_equal(os->u.str.len, 2);
+	assert_memory_equal(os->u.str.s, "os", 2);
+	assert_int_equal(t->u.seq.items[2]->kind, MLSEC_PV_NONE);
+	assert_int_equal(mlsec_pickle_note_count(r.vm), 1);
+	assert_int_equal(mlsec_pickle_note_at(r.vm, 0)->kind, MLSEC_PNOTE_MEMO_UNTRACKED);
+	mlsec_pickle_free(r.vm);
+	free(g.buf);
+}
+
+/* Many collections under a small decoded budget (as the fuzzer runs): every
+ * value the tail fetches from the memo is exact, including a late string. */
+static void test_scan_only_many_collections(void **s)
+{
+	(void)s;
+	bigpickle g;
+	memset(&g, 0, sizeof g);
+	uint32_t late;
+	assert_int_equal(bp_write(&g, 20000, &late), 0);
+	mlsec_pickle_limits lim;
+	memset(&lim, 0, sizeof lim);
+	lim.scan_only = 1;
+	lim.max_decoded = 8u << 20;
+	run r = go((const char *)g.buf, g.len, &lim);
+	assert_int_equal(r.rc, MLSEC_OK);
+	assert_true(mlsec_pickle_collections(r.vm) >= 5);
+	assert_int_equal(mlsec_pickle_global_count(r.vm), 2);
+	assert_string_equal(mlsec_pickle_global_at(r.vm, 1)->name, "system");
+	const mlsec_pval *t = mlsec_pickle_root(r.vm);
+	assert_int_equal(t->kind, MLSEC_PV_TUPLE);
+	assert_int_equal(t->u.seq.n, 3);
+	assert_int_equal(t->u.seq.items[0]->kind, MLSEC_PV_CALL);
+	assert_string_equal(t->u.seq.items[0]->u.call.callable->u.global.module, "collections");
+	const mlsec_pval *x = t->u.seq.items[2];
+	assert_int_equal(x->kind, MLSEC_PV_STR);
+	assert_int_equal(x->u.str.len, strlen("item-19999"));
+	assert_memory_equal(x->u.str.s, "item-19999", x->u.str.len);
+	assert_int_equal(mlsec_pickle_note_count(r.vm), 0);
+	mlsec_pickle_free(r.vm);
+	free(g.buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +322,8 @@ int main(void)
 	        cmocka_unit_test(test_nested_note),
 	        cmocka_unit_test(test_setitems_on_ordereddict),
 	        cmocka_unit_test(test_classify),
+	        cmocka_unit_test(test_scan_only_collects_and_bounds_memo),
+	        cmocka_unit_test(test_scan_only_many_collections),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

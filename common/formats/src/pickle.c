@@ -9,8 +9,12 @@
  * ever imported or called: callables stay symbolic.
  */
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "mlsec/alloc.h"
 #include "mlsec/pickle.h"
@@ -53,6 +57,12 @@ struct mlsec_pickle {
 	size_t consumed, ops;
 	int proto, ran, truncated, light;
 	mlsec_pval *single[MLSEC_PV__COUNT]; /* scan-only placeholders */
+	mlsec_pval *unknown;                 /* a memo entry that was not kept */
+	int memo_dropped, untracked_noted;
+	size_t late_kept; /* entries kept past MLSEC_PICKLE_SCAN_MEMO */
+	size_t sparse_n;  /* entries in the hash (sizes it) */
+	size_t gc_at;     /* scan-only: collect when the arena holds this much */
+	size_t gcs;       /* collections run */
 	uint32_t epoch;
 	mlsec_pickle_global *globals;
 	size_t nglobals, gcap;
@@ -62,6 +72,7 @@ struct mlsec_pickle {
 	const uint8_t *buf;
 	size_t len, pos;
 	long long op_off;
+	const uint8_t *released; /* input_mapped: pages before this were dropped */
 };
 
 /* ---- arena ---------------------------------------------------------- */
@@ -99,6 +110,7 @@ mlsec_pickle *mlsec_pickle_new(const mlsec_pickle_limits *limits)
 	                         MLSEC_PICKLE_MAX_MEMO,
 	                         MLSEC_PICKLE_MAX_DECODED,
 	                         MLSEC_PICKLE_MAX_CONTAINER,
+	                         0,
 	                         0};
 	if (limits) {
 		/* zero fields keep the default; callers can only lower bounds */
@@ -117,6 +129,7 @@ mlsec_pickle *mlsec_pickle_new(const mlsec_pickle_limits *limits)
 	}
 	p->lim = d;
 	p->light = limits && limits->scan_only;
+	p->lim.input_mapped = limits && limits->input_mapped;
 	return p;
 }
 
@@ -153,6 +166,10 @@ size_t mlsec_pickle_ops(const mlsec_pickle *p)
 {
 	return p->ops;
 }
+size_t mlsec_pickle_collections(const mlsec_pickle *p)
+{
+	return p->gcs;
+}
 size_t mlsec_pickle_global_count(const mlsec_pickle *p)
 {
 	return p->nglobals;
@@ -188,12 +205,47 @@ uint32_t mlsec_pickle_epoch(mlsec_pickle *p)
 
 /* ---- values --------------------------------------------------------- */
 
+/*
+ * Bytes of a value of kind k: the header plus the union member that kind
+ * uses. Scan-only VMs allocate just that (a string node takes 32 bytes
+ * instead of 80): their values are only read by this file and by the
+ * nested-pickle report, always through the member of their kind.
+ */
+static size_t val_size(mlsec_pval_kind k)
+{
+	size_t h = offsetof(mlsec_pval, u);
+	mlsec_pval *v = NULL;
+	switch (k) {
+	case MLSEC_PV_BIGINT:
+	case MLSEC_PV_STR:
+	case MLSEC_PV_BYTES:
+	case MLSEC_PV_BYTEARRAY:
+		return h + sizeof v->u.str;
+	case MLSEC_PV_TUPLE:
+	case MLSEC_PV_LIST:
+	case MLSEC_PV_DICT:
+	case MLSEC_PV_SET:
+	case MLSEC_PV_FROZENSET:
+		return h + sizeof v->u.seq;
+	case MLSEC_PV_GLOBAL:
+		return h + sizeof v->u.global;
+	case MLSEC_PV_CALL:
+		return h + sizeof v->u.call;
+	case MLSEC_PV_PERSID:
+		return h + sizeof v->u.persid;
+	default:
+		/* BOOL, INT, EXT (u.i), FLOAT (u.f), NONE, BUFFER */
+		return h + (sizeof v->u.i > sizeof v->u.f ? sizeof v->u.i : sizeof v->u.f);
+	}
+}
+
 static mlsec_pval *val_new(mlsec_pickle *p, mlsec_pval_kind k)
 {
-	mlsec_pval *v = arena_alloc(p, sizeof(*v));
+	size_t sz = p->light ? val_size(k) : sizeof(mlsec_pval);
+	mlsec_pval *v = arena_alloc(p, sz);
 	if (!v)
 		return NULL;
-	memset(v, 0, sizeof(*v));
+	memset(v, 0, sz);
 	v->kind = k;
 	v->offset = p->op_off;
 	return v;
@@ -428,10 +480,40 @@ static mlsec_pval *memo_get(mlsec_pickle *p, uint64_t key)
 	return s ? s->val : NULL;
 }
 
+static int ident(const uint8_t *s, size_t n);
+
+/*
+ * Past the kept memo, a scan-only VM still keeps (up to
+ * MLSEC_PICKLE_SCAN_MEMO_LATE of them) the entries STACK_GLOBAL and REDUCE
+ * may need again: globals, calls, and identifier-like strings (module and
+ * class names). Everything else it would fetch is a placeholder anyway.
+ */
+static int late_keep(const mlsec_pval *v)
+{
+	if (v->kind == MLSEC_PV_GLOBAL || v->kind == MLSEC_PV_CALL)
+		return 1;
+	return v->kind == MLSEC_PV_STR && ident((const uint8_t *)v->u.str.s, v->u.str.len);
+}
+
 static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_error *err)
 {
 	if (key > UINT32_MAX)
 		FAIL(MLSEC_ERR_LIMIT, "memo index %llu too large", (unsigned long long)key);
+	int late = p->light && key >= MLSEC_PICKLE_SCAN_MEMO;
+	if (late && (p->late_kept >= MLSEC_PICKLE_SCAN_MEMO_LATE || !late_keep(v))) {
+		/* counted, not kept (a repeated PUT at such an index is counted
+		 * again: past this point MEMOIZE indexes may drift, and any GET
+		 * there is reported as untracked anyway) */
+		if (p->memo_len >= p->lim.max_memo)
+			FAIL(MLSEC_ERR_LIMIT, "memo exceeds %zu entries", p->lim.max_memo);
+		p->memo_len++;
+		p->memo_dropped = 1;
+		return MLSEC_OK;
+	}
+	if (late) {
+		p->late_kept++;
+		goto sparse;
+	}
 	/* dense when the key is near the number of entries (never lets a
 	 * single huge index allocate a huge array) */
 	size_t dc = p->dense_cap ? p->dense_cap : 1024;
@@ -460,6 +542,7 @@ static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_er
 		p->dense[key] = v;
 		return MLSEC_OK;
 	}
+sparse:;
 	memo_slot *s = memo_find(p, (uint32_t)key);
 	if (s) {
 		s->val = v; /* overwrite: same as CPython */
@@ -467,7 +550,7 @@ static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_er
 	}
 	if (p->memo_len >= p->lim.max_memo)
 		FAIL(MLSEC_ERR_LIMIT, "memo exceeds %zu entries", p->lim.max_memo);
-	if ((p->memo_len + 1) * 2 > p->memo_cap) {
+	if ((p->sparse_n + 1) * 2 > p->memo_cap) {
 		size_t nc = p->memo_cap ? p->memo_cap * 2 : 64;
 		memo_slot *nm = mlsec_calloc(nc, sizeof(*nm));
 		if (!nm)
@@ -488,6 +571,7 @@ static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_er
 	while (p->memo[h].used)
 		h = (h + 1) & (p->memo_cap - 1);
 	p->memo[h] = (memo_slot){(uint32_t)key, 1, v};
+	p->sparse_n++;
 	p->memo_len++;
 	return MLSEC_OK;
 }
@@ -800,7 +884,8 @@ static mlsec_err seq_add(mlsec_pickle *p, mlsec_pval *s, mlsec_pval *item, mlsec
 static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pval **items,
                             size_t n, mlsec_error *err)
 {
-	if (!plain_container(obj) && add_note(p, MLSEC_PNOTE_SETITEM_ON_OBJECT, p->op_off, obj) < 0)
+	if (obj != p->unknown && !plain_container(obj) &&
+	    add_note(p, MLSEC_PNOTE_SETITEM_ON_OBJECT, p->op_off, obj) < 0)
 		OOM();
 	mlsec_pval *c = object_items(p, obj, dict);
 	if (obj->kind == MLSEC_PV_CALL && !c && !p->light)
@@ -1115,6 +1200,14 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			key = le(a, op == 'h' ? 1 : 4);
 		}
 		mlsec_pval *m = memo_get(p, key);
+		if (!m && p->memo_dropped && key >= MLSEC_PICKLE_SCAN_MEMO) {
+			if (!p->unknown && !(p->unknown = val_new(p, MLSEC_PV_NONE)))
+				OOM();
+			if (!p->untracked_noted++ &&
+			    add_note(p, MLSEC_PNOTE_MEMO_UNTRACKED, p->op_off, NULL) < 0)
+				OOM();
+			m = p->unknown;
+		}
 		if (!m)
 			FAIL(MLSEC_ERR_PARSE, "memo value not found at index %llu",
 			     (unsigned long long)key);
@@ -1389,13 +1482,36 @@ static int ident(const uint8_t *s, size_t n)
  * Linear scan for globals from buf[0..len), offsets reported relative to
  * base. Keeps the last two string operands so STACK_GLOBAL can be named.
  */
+/*
+ * input_mapped: drops the whole pages of the mapped input between the last
+ * release and `upto` (exclusive), once MLSEC_PICKLE_RELEASE_STEP bytes have
+ * been passed. Only file-backed read-only mappings are flagged, for which
+ * MADV_DONTNEED only unmaps: the bytes read back unchanged.
+ */
+static void release_input(mlsec_pickle *p, const uint8_t *upto)
+{
+	if (!p->lim.input_mapped || !p->released || upto < p->released ||
+	    (size_t)(upto - p->released) < MLSEC_PICKLE_RELEASE_STEP)
+		return;
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t page = pg > 0 ? (uintptr_t)pg : 4096;
+	uintptr_t a = ((uintptr_t)p->released + page - 1) & ~(page - 1);
+	uintptr_t b = (uintptr_t)upto & ~(page - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+	p->released = upto;
+}
+
 static mlsec_err scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, long long base,
                              mlsec_error *err)
 {
 	char last[2][RECOVER_STR_MAX + 1] = {"", ""};
 	int have = 0;
 	size_t i = 0;
+	if (!p->released || p->released > buf)
+		p->released = buf;
 	while (i < len) {
+		release_input(p, buf + i);
 		uint8_t op = buf[i];
 		int lenw;
 		int fx = op_fixed(op, &lenw);
@@ -1470,6 +1586,185 @@ static mlsec_err scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, lo
 	return MLSEC_OK;
 }
 
+/* ---- scan-only collection -------------------------------------------- */
+
+/*
+ * A scan-only VM turns most values into shared placeholders, so almost
+ * every value it builds (a string pushed, then dropped into a placeholder
+ * dict) is garbage soon after. Without collection the arena would still
+ * grow with the pickle. Every so often the values still reachable (stack,
+ * kept memo entries, notes, global records, placeholders) are copied into
+ * a fresh arena and the old one is freed: memory then follows what is
+ * live, not what was read. Runs between opcodes only, when no C local
+ * holds a value; full (non-scan-only) VMs never collect, their tree is
+ * the result.
+ */
+#define GC_MIN (8u * 1024 * 1024) /* arena bytes before the first collection */
+
+/* GC_MIN, or less under a small decoded budget (the fuzzer's), so that
+ * collection is exercised by inputs of a few KiB too */
+static size_t gc_min(const mlsec_pickle *p)
+{
+	size_t m = p->lim.max_decoded / 64;
+	return m < GC_MIN ? m : GC_MIN;
+}
+#define GC_FWD UINT32_MAX /* mark of a value already copied */
+
+typedef struct gc_ctx {
+	mlsec_pickle *p;
+	mlsec_pval **todo; /* copies whose children still point to the old arena */
+	size_t n, cap;
+	int failed;
+} gc_ctx;
+
+static const char *gc_str(gc_ctx *g, const char *s, size_t n)
+{
+	mlsec_pickle *p = g->p;
+	/* a string borrowed from the input stays where it is */
+	if (!s || ((const uint8_t *)s >= p->buf && (const uint8_t *)s < p->buf + p->len))
+		return s;
+	char *c = str_copy(p, s, n);
+	if (!c)
+		g->failed = 1;
+	return c ? c : s;
+}
+
+static mlsec_pval *gc_fwd(gc_ctx *g, mlsec_pval *v)
+{
+	if (!v)
+		return NULL;
+	if (v->mark == GC_FWD)
+		return (mlsec_pval *)(intptr_t)v->offset;
+	size_t sz = val_size(v->kind);
+	mlsec_pval *c = arena_alloc(g->p, sz);
+	if (!c) {
+		g->failed = 1;
+		return v;
+	}
+	memcpy(c, v, sz);
+	c->mark = 0;
+	v->mark = GC_FWD;
+	v->offset = (long long)(intptr_t)c;
+	if (g->n == g->cap) {
+		size_t nc = g->cap ? g->cap * 2 : 1024;
+		mlsec_pval **t = mlsec_reallocarray(g->todo, nc, sizeof(*t));
+		if (!t) {
+			g->failed = 1;
+			return c;
+		}
+		g->todo = t;
+		g->cap = nc;
+	}
+	g->todo[g->n++] = c;
+	return c;
+}
+
+static void gc_children(gc_ctx *g, mlsec_pval *c)
+{
+	switch (c->kind) {
+	case MLSEC_PV_BIGINT:
+	case MLSEC_PV_STR:
+	case MLSEC_PV_BYTES:
+	case MLSEC_PV_BYTEARRAY:
+		c->u.str.s = gc_str(g, c->u.str.s, c->u.str.len);
+		break;
+	case MLSEC_PV_TUPLE:
+	case MLSEC_PV_LIST:
+	case MLSEC_PV_DICT:
+	case MLSEC_PV_SET:
+	case MLSEC_PV_FROZENSET:
+		if (c->u.seq.n) {
+			mlsec_pval **it = arena_alloc(g->p, c->u.seq.n * sizeof(*it));
+			if (!it) {
+				g->failed = 1;
+				break;
+			}
+			for (size_t i = 0; i < c->u.seq.n; i++)
+				it[i] = gc_fwd(g, c->u.seq.items[i]);
+			c->u.seq.items = it;
+			c->u.seq.cap = c->u.seq.n;
+		}
+		break;
+	case MLSEC_PV_GLOBAL:
+		c->u.global.module = gc_str(g, c->u.global.module, strlen(c->u.global.module));
+		c->u.global.name = gc_str(g, c->u.global.name, strlen(c->u.global.name));
+		break;
+	case MLSEC_PV_CALL:
+		c->u.call.callable = gc_fwd(g, c->u.call.callable);
+		c->u.call.args = gc_fwd(g, c->u.call.args);
+		c->u.call.kwargs = gc_fwd(g, c->u.call.kwargs);
+		c->u.call.state = gc_fwd(g, c->u.call.state);
+		c->u.call.dictitems = gc_fwd(g, c->u.call.dictitems);
+		c->u.call.listitems = gc_fwd(g, c->u.call.listitems);
+		break;
+	case MLSEC_PV_PERSID:
+		c->u.persid.pid = gc_fwd(g, c->u.persid.pid);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * Copies the live values into a new arena. Returns -1 when memory ran out
+ * part-way: both arenas are then kept (some values lead to the new one)
+ * and the run must stop with MLSEC_ERR_NOMEM, since copied values in the
+ * old arena had their offset replaced by a forwarding pointer.
+ */
+static int gc_collect(mlsec_pickle *p)
+{
+	arena_block *old = p->blocks;
+	size_t old_decoded = p->decoded;
+	p->blocks = NULL;
+	p->decoded = 0;
+	gc_ctx g = {p, NULL, 0, 0, 0};
+	/* roots are forwarded in place: a failure part-way cannot be undone,
+	 * so it is detected before anything is freed and then reported as an
+	 * allocation failure by the next arena use (decoded stays charged) */
+	for (size_t i = 0; i < p->sp; i++)
+		p->stack[i] = gc_fwd(&g, p->stack[i]);
+	for (size_t i = 0; i < p->dense_cap; i++)
+		p->dense[i] = gc_fwd(&g, p->dense[i]);
+	for (size_t i = 0; i < p->memo_cap; i++)
+		if (p->memo[i].used)
+			p->memo[i].val = gc_fwd(&g, p->memo[i].val);
+	for (size_t i = 0; i < p->nnotes; i++)
+		p->notes[i].value = gc_fwd(&g, (mlsec_pval *)(uintptr_t)p->notes[i].value);
+	for (int k = 0; k < MLSEC_PV__COUNT; k++)
+		p->single[k] = gc_fwd(&g, p->single[k]);
+	p->unknown = gc_fwd(&g, p->unknown);
+	while (g.n && !g.failed)
+		gc_children(&g, g.todo[--g.n]);
+	for (size_t i = 0; i < p->nglobals && !g.failed; i++) {
+		p->globals[i].module =
+		        gc_str(&g, p->globals[i].module, strlen(p->globals[i].module));
+		p->globals[i].name = gc_str(&g, p->globals[i].name, strlen(p->globals[i].name));
+	}
+	mlsec_free(g.todo);
+	if (g.failed) {
+		arena_block *b = p->blocks;
+		while (b && b->next)
+			b = b->next;
+		if (b)
+			b->next = old;
+		else
+			p->blocks = old;
+		p->decoded += old_decoded;
+		p->gc_at = SIZE_MAX;
+		return -1;
+	}
+	for (arena_block *b = old, *n; b; b = n) {
+		n = b->next;
+		mlsec_free(b);
+	}
+	p->gcs++;
+	/* collect again once as much garbage as half the live data (at least
+	 * GC_MIN) has accumulated: amortised copying, peak ~2.5x live */
+	size_t next = p->decoded / 2 > gc_min(p) ? p->decoded / 2 : gc_min(p);
+	p->gc_at = p->decoded + next;
+	return 0;
+}
+
 mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlsec_error *err)
 {
 	if (p->ran)
@@ -1478,6 +1773,8 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
 	p->buf = buf;
 	p->len = len;
 	p->pos = 0;
+	p->released = buf;
+	p->gc_at = gc_min(p);
 	int stop = 0;
 	mlsec_err rc = MLSEC_OK;
 	while (!stop) {
@@ -1487,6 +1784,15 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
 			break;
 		}
 		p->ops++;
+		if (!(p->ops & 1023)) {
+			release_input(p, p->buf + p->pos);
+			if (p->light && p->decoded >= p->gc_at && gc_collect(p) < 0) {
+				p->op_off = (long long)p->pos;
+				rc = mlsec_error_set(err, MLSEC_ERR_NOMEM,
+				                     "out of memory collecting pickle values");
+				break;
+			}
+		}
 		if (p->pos >= p->len) {
 			p->op_off = (long long)p->pos;
 			rc = mlsec_error_set(err, MLSEC_ERR_PARSE,

@@ -373,7 +373,7 @@ typedef struct crc_ctx {
 
 /* Pieces small enough to stay in L2 between the CRC and the sink, so the
  * data crosses the memory bus once. */
-#define CRC_PIECE (256u * 1024)
+#define CRC_PIECE MLSEC_ZIP_CRC_PIECE
 
 static int crc_sink(void *c, const uint8_t *d, size_t n, uint64_t pos)
 {

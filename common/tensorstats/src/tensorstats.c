@@ -118,10 +118,11 @@ block_f32(mlsec_tstats *s, const uint32_t *u, size_t n, uint32_t h[4][HSTRIDE])
 	v8f sm0 = {0}, sm1 = {0}, sq0 = {0}, sq1 = {0};
 	v8i nf = {0};
 	size_t i = 0;
+	/* by default one block ahead: the histogram loop below leaves the
+	 * memory bus idle, the prefetch keeps it busy */
+	const char *pf = (const char *)u + (s->prefetch ? s->prefetch : BLOCK * 4);
 	for (; i + 16 <= n; i += 16) {
-		/* one block ahead: the histogram loop below leaves the
-		 * memory bus idle, the prefetch keeps it busy */
-		__builtin_prefetch((const char *)(u + i) + BLOCK * 4);
+		__builtin_prefetch(pf + i * 4);
 		v8u b0, b1;
 		memcpy(&b0, u + i, 32);
 		memcpy(&b1, u + i + 8, 32);

@@ -24,6 +24,10 @@
 /* raw pickles up to this size are fully decoded (NumPy arrays inside them
  * become tensors); larger ones are only scanned */
 #define FULL_PICKLE_MAX (64u * 1024 * 1024)
+/* Values a full decode of a raw pickle may build; past it the pickle is
+ * scanned again in scan-only mode (memory stays bounded: a pickle of small
+ * objects builds several times its size in values) */
+#define FULL_PICKLE_DECODED (48u * 1024 * 1024)
 
 /* Keeps vm alive until the end of the scan (tensors borrow its values). */
 static void keep_vm(ckpt_scan *s, mlsec_pickle *vm)
@@ -89,6 +93,11 @@ static const char *note_rule(mlsec_pickle_note_kind k, mlsec_severity *sev, cons
 		*sev = MLSEC_SEV_MEDIUM;
 		*title = "pickle refers to out-of-band buffers";
 		return "CKPT-PICKLE-OOB-BUFFER";
+	case MLSEC_PNOTE_MEMO_UNTRACKED:
+		*sev = MLSEC_SEV_MEDIUM;
+		*title = "pickle memo too large to track: a value was fetched from an entry "
+		         "the scan did not keep";
+		return "CKPT-PICKLE-LIMIT";
 	default:
 		*sev = MLSEC_SEV_HIGH;
 		*title = "pickle contains a nested pickle";
@@ -877,6 +886,8 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 	mlsec_pickle_limits lim;
 	memset(&lim, 0, sizeof lim);
 	lim.scan_only = !legacy && size > FULL_PICKLE_MAX;
+	lim.max_decoded = legacy || lim.scan_only ? 0 : FULL_PICKLE_DECODED;
+	lim.input_mapped = 1;
 	mlsec_pickle *vm = mlsec_pickle_new(&lim);
 	if (!vm) {
 		munmap(m, (size_t)size);
@@ -885,6 +896,23 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 	mlsec_error e;
 	mlsec_error_clear(&e);
 	rc = mlsec_pickle_run(vm, b, (size_t)size, &e);
+	if (!legacy && !lim.scan_only && (rc == MLSEC_ERR_LIMIT || rc == MLSEC_ERR_NOMEM)) {
+		/* over the full-decode budget (or another bound, which the scan
+		 * meets again and reports): the findings come from a scan-only
+		 * run; inline NumPy arrays are then not analysed */
+		mlsec_pickle_free(vm);
+		lim.scan_only = 1;
+		lim.max_decoded = 0;
+		if (!(vm = mlsec_pickle_new(&lim))) {
+			munmap(m, (size_t)size);
+			return;
+		}
+		mlsec_error_clear(&e);
+		rc = mlsec_pickle_run(vm, b, (size_t)size, &e);
+		json_object_set_new(s->det, "pickle_values",
+		                    json_string("not decoded: over the full-decode budget, "
+		                                "scanned only"));
+	}
 	if (rc == MLSEC_OK && legacy && is_legacy_magic(mlsec_pickle_root(vm))) {
 		mlsec_artifact_set_format(s->a, "pytorch-legacy");
 		ckpt_report_pickle(s, vm, rc, &e, "legacy magic pickle", 0, 0);

@@ -25,6 +25,9 @@
 #define MLSEC_ZIP_MAX_CD (64u * 1024 * 1024) /* central directory bytes */
 #define MLSEC_ZIP_MAX_NAME 4096u
 #define MLSEC_ZIP_MAX_INFLATE_RATIO 1000u /* deflate output / input */
+/* A stored member is streamed to its sink in pieces of this size, each
+ * CRC-checked just before the sink sees it (so it is read from cache). */
+#define MLSEC_ZIP_CRC_PIECE (256u * 1024)
 
 /* Entry problems (bit flags). */
 #define MLSEC_ZIP_P_DUPLICATE 0x001      /* another entry has the same name */

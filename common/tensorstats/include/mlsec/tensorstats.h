@@ -44,6 +44,14 @@ typedef struct mlsec_tstats {
 	uint64_t since_fold;
 	uint8_t carry[8];
 	size_t ncarry;
+	/*
+	 * Bytes ahead of the element being read that the float32 kernel
+	 * prefetches; 0 (set by init) means one block (8 KiB). A caller whose
+	 * next bytes are first read by another pass, e.g. the zip reader's
+	 * CRC over the next MLSEC_ZIP_CRC_PIECE, sets that distance, so the
+	 * other pass finds them in cache instead of waiting for memory.
+	 */
+	size_t prefetch;
 } mlsec_tstats;
 
 typedef struct mlsec_tstats_summary {
