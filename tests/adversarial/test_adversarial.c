@@ -293,6 +293,74 @@ static void test_checkpoint_needs_onnx(void **state)
 	unlink(path);
 }
 
+/* A --baseline path that does not exist must not turn the gate off: only
+ * --update-baseline may create it. Otherwise a typo in CI silently passes. */
+static void test_missing_baseline_is_an_error(void **state)
+{
+	(void)state;
+	mlsec_adv_opts o;
+	mlsec_adv_opts_default(&o);
+	o.data_path = D "data.npz";
+	o.attacks = MLSEC_ADV_FGSM;
+	o.baseline_path = "/nonexistent/mlsec-baseline.json";
+	mlsec_report *r = run(D "digits_mlp.onnx", &o, MLSEC_ERR_NOT_FOUND);
+	mlsec_report_free(r);
+}
+
+/* Writes text to a fresh temporary file; returns its path (static). */
+static const char *tmp_json(const char *text)
+{
+	static char path[64];
+	snprintf(path, sizeof path, "/tmp/mlsec-adv-test-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+/* A baseline entry for this model that is not a [0, 1] accuracy (a
+ * percentage, a string, a nested object) cannot be compared: silently
+ * skipping it would pass the gate. It is a tool error naming the key. */
+static void test_corrupt_baseline_entry_is_an_error(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"{\"digits_mlp\": {\"fgsm\": {\"epsilon=0.1\": 95}}}",
+		"{\"digits_mlp\": {\"fgsm\": {\"epsilon=0.1\": \"0.9\"}}}",
+		"{\"digits_mlp\": {\"fgsm\": [0.9]}}",
+		"{\"digits_mlp\": 0.9}",
+		"{\"digits_mlp\": {\"fgsm\": {\"eps=0.1\": 0.9}}}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		mlsec_adv_opts o;
+		mlsec_adv_opts_default(&o);
+		o.data_path = D "data.npz";
+		o.attacks = MLSEC_ADV_FGSM;
+		o.eps[0] = 0.1;
+		const char *path = tmp_json(bad[i]);
+		o.baseline_path = path;
+		mlsec_report *r = mlsec_report_new("adversarial");
+		mlsec_error e;
+		mlsec_error_clear(&e);
+		mlsec_err rc = mlsec_adv_run(D "digits_mlp.onnx", &o, r, &e);
+		if (rc != MLSEC_ERR_PARSE)
+			fail_msg("baseline %s: rc %d (%s), want a parse error", bad[i], rc, e.text);
+		mlsec_report_free(r);
+		unlink(path);
+	}
+	/* Other models' entries are not ours to judge. */
+	mlsec_adv_opts o;
+	mlsec_adv_opts_default(&o);
+	o.data_path = D "data.npz";
+	o.attacks = MLSEC_ADV_FGSM;
+	const char *path = tmp_json("{\"other\": {\"x\": 5}}");
+	o.baseline_path = path;
+	mlsec_report *r = run(D "digits_mlp.onnx", &o, MLSEC_OK);
+	mlsec_report_free(r);
+	unlink(path);
+}
+
 static void test_options(void **state)
 {
 	(void)state;
@@ -330,6 +398,8 @@ int main(void)
 		cmocka_unit_test(test_hostile_inputs_fail_closed),
 		cmocka_unit_test(test_checkpoint_needs_onnx),
 		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_missing_baseline_is_an_error),
+		cmocka_unit_test(test_corrupt_baseline_entry_is_an_error),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

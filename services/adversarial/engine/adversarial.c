@@ -566,7 +566,17 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 		rc = adv_baseline_load(o->baseline_path, &base, &e);
 		if (rc != MLSEC_OK)
 			goto tool_error;
+		/* Only --update-baseline may start from nothing: a mistyped
+		 * path must not silently switch the regression gate off. */
+		if (!base && !o->update_baseline) {
+			rc = mlsec_error_set(&e, MLSEC_ERR_NOT_FOUND,
+					     "%s: baseline file not found (record one with "
+					     "--update-baseline)", o->baseline_path);
+			goto tool_error;
+		}
 	}
+	if (base && (rc = adv_baseline_check(base, model, &e)) != MLSEC_OK)
+		goto tool_error;
 	if (base && !json_object_get(base, model))
 		mlsec_artifact_add_finding(art, RULE_PREFIX "-NO-BASELINE", MLSEC_SEV_INFO,
 					   "No baseline recorded for this model yet",
