@@ -361,6 +361,21 @@ static void test_corrupt_baseline_entry_is_an_error(void **state)
 	unlink(path);
 }
 
+/* Data outside [clip-min, clip-max] (e.g. 0..255 pixels with the default
+ * [0, 1]) would be clamped by every attack: perturbations far beyond
+ * epsilon and meaningless accuracies. Refuse it with a clear error. */
+static void test_data_outside_clip_range(void **state)
+{
+	(void)state;
+	mlsec_adv_opts o;
+	mlsec_adv_opts_default(&o);
+	o.data_path = D "data.npz";
+	o.attacks = MLSEC_ADV_FGSM;
+	o.clip_min = 0.25f; /* the fixture's pixels span [0, 1] */
+	mlsec_report *r = run(D "digits_mlp.onnx", &o, MLSEC_ERR_INVALID_ARG);
+	mlsec_report_free(r);
+}
+
 static void test_options(void **state)
 {
 	(void)state;
@@ -400,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_missing_baseline_is_an_error),
 		cmocka_unit_test(test_corrupt_baseline_entry_is_an_error),
+		cmocka_unit_test(test_data_outside_clip_range),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -514,6 +514,19 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 				goto done;
 			}
 		}
+		/* Every attack clamps to the clip range: data outside it would be
+		 * moved far beyond epsilon and every number would be wrong. */
+		for (size_t i = 0; i < data.n * data.sample_numel; i++) {
+			if (!(data.x[i] >= o->clip_min && data.x[i] <= o->clip_max)) {
+				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+						     "%s: x value %g (sample %zu) is outside the clip "
+						     "range [%g, %g]: pass --clip-min/--clip-max matching "
+						     "the model's input domain",
+						     o->data_path, data.x[i], i / data.sample_numel,
+						     o->clip_min, o->clip_max);
+				goto done;
+			}
+		}
 		json_object_set_new(details, "labels", json_string("data"));
 		json_object_set_new(details, "data", json_string(o->data_path));
 	} else {
