@@ -300,6 +300,20 @@ static void test_malformed(void **state)
 	mlsec_report_free(r);
 }
 
+/* An initializer with more dimensions than a tensor descriptor holds is
+ * still a weight: NaN in it must not vanish from the weights check. */
+static void test_high_rank_weight(void **state)
+{
+	(void)state;
+	mlsec_inspect_opts o;
+	mlsec_inspect_opts_default(&o);
+	o.checks = MLSEC_INSPECT_WEIGHTS;
+	mlsec_report *r = run_opts(D "nan_rank17.onnx", &o, MLSEC_OK);
+	expect(r, "INSPECT-WEIGHT-NAN", MLSEC_SEV_HIGH, "hidden");
+	assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_HIGH), 2);
+	mlsec_report_free(r);
+}
+
 static void test_checks_and_options(void **state)
 {
 	(void)state;
@@ -472,6 +486,7 @@ int main(void)
 	        cmocka_unit_test(test_fgsm_fragile),       cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_checks_and_options), cmocka_unit_test(test_engine),
 	        cmocka_unit_test(test_embedding_padding),  cmocka_unit_test(test_alloc_failures),
+	        cmocka_unit_test(test_high_rank_weight),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
