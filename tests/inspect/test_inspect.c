@@ -314,6 +314,24 @@ static void test_high_rank_weight(void **state)
 	mlsec_report_free(r);
 }
 
+/* FGSM clamps to [input-min, input-max]: data outside it (0..255 pixels
+ * with the default [0, 1]) would flip predictions by clamping, not by the
+ * epsilon step. That is a tool error naming the value. */
+static void test_fgsm_data_outside_input_range(void **state)
+{
+	(void)state;
+	mlsec_inspect_opts o;
+	mlsec_inspect_opts_default(&o);
+	o.data_path = D "data.npz"; /* pixels in [0, 1] */
+	o.input_min = 0.5f;
+	mlsec_report *r = run_opts(D "clean_mlp.onnx", &o, MLSEC_ERR_INVALID_ARG);
+	mlsec_report_free(r);
+	/* without fgsm the range does not matter */
+	o.checks = MLSEC_INSPECT_WEIGHTS | MLSEC_INSPECT_ACTIVATIONS;
+	r = run_opts(D "clean_mlp.onnx", &o, MLSEC_OK);
+	mlsec_report_free(r);
+}
+
 static void test_checks_and_options(void **state)
 {
 	(void)state;
@@ -487,6 +505,7 @@ int main(void)
 	        cmocka_unit_test(test_checks_and_options), cmocka_unit_test(test_engine),
 	        cmocka_unit_test(test_embedding_padding),  cmocka_unit_test(test_alloc_failures),
 	        cmocka_unit_test(test_high_rank_weight),
+	        cmocka_unit_test(test_fgsm_data_outside_input_range),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

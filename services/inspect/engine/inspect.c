@@ -325,6 +325,19 @@ static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opt
 				goto done;
 			}
 		}
+		/* FGSM clamps to the input range: data outside it would flip
+		 * predictions by the clamp, not by the epsilon step. */
+		for (size_t i = 0; (o->checks & MLSEC_INSPECT_FGSM) && i < data.n * numel; i++) {
+			if (!(data.x[i] >= o->input_min && data.x[i] <= o->input_max)) {
+				rc = mlsec_error_set(
+				        err, MLSEC_ERR_INVALID_ARG,
+				        "%s: x value %g (sample %zu) is outside the input range "
+				        "[%g, %g]: pass --input-min/--input-max matching the "
+				        "model's preprocessing",
+				        o->data_path, data.x[i], i / numel, o->input_min, o->input_max);
+				goto done;
+			}
+		}
 		if (o->samples && o->samples < data.n)
 			data.n = o->samples;
 		in.y = classes ? data.y : NULL;
