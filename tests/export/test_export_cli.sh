@@ -48,4 +48,11 @@ expect 2 "$M" export-guard verify --attestation "$T/unsigned.json" --verify-key 
 grep -q EXPORT-ATTEST-UNSIGNED "$T/out" || fail "unsigned not reported"
 expect 1 "$M" export-guard verify --attestation "$T/unsigned.json" --verify-key "$T/nope.pem"
 expect 1 "$M" export-guard verify
+# A truncated ONNX is EXPORT-MALFORMED (exit 2) with or without an
+# attestation, never a tool error; no attestation is written for it.
+head -c 100 "$D/clean_mlp.onnx" >"$T/trunc.onnx"
+expect 2 "$M" export-guard --output "$T/trunc.onnx"
+expect 2 "$M" export-guard --output "$T/trunc.onnx" --attestation "$T/trunc.json"
+grep -q EXPORT-MALFORMED "$T/out" || fail "truncated ONNX not reported malformed"
+[ ! -e "$T/trunc.json" ] || fail "attestation written for a malformed ONNX"
 echo "export-guard CLI: ok"
