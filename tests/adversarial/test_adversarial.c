@@ -376,6 +376,72 @@ static void test_data_outside_clip_range(void **state)
 	mlsec_report_free(r);
 }
 
+/* Runs the stage engine the way the service does (artifact root set). */
+static mlsec_err run_engine(const char *root, const char *const *paths, size_t n, json_t *opts,
+			    mlsec_report *r, mlsec_error *e)
+{
+	mlsec_engine_request req = {0};
+	req.paths = paths;
+	req.npaths = n;
+	req.options = opts;
+	req.artifact_root = root;
+	mlsec_error_clear(e);
+	return mlsec_engine_adversarial.analyze(&req, r, e);
+}
+
+/*
+ * In the service, paths in the job's options are untrusted like the
+ * artifacts: "data" and "baseline" must resolve under the artifact root,
+ * and update-baseline never writes a file (the accuracies go to
+ * details.baseline_update, also without a baseline yet).
+ */
+static void test_service_options_confined(void **state)
+{
+	(void)state;
+	char root[4096];
+	assert_non_null(realpath(D, root));
+	char model[4200];
+	snprintf(model, sizeof model, "%s/digits_mlp.onnx", root);
+	const char *paths[] = {model};
+	const char *victim = "/tmp/mlsec-adv-victim.json";
+	unlink(victim);
+	json_t *o = json_pack("{s:s,s:s,s:b,s:s,s:i}", "attack", "fgsm", "baseline", victim,
+			      "update-baseline", 1, "data", "/etc/passwd", "samples", 16);
+	mlsec_report *r = mlsec_report_new("adversarial");
+	mlsec_error e;
+	assert_int_equal(run_engine(root, paths, 1, o, r, &e), MLSEC_ERR_PERMISSION);
+	assert_int_not_equal(access(victim, F_OK), 0);
+	mlsec_report_free(r);
+	/* data inside the root is fine; the baseline path still is not, and
+	 * an existing file there is neither read nor overwritten */
+	FILE *vf = fopen(victim, "w");
+	assert_non_null(vf);
+	fputs("keep", vf);
+	fclose(vf);
+	char data[4200];
+	snprintf(data, sizeof data, "%s/data.npz", root);
+	json_object_set_new(o, "data", json_string(data));
+	r = mlsec_report_new("adversarial");
+	assert_int_equal(run_engine(root, paths, 1, o, r, &e), MLSEC_ERR_PERMISSION);
+	char buf[16] = "";
+	vf = fopen(victim, "r");
+	assert_non_null(vf);
+	assert_non_null(fgets(buf, sizeof buf, vf));
+	fclose(vf);
+	assert_string_equal(buf, "keep");
+	unlink(victim);
+	mlsec_report_free(r);
+	/* no baseline path: this run's accuracies come back in the details */
+	json_object_del(o, "baseline");
+	r = mlsec_report_new("adversarial");
+	assert_int_equal(run_engine(root, paths, 1, o, r, &e), MLSEC_OK);
+	json_t *upd = json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)),
+				      "baseline_update");
+	assert_true(json_is_number(json_object_get(json_object_get(upd, "fgsm"), "epsilon=0.03")));
+	mlsec_report_free(r);
+	json_decref(o);
+}
+
 static void test_options(void **state)
 {
 	(void)state;
@@ -413,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_inputs_fail_closed),
 		cmocka_unit_test(test_checkpoint_needs_onnx),
 		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_service_options_confined),
 		cmocka_unit_test(test_missing_baseline_is_an_error),
 		cmocka_unit_test(test_corrupt_baseline_entry_is_an_error),
 		cmocka_unit_test(test_data_outside_clip_range),

@@ -433,7 +433,7 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 {
 	if (o->clip_max <= o->clip_min)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--clip-max must be greater than --clip-min");
-	if (o->update_baseline && !o->baseline_path)
+	if (o->update_baseline && !o->baseline_path && !o->baseline)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--update-baseline needs --baseline FILE");
 	mlsec_format fmt = mlsec_format_sniff(model_path);
 	if (fmt == MLSEC_FMT_PICKLE || fmt == MLSEC_FMT_PYTORCH_ZIP || fmt == MLSEC_FMT_PYTORCH_LEGACY ||
@@ -627,6 +627,15 @@ done:
 	return rc;
 }
 
+/* A path the service already resolved and confined (one of the artifacts). */
+static int is_request_path(const mlsec_engine_request *req, const char *p)
+{
+	for (size_t i = 0; i < req->npaths; i++)
+		if (req->paths[i] == p)
+			return 1;
+	return 0;
+}
+
 static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mlsec_error *err)
 {
 	mlsec_adv_opts o;
@@ -651,9 +660,39 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 	}
 	if (!model)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no model given");
-	if (o.update_baseline && !o.baseline_path && !o.baseline)
-		o.update_baseline = 0; /* cluster: the service stores details.baseline_update */
-	return mlsec_adv_run(model, &o, rep, err);
+	/* Paths in the options are as untrusted as the artifacts: in a
+	 * service they must resolve under the artifact root, and the stage
+	 * never writes a baseline file (this run's accuracies are returned in
+	 * details.baseline_update for the caller to store). */
+	char *data = NULL;
+	json_t *base = NULL, *empty = NULL;
+	rc = MLSEC_OK;
+	if (req->artifact_root) {
+		if (o.data_path && o.data_path != model && !is_request_path(req, o.data_path)) {
+			rc = mlsec_path_confine(req->artifact_root, o.data_path, &data, err);
+			o.data_path = data;
+		}
+		if (rc == MLSEC_OK && o.baseline_path) {
+			char *bp = NULL;
+			rc = mlsec_path_confine(req->artifact_root, o.baseline_path, &bp, err);
+			if (rc == MLSEC_OK)
+				rc = adv_baseline_load(bp, &base, err);
+			if (rc == MLSEC_OK && !base)
+				rc = mlsec_error_set(err, MLSEC_ERR_NOT_FOUND, "%s: no baseline", bp);
+			mlsec_free(bp);
+			o.baseline = base;
+			o.baseline_path = NULL;
+		}
+	}
+	/* Without a baseline yet, update-baseline still reports the accuracies. */
+	if (rc == MLSEC_OK && o.update_baseline && !o.baseline_path && !o.baseline)
+		o.baseline = empty = json_object();
+	if (rc == MLSEC_OK)
+		rc = mlsec_adv_run(model, &o, rep, err);
+	mlsec_free(data);
+	json_decref(base);
+	json_decref(empty);
+	return rc;
 }
 
 const mlsec_engine mlsec_engine_adversarial = {
