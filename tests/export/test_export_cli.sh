@@ -47,6 +47,12 @@ expect 2 "$M" export-guard verify --attestation "$T/unsigned.json" --verify-key 
 	"$D/clean_mlp.onnx"
 grep -q EXPORT-ATTEST-UNSIGNED "$T/out" || fail "unsigned not reported"
 expect 1 "$M" export-guard verify --attestation "$T/unsigned.json" --verify-key "$T/nope.pem"
+# An artifact named on the command line that no stage covers was silently
+# ignored (exit 0): the caller believes it was verified. Critical now.
+expect 0 "$M" export-guard verify --attestation "$T/unsigned.json" "$D/clean_mlp.onnx"
+expect 2 "$M" export-guard verify --attestation "$T/unsigned.json" "$D/clean_mlp.onnx" \
+	"$T/model.safetensors"
+grep -q EXPORT-ATTEST-UNATTESTED "$T/out" || fail "unattested artifact not reported"
 expect 1 "$M" export-guard verify
 # A truncated ONNX is EXPORT-MALFORMED (exit 2) with or without an
 # attestation, never a tool error; no attestation is written for it.
