@@ -53,6 +53,11 @@ expect 0 "$M" export-guard verify --attestation "$T/unsigned.json" "$D/clean_mlp
 expect 2 "$M" export-guard verify --attestation "$T/unsigned.json" "$D/clean_mlp.onnx" \
 	"$T/model.safetensors"
 grep -q EXPORT-ATTEST-UNATTESTED "$T/out" || fail "unattested artifact not reported"
+# Two files of the same name: only the first would be checked.
+mkdir "$T/other" && cp "$D/clean_cnn.onnx" "$T/other/clean_mlp.onnx"
+expect 2 "$M" export-guard verify --attestation "$T/unsigned.json" "$D/clean_mlp.onnx" \
+	"$T/other/clean_mlp.onnx"
+grep -q EXPORT-ATTEST-UNATTESTED "$T/out" || fail "same-name artifact not reported"
 expect 1 "$M" export-guard verify
 # A truncated ONNX is EXPORT-MALFORMED (exit 2) with or without an
 # attestation, never a tool error; no attestation is written for it.

@@ -608,6 +608,19 @@ mlsec_err mlsec_export_verify(const mlsec_export_verify_req *req, mlsec_report *
 	for (size_t k = 0; rc == MLSEC_OK && k < req->nartifacts; k++) {
 		const char *base = export_basename(req->artifacts[k]);
 		int covered = 0;
+		/* Stages are found by file name: a second file of the same name
+		 * would be vouched for by the first one's check. */
+		for (size_t j = 0; j < k && !covered; j++)
+			if (!strcmp(export_basename(req->artifacts[j]), base))
+				covered = -1;
+		if (covered < 0) {
+			add(a, "EXPORT-ATTEST-UNATTESTED", req->artifacts[k],
+			    "Artifact not covered by the attestation",
+			    "'%s' has the same file name as another artifact given; only one "
+			    "of them was verified",
+			    req->artifacts[k]);
+			continue;
+		}
 		for (size_t i = 0; !covered && i < json_array_size(p.stages); i++) {
 			const char *name =
 			        json_string_value(json_object_get(json_array_get(p.stages, i), "name"));
