@@ -622,8 +622,8 @@ mlsec_err mlsec_export_verify(const mlsec_export_verify_req *req, mlsec_report *
 			continue;
 		}
 		for (size_t i = 0; !covered && i < json_array_size(p.stages); i++) {
-			const char *name =
-			        json_string_value(json_object_get(json_array_get(p.stages, i), "name"));
+			const char *name = json_string_value(
+			        json_object_get(json_array_get(p.stages, i), "name"));
 			covered = name && !strcmp(name, base);
 		}
 		if (!covered)

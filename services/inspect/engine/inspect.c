@@ -334,7 +334,8 @@ static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opt
 				        "%s: x value %g (sample %zu) is outside the input range "
 				        "[%g, %g]: pass --input-min/--input-max matching the "
 				        "model's preprocessing",
-				        o->data_path, data.x[i], i / numel, o->input_min, o->input_max);
+				        o->data_path, data.x[i], i / numel, o->input_min,
+				        o->input_max);
 				goto done;
 			}
 		}
