@@ -217,6 +217,64 @@ static void test_zero_norm_on_one_worker(void **state)
 	mlsec_report_free(rep);
 }
 
+/*
+ * One record far in the future (a buggy emitter's step counter, a stray
+ * datagram) must not close every window below it: the live detector would
+ * then count every later record as late and check nothing more. A jump
+ * past the window needs most known workers to have reached it.
+ */
+static void test_future_step_does_not_blind(void **state)
+{
+	(void)state;
+	static events e;
+	memset(&e, 0, sizeof e);
+	mlsec_poison_sim s = sim(MLSEC_POISON_SIM_SPIKE, 5, 2);
+	s.workers = 6;
+	s.steps = 900;
+	s.poison_start = 700;
+	mlsec_poison_detector *d = new_det(&e, 0);
+	for (int64_t t = 0; t < s.steps; t++) {
+		for (unsigned r = 0; r < s.workers; r++) {
+			mlsec_poison_record rec;
+			if (mlsec_poison_sim_record(&s, r, t, &rec))
+				assert_int_equal(mlsec_poison_detector_feed(d, &rec, NULL), MLSEC_OK);
+		}
+		if (t == 300) {
+			mlsec_poison_record rec;
+			assert_true(mlsec_poison_sim_record(&s, 5, t, &rec));
+			rec.step = MLSEC_POISON_MAX_STEP;
+			mlsec_poison_detector_feed(d, &rec, NULL);
+		}
+	}
+	assert_int_equal(mlsec_poison_detector_flush(d, NULL), MLSEC_OK);
+	mlsec_poison_stats st;
+	mlsec_poison_detector_stats(d, &st);
+	mlsec_poison_detector_free(d);
+	assert_true(st.late < 10);
+	int spike = 0;
+	for (size_t i = 0; i < e.n; i++)
+		spike |= e.ev[i].kind == MLSEC_POISON_EV_SPIKE && e.ev[i].rank == 2 &&
+		         e.ev[i].alarm_step == 700;
+	assert_true(spike);
+
+	/* A real jump (the whole run resumed further on) is followed. */
+	memset(&e, 0, sizeof e);
+	d = new_det(&e, 0);
+	for (int64_t t = 0; t < 400; t++)
+		for (unsigned r = 0; r < s.workers; r++) {
+			mlsec_poison_record rec;
+			if (mlsec_poison_sim_record(&s, r, t, &rec)) {
+				if (t >= 200)
+					rec.step += 1000000;
+				mlsec_poison_detector_feed(d, &rec, NULL);
+			}
+		}
+	assert_int_equal(mlsec_poison_detector_flush(d, NULL), MLSEC_OK);
+	mlsec_poison_detector_stats(d, &st);
+	mlsec_poison_detector_free(d);
+	assert_true(st.steps >= 390);
+}
+
 static void test_silent_worker(void **state)
 {
 	(void)state;
@@ -496,6 +554,7 @@ int main(void)
 	        cmocka_unit_test(test_spike_at_its_step),
 	        cmocka_unit_test(test_sign_flip_found),
 	        cmocka_unit_test(test_silent_worker),
+	        cmocka_unit_test(test_future_step_does_not_blind),
 	        cmocka_unit_test(test_zero_norm_on_one_worker),
 	        cmocka_unit_test(test_missing_worker),
 	        cmocka_unit_test(test_disorder_and_duplicates),

@@ -632,6 +632,22 @@ static void add_known(mlsec_poison_detector *d, int64_t rank)
 	d->workers[rank].known = 1;
 }
 
+static int cmp_desc(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The highest step that more than half of the known workers have sent. */
+static int64_t majority_step(mlsec_poison_detector *d)
+{
+	double *c = d->scratch_c; /* rank_cap entries, free between evaluations */
+	for (size_t k = 0; k < d->nknown; k++)
+		c[k] = (double)d->workers[d->known[k]].claim; /* exact: steps < 2^53 */
+	qsort(c, d->nknown, sizeof *c, cmp_desc);
+	return (int64_t)c[d->nknown / 2];
+}
+
 mlsec_err mlsec_poison_detector_feed(mlsec_poison_detector *d, const mlsec_poison_record *r,
                                      mlsec_error *err)
 {
@@ -654,10 +670,25 @@ mlsec_err mlsec_poison_detector_feed(mlsec_poison_detector *d, const mlsec_poiso
 			                       (long long)r->rank);
 		}
 	}
-	if (!d->workers[r->rank].known)
+	if (!d->workers[r->rank].known) {
 		add_known(d, r->rank);
-	if (r->step >= d->next_step + W)
+		d->workers[r->rank].claim = -1;
+	}
+	if (r->step > d->workers[r->rank].claim)
+		d->workers[r->rank].claim = r->step;
+	if (r->step >= d->next_step + W) {
+		/* A record past the open window closes every step below it. A
+		 * jump far beyond both the accepted records and where most
+		 * workers are (a buggy step counter, a stray datagram) must not
+		 * do that alone: every later record would be late and nothing
+		 * checked again. A real jump is followed once most workers made it. */
+		if (d->max_step >= 0 && r->step > d->max_step + W &&
+		    r->step > majority_step(d) + W) {
+			d->st.rejected++;
+			return MLSEC_OK;
+		}
 		close_below(d, r->step - W + 1);
+	}
 	if (d->first_seen < 0 || r->step < d->first_seen)
 		d->first_seen = r->step;
 	if (r->step < d->max_step)
