@@ -332,6 +332,22 @@ static void test_fgsm_data_outside_input_range(void **state)
 	mlsec_report_free(r);
 }
 
+/* A weights check that found no float tensor inspected nothing: it says
+ * so (low) instead of reading as a clean bill of health. */
+static void test_no_weights_is_said(void **state)
+{
+	(void)state;
+	mlsec_inspect_opts o;
+	mlsec_inspect_opts_default(&o);
+	o.checks = MLSEC_INSPECT_WEIGHTS;
+	mlsec_report *r = run_opts(D "no_weights.onnx", &o, MLSEC_OK);
+	expect(r, "INSPECT-NO-WEIGHTS", MLSEC_SEV_LOW, NULL);
+	mlsec_report_free(r);
+	r = run_opts(D "clean_mlp.onnx", &o, MLSEC_OK);
+	assert_null(find(r, "INSPECT-NO-WEIGHTS"));
+	mlsec_report_free(r);
+}
+
 static void test_checks_and_options(void **state)
 {
 	(void)state;
@@ -505,6 +521,7 @@ int main(void)
 	        cmocka_unit_test(test_checks_and_options), cmocka_unit_test(test_engine),
 	        cmocka_unit_test(test_embedding_padding),  cmocka_unit_test(test_alloc_failures),
 	        cmocka_unit_test(test_high_rank_weight),
+	        cmocka_unit_test(test_no_weights_is_said),
 	        cmocka_unit_test(test_fgsm_data_outside_input_range),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -4,6 +4,8 @@
 Run with Debian's interpreter (python3-onnx):
     /usr/bin/python3 tests/data/inspect/make_hostile.py
 
+no_weights.onnx  a graph without float initializers (Relu + Slice): the
+                 weights check has nothing to inspect and must say so.
 nan_rank17.onnx  a 17-D float initializer (one more dimension than the
                  tensor descriptors hold) with NaN in it, next to a normal
                  MatMul: the weights check must still see the NaN.
@@ -34,5 +36,20 @@ def nan_rank17():
         f.write(m.SerializeToString())
 
 
+def no_weights():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Slice", ["r", "s", "e", "a"], ["y"], name="slice")]
+    inits = [numpy_helper.from_array(np.array([0], np.int64), n) for n in ("s", "a")]
+    inits.insert(1, numpy_helper.from_array(np.array([2], np.int64), "e"))
+    g = helper.make_graph(nodes, "g", [x], [y], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    with open(os.path.join(HERE, "no_weights.onnx"), "wb") as f:
+        f.write(m.SerializeToString())
+
+
 if __name__ == "__main__":
     nan_rank17()
+    no_weights()
