@@ -458,7 +458,9 @@ static void test_options(void **state)
 	assert_float_equal(o.cw_c, 0.5, 1e-12);
 	json_decref(j);
 	const char *bad[] = {"{\"attack\": \"deepfool\"}", "{\"epsilon\": -1}", "{\"pgd-steps\": 0}",
-			     "{\"batch-size\": 100000}", "{\"nonsense\": 1}", "{\"epsilon\": \"0.1,x\"}"};
+			     "{\"batch-size\": 100000}", "{\"nonsense\": 1}", "{\"epsilon\": \"0.1,x\"}",
+			     /* counts are integers: 1.5 samples is a typo, not 1 */
+			     "{\"samples\": 1.5}", "{\"pgd-steps\": \"2.5\"}", "{\"seed\": 0.5}"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		j = json_loads(bad[i], 0, NULL);
 		mlsec_adv_opts_default(&o);

@@ -379,6 +379,10 @@ static void test_checks_and_options(void **state)
 	j = json_pack("{s:i}", "batch-size", 0);
 	assert_int_equal(mlsec_inspect_opts_from_json(j, &o, &e), MLSEC_ERR_INVALID_ARG);
 	json_decref(j);
+	/* counts are integers: 1.5 samples is a typo, not 1 */
+	j = json_pack("{s:f}", "samples", 1.5);
+	assert_int_equal(mlsec_inspect_opts_from_json(j, &o, &e), MLSEC_ERR_INVALID_ARG);
+	json_decref(j);
 
 	/* weights only: no graph checks, no NEEDS-GRAPH note */
 	mlsec_inspect_opts_default(&o);

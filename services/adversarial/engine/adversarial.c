@@ -110,6 +110,17 @@ static mlsec_err num(const json_t *v, const char *key, double lo, double hi, dou
 	return MLSEC_OK;
 }
 
+/* An integer option (a count, a seed): 1.5 is a typo, not 1. */
+static mlsec_err inum(const json_t *v, const char *key, double lo, double hi, double *out,
+                      mlsec_error *err)
+{
+	mlsec_err rc = num(v, key, lo, hi, out, err);
+	if (rc == MLSEC_OK && *out != floor(*out))
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: %g is not an integer",
+		                       key, *out);
+	return rc;
+}
+
 mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_error *err)
 {
 	if (!json)
@@ -176,22 +187,22 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 			if (!(rc = num(v, key, 0, 1, &d, err)))
 				o->tolerance = d;
 		} else if (!strcmp(key, "samples")) {
-			if (!(rc = num(v, key, 0, MLSEC_ADV_MAX_SAMPLES, &d, err)))
+			if (!(rc = inum(v, key, 0, MLSEC_ADV_MAX_SAMPLES, &d, err)))
 				o->samples = (size_t)d;
 		} else if (!strcmp(key, "batch-size")) {
-			if (!(rc = num(v, key, 1, MLSEC_ADV_MAX_BATCH, &d, err)))
+			if (!(rc = inum(v, key, 1, MLSEC_ADV_MAX_BATCH, &d, err)))
 				o->batch = (size_t)d;
 		} else if (!strcmp(key, "pgd-steps")) {
-			if (!(rc = num(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
+			if (!(rc = inum(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
 				o->pgd_steps = (int)d;
 		} else if (!strcmp(key, "pgd-alpha")) {
 			if (!(rc = num(v, key, 0, 1e6, &d, err)))
 				o->pgd_alpha = d;
 		} else if (!strcmp(key, "pgd-random-init")) {
-			if (!(rc = num(v, key, 0, 1000, &d, err)))
+			if (!(rc = inum(v, key, 0, 1000, &d, err)))
 				o->pgd_restarts = (int)d;
 		} else if (!strcmp(key, "cw-steps")) {
-			if (!(rc = num(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
+			if (!(rc = inum(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
 				o->cw_steps = (int)d;
 		} else if (!strcmp(key, "cw-lr")) {
 			if (!(rc = num(v, key, 1e-9, 1e3, &d, err)))
@@ -203,7 +214,7 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 			if (!(rc = num(v, key, 1e-9, 1e9, &d, err)))
 				o->cw_c = d;
 		} else if (!strcmp(key, "cw-binary-search")) {
-			if (!(rc = num(v, key, 1, 100, &d, err)))
+			if (!(rc = inum(v, key, 1, 100, &d, err)))
 				o->cw_binary_search = (int)d;
 		} else if (!strcmp(key, "clip-min")) {
 			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
@@ -212,10 +223,10 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
 				o->clip_max = (float)d;
 		} else if (!strcmp(key, "seed")) {
-			if (!(rc = num(v, key, 0, 9007199254740992.0, &d, err)))
+			if (!(rc = inum(v, key, 0, 9007199254740992.0, &d, err)))
 				o->seed = (uint64_t)d;
 		} else if (!strcmp(key, "threads")) {
-			if (!(rc = num(v, key, 1, 256, &d, err)))
+			if (!(rc = inum(v, key, 1, 256, &d, err)))
 				o->threads = (int)d;
 		} else {
 			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "unknown adversarial option '%s'", key);

@@ -99,6 +99,17 @@ static mlsec_err num(const json_t *v, const char *key, double lo, double hi, dou
 	return MLSEC_OK;
 }
 
+/* An integer option (a count, a seed): 1.5 is a typo, not 1. */
+static mlsec_err inum(const json_t *v, const char *key, double lo, double hi, double *out,
+                      mlsec_error *err)
+{
+	mlsec_err rc = num(v, key, lo, hi, out, err);
+	if (rc == MLSEC_OK && *out != floor(*out))
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: %g is not an integer",
+		                       key, *out);
+	return rc;
+}
+
 mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o, mlsec_error *err)
 {
 	if (!json)
@@ -156,10 +167,10 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 			if (!(rc = num(v, key, 0, 1e30, &d, err)))
 				o->threshold = d;
 		} else if (!strcmp(key, "samples")) {
-			if (!(rc = num(v, key, 0, MLSEC_INSPECT_MAX_SAMPLES, &d, err)))
+			if (!(rc = inum(v, key, 0, MLSEC_INSPECT_MAX_SAMPLES, &d, err)))
 				o->samples = (size_t)d;
 		} else if (!strcmp(key, "batch-size")) {
-			if (!(rc = num(v, key, 1, MLSEC_INSPECT_MAX_BATCH, &d, err)))
+			if (!(rc = inum(v, key, 1, MLSEC_INSPECT_MAX_BATCH, &d, err)))
 				o->batch = (size_t)d;
 		} else if (!strcmp(key, "input-min")) {
 			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
@@ -168,10 +179,10 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
 				o->input_max = (float)d;
 		} else if (!strcmp(key, "seed")) {
-			if (!(rc = num(v, key, 0, 9007199254740992.0, &d, err)))
+			if (!(rc = inum(v, key, 0, 9007199254740992.0, &d, err)))
 				o->seed = (uint64_t)d;
 		} else if (!strcmp(key, "threads")) {
-			if (!(rc = num(v, key, 1, 256, &d, err)))
+			if (!(rc = inum(v, key, 1, 256, &d, err)))
 				o->threads = (int)d;
 		} else {
 			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
