@@ -442,6 +442,22 @@ static void test_service_options_confined(void **state)
 	json_decref(o);
 }
 
+/* float16/bfloat16 data is valid data: converted, not ADV-MALFORMED. */
+static void test_half_precision_data(void **state)
+{
+	(void)state;
+	mlsec_adv_opts o;
+	mlsec_adv_opts_default(&o);
+	o.data_path = D "data_f16.npz";
+	o.attacks = MLSEC_ADV_FGSM;
+	mlsec_report *r = run(D "digits_mlp.onnx", &o, MLSEC_OK);
+	assert_false(has_rule(r, "ADV-MALFORMED", MLSEC_SEV_HIGH));
+	json_t *d = mlsec_artifact_details(mlsec_report_artifact(r, 0));
+	/* float16 rounding of [0, 1] pixels does not move the clean accuracy */
+	assert_float_equal(num(d, "clean_accuracy"), num(expected, "clean_accuracy"), 0.01);
+	mlsec_report_free(r);
+}
+
 static void test_options(void **state)
 {
 	(void)state;
@@ -481,6 +497,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_inputs_fail_closed),
 		cmocka_unit_test(test_checkpoint_needs_onnx),
 		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_half_precision_data),
 		cmocka_unit_test(test_service_options_confined),
 		cmocka_unit_test(test_missing_baseline_is_an_error),
 		cmocka_unit_test(test_corrupt_baseline_entry_is_an_error),
