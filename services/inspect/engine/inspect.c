@@ -99,6 +99,17 @@ static mlsec_err num(const json_t *v, const char *key, double lo, double hi, dou
 	return MLSEC_OK;
 }
 
+/* An integer option (a count, a seed): 1.5 is a typo, not 1. */
+static mlsec_err inum(const json_t *v, const char *key, double lo, double hi, double *out,
+                      mlsec_error *err)
+{
+	mlsec_err rc = num(v, key, lo, hi, out, err);
+	if (rc == MLSEC_OK && *out != floor(*out))
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: %g is not an integer",
+		                       key, *out);
+	return rc;
+}
+
 mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o, mlsec_error *err)
 {
 	if (!json)
@@ -156,10 +167,10 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 			if (!(rc = num(v, key, 0, 1e30, &d, err)))
 				o->threshold = d;
 		} else if (!strcmp(key, "samples")) {
-			if (!(rc = num(v, key, 0, MLSEC_INSPECT_MAX_SAMPLES, &d, err)))
+			if (!(rc = inum(v, key, 0, MLSEC_INSPECT_MAX_SAMPLES, &d, err)))
 				o->samples = (size_t)d;
 		} else if (!strcmp(key, "batch-size")) {
-			if (!(rc = num(v, key, 1, MLSEC_INSPECT_MAX_BATCH, &d, err)))
+			if (!(rc = inum(v, key, 1, MLSEC_INSPECT_MAX_BATCH, &d, err)))
 				o->batch = (size_t)d;
 		} else if (!strcmp(key, "input-min")) {
 			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
@@ -168,10 +179,10 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
 				o->input_max = (float)d;
 		} else if (!strcmp(key, "seed")) {
-			if (!(rc = num(v, key, 0, 9007199254740992.0, &d, err)))
+			if (!(rc = inum(v, key, 0, 9007199254740992.0, &d, err)))
 				o->seed = (uint64_t)d;
 		} else if (!strcmp(key, "threads")) {
-			if (!(rc = num(v, key, 1, 256, &d, err)))
+			if (!(rc = inum(v, key, 1, 256, &d, err)))
 				o->threads = (int)d;
 		} else {
 			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
@@ -322,6 +333,20 @@ static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opt
 				        err, MLSEC_ERR_INVALID_ARG,
 				        "%s: label y[%zu] = %lld but the model has %zu classes",
 				        o->data_path, i, (long long)data.y[i], classes);
+				goto done;
+			}
+		}
+		/* FGSM clamps to the input range: data outside it would flip
+		 * predictions by the clamp, not by the epsilon step. */
+		for (size_t i = 0; (o->checks & MLSEC_INSPECT_FGSM) && i < data.n * numel; i++) {
+			if (!(data.x[i] >= o->input_min && data.x[i] <= o->input_max)) {
+				rc = mlsec_error_set(
+				        err, MLSEC_ERR_INVALID_ARG,
+				        "%s: x value %g (sample %zu) is outside the input range "
+				        "[%g, %g]: pass --input-min/--input-max matching the "
+				        "model's preprocessing",
+				        o->data_path, data.x[i], i / numel, o->input_min,
+				        o->input_max);
 				goto done;
 			}
 		}
