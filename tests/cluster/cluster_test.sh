@@ -349,6 +349,32 @@ case_tls() {
 	expect_rc 2
 }
 
+# Consumer lag from librdkafka statistics reaches /metrics: after a job the
+# stage's partition has a committed offset, so its lag gauge appears.
+case_metrics_lag() {
+	make_fixtures
+	start_redis
+	start_broker 1
+	local mport
+	mport=$(free_port)
+	start_stage s1 --metrics-listen "127.0.0.1:$mport" --kafka-stats-interval-ms 200
+	start_orch --insecure-local
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	local ok=0
+	for _ in $(seq 50); do
+		/usr/bin/python3 -c 'import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+			"http://127.0.0.1:$mport/metrics" >"$T_DIR/metrics.txt" 2>/dev/null
+		if grep -q '^mlsec_kafka_consumer_lag{topic="mlsec.stage.triton",partition="0",client="[^"]*"} 0' \
+			"$T_DIR/metrics.txt"; then
+			ok=1
+			break
+		fi
+		sleep 0.2
+	done
+	[ "$ok" = 1 ] || fail "no lag gauge: $(grep kafka "$T_DIR/metrics.txt")"
+}
+
 # Python grpcio as an independent client: Submit, Watch, Get, Upload,
 # health, INVALID_ARGUMENT on garbage.
 case_python_wire() {

@@ -25,9 +25,22 @@ struct mlsec_worker {
 	int retry_backoff_ms;
 	int watch_shutdown;
 	int ran;
+	mlsec_queue_stats_cb stats_cb;
+	void *stats_ctx;
 	atomic_int stop;
 	atomic_ullong received, committed, retried, commit_failures;
 };
+
+/* Served by rd_kafka_consumer_poll() on the run() thread; 0 = librdkafka
+ * frees the document. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	(void)rk;
+	mlsec_worker *w = opaque;
+	if (w && w->stats_cb)
+		w->stats_cb(json, len, w->stats_ctx);
+	return 0;
+}
 
 mlsec_err mlsec_worker_new(const mlsec_worker_conf *conf, mlsec_worker **out, mlsec_error *err)
 {
@@ -76,6 +89,23 @@ mlsec_err mlsec_worker_new(const mlsec_worker_conf *conf, mlsec_worker **out, ml
 		rd_kafka_topic_partition_list_destroy(w->topics);
 		mlsec_free(w);
 		return err ? err->code : MLSEC_ERR_INVALID_ARG;
+	}
+	if (conf->stats_cb) {
+		char iv[16];
+		snprintf(iv, sizeof iv, "%d",
+			 conf->stats_interval_ms > 0 ? conf->stats_interval_ms : 5000);
+		char es[256];
+		if (rd_kafka_conf_set(kc, "statistics.interval.ms", iv, es, sizeof es) !=
+		    RD_KAFKA_CONF_OK) {
+			rd_kafka_conf_destroy(kc);
+			rd_kafka_topic_partition_list_destroy(w->topics);
+			mlsec_free(w);
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "kafka: %s", es);
+		}
+		w->stats_cb = conf->stats_cb;
+		w->stats_ctx = conf->stats_ctx;
+		rd_kafka_conf_set_stats_cb(kc, on_stats);
+		rd_kafka_conf_set_opaque(kc, w);
 	}
 	char es[512];
 	w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, es, sizeof es);

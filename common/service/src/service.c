@@ -81,6 +81,9 @@ static const mlsec_config_option service_options[] = {
          "lifetime of stage results in Redis (0 = forever)"},
         {"metrics-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_METRICS_LISTEN", 0,
          "serve Prometheus /metrics on HOST:PORT or :PORT (unset = off)"},
+        {"kafka-stats-interval-ms", MLSEC_CONFIG_INT, "5000", 100, 3600000, NULL,
+         "MLSEC_KAFKA_STATS_INTERVAL_MS", 0,
+         "how often consumer lag is refreshed on /metrics (with --metrics-listen)"},
         {"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
          "write the bound gRPC address here once serving (for scripts and tests)"},
 };
@@ -289,6 +292,12 @@ static void *kworker_main(void *arg)
 	return NULL;
 }
 
+/* A worker's librdkafka statistics -> mlsec_kafka_consumer_lag. */
+static void kworker_stats(const char *json, size_t len, void *ctx)
+{
+	mlsec_service_metrics_kafka_stats(ctx, json, len);
+}
+
 /* gRPC: mlsec.v1.Analyzer/Analyze. */
 static grpc_status_code service_analyze(mlsec_rpc_call *call, const uint8_t *in, size_t in_len,
                                         uint8_t **resp, size_t *resp_len, void *ctx)
@@ -454,6 +463,12 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 			wc.group = svc.group;
 			wc.topics = topics;
 			wc.watch_shutdown = 1;
+			if (svc.metrics) {
+				wc.stats_cb = kworker_stats;
+				wc.stats_ctx = svc.metrics;
+				wc.stats_interval_ms = (int)mlsec_config_get_int(
+				        svc.cfg, "kafka-stats-interval-ms");
+			}
 			if (mlsec_store_clone(svc.store, &kw->store, &err) != MLSEC_OK ||
 			    mlsec_worker_new(&wc, &kw->w, &err) != MLSEC_OK) {
 				MLSEC_LOGE("kafka worker: %s", err.text);

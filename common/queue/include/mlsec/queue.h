@@ -128,6 +128,10 @@ typedef enum mlsec_queue_outcome {
 /* Runs on the thread that called mlsec_worker_run(). */
 typedef mlsec_queue_outcome (*mlsec_queue_handler)(const mlsec_queue_msg *msg, void *ctx);
 
+/* librdkafka statistics: one JSON document (borrowed for the call), on the
+ * thread that called mlsec_worker_run() (served by its poll loop). */
+typedef void (*mlsec_queue_stats_cb)(const char *json, size_t len, void *ctx);
+
 typedef struct mlsec_worker_conf {
 	mlsec_queue_conf queue;
 	const char *group;          /* group.id, e.g. "mlsec-triton"; required */
@@ -136,6 +140,12 @@ typedef struct mlsec_worker_conf {
 	int max_poll_interval_ms;   /* 0 = 300000; longest handler call allowed */
 	int retry_backoff_ms;       /* 0 = 500; wait before retrying after RETRY */
 	int watch_shutdown;         /* nonzero: also stop when mlsec_shutdown_requested() */
+	/* Optional statistics hook (e.g. consumer lag for /metrics): when
+	 * stats_cb is set, statistics.interval.ms = stats_interval_ms (0 =
+	 * 5000) and each document goes to stats_cb(json, len, stats_ctx). */
+	int stats_interval_ms;
+	mlsec_queue_stats_cb stats_cb;
+	void *stats_ctx;
 } mlsec_worker_conf;
 
 /*
