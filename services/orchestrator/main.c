@@ -13,6 +13,7 @@
 #include "mlsec/fsutil.h"
 #include "mlsec/log.h"
 #include "mlsec/service.h"
+#include "mlsec/service_health.h"
 #include "mlsec/service_metrics.h"
 #include "mlsec/shutdown.h"
 #include "orchestrator.h"
@@ -44,6 +45,12 @@ static const mlsec_config_option orch_options[] = {
          "lifetime of job records, results and events in Redis (0 = forever)"},
         {"sweep-interval-ms", MLSEC_CONFIG_INT, "200", 10, 60000, NULL, "MLSEC_SWEEP_INTERVAL_MS",
          0, "how often expired job deadlines are checked"},
+        {"health-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_HEALTH_LISTEN", 0,
+         "also serve grpc.health.v1 alone, in plain text, on HOST:PORT (kubelet probes of a TLS "
+         "server); unset = off"},
+        {"health-interval-ms", MLSEC_CONFIG_INT, "2000", 100, 60000, NULL,
+         "MLSEC_HEALTH_INTERVAL_MS", 0,
+         "how often Redis and Kafka are checked for readiness (NOT_SERVING while unreachable)"},
         {"metrics-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_METRICS_LISTEN", 0,
          "serve Prometheus /metrics on HOST:PORT or :PORT (unset = off)"},
         {"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
@@ -150,6 +157,7 @@ int main(int argc, char **argv)
 	sweeper sw;
 	const char **cprops = NULL;
 	mlsec_service_metrics *metrics = NULL;
+	mlsec_service_health *health = NULL;
 	memset(&rt, 0, sizeof(rt));
 	memset(&sw, 0, sizeof(sw));
 
@@ -292,6 +300,17 @@ int main(int argc, char **argv)
 		mlsec_shutdown_request();
 	}
 	mlsec_rpc_server_set_serving(srv, "mlsec.v1.Orchestrator", 1);
+	mlsec_service_health_conf hc = {0};
+	hc.srv = srv;
+	hc.service = "mlsec.v1.Orchestrator";
+	hc.store = o.store_tmpl;
+	hc.producer = o.producer;
+	hc.interval_ms = (int)mlsec_config_get_int(o.cfg, "health-interval-ms");
+	hc.listen = mlsec_config_get(o.cfg, "health-listen");
+	if (mlsec_service_health_start(&hc, &health, &err) != MLSEC_OK) {
+		MLSEC_LOGE("health: %s", err.text);
+		mlsec_shutdown_request();
+	}
 	const char *ready = mlsec_config_get(o.cfg, "ready-file");
 	if (ready && *ready) {
 		char buf[64];
@@ -306,8 +325,10 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	o.stopping = 1;
-	if (srv)
+	if (srv) {
 		mlsec_rpc_server_set_serving(srv, "", 0);
+		mlsec_rpc_server_set_serving(srv, "mlsec.v1.Orchestrator", 0);
+	}
 	if (rt.w)
 		mlsec_worker_stop(rt.w);
 	mlsec_shutdown_request(); /* wakes the sweeper */
@@ -315,6 +336,7 @@ out:
 		pthread_join(rt.thread, NULL);
 	if (sw.started)
 		pthread_join(sw.thread, NULL);
+	mlsec_service_health_stop(health);
 	if (srv)
 		mlsec_rpc_server_stop(srv, STOP_GRACE_MS);
 	mlsec_rpc_server_free(srv);

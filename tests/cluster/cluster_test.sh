@@ -375,6 +375,66 @@ case_metrics_lag() {
 	[ "$ok" = 1 ] || fail "no lag gauge: $(grep kafka "$T_DIR/metrics.txt")"
 }
 
+# health_is ENDPOINT SERVICE WANT SECONDS: waits until `mlsec-submit
+# --health` prints WANT (SERVING / NOT_SERVING) for SERVICE.
+health_is() {
+	local i got
+	for i in $(seq $(($4 * 5))); do
+		got=$("$BIN/mlsec-submit" --health "$1" --service "$2" 2>/dev/null)
+		[ "$got" = "$3" ] && return 0
+		sleep 0.2
+	done
+	fail "health of $2 on $1: expected $3, got '$got'"
+}
+
+# --health-listen: a plain-text health-only port beside a TLS gRPC port,
+# sharing the serving state; readiness (the API service name) follows
+# Redis and Kafka, liveness ("") does not.
+case_health_listen() {
+	command -v openssl >/dev/null || { echo "openssl CLI missing: skipped"; exit 77; }
+	make_fixtures
+	start_redis
+	start_broker
+	local d="$T_DIR/pki" hs ho
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=localhost" \
+		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$d/srv.key" -out "$d/srv.pem" 2>/dev/null || fail "openssl"
+	hs=$(free_port)
+	ho=$(free_port)
+	start_stage s1 --health-listen "127.0.0.1:$hs" --health-interval-ms 200
+	start_orch --insecure-local --tls-cert "$d/srv.pem" --tls-key "$d/srv.key" \
+		--health-listen "127.0.0.1:$ho" --health-interval-ms 200
+	# the main port speaks TLS only; the health port answers in plain text
+	submit --health "$ENDPOINT" --timeout 3
+	expect_rc 1
+	health_is "127.0.0.1:$ho" mlsec.v1.Orchestrator SERVING 5
+	health_is "127.0.0.1:$ho" "" SERVING 5
+	health_is "127.0.0.1:$hs" mlsec.v1.Analyzer SERVING 5
+	# nothing but health on that port
+	submit --endpoint "127.0.0.1:$ho" --timeout 5 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 1
+	expect_err "UNIMPLEMENTED"
+	submit --tls-ca "$d/srv.pem" --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	# Redis down: not ready, still alive; back: ready again
+	stop_redis
+	health_is "127.0.0.1:$ho" mlsec.v1.Orchestrator NOT_SERVING 10
+	health_is "127.0.0.1:$hs" mlsec.v1.Analyzer NOT_SERVING 10
+	health_is "127.0.0.1:$ho" "" SERVING 2
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+		--daemonize yes --pidfile "$T_DIR/redis.pid" --logfile "$T_DIR/redis.log" \
+		--dir "$T_DIR" >/dev/null || fail "redis-server did not restart"
+	health_is "127.0.0.1:$ho" mlsec.v1.Orchestrator SERVING 10
+	health_is "127.0.0.1:$hs" mlsec.v1.Analyzer SERVING 10
+	submit --tls-ca "$d/srv.pem" --timeout 30 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+	# Kafka down: not ready
+	kill "${T_PIDS[0]}"
+	health_is "127.0.0.1:$hs" mlsec.v1.Analyzer NOT_SERVING 15
+	health_is "127.0.0.1:$ho" mlsec.v1.Orchestrator NOT_SERVING 15
+}
+
 # Python grpcio as an independent client: Submit, Watch, Get, Upload,
 # health, INVALID_ARGUMENT on garbage.
 case_python_wire() {

@@ -25,6 +25,7 @@
 #include "mlsec/queue.h"
 #include "mlsec/rpc.h"
 #include "mlsec/service.h"
+#include "mlsec/service_health.h"
 #include "mlsec/service_metrics.h"
 #include "mlsec/shutdown.h"
 #include "mlsec/store.h"
@@ -81,6 +82,12 @@ static const mlsec_config_option service_options[] = {
          "lifetime of stage results in Redis (0 = forever)"},
         {"metrics-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_METRICS_LISTEN", 0,
          "serve Prometheus /metrics on HOST:PORT or :PORT (unset = off)"},
+        {"health-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_HEALTH_LISTEN", 0,
+         "also serve grpc.health.v1 alone, in plain text, on HOST:PORT (kubelet probes of a TLS "
+         "server); unset = off"},
+        {"health-interval-ms", MLSEC_CONFIG_INT, "2000", 100, 60000, NULL,
+         "MLSEC_HEALTH_INTERVAL_MS", 0,
+         "how often Redis and Kafka are checked for readiness (NOT_SERVING while unreachable)"},
         {"kafka-stats-interval-ms", MLSEC_CONFIG_INT, "5000", 100, 3600000, NULL,
          "MLSEC_KAFKA_STATS_INTERVAL_MS", 0,
          "how often consumer lag is refreshed on /metrics (with --metrics-listen)"},
@@ -345,6 +352,7 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	long long nworkers = 0;
 	char *token = NULL;
 	const char **cprops = NULL;
+	mlsec_service_health *health = NULL;
 
 	svc.cfg = mlsec_config_new(prog, engine->summary, "[options]");
 	mlsec_config_help help = MLSEC_CONFIG_HELP_NONE;
@@ -444,6 +452,17 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 		goto out;
 	}
 	mlsec_rpc_server_set_serving(srv, "mlsec.v1.Analyzer", 1);
+	mlsec_service_health_conf hc = {0};
+	hc.srv = srv;
+	hc.service = "mlsec.v1.Analyzer";
+	hc.store = svc.store;
+	hc.producer = svc.producer;
+	hc.interval_ms = (int)mlsec_config_get_int(svc.cfg, "health-interval-ms");
+	hc.listen = mlsec_config_get(svc.cfg, "health-listen");
+	if (mlsec_service_health_start(&hc, &health, &err) != MLSEC_OK) {
+		MLSEC_LOGE("health: %s", err.text);
+		goto out;
+	}
 
 	if (nworkers > 0) {
 		kws = mlsec_calloc((size_t)nworkers, sizeof(kworker));
@@ -492,8 +511,10 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	rc = 0;
 out:
 	svc.cancel = 1;
-	if (srv)
+	if (srv) {
 		mlsec_rpc_server_set_serving(srv, "", 0);
+		mlsec_rpc_server_set_serving(srv, "mlsec.v1.Analyzer", 0);
+	}
 	for (long long i = 0; kws && i < nworkers; i++)
 		if (kws[i].w)
 			mlsec_worker_stop(kws[i].w);
@@ -505,6 +526,7 @@ out:
 	}
 	mlsec_free(kws);
 	mlsec_free(cprops);
+	mlsec_service_health_stop(health);
 	if (srv)
 		mlsec_rpc_server_stop(srv, SERVICE_STOP_GRACE_MS);
 	mlsec_rpc_server_free(srv);

@@ -97,6 +97,13 @@ mlsec_err mlsec_producer_send_async(mlsec_producer *p, const char *topic,
  */
 mlsec_err mlsec_producer_flush(mlsec_producer *p, int timeout_ms, mlsec_error *err);
 
+/*
+ * Asks the cluster for broker metadata (no topics): MLSEC_OK when a broker
+ * answered within timeout_ms, MLSEC_ERR_UNAVAILABLE otherwise. For
+ * readiness checks; thread-safe.
+ */
+mlsec_err mlsec_producer_ping(mlsec_producer *p, int timeout_ms, mlsec_error *err);
+
 /* Flushes for at most 5 s (logging what is lost), then destroys. NULL ok. */
 void mlsec_producer_free(mlsec_producer *p);
 
