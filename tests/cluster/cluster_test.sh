@@ -435,6 +435,37 @@ case_health_listen() {
 	health_is "127.0.0.1:$ho" mlsec.v1.Orchestrator NOT_SERVING 15
 }
 
+# MLSEC_REDIS_PASSWORD_FILE: the AUTH password from a file (with an ACL
+# user in the URL and no password there); never logged.
+case_redis_password_file() {
+	make_fixtures
+	REDIS_PORT=$(free_port)
+	export REDISCLI_AUTH='Pw/with%odd:chars' # redis-cli here and in the cleanup
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+		--requirepass "$REDISCLI_AUTH" --daemonize yes --pidfile "$T_DIR/redis.pid" \
+		--logfile "$T_DIR/redis.log" --dir "$T_DIR" >/dev/null || fail "redis-server"
+	for _ in $(seq 50); do
+		redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	printf '%s\n' "$REDISCLI_AUTH" >"$T_DIR/redis-password"
+	export MLSEC_REDIS_URL="redis://default@127.0.0.1:$REDIS_PORT/0"
+	export MLSEC_REDIS_PASSWORD_FILE="$T_DIR/redis-password"
+	start_broker
+	start_stage s1 --log-level debug
+	start_orch --insecure-local --log-level debug
+	submit --timeout 30 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+	! grep -q 'odd:chars' "$T_DIR"/s1.log "$T_DIR"/orch.log || fail "password logged"
+	# without the file: the orchestrator cannot use Redis
+	printf 'wrong-password\n' >"$T_DIR/redis-password"
+	kill "$ORCH_PID"
+	wait "$ORCH_PID" 2>/dev/null
+	start_orch --insecure-local
+	submit --timeout 10 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 1
+}
+
 # Python grpcio as an independent client: Submit, Watch, Get, Upload,
 # health, INVALID_ARGUMENT on garbage.
 case_python_wire() {

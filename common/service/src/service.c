@@ -423,7 +423,10 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	if (nworkers > 0) {
 		const char *url = mlsec_config_get(svc.cfg, "redis-url");
 		int rto = (int)mlsec_config_get_int(svc.cfg, "redis-timeout-ms");
-		if (mlsec_store_new(url, rto, rto, &svc.store, &err) != MLSEC_OK) {
+		if (mlsec_store_new(url, rto, rto, &svc.store, &err) != MLSEC_OK ||
+		    mlsec_store_set_password_file(svc.store,
+		                                  mlsec_config_get(svc.cfg, "redis-password-file"),
+		                                  &err) != MLSEC_OK) {
 			MLSEC_LOGE("redis: %s", err.text);
 			goto out;
 		}

@@ -96,6 +96,7 @@ int main(int argc, char **argv)
 	c.group = mlsec_config_get(cfg, "group");
 	c.redis_url = mlsec_config_get(cfg, "redis-url");
 	c.redis_timeout_ms = (int)mlsec_config_get_int(cfg, "redis-timeout-ms");
+	c.redis_password_file = mlsec_config_get(cfg, "redis-password-file");
 	c.checkpoint_every = (unsigned)mlsec_config_get_int(cfg, "checkpoint-every");
 	c.state_ttl_ms = mlsec_config_get_int(cfg, "state-ttl-s") * 1000;
 	c.max_runs = (unsigned)mlsec_config_get_int(cfg, "max-runs");

@@ -298,6 +298,7 @@ mlsec_err mlsec_poison_stream_run(const mlsec_poison_stream_conf *conf,
 	mlsec_worker *w = NULL;
 	if ((rc = mlsec_store_new(s.c.redis_url, s.c.redis_timeout_ms, s.c.redis_timeout_ms,
 	                          &s.store, err)) ||
+	    (rc = mlsec_store_set_password_file(s.store, s.c.redis_password_file, err)) ||
 	    (rc = mlsec_producer_new(&s.c.queue, &s.prod, err)))
 		goto out;
 	const char *topics[] = {MLSEC_TOPIC_GRADIENTS, NULL};

@@ -42,6 +42,7 @@ typedef struct mlsec_poison_stream_conf {
 	const char *group;            /* NULL = MLSEC_POISON_STREAM_GROUP */
 	const char *redis_url;        /* required */
 	int redis_timeout_ms;         /* 0 = 2000 */
+	const char *redis_password_file; /* NULL = the URL's password, if any */
 	mlsec_poison_config detector; /* for new runs (restored runs keep theirs) */
 	unsigned checkpoint_every;    /* records per run between saves; 0 = 100 */
 	long long state_ttl_ms;       /* Redis TTL of a run's state; 0 = 7 days */
