@@ -287,6 +287,10 @@ int main(int argc, char **argv)
 	                                MLSEC_RPC_SERVER_STREAM, orch_watch, &o, 0) != MLSEC_OK ||
 	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Orchestrator/Upload",
 	                                MLSEC_RPC_CLIENT_STREAM, orch_upload, &o, 0) != MLSEC_OK ||
+	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Baselines/Get", MLSEC_RPC_UNARY,
+	                                orch_baseline_get, &o, 0) != MLSEC_OK ||
+	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Baselines/Set", MLSEC_RPC_UNARY,
+	                                orch_baseline_set, &o, 0) != MLSEC_OK ||
 	    mlsec_service_metrics_start(PROG, mlsec_config_get(o.cfg, "metrics-listen"), srv,
 	                                &metrics, &err) != MLSEC_OK ||
 	    mlsec_rpc_server_start(srv, &err) != MLSEC_OK) {

@@ -86,6 +86,12 @@ grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *req, size_t len, u
 grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
                              size_t *resp_len, void *ctx);
 
+/* mlsec.v1.Baselines/Get and /Set (baseline.c). */
+grpc_status_code orch_baseline_get(mlsec_rpc_call *c, const uint8_t *req, size_t len,
+                                   uint8_t **resp, size_t *resp_len, void *ctx);
+grpc_status_code orch_baseline_set(mlsec_rpc_call *c, const uint8_t *req, size_t len,
+                                   uint8_t **resp, size_t *resp_len, void *ctx);
+
 /* Kafka handler for mlsec.results (ctx = orch_results_ctx *). */
 typedef struct orch_results_ctx {
 	orch *o;

@@ -466,6 +466,59 @@ case_redis_password_file() {
 	expect_rc 1
 }
 
+# Adversarial baselines live in Redis under the model name: a job with
+# update-baseline records it, a later job of a weaker model under the same
+# name regresses (exit 2); export/import move the same JSON.
+case_adv_baseline() {
+	[ -x "$BIN/mlsec-adversariald" ] || { echo "no mlsec-adversariald: skipped"; exit 77; }
+	local d="$HERE/../data/adversarial"
+	mkdir -p "$T_DIR/in/a" "$T_DIR/in/b"
+	cp "$d/digits_mlp.onnx" "$T_DIR/in/a/model.onnx"
+	cp "$d/digits_rescnn.onnx" "$T_DIR/in/b/model.onnx"
+	start_redis
+	start_broker
+	STAGE_BIN="$BIN/mlsec-adversariald" start_stage adv
+	start_orch --insecure-local
+	local common=(--stages adversarial --timeout 120 --option attack=fgsm --option epsilon=0.1)
+	submit "${common[@]}" --option update-baseline=true "$T_DIR/in/a/model.onnx"
+	expect_rc 0
+	redis-cli -p "$REDIS_PORT" get mlsec:baseline:model | grep -q '"fgsm"' ||
+		fail "baseline not stored: $(redis-cli -p "$REDIS_PORT" keys 'mlsec:*')"
+	# the same model again: stable
+	submit "${common[@]}" --option tolerance=0.01 "$T_DIR/in/a/model.onnx"
+	expect_rc 0
+	grep -q "ADV-REGRESSION" "$T_DIR/out" && fail "stable model flagged: $(cat "$T_DIR/out")"
+	# a less robust model under the same name: regression
+	submit "${common[@]}" --option tolerance=0.01 --json "$T_DIR/in/b/model.onnx"
+	expect_rc 2
+	grep -q "ADV-REGRESSION" "$T_DIR/out" || fail "no regression: $(cat "$T_DIR/out")"
+	# export prints the stored document; import stores it (under another name)
+	"$BIN/mlsec-submit" --baseline-export model >"$T_DIR/exported.json" 2>"$T_DIR/err" ||
+		fail "export: $(cat "$T_DIR/err")"
+	/usr/bin/python3 - "$T_DIR/exported.json" "$T_DIR/import.json" <<'PY' || fail "exported JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+acc = d["model"]["fgsm"]["epsilon=0.1"]
+assert 0 <= acc <= 1, d
+json.dump({"renamed": d["model"]}, open(sys.argv[2], "w"))
+PY
+	submit --baseline-import "$T_DIR/import.json"
+	expect_rc 0
+	submit --baseline-export renamed
+	expect_rc 0
+	grep -q '"renamed"' "$T_DIR/out" || fail "imported baseline: $(cat "$T_DIR/out")"
+	# model-name option picks the key explicitly: b as "renamed" regresses too
+	submit "${common[@]}" --option tolerance=0.01 --option model-name=renamed "$T_DIR/in/b/model.onnx"
+	expect_rc 2
+	submit --baseline-export nosuchmodel
+	expect_rc 1
+	expect_err "NOT_FOUND"
+	write_file "$T_DIR/bad.json" '{"../x": {}}'
+	submit --baseline-import "$T_DIR/bad.json"
+	expect_rc 1
+	expect_err "INVALID_ARGUMENT"
+}
+
 # Python grpcio as an independent client: Submit, Watch, Get, Upload,
 # health, INVALID_ARGUMENT on garbage.
 case_python_wire() {

@@ -29,6 +29,7 @@
 #include "mlsec/service_metrics.h"
 #include "mlsec/shutdown.h"
 #include "mlsec/store.h"
+#include "service_state.h"
 #include "mlsec/v1/analyzer.pb-c.h"
 
 #define SERVICE_MAX_WORKERS 64
@@ -98,9 +99,11 @@ static const mlsec_config_option service_options[] = {
 /* Reads the whole of the request's artifacts through the confinement and
  * digest checks, runs the engine, packs a StageResult. Never fails except
  * on allocation: problems become an ERROR result. */
-static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest *req,
-                                     uint8_t **out, size_t *len)
+static mlsec_err service_run_request(service *svc, mlsec_store *store,
+                                     const Mlsec__V1__StageRequest *req, uint8_t **out,
+                                     size_t *len)
 {
+	char state_key[MLSEC_SERVICE_STATE_MAX_KEY + 1] = "";
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	const char *stage = svc->engine->stage;
@@ -150,6 +153,21 @@ static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest
 		}
 	}
 	if (rc == MLSEC_OK) {
+		mlsec_error_clear(&err);
+		rc = service_state_load(svc->engine, store, req, &options, state_key,
+		                        sizeof(state_key), &err);
+		if (rc == MLSEC_ERR_UNAVAILABLE) { /* Redis: retry the job later */
+			MLSEC_LOG(MLSEC_LOG_WARN, req->job_id, "redis: %s (will retry)", err.text);
+			for (size_t i = 0; paths && i < req->n_artifacts; i++)
+				mlsec_free(paths[i]);
+			mlsec_free(paths);
+			json_decref(options);
+			return MLSEC_ERR_UNAVAILABLE;
+		}
+		if (rc != MLSEC_OK)
+			snprintf(msg, sizeof(msg), "%s", err.text);
+	}
+	if (rc == MLSEC_OK) {
 		rep = mlsec_report_new(stage);
 		if (!rep) {
 			rc = MLSEC_ERR_NOMEM;
@@ -165,6 +183,18 @@ static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest
 			if (rc != MLSEC_OK)
 				snprintf(msg, sizeof(msg), "%s: %s", mlsec_strerror(rc),
 				         err.text[0] ? err.text : "engine failed");
+		}
+	}
+	if (rc == MLSEC_OK && state_key[0]) {
+		mlsec_error_clear(&err);
+		if (service_state_save(svc->engine, store, state_key, rep, &err) != MLSEC_OK) {
+			MLSEC_LOG(MLSEC_LOG_WARN, req->job_id, "redis: %s (will retry)", err.text);
+			mlsec_report_free(rep);
+			for (size_t i = 0; paths && i < req->n_artifacts; i++)
+				mlsec_free(paths[i]);
+			mlsec_free(paths);
+			json_decref(options);
+			return MLSEC_ERR_UNAVAILABLE;
 		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -225,7 +255,7 @@ static mlsec_queue_outcome service_handle(const mlsec_queue_msg *m, void *ctx)
 	}
 	if (e == MLSEC_ERR_NOT_FOUND) {
 		MLSEC_LOGD("analysing %zu artifact(s)", req->n_artifacts);
-		e = service_run_request(svc, req, &res, &res_len);
+		e = service_run_request(svc, kw->store, req, &res, &res_len);
 		if (e == MLSEC_ERR_TIMEOUT) { /* shutting down: hand the job back */
 			mlsec_free(res);
 			res = NULL;
@@ -320,7 +350,7 @@ static grpc_status_code service_analyze(mlsec_rpc_call *call, const uint8_t *in,
 		mlsec_rpc_call_set_message(call, "no artifacts");
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
-	mlsec_err e = service_run_request(svc, req, resp, resp_len);
+	mlsec_err e = service_run_request(svc, NULL, req, resp, resp_len);
 	mlsec__v1__stage_request__free_unpacked(req, NULL);
 	if (e != MLSEC_OK) {
 		mlsec_rpc_call_set_message(call, "%s", mlsec_strerror(e));

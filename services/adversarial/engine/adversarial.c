@@ -433,7 +433,7 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 {
 	if (o->clip_max <= o->clip_min)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--clip-max must be greater than --clip-min");
-	if (o->update_baseline && !o->baseline_path)
+	if (o->update_baseline && !o->baseline_path && !o->baseline)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--update-baseline needs --baseline FILE");
 	mlsec_format fmt = mlsec_format_sniff(model_path);
 	if (fmt == MLSEC_FMT_PICKLE || fmt == MLSEC_FMT_PYTORCH_ZIP || fmt == MLSEC_FMT_PYTORCH_LEGACY ||
@@ -587,7 +587,9 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 	if (rc != MLSEC_OK)
 		goto tool_error;
 	if (updates) {
-		json_object_set(details, "baseline_update", json_object_get(updates, model));
+		/* The whole updated document: the cluster stores it as is and
+		 * `mlsec-submit --baseline-export` prints the same JSON. */
+		json_object_set(details, "baseline_update", updates);
 		if (o->baseline_path && (rc = adv_baseline_save(updates, o->baseline_path, &e)) != MLSEC_OK)
 			goto tool_error;
 	}
@@ -628,14 +630,31 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 	}
 	if (!model)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no model given");
-	if (o.update_baseline && !o.baseline_path && !o.baseline)
-		o.update_baseline = 0; /* cluster: the service stores details.baseline_update */
-	return mlsec_adv_run(model, &o, rep, err);
+	/* Cluster: no stored baseline yet. Start from an empty document; the
+	 * service stores details.baseline_update (mlsec_engine_state). */
+	json_t *empty = NULL;
+	if (o.update_baseline && !o.baseline_path && !o.baseline) {
+		if (!(empty = json_object()))
+			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+		o.baseline = empty;
+	}
+	rc = mlsec_adv_run(model, &o, rep, err);
+	json_decref(empty);
+	return rc;
 }
+
+static const mlsec_engine_state adversarial_state = {
+	.name = "baseline",
+	.key_option = "model-name",
+	.in_option = "baseline",
+	.out_detail = "baseline_update",
+	.update_option = "update-baseline",
+};
 
 const mlsec_engine mlsec_engine_adversarial = {
 	.stage = "adversarial",
 	.rule_prefix = RULE_PREFIX,
 	.summary = "FGSM/PGD/CW robustness regression against a baseline",
 	.analyze = analyze,
+	.state = &adversarial_state,
 };

@@ -27,6 +27,8 @@
 #ifndef MLSEC_SERVICE_H
 #define MLSEC_SERVICE_H
 
+#include <stddef.h>
+
 #include "mlsec/engine.h"
 
 #ifdef __cplusplus
@@ -43,6 +45,15 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine);
  * are borrowed), NULL on allocation failure.
  */
 const char **mlsec_service_consumer_props(const char *const *user);
+
+/* Engine state (mlsec_engine_state) in Redis: "mlsec:<name>:<key>". */
+#define MLSEC_SERVICE_STATE_MAX_KEY 128
+
+/* 1 when key matches [A-Za-z0-9._-]{1,128} and does not start with '.'. */
+int mlsec_service_state_key_ok(const char *key);
+
+/* "mlsec:<name>:<key>" into buf; -1 for a bad key or a short buffer. */
+int mlsec_service_state_redis_key(const char *name, const char *key, char *buf, size_t size);
 
 #ifdef __cplusplus
 }
