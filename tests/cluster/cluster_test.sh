@@ -519,6 +519,42 @@ PY
 	expect_err "INVALID_ARGUMENT"
 }
 
+# auto routing: an ONNX model goes to export AND inspect, a safetensors
+# checkpoint to checkpoint AND inspect, a pickle to checkpoint only;
+# explicit --stages keeps exactly the stages named.
+case_auto_routing() {
+	for s in exportd inspectd checkpointd; do
+		[ -x "$BIN/mlsec-$s" ] || { echo "no mlsec-$s: skipped"; exit 77; }
+	done
+	mkdir -p "$T_DIR/in"
+	cp "$HERE/../data/inspect/clean_mlp.onnx" "$HERE/../data/inspect/clean_mlp.safetensors" \
+		"$HERE/../data/checkpoint/benign.pkl" "$T_DIR/in/"
+	start_redis
+	start_broker
+	STAGE_BIN="$BIN/mlsec-exportd" start_stage export
+	STAGE_BIN="$BIN/mlsec-inspectd" start_stage inspect
+	STAGE_BIN="$BIN/mlsec-checkpointd" start_stage checkpoint
+	start_orch --insecure-local
+	# routed WANT ARGS...: the stages of the JSON report's artifacts are WANT
+	routed() {
+		local want=$1 got
+		shift
+		submit --json --quiet --timeout 60 "$@"
+		[ "$RC" != 1 ] || fail "$*: $(cat "$T_DIR/err")"
+		got=$(/usr/bin/python3 -c 'import json,sys
+r = json.load(open(sys.argv[1]))
+print(",".join(sorted({a["stage"] for a in r["artifacts"]})))' "$T_DIR/out") ||
+			fail "json report: $(cat "$T_DIR/out")"
+		[ "$got" = "$want" ] || fail "$*: stages $got, expected $want"
+	}
+	routed export,inspect "$T_DIR/in/clean_mlp.onnx"
+	routed checkpoint,inspect "$T_DIR/in/clean_mlp.safetensors"
+	routed checkpoint "$T_DIR/in/benign.pkl"
+	# explicit stages: exactly those
+	routed inspect --stages inspect "$T_DIR/in/clean_mlp.onnx"
+	routed export --stages export "$T_DIR/in/clean_mlp.onnx"
+}
+
 # Python grpcio as an independent client: Submit, Watch, Get, Upload,
 # health, INVALID_ARGUMENT on garbage.
 case_python_wire() {

@@ -112,6 +112,36 @@ static void test_result_and_verdict(void **state)
 	                 MLSEC_SEV_CRITICAL);
 }
 
+/* auto routing: a model goes to every stage that reads it, primary first. */
+static void test_auto_stages(void **state)
+{
+	(void)state;
+	const char *s[MLSEC_JOBPROTO_MAX_AUTO_STAGES];
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_ONNX, s, 2), 2);
+	assert_string_equal(s[0], "export");
+	assert_string_equal(s[1], "inspect");
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_SAFETENSORS, s, 2), 2);
+	assert_string_equal(s[0], "checkpoint");
+	assert_string_equal(s[1], "inspect");
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_PYTORCH_ZIP, s, 2), 2);
+	assert_string_equal(s[1], "inspect");
+	/* inspect cannot read these: checkpoint only */
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_PICKLE, s, 2), 1);
+	assert_string_equal(s[0], "checkpoint");
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_NPZ, s, 2), 1);
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_TRITON_CONFIG, s, 2), 1);
+	assert_string_equal(s[0], "triton");
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_UNKNOWN, s, 2), 0);
+	/* a short buffer gets the primary stage, the count stays right */
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_ONNX, s, 1), 2);
+	assert_string_equal(s[0], "export");
+	assert_true(mlsec_jobproto_auto_accepts(MLSEC_FMT_ONNX, "inspect"));
+	assert_true(mlsec_jobproto_auto_accepts(MLSEC_FMT_ONNX, "export"));
+	assert_false(mlsec_jobproto_auto_accepts(MLSEC_FMT_ONNX, "checkpoint"));
+	assert_false(mlsec_jobproto_auto_accepts(MLSEC_FMT_PICKLE, "inspect"));
+	assert_true(mlsec_jobproto_auto_accepts(MLSEC_FMT_SAFETENSORS, "checkpoint"));
+}
+
 static void test_resolve(void **state)
 {
 	char root[300];
@@ -174,6 +204,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_result_and_verdict),
 	        cmocka_unit_test(test_resolve),
+	        cmocka_unit_test(test_auto_stages),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
