@@ -223,6 +223,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	o.max_bytes = (uint64_t)mlsec_config_get_int(o.cfg, "max-artifact-bytes");
+	orch_upload_clean_stale(&o, ORCH_UPLOAD_STALE_S);
 	o.job_timeout_ms = mlsec_config_get_int(o.cfg, "job-timeout-ms");
 	o.ttl_ms = mlsec_config_get_int(o.cfg, "job-ttl-s") * 1000;
 	if (orch_stage_timeouts_parse(&o, mlsec_config_get(o.cfg, "stage-timeouts"), &err) !=

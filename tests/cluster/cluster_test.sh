@@ -555,6 +555,64 @@ print(",".join(sorted({a["stage"] for a in r["artifacts"]})))' "$T_DIR/out") ||
 	routed export --stages export "$T_DIR/in/clean_mlp.onnx"
 }
 
+# TOCTOU: the artifact is swapped (rename) after the service verified it
+# and while the engine works: a stage ERROR (exit 1), never a clean result.
+case_toctou() {
+	make_fixtures
+	start_redis
+	start_broker
+	export MLSEC_FAKE_LOG="$T_DIR/analyses"
+	MLSEC_FAKE_SLOW_MS=3000 start_stage s1
+	start_orch --insecure-local
+	mkdir -p "$ROOT/m"
+	write_file "$ROOT/m/config.pbtxt" 'name: "m"\n# SLOW\n'
+	write_file "$ROOT/m/evil.tmp" 'name: "m"\n# SLOW EVIL\n'
+	"$BIN/mlsec-submit" --by-reference --timeout 30 m/config.pbtxt >"$T_DIR/out" 2>"$T_DIR/err" &
+	local sp=$!
+	# swap once the engine is at work (it logs before its slow part)
+	wait_file "$T_DIR/analyses" 20 || fail "the analysis did not start"
+	mv "$ROOT/m/evil.tmp" "$ROOT/m/config.pbtxt"
+	wait "$sp"
+	RC=$?
+	expect_rc 1
+	expect_err "replaced or modified during the analysis"
+	# untouched: the same slow file passes
+	write_file "$ROOT/m/config2.pbtxt" 'name: "m"\n# SLOW\n'
+	submit --by-reference --timeout 30 m/config2.pbtxt
+	expect_rc 0
+}
+
+# Uploads: the size limit holds while streaming (nothing past it is
+# written, the temporary file is gone), and stale temporary files of a
+# crashed orchestrator are removed at start (fresh ones are kept).
+case_upload_limits() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_stage s1
+	mkdir -p "$ROOT/uploads/.tmp"
+	echo old >"$ROOT/uploads/.tmp/up-crashed"
+	touch -d '2 hours ago' "$ROOT/uploads/.tmp/up-crashed"
+	echo live >"$ROOT/uploads/.tmp/up-live"
+	echo mine >"$ROOT/uploads/.tmp/notours"
+	touch -d '2 hours ago' "$ROOT/uploads/.tmp/notours"
+	start_orch --insecure-local --max-artifact-bytes 4096
+	[ ! -e "$ROOT/uploads/.tmp/up-crashed" ] || fail "stale upload kept"
+	[ -e "$ROOT/uploads/.tmp/up-live" ] || fail "live upload removed"
+	[ -e "$ROOT/uploads/.tmp/notours" ] || fail "a foreign file removed"
+	rm -f "$ROOT/uploads/.tmp/up-live"
+	{ printf 'name: "m"\n'; head -c 300000 /dev/zero | tr '\0' '#'; printf '\n'; } \
+		>"$T_DIR/in/clean/big.pbtxt"
+	mv "$T_DIR/in/clean/big.pbtxt" "$T_DIR/in/clean/config.pbtxt"
+	submit --timeout 20 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 1
+	expect_err "larger than 4096"
+	n=$(find "$ROOT/uploads" -type f -name 'up-*' | wc -l)
+	[ "$n" = 0 ] || fail "$n temporary upload file(s) left"
+	n=$(find "$ROOT/uploads" -type f -size +4k | wc -l)
+	[ "$n" = 0 ] || fail "a file past the limit was written"
+}
+
 # Python grpcio as an independent client: Submit, Watch, Get, Upload,
 # health, INVALID_ARGUMENT on garbage.
 case_python_wire() {

@@ -112,6 +112,61 @@ static void test_result_and_verdict(void **state)
 	                 MLSEC_SEV_CRITICAL);
 }
 
+static void put(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* TOCTOU: the stamp taken when a file is verified shows a later swap
+ * (rename) or modification of the path the engine reopens. */
+static void test_stamp(void **state)
+{
+	(void)state;
+	char sdir[] = "/tmp/mlsec-stamp.XXXXXX";
+	assert_non_null(mkdtemp(sdir));
+	char a[300], b[300];
+	snprintf(a, sizeof(a), "%s/model.bin", sdir);
+	snprintf(b, sizeof(b), "%s/other.bin", sdir);
+	put(a, "verified bytes\n");
+	put(b, "swapped in bytes\n");
+	char *real = NULL;
+	char hex[MLSEC_SHA256_HEX_LEN];
+	uint64_t size = 0;
+	mlsec_artifact_stamp st;
+	mlsec_error err;
+	assert_int_equal(mlsec_artifact_resolve_stamped(sdir, "model.bin", 1 << 20, NULL, &real, hex,
+	                                                &size, &st, &err),
+	                 MLSEC_OK);
+	assert_int_equal(size, 15);
+	assert_int_equal(mlsec_artifact_stamp_check(real, &st, &err), MLSEC_OK);
+	/* a rename swap: same path, other inode */
+	assert_int_equal(rename(b, a), 0);
+	assert_int_equal(mlsec_artifact_stamp_check(real, &st, &err), MLSEC_ERR_INTEGRITY);
+	mlsec_free(real);
+	/* an in-place rewrite of the same length: ctime moves */
+	assert_int_equal(mlsec_artifact_resolve_stamped(sdir, "model.bin", 1 << 20, NULL, &real, NULL,
+	                                                NULL, &st, &err),
+	                 MLSEC_OK);
+	usleep(20 * 1000);
+	put(a, "swapped IN bytes\n");
+	assert_int_equal(mlsec_artifact_stamp_check(real, &st, &err), MLSEC_ERR_INTEGRITY);
+	/* gone */
+	unlink(a);
+	assert_int_equal(mlsec_artifact_stamp_check(real, &st, &err), MLSEC_ERR_INTEGRITY);
+	mlsec_free(real);
+	/* a file larger than the limit is refused while hashing, too */
+	put(a, "0123456789");
+	assert_int_equal(mlsec_artifact_resolve_stamped(sdir, "model.bin", 4, NULL, &real, NULL, NULL,
+	                                                &st, &err),
+	                 MLSEC_ERR_LIMIT);
+	assert_null(real);
+	unlink(a);
+	rmdir(sdir);
+}
+
 /* auto routing: a model goes to every stage that reads it, primary first. */
 static void test_auto_stages(void **state)
 {
@@ -205,6 +260,7 @@ int main(void)
 	        cmocka_unit_test(test_result_and_verdict),
 	        cmocka_unit_test(test_resolve),
 	        cmocka_unit_test(test_auto_stages),
+	        cmocka_unit_test(test_stamp),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -113,6 +113,7 @@ static mlsec_err service_run_request(service *svc, mlsec_store *store,
 	char msg[1024] = "";
 	mlsec_err rc = MLSEC_OK;
 	char **paths = NULL;
+	mlsec_artifact_stamp *stamps = NULL;
 	size_t npaths = 0;
 	json_t *options = NULL;
 	mlsec_report *rep = NULL;
@@ -140,12 +141,18 @@ static mlsec_err service_run_request(service *svc, mlsec_store *store,
 	}
 	if (rc == MLSEC_OK) {
 		paths = mlsec_calloc(req->n_artifacts, sizeof(char *));
-		if (!paths)
+		stamps = mlsec_calloc(req->n_artifacts, sizeof(*stamps));
+		if (!paths || !stamps) {
+			mlsec_free(paths);
+			mlsec_free(stamps);
+			json_decref(options);
 			return MLSEC_ERR_NOMEM;
+		}
 		for (size_t i = 0; i < req->n_artifacts && rc == MLSEC_OK; i++) {
 			const Mlsec__V1__Artifact *a = req->artifacts[i];
-			rc = mlsec_artifact_resolve(svc->root, a->uri, svc->max_bytes, a->sha256,
-			                            &paths[i], NULL, NULL, &err);
+			rc = mlsec_artifact_resolve_stamped(svc->root, a->uri, svc->max_bytes,
+			                                    a->sha256, &paths[i], NULL, NULL,
+			                                    &stamps[i], &err);
 			if (rc == MLSEC_OK)
 				npaths++;
 			else
@@ -161,6 +168,7 @@ static mlsec_err service_run_request(service *svc, mlsec_store *store,
 			for (size_t i = 0; paths && i < req->n_artifacts; i++)
 				mlsec_free(paths[i]);
 			mlsec_free(paths);
+			mlsec_free(stamps);
 			json_decref(options);
 			return MLSEC_ERR_UNAVAILABLE;
 		}
@@ -185,6 +193,19 @@ static mlsec_err service_run_request(service *svc, mlsec_store *store,
 				         err.text[0] ? err.text : "engine failed");
 		}
 	}
+	/* The engine reopened the paths: if any file was swapped or modified
+	 * since it was verified, the report may describe other bytes. Never a
+	 * clean result: a stage ERROR. */
+	for (size_t i = 0; rep && i < npaths; i++) {
+		mlsec_error_clear(&err);
+		if (mlsec_artifact_stamp_check(paths[i], &stamps[i], &err) != MLSEC_OK) {
+			rc = MLSEC_ERR_INTEGRITY;
+			snprintf(msg, sizeof(msg), "%s", err.text);
+			mlsec_report_free(rep);
+			rep = NULL;
+			break;
+		}
+	}
 	if (rc == MLSEC_OK && state_key[0]) {
 		mlsec_error_clear(&err);
 		if (service_state_save(svc->engine, store, state_key, rep, &err) != MLSEC_OK) {
@@ -193,6 +214,7 @@ static mlsec_err service_run_request(service *svc, mlsec_store *store,
 			for (size_t i = 0; paths && i < req->n_artifacts; i++)
 				mlsec_free(paths[i]);
 			mlsec_free(paths);
+			mlsec_free(stamps);
 			json_decref(options);
 			return MLSEC_ERR_UNAVAILABLE;
 		}
@@ -212,6 +234,7 @@ static mlsec_err service_run_request(service *svc, mlsec_store *store,
 	for (size_t i = 0; paths && i < req->n_artifacts; i++)
 		mlsec_free(paths[i]);
 	mlsec_free(paths);
+	mlsec_free(stamps);
 	json_decref(options);
 	return pe == MLSEC_OK && rc == MLSEC_ERR_TIMEOUT && svc->cancel ? MLSEC_ERR_TIMEOUT : pe;
 }
