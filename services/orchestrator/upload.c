@@ -191,13 +191,14 @@ grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *unused, size_t un
 	struct stat sb;
 	if (lstat(final, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == total) {
 		dedup = 1;
-	} else if (mkdir_p(dir) != 0 || rename(tmp, final) != 0) {
+	} else if (mkdir_p(dir) != 0 || chmod(tmp, 0444) != 0 || rename(tmp, final) != 0) {
 		MLSEC_LOGE("upload: store %s: %s", final, strerror(errno));
 		mlsec_rpc_call_set_message(c, "artifact storage failed");
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
-	chmod(final, 0444);
+	/* Never touch a stored file again (not even chmod on a duplicate): a
+	 * stage analysing it checks its ctime afterwards (TOCTOU stamp). */
 	Mlsec__V1__Artifact a = MLSEC__V1__ARTIFACT__INIT;
 	a.uri = rel;
 	a.sha256 = hex;
