@@ -613,6 +613,30 @@ case_upload_limits() {
 	[ "$n" = 0 ] || fail "a file past the limit was written"
 }
 
+# mlsec-poisond --gradient-stream: the stage service also runs the
+# mlsec.gradients consumer in-process; both stop cleanly on SIGTERM (the
+# stream checkpoints its runs), and without the flag there is no stream.
+case_poisond_stream() {
+	[ -x "$BIN/mlsec-poisond" ] || { echo "no mlsec-poisond: skipped"; exit 77; }
+	"$BIN/mlsec-poisond" --help | grep -q -- "--gradient-stream" ||
+		{ echo "mlsec-poisond built without the stream: skipped"; exit 77; }
+	start_redis
+	start_broker
+	STAGE_BIN="$BIN/mlsec-poisond" start_stage plain
+	STAGE_BIN="$BIN/mlsec-poisond" start_stage p1 --gradient-stream --warmup 5
+	for _ in $(seq 100); do
+		grep -q "consuming mlsec.gradients" "$T_DIR/p1.log" && break
+		sleep 0.1
+	done
+	grep -q "consuming mlsec.gradients" "$T_DIR/p1.log" || fail "no in-process stream"
+	grep -q "consuming mlsec.gradients" "$T_DIR/plain.log" && fail "stream without the flag"
+	"$BIN/mlsec-submit" --health "$(cat "$T_DIR/p1.ready")" >/dev/null || fail "health"
+	kill -TERM "$STAGE_PID_p1"
+	wait "$STAGE_PID_p1"
+	[ $? = 0 ] || fail "poisond did not exit 0: $(tail -5 "$T_DIR/p1.log")"
+	grep -q "poison stream: .* messages" "$T_DIR/p1.log" || fail "the stream did not stop cleanly"
+}
+
 # Python grpcio as an independent client: Submit, Watch, Get, Upload,
 # health, INVALID_ARGUMENT on garbage.
 case_python_wire() {

@@ -390,8 +390,37 @@ static int write_ready_file(const char *path, int port)
 	return mlsec_file_write_atomic(path, buf, (size_t)n, 0644, &err) == MLSEC_OK ? 0 : -1;
 }
 
+typedef struct hook_thread {
+	const mlsec_service_hooks *hooks;
+	const mlsec_config *cfg;
+	pthread_t thread;
+	int started;
+} hook_thread;
+
+static void *hook_main(void *arg)
+{
+	hook_thread *ht = arg;
+	mlsec_error err;
+	mlsec_error_clear(&err);
+	const char *name = ht->hooks->name ? ht->hooks->name : "extension";
+	mlsec_err e = ht->hooks->worker(ht->cfg, ht->hooks->ctx, &err);
+	if (e != MLSEC_OK) {
+		MLSEC_LOGE("%s stopped: %s", name, err.text[0] ? err.text : mlsec_strerror(e));
+		mlsec_shutdown_request();
+	}
+	return NULL;
+}
+
 int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 {
+	return mlsec_service_main_ex(argc, argv, engine, NULL);
+}
+
+int mlsec_service_main_ex(int argc, char **argv, const mlsec_engine *engine,
+                          const mlsec_service_hooks *hooks)
+{
+	hook_thread ht;
+	memset(&ht, 0, sizeof(ht));
 	service svc;
 	memset(&svc, 0, sizeof(svc));
 	svc.engine = engine;
@@ -417,6 +446,7 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	    mlsec_config_add(svc.cfg, service_options,
 	                     sizeof(service_options) / sizeof(service_options[0]),
 	                     &err) != MLSEC_OK ||
+	    (hooks && hooks->add_options && hooks->add_options(svc.cfg, &err) != MLSEC_OK) ||
 	    mlsec_config_parse(svc.cfg, argc, argv, &help, &err) != MLSEC_OK) {
 		fprintf(stderr, "%s: %s\n", prog, err.text[0] ? err.text : "out of memory");
 		goto out;
@@ -556,6 +586,15 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 			kw->started = 1;
 		}
 	}
+	if (hooks && hooks->worker) {
+		ht.hooks = hooks;
+		ht.cfg = svc.cfg;
+		if (pthread_create(&ht.thread, NULL, hook_main, &ht) != 0) {
+			MLSEC_LOGE("cannot start the %s thread", hooks->name ? hooks->name : "extension");
+			goto out;
+		}
+		ht.started = 1;
+	}
 	const char *ready = mlsec_config_get(svc.cfg, "ready-file");
 	if (ready && *ready && write_ready_file(ready, mlsec_rpc_server_port(srv)) != 0)
 		MLSEC_LOGW("cannot write ready file %s", ready);
@@ -570,6 +609,10 @@ out:
 	if (srv) {
 		mlsec_rpc_server_set_serving(srv, "", 0);
 		mlsec_rpc_server_set_serving(srv, "mlsec.v1.Analyzer", 0);
+	}
+	if (ht.started) { /* it watches the shutdown flag */
+		mlsec_shutdown_request();
+		pthread_join(ht.thread, NULL);
 	}
 	for (long long i = 0; kws && i < nworkers; i++)
 		if (kws[i].w)

@@ -139,6 +139,18 @@ typedef mlsec_queue_outcome (*mlsec_queue_handler)(const mlsec_queue_msg *msg, v
  * thread that called mlsec_worker_run() (served by its poll loop). */
 typedef void (*mlsec_queue_stats_cb)(const char *json, size_t len, void *ctx);
 
+/* One partition of a rebalance (topic borrowed for the call). */
+typedef struct mlsec_queue_partition {
+	const char *topic;
+	int32_t partition;
+} mlsec_queue_partition;
+
+/* The group is taking partitions away from this member (a rebalance, or
+ * the member closing): called on the run() thread BEFORE they move, so
+ * in-memory state keyed by them can be checkpointed for the next owner.
+ * No handler call is in progress. */
+typedef void (*mlsec_queue_revoke_cb)(const mlsec_queue_partition *parts, size_t n, void *ctx);
+
 typedef struct mlsec_worker_conf {
 	mlsec_queue_conf queue;
 	const char *group;          /* group.id, e.g. "mlsec-triton"; required */
@@ -153,6 +165,10 @@ typedef struct mlsec_worker_conf {
 	int stats_interval_ms;
 	mlsec_queue_stats_cb stats_cb;
 	void *stats_ctx;
+	/* Optional: see mlsec_queue_revoke_cb (eager and cooperative
+	 * rebalancing alike). */
+	mlsec_queue_revoke_cb revoke_cb;
+	void *revoke_ctx;
 } mlsec_worker_conf;
 
 /*

@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 
+#include "mlsec/config.h"
 #include "mlsec/engine.h"
 
 #ifdef __cplusplus
@@ -36,6 +37,29 @@ extern "C" {
 #endif
 
 int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine);
+
+/*
+ * Extensions for a stage service that does more than its engine (e.g.
+ * mlsec-poisond also consuming the live gradient stream). Every member
+ * may be NULL.
+ */
+typedef struct mlsec_service_hooks {
+	/* Adds the extension's options to the service's config (before
+	 * parsing, so --help lists them). */
+	mlsec_err (*add_options)(mlsec_config *cfg, mlsec_error *err);
+	/* Runs on its own thread once the service serves, with the parsed
+	 * config (borrowed, read-only). It must return soon after
+	 * mlsec_shutdown_requested() turns true. MLSEC_OK ends just this
+	 * thread (e.g. the extension is switched off); an error is logged and
+	 * shuts the whole service down. */
+	mlsec_err (*worker)(const mlsec_config *cfg, void *ctx, mlsec_error *err);
+	void *ctx;
+	const char *name; /* for logs, e.g. "gradient stream" */
+} mlsec_service_hooks;
+
+/* mlsec_service_main with hooks (NULL = none). */
+int mlsec_service_main_ex(int argc, char **argv, const mlsec_engine *engine,
+                          const mlsec_service_hooks *hooks);
 
 /*
  * Consumer properties for a job worker: low-latency fetch settings
