@@ -89,7 +89,8 @@ grpc_status_code orch_baseline_get(mlsec_rpc_call *c, const uint8_t *req, size_t
 	memcpy(model, s, n);
 	model[n] = '\0';
 	char key[MLSEC_SERVICE_STATE_MAX_KEY + 64];
-	if (strlen(model) != n || mlsec_service_state_redis_key("baseline", model, key, sizeof(key))) {
+	if (strlen(model) != n ||
+	    mlsec_service_state_redis_key("baseline", model, key, sizeof(key))) {
 		mlsec_rpc_call_set_message(c, "model names match [A-Za-z0-9._-]{1,%d}",
 		                           MLSEC_SERVICE_STATE_MAX_KEY);
 		return GRPC_STATUS_INVALID_ARGUMENT;
@@ -140,8 +141,9 @@ grpc_status_code orch_baseline_set(mlsec_rpc_call *c, const uint8_t *req, size_t
 	}
 	if (!ok) {
 		json_decref(doc);
-		mlsec_rpc_call_set_message(c, "expected {\"<model>\": {...}, ...} with model names "
-		                              "[A-Za-z0-9._-]{1,%d}",
+		mlsec_rpc_call_set_message(c,
+		                           "expected {\"<model>\": {...}, ...} with model names "
+		                           "[A-Za-z0-9._-]{1,%d}",
 		                           MLSEC_SERVICE_STATE_MAX_KEY);
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}

@@ -388,8 +388,8 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	if (auto_mode) {
 		for (size_t i = 0; i < sub.n; i++) {
 			const char *names[MLSEC_JOBPROTO_MAX_AUTO_STAGES];
-			size_t nn = mlsec_jobproto_stages_for_format(sub.arts[i].fmt, names,
-			                                             MLSEC_JOBPROTO_MAX_AUTO_STAGES);
+			size_t nn = mlsec_jobproto_stages_for_format(
+			        sub.arts[i].fmt, names, MLSEC_JOBPROTO_MAX_AUTO_STAGES);
 			for (size_t j = 0; j < nn; j++) {
 				int dup = 0;
 				for (size_t k = 0; k < nstages; k++)

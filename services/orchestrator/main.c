@@ -238,7 +238,8 @@ int main(int argc, char **argv)
 	int rto = (int)mlsec_config_get_int(o.cfg, "redis-timeout-ms");
 	if (mlsec_store_new(mlsec_config_get(o.cfg, "redis-url"), rto, rto, &o.store_tmpl, &err) !=
 	            MLSEC_OK ||
-	    mlsec_store_set_password_file(o.store_tmpl, mlsec_config_get(o.cfg, "redis-password-file"),
+	    mlsec_store_set_password_file(o.store_tmpl,
+	                                  mlsec_config_get(o.cfg, "redis-password-file"),
 	                                  &err) != MLSEC_OK) {
 		MLSEC_LOGE("redis: %s", err.text);
 		goto out;

@@ -12,9 +12,8 @@
 #include "mlsec/poison_stream.h"
 
 static const mlsec_config_option poisond_options[] = {
-        {"gradient-stream", MLSEC_CONFIG_BOOL, "false", 0, 0, NULL,
-         "MLSEC_POISON_GRADIENT_STREAM", 0,
-         "also consume the mlsec.gradients stream in this process (as mlsec-poison-streamd)"},
+        {"gradient-stream", MLSEC_CONFIG_BOOL, "false", 0, 0, NULL, "MLSEC_POISON_GRADIENT_STREAM",
+         0, "also consume the mlsec.gradients stream in this process (as mlsec-poison-streamd)"},
 };
 
 static mlsec_err add_options(mlsec_config *cfg, mlsec_error *err)

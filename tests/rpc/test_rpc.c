@@ -227,7 +227,8 @@ static void test_health_server(void **state)
 	mlsec_rpc_server_free(hs);
 	/* an address that cannot be bound is an error, not a crash (a TCP port
 	 * in use is not one: gRPC binds with SO_REUSEPORT) */
-	assert_int_equal(mlsec_rpc_health_server_start("unix:/nonexistent-mlsec-dir/h.sock", f->srv, &hs, &err),
+	assert_int_equal(mlsec_rpc_health_server_start("unix:/nonexistent-mlsec-dir/h.sock", f->srv,
+	                                               &hs, &err),
 	                 MLSEC_ERR_UNAVAILABLE);
 	assert_null(hs);
 }

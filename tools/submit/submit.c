@@ -675,14 +675,16 @@ static int do_baseline(const opts *o)
 		mlsec_free(token);
 	}
 	if (e != MLSEC_OK)
-		return call_fail(o, o->baseline_import ? "baseline import" : "baseline export", &st);
+		return call_fail(o, o->baseline_import ? "baseline import" : "baseline export",
+		                 &st);
 	const uint8_t *s;
 	size_t n;
 	int rc = 0;
 	if (sv_decode(resp, resp_len, &s, &n) != 0)
 		rc = fail("malformed answer from %s", o->endpoint);
 	else if (o->baseline_import)
-		fprintf(stderr, PROG ": baselines stored for %.*s model(s)\n", (int)n, (const char *)s);
+		fprintf(stderr, PROG ": baselines stored for %.*s model(s)\n", (int)n,
+		        (const char *)s);
 	else
 		printf("%.*s\n", (int)n, (const char *)s);
 	mlsec_free(resp);

@@ -44,9 +44,8 @@ static int stamp_eq(const mlsec_artifact_stamp *a, const mlsec_artifact_stamp *b
 
 /* Hashes through one descriptor and stamps it: a change while hashing
  * (size, mtime or ctime moved) is MLSEC_ERR_INTEGRITY. */
-static mlsec_err hash_stamped(const char *path, uint64_t max_bytes,
-                              char hex[MLSEC_SHA256_HEX_LEN], uint64_t *size,
-                              mlsec_artifact_stamp *stamp, mlsec_error *err)
+static mlsec_err hash_stamped(const char *path, uint64_t max_bytes, char hex[MLSEC_SHA256_HEX_LEN],
+                              uint64_t *size, mlsec_artifact_stamp *stamp, mlsec_error *err)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -132,9 +131,8 @@ mlsec_err mlsec_artifact_resolve(const char *root, const char *uri, uint64_t max
 
 mlsec_err mlsec_artifact_resolve_stamped(const char *root, const char *uri, uint64_t max_bytes,
                                          const char *want_sha256, char **resolved,
-                                         char sha256_out[MLSEC_SHA256_HEX_LEN],
-                                         uint64_t *size_out, mlsec_artifact_stamp *stamp,
-                                         mlsec_error *err)
+                                         char sha256_out[MLSEC_SHA256_HEX_LEN], uint64_t *size_out,
+                                         mlsec_artifact_stamp *stamp, mlsec_error *err)
 {
 	*resolved = NULL;
 	if (!root || !*root)

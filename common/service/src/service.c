@@ -100,8 +100,7 @@ static const mlsec_config_option service_options[] = {
  * digest checks, runs the engine, packs a StageResult. Never fails except
  * on allocation: problems become an ERROR result. */
 static mlsec_err service_run_request(service *svc, mlsec_store *store,
-                                     const Mlsec__V1__StageRequest *req, uint8_t **out,
-                                     size_t *len)
+                                     const Mlsec__V1__StageRequest *req, uint8_t **out, size_t *len)
 {
 	char state_key[MLSEC_SERVICE_STATE_MAX_KEY + 1] = "";
 	struct timespec t0, t1;
@@ -590,7 +589,8 @@ int mlsec_service_main_ex(int argc, char **argv, const mlsec_engine *engine,
 		ht.hooks = hooks;
 		ht.cfg = svc.cfg;
 		if (pthread_create(&ht.thread, NULL, hook_main, &ht) != 0) {
-			MLSEC_LOGE("cannot start the %s thread", hooks->name ? hooks->name : "extension");
+			MLSEC_LOGE("cannot start the %s thread",
+			           hooks->name ? hooks->name : "extension");
 			goto out;
 		}
 		ht.started = 1;

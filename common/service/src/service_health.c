@@ -44,7 +44,8 @@ static void health_check_once(mlsec_service_health *h)
 		if (ready && h->ready == 0)
 			MLSEC_LOGI("dependencies reachable again: %s SERVING", h->service);
 		else if (!ready)
-			MLSEC_LOGW("%s unreachable (%s): %s NOT_SERVING", down, err.text, h->service);
+			MLSEC_LOGW("%s unreachable (%s): %s NOT_SERVING", down, err.text,
+			           h->service);
 		h->ready = ready;
 	}
 }
@@ -73,8 +74,8 @@ static void *health_main(void *arg)
 	return NULL;
 }
 
-mlsec_err mlsec_service_health_start(const mlsec_service_health_conf *c,
-                                     mlsec_service_health **out, mlsec_error *err)
+mlsec_err mlsec_service_health_start(const mlsec_service_health_conf *c, mlsec_service_health **out,
+                                     mlsec_error *err)
 {
 	*out = NULL;
 	mlsec_service_health *h = mlsec_calloc(1, sizeof(*h));

@@ -61,9 +61,10 @@ mlsec_err service_state_load(const mlsec_engine *eng, mlsec_store *st,
 		stem(req->artifacts[0]->uri, key, keysz);
 	if (!key[0]) {
 		if (update)
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-			                       "option %s is required to keep the %s (several artifacts)",
-			                       s->key_option, s->name);
+			return mlsec_error_set(
+			        err, MLSEC_ERR_INVALID_ARG,
+			        "option %s is required to keep the %s (several artifacts)",
+			        s->key_option, s->name);
 		return MLSEC_OK;
 	}
 	if (!mlsec_service_state_key_ok(key)) {

@@ -53,9 +53,8 @@ typedef struct mlsec_artifact_stamp {
  * MLSEC_ERR_INTEGRITY. */
 mlsec_err mlsec_artifact_resolve_stamped(const char *root, const char *uri, uint64_t max_bytes,
                                          const char *want_sha256, char **resolved,
-                                         char sha256_out[MLSEC_SHA256_HEX_LEN],
-                                         uint64_t *size_out, mlsec_artifact_stamp *stamp,
-                                         mlsec_error *err);
+                                         char sha256_out[MLSEC_SHA256_HEX_LEN], uint64_t *size_out,
+                                         mlsec_artifact_stamp *stamp, mlsec_error *err);
 
 /* MLSEC_OK when path is still the file stamped, MLSEC_ERR_INTEGRITY when it
  * was replaced or modified (or is gone). */

@@ -38,8 +38,8 @@ typedef struct mlsec_service_health mlsec_service_health;
  * is a dependency) and the health-only listener (when c->listen is set).
  * MLSEC_ERR_UNAVAILABLE when the listener cannot bind, NOMEM.
  */
-mlsec_err mlsec_service_health_start(const mlsec_service_health_conf *c,
-                                     mlsec_service_health **out, mlsec_error *err);
+mlsec_err mlsec_service_health_start(const mlsec_service_health_conf *c, mlsec_service_health **out,
+                                     mlsec_error *err);
 
 /* The health-only listener's bound port, 0 when there is none. */
 int mlsec_service_health_port(const mlsec_service_health *h);

@@ -38,12 +38,11 @@ static const mlsec_config_option stream_options[] = {
 
 mlsec_err mlsec_poison_stream_add_options(mlsec_config *cfg, mlsec_error *err)
 {
-	return mlsec_config_add(cfg, stream_options, sizeof stream_options / sizeof stream_options[0],
-	                        err);
+	return mlsec_config_add(cfg, stream_options,
+	                        sizeof stream_options / sizeof stream_options[0], err);
 }
 
-static mlsec_err parse_num(const mlsec_config *cfg, const char *name, double *out,
-                           mlsec_error *err)
+static mlsec_err parse_num(const mlsec_config *cfg, const char *name, double *out, mlsec_error *err)
 {
 	const char *v = mlsec_config_get(cfg, name);
 	char *end;
