@@ -53,9 +53,21 @@ static const mlsec_config_option orch_options[] = {
          "how often Redis and Kafka are checked for readiness (NOT_SERVING while unreachable)"},
         {"metrics-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_METRICS_LISTEN", 0,
          "serve Prometheus /metrics on HOST:PORT or :PORT (unset = off)"},
+        {"kafka-stats-interval-ms", MLSEC_CONFIG_INT, "5000", 100, 3600000, NULL,
+         "MLSEC_KAFKA_STATS_INTERVAL_MS", 0,
+         "how often consumer lag is refreshed on /metrics (with --metrics-listen)"},
         {"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
          "write the bound gRPC address here once serving (for scripts and tests)"},
 };
+
+/* The results consumer's librdkafka statistics -> consumer lag on
+ * /metrics. ctx points at the metrics handle, set before the results
+ * thread (which serves these callbacks) starts and freed after it ends. */
+static void results_stats(const char *json, size_t len, void *ctx)
+{
+	mlsec_service_metrics *const *m = ctx;
+	mlsec_service_metrics_kafka_stats(*m, json, len);
+}
 
 mlsec_store *orch_store_get(orch *o)
 {
@@ -261,6 +273,12 @@ int main(int argc, char **argv)
 	wc.group = MLSEC_GROUP_PREFIX "orchestrator";
 	wc.topics = topics;
 	wc.watch_shutdown = 1;
+	const char *ml = mlsec_config_get(o.cfg, "metrics-listen");
+	if (ml && *ml) {
+		wc.stats_cb = results_stats;
+		wc.stats_ctx = &metrics;
+		wc.stats_interval_ms = (int)mlsec_config_get_int(o.cfg, "kafka-stats-interval-ms");
+	}
 	rt.ctx.o = &o;
 	if (mlsec_store_clone(o.store_tmpl, &rt.ctx.store, &err) != MLSEC_OK ||
 	    mlsec_worker_new(&wc, &rt.w, &err) != MLSEC_OK) {

@@ -358,7 +358,9 @@ case_metrics_lag() {
 	local mport
 	mport=$(free_port)
 	start_stage s1 --metrics-listen "127.0.0.1:$mport" --kafka-stats-interval-ms 200
-	start_orch --insecure-local
+	local oport
+	oport=$(free_port)
+	start_orch --insecure-local --metrics-listen "127.0.0.1:$oport" --kafka-stats-interval-ms 200
 	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
 	expect_rc 0
 	local ok=0
@@ -373,6 +375,19 @@ case_metrics_lag() {
 		sleep 0.2
 	done
 	[ "$ok" = 1 ] || fail "no lag gauge: $(grep kafka "$T_DIR/metrics.txt")"
+	# the orchestrator's results consumer too (its partitions: 1 here)
+	ok=0
+	for _ in $(seq 50); do
+		/usr/bin/python3 -c 'import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+			"http://127.0.0.1:$oport/metrics" >"$T_DIR/metrics.txt" 2>/dev/null
+		if grep -q '^mlsec_kafka_consumer_lag{topic="mlsec.results",partition="0",client="[^"]*"} 0' \
+			"$T_DIR/metrics.txt"; then
+			ok=1
+			break
+		fi
+		sleep 0.2
+	done
+	[ "$ok" = 1 ] || fail "no orchestrator lag gauge: $(grep kafka "$T_DIR/metrics.txt")"
 }
 
 # health_is ENDPOINT SERVICE WANT SECONDS: waits until `mlsec-submit
