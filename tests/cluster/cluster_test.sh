@@ -525,6 +525,10 @@ PY
 	# model-name option picks the key explicitly: b as "renamed" regresses too
 	submit "${common[@]}" --option tolerance=0.01 --option model-name=renamed "$T_DIR/in/b/model.onnx"
 	expect_rc 2
+	# a baseline path would be read on the stage's disk: refused
+	submit "${common[@]}" --option baseline=/etc/passwd "$T_DIR/in/a/model.onnx"
+	expect_rc 1
+	expect_err "inline JSON object"
 	submit --baseline-export nosuchmodel
 	expect_rc 1
 	expect_err "NOT_FOUND"

@@ -73,7 +73,12 @@ mlsec_err service_state_load(const mlsec_engine *eng, mlsec_store *st,
 		                       "%s name must match [A-Za-z0-9._-]{1,%d}", s->name,
 		                       MLSEC_SERVICE_STATE_MAX_KEY);
 	}
-	if (*options && json_object_get(*options, s->in_option))
+	json_t *own = *options ? json_object_get(*options, s->in_option) : NULL;
+	if (own && !json_is_object(own)) /* e.g. a path: never on the service's disk */
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "option %s must be an inline JSON object on the cluster",
+		                       s->in_option);
+	if (own)
 		return MLSEC_OK; /* the request brings its own */
 	char rk[MLSEC_SERVICE_STATE_MAX_KEY + 64];
 	mlsec_service_state_redis_key(s->name, key, rk, sizeof(rk));
@@ -113,7 +118,17 @@ mlsec_err service_state_save(const mlsec_engine *eng, mlsec_store *st, const cha
 		json_t *u = d ? json_object_get(d, s->out_detail) : NULL;
 		if (!json_is_object(u))
 			continue;
-		char *doc = json_dumps(u, JSON_COMPACT | JSON_SORT_KEYS);
+		/* Only this key's entry when the document is keyed like the
+		 * state (the adversarial baseline is {"<model>": ...}): other
+		 * entries an inline option carried are not this key's to keep. */
+		json_t *mine = json_object_get(u, key);
+		json_t *one = mine ? json_object() : json_incref(u);
+		if (!one || (mine && json_object_set(one, key, mine))) {
+			json_decref(one);
+			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+		}
+		char *doc = json_dumps(one, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(one);
 		if (!doc)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		char rk[MLSEC_SERVICE_STATE_MAX_KEY + 64];

@@ -47,8 +47,10 @@ typedef struct mlsec_engine_request {
  * baselines), while the engine itself stays pure: the stage service loads
  * the stored JSON document under Redis key "mlsec:<name>:<key>" and passes
  * it inline as option in_option (unless the request already sets that
- * option); after an analysis that returned MLSEC_OK, an artifact detail
- * out_detail holding a JSON object replaces the stored document. The key is
+ * option, which must then be a JSON object: a path would name a file on
+ * the service's disk); after an analysis that returned MLSEC_OK, an
+ * artifact detail out_detail holding a JSON object replaces the stored
+ * document (only its member named like the key when it has one). The key is
  * the string option key_option or, without it and with exactly one
  * artifact, the stem of that artifact's file name (uploads keep the
  * client's file name); keys are [A-Za-z0-9._-]{1,128}. With no key the
