@@ -88,19 +88,21 @@ int main(int argc, char **argv)
 		double t = now() - t0;
 		getrusage(RUSAGE_SELF, &r1);
 		double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) +
-			     (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) / 1e6 +
-			     (double)(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
-			     (double)(r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e6;
+		             (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) / 1e6 +
+		             (double)(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
+		             (double)(r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e6;
 		best = t < best ? t : best;
 		best_cpu = cpu < best_cpu ? cpu : best_cpu;
 		mlsec_artifact *a = mlsec_report_artifact(rep, 0);
 		findings = mlsec_artifact_finding_count(a);
-		tensors = (size_t)json_integer_value(json_object_get(mlsec_artifact_details(a), "tensor_count"));
+		tensors = (size_t)json_integer_value(
+		        json_object_get(mlsec_artifact_details(a), "tensor_count"));
 		mlsec_report_free(rep);
 	}
 	double k = getenv("BENCH_KERNEL") ? kernel_seconds(argv[1], (uint64_t)st.st_size) : 0;
 	if (k > 0)
-		printf("stats_kernel_seconds=%.4f stats_kernel_gbps=%.3f\n", k, (double)st.st_size / k / 1e9);
+		printf("stats_kernel_seconds=%.4f stats_kernel_gbps=%.3f\n", k,
+		       (double)st.st_size / k / 1e9);
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("mlsec_seconds=%.4f mlsec_cpu_seconds=%.4f mlsec_gbps=%.3f bytes=%lld tensors=%zu "

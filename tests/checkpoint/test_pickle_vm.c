@@ -33,7 +33,11 @@ static void test_memoize_overwrites_binput(void **s)
 {
 	(void)s;
 	/* BINPUT 1 "a"; MEMOIZE "b" writes index len(memo) == 1 */
-	run r = GO("\x80\x04\x8c\x01" "aq\x01" "0\x8c\x01" "b\x94" "0h\x01.");
+	run r = GO("\x80\x04\x8c\x01"
+	           "aq\x01"
+	           "0\x8c\x01"
+	           "b\x94"
+	           "0h\x01.");
 	assert_int_equal(r.rc, MLSEC_OK);
 	const mlsec_pval *v = mlsec_pickle_root(r.vm);
 	assert_int_equal(v->kind, MLSEC_PV_STR);
@@ -41,11 +45,44 @@ static void test_memoize_overwrites_binput(void **s)
 	mlsec_pickle_free(r.vm);
 }
 
+/* A sparse key stored in the hash stays visible once the dense array grows
+ * over it, and an overwrite through the dense path updates both. */
+static void test_memo_sparse_then_dense(void **s)
+{
+	(void)s;
+	run r = GO("K\x07"
+	           "r\xd0\x07\x00\x00"
+	           "0"
+	           "K\x08"
+	           "r\x01\x04\x00\x00"
+	           "0"
+	           "j\xd0\x07\x00\x00"
+	           ".");
+	assert_int_equal(r.rc, MLSEC_OK);
+	assert_int_equal(mlsec_pickle_root(r.vm)->u.i, 7);
+	mlsec_pickle_free(r.vm);
+	r = GO("K\x07"
+	       "r\xd0\x07\x00\x00"
+	       "0"
+	       "K\x08"
+	       "r\x01\x04\x00\x00"
+	       "0"
+	       "K\x09"
+	       "r\xd0\x07\x00\x00"
+	       "0"
+	       "j\xd0\x07\x00\x00"
+	       ".");
+	assert_int_equal(r.rc, MLSEC_OK);
+	assert_int_equal(mlsec_pickle_root(r.vm)->u.i, 9);
+	mlsec_pickle_free(r.vm);
+}
+
 static void test_memo_aliasing(void **s)
 {
 	(void)s;
 	/* a list memoized, then appended to: the memo sees the same object */
-	run r = GO("\x80\x02]q\x00h\x00K\x05" "a\x86.");
+	run r = GO("\x80\x02]q\x00h\x00K\x05"
+	           "a\x86.");
 	assert_int_equal(r.rc, MLSEC_OK);
 	const mlsec_pval *t = mlsec_pickle_root(r.vm);
 	assert_int_equal(t->kind, MLSEC_PV_TUPLE);
@@ -71,7 +108,8 @@ static void test_fence_underflow(void **s)
 	assert_int_equal(r.rc, MLSEC_ERR_PARSE);
 	assert_int_equal(r.err.offset, 5);
 	mlsec_pickle_free(r.vm);
-	r = GO("(K\x01K\x02K\x03" "d.");
+	r = GO("(K\x01K\x02K\x03"
+	       "d.");
 	assert_int_equal(r.rc, MLSEC_ERR_PARSE);
 	mlsec_pickle_free(r.vm);
 	r = GO("\x80\x02h\x05.");
@@ -124,7 +162,8 @@ static void test_protocol0_values(void **s)
 static void test_recovery_scan(void **s)
 {
 	(void)s;
-	run r = GO("\x80\x02}\xff" "cos\nsystem\n\x8c\x02os\x8c\x05popen\x93.");
+	run r = GO("\x80\x02}\xff"
+	           "cos\nsystem\n\x8c\x02os\x8c\x05popen\x93.");
 	assert_int_equal(r.rc, MLSEC_ERR_PARSE);
 	assert_int_equal(r.err.offset, 3);
 	assert_int_equal(mlsec_pickle_global_count(r.vm), 2);
@@ -138,7 +177,8 @@ static void test_recovery_scan(void **s)
 static void test_nested_note(void **s)
 {
 	(void)s;
-	run r = GO("\x80\x03" "C\x05\x80\x02K\x01.\x85.");
+	run r = GO("\x80\x03"
+	           "C\x05\x80\x02K\x01.\x85.");
 	assert_int_equal(r.rc, MLSEC_OK);
 	assert_int_equal(mlsec_pickle_note_count(r.vm), 1);
 	assert_int_equal(mlsec_pickle_note_at(r.vm, 0)->kind, MLSEC_PNOTE_NESTED_PICKLE);
@@ -148,7 +188,9 @@ static void test_nested_note(void **s)
 static void test_setitems_on_ordereddict(void **s)
 {
 	(void)s;
-	run r = GO("\x80\x02" "ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00" "aK\x01u.");
+	run r = GO("\x80\x02"
+	           "ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00"
+	           "aK\x01u.");
 	assert_int_equal(r.rc, MLSEC_OK);
 	const mlsec_pval *v = mlsec_pickle_root(r.vm);
 	assert_int_equal(v->kind, MLSEC_PV_CALL);
@@ -162,16 +204,21 @@ static void test_classify(void **s)
 {
 	(void)s;
 	assert_int_equal(mlsec_pickle_classify("os", "system", NULL), MLSEC_PCLASS_DANGEROUS);
-	assert_int_equal(mlsec_pickle_classify("__builtin__", "eval", NULL), MLSEC_PCLASS_DANGEROUS);
-	assert_int_equal(mlsec_pickle_classify("builtins", "getattr", NULL), MLSEC_PCLASS_DANGEROUS);
+	assert_int_equal(mlsec_pickle_classify("__builtin__", "eval", NULL),
+	                 MLSEC_PCLASS_DANGEROUS);
+	assert_int_equal(mlsec_pickle_classify("builtins", "getattr", NULL),
+	                 MLSEC_PCLASS_DANGEROUS);
 	assert_int_equal(mlsec_pickle_classify("torch._utils", "os.system", NULL),
-			 MLSEC_PCLASS_DANGEROUS);
+	                 MLSEC_PCLASS_DANGEROUS);
 	assert_int_equal(mlsec_pickle_classify("posix", "system", NULL), MLSEC_PCLASS_DANGEROUS);
 	assert_int_equal(mlsec_pickle_classify("torch._utils", "_rebuild_tensor_v2", NULL),
-			 MLSEC_PCLASS_SAFE);
-	assert_int_equal(mlsec_pickle_classify("torch", "BFloat16Storage", NULL), MLSEC_PCLASS_SAFE);
-	assert_int_equal(mlsec_pickle_classify("collections", "OrderedDict", NULL), MLSEC_PCLASS_SAFE);
-	assert_int_equal(mlsec_pickle_classify("argparse", "Namespace", NULL), MLSEC_PCLASS_NOTABLE);
+	                 MLSEC_PCLASS_SAFE);
+	assert_int_equal(mlsec_pickle_classify("torch", "BFloat16Storage", NULL),
+	                 MLSEC_PCLASS_SAFE);
+	assert_int_equal(mlsec_pickle_classify("collections", "OrderedDict", NULL),
+	                 MLSEC_PCLASS_SAFE);
+	assert_int_equal(mlsec_pickle_classify("argparse", "Namespace", NULL),
+	                 MLSEC_PCLASS_NOTABLE);
 	assert_int_equal(mlsec_pickle_classify("mymodule", "Net", NULL), MLSEC_PCLASS_UNKNOWN);
 	assert_int_equal(mlsec_pickle_classify("ossified", "thing", NULL), MLSEC_PCLASS_UNKNOWN);
 }
@@ -179,16 +226,17 @@ static void test_classify(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_memoize_overwrites_binput),
-		cmocka_unit_test(test_memo_aliasing),
-		cmocka_unit_test(test_pop_pops_mark),
-		cmocka_unit_test(test_fence_underflow),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_protocol0_values),
-		cmocka_unit_test(test_recovery_scan),
-		cmocka_unit_test(test_nested_note),
-		cmocka_unit_test(test_setitems_on_ordereddict),
-		cmocka_unit_test(test_classify),
+	        cmocka_unit_test(test_memoize_overwrites_binput),
+	        cmocka_unit_test(test_memo_aliasing),
+	        cmocka_unit_test(test_memo_sparse_then_dense),
+	        cmocka_unit_test(test_pop_pops_mark),
+	        cmocka_unit_test(test_fence_underflow),
+	        cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_protocol0_values),
+	        cmocka_unit_test(test_recovery_scan),
+	        cmocka_unit_test(test_nested_note),
+	        cmocka_unit_test(test_setitems_on_ordereddict),
+	        cmocka_unit_test(test_classify),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

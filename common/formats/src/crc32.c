@@ -29,7 +29,7 @@ static uint32_t zlib_crc(uint32_t crc, const uint8_t *b, size_t len)
 
 /* Raw (non-inverted) CRC of len bytes, len >= 64 and a multiple of 16. */
 __attribute__((target("pclmul,sse4.1"))) static uint32_t fold(uint32_t crc, const uint8_t *p,
-							       size_t len)
+                                                              size_t len)
 {
 	const __m128i k1k2 = _mm_set_epi64x(0x1c6e41596LL, 0x154442bd4LL);
 	const __m128i k3k4 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);
@@ -53,9 +53,12 @@ __attribute__((target("pclmul,sse4.1"))) static uint32_t fold(uint32_t crc, cons
 		x3 = _mm_clmulepi64_si128(x3, k1k2, 0x00);
 		x4 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
 		x1 = _mm_xor_si128(_mm_xor_si128(x1, h1), _mm_loadu_si128((const __m128i *)p));
-		x2 = _mm_xor_si128(_mm_xor_si128(x2, h2), _mm_loadu_si128((const __m128i *)(p + 16)));
-		x3 = _mm_xor_si128(_mm_xor_si128(x3, h3), _mm_loadu_si128((const __m128i *)(p + 32)));
-		x4 = _mm_xor_si128(_mm_xor_si128(x4, h4), _mm_loadu_si128((const __m128i *)(p + 48)));
+		x2 = _mm_xor_si128(_mm_xor_si128(x2, h2),
+		                   _mm_loadu_si128((const __m128i *)(p + 16)));
+		x3 = _mm_xor_si128(_mm_xor_si128(x3, h3),
+		                   _mm_loadu_si128((const __m128i *)(p + 32)));
+		x4 = _mm_xor_si128(_mm_xor_si128(x4, h4),
+		                   _mm_loadu_si128((const __m128i *)(p + 48)));
 		p += 64;
 		len -= 64;
 	}
@@ -70,7 +73,7 @@ __attribute__((target("pclmul,sse4.1"))) static uint32_t fold(uint32_t crc, cons
 	while (len >= 16) {
 		h = _mm_clmulepi64_si128(x1, k3k4, 0x11);
 		x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x00), h),
-				   _mm_loadu_si128((const __m128i *)p));
+		                   _mm_loadu_si128((const __m128i *)p));
 		p += 16;
 		len -= 16;
 	}

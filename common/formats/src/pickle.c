@@ -93,9 +93,13 @@ mlsec_pickle *mlsec_pickle_new(const mlsec_pickle_limits *limits)
 	mlsec_pickle *p = mlsec_calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	mlsec_pickle_limits d = {MLSEC_PICKLE_MAX_OPS,     MLSEC_PICKLE_MAX_STACK,
-				 MLSEC_PICKLE_MAX_MARKS,   MLSEC_PICKLE_MAX_MEMO,
-				 MLSEC_PICKLE_MAX_DECODED, MLSEC_PICKLE_MAX_CONTAINER, 0};
+	mlsec_pickle_limits d = {MLSEC_PICKLE_MAX_OPS,
+	                         MLSEC_PICKLE_MAX_STACK,
+	                         MLSEC_PICKLE_MAX_MARKS,
+	                         MLSEC_PICKLE_MAX_MEMO,
+	                         MLSEC_PICKLE_MAX_DECODED,
+	                         MLSEC_PICKLE_MAX_CONTAINER,
+	                         0};
 	if (limits) {
 		/* zero fields keep the default; callers can only lower bounds */
 		if (limits->max_ops && limits->max_ops < d.max_ops)
@@ -247,8 +251,8 @@ static int two_ident_lines(const uint8_t *b, size_t n)
 			len = 0;
 			continue;
 		}
-		if (!(ch == '_' || ch == '.' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-		      (ch >= 'A' && ch <= 'Z')))
+		if (!(ch == '_' || ch == '.' || (ch >= '0' && ch <= '9') ||
+		      (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')))
 			return 0;
 		len++;
 	}
@@ -430,17 +434,20 @@ static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_er
 		FAIL(MLSEC_ERR_LIMIT, "memo index %llu too large", (unsigned long long)key);
 	/* dense when the key is near the number of entries (never lets a
 	 * single huge index allocate a huge array) */
-	if (key < p->dense_cap || (key < p->lim.max_memo && key <= 2 * p->memo_len + 1024)) {
+	size_t dc = p->dense_cap ? p->dense_cap : 1024;
+	while (dc <= key)
+		dc *= 2;
+	/* the dense array is bounded by a share of the decoded-size budget */
+	int dense_ok = dc <= p->lim.max_decoded / 4 / sizeof(mlsec_pval *);
+	if (key < p->dense_cap ||
+	    (dense_ok && key < p->lim.max_memo && key <= 2 * p->memo_len + 1024)) {
 		if (key >= p->dense_cap) {
-			size_t nc = p->dense_cap ? p->dense_cap * 2 : 1024;
-			while (nc <= key)
-				nc *= 2;
-			mlsec_pval **nd = mlsec_reallocarray(p->dense, nc, sizeof(*nd));
+			mlsec_pval **nd = mlsec_reallocarray(p->dense, dc, sizeof(*nd));
 			if (!nd)
 				FAIL(MLSEC_ERR_NOMEM, "out of memory growing the memo");
-			memset(nd + p->dense_cap, 0, (nc - p->dense_cap) * sizeof(*nd));
+			memset(nd + p->dense_cap, 0, (dc - p->dense_cap) * sizeof(*nd));
 			p->dense = nd;
-			p->dense_cap = nc;
+			p->dense_cap = dc;
 		}
 		if (!p->dense[key] && !memo_find(p, (uint32_t)key)) {
 			if (p->memo_len >= p->lim.max_memo)
@@ -606,15 +613,34 @@ static mlsec_pval *decode_string(mlsec_pickle *p, const uint8_t *s, size_t n)
 		if (c == '\\' && i + 1 < n) {
 			uint8_t e = s[++i];
 			switch (e) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case 'r': c = '\r'; break;
-			case 'a': c = 7; break;
-			case 'b': c = 8; break;
-			case 'f': c = 12; break;
-			case 'v': c = 11; break;
-			case '\\': case '\'': case '"': c = e; break;
-			case '\n': continue;
+			case 'n':
+				c = '\n';
+				break;
+			case 't':
+				c = '\t';
+				break;
+			case 'r':
+				c = '\r';
+				break;
+			case 'a':
+				c = 7;
+				break;
+			case 'b':
+				c = 8;
+				break;
+			case 'f':
+				c = 12;
+				break;
+			case 'v':
+				c = 11;
+				break;
+			case '\\':
+			case '\'':
+			case '"':
+				c = e;
+				break;
+			case '\n':
+				continue;
 			case 'x':
 				if (i + 2 < n + 0 && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
 					c = (uint32_t)(hexv(s[i + 1]) * 16 + hexv(s[i + 2]));
@@ -626,7 +652,9 @@ static mlsec_pval *decode_string(mlsec_pickle *p, const uint8_t *s, size_t n)
 			default:
 				if (e >= '0' && e <= '7') {
 					c = e - '0';
-					for (int d = 0; d < 2 && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '7'; d++)
+					for (int d = 0; d < 2 && i + 1 < n && s[i + 1] >= '0' &&
+					                s[i + 1] <= '7';
+					     d++)
 						c = c * 8 + (s[++i] - '0');
 					c &= 0xff;
 				} else {
@@ -676,7 +704,7 @@ static mlsec_pval *decode_raw_unicode(mlsec_pickle *p, const uint8_t *s, size_t 
 /* ---- globals -------------------------------------------------------- */
 
 static mlsec_err record_global(mlsec_pickle *p, const char *m, const char *n, int opcode,
-			       long long off, int recovered, mlsec_error *err)
+                               long long off, int recovered, mlsec_error *err)
 {
 	if (p->nglobals >= MLSEC_PICKLE_MAX_GLOBALS) {
 		p->truncated = 1;
@@ -695,7 +723,7 @@ static mlsec_err record_global(mlsec_pickle *p, const char *m, const char *n, in
 }
 
 static mlsec_pval *global_val(mlsec_pickle *p, const uint8_t *m, size_t mn, const uint8_t *n,
-			      size_t nn)
+                              size_t nn)
 {
 	mlsec_pval *v = val_new(p, MLSEC_PV_GLOBAL);
 	if (!v)
@@ -729,12 +757,12 @@ static int plain_container(const mlsec_pval *obj)
 {
 	const mlsec_pval *c = obj->kind == MLSEC_PV_CALL ? obj->u.call.callable : NULL;
 	return c && c->kind == MLSEC_PV_GLOBAL && !strcmp(c->u.global.module, "collections") &&
-	       (!strcmp(c->u.global.name, "OrderedDict") || !strcmp(c->u.global.name, "defaultdict") ||
-		!strcmp(c->u.global.name, "deque"));
+	       (!strcmp(c->u.global.name, "OrderedDict") ||
+	        !strcmp(c->u.global.name, "defaultdict") || !strcmp(c->u.global.name, "deque"));
 }
 
 static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pval **items,
-			    size_t n, mlsec_error *err);
+                            size_t n, mlsec_error *err);
 
 #define CHECK(expr)                                                                                \
 	do {                                                                                       \
@@ -746,7 +774,7 @@ static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pv
 #define OOM() FAIL(MLSEC_ERR_NOMEM, "out of memory or decoded-size limit")
 
 static mlsec_err call_val(mlsec_pickle *p, mlsec_pcall_kind how, mlsec_pval *callable,
-			  mlsec_pval *args, mlsec_pval *kwargs, mlsec_error *err)
+                          mlsec_pval *args, mlsec_pval *kwargs, mlsec_error *err)
 {
 	mlsec_pval *v = val_new(p, MLSEC_PV_CALL);
 	if (!v)
@@ -770,7 +798,7 @@ static mlsec_err seq_add(mlsec_pickle *p, mlsec_pval *s, mlsec_pval *item, mlsec
 }
 
 static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pval **items,
-			    size_t n, mlsec_error *err)
+                            size_t n, mlsec_error *err)
 {
 	if (!plain_container(obj) && add_note(p, MLSEC_PNOTE_SETITEM_ON_OBJECT, p->op_off, obj) < 0)
 		OOM();
@@ -817,7 +845,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 	case '(': /* MARK */
 		if (p->nmarks == p->mcap) {
 			if (p->nmarks >= p->lim.max_marks)
-				FAIL(MLSEC_ERR_LIMIT, "more than %zu nested MARKs", p->lim.max_marks);
+				FAIL(MLSEC_ERR_LIMIT, "more than %zu nested MARKs",
+				     p->lim.max_marks);
 			size_t nc = p->mcap ? p->mcap * 2 : 32;
 			if (nc > p->lim.max_marks)
 				nc = p->lim.max_marks;
@@ -964,8 +993,9 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 	case 'C':    /* SHORT_BINBYTES */
 	case 0x8e:   /* BINBYTES8 */
 	case 0x96: { /* BYTEARRAY8 */
-		int w8 = (op == 'U' || op == 0x8c || op == 'C') ? 1
-			 : (op == 0x8d || op == 0x8e || op == 0x96) ? 8 : 4;
+		int w8 = (op == 'U' || op == 0x8c || op == 'C')     ? 1
+		         : (op == 0x8d || op == 0x8e || op == 0x96) ? 8
+		                                                    : 4;
 		TAKE(a, (size_t)w8);
 		uint64_t l = le(a, w8);
 		if (op == 'T' && (int32_t)(uint32_t)l < 0)
@@ -974,7 +1004,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			FAIL(MLSEC_ERR_PARSE, "pickle data was truncated");
 		TAKE(a, (size_t)l);
 		mlsec_pval_kind k = (op == 'B' || op == 'C' || op == 0x8e) ? MLSEC_PV_BYTES
-				    : op == 0x96 ? MLSEC_PV_BYTEARRAY : MLSEC_PV_STR;
+		                    : op == 0x96                           ? MLSEC_PV_BYTEARRAY
+		                                                           : MLSEC_PV_STR;
 		PUSH(str_val(p, k, a, (size_t)l));
 		return MLSEC_OK;
 	}
@@ -1006,7 +1037,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 	case 0x8f:
 		PUSH(opaque(p, MLSEC_PV_SET));
 		return MLSEC_OK;
-	case 'l': /* LIST */
+	case 'l':  /* LIST */
 	case 0x91: /* FROZENSET */
 		CHECK(pop_mark(p, &start, err));
 		v = seq_from(p, op == 'l' ? MLSEC_PV_LIST : MLSEC_PV_FROZENSET, start, p->sp);
@@ -1070,8 +1101,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		}
 		p->sp = start;
 		return MLSEC_OK;
-	case 'g': /* GET */
-	case 'h': /* BINGET */
+	case 'g':   /* GET */
+	case 'h':   /* BINGET */
 	case 'j': { /* LONG_BINGET */
 		uint64_t key;
 		if (op == 'g') {
@@ -1090,8 +1121,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		PUSH(m);
 		return MLSEC_OK;
 	}
-	case 'p': /* PUT */
-	case 'q': /* BINPUT */
+	case 'p':   /* PUT */
+	case 'q':   /* BINPUT */
 	case 'r': { /* LONG_BINPUT */
 		uint64_t key;
 		if (op == 'p') {
@@ -1120,7 +1151,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		CHECK(line(p, &s, &n, err));
 		if (!(v = global_val(p, m, mn, s, n)))
 			OOM();
-		CHECK(record_global(p, v->u.global.module, v->u.global.name, op, p->op_off, 0, err));
+		CHECK(record_global(p, v->u.global.module, v->u.global.name, op, p->op_off, 0,
+		                    err));
 		PUSH(v);
 		return MLSEC_OK;
 	}
@@ -1151,7 +1183,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			x->u.global.module = v->u.str.s;
 			x->u.global.name = w->u.str.s;
 		}
-		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0, err));
+		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0,
+		                    err));
 		PUSH(x);
 		return MLSEC_OK;
 	case 'i': { /* INST */
@@ -1161,7 +1194,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		CHECK(line(p, &s, &n, err));
 		if (!(x = global_val(p, m, mn, s, n)))
 			OOM();
-		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0, err));
+		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0,
+		                    err));
 		CHECK(pop_mark(p, &start, err));
 		v = seq_from(p, MLSEC_PV_TUPLE, start, p->sp);
 		if (!v)
@@ -1254,19 +1288,85 @@ static int op_fixed(uint8_t op, int *lenw)
 {
 	*lenw = 0;
 	switch (op) {
-	case 0x80: case 'K': case 'h': case 'q': case 0x82: return 1;
-	case 'M': case 0x83: return 2;
-	case 'J': case 'j': case 'r': case 0x84: return 4;
-	case 'G': case 0x95: return 8;
-	case 'T': case 'X': case 'B': case 0x8b: *lenw = 4; return 0;
-	case 'U': case 'C': case 0x8c: case 0x8a: *lenw = 1; return 0;
-	case 0x8d: case 0x8e: case 0x96: *lenw = 8; return 0;
-	case 'I': case 'L': case 'F': case 'S': case 'V': case 'g': case 'p': case 'P': return -1;
-	case 'c': case 'i': return -2;
-	case '(': case '.': case '0': case '1': case '2': case 'N': case 0x88: case 0x89: case ')':
-	case 't': case 0x85: case 0x86: case 0x87: case ']': case '}': case 0x8f: case 'l':
-	case 0x91: case 'd': case 'a': case 'e': case 0x90: case 's': case 'u': case 0x94:
-	case 0x93: case 'o': case 0x81: case 0x92: case 'R': case 'b': case 'Q': case 0x97:
+	case 0x80:
+	case 'K':
+	case 'h':
+	case 'q':
+	case 0x82:
+		return 1;
+	case 'M':
+	case 0x83:
+		return 2;
+	case 'J':
+	case 'j':
+	case 'r':
+	case 0x84:
+		return 4;
+	case 'G':
+	case 0x95:
+		return 8;
+	case 'T':
+	case 'X':
+	case 'B':
+	case 0x8b:
+		*lenw = 4;
+		return 0;
+	case 'U':
+	case 'C':
+	case 0x8c:
+	case 0x8a:
+		*lenw = 1;
+		return 0;
+	case 0x8d:
+	case 0x8e:
+	case 0x96:
+		*lenw = 8;
+		return 0;
+	case 'I':
+	case 'L':
+	case 'F':
+	case 'S':
+	case 'V':
+	case 'g':
+	case 'p':
+	case 'P':
+		return -1;
+	case 'c':
+	case 'i':
+		return -2;
+	case '(':
+	case '.':
+	case '0':
+	case '1':
+	case '2':
+	case 'N':
+	case 0x88:
+	case 0x89:
+	case ')':
+	case 't':
+	case 0x85:
+	case 0x86:
+	case 0x87:
+	case ']':
+	case '}':
+	case 0x8f:
+	case 'l':
+	case 0x91:
+	case 'd':
+	case 'a':
+	case 'e':
+	case 0x90:
+	case 's':
+	case 'u':
+	case 0x94:
+	case 0x93:
+	case 'o':
+	case 0x81:
+	case 0x92:
+	case 'R':
+	case 'b':
+	case 'Q':
+	case 0x97:
 	case 0x98:
 		return 0;
 	default:
@@ -1290,7 +1390,7 @@ static int ident(const uint8_t *s, size_t n)
  * base. Keeps the last two string operands so STACK_GLOBAL can be named.
  */
 static mlsec_err scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, long long base,
-			     mlsec_error *err)
+                             mlsec_error *err)
 {
 	char last[2][RECOVER_STR_MAX + 1] = {"", ""};
 	int have = 0;
@@ -1383,14 +1483,14 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
 	while (!stop) {
 		if (p->ops >= p->lim.max_ops) {
 			rc = mlsec_error_set(err, MLSEC_ERR_LIMIT, "more than %zu pickle opcodes",
-					     p->lim.max_ops);
+			                     p->lim.max_ops);
 			break;
 		}
 		p->ops++;
 		if (p->pos >= p->len) {
 			p->op_off = (long long)p->pos;
 			rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-					     "pickle data was truncated (no STOP)");
+			                     "pickle data was truncated (no STOP)");
 			break;
 		}
 		rc = step(p, &stop, err);
@@ -1415,8 +1515,8 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
 	return rc;
 }
 
-mlsec_err mlsec_pickle_scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len,
-				   long long base, mlsec_error *err)
+mlsec_err mlsec_pickle_scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, long long base,
+                                   mlsec_error *err)
 {
 	return scan_linear(p, buf, len, base, err);
 }

@@ -29,14 +29,14 @@ extern "C" {
 #endif
 
 /* Default bounds; every one can be lowered through mlsec_pickle_limits. */
-#define MLSEC_PICKLE_MAX_OPS (64u * 1024 * 1024)       /* opcodes executed */
-#define MLSEC_PICKLE_MAX_STACK (1u << 20)              /* stack items */
-#define MLSEC_PICKLE_MAX_MARKS (1u << 16)              /* nested MARKs */
-#define MLSEC_PICKLE_MAX_MEMO (1u << 25)               /* memo entries */
-#define MLSEC_PICKLE_MAX_DECODED (512u * 1024 * 1024)  /* bytes of values built */
-#define MLSEC_PICKLE_MAX_CONTAINER (1u << 24)          /* items in one container */
-#define MLSEC_PICKLE_MAX_GLOBALS 65536                 /* global records kept */
-#define MLSEC_PICKLE_MAX_NOTES 4096                    /* notes kept */
+#define MLSEC_PICKLE_MAX_OPS (64u * 1024 * 1024)      /* opcodes executed */
+#define MLSEC_PICKLE_MAX_STACK (1u << 20)             /* stack items */
+#define MLSEC_PICKLE_MAX_MARKS (1u << 16)             /* nested MARKs */
+#define MLSEC_PICKLE_MAX_MEMO (1u << 25)              /* memo entries */
+#define MLSEC_PICKLE_MAX_DECODED (512u * 1024 * 1024) /* bytes of values built */
+#define MLSEC_PICKLE_MAX_CONTAINER (1u << 24)         /* items in one container */
+#define MLSEC_PICKLE_MAX_GLOBALS 65536                /* global records kept */
+#define MLSEC_PICKLE_MAX_NOTES 4096                   /* notes kept */
 
 typedef struct mlsec_pickle_limits {
 	size_t max_ops, max_stack, max_marks, max_memo, max_decoded, max_container;
@@ -85,8 +85,8 @@ typedef enum mlsec_pcall_kind {
 typedef struct mlsec_pval mlsec_pval;
 struct mlsec_pval {
 	mlsec_pval_kind kind;
-	uint32_t mark;      /* scratch for tree walkers (see mlsec_pickle_epoch) */
-	long long offset;   /* opcode offset that created the value */
+	uint32_t mark;    /* scratch for tree walkers (see mlsec_pickle_epoch) */
+	long long offset; /* opcode offset that created the value */
 	union {
 		int64_t i; /* BOOL, INT, EXT */
 		double f;
@@ -103,13 +103,13 @@ struct mlsec_pval {
 		} global;
 		struct {
 			mlsec_pcall_kind how;
-			mlsec_pval *callable; /* class for NEWOBJ/INST/OBJ */
-			mlsec_pval *args;     /* a TUPLE */
-			mlsec_pval *kwargs;   /* NEWOBJ_EX only, else NULL */
-			mlsec_pval *state;    /* last BUILD state, NULL if none */
+			mlsec_pval *callable;  /* class for NEWOBJ/INST/OBJ */
+			mlsec_pval *args;      /* a TUPLE */
+			mlsec_pval *kwargs;    /* NEWOBJ_EX only, else NULL */
+			mlsec_pval *state;     /* last BUILD state, NULL if none */
 			mlsec_pval *dictitems; /* DICT of SETITEM(S) applied to it, or NULL */
 			mlsec_pval *listitems; /* LIST of APPEND(S) applied to it, or NULL */
-			size_t nbuild;        /* number of BUILDs applied */
+			size_t nbuild;         /* number of BUILDs applied */
 		} call;
 		struct {
 			mlsec_pval *pid;
@@ -121,9 +121,9 @@ struct mlsec_pval {
 typedef struct mlsec_pickle_global {
 	const char *module; /* as written, e.g. "__builtin__" */
 	const char *name;
-	long long offset;   /* of the opcode, relative to the pickle start */
-	int opcode;         /* 'c', 'i' or 0x93 */
-	int recovered;      /* found by the linear scan after a parse error */
+	long long offset; /* of the opcode, relative to the pickle start */
+	int opcode;       /* 'c', 'i' or 0x93 */
+	int recovered;    /* found by the linear scan after a parse error */
 } mlsec_pickle_global;
 
 typedef enum mlsec_pickle_note_kind {
@@ -164,8 +164,8 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
  * done after a parse error; used for bytes after STOP that are not a
  * pickle of their own. Offsets are reported as base + position.
  */
-mlsec_err mlsec_pickle_scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len,
-				   long long base, mlsec_error *err);
+mlsec_err mlsec_pickle_scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, long long base,
+                                   mlsec_error *err);
 
 const mlsec_pval *mlsec_pickle_root(const mlsec_pickle *p);
 size_t mlsec_pickle_consumed(const mlsec_pickle *p);

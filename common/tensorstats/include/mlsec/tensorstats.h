@@ -50,7 +50,7 @@ typedef struct mlsec_tstats_summary {
 	uint64_t count, finite, nan, posinf, neginf;
 	double min, max, absmax, mean, std; /* finite values; 0 when none */
 	double median, mad;                 /* approximate (fine-histogram resolution) */
-	double robust_z;   /* max |x - median| / (1.4826 MAD), std fallback, 0 if flat */
+	double robust_z; /* max |x - median| / (1.4826 MAD), std fallback, 0 if flat */
 	double hist_lo, hist_hi;
 	double hist[MLSEC_TS_BINS]; /* counts over [hist_lo, hist_hi] (fractional) */
 } mlsec_tstats_summary;
@@ -69,7 +69,7 @@ float mlsec_bf16_to_f32(uint16_t h);
  * lo). Used to compare fingerprints on a common binning.
  */
 void mlsec_hist_rebin(const double *h, size_t n, double lo, double hi, double *out, size_t nbins,
-		      double nlo, double nhi);
+                      double nlo, double nhi);
 
 /*
  * KL(p || q) in nats of two histograms on the same bins, normalised, with
