@@ -621,7 +621,9 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 	if (rc != MLSEC_OK)
 		goto tool_error;
 	if (updates) {
-		json_object_set(details, "baseline_update", json_object_get(updates, model));
+		/* The whole updated document: the cluster stores it as is and
+		 * `mlsec-submit --baseline-export` prints the same JSON. */
+		json_object_set(details, "baseline_update", updates);
 		if (o->baseline_path && (rc = adv_baseline_save(updates, o->baseline_path, &e)) != MLSEC_OK)
 			goto tool_error;
 	}
@@ -706,9 +708,18 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 	return rc;
 }
 
+static const mlsec_engine_state adversarial_state = {
+	.name = "baseline",
+	.key_option = "model-name",
+	.in_option = "baseline",
+	.out_detail = "baseline_update",
+	.update_option = "update-baseline",
+};
+
 const mlsec_engine mlsec_engine_adversarial = {
 	.stage = "adversarial",
 	.rule_prefix = RULE_PREFIX,
 	.summary = "FGSM/PGD/CW robustness regression against a baseline",
 	.analyze = analyze,
+	.state = &adversarial_state,
 };
