@@ -12,6 +12,7 @@
 #include "attacks.h"
 #include "baseline.h"
 #include "mlsec/alloc.h"
+#include "mlsec/options.h"
 #include "mlsec/fsutil.h"
 
 #define RULE_PREFIX "ADV"
@@ -88,38 +89,6 @@ mlsec_err mlsec_adv_parse_eps(const char *s, mlsec_adv_opts *o, mlsec_error *err
 	return o->neps ? MLSEC_OK : mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no epsilon given");
 }
 
-/* Numeric option with bounds; accepts JSON numbers and numeric strings. */
-static mlsec_err num(const json_t *v, const char *key, double lo, double hi, double *out,
-		     mlsec_error *err)
-{
-	double d;
-	if (json_is_number(v)) {
-		d = json_number_value(v);
-	} else if (json_is_string(v)) {
-		char *end;
-		d = strtod(json_string_value(v), &end);
-		if (end == json_string_value(v) || *end)
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number", key);
-	} else {
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number", key);
-	}
-	if (!(d >= lo && d <= hi))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: %g is outside [%g, %g]",
-				       key, d, lo, hi);
-	*out = d;
-	return MLSEC_OK;
-}
-
-/* An integer option (a count, a seed): 1.5 is a typo, not 1. */
-static mlsec_err inum(const json_t *v, const char *key, double lo, double hi, double *out,
-                      mlsec_error *err)
-{
-	mlsec_err rc = num(v, key, lo, hi, out, err);
-	if (rc == MLSEC_OK && *out != floor(*out))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: %g is not an integer",
-		                       key, *out);
-	return rc;
-}
 
 mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_error *err)
 {
@@ -163,7 +132,7 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 				const json_t *e;
 				json_array_foreach(v, i, e)
 				{
-					if ((rc = num(e, key, 0, 1e6, &d, err)) || (rc = add_eps(o, d, err)))
+					if ((rc = mlsec_option_number(e, key, 0, 1e6, &d, err)) || (rc = add_eps(o, d, err)))
 						return rc;
 				}
 			} else {
@@ -184,49 +153,49 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 		} else if (!strcmp(key, "update-baseline")) {
 			o->update_baseline = json_is_true(v);
 		} else if (!strcmp(key, "tolerance")) {
-			if (!(rc = num(v, key, 0, 1, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 0, 1, &d, err)))
 				o->tolerance = d;
 		} else if (!strcmp(key, "samples")) {
-			if (!(rc = inum(v, key, 0, MLSEC_ADV_MAX_SAMPLES, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, MLSEC_ADV_MAX_SAMPLES, &d, err)))
 				o->samples = (size_t)d;
 		} else if (!strcmp(key, "batch-size")) {
-			if (!(rc = inum(v, key, 1, MLSEC_ADV_MAX_BATCH, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, MLSEC_ADV_MAX_BATCH, &d, err)))
 				o->batch = (size_t)d;
 		} else if (!strcmp(key, "pgd-steps")) {
-			if (!(rc = inum(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
 				o->pgd_steps = (int)d;
 		} else if (!strcmp(key, "pgd-alpha")) {
-			if (!(rc = num(v, key, 0, 1e6, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 0, 1e6, &d, err)))
 				o->pgd_alpha = d;
 		} else if (!strcmp(key, "pgd-random-init")) {
-			if (!(rc = inum(v, key, 0, 1000, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, 1000, &d, err)))
 				o->pgd_restarts = (int)d;
 		} else if (!strcmp(key, "cw-steps")) {
-			if (!(rc = inum(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
 				o->cw_steps = (int)d;
 		} else if (!strcmp(key, "cw-lr")) {
-			if (!(rc = num(v, key, 1e-9, 1e3, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 1e-9, 1e3, &d, err)))
 				o->cw_lr = d;
 		} else if (!strcmp(key, "cw-confidence")) {
-			if (!(rc = num(v, key, 0, 1e6, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 0, 1e6, &d, err)))
 				o->cw_confidence = d;
 		} else if (!strcmp(key, "cw-c")) {
-			if (!(rc = num(v, key, 1e-9, 1e9, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 1e-9, 1e9, &d, err)))
 				o->cw_c = d;
 		} else if (!strcmp(key, "cw-binary-search")) {
-			if (!(rc = inum(v, key, 1, 100, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, 100, &d, err)))
 				o->cw_binary_search = (int)d;
 		} else if (!strcmp(key, "clip-min")) {
-			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, -1e30, 1e30, &d, err)))
 				o->clip_min = (float)d;
 		} else if (!strcmp(key, "clip-max")) {
-			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, -1e30, 1e30, &d, err)))
 				o->clip_max = (float)d;
 		} else if (!strcmp(key, "seed")) {
-			if (!(rc = inum(v, key, 0, 9007199254740992.0, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, 9007199254740992.0, &d, err)))
 				o->seed = (uint64_t)d;
 		} else if (!strcmp(key, "threads")) {
-			if (!(rc = inum(v, key, 1, 256, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, 256, &d, err)))
 				o->threads = (int)d;
 		} else {
 			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "unknown adversarial option '%s'", key);

@@ -11,6 +11,7 @@
 #include "inspect_internal.h"
 #include "mlsec/adversarial.h"
 #include "mlsec/alloc.h"
+#include "mlsec/options.h"
 #include "mlsec/checkpoint.h"
 #include "mlsec/fsutil.h"
 
@@ -76,39 +77,6 @@ const char *mlsec_inspect_type_name(mlsec_inspect_type t)
 	return (unsigned)t < 4 ? type_names[t] : "auto";
 }
 
-/* Numeric option with bounds; accepts JSON numbers and numeric strings. */
-static mlsec_err num(const json_t *v, const char *key, double lo, double hi, double *out,
-                     mlsec_error *err)
-{
-	double d;
-	if (json_is_number(v)) {
-		d = json_number_value(v);
-	} else if (json_is_string(v)) {
-		char *end;
-		d = strtod(json_string_value(v), &end);
-		if (end == json_string_value(v) || *end)
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-			                       "option %s: not a number", key);
-	} else {
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number", key);
-	}
-	if (!(d >= lo && d <= hi))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-		                       "option %s: %g is outside [%g, %g]", key, d, lo, hi);
-	*out = d;
-	return MLSEC_OK;
-}
-
-/* An integer option (a count, a seed): 1.5 is a typo, not 1. */
-static mlsec_err inum(const json_t *v, const char *key, double lo, double hi, double *out,
-                      mlsec_error *err)
-{
-	mlsec_err rc = num(v, key, lo, hi, out, err);
-	if (rc == MLSEC_OK && *out != floor(*out))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: %g is not an integer",
-		                       key, *out);
-	return rc;
-}
 
 mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o, mlsec_error *err)
 {
@@ -161,28 +129,28 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
 				                     "option data: string expected");
 		} else if (!strcmp(key, "epsilon")) {
-			if (!(rc = num(v, key, 0, 1e6, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 0, 1e6, &d, err)))
 				o->epsilon = d;
 		} else if (!strcmp(key, "threshold")) {
-			if (!(rc = num(v, key, 0, 1e30, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 0, 1e30, &d, err)))
 				o->threshold = d;
 		} else if (!strcmp(key, "samples")) {
-			if (!(rc = inum(v, key, 0, MLSEC_INSPECT_MAX_SAMPLES, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, MLSEC_INSPECT_MAX_SAMPLES, &d, err)))
 				o->samples = (size_t)d;
 		} else if (!strcmp(key, "batch-size")) {
-			if (!(rc = inum(v, key, 1, MLSEC_INSPECT_MAX_BATCH, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, MLSEC_INSPECT_MAX_BATCH, &d, err)))
 				o->batch = (size_t)d;
 		} else if (!strcmp(key, "input-min")) {
-			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, -1e30, 1e30, &d, err)))
 				o->input_min = (float)d;
 		} else if (!strcmp(key, "input-max")) {
-			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, -1e30, 1e30, &d, err)))
 				o->input_max = (float)d;
 		} else if (!strcmp(key, "seed")) {
-			if (!(rc = inum(v, key, 0, 9007199254740992.0, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, 9007199254740992.0, &d, err)))
 				o->seed = (uint64_t)d;
 		} else if (!strcmp(key, "threads")) {
-			if (!(rc = inum(v, key, 1, 256, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, 256, &d, err)))
 				o->threads = (int)d;
 		} else {
 			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
