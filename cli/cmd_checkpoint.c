@@ -12,24 +12,24 @@
 #include "mlsec/checkpoint.h"
 
 static const char usage[] =
-	"usage: mlsec checkpoint PATH... [options]\n"
-	"\n"
-	"Triage model checkpoints (PyTorch zip/legacy, pickle, npy/npz, safetensors;\n"
-	"directories are walked recursively) without executing them: pickle imports\n"
-	"and tricks, hidden zip members, NaN/Inf, magnitude and outlier anomalies,\n"
-	"drift against a reference fingerprint.\n"
-	"\n"
-	"options:\n"
-	"  --threshold X            max |w| before CKPT-MAGNITUDE (default 100)\n"
-	"  --write-fingerprint DIR  write DIR/<stem>.fingerprint.json per checkpoint\n"
-	"  --reference FILE         compare against a fingerprint (alias\n"
-	"                           --reference-fingerprint)\n"
-	"  --kl-threshold K         KL divergence before CKPT-FP-KL (default 0.5)\n"
-	"  --convert-safetensors    write <stem>.safetensors next to each clean input\n"
-	"  --overwrite              allow replacing an existing .safetensors\n"
-	"  --no-hash                skip the SHA-256 of each file in the report\n"
-	"  -h, --help               this help\n"
-	"\n";
+        "usage: mlsec checkpoint PATH... [options]\n"
+        "\n"
+        "Triage model checkpoints (PyTorch zip/legacy, pickle, npy/npz, safetensors;\n"
+        "directories are walked recursively) without executing them: pickle imports\n"
+        "and tricks, hidden zip members, NaN/Inf, magnitude and outlier anomalies,\n"
+        "drift against a reference fingerprint.\n"
+        "\n"
+        "options:\n"
+        "  --threshold X            max |w| before CKPT-MAGNITUDE (default 100)\n"
+        "  --write-fingerprint DIR  write DIR/<stem>.fingerprint.json per checkpoint\n"
+        "  --reference FILE         compare against a fingerprint (alias\n"
+        "                           --reference-fingerprint)\n"
+        "  --kl-threshold K         KL divergence before CKPT-FP-KL (default 0.5)\n"
+        "  --convert-safetensors    write <stem>.safetensors next to each clean input\n"
+        "  --overwrite              allow replacing an existing .safetensors\n"
+        "  --no-hash                skip the SHA-256 of each file in the report\n"
+        "  -h, --help               this help\n"
+        "\n";
 
 typedef struct progress_state {
 	int shown;
@@ -41,13 +41,13 @@ static void on_progress(void *ctx, const char *what, double done, double total)
 	if (total <= 0)
 		return;
 	fprintf(stderr, "\r\033[Kmlsec checkpoint: %s %.1f/%.1f GiB (%.0f%%)", what,
-		done / (1 << 30), total / (1 << 30), 100.0 * done / total);
+	        done / (1 << 30), total / (1 << 30), 100.0 * done / total);
 	fflush(stderr);
 	p->shown = 1;
 }
 
 static int value_flag(json_t *opts, const char *flag, const char *key, int number, int argc,
-		      char **argv, int *i, int *handled)
+                      char **argv, int *i, int *handled)
 {
 	int missing;
 	const char *v = mlsec_cli_flag_value(flag, argc, argv, i, &missing);
@@ -60,7 +60,8 @@ static int value_flag(json_t *opts, const char *flag, const char *key, int numbe
 		char *end;
 		double d = strtod(v, &end);
 		if (end == v || *end || !(d > 0))
-			return mlsec_cli_fail("checkpoint", "%s: '%s' is not a positive number", flag, v);
+			return mlsec_cli_fail("checkpoint", "%s: '%s' is not a positive number",
+			                      flag, v);
 		json_object_set_new(opts, key, json_real(d));
 	} else {
 		json_object_set_new(opts, key, json_string(v));
@@ -99,13 +100,13 @@ int mlsec_cmd_checkpoint(int argc, char **argv)
 			const char *flag, *key;
 			int number;
 		} vf[] = {{"--threshold", "threshold", 1},
-			  {"--kl-threshold", "kl-threshold", 1},
-			  {"--write-fingerprint", "write-fingerprint", 0},
-			  {"--reference-fingerprint", "reference", 0},
-			  {"--reference", "reference", 0}};
+		          {"--kl-threshold", "kl-threshold", 1},
+		          {"--write-fingerprint", "write-fingerprint", 0},
+		          {"--reference-fingerprint", "reference", 0},
+		          {"--reference", "reference", 0}};
 		for (size_t k = 0; k < sizeof vf / sizeof vf[0] && !handled; k++) {
 			if (value_flag(opts, vf[k].flag, vf[k].key, vf[k].number, argc, argv, &i,
-				       &handled)) {
+			               &handled)) {
 				rc = MLSEC_EXIT_ERROR;
 				goto done;
 			}

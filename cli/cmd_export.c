@@ -170,7 +170,7 @@ int mlsec_cmd_export(int argc, char **argv)
 		char *text = NULL;
 		size_t len = 0;
 		mlsec_err rc = mlsec_export_attest(&ar, &text, &len, &err);
-		if (rc == MLSEC_ERR_PARSE) {
+		if (rc == MLSEC_ERR_PARSE || rc == MLSEC_ERR_LIMIT) {
 			/* An artifact of the chain does not parse: that is a
 			 * finding on it, and no attestation is written for it. */
 			mlsec_artifact *bad = la;

@@ -70,7 +70,7 @@ def main():
     ap.add_argument("--mlsec", default="build/bin/mlsec")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--models", default="mlp,lenet,resnet")
-    ap.add_argument("--samples", type=int, default=512)
+    ap.add_argument("--samples", type=int, default=1024)
     args = ap.parse_args()
     blas, libs = torch_blas()
     print(f"torch {torch.__version__}; BLAS libraries loaded: {', '.join(libs) or '(none found)'}")

@@ -30,7 +30,7 @@ MH=$("$BENCH" "$CKPT" 3)
 echo "with sha256:    $MH"
 M=$(BENCH_NO_HASH=1 BENCH_KERNEL=1 "$BENCH" "$CKPT" 3)
 echo "without sha256: $(echo "$M" | tail -1)"
-echo "stats kernel alone (mapped windows, float32, no CRC): $(echo "$M" | head -1)"
+echo "stats kernel alone (float32, no CRC; mapped windows over the file, and in memory): $(echo "$M" | head -1)"
 M=$(echo "$M" | tail -1)
 T=$($PY "$HERE/peers.py" torch-triage "$CKPT")
 echo "torch.load + per-tensor NaN/Inf/max/histc: $T"

@@ -71,8 +71,9 @@ int main(int argc, char **argv)
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
-			fprintf(stderr, "usage: mlsec-bench-engine MODEL.onnx --batch N --threads T "
-					"[--seconds S] [--modes forward,fgsm,pgd20]\n");
+			fprintf(stderr,
+			        "usage: mlsec-bench-engine MODEL.onnx --batch N --threads T "
+			        "[--seconds S] [--modes forward,fgsm,pgd20]\n");
 			return 1;
 		}
 	}
@@ -123,10 +124,11 @@ int main(int argc, char **argv)
 					float a = kind == 1 ? EPS : ALPHA;
 					for (int k = 0; k < steps; k++) {
 						if (mlsec_tensor_graph_loss_grad(
-							    g, MLSEC_LOSS_CROSS_ENTROPY, labels, 0,
-							    NULL, &err))
+						            g, MLSEC_LOSS_CROSS_ENTROPY, labels, 0,
+						            NULL, &err))
 							die("loss_grad", &err);
-						step(x, x0, mlsec_tensor_graph_input_grad(g, 0), n, a);
+						step(x, x0, mlsec_tensor_graph_input_grad(g, 0), n,
+						     a);
 					}
 				}
 				iters++;

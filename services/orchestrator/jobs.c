@@ -254,8 +254,7 @@ static mlsec_err fan_out(orch *o, const char *job_id, const submission *sub, int
 	for (size_t k = 0; k < nstages && e == MLSEC_OK; k++) {
 		size_t n = 0;
 		for (size_t i = 0; i < sub->n; i++) {
-			const char *st = mlsec_jobproto_stage_for_format(sub->arts[i].fmt);
-			if (auto_mode && (!st || strcmp(st, stages[k])))
+			if (auto_mode && !mlsec_jobproto_auto_accepts(sub->arts[i].fmt, stages[k]))
 				continue;
 			mlsec__v1__artifact__init(&arts[n]);
 			arts[n].uri = sub->arts[i].uri;
@@ -388,12 +387,16 @@ grpc_status_code orch_submit(mlsec_rpc_call *c, const uint8_t *in, size_t in_len
 	}
 	if (auto_mode) {
 		for (size_t i = 0; i < sub.n; i++) {
-			const char *name = mlsec_jobproto_stage_for_format(sub.arts[i].fmt);
-			int dup = !name;
-			for (size_t k = 0; name && k < nstages; k++)
-				dup |= !strcmp(stages[k], name);
-			if (!dup && nstages < ORCH_MAX_STAGES)
-				stages[nstages++] = name;
+			const char *names[MLSEC_JOBPROTO_MAX_AUTO_STAGES];
+			size_t nn = mlsec_jobproto_stages_for_format(
+			        sub.arts[i].fmt, names, MLSEC_JOBPROTO_MAX_AUTO_STAGES);
+			for (size_t j = 0; j < nn; j++) {
+				int dup = 0;
+				for (size_t k = 0; k < nstages; k++)
+					dup |= !strcmp(stages[k], names[j]);
+				if (!dup && nstages < ORCH_MAX_STAGES)
+					stages[nstages++] = names[j];
+			}
 		}
 		if (!nstages) {
 			mlsec_rpc_call_set_message(

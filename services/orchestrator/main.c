@@ -13,6 +13,7 @@
 #include "mlsec/fsutil.h"
 #include "mlsec/log.h"
 #include "mlsec/service.h"
+#include "mlsec/service_health.h"
 #include "mlsec/service_metrics.h"
 #include "mlsec/shutdown.h"
 #include "orchestrator.h"
@@ -44,11 +45,29 @@ static const mlsec_config_option orch_options[] = {
          "lifetime of job records, results and events in Redis (0 = forever)"},
         {"sweep-interval-ms", MLSEC_CONFIG_INT, "200", 10, 60000, NULL, "MLSEC_SWEEP_INTERVAL_MS",
          0, "how often expired job deadlines are checked"},
+        {"health-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_HEALTH_LISTEN", 0,
+         "also serve grpc.health.v1 alone, in plain text, on HOST:PORT (kubelet probes of a TLS "
+         "server); unset = off"},
+        {"health-interval-ms", MLSEC_CONFIG_INT, "2000", 100, 60000, NULL,
+         "MLSEC_HEALTH_INTERVAL_MS", 0,
+         "how often Redis and Kafka are checked for readiness (NOT_SERVING while unreachable)"},
         {"metrics-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_METRICS_LISTEN", 0,
          "serve Prometheus /metrics on HOST:PORT or :PORT (unset = off)"},
+        {"kafka-stats-interval-ms", MLSEC_CONFIG_INT, "5000", 100, 3600000, NULL,
+         "MLSEC_KAFKA_STATS_INTERVAL_MS", 0,
+         "how often consumer lag is refreshed on /metrics (with --metrics-listen)"},
         {"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
          "write the bound gRPC address here once serving (for scripts and tests)"},
 };
+
+/* The results consumer's librdkafka statistics -> consumer lag on
+ * /metrics. ctx points at the metrics handle, set before the results
+ * thread (which serves these callbacks) starts and freed after it ends. */
+static void results_stats(const char *json, size_t len, void *ctx)
+{
+	mlsec_service_metrics *const *m = ctx;
+	mlsec_service_metrics_kafka_stats(*m, json, len);
+}
 
 mlsec_store *orch_store_get(orch *o)
 {
@@ -150,6 +169,7 @@ int main(int argc, char **argv)
 	sweeper sw;
 	const char **cprops = NULL;
 	mlsec_service_metrics *metrics = NULL;
+	mlsec_service_health *health = NULL;
 	memset(&rt, 0, sizeof(rt));
 	memset(&sw, 0, sizeof(sw));
 
@@ -215,6 +235,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	o.max_bytes = (uint64_t)mlsec_config_get_int(o.cfg, "max-artifact-bytes");
+	orch_upload_clean_stale(&o, ORCH_UPLOAD_STALE_S);
 	o.job_timeout_ms = mlsec_config_get_int(o.cfg, "job-timeout-ms");
 	o.ttl_ms = mlsec_config_get_int(o.cfg, "job-ttl-s") * 1000;
 	if (orch_stage_timeouts_parse(&o, mlsec_config_get(o.cfg, "stage-timeouts"), &err) !=
@@ -228,7 +249,10 @@ int main(int argc, char **argv)
 	}
 	int rto = (int)mlsec_config_get_int(o.cfg, "redis-timeout-ms");
 	if (mlsec_store_new(mlsec_config_get(o.cfg, "redis-url"), rto, rto, &o.store_tmpl, &err) !=
-	    MLSEC_OK) {
+	            MLSEC_OK ||
+	    mlsec_store_set_password_file(o.store_tmpl,
+	                                  mlsec_config_get(o.cfg, "redis-password-file"),
+	                                  &err) != MLSEC_OK) {
 		MLSEC_LOGE("redis: %s", err.text);
 		goto out;
 	}
@@ -249,6 +273,12 @@ int main(int argc, char **argv)
 	wc.group = MLSEC_GROUP_PREFIX "orchestrator";
 	wc.topics = topics;
 	wc.watch_shutdown = 1;
+	const char *ml = mlsec_config_get(o.cfg, "metrics-listen");
+	if (ml && *ml) {
+		wc.stats_cb = results_stats;
+		wc.stats_ctx = &metrics;
+		wc.stats_interval_ms = (int)mlsec_config_get_int(o.cfg, "kafka-stats-interval-ms");
+	}
 	rt.ctx.o = &o;
 	if (mlsec_store_clone(o.store_tmpl, &rt.ctx.store, &err) != MLSEC_OK ||
 	    mlsec_worker_new(&wc, &rt.w, &err) != MLSEC_OK) {
@@ -277,6 +307,10 @@ int main(int argc, char **argv)
 	                                MLSEC_RPC_SERVER_STREAM, orch_watch, &o, 0) != MLSEC_OK ||
 	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Orchestrator/Upload",
 	                                MLSEC_RPC_CLIENT_STREAM, orch_upload, &o, 0) != MLSEC_OK ||
+	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Baselines/Get", MLSEC_RPC_UNARY,
+	                                orch_baseline_get, &o, 0) != MLSEC_OK ||
+	    mlsec_rpc_server_add_method(srv, "/mlsec.v1.Baselines/Set", MLSEC_RPC_UNARY,
+	                                orch_baseline_set, &o, 0) != MLSEC_OK ||
 	    mlsec_service_metrics_start(PROG, mlsec_config_get(o.cfg, "metrics-listen"), srv,
 	                                &metrics, &err) != MLSEC_OK ||
 	    mlsec_rpc_server_start(srv, &err) != MLSEC_OK) {
@@ -292,6 +326,17 @@ int main(int argc, char **argv)
 		mlsec_shutdown_request();
 	}
 	mlsec_rpc_server_set_serving(srv, "mlsec.v1.Orchestrator", 1);
+	mlsec_service_health_conf hc = {0};
+	hc.srv = srv;
+	hc.service = "mlsec.v1.Orchestrator";
+	hc.store = o.store_tmpl;
+	hc.producer = o.producer;
+	hc.interval_ms = (int)mlsec_config_get_int(o.cfg, "health-interval-ms");
+	hc.listen = mlsec_config_get(o.cfg, "health-listen");
+	if (mlsec_service_health_start(&hc, &health, &err) != MLSEC_OK) {
+		MLSEC_LOGE("health: %s", err.text);
+		mlsec_shutdown_request();
+	}
 	const char *ready = mlsec_config_get(o.cfg, "ready-file");
 	if (ready && *ready) {
 		char buf[64];
@@ -306,8 +351,10 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	o.stopping = 1;
-	if (srv)
+	if (srv) {
 		mlsec_rpc_server_set_serving(srv, "", 0);
+		mlsec_rpc_server_set_serving(srv, "mlsec.v1.Orchestrator", 0);
+	}
 	if (rt.w)
 		mlsec_worker_stop(rt.w);
 	mlsec_shutdown_request(); /* wakes the sweeper */
@@ -315,6 +362,7 @@ out:
 		pthread_join(rt.thread, NULL);
 	if (sw.started)
 		pthread_join(sw.thread, NULL);
+	mlsec_service_health_stop(health);
 	if (srv)
 		mlsec_rpc_server_stop(srv, STOP_GRACE_MS);
 	mlsec_rpc_server_free(srv);

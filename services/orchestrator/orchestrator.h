@@ -36,6 +36,10 @@
 #define ORCH_RESERVED_THREADS 4
 #define ORCH_UPLOAD_DIR "uploads"
 #define ORCH_MAX_UPLOAD_NAME 128
+/* A temporary upload untouched this long is a leftover of a crash (live
+ * uploads write continuously and idle streams are cut after
+ * MLSEC_RPC_IDLE_MS); replicas sharing the root skip each other's. */
+#define ORCH_UPLOAD_STALE_S 600
 
 /* A per-stage deadline from --stage-timeouts. */
 typedef struct orch_stage_timeout {
@@ -85,6 +89,16 @@ grpc_status_code orch_watch(mlsec_rpc_call *c, const uint8_t *req, size_t len, u
                             size_t *resp_len, void *ctx);
 grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *req, size_t len, uint8_t **resp,
                              size_t *resp_len, void *ctx);
+
+/* mlsec.v1.Baselines/Get and /Set (baseline.c). */
+grpc_status_code orch_baseline_get(mlsec_rpc_call *c, const uint8_t *req, size_t len,
+                                   uint8_t **resp, size_t *resp_len, void *ctx);
+grpc_status_code orch_baseline_set(mlsec_rpc_call *c, const uint8_t *req, size_t len,
+                                   uint8_t **resp, size_t *resp_len, void *ctx);
+
+/* Removes <root>/uploads/.tmp/up-* files not modified for older_than_s
+ * (leftovers of a crash). Returns how many were removed. */
+int orch_upload_clean_stale(orch *o, long long older_than_s);
 
 /* Kafka handler for mlsec.results (ctx = orch_results_ctx *). */
 typedef struct orch_results_ctx {

@@ -6,6 +6,7 @@
  * never sees a partial artifact. The same content under the same name is
  * stored once (deduplicated = true).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mlsec/alloc.h"
@@ -45,6 +47,34 @@ static int mkdir_p(const char *path)
 	if (mkdir(path, 0755) == 0 || errno == EEXIST)
 		return 0;
 	return -1;
+}
+
+int orch_upload_clean_stale(orch *o, long long older_than_s)
+{
+	char *tmpdir = mlsec_sprintf("%s/%s/.tmp", o->root_real, ORCH_UPLOAD_DIR);
+	if (!tmpdir)
+		return 0;
+	DIR *d = opendir(tmpdir);
+	int n = 0;
+	time_t now = time(NULL);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		/* only our own temporary names: nothing else is ours to delete */
+		if (strncmp(de->d_name, "up-", 3))
+			continue;
+		struct stat sb;
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(sb.st_mode) || (long long)(now - sb.st_mtime) < older_than_s)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	}
+	if (d)
+		closedir(d);
+	if (n)
+		MLSEC_LOGI("upload: removed %d stale temporary file(s) from %s", n, tmpdir);
+	mlsec_free(tmpdir);
+	return n;
 }
 
 grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *unused, size_t unused_len,
@@ -161,13 +191,14 @@ grpc_status_code orch_upload(mlsec_rpc_call *c, const uint8_t *unused, size_t un
 	struct stat sb;
 	if (lstat(final, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size == total) {
 		dedup = 1;
-	} else if (mkdir_p(dir) != 0 || rename(tmp, final) != 0) {
+	} else if (mkdir_p(dir) != 0 || chmod(tmp, 0444) != 0 || rename(tmp, final) != 0) {
 		MLSEC_LOGE("upload: store %s: %s", final, strerror(errno));
 		mlsec_rpc_call_set_message(c, "artifact storage failed");
 		st = GRPC_STATUS_UNAVAILABLE;
 		goto out;
 	}
-	chmod(final, 0444);
+	/* Never touch a stored file again (not even chmod on a duplicate): a
+	 * stage analysing it checks its ctime afterwards (TOCTOU stamp). */
 	Mlsec__V1__Artifact a = MLSEC__V1__ARTIFACT__INIT;
 	a.uri = rel;
 	a.sha256 = hex;

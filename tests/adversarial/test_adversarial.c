@@ -293,6 +293,174 @@ static void test_checkpoint_needs_onnx(void **state)
 	unlink(path);
 }
 
+/* A --baseline path that does not exist must not turn the gate off: only
+ * --update-baseline may create it. Otherwise a typo in CI silently passes. */
+static void test_missing_baseline_is_an_error(void **state)
+{
+	(void)state;
+	mlsec_adv_opts o;
+	mlsec_adv_opts_default(&o);
+	o.data_path = D "data.npz";
+	o.attacks = MLSEC_ADV_FGSM;
+	o.baseline_path = "/nonexistent/mlsec-baseline.json";
+	mlsec_report *r = run(D "digits_mlp.onnx", &o, MLSEC_ERR_NOT_FOUND);
+	mlsec_report_free(r);
+}
+
+/* Writes text to a fresh temporary file; returns its path (static). */
+static const char *tmp_json(const char *text)
+{
+	static char path[64];
+	snprintf(path, sizeof path, "/tmp/mlsec-adv-test-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+/* A baseline entry for this model that is not a [0, 1] accuracy (a
+ * percentage, a string, a nested object) cannot be compared: silently
+ * skipping it would pass the gate. It is a tool error naming the key. */
+static void test_corrupt_baseline_entry_is_an_error(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"{\"digits_mlp\": {\"fgsm\": {\"epsilon=0.1\": 95}}}",
+		"{\"digits_mlp\": {\"fgsm\": {\"epsilon=0.1\": \"0.9\"}}}",
+		"{\"digits_mlp\": {\"fgsm\": [0.9]}}",
+		"{\"digits_mlp\": 0.9}",
+		"{\"digits_mlp\": {\"fgsm\": {\"eps=0.1\": 0.9}}}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		mlsec_adv_opts o;
+		mlsec_adv_opts_default(&o);
+		o.data_path = D "data.npz";
+		o.attacks = MLSEC_ADV_FGSM;
+		o.eps[0] = 0.1;
+		const char *path = tmp_json(bad[i]);
+		o.baseline_path = path;
+		mlsec_report *r = mlsec_report_new("adversarial");
+		mlsec_error e;
+		mlsec_error_clear(&e);
+		mlsec_err rc = mlsec_adv_run(D "digits_mlp.onnx", &o, r, &e);
+		if (rc != MLSEC_ERR_PARSE)
+			fail_msg("baseline %s: rc %d (%s), want a parse error", bad[i], rc, e.text);
+		mlsec_report_free(r);
+		unlink(path);
+	}
+	/* Other models' entries are not ours to judge. */
+	mlsec_adv_opts o;
+	mlsec_adv_opts_default(&o);
+	o.data_path = D "data.npz";
+	o.attacks = MLSEC_ADV_FGSM;
+	const char *path = tmp_json("{\"other\": {\"x\": 5}}");
+	o.baseline_path = path;
+	mlsec_report *r = run(D "digits_mlp.onnx", &o, MLSEC_OK);
+	mlsec_report_free(r);
+	unlink(path);
+}
+
+/* Data outside [clip-min, clip-max] (e.g. 0..255 pixels with the default
+ * [0, 1]) would be clamped by every attack: perturbations far beyond
+ * epsilon and meaningless accuracies. Refuse it with a clear error. */
+static void test_data_outside_clip_range(void **state)
+{
+	(void)state;
+	mlsec_adv_opts o;
+	mlsec_adv_opts_default(&o);
+	o.data_path = D "data.npz";
+	o.attacks = MLSEC_ADV_FGSM;
+	o.clip_min = 0.25f; /* the fixture's pixels span [0, 1] */
+	mlsec_report *r = run(D "digits_mlp.onnx", &o, MLSEC_ERR_INVALID_ARG);
+	mlsec_report_free(r);
+}
+
+/* Runs the stage engine the way the service does (artifact root set). */
+static mlsec_err run_engine(const char *root, const char *const *paths, size_t n, json_t *opts,
+			    mlsec_report *r, mlsec_error *e)
+{
+	mlsec_engine_request req = {0};
+	req.paths = paths;
+	req.npaths = n;
+	req.options = opts;
+	req.artifact_root = root;
+	mlsec_error_clear(e);
+	return mlsec_engine_adversarial.analyze(&req, r, e);
+}
+
+/*
+ * In the service, paths in the job's options are untrusted like the
+ * artifacts: "data" and "baseline" must resolve under the artifact root,
+ * and update-baseline never writes a file (the accuracies go to
+ * details.baseline_update, also without a baseline yet).
+ */
+static void test_service_options_confined(void **state)
+{
+	(void)state;
+	char root[4096];
+	assert_non_null(realpath(D, root));
+	char model[4200];
+	snprintf(model, sizeof model, "%s/digits_mlp.onnx", root);
+	const char *paths[] = {model};
+	const char *victim = "/tmp/mlsec-adv-victim.json";
+	unlink(victim);
+	json_t *o = json_pack("{s:s,s:s,s:b,s:s,s:i}", "attack", "fgsm", "baseline", victim,
+			      "update-baseline", 1, "data", "/etc/passwd", "samples", 16);
+	mlsec_report *r = mlsec_report_new("adversarial");
+	mlsec_error e;
+	assert_int_equal(run_engine(root, paths, 1, o, r, &e), MLSEC_ERR_PERMISSION);
+	assert_int_not_equal(access(victim, F_OK), 0);
+	mlsec_report_free(r);
+	/* data inside the root is fine; the baseline path still is not, and
+	 * an existing file there is neither read nor overwritten */
+	FILE *vf = fopen(victim, "w");
+	assert_non_null(vf);
+	fputs("keep", vf);
+	fclose(vf);
+	char data[4200];
+	snprintf(data, sizeof data, "%s/data.npz", root);
+	json_object_set_new(o, "data", json_string(data));
+	r = mlsec_report_new("adversarial");
+	assert_int_equal(run_engine(root, paths, 1, o, r, &e), MLSEC_ERR_PERMISSION);
+	char buf[16] = "";
+	vf = fopen(victim, "r");
+	assert_non_null(vf);
+	assert_non_null(fgets(buf, sizeof buf, vf));
+	fclose(vf);
+	assert_string_equal(buf, "keep");
+	unlink(victim);
+	mlsec_report_free(r);
+	/* no baseline path: this run's accuracies come back in the details,
+	 * as the whole updated baseline document (the service stores it) */
+	json_object_del(o, "baseline");
+	r = mlsec_report_new("adversarial");
+	assert_int_equal(run_engine(root, paths, 1, o, r, &e), MLSEC_OK);
+	json_t *upd = json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)),
+				      "baseline_update");
+	json_t *model_entry = json_object_get(upd, json_string_value(json_object_get(
+				mlsec_artifact_details(mlsec_report_artifact(r, 0)), "model_name")));
+	assert_true(json_is_number(json_object_get(json_object_get(model_entry, "fgsm"), "epsilon=0.03")));
+	mlsec_report_free(r);
+	json_decref(o);
+}
+
+/* float16/bfloat16 data is valid data: converted, not ADV-MALFORMED. */
+static void test_half_precision_data(void **state)
+{
+	(void)state;
+	mlsec_adv_opts o;
+	mlsec_adv_opts_default(&o);
+	o.data_path = D "data_f16.npz";
+	o.attacks = MLSEC_ADV_FGSM;
+	mlsec_report *r = run(D "digits_mlp.onnx", &o, MLSEC_OK);
+	assert_false(has_rule(r, "ADV-MALFORMED", MLSEC_SEV_HIGH));
+	json_t *d = mlsec_artifact_details(mlsec_report_artifact(r, 0));
+	/* float16 rounding of [0, 1] pixels does not move the clean accuracy */
+	assert_float_equal(num(d, "clean_accuracy"), num(expected, "clean_accuracy"), 0.01);
+	mlsec_report_free(r);
+}
+
 static void test_options(void **state)
 {
 	(void)state;
@@ -309,7 +477,9 @@ static void test_options(void **state)
 	assert_float_equal(o.cw_c, 0.5, 1e-12);
 	json_decref(j);
 	const char *bad[] = {"{\"attack\": \"deepfool\"}", "{\"epsilon\": -1}", "{\"pgd-steps\": 0}",
-			     "{\"batch-size\": 100000}", "{\"nonsense\": 1}", "{\"epsilon\": \"0.1,x\"}"};
+			     "{\"batch-size\": 100000}", "{\"nonsense\": 1}", "{\"epsilon\": \"0.1,x\"}",
+			     /* counts are integers: 1.5 samples is a typo, not 1 */
+			     "{\"samples\": 1.5}", "{\"pgd-steps\": \"2.5\"}", "{\"seed\": 0.5}"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		j = json_loads(bad[i], 0, NULL);
 		mlsec_adv_opts_default(&o);
@@ -330,6 +500,11 @@ int main(void)
 		cmocka_unit_test(test_hostile_inputs_fail_closed),
 		cmocka_unit_test(test_checkpoint_needs_onnx),
 		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_half_precision_data),
+		cmocka_unit_test(test_service_options_confined),
+		cmocka_unit_test(test_missing_baseline_is_an_error),
+		cmocka_unit_test(test_corrupt_baseline_entry_is_an_error),
+		cmocka_unit_test(test_data_outside_clip_range),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -96,64 +96,69 @@ static const mlsec_finding *find_rule(mlsec_report *r, const char *rule, const c
 static const struct {
 	const char *file, *format, *expect;
 } cases[] = {
-	{"clean_state_dict.pt", "pytorch-zip", ""},
-	{"train_checkpoint.pt", "pytorch-zip", ""},
-	{"legacy_state_dict.pt", "pytorch-legacy", ""},
-	{"dtypes.pt", "pytorch-zip", ""},
-	{"benign.pkl", "pickle", ""},
-	{"clean.safetensors", "safetensors", ""},
-	{"clean.npy", "npy", ""},
-	{"clean.npz", "npz", ""},
-	{"zip64_member.npz", "npz", ""},
-	{"nan_inf.pt", "pytorch-zip", "CKPT-INF:high CKPT-MAGNITUDE:high CKPT-NAN:high CKPT-NAN:high"},
-	{"outlier.pt", "pytorch-zip", "CKPT-OUTLIER:medium"},
-	{"st_nan.safetensors", "safetensors", "CKPT-NAN:high"},
-	{"exec_os_system.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
-	{"renamed_payload.bin", "pickle", "CKPT-PICKLE-EXEC:critical"},
-	{"stack_global_eval.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
-	{"bad_frame.pkl", "pickle", "CKPT-MALFORMED:high CKPT-PICKLE-EXEC:critical"},
-	{"memo_overwrite.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
-	{"memo_strings.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
-	{"dynamic_global.pkl", "pickle", "CKPT-PICKLE-DYNAMIC-GLOBAL:critical CKPT-PICKLE-GLOBAL:medium"},
-	{"getattr_chain.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
-	{"nested_loads.pkl", "pickle",
-	 "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
-	{"nested_bytes.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
-	{"nested_proto0.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
-	{"after_error.pkl", "pickle", "CKPT-MALFORMED:high CKPT-PICKLE-EXEC:critical"},
-	{"after_stop.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-TRAILING:medium"},
-	{"stacked.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-TRAILING:medium"},
-	{"inst_opcode.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
-	{"py2_builtin.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
-	{"unknown_global.pkl", "pickle", "CKPT-PICKLE-GLOBAL:medium"},
-	{"extension.pkl", "pickle", "CKPT-PICKLE-EXTENSION:high"},
-	{"build_on_global.pkl", "pickle", "CKPT-PICKLE-GLOBAL:medium CKPT-PICKLE-OBJECT-MUTATION:high"},
-	{"truncated.pkl", "pickle", "CKPT-MALFORMED:high"},
-	{"zip_hidden_pickle.pt", "pytorch-zip", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high"},
-	{"zip_hidden_file.pt", "pytorch-zip", "CKPT-ZIP-HIDDEN-MEMBER:medium"},
-	{"zip_hidden_proto0.pt", "pytorch-zip", "CKPT-PICKLE-EXEC:critical CKPT-ZIP-HIDDEN-MEMBER:medium"},
-	{"zip_traversal.pt", "pytorch-zip",
-	 "CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-TRAVERSAL:high "
-	 "CKPT-ZIP-TRAVERSAL:high"},
-	{"zip_duplicate.pt", "pytorch-zip",
-	 "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high CKPT-ZIP-DUPLICATE:high "
-	 "CKPT-ZIP-DUPLICATE:high"},
-	{"zip_missing_storage.pt", "pytorch-zip", "CKPT-TENSOR-MISSING-STORAGE:high"},
-	{"zip_malicious_datapkl.pt", "pytorch-zip",
-	 "CKPT-PICKLE-EXEC:critical CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-HIDDEN-MEMBER:medium "
-	 "CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-HIDDEN-MEMBER:medium"},
-	{"zip_bad_crc.pt", "pytorch-zip", "CKPT-ZIP-CRC:high"},
-	{"zip_truncated.pt", "zip", "CKPT-MALFORMED:high"},
-	{"legacy_truncated.pt", "pytorch-legacy", "CKPT-MALFORMED:high"},
-	{"st_bad_offsets.safetensors", "safetensors", "CKPT-MALFORMED:high"},
-	{"st_overlap.safetensors", "safetensors", "CKPT-MALFORMED:high"},
-	{"st_huge_header.safetensors", "safetensors", "CKPT-MALFORMED:high"},
-	{"object.npy", "npy", "CKPT-NPY-OBJECT:medium"},
-	{"numpy_in_ckpt.pt", "pytorch-zip", "CKPT-NAN:high"},
-	{"numpy_raw.pkl", "pickle", "CKPT-MAGNITUDE:high"},
-	{"polyglot.pt", "pickle",
-	 "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high CKPT-PICKLE-HIDDEN:high "
-	 "CKPT-PICKLE-TRAILING:medium CKPT-POLYGLOT:high"},
+        {"clean_state_dict.pt", "pytorch-zip", ""},
+        {"train_checkpoint.pt", "pytorch-zip", ""},
+        {"legacy_state_dict.pt", "pytorch-legacy", ""},
+        {"dtypes.pt", "pytorch-zip", ""},
+        {"benign.pkl", "pickle", ""},
+        {"clean.safetensors", "safetensors", ""},
+        {"clean.npy", "npy", ""},
+        {"clean.npz", "npz", ""},
+        {"zip64_member.npz", "npz", ""},
+        {"nan_inf.pt", "pytorch-zip",
+         "CKPT-INF:high CKPT-MAGNITUDE:high CKPT-NAN:high CKPT-NAN:high"},
+        {"outlier.pt", "pytorch-zip", "CKPT-OUTLIER:medium"},
+        {"st_nan.safetensors", "safetensors", "CKPT-NAN:high"},
+        {"exec_os_system.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
+        {"renamed_payload.bin", "pickle", "CKPT-PICKLE-EXEC:critical"},
+        {"stack_global_eval.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
+        {"bad_frame.pkl", "pickle", "CKPT-MALFORMED:high CKPT-PICKLE-EXEC:critical"},
+        {"memo_overwrite.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
+        {"memo_strings.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
+        {"dynamic_global.pkl", "pickle",
+         "CKPT-PICKLE-DYNAMIC-GLOBAL:critical CKPT-PICKLE-GLOBAL:medium"},
+        {"getattr_chain.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
+        {"nested_loads.pkl", "pickle",
+         "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
+        {"nested_bytes.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
+        {"nested_proto0.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-NESTED:high"},
+        {"after_error.pkl", "pickle", "CKPT-MALFORMED:high CKPT-PICKLE-EXEC:critical"},
+        {"after_stop.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-TRAILING:medium"},
+        {"stacked.pkl", "pickle", "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-TRAILING:medium"},
+        {"inst_opcode.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
+        {"py2_builtin.pkl", "pickle", "CKPT-PICKLE-EXEC:critical"},
+        {"unknown_global.pkl", "pickle", "CKPT-PICKLE-GLOBAL:medium"},
+        {"extension.pkl", "pickle", "CKPT-PICKLE-EXTENSION:high"},
+        {"build_on_global.pkl", "pickle",
+         "CKPT-PICKLE-GLOBAL:medium CKPT-PICKLE-OBJECT-MUTATION:high"},
+        {"truncated.pkl", "pickle", "CKPT-MALFORMED:high"},
+        {"zip_hidden_pickle.pt", "pytorch-zip",
+         "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high"},
+        {"zip_hidden_file.pt", "pytorch-zip", "CKPT-ZIP-HIDDEN-MEMBER:medium"},
+        {"zip_hidden_proto0.pt", "pytorch-zip",
+         "CKPT-PICKLE-EXEC:critical CKPT-ZIP-HIDDEN-MEMBER:medium"},
+        {"zip_traversal.pt", "pytorch-zip",
+         "CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-TRAVERSAL:high "
+         "CKPT-ZIP-TRAVERSAL:high"},
+        {"zip_duplicate.pt", "pytorch-zip",
+         "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high CKPT-ZIP-DUPLICATE:high "
+         "CKPT-ZIP-DUPLICATE:high"},
+        {"zip_missing_storage.pt", "pytorch-zip", "CKPT-TENSOR-MISSING-STORAGE:high"},
+        {"zip_malicious_datapkl.pt", "pytorch-zip",
+         "CKPT-PICKLE-EXEC:critical CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-HIDDEN-MEMBER:medium "
+         "CKPT-ZIP-HIDDEN-MEMBER:medium CKPT-ZIP-HIDDEN-MEMBER:medium"},
+        {"zip_bad_crc.pt", "pytorch-zip", "CKPT-ZIP-CRC:high"},
+        {"zip_truncated.pt", "zip", "CKPT-MALFORMED:high"},
+        {"legacy_truncated.pt", "pytorch-legacy", "CKPT-MALFORMED:high"},
+        {"st_bad_offsets.safetensors", "safetensors", "CKPT-MALFORMED:high"},
+        {"st_overlap.safetensors", "safetensors", "CKPT-MALFORMED:high"},
+        {"st_huge_header.safetensors", "safetensors", "CKPT-MALFORMED:high"},
+        {"object.npy", "npy", "CKPT-NPY-OBJECT:medium"},
+        {"numpy_in_ckpt.pt", "pytorch-zip", "CKPT-NAN:high"},
+        {"numpy_raw.pkl", "pickle", "CKPT-MAGNITUDE:high"},
+        {"polyglot.pt", "pickle",
+         "CKPT-PICKLE-EXEC:critical CKPT-PICKLE-HIDDEN:high CKPT-PICKLE-HIDDEN:high "
+         "CKPT-PICKLE-TRAILING:medium CKPT-POLYGLOT:high"},
 };
 
 static void test_fixtures(void **state)
@@ -166,7 +171,7 @@ static void test_fixtures(void **state)
 		const char *fmt = mlsec_artifact_format(mlsec_report_artifact(r, 0));
 		if (strcmp(got, cases[i].expect) || strcmp(fmt, cases[i].format)) {
 			print_error("%s: expected [%s] (%s), got [%s] (%s)\n", cases[i].file,
-				    cases[i].expect, cases[i].format, got, fmt);
+			            cases[i].expect, cases[i].format, got, fmt);
 			bad++;
 		}
 		free(got);
@@ -179,14 +184,22 @@ static void test_fixtures(void **state)
 static void test_primitives(void **state)
 {
 	(void)state;
-	static const char *const prims[] = {
-		"prim_subprocess_Popen.pkl", "prim_runpy_run_path.pkl",
-		"prim_socket_create_connection.pkl", "prim_webbrowser_open.pkl",
-		"prim_importlib_import_module.pkl", "prim_marshal_loads.pkl",
-		"prim_builtins_exec.pkl", "prim_builtins___import__.pkl", "prim_builtins_open.pkl",
-		"prim_nt_system.pkl", "prim_pty_spawn.pkl", "prim_shutil_rmtree.pkl",
-		"prim_torch_serialization_load.pkl", "prim_operator_attrgetter.pkl",
-		"prim_functools_partial.pkl", "prim_ctypes_CDLL.pkl"};
+	static const char *const prims[] = {"prim_subprocess_Popen.pkl",
+	                                    "prim_runpy_run_path.pkl",
+	                                    "prim_socket_create_connection.pkl",
+	                                    "prim_webbrowser_open.pkl",
+	                                    "prim_importlib_import_module.pkl",
+	                                    "prim_marshal_loads.pkl",
+	                                    "prim_builtins_exec.pkl",
+	                                    "prim_builtins___import__.pkl",
+	                                    "prim_builtins_open.pkl",
+	                                    "prim_nt_system.pkl",
+	                                    "prim_pty_spawn.pkl",
+	                                    "prim_shutil_rmtree.pkl",
+	                                    "prim_torch_serialization_load.pkl",
+	                                    "prim_operator_attrgetter.pkl",
+	                                    "prim_functools_partial.pkl",
+	                                    "prim_ctypes_CDLL.pkl"};
 	for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++) {
 		mlsec_report *r = scan(prims[i]);
 		char *got = findings_of(r);
@@ -246,7 +259,7 @@ static void test_dtype_stats(void **state)
 	char *ej;
 	size_t el;
 	assert_int_equal(mlsec_file_read_all(fix("dtypes_expected.json"), 1 << 20, &ej, &el, NULL),
-			 MLSEC_OK);
+	                 MLSEC_OK);
 	json_t *exp = json_loads(ej, 0, NULL);
 	mlsec_free(ej);
 	assert_non_null(exp);
@@ -263,8 +276,9 @@ static void test_dtype_stats(void **state)
 			double a = json_real_value(json_object_get(o, keys[k]));
 			double b = json_real_value(json_object_get(e, keys[k]));
 			if (fabs(a - b) > 1e-6 * (1 + fabs(b)))
-				fail_msg("%s %s: %.9g != %.9g", json_string_value(json_object_get(o, "name")),
-					 keys[k], a, b);
+				fail_msg("%s %s: %.9g != %.9g",
+				         json_string_value(json_object_get(o, "name")), keys[k], a,
+				         b);
 		}
 		matched++;
 	}
@@ -327,14 +341,15 @@ static void test_convert(void **state)
 	mlsec_ckpt_opts_init(&o);
 	o.convert = 1;
 	mlsec_report *r = scan_with(in, &o);
-	json_t *c = json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)), "conversion");
+	json_t *c =
+	        json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)), "conversion");
 	assert_string_equal(json_string_value(json_object_get(c, "status")), "written");
 	mlsec_report_free(r);
 
 	char *ej;
 	size_t el;
 	assert_int_equal(mlsec_file_read_all(fix("convert_expected.json"), 1 << 20, &ej, &el, NULL),
-			 MLSEC_OK);
+	                 MLSEC_OK);
 	json_t *exp = json_loads(ej, 0, NULL);
 	mlsec_free(ej);
 	assert_non_null(exp);
@@ -357,7 +372,7 @@ static void test_convert(void **state)
 		assert_int_equal(json_array_size(shape), (size_t)tl.t[i].ndim);
 		for (int d = 0; d < tl.t[i].ndim; d++)
 			assert_int_equal(json_integer_value(json_array_get(shape, (size_t)d)),
-					 tl.t[i].shape[d]);
+			                 tl.t[i].shape[d]);
 	}
 	mlsec_tensor_list_free(&tl);
 	mlsec_free(data);
@@ -396,7 +411,7 @@ static void test_fingerprint_drift(void **state)
 	r = scan_with(fix("drifted_state_dict.pt"), &o);
 	got = findings_of(r);
 	assert_string_equal(got, "CKPT-FP-KL:medium CKPT-FP-MISSING:medium CKPT-FP-SHAPE:high "
-				 "CKPT-FP-UNEXPECTED:medium");
+	                         "CKPT-FP-UNEXPECTED:medium");
 	free(got);
 	assert_non_null(find_rule(r, "CKPT-FP-KL", "0.weight"));
 	assert_non_null(find_rule(r, "CKPT-FP-MISSING", "2.bias"));
@@ -415,8 +430,8 @@ static void test_engine_options(void **state)
 {
 	(void)state;
 	mlsec_ckpt_opts o;
-	json_t *j = json_pack("{s:f, s:s, s:b}", "threshold", 5.0, "reference-fingerprint", "x.json",
-			      "convert-safetensors", 1);
+	json_t *j = json_pack("{s:f, s:s, s:b}", "threshold", 5.0, "reference-fingerprint",
+	                      "x.json", "convert-safetensors", 1);
 	assert_int_equal(mlsec_ckpt_opts_from_json(j, &o, NULL), MLSEC_OK);
 	assert_true(o.threshold == 5.0);
 	assert_string_equal(o.reference, "x.json");
@@ -451,7 +466,7 @@ static void test_alloc_failures(void **state)
 {
 	(void)state;
 	static const char *const files[] = {"train_checkpoint.pt", "nested_loads.pkl",
-					    "zip_hidden_pickle.pt", "legacy_state_dict.pt"};
+	                                    "zip_hidden_pickle.pt", "legacy_state_dict.pt"};
 	for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
 		for (long n = 0; n < 100000; n += 1 + n / 8) {
 			mlsec_report *r = mlsec_report_new("checkpoint");
@@ -478,12 +493,12 @@ int main(void)
 	if (!mkdtemp(tmpdir))
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fixtures),        cmocka_unit_test(test_primitives),
-		cmocka_unit_test(test_state_dict_wrapper), cmocka_unit_test(test_nan_masking),
-		cmocka_unit_test(test_threshold_option), cmocka_unit_test(test_convert),
-		cmocka_unit_test(test_numpy_arrays),    cmocka_unit_test(test_dtype_stats),
-		cmocka_unit_test(test_fingerprint_drift), cmocka_unit_test(test_engine_options),
-		cmocka_unit_test(test_engine_directory), cmocka_unit_test(test_alloc_failures),
+	        cmocka_unit_test(test_fixtures),           cmocka_unit_test(test_primitives),
+	        cmocka_unit_test(test_state_dict_wrapper), cmocka_unit_test(test_nan_masking),
+	        cmocka_unit_test(test_threshold_option),   cmocka_unit_test(test_convert),
+	        cmocka_unit_test(test_numpy_arrays),       cmocka_unit_test(test_dtype_stats),
+	        cmocka_unit_test(test_fingerprint_drift),  cmocka_unit_test(test_engine_options),
+	        cmocka_unit_test(test_engine_directory),   cmocka_unit_test(test_alloc_failures),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[512];

@@ -25,7 +25,7 @@ static void test_counts_any_chunking(void **s)
 		mlsec_tstats_init(&st, MLSEC_TS_F32);
 		for (size_t o = 0; o < sizeof v; o += step)
 			mlsec_tstats_update(&st, (const char *)v + o,
-					    o + step > sizeof v ? sizeof v - o : step);
+			                    o + step > sizeof v ? sizeof v - o : step);
 		mlsec_tstats_summary m;
 		mlsec_tstats_finish(&st, &m);
 		assert_int_equal(m.count, 7);
@@ -148,9 +148,12 @@ static void test_kl(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_counts_any_chunking), cmocka_unit_test(test_vector_path),
-		cmocka_unit_test(test_half_types),          cmocka_unit_test(test_constant_and_empty),
-		cmocka_unit_test(test_median_mad),          cmocka_unit_test(test_kl),
+	        cmocka_unit_test(test_counts_any_chunking),
+	        cmocka_unit_test(test_vector_path),
+	        cmocka_unit_test(test_half_types),
+	        cmocka_unit_test(test_constant_and_empty),
+	        cmocka_unit_test(test_median_mad),
+	        cmocka_unit_test(test_kl),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

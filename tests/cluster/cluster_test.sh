@@ -349,6 +349,313 @@ case_tls() {
 	expect_rc 2
 }
 
+# Consumer lag from librdkafka statistics reaches /metrics: after a job the
+# stage's partition has a committed offset, so its lag gauge appears.
+case_metrics_lag() {
+	make_fixtures
+	start_redis
+	start_broker 1
+	local mport
+	mport=$(free_port)
+	start_stage s1 --metrics-listen "127.0.0.1:$mport" --kafka-stats-interval-ms 200
+	local oport
+	oport=$(free_port)
+	start_orch --insecure-local --metrics-listen "127.0.0.1:$oport" --kafka-stats-interval-ms 200
+	submit --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	local ok=0
+	for _ in $(seq 50); do
+		/usr/bin/python3 -c 'import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+			"http://127.0.0.1:$mport/metrics" >"$T_DIR/metrics.txt" 2>/dev/null
+		if grep -q '^mlsec_kafka_consumer_lag{topic="mlsec.stage.triton",partition="0",client="[^"]*"} 0' \
+			"$T_DIR/metrics.txt"; then
+			ok=1
+			break
+		fi
+		sleep 0.2
+	done
+	[ "$ok" = 1 ] || fail "no lag gauge: $(grep kafka "$T_DIR/metrics.txt")"
+	# the orchestrator's results consumer too (its partitions: 1 here)
+	ok=0
+	for _ in $(seq 50); do
+		/usr/bin/python3 -c 'import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+			"http://127.0.0.1:$oport/metrics" >"$T_DIR/metrics.txt" 2>/dev/null
+		if grep -q '^mlsec_kafka_consumer_lag{topic="mlsec.results",partition="0",client="[^"]*"} 0' \
+			"$T_DIR/metrics.txt"; then
+			ok=1
+			break
+		fi
+		sleep 0.2
+	done
+	[ "$ok" = 1 ] || fail "no orchestrator lag gauge: $(grep kafka "$T_DIR/metrics.txt")"
+}
+
+# health_is ENDPOINT SERVICE WANT SECONDS: waits until `mlsec-submit
+# --health` prints WANT (SERVING / NOT_SERVING) for SERVICE.
+health_is() {
+	local i got
+	for i in $(seq $(($4 * 5))); do
+		got=$("$BIN/mlsec-submit" --health "$1" --service "$2" 2>/dev/null)
+		[ "$got" = "$3" ] && return 0
+		sleep 0.2
+	done
+	fail "health of $2 on $1: expected $3, got '$got'"
+}
+
+# --health-listen: a plain-text health-only port beside a TLS gRPC port,
+# sharing the serving state; readiness (the API service name) follows
+# Redis and Kafka, liveness ("") does not.
+case_health_listen() {
+	command -v openssl >/dev/null || { echo "openssl CLI missing: skipped"; exit 77; }
+	make_fixtures
+	start_redis
+	start_broker
+	local d="$T_DIR/pki" hs ho
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=localhost" \
+		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$d/srv.key" -out "$d/srv.pem" 2>/dev/null || fail "openssl"
+	hs=$(free_port)
+	ho=$(free_port)
+	start_stage s1 --health-listen "127.0.0.1:$hs" --health-interval-ms 200
+	start_orch --insecure-local --tls-cert "$d/srv.pem" --tls-key "$d/srv.key" \
+		--health-listen "127.0.0.1:$ho" --health-interval-ms 200
+	# the main port speaks TLS only; the health port answers in plain text
+	submit --health "$ENDPOINT" --timeout 3
+	expect_rc 1
+	health_is "127.0.0.1:$ho" mlsec.v1.Orchestrator SERVING 5
+	health_is "127.0.0.1:$ho" "" SERVING 5
+	health_is "127.0.0.1:$hs" mlsec.v1.Analyzer SERVING 5
+	# nothing but health on that port
+	submit --endpoint "127.0.0.1:$ho" --timeout 5 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 1
+	expect_err "UNIMPLEMENTED"
+	submit --tls-ca "$d/srv.pem" --timeout 30 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 0
+	# Redis down: not ready, still alive; back: ready again
+	stop_redis
+	health_is "127.0.0.1:$ho" mlsec.v1.Orchestrator NOT_SERVING 10
+	health_is "127.0.0.1:$hs" mlsec.v1.Analyzer NOT_SERVING 10
+	health_is "127.0.0.1:$ho" "" SERVING 2
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+		--daemonize yes --pidfile "$T_DIR/redis.pid" --logfile "$T_DIR/redis.log" \
+		--dir "$T_DIR" >/dev/null || fail "redis-server did not restart"
+	health_is "127.0.0.1:$ho" mlsec.v1.Orchestrator SERVING 10
+	health_is "127.0.0.1:$hs" mlsec.v1.Analyzer SERVING 10
+	submit --tls-ca "$d/srv.pem" --timeout 30 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+	# Kafka down: not ready
+	kill "${T_PIDS[0]}"
+	health_is "127.0.0.1:$hs" mlsec.v1.Analyzer NOT_SERVING 15
+	health_is "127.0.0.1:$ho" mlsec.v1.Orchestrator NOT_SERVING 15
+}
+
+# MLSEC_REDIS_PASSWORD_FILE: the AUTH password from a file (with an ACL
+# user in the URL and no password there); never logged.
+case_redis_password_file() {
+	make_fixtures
+	REDIS_PORT=$(free_port)
+	export REDISCLI_AUTH='Pw/with%odd:chars' # redis-cli here and in the cleanup
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+		--requirepass "$REDISCLI_AUTH" --daemonize yes --pidfile "$T_DIR/redis.pid" \
+		--logfile "$T_DIR/redis.log" --dir "$T_DIR" >/dev/null || fail "redis-server"
+	for _ in $(seq 50); do
+		redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	printf '%s\n' "$REDISCLI_AUTH" >"$T_DIR/redis-password"
+	export MLSEC_REDIS_URL="redis://default@127.0.0.1:$REDIS_PORT/0"
+	export MLSEC_REDIS_PASSWORD_FILE="$T_DIR/redis-password"
+	start_broker
+	start_stage s1 --log-level debug
+	start_orch --insecure-local --log-level debug
+	submit --timeout 30 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 2
+	! grep -q 'odd:chars' "$T_DIR"/s1.log "$T_DIR"/orch.log || fail "password logged"
+	# without the file: the orchestrator cannot use Redis
+	printf 'wrong-password\n' >"$T_DIR/redis-password"
+	kill "$ORCH_PID"
+	wait "$ORCH_PID" 2>/dev/null
+	start_orch --insecure-local
+	submit --timeout 10 "$T_DIR/in/evil/config.pbtxt"
+	expect_rc 1
+}
+
+# Adversarial baselines live in Redis under the model name: a job with
+# update-baseline records it, a later job of a weaker model under the same
+# name regresses (exit 2); export/import move the same JSON.
+case_adv_baseline() {
+	[ -x "$BIN/mlsec-adversariald" ] || { echo "no mlsec-adversariald: skipped"; exit 77; }
+	local d="$HERE/../data/adversarial"
+	mkdir -p "$T_DIR/in/a" "$T_DIR/in/b"
+	cp "$d/digits_mlp.onnx" "$T_DIR/in/a/model.onnx"
+	cp "$d/digits_rescnn.onnx" "$T_DIR/in/b/model.onnx"
+	start_redis
+	start_broker
+	STAGE_BIN="$BIN/mlsec-adversariald" start_stage adv
+	start_orch --insecure-local
+	local common=(--stages adversarial --timeout 120 --option attack=fgsm --option epsilon=0.1)
+	submit "${common[@]}" --option update-baseline=true "$T_DIR/in/a/model.onnx"
+	expect_rc 0
+	redis-cli -p "$REDIS_PORT" get mlsec:baseline:model | grep -q '"fgsm"' ||
+		fail "baseline not stored: $(redis-cli -p "$REDIS_PORT" keys 'mlsec:*')"
+	# the same model again: stable
+	submit "${common[@]}" --option tolerance=0.01 "$T_DIR/in/a/model.onnx"
+	expect_rc 0
+	grep -q "ADV-REGRESSION" "$T_DIR/out" && fail "stable model flagged: $(cat "$T_DIR/out")"
+	# a less robust model under the same name: regression
+	submit "${common[@]}" --option tolerance=0.01 --json "$T_DIR/in/b/model.onnx"
+	expect_rc 2
+	grep -q "ADV-REGRESSION" "$T_DIR/out" || fail "no regression: $(cat "$T_DIR/out")"
+	# export prints the stored document; import stores it (under another name)
+	"$BIN/mlsec-submit" --baseline-export model >"$T_DIR/exported.json" 2>"$T_DIR/err" ||
+		fail "export: $(cat "$T_DIR/err")"
+	/usr/bin/python3 - "$T_DIR/exported.json" "$T_DIR/import.json" <<'PY' || fail "exported JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+acc = d["model"]["fgsm"]["epsilon=0.1"]
+assert 0 <= acc <= 1, d
+json.dump({"renamed": d["model"]}, open(sys.argv[2], "w"))
+PY
+	submit --baseline-import "$T_DIR/import.json"
+	expect_rc 0
+	submit --baseline-export renamed
+	expect_rc 0
+	grep -q '"renamed"' "$T_DIR/out" || fail "imported baseline: $(cat "$T_DIR/out")"
+	# model-name option picks the key explicitly: b as "renamed" regresses too
+	submit "${common[@]}" --option tolerance=0.01 --option model-name=renamed "$T_DIR/in/b/model.onnx"
+	expect_rc 2
+	# a baseline path would be read on the stage's disk: refused
+	submit "${common[@]}" --option baseline=/etc/passwd "$T_DIR/in/a/model.onnx"
+	expect_rc 1
+	expect_err "inline JSON object"
+	submit --baseline-export nosuchmodel
+	expect_rc 1
+	expect_err "NOT_FOUND"
+	write_file "$T_DIR/bad.json" '{"../x": {}}'
+	submit --baseline-import "$T_DIR/bad.json"
+	expect_rc 1
+	expect_err "INVALID_ARGUMENT"
+}
+
+# auto routing: an ONNX model goes to export AND inspect, a safetensors
+# checkpoint to checkpoint AND inspect, a pickle to checkpoint only;
+# explicit --stages keeps exactly the stages named.
+case_auto_routing() {
+	for s in exportd inspectd checkpointd; do
+		[ -x "$BIN/mlsec-$s" ] || { echo "no mlsec-$s: skipped"; exit 77; }
+	done
+	mkdir -p "$T_DIR/in"
+	cp "$HERE/../data/inspect/clean_mlp.onnx" "$HERE/../data/inspect/clean_mlp.safetensors" \
+		"$HERE/../data/checkpoint/benign.pkl" "$T_DIR/in/"
+	start_redis
+	start_broker
+	STAGE_BIN="$BIN/mlsec-exportd" start_stage export
+	STAGE_BIN="$BIN/mlsec-inspectd" start_stage inspect
+	STAGE_BIN="$BIN/mlsec-checkpointd" start_stage checkpoint
+	start_orch --insecure-local
+	# routed WANT ARGS...: the stages of the JSON report's artifacts are WANT
+	routed() {
+		local want=$1 got
+		shift
+		submit --json --quiet --timeout 60 "$@"
+		[ "$RC" != 1 ] || fail "$*: $(cat "$T_DIR/err")"
+		got=$(/usr/bin/python3 -c 'import json,sys
+r = json.load(open(sys.argv[1]))
+print(",".join(sorted({a["stage"] for a in r["artifacts"]})))' "$T_DIR/out") ||
+			fail "json report: $(cat "$T_DIR/out")"
+		[ "$got" = "$want" ] || fail "$*: stages $got, expected $want"
+	}
+	routed export,inspect "$T_DIR/in/clean_mlp.onnx"
+	routed checkpoint,inspect "$T_DIR/in/clean_mlp.safetensors"
+	routed checkpoint "$T_DIR/in/benign.pkl"
+	# explicit stages: exactly those
+	routed inspect --stages inspect "$T_DIR/in/clean_mlp.onnx"
+	routed export --stages export "$T_DIR/in/clean_mlp.onnx"
+}
+
+# TOCTOU: the artifact is swapped (rename) after the service verified it
+# and while the engine works: a stage ERROR (exit 1), never a clean result.
+case_toctou() {
+	make_fixtures
+	start_redis
+	start_broker
+	export MLSEC_FAKE_LOG="$T_DIR/analyses"
+	MLSEC_FAKE_SLOW_MS=3000 start_stage s1
+	start_orch --insecure-local
+	mkdir -p "$ROOT/m"
+	write_file "$ROOT/m/config.pbtxt" 'name: "m"\n# SLOW\n'
+	write_file "$ROOT/m/evil.tmp" 'name: "m"\n# SLOW EVIL\n'
+	"$BIN/mlsec-submit" --by-reference --timeout 30 m/config.pbtxt >"$T_DIR/out" 2>"$T_DIR/err" &
+	local sp=$!
+	# swap once the engine is at work (it logs before its slow part)
+	wait_file "$T_DIR/analyses" 20 || fail "the analysis did not start"
+	mv "$ROOT/m/evil.tmp" "$ROOT/m/config.pbtxt"
+	wait "$sp"
+	RC=$?
+	expect_rc 1
+	expect_err "replaced or modified during the analysis"
+	# untouched: the same slow file passes
+	write_file "$ROOT/m/config2.pbtxt" 'name: "m"\n# SLOW\n'
+	submit --by-reference --timeout 30 m/config2.pbtxt
+	expect_rc 0
+}
+
+# Uploads: the size limit holds while streaming (nothing past it is
+# written, the temporary file is gone), and stale temporary files of a
+# crashed orchestrator are removed at start (fresh ones are kept).
+case_upload_limits() {
+	make_fixtures
+	start_redis
+	start_broker
+	start_stage s1
+	mkdir -p "$ROOT/uploads/.tmp"
+	echo old >"$ROOT/uploads/.tmp/up-crashed"
+	touch -d '2 hours ago' "$ROOT/uploads/.tmp/up-crashed"
+	echo live >"$ROOT/uploads/.tmp/up-live"
+	echo mine >"$ROOT/uploads/.tmp/notours"
+	touch -d '2 hours ago' "$ROOT/uploads/.tmp/notours"
+	start_orch --insecure-local --max-artifact-bytes 4096
+	[ ! -e "$ROOT/uploads/.tmp/up-crashed" ] || fail "stale upload kept"
+	[ -e "$ROOT/uploads/.tmp/up-live" ] || fail "live upload removed"
+	[ -e "$ROOT/uploads/.tmp/notours" ] || fail "a foreign file removed"
+	rm -f "$ROOT/uploads/.tmp/up-live"
+	{ printf 'name: "m"\n'; head -c 300000 /dev/zero | tr '\0' '#'; printf '\n'; } \
+		>"$T_DIR/in/clean/big.pbtxt"
+	mv "$T_DIR/in/clean/big.pbtxt" "$T_DIR/in/clean/config.pbtxt"
+	submit --timeout 20 "$T_DIR/in/clean/config.pbtxt"
+	expect_rc 1
+	expect_err "larger than 4096"
+	n=$(find "$ROOT/uploads" -type f -name 'up-*' | wc -l)
+	[ "$n" = 0 ] || fail "$n temporary upload file(s) left"
+	n=$(find "$ROOT/uploads" -type f -size +4k | wc -l)
+	[ "$n" = 0 ] || fail "a file past the limit was written"
+}
+
+# mlsec-poisond --gradient-stream: the stage service also runs the
+# mlsec.gradients consumer in-process; both stop cleanly on SIGTERM (the
+# stream checkpoints its runs), and without the flag there is no stream.
+case_poisond_stream() {
+	[ -x "$BIN/mlsec-poisond" ] || { echo "no mlsec-poisond: skipped"; exit 77; }
+	"$BIN/mlsec-poisond" --help | grep -q -- "--gradient-stream" ||
+		{ echo "mlsec-poisond built without the stream: skipped"; exit 77; }
+	start_redis
+	start_broker
+	STAGE_BIN="$BIN/mlsec-poisond" start_stage plain
+	STAGE_BIN="$BIN/mlsec-poisond" start_stage p1 --gradient-stream --warmup 5
+	for _ in $(seq 100); do
+		grep -q "consuming mlsec.gradients" "$T_DIR/p1.log" && break
+		sleep 0.1
+	done
+	grep -q "consuming mlsec.gradients" "$T_DIR/p1.log" || fail "no in-process stream"
+	grep -q "consuming mlsec.gradients" "$T_DIR/plain.log" && fail "stream without the flag"
+	"$BIN/mlsec-submit" --health "$(cat "$T_DIR/p1.ready")" >/dev/null || fail "health"
+	kill -TERM "$STAGE_PID_p1"
+	wait "$STAGE_PID_p1"
+	[ $? = 0 ] || fail "poisond did not exit 0: $(tail -5 "$T_DIR/p1.log")"
+	grep -q "poison stream: .* messages" "$T_DIR/p1.log" || fail "the stream did not stop cleanly"
+}
+
 # Python grpcio as an independent client: Submit, Watch, Get, Upload,
 # health, INVALID_ARGUMENT on garbage.
 case_python_wire() {

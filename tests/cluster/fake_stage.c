@@ -78,8 +78,10 @@ static mlsec_err fake_analyze(const mlsec_engine_request *req, mlsec_report *rep
 	return MLSEC_OK;
 }
 
-static const mlsec_engine fake_engine = {"triton", "FAKE", "test-only fake Triton stage",
-                                         fake_analyze};
+static const mlsec_engine fake_engine = {.stage = "triton",
+                                         .rule_prefix = "FAKE",
+                                         .summary = "test-only fake Triton stage",
+                                         .analyze = fake_analyze};
 
 int main(int argc, char **argv)
 {

@@ -47,5 +47,23 @@ expect 2 "$M" export-guard verify --attestation "$T/unsigned.json" --verify-key 
 	"$D/clean_mlp.onnx"
 grep -q EXPORT-ATTEST-UNSIGNED "$T/out" || fail "unsigned not reported"
 expect 1 "$M" export-guard verify --attestation "$T/unsigned.json" --verify-key "$T/nope.pem"
+# An artifact named on the command line that no stage covers was silently
+# ignored (exit 0): the caller believes it was verified. Critical now.
+expect 0 "$M" export-guard verify --attestation "$T/unsigned.json" "$D/clean_mlp.onnx"
+expect 2 "$M" export-guard verify --attestation "$T/unsigned.json" "$D/clean_mlp.onnx" \
+	"$T/model.safetensors"
+grep -q EXPORT-ATTEST-UNATTESTED "$T/out" || fail "unattested artifact not reported"
+# Two files of the same name: only the first would be checked.
+mkdir "$T/other" && cp "$D/clean_cnn.onnx" "$T/other/clean_mlp.onnx"
+expect 2 "$M" export-guard verify --attestation "$T/unsigned.json" "$D/clean_mlp.onnx" \
+	"$T/other/clean_mlp.onnx"
+grep -q EXPORT-ATTEST-UNATTESTED "$T/out" || fail "same-name artifact not reported"
 expect 1 "$M" export-guard verify
+# A truncated ONNX is EXPORT-MALFORMED (exit 2) with or without an
+# attestation, never a tool error; no attestation is written for it.
+head -c 100 "$D/clean_mlp.onnx" >"$T/trunc.onnx"
+expect 2 "$M" export-guard --output "$T/trunc.onnx"
+expect 2 "$M" export-guard --output "$T/trunc.onnx" --attestation "$T/trunc.json"
+grep -q EXPORT-MALFORMED "$T/out" || fail "truncated ONNX not reported malformed"
+[ ! -e "$T/trunc.json" ] || fail "attestation written for a malformed ONNX"
 echo "export-guard CLI: ok"

@@ -34,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mlsec_tensor_opts_default(&o);
 	o.batch = 2;
 	o.max_arena_bytes = FUZZ_ARENA_BYTES;
+	o.max_flops = 2e8; /* keeps every run well under libFuzzer's timeout */
 	mlsec_tensor_graph *g = NULL;
 	if (mlsec_tensor_graph_compile(m, &o, &g, &err) == MLSEC_OK) {
 		mlsec_tensor_shape s;

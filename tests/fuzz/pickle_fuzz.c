@@ -11,7 +11,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	mlsec_pickle_limits lim = {100000, 10000, 1000, 10000, 16u << 20, 100000, size & 1};
+	/* input_mapped stays 0: the input is heap memory */
+	mlsec_pickle_limits lim = {100000, 10000, 1000, 10000, 16u << 20, 100000, size & 1, 0};
 	mlsec_pickle *vm = mlsec_pickle_new(&lim);
 	if (!vm)
 		return 0;

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { loadManifests, Report } from "./lib.mjs";
 
 // Proposed to the service harness with the chart (see docs/deploy.md).
-const PROPOSED = new Set(["MLSEC_METRICS_LISTEN", "MLSEC_HEALTH_LISTEN", "MLSEC_REDIS_PASSWORD_FILE"]);
+const PROPOSED = new Set([]);
 
 const [binDir, ...files] = process.argv.slice(2);
 const r = new Report("env");

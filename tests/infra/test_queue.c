@@ -332,6 +332,64 @@ static void test_two_members_share(void **state)
 	}
 }
 
+typedef struct revokes {
+	int calls;
+	int parts;
+	int bad_topic;
+} revokes;
+
+static void on_revoke(const mlsec_queue_partition *p, size_t n, void *ctx)
+{
+	revokes *r = ctx;
+	r->calls++;
+	r->parts += (int)n;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(p[i].topic, "mlsec.stage.inspect") || p[i].partition < 0)
+			r->bad_topic++;
+}
+
+/* The revoke hook runs before partitions go: when a second member joins
+ * (rebalance) and when the worker closes; consuming is unaffected. */
+static void test_revoke_callback(void **state)
+{
+	(void)state;
+	const char *topic = "mlsec.stage.inspect";
+	const char *topics[] = {topic, NULL};
+	revokes rv = {0};
+	sink a, b;
+	memset(&a, 0, sizeof a);
+	pthread_mutex_init(&a.lock, NULL);
+	mlsec_worker_conf wc = {
+		.queue = {.brokers = g_broker.addr, .client_id = "test"},
+		.group = "mlsec-t-revoke",
+		.topics = topics,
+		.session_timeout_ms = 3000,
+		.retry_backoff_ms = 100,
+		.revoke_cb = on_revoke,
+		.revoke_ctx = &rv,
+	};
+	mlsec_error err;
+	assert_int_equal(mlsec_worker_new(&wc, &a.w, &err), MLSEC_OK);
+	run_sink(&a);
+	send(topic, "rv1");
+	assert_true(wait_for(&a, NULL, 1));
+	assert_int_equal(rv.calls, 0);
+	start_sink(&b, "mlsec-t-revoke", topic);
+	run_sink(&b);
+	for (long long end = mlsec_testenv_now_ms() + WAIT_MS;
+	     rv.calls == 0 && mlsec_testenv_now_ms() < end;)
+		sleep_ms(50);
+	assert_true(rv.calls >= 1); /* the join took a's partitions back */
+	send(topic, "rv2");
+	assert_true(wait_for(&a, &b, 2));
+	stop_sink(&b);
+	int before = rv.calls;
+	stop_sink(&a);
+	assert_true(rv.parts >= 1);
+	assert_true(rv.calls >= before); /* closing revokes whatever a still had */
+	assert_int_equal(rv.bad_topic, 0);
+}
+
 static void test_unreachable_broker(void **state)
 {
 	(void)state;
@@ -392,6 +450,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_commit_only_after_done),
 		cmocka_unit_test(test_crash_redelivery),
 		cmocka_unit_test(test_two_members_share),
+		cmocka_unit_test(test_revoke_callback),
 		cmocka_unit_test(test_unreachable_broker),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -62,7 +62,7 @@ static void test_urls(void **state)
 	static const char *const bad[] = {
 		"http://127.0.0.1:6379", "redis://", "redis://:pw@", "redis://host:0",
 		"redis://host:65536", "redis://host:12x", "redis://host/abc", "redis://[::1",
-		"redis://pw@host", "redis://ho st", "redis://:p%zz@host", NULL};
+		"redis://@host", "redis://ho st", "redis://:p%zz@host", NULL};
 	mlsec_store *s;
 	mlsec_error err;
 	for (size_t i = 0; bad[i]; i++) {
@@ -77,7 +77,7 @@ static void test_urls(void **state)
 	assert_null(strstr(err.text, "hunter22"));
 	static const char *const good[] = {"redis://127.0.0.1", "redis://localhost:6380/2",
 					   "redis://:p%40ss@127.0.0.1:1/0", "redis://user:pw@h:2",
-					   "redis://[::1]:6379/1", NULL};
+					   "redis://[::1]:6379/1", "redis://user@h:2/1", NULL};
 	for (size_t i = 0; good[i]; i++) {
 		assert_int_equal(mlsec_store_new(good[i], 0, 0, &s, &err), MLSEC_OK);
 		mlsec_store_free(s);
@@ -330,6 +330,45 @@ static void test_auth_and_db(void **state)
 	mlsec_free(v);
 	mlsec_store_free(s0);
 	mlsec_store_free(s);
+
+	/* The password from a file (a mounted Secret): trailing newline
+	 * trimmed, it replaces the URL's, clones carry it, never in errors. */
+	char dir[] = "/tmp/mlsec-store-pw.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char pwf[300], bad[300];
+	snprintf(pwf, sizeof pwf, "%s/password", dir);
+	snprintf(bad, sizeof bad, "%s/bad", dir);
+	FILE *f = fopen(pwf, "w");
+	assert_non_null(f);
+	fputs("s3cret-pw\r\n", f);
+	fclose(f);
+	f = fopen(bad, "w");
+	assert_non_null(f);
+	fputs("s3cret-pw\nsecond line\n", f);
+	fclose(f);
+	snprintf(url, sizeof url, "redis://:wrong-pw@127.0.0.1:%d/3", r.port);
+	assert_int_equal(mlsec_store_new(url, 1000, 1000, &s, &err), MLSEC_OK);
+	assert_int_equal(mlsec_store_set_password_file(s, pwf, &err), MLSEC_OK);
+	assert_int_equal(mlsec_store_get(s, "in-db-3", &v, NULL, &err), MLSEC_OK);
+	mlsec_free(v);
+	assert_int_equal(mlsec_store_clone(s, &s0, &err), MLSEC_OK);
+	assert_int_equal(mlsec_store_ping(s0, &err), MLSEC_OK);
+	mlsec_store_free(s0);
+	assert_int_equal(mlsec_store_set_password_file(s, bad, &err), MLSEC_ERR_INVALID_ARG);
+	assert_null(strstr(err.text, "s3cret"));
+	snprintf(bad, sizeof bad, "%s/missing", dir);
+	assert_int_equal(mlsec_store_set_password_file(s, bad, &err), MLSEC_ERR_IO);
+	mlsec_store_free(s);
+	/* redis://user@host: the default ACL user, password from the file */
+	snprintf(url, sizeof url, "redis://default@127.0.0.1:%d/0", r.port);
+	assert_int_equal(mlsec_store_new(url, 1000, 1000, &s, &err), MLSEC_OK);
+	assert_int_equal(mlsec_store_ping(s, &err), MLSEC_ERR_AUTH);
+	assert_int_equal(mlsec_store_set_password_file(s, pwf, &err), MLSEC_OK);
+	assert_int_equal(mlsec_store_ping(s, &err), MLSEC_OK);
+	mlsec_store_free(s);
+	unlink(pwf);
+	unlink(bad);
+	rmdir(dir);
 	mlsec_testenv_stop(&r);
 }
 

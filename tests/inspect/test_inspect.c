@@ -300,6 +300,54 @@ static void test_malformed(void **state)
 	mlsec_report_free(r);
 }
 
+/* An initializer with more dimensions than a tensor descriptor holds is
+ * still a weight: NaN in it must not vanish from the weights check. */
+static void test_high_rank_weight(void **state)
+{
+	(void)state;
+	mlsec_inspect_opts o;
+	mlsec_inspect_opts_default(&o);
+	o.checks = MLSEC_INSPECT_WEIGHTS;
+	mlsec_report *r = run_opts(D "nan_rank17.onnx", &o, MLSEC_OK);
+	expect(r, "INSPECT-WEIGHT-NAN", MLSEC_SEV_HIGH, "hidden");
+	assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_HIGH), 2);
+	mlsec_report_free(r);
+}
+
+/* FGSM clamps to [input-min, input-max]: data outside it (0..255 pixels
+ * with the default [0, 1]) would flip predictions by clamping, not by the
+ * epsilon step. That is a tool error naming the value. */
+static void test_fgsm_data_outside_input_range(void **state)
+{
+	(void)state;
+	mlsec_inspect_opts o;
+	mlsec_inspect_opts_default(&o);
+	o.data_path = D "data.npz"; /* pixels in [0, 1] */
+	o.input_min = 0.5f;
+	mlsec_report *r = run_opts(D "clean_mlp.onnx", &o, MLSEC_ERR_INVALID_ARG);
+	mlsec_report_free(r);
+	/* without fgsm the range does not matter */
+	o.checks = MLSEC_INSPECT_WEIGHTS | MLSEC_INSPECT_ACTIVATIONS;
+	r = run_opts(D "clean_mlp.onnx", &o, MLSEC_OK);
+	mlsec_report_free(r);
+}
+
+/* A weights check that found no float tensor inspected nothing: it says
+ * so (low) instead of reading as a clean bill of health. */
+static void test_no_weights_is_said(void **state)
+{
+	(void)state;
+	mlsec_inspect_opts o;
+	mlsec_inspect_opts_default(&o);
+	o.checks = MLSEC_INSPECT_WEIGHTS;
+	mlsec_report *r = run_opts(D "no_weights.onnx", &o, MLSEC_OK);
+	expect(r, "INSPECT-NO-WEIGHTS", MLSEC_SEV_LOW, NULL);
+	mlsec_report_free(r);
+	r = run_opts(D "clean_mlp.onnx", &o, MLSEC_OK);
+	assert_null(find(r, "INSPECT-NO-WEIGHTS"));
+	mlsec_report_free(r);
+}
+
 static void test_checks_and_options(void **state)
 {
 	(void)state;
@@ -329,6 +377,10 @@ static void test_checks_and_options(void **state)
 	assert_int_equal(mlsec_inspect_opts_from_json(j, &o, &e), MLSEC_ERR_INVALID_ARG);
 	json_decref(j);
 	j = json_pack("{s:i}", "batch-size", 0);
+	assert_int_equal(mlsec_inspect_opts_from_json(j, &o, &e), MLSEC_ERR_INVALID_ARG);
+	json_decref(j);
+	/* counts are integers: 1.5 samples is a typo, not 1 */
+	j = json_pack("{s:f}", "samples", 1.5);
 	assert_int_equal(mlsec_inspect_opts_from_json(j, &o, &e), MLSEC_ERR_INVALID_ARG);
 	json_decref(j);
 
@@ -472,6 +524,9 @@ int main(void)
 	        cmocka_unit_test(test_fgsm_fragile),       cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_checks_and_options), cmocka_unit_test(test_engine),
 	        cmocka_unit_test(test_embedding_padding),  cmocka_unit_test(test_alloc_failures),
+	        cmocka_unit_test(test_high_rank_weight),
+	        cmocka_unit_test(test_no_weights_is_said),
+	        cmocka_unit_test(test_fgsm_data_outside_input_range),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

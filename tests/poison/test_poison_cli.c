@@ -179,6 +179,50 @@ static void test_monitor_clean_and_poisoned(void **state)
 	assert_int_equal(run(strict), 0);
 }
 
+/* Logs the detector cannot judge must not read as a clean run: with fewer
+ * than 3 workers no step is compared, empty logs hold nothing, and a run
+ * no longer than the warm-up only learns the scale. Each is exit 1 with a
+ * line saying why, never exit 0. */
+static void test_monitor_nothing_checked(void **state)
+{
+	(void)state;
+	char dir[512], path[600];
+	/* two workers x 2,000 steps: every step is "thin" */
+	snprintf(dir, sizeof dir, "%s/two", tmpdir);
+	char *sim2[] = {"mlsec", "poison-monitor", "simulate", "--workers", "2", "--steps",
+	                "2000",  "--log-dir",      dir,        NULL};
+	assert_int_equal(run(sim2), 0);
+	char *two[] = {"mlsec", "poison-monitor", "monitor", "--log-dir", dir, NULL};
+	assert_int_equal(run(two), 1);
+	assert_non_null(strstr(errb, "3 workers"));
+
+	/* three empty worker logs: no record at all */
+	snprintf(dir, sizeof dir, "%s/blank", tmpdir);
+	mkdir(dir, 0755);
+	for (int r = 0; r < 3; r++) {
+		snprintf(path, sizeof path, "%s/worker_%d.jsonl", dir, r);
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fclose(f);
+	}
+	char *blank[] = {"mlsec", "poison-monitor", "monitor", "--log-dir", dir, NULL};
+	assert_int_equal(run(blank), 1);
+	assert_non_null(strstr(errb, "no gradient records"));
+
+	/* 8 workers x 30 steps: all inside the default warm-up of 50 */
+	snprintf(dir, sizeof dir, "%s/short", tmpdir);
+	char *sims[] = {"mlsec", "poison-monitor", "simulate", "--workers", "8", "--steps",
+	                "30",    "--log-dir",      dir,        NULL};
+	assert_int_equal(run(sims), 0);
+	char *shrt[] = {"mlsec", "poison-monitor", "monitor", "--log-dir", dir, NULL};
+	assert_int_equal(run(shrt), 1);
+	assert_non_null(strstr(errb, "warm-up"));
+	/* the same run with a shorter warm-up is checked */
+	char *shrt2[] = {"mlsec", "poison-monitor", "monitor", "--log-dir", dir,
+	                 "--warmup", "10", NULL};
+	assert_int_equal(run(shrt2), 0);
+}
+
 static void test_monitor_errors(void **state)
 {
 	(void)state;
@@ -400,6 +444,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_monitor_clean_and_poisoned),
 	        cmocka_unit_test(test_monitor_errors),
+	        cmocka_unit_test(test_monitor_nothing_checked),
 	        cmocka_unit_test(test_plot),
 	        cmocka_unit_test(test_listen_alarm_sigterm),
 	        cmocka_unit_test(test_listen_clean_inactivity),

@@ -159,6 +159,122 @@ static void test_sign_flip_found(void **state)
 	assert_true(e.ev[0].alarm_step >= 1000 && e.ev[0].alarm_step <= 1020);
 }
 
+/* The one finding of the given rule and rank in a report artifact. */
+static const mlsec_finding *finding_for(mlsec_artifact *a, const char *rule, const char *field)
+{
+	for (size_t i = 0; i < mlsec_artifact_finding_count(a); i++) {
+		const mlsec_finding *f = mlsec_artifact_finding(a, i);
+		if (!strcmp(f->rule_id, rule) && f->field && !strcmp(f->field, field))
+			return f;
+	}
+	return NULL;
+}
+
+/*
+ * One worker whose gradient norm drops to zero while its peers train (the
+ * Python emitter also writes NaN norms as 0) is taken out of every
+ * comparison on that metric: the NONFINITE event is then the only trace,
+ * so it must reach the default gate (high). Zero norms on every worker at
+ * once are a property of the run (frozen step, logging quirk): medium.
+ */
+static void test_zero_norm_on_one_worker(void **state)
+{
+	(void)state;
+	static events e;
+	memset(&e, 0, sizeof e);
+	mlsec_poison_sim s = sim(MLSEC_POISON_SIM_NONE, 5, 0);
+	s.steps = 400;
+	mlsec_poison_detector *d = new_det(&e, s.workers);
+	for (int64_t t = 0; t < s.steps; t++)
+		for (unsigned r = 0; r < s.workers; r++) {
+			mlsec_poison_record rec;
+			if (!mlsec_poison_sim_record(&s, r, t, &rec))
+				continue;
+			if (r == 3 && t >= 200)
+				rec.global_l2 = 0; /* rank 3 goes dark on l2 */
+			if (t == 300)
+				rec.global_linf = 0; /* everyone at once */
+			assert_int_equal(mlsec_poison_detector_feed(d, &rec, NULL), MLSEC_OK);
+		}
+	assert_int_equal(mlsec_poison_detector_flush(d, NULL), MLSEC_OK);
+	mlsec_poison_detector_free(d);
+
+	mlsec_report *rep = mlsec_report_new("poison");
+	mlsec_artifact *a = mlsec_report_add_artifact(rep, "logs", "gradient-logs");
+	size_t l2_events = 0;
+	for (size_t i = 0; i < e.n; i++) {
+		assert_int_equal(mlsec_poison_report_event(a, &e.ev[i]), MLSEC_OK);
+		l2_events += e.ev[i].kind == MLSEC_POISON_EV_NONFINITE &&
+		             e.ev[i].metric == MLSEC_POISON_M_L2;
+	}
+	assert_int_equal(l2_events, 1); /* reported once, not every step */
+	const mlsec_finding *f = finding_for(a, "POISON-NONFINITE", "rank=3/global_l2");
+	assert_non_null(f);
+	assert_int_equal(f->severity, MLSEC_SEV_HIGH);
+	f = finding_for(a, "POISON-NONFINITE", "rank=0/global_linf");
+	assert_non_null(f);
+	assert_int_equal(f->severity, MLSEC_SEV_MEDIUM);
+	mlsec_report_free(rep);
+}
+
+/*
+ * One record far in the future (a buggy emitter's step counter, a stray
+ * datagram) must not close every window below it: the live detector would
+ * then count every later record as late and check nothing more. A jump
+ * past the window needs most known workers to have reached it.
+ */
+static void test_future_step_does_not_blind(void **state)
+{
+	(void)state;
+	static events e;
+	memset(&e, 0, sizeof e);
+	mlsec_poison_sim s = sim(MLSEC_POISON_SIM_SPIKE, 5, 2);
+	s.workers = 6;
+	s.steps = 900;
+	s.poison_start = 700;
+	mlsec_poison_detector *d = new_det(&e, 0);
+	for (int64_t t = 0; t < s.steps; t++) {
+		for (unsigned r = 0; r < s.workers; r++) {
+			mlsec_poison_record rec;
+			if (mlsec_poison_sim_record(&s, r, t, &rec))
+				assert_int_equal(mlsec_poison_detector_feed(d, &rec, NULL), MLSEC_OK);
+		}
+		if (t == 300) {
+			mlsec_poison_record rec;
+			assert_true(mlsec_poison_sim_record(&s, 5, t, &rec));
+			rec.step = MLSEC_POISON_MAX_STEP;
+			mlsec_poison_detector_feed(d, &rec, NULL);
+		}
+	}
+	assert_int_equal(mlsec_poison_detector_flush(d, NULL), MLSEC_OK);
+	mlsec_poison_stats st;
+	mlsec_poison_detector_stats(d, &st);
+	mlsec_poison_detector_free(d);
+	assert_true(st.late < 10);
+	int spike = 0;
+	for (size_t i = 0; i < e.n; i++)
+		spike |= e.ev[i].kind == MLSEC_POISON_EV_SPIKE && e.ev[i].rank == 2 &&
+		         e.ev[i].alarm_step == 700;
+	assert_true(spike);
+
+	/* A real jump (the whole run resumed further on) is followed. */
+	memset(&e, 0, sizeof e);
+	d = new_det(&e, 0);
+	for (int64_t t = 0; t < 400; t++)
+		for (unsigned r = 0; r < s.workers; r++) {
+			mlsec_poison_record rec;
+			if (mlsec_poison_sim_record(&s, r, t, &rec)) {
+				if (t >= 200)
+					rec.step += 1000000;
+				mlsec_poison_detector_feed(d, &rec, NULL);
+			}
+		}
+	assert_int_equal(mlsec_poison_detector_flush(d, NULL), MLSEC_OK);
+	mlsec_poison_detector_stats(d, &st);
+	mlsec_poison_detector_free(d);
+	assert_true(st.steps >= 390);
+}
+
 static void test_silent_worker(void **state)
 {
 	(void)state;
@@ -438,6 +554,8 @@ int main(void)
 	        cmocka_unit_test(test_spike_at_its_step),
 	        cmocka_unit_test(test_sign_flip_found),
 	        cmocka_unit_test(test_silent_worker),
+	        cmocka_unit_test(test_future_step_does_not_blind),
+	        cmocka_unit_test(test_zero_norm_on_one_worker),
 	        cmocka_unit_test(test_missing_worker),
 	        cmocka_unit_test(test_disorder_and_duplicates),
 	        cmocka_unit_test(test_late_and_rejected),

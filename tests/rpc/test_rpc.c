@@ -192,6 +192,47 @@ static void test_auth(void **state)
 	assert_false(mlsec_rpc_token_equal("abc", "abcd"));
 }
 
+/* The health-only listener answers from the main server's table (shared
+ * state), serves nothing else, and needs no token. */
+static void test_health_server(void **state)
+{
+	fixture *f = *state;
+	mlsec_rpc_server *hs = NULL;
+	mlsec_error err;
+	assert_int_equal(mlsec_rpc_health_server_start("127.0.0.1:0", f->srv, &hs, &err), MLSEC_OK);
+	fixture hf = {0};
+	snprintf(hf.target, sizeof(hf.target), "127.0.0.1:%d", mlsec_rpc_server_port(hs));
+	mlsec_rpc_client *c = client(&hf, NULL);
+	mlsec_rpc_status st;
+	int serving = -1;
+	mlsec_rpc_server_set_serving(f->srv, "t.T", 1);
+	assert_int_equal(mlsec_rpc_health_check(c, "t.T", 5000, &serving, &st), MLSEC_OK);
+	assert_int_equal(serving, 1);
+	mlsec_rpc_server_set_serving(f->srv, "t.T", 0);
+	assert_int_equal(mlsec_rpc_health_check(c, "t.T", 5000, &serving, &st), MLSEC_OK);
+	assert_int_equal(serving, 0);
+	assert_int_equal(mlsec_rpc_health_check(c, "", 5000, &serving, &st), MLSEC_OK);
+	assert_int_equal(serving, 1);
+	assert_int_equal(mlsec_rpc_health_check(c, "no.such.Service", 5000, &serving, &st),
+	                 MLSEC_ERR_NOT_FOUND);
+	uint8_t *resp = NULL;
+	size_t len;
+	mlsec_rpc_client *t = client(&hf, TOKEN);
+	assert_int_not_equal(mlsec_rpc_client_unary(t, "/t.T/Echo", (const uint8_t *)"x", 1, 5000,
+	                                            &resp, &len, &st),
+	                     MLSEC_OK);
+	assert_int_equal(st.code, GRPC_STATUS_UNIMPLEMENTED);
+	mlsec_rpc_client_free(t);
+	mlsec_rpc_client_free(c);
+	mlsec_rpc_server_free(hs);
+	/* an address that cannot be bound is an error, not a crash (a TCP port
+	 * in use is not one: gRPC binds with SO_REUSEPORT) */
+	assert_int_equal(mlsec_rpc_health_server_start("unix:/nonexistent-mlsec-dir/h.sock", f->srv,
+	                                               &hs, &err),
+	                 MLSEC_ERR_UNAVAILABLE);
+	assert_null(hs);
+}
+
 /* A client stream refused before the server reads it (no token) must end
  * at once with UNAUTHENTICATED, never wait for its deadline. */
 static void test_client_stream_refused(void **state)
@@ -448,6 +489,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_unary_echo),
 	        cmocka_unit_test(test_auth),
+	        cmocka_unit_test(test_health_server),
 	        cmocka_unit_test(test_unknown_method),
 	        cmocka_unit_test(test_client_stream_refused),
 	        cmocka_unit_test(test_server_stream_refused),

@@ -112,6 +112,91 @@ static void test_result_and_verdict(void **state)
 	                 MLSEC_SEV_CRITICAL);
 }
 
+static void put(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* TOCTOU: the stamp taken when a file is verified shows a later swap
+ * (rename) or modification of the path the engine reopens. */
+static void test_stamp(void **state)
+{
+	(void)state;
+	char sdir[] = "/tmp/mlsec-stamp.XXXXXX";
+	assert_non_null(mkdtemp(sdir));
+	char a[300], b[300];
+	snprintf(a, sizeof(a), "%s/model.bin", sdir);
+	snprintf(b, sizeof(b), "%s/other.bin", sdir);
+	put(a, "verified bytes\n");
+	put(b, "swapped in bytes\n");
+	char *real = NULL;
+	char hex[MLSEC_SHA256_HEX_LEN];
+	uint64_t size = 0;
+	mlsec_artifact_stamp st;
+	mlsec_error err;
+	assert_int_equal(mlsec_artifact_resolve_stamped(sdir, "model.bin", 1 << 20, NULL, &real,
+	                                                hex, &size, &st, &err),
+	                 MLSEC_OK);
+	assert_int_equal(size, 15);
+	assert_int_equal(mlsec_artifact_stamp_check(real, &st, &err), MLSEC_OK);
+	/* a rename swap: same path, other inode */
+	assert_int_equal(rename(b, a), 0);
+	assert_int_equal(mlsec_artifact_stamp_check(real, &st, &err), MLSEC_ERR_INTEGRITY);
+	mlsec_free(real);
+	/* an in-place rewrite of the same length: ctime moves */
+	assert_int_equal(mlsec_artifact_resolve_stamped(sdir, "model.bin", 1 << 20, NULL, &real,
+	                                                NULL, NULL, &st, &err),
+	                 MLSEC_OK);
+	usleep(20 * 1000);
+	put(a, "swapped IN bytes\n");
+	assert_int_equal(mlsec_artifact_stamp_check(real, &st, &err), MLSEC_ERR_INTEGRITY);
+	/* gone */
+	unlink(a);
+	assert_int_equal(mlsec_artifact_stamp_check(real, &st, &err), MLSEC_ERR_INTEGRITY);
+	mlsec_free(real);
+	/* a file larger than the limit is refused while hashing, too */
+	put(a, "0123456789");
+	assert_int_equal(mlsec_artifact_resolve_stamped(sdir, "model.bin", 4, NULL, &real, NULL,
+	                                                NULL, &st, &err),
+	                 MLSEC_ERR_LIMIT);
+	assert_null(real);
+	unlink(a);
+	rmdir(sdir);
+}
+
+/* auto routing: a model goes to every stage that reads it, primary first. */
+static void test_auto_stages(void **state)
+{
+	(void)state;
+	const char *s[MLSEC_JOBPROTO_MAX_AUTO_STAGES];
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_ONNX, s, 2), 2);
+	assert_string_equal(s[0], "export");
+	assert_string_equal(s[1], "inspect");
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_SAFETENSORS, s, 2), 2);
+	assert_string_equal(s[0], "checkpoint");
+	assert_string_equal(s[1], "inspect");
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_PYTORCH_ZIP, s, 2), 2);
+	assert_string_equal(s[1], "inspect");
+	/* inspect cannot read these: checkpoint only */
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_PICKLE, s, 2), 1);
+	assert_string_equal(s[0], "checkpoint");
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_NPZ, s, 2), 1);
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_TRITON_CONFIG, s, 2), 1);
+	assert_string_equal(s[0], "triton");
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_UNKNOWN, s, 2), 0);
+	/* a short buffer gets the primary stage, the count stays right */
+	assert_int_equal(mlsec_jobproto_stages_for_format(MLSEC_FMT_ONNX, s, 1), 2);
+	assert_string_equal(s[0], "export");
+	assert_true(mlsec_jobproto_auto_accepts(MLSEC_FMT_ONNX, "inspect"));
+	assert_true(mlsec_jobproto_auto_accepts(MLSEC_FMT_ONNX, "export"));
+	assert_false(mlsec_jobproto_auto_accepts(MLSEC_FMT_ONNX, "checkpoint"));
+	assert_false(mlsec_jobproto_auto_accepts(MLSEC_FMT_PICKLE, "inspect"));
+	assert_true(mlsec_jobproto_auto_accepts(MLSEC_FMT_SAFETENSORS, "checkpoint"));
+}
+
 static void test_resolve(void **state)
 {
 	char root[300];
@@ -174,6 +259,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_result_and_verdict),
 	        cmocka_unit_test(test_resolve),
+	        cmocka_unit_test(test_auto_stages),
+	        cmocka_unit_test(test_stamp),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

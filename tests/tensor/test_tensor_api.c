@@ -33,7 +33,7 @@ typedef struct hook_log {
 } hook_log;
 
 static void hook(const mlsec_tensor_node_info *n, const float *data,
-		 const mlsec_tensor_shape *shape, void *ctx)
+                 const mlsec_tensor_shape *shape, void *ctx)
 {
 	hook_log *h = ctx;
 	h->calls++;
@@ -92,8 +92,16 @@ static void test_forward_only_smaller(void **state)
 	assert_int_equal(mlsec_tensor_graph_compile(m, &o, &g2, &err), MLSEC_OK);
 	uint64_t a1 = mlsec_tensor_graph_arena_bytes(g1), a2 = mlsec_tensor_graph_arena_bytes(g2);
 	print_message("arena: %llu bytes with gradients, %llu forward-only\n",
-		      (unsigned long long)a1, (unsigned long long)a2);
+	              (unsigned long long)a1, (unsigned long long)a2);
 	assert_true(a2 * 2 < a1);
+	/* a work limit is enforced */
+	double fl = mlsec_tensor_graph_flops(g1);
+	assert_true(fl > 1e6 && fl < 1e9);
+	o.max_flops = fl / 2;
+	mlsec_tensor_graph *g4 = NULL;
+	assert_int_equal(mlsec_tensor_graph_compile(m, &o, &g4, &err), MLSEC_ERR_LIMIT);
+	assert_non_null(strstr(err.text, "operations"));
+	o.max_flops = 4e12;
 	/* an arena limit is enforced */
 	o.max_arena_bytes = 1000;
 	mlsec_tensor_graph *g3 = NULL;
@@ -120,9 +128,9 @@ static void test_losses(void **state)
 	const int64_t y[2] = {0, 2};
 	float loss, d[6];
 	mlsec_error err;
-	assert_int_equal(mlsec_tensor_loss_eval(MLSEC_LOSS_CROSS_ENTROPY, z, 2, 3, y, 0, &loss, d,
-						&err),
-			 MLSEC_OK);
+	assert_int_equal(
+	        mlsec_tensor_loss_eval(MLSEC_LOSS_CROSS_ENTROPY, z, 2, 3, y, 0, &loss, d, &err),
+	        MLSEC_OK);
 	double l0 = log(exp(2) + exp(1) + 1) - 2, l1 = log(2 + exp(3)) - 3;
 	assert_float_equal(loss, (l0 + l1) / 2, 1e-5);
 	double s = 0;
@@ -130,22 +138,23 @@ static void test_losses(void **state)
 		s += d[i];
 	assert_float_equal(s, 0, 1e-6); /* softmax - onehot sums to zero per row */
 	/* CW: margins 2-1 = 1 and 3-0 = 3; kappa 2 clamps neither from below */
-	assert_int_equal(mlsec_tensor_loss_eval(MLSEC_LOSS_CW_MARGIN, z, 2, 3, y, 2, &loss, d, &err),
-			 MLSEC_OK);
+	assert_int_equal(
+	        mlsec_tensor_loss_eval(MLSEC_LOSS_CW_MARGIN, z, 2, 3, y, 2, &loss, d, &err),
+	        MLSEC_OK);
 	assert_float_equal(loss, 2.0, 1e-6);
 	assert_float_equal(d[0], 0.5, 1e-6);
 	assert_float_equal(d[1], -0.5, 1e-6);
 	const int64_t y2[2] = {1, 0}; /* margins 1-2 = -1 -> clamped at -0.5; 0-3 = -3 -> -0.5 */
-	assert_int_equal(mlsec_tensor_loss_eval(MLSEC_LOSS_CW_MARGIN, z, 2, 3, y2, 0.5f, &loss, d,
-						&err),
-			 MLSEC_OK);
+	assert_int_equal(
+	        mlsec_tensor_loss_eval(MLSEC_LOSS_CW_MARGIN, z, 2, 3, y2, 0.5f, &loss, d, &err),
+	        MLSEC_OK);
 	assert_float_equal(loss, -0.5, 1e-6);
 	for (int i = 0; i < 6; i++)
 		assert_float_equal(d[i], 0, 0);
 	const int64_t bad[2] = {0, 3};
 	assert_int_equal(mlsec_tensor_loss_eval(MLSEC_LOSS_CROSS_ENTROPY, z, 2, 3, bad, 0, &loss,
-						NULL, &err),
-			 MLSEC_ERR_INVALID_ARG);
+	                                        NULL, &err),
+	                 MLSEC_ERR_INVALID_ARG);
 	assert_non_null(strstr(err.text, "label 3"));
 }
 
@@ -168,10 +177,40 @@ static void test_walk(void **state)
 	mlsec_onnx_model_free(m);
 }
 
+/* NaN must survive Relu (ONNX/PyTorch semantics): a NaN hidden in a layer
+ * has to reach the logits, never become a clean zero. */
+static void test_relu_propagates_nan(void **state)
+{
+	(void)state;
+	mlsec_onnx_model *m = load("ops/relu");
+	mlsec_tensor_graph *g = NULL;
+	mlsec_error err;
+	assert_int_equal(mlsec_tensor_graph_compile(m, NULL, &g, &err), MLSEC_OK);
+	mlsec_tensor_shape shape;
+	mlsec_tensor_graph_input_name(g, 0, &shape);
+	float *in = mlsec_tensor_graph_input(g, 0);
+	for (size_t i = 0; i < shape.numel; i++)
+		in[i] = i % 3 == 0 ? NAN : (i % 3 == 1 ? -1.0f : 2.0f);
+	assert_int_equal(mlsec_tensor_graph_forward(g, &err), MLSEC_OK);
+	const float *out = mlsec_tensor_graph_output(g, 0);
+	for (size_t i = 0; i < shape.numel; i++) {
+		float want = i % 3 == 1 ? 0.0f : 2.0f;
+		if (i % 3 == 0)
+			assert_true(isnan(out[i]));
+		else
+			assert_true(out[i] == want);
+	}
+	mlsec_tensor_graph_free(g);
+	mlsec_onnx_model_free(m);
+}
+
 static void test_blas_core(void **state)
 {
 	const char *core = mlsec_tensor_blas_core();
 	assert_non_null(core);
+	/* OpenBLAS is a build dependency: it must be found at run time too
+	 * (it is dlopen()ed), or every product silently takes the slow kernel. */
+	assert_null(strstr(core, "built-in"));
 	const char *hint = mlsec_tensor_blas_core_hint();
 	print_message("OpenBLAS core %s, hint %s\n", core, hint ? hint : "(none)");
 	if (hint)
@@ -181,9 +220,13 @@ static void test_blas_core(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hooks_and_nodes), cmocka_unit_test(test_forward_only_smaller),
-		cmocka_unit_test(test_supported_ops),   cmocka_unit_test(test_losses),
-		cmocka_unit_test(test_walk),            cmocka_unit_test(test_blas_core),
+	        cmocka_unit_test(test_hooks_and_nodes),
+	        cmocka_unit_test(test_forward_only_smaller),
+	        cmocka_unit_test(test_supported_ops),
+	        cmocka_unit_test(test_losses),
+	        cmocka_unit_test(test_walk),
+	        cmocka_unit_test(test_blas_core),
+	        cmocka_unit_test(test_relu_propagates_nan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

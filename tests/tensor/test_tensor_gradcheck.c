@@ -70,9 +70,9 @@ static int check_case(const char *name, int domain)
 		mlsec_tensor_graph_input_name(g, i, &s);
 		float *x = mlsec_tensor_graph_input(g, i);
 		for (size_t k = 0; k < s.numel; k++)
-			x[k] = domain == DOM_POS ? (float)(0.5 + 1.5 * urand())
+			x[k] = domain == DOM_POS        ? (float)(0.5 + 1.5 * urand())
 			       : domain == DOM_DISTINCT ? (float)k * 0.02f - 1.0f
-							: (float)(2 * urand() - 1);
+			                                : (float)(2 * urand() - 1);
 		if (domain == DOM_DISTINCT) /* shuffle the evenly spaced values */
 			for (size_t k = s.numel; k > 1; k--) {
 				size_t j = (size_t)(urand() * (double)k);
@@ -105,8 +105,9 @@ static int check_case(const char *name, int domain)
 			x[k] = x0;
 			double fd = (lp - lm) / (2 * FD_STEP);
 			if (fabs(fd - an[k]) > FD_ATOL + FD_RTOL * fabs(fd)) {
-				print_error("%s: input %zu elem %zu: backward %.6g, finite diff %.6g\n",
-					    name, i, k, an[k], fd);
+				print_error(
+				        "%s: input %zu elem %zu: backward %.6g, finite diff %.6g\n",
+				        name, i, k, an[k], fd);
 				ok = 0;
 				break;
 			}
@@ -132,7 +133,9 @@ static void test_all_ops(void **state)
 		if (sscanf(line, "%127s %15s", name, dom) != 2)
 			continue;
 		cases++;
-		int d = strcmp(dom, "pos") == 0 ? DOM_POS : strcmp(dom, "distinct") == 0 ? DOM_DISTINCT : DOM_ANY;
+		int d = strcmp(dom, "pos") == 0        ? DOM_POS
+		        : strcmp(dom, "distinct") == 0 ? DOM_DISTINCT
+		                                       : DOM_ANY;
 		if (!check_case(name, d))
 			failed++;
 	}

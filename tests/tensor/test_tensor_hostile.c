@@ -143,7 +143,7 @@ static void test_external_valid_and_symlink(void **state)
 	/* in-memory models refuse external data outright */
 	bytes = slurp(model, &len);
 	assert_int_equal(mlsec_onnx_model_parse(bytes, len, NULL, NULL, &m, &err),
-			 MLSEC_ERR_PERMISSION);
+	                 MLSEC_ERR_PERMISSION);
 	free(bytes);
 	unlink(link);
 	unlink(inside);
@@ -275,7 +275,7 @@ static void test_message_flood(void **state)
 	/* garbage and wire types ONNX never uses */
 	const uint8_t junk[] = {0x0b, 0x00, 0xff, 0xff};
 	assert_int_equal(mlsec_onnx_model_parse(junk, sizeof junk, NULL, NULL, &mo, &err),
-			 MLSEC_ERR_PARSE);
+	                 MLSEC_ERR_PARSE);
 	assert_int_equal(mlsec_onnx_model_parse("", 0, NULL, NULL, &mo, &err), MLSEC_ERR_PARSE);
 	free(g.p);
 	free(m.p);
@@ -329,8 +329,8 @@ static void test_alloc_failures(void **state)
 		mlsec_onnx_model_free(m);
 		long used = mlsec_alloc_fail_after(-1);
 		if (rc == MLSEC_OK) {
-			print_message("succeeded after %ld injected failures (%ld allocations)\n", n,
-				      used);
+			print_message("succeeded after %ld injected failures (%ld allocations)\n",
+			              n, used);
 			break;
 		}
 		if (rc != MLSEC_ERR_NOMEM && rc != MLSEC_ERR_IO)
@@ -343,14 +343,14 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_dims_and_sizes),
-		cmocka_unit_test(test_external_escape),
-		cmocka_unit_test(test_external_valid_and_symlink),
-		cmocka_unit_test(test_graph_structure),
-		cmocka_unit_test(test_nesting),
-		cmocka_unit_test(test_message_flood),
-		cmocka_unit_test(test_truncations),
-		cmocka_unit_test(test_alloc_failures),
+	        cmocka_unit_test(test_dims_and_sizes),
+	        cmocka_unit_test(test_external_escape),
+	        cmocka_unit_test(test_external_valid_and_symlink),
+	        cmocka_unit_test(test_graph_structure),
+	        cmocka_unit_test(test_nesting),
+	        cmocka_unit_test(test_message_flood),
+	        cmocka_unit_test(test_truncations),
+	        cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,7 @@
 #define ATOL 1e-5
 
 static int close_enough(const float *got, const float *want, size_t n, const char *what,
-			const char *model)
+                        const char *model)
 {
 	size_t bad = 0;
 	double worst = 0;
@@ -37,7 +37,7 @@ static int close_enough(const float *got, const float *want, size_t n, const cha
 	}
 	if (bad)
 		print_error("%s %s: %zu/%zu values off; worst at %zu: got %.8g want %.8g\n", model,
-			    what, bad, n, wi, got[wi], want[wi]);
+		            what, bad, n, wi, got[wi], want[wi]);
 	return bad == 0;
 }
 
@@ -82,12 +82,12 @@ static void run_model_t(const char *name, int grad, int threads)
 		float loss;
 		rc = mlsec_tensor_graph_loss_grad(g, MLSEC_LOSS_CROSS_ENTROPY, lab, 0, &loss, &err);
 		assert_int_equal(rc, MLSEC_OK);
-		assert_true(close_enough(mlsec_tensor_graph_input_grad(g, 0), gr, nin / 4, "CE grad",
-					 name));
+		assert_true(close_enough(mlsec_tensor_graph_input_grad(g, 0), gr, nin / 4,
+		                         "CE grad", name));
 		rc = mlsec_tensor_graph_loss_grad(g, MLSEC_LOSS_CW_MARGIN, lab, 0, &loss, &err);
 		assert_int_equal(rc, MLSEC_OK);
-		assert_true(close_enough(mlsec_tensor_graph_input_grad(g, 0), cw, nin / 4, "CW grad",
-					 name));
+		assert_true(close_enough(mlsec_tensor_graph_input_grad(g, 0), cw, nin / 4,
+		                         "CW grad", name));
 	} else {
 		assert_null(mlsec_tensor_graph_input_grad(g, 0));
 		assert_int_not_equal(mlsec_tensor_graph_backward(g, NULL, &err), MLSEC_OK);
@@ -106,12 +106,30 @@ static void run_model(const char *name, int grad)
 	run_model_t(name, grad, 1);
 }
 
-static void test_mlp(void **state) { run_model("mlp", 1); }
-static void test_lenet(void **state) { run_model("lenet", 1); }
-static void test_rescnn(void **state) { run_model("rescnn", 1); }
-static void test_dwnet(void **state) { run_model("dwnet", 1); }
-static void test_attn(void **state) { run_model("attn", 1); }
-static void test_convt(void **state) { run_model("convt", 1); }
+static void test_mlp(void **state)
+{
+	run_model("mlp", 1);
+}
+static void test_lenet(void **state)
+{
+	run_model("lenet", 1);
+}
+static void test_rescnn(void **state)
+{
+	run_model("rescnn", 1);
+}
+static void test_dwnet(void **state)
+{
+	run_model("dwnet", 1);
+}
+static void test_attn(void **state)
+{
+	run_model("attn", 1);
+}
+static void test_convt(void **state)
+{
+	run_model("convt", 1);
+}
 
 static void test_forward_only(void **state)
 {
@@ -155,7 +173,7 @@ static void test_set_batch(void **state)
 		memcpy(mlsec_tensor_graph_input(g, 0), in + b * 784, 784 * 4);
 		assert_int_equal(mlsec_tensor_graph_forward(g, &err), MLSEC_OK);
 		assert_true(close_enough(mlsec_tensor_graph_output(g, 0), logits + b * 10, 10,
-					 "batch-1 logits", "lenet"));
+		                         "batch-1 logits", "lenet"));
 	}
 	/* a static-batch model cannot be re-planned to another batch */
 	mlsec_tensor_graph_free(g);
@@ -167,10 +185,11 @@ static void test_set_batch(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mlp),     cmocka_unit_test(test_lenet),
-		cmocka_unit_test(test_rescnn),  cmocka_unit_test(test_dwnet),
-		cmocka_unit_test(test_attn),    cmocka_unit_test(test_convt),    cmocka_unit_test(test_forward_only),
-		cmocka_unit_test(test_set_batch),      cmocka_unit_test(test_threads),
+	        cmocka_unit_test(test_mlp),          cmocka_unit_test(test_lenet),
+	        cmocka_unit_test(test_rescnn),       cmocka_unit_test(test_dwnet),
+	        cmocka_unit_test(test_attn),         cmocka_unit_test(test_convt),
+	        cmocka_unit_test(test_forward_only), cmocka_unit_test(test_set_batch),
+	        cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,6 +44,8 @@ typedef struct opts {
 	int by_reference;
 	int health;
 	const char *health_service;
+	const char *baseline_export; /* MODEL */
+	const char *baseline_import; /* FILE */
 	mlsec_cli_output out;
 	const char **targets;
 	size_t ntargets;
@@ -68,7 +70,8 @@ static void usage(FILE *f)
 	        "usage: " PROG " [options] ARTIFACT...\n"
 	        "       " PROG " STAGE [options] ARTIFACT...   (e.g. " PROG
 	        " triton models/ --summary)\n"
-	        "       " PROG " --health [--endpoint H:P] [--service NAME]\n\n"
+	        "       " PROG " --health [--endpoint H:P] [--service NAME]\n"
+	        "       " PROG " --baseline-export MODEL | --baseline-import FILE\n\n"
 	        "Runs mlsec stages on the cluster and exits with the verdict.\n\n"
 	        "cluster:\n"
 	        "  --endpoint H:P     orchestrator address (env MLSEC_ENDPOINT, "
@@ -83,7 +86,10 @@ static void usage(FILE *f)
 	        "  --tls              TLS with the system roots; --tls-ca F: with these roots\n"
 	        "  --tls-cert F --tls-key F   client certificate (mutual TLS)\n"
 	        "  --tls-server-name N        expected server name (testing)\n"
-	        "  --health           health check only: exit 0 when SERVING\n\n%s",
+	        "  --health           health check only: exit 0 when SERVING\n"
+	        "  --baseline-export MODEL  print the adversarial baseline stored for MODEL\n"
+	        "                     (the JSON of `mlsec adversarial --baseline FILE`)\n"
+	        "  --baseline-import FILE   store every model of that JSON baseline file\n\n%s",
 	        DEFAULT_TIMEOUT_S, mlsec_cli_output_help);
 }
 
@@ -146,6 +152,8 @@ static int parse_args(opts *o, int argc, char **argv)
 		continue;                                                                          \
 	}
 		STR_FLAG("--endpoint", endpoint)
+		STR_FLAG("--baseline-export", baseline_export)
+		STR_FLAG("--baseline-import", baseline_import)
 		STR_FLAG("--token-file", token_file)
 		STR_FLAG("--stages", stages)
 		STR_FLAG("--tls-ca", tls_ca)
@@ -198,6 +206,10 @@ static int parse_args(opts *o, int argc, char **argv)
 	}
 	if (!o->endpoint || !*o->endpoint)
 		o->endpoint = DEFAULT_ENDPOINT;
+	if (o->baseline_export && o->baseline_import)
+		return fail("--baseline-export and --baseline-import exclude each other");
+	if ((o->baseline_export || o->baseline_import) && !o->health && o->ntargets == 0)
+		return 0;
 	if (!o->health && o->ntargets == 0)
 		return fail("no artifacts given (see --help)");
 	return 0;
@@ -572,10 +584,123 @@ static int watch_job(const opts *o, mlsec_rpc_client *c, const char *job_id, lon
 	            job_id);
 }
 
+/* google.protobuf.StringValue: field 1, length-delimited. */
+static uint8_t *sv_encode(const char *s, size_t n, size_t *out_len)
+{
+	uint8_t *b = mlsec_malloc(n + 11);
+	if (!b)
+		return NULL;
+	size_t i = 0;
+	b[i++] = 0x0a;
+	size_t v = n;
+	do {
+		b[i++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	memcpy(b + i, s, n);
+	*out_len = i + n;
+	return b;
+}
+
+/* The string of a StringValue answer (borrowed from in); -1 if malformed. */
+static int sv_decode(const uint8_t *in, size_t len, const uint8_t **s, size_t *n)
+{
+	*s = (const uint8_t *)"";
+	*n = 0;
+	if (len == 0)
+		return 0;
+	if (in[0] != 0x0a)
+		return -1;
+	size_t i = 1, l = 0;
+	int shift = 0;
+	do {
+		if (i >= len || shift > 56)
+			return -1;
+		l |= (size_t)(in[i] & 0x7f) << shift;
+		shift += 7;
+	} while (in[i++] & 0x80);
+	if (l > len - i)
+		return -1;
+	*s = in + i;
+	*n = l;
+	return 0;
+}
+
+#define BASELINE_MAX_FILE (4u * 1024 * 1024)
+
+/* --baseline-export MODEL / --baseline-import FILE via mlsec.v1.Baselines. */
+static int do_baseline(const opts *o)
+{
+	char *body = NULL;
+	size_t body_len = 0;
+	mlsec_error err;
+	mlsec_error_clear(&err);
+	if (o->baseline_import) {
+		if (mlsec_file_read_all(o->baseline_import, BASELINE_MAX_FILE, &body, &body_len,
+		                        &err) != MLSEC_OK)
+			return fail("%s: %s", o->baseline_import, err.text);
+		json_error_t je;
+		json_t *j = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &je);
+		int ok = json_is_object(j);
+		json_decref(j);
+		if (!ok) {
+			mlsec_free(body);
+			return fail("%s: not a JSON baseline object (line %d: %s)",
+			            o->baseline_import, je.line, je.text);
+		}
+	}
+	const char *arg = o->baseline_import ? body : o->baseline_export;
+	size_t req_len = 0;
+	uint8_t *req = sv_encode(arg, o->baseline_import ? body_len : strlen(arg), &req_len);
+	mlsec_free(body);
+	if (!req)
+		return fail("out of memory");
+	mlsec_rpc_client *c = NULL;
+	char *token = NULL;
+	if (client_open(o, &c, &token) != MLSEC_OK) {
+		mlsec_free(req);
+		return MLSEC_EXIT_ERROR;
+	}
+	uint8_t *resp = NULL;
+	size_t resp_len = 0;
+	mlsec_rpc_status st = {0};
+	mlsec_err e = mlsec_rpc_client_unary(
+	        c, o->baseline_import ? "/mlsec.v1.Baselines/Set" : "/mlsec.v1.Baselines/Get", req,
+	        req_len, (int)(o->timeout_s < 60 ? o->timeout_s * 1000 : 60000), &resp, &resp_len,
+	        &st);
+	mlsec_free(req);
+	mlsec_rpc_client_free(c);
+	if (token) {
+		memset(token, 0, strlen(token));
+		mlsec_free(token);
+	}
+	if (e != MLSEC_OK)
+		return call_fail(o, o->baseline_import ? "baseline import" : "baseline export",
+		                 &st);
+	const uint8_t *s;
+	size_t n;
+	int rc = 0;
+	if (sv_decode(resp, resp_len, &s, &n) != 0)
+		rc = fail("malformed answer from %s", o->endpoint);
+	else if (o->baseline_import)
+		fprintf(stderr, PROG ": baselines stored for %.*s model(s)\n", (int)n,
+		        (const char *)s);
+	else
+		printf("%.*s\n", (int)n, (const char *)s);
+	mlsec_free(resp);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	opts o;
 	int rc = parse_args(&o, argc, argv);
+	if (!rc && !o.health && (o.baseline_export || o.baseline_import)) {
+		rc = do_baseline(&o);
+		mlsec_free(o.targets);
+		json_decref(o.options);
+		return rc;
+	}
 	if (rc || o.health) {
 		if (o.health && !rc)
 			rc = do_health(&o);

@@ -1,5 +1,6 @@
 /* alloc.c - allocation wrappers with a fail-the-Nth-allocation test hook. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,26 +8,27 @@
 
 #include "mlsec/alloc.h"
 
-/* Test-only state; see mlsec_alloc_fail_after(). */
-static long fail_after = -1;
-static long alloc_count;
+/* Test-only state; see mlsec_alloc_fail_after(). Atomic because engines
+ * allocate from several threads (relaxed: only the counts matter). */
+static _Atomic long fail_after = -1;
+static _Atomic long alloc_count;
 
 static int should_fail(void)
 {
-	alloc_count++;
-	if (fail_after < 0)
+	atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed);
+	long f = atomic_load_explicit(&fail_after, memory_order_relaxed);
+	if (f < 0)
 		return 0;
-	if (fail_after == 0)
+	if (f == 0)
 		return 1;
-	fail_after--;
+	atomic_fetch_sub_explicit(&fail_after, 1, memory_order_relaxed);
 	return 0;
 }
 
 long mlsec_alloc_fail_after(long n)
 {
-	long c = alloc_count;
-	alloc_count = 0;
-	fail_after = n;
+	long c = atomic_exchange(&alloc_count, 0);
+	atomic_store(&fail_after, n);
 	return c;
 }
 

@@ -3,6 +3,7 @@
  * confinement, and expansion of command-line targets (files, directories,
  * glob patterns with **) into a sorted list of files.
  */
+#define _GNU_SOURCE /* getdents64 */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 
 #include "mlsec/alloc.h"
 #include "mlsec/fsutil.h"
@@ -230,17 +235,32 @@ static int glob_match(const char *pat, const char *path)
 	return send ? glob_match(pnext, send + 1) : glob_match(pnext, "");
 }
 
+/* One directory entry being walked: name at names[off], its d_type. */
+typedef struct walk_ent {
+	size_t off;
+	unsigned char type;
+} walk_ent;
+
 typedef struct walk_ctx {
 	mlsec_target_filter filter;
 	void *filter_ctx;
 	const char *pattern; /* relative to base, or NULL for a directory walk */
 	size_t base_len;     /* strlen(base) + 1, to get the relative path */
 	mlsec_strlist *out;
-	size_t files;
+	atomic_size_t *files; /* wanted files so far, shared by walk threads */
 	mlsec_error *err;
 	char *path; /* the path being built, reused for every entry */
 	size_t cap;
+	/* Entries of the directories on the current walk path, as stacks:
+	 * each level pushes its names and pops them when done. */
+	char *names;
+	size_t nnames, capnames;
+	walk_ent *ents;
+	size_t nents, capents;
+	char *dbuf; /* getdents64 buffer, WALK_DENTS_BUF bytes */
 } walk_ctx;
+
+#define WALK_DENTS_BUF (32u << 10)
 
 /* Makes w->path hold at least n bytes. */
 static int path_reserve(walk_ctx *w, size_t n)
@@ -258,68 +278,294 @@ static int path_reserve(walk_ctx *w, size_t n)
 	return 1;
 }
 
-static int not_dot(const struct dirent *e)
+static int push_ent(walk_ctx *w, const char *name, unsigned char type)
 {
-	const char *n = e->d_name;
-	return !(n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')));
+	size_t n = strlen(name) + 1;
+	if (w->nnames + n > w->capnames) {
+		size_t cap = w->capnames ? w->capnames : 4096;
+		while (cap < w->nnames + n)
+			cap *= 2;
+		char *nn = mlsec_realloc(w->names, cap);
+		if (!nn)
+			return 0;
+		w->names = nn;
+		w->capnames = cap;
+	}
+	if (w->nents == w->capents) {
+		size_t cap = w->capents ? w->capents * 2 : 256;
+		walk_ent *ne = mlsec_reallocarray(w->ents, cap, sizeof *ne);
+		if (!ne)
+			return 0;
+		w->ents = ne;
+		w->capents = cap;
+	}
+	memcpy(w->names + w->nnames, name, n);
+	w->ents[w->nents++] = (walk_ent){w->nnames, type};
+	w->nnames += n;
+	return 1;
+}
+
+/* qsort has no context argument: the names base for the comparison. */
+static _Thread_local const char *sort_names;
+
+/* The order scandir(..., alphasort) gave. */
+static int cmp_ent(const void *a, const void *b)
+{
+	return strcoll(sort_names + ((const walk_ent *)a)->off,
+		       sort_names + ((const walk_ent *)b)->off);
+}
+
+static mlsec_err walk(walk_ctx *w, int dfd, size_t len, int depth);
+
+/*
+ * One entry of the directory dfd, whose path is w->path[0..dlen): recurse
+ * into a directory, keep a wanted file. name is not used once the walk
+ * below starts (it may point into w->names, which can move).
+ */
+static mlsec_err walk_entry(walk_ctx *w, int dfd, size_t dlen, const char *name,
+			    unsigned char type, int depth)
+{
+	size_t nlen = strlen(name);
+	if (!path_reserve(w, dlen + nlen + 2))
+		return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+	char *full = w->path;
+	full[dlen] = '/';
+	memcpy(full + dlen + 1, name, nlen + 1);
+	size_t flen = dlen + 1 + nlen;
+	/* d_type saves an lstat per entry; symlinks are never followed. */
+	if (type == DT_UNKNOWN) {
+		struct stat st;
+		type = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ? DT_UNKNOWN
+		       : S_ISDIR(st.st_mode)				   ? DT_DIR
+		       : S_ISREG(st.st_mode)				   ? DT_REG
+									   : DT_UNKNOWN;
+	}
+	if (type == DT_DIR) {
+		int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			return errno_err(w->err, errno, full);
+		return walk(w, sub, flen, depth + 1);
+	}
+	if (type == DT_REG) {
+		const char *rel = flen >= w->base_len ? full + w->base_len : full;
+		int want = w->pattern ? glob_match(w->pattern, rel)
+				      : (!w->filter || w->filter(full, name, w->filter_ctx));
+		if (want) {
+			if (atomic_fetch_add(w->files, 1) + 1 > MLSEC_WALK_MAX_FILES)
+				return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "more than %d files",
+						       MLSEC_WALK_MAX_FILES);
+			if (mlsec_strlist_push(w->out, full) != MLSEC_OK)
+				return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+		}
+	}
+	return MLSEC_OK;
 }
 
 /*
- * Walks the directory whose path is w->path[0..len). Entry paths are built
- * in place in w->path (no allocation per entry); only wanted files are
- * copied, into the output list.
+ * A directory given on the command line with many entries (a model
+ * repository) is walked by a few threads, one top-level entry at a time,
+ * each into its own list; the lists are joined in entry order, so the
+ * result, and the first error in walk order, are those of the sequential
+ * walk. Reading directories is most of the kernel time of a scan.
  */
-static mlsec_err walk(walk_ctx *w, size_t len, int depth)
+#define WALK_PARALLEL_MIN 64
+#define WALK_THREADS_MAX 4
+
+typedef struct walk_par {
+	walk_ctx *w;
+	int dfd;
+	size_t dlen, ents0, count;
+	mlsec_strlist *lists; /* one per entry */
+	atomic_size_t next;
+	atomic_size_t first_fail; /* lowest failed entry index, or count */
+} walk_par;
+
+typedef struct walk_worker {
+	walk_par *wp;
+	mlsec_error err; /* of this worker's first (lowest) failed entry */
+	size_t failed;   /* that entry, or SIZE_MAX */
+	mlsec_err rc;
+} walk_worker;
+
+static void *walk_worker_run(void *arg)
 {
-	if (depth > MLSEC_WALK_MAX_DEPTH)
-		return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "%.*s: deeper than %d levels",
-				       (int)len, w->path, MLSEC_WALK_MAX_DEPTH);
-	struct dirent **ents = NULL;
-	w->path[len] = '\0';
-	int n = scandir(w->path, &ents, not_dot, alphasort);
-	if (n < 0)
-		return errno_err(w->err, errno, w->path);
-	/* "/" + name, not "//" + name. */
-	size_t dlen = len == 1 && w->path[0] == '/' ? 0 : len;
-	mlsec_err rc = MLSEC_OK;
-	for (int i = 0; i < n && rc == MLSEC_OK; i++) {
-		const char *name = ents[i]->d_name;
-		size_t nlen = strlen(name);
-		if (!path_reserve(w, dlen + nlen + 2)) {
-			rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+	walk_worker *ww = arg;
+	walk_par *wp = ww->wp;
+	walk_ctx *w = wp->w;
+	walk_ctx tw = {.filter = w->filter,
+		       .filter_ctx = w->filter_ctx,
+		       .pattern = w->pattern,
+		       .base_len = w->base_len,
+		       .files = w->files,
+		       .err = &ww->err};
+	mlsec_error_clear(&ww->err);
+	ww->failed = SIZE_MAX;
+	ww->rc = MLSEC_OK;
+	/* Own buffers; the top-level names are read from w (not changed meanwhile). */
+	tw.dbuf = mlsec_malloc(WALK_DENTS_BUF);
+	int ok = tw.dbuf && path_reserve(&tw, wp->dlen + 1);
+	if (ok)
+		memcpy(tw.path, w->path, wp->dlen);
+	for (;;) {
+		size_t i = atomic_fetch_add(&wp->next, 1);
+		if (i >= wp->count || i > atomic_load(&wp->first_fail))
+			break;
+		tw.out = &wp->lists[i];
+		const walk_ent *e = &w->ents[wp->ents0 + i];
+		mlsec_err rc = ok ? walk_entry(&tw, wp->dfd, wp->dlen, w->names + e->off, e->type, 0)
+				  : mlsec_error_set(&ww->err, MLSEC_ERR_NOMEM, "out of memory");
+		if (rc != MLSEC_OK) {
+			ww->rc = rc;
+			ww->failed = i;
+			size_t cur = atomic_load(&wp->first_fail);
+			while (i < cur && !atomic_compare_exchange_weak(&wp->first_fail, &cur, i))
+				;
 			break;
 		}
-		char *full = w->path;
-		full[dlen] = '/';
-		memcpy(full + dlen + 1, name, nlen + 1);
-		size_t flen = dlen + 1 + nlen;
-		/* d_type saves an lstat per entry; symlinks are never followed. */
-		unsigned char type = ents[i]->d_type;
-		if (type == DT_UNKNOWN) {
-			struct stat st;
-			type = lstat(full, &st) != 0 ? DT_UNKNOWN
-			       : S_ISDIR(st.st_mode) ? DT_DIR
-			       : S_ISREG(st.st_mode) ? DT_REG
-						     : DT_UNKNOWN;
-		}
-		if (type == DT_DIR) {
-			rc = walk(w, flen, depth + 1);
-		} else if (type == DT_REG) {
-			const char *rel = flen >= w->base_len ? full + w->base_len : full;
-			int want = w->pattern ? glob_match(w->pattern, rel)
-					      : (!w->filter || w->filter(full, name, w->filter_ctx));
-			if (want) {
-				if (++w->files > MLSEC_WALK_MAX_FILES)
-					rc = mlsec_error_set(w->err, MLSEC_ERR_LIMIT,
-							     "more than %d files", MLSEC_WALK_MAX_FILES);
-				else if (mlsec_strlist_push(w->out, full) != MLSEC_OK)
-					rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
-			}
+	}
+	mlsec_free(tw.path);
+	mlsec_free(tw.ents);
+	mlsec_free(tw.names);
+	mlsec_free(tw.dbuf);
+	return NULL;
+}
+
+static mlsec_err walk_parallel(walk_ctx *w, int dfd, size_t dlen, size_t ents0, size_t count)
+{
+	cpu_set_t set;
+	int nt = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+	double load;
+	const char *force = getenv("MLSEC_THREADS"); /* tests and benchmarks */
+	if (force && *force)
+		nt = atoi(force);
+	else if (getloadavg(&load, 1) == 1 && load >= nt)
+		nt = 1; /* no idle CPU: threads would only wait for each other */
+	if (nt > WALK_THREADS_MAX)
+		nt = WALK_THREADS_MAX;
+	if (nt < 2) {
+		mlsec_err rc = MLSEC_OK;
+		for (size_t i = ents0; i < ents0 + count && rc == MLSEC_OK; i++)
+			rc = walk_entry(w, dfd, dlen, w->names + w->ents[i].off, w->ents[i].type, 0);
+		return rc;
+	}
+	walk_par wp = {.w = w, .dfd = dfd, .dlen = dlen, .ents0 = ents0, .count = count};
+	atomic_init(&wp.next, 0);
+	atomic_init(&wp.first_fail, count);
+	wp.lists = mlsec_calloc(count, sizeof *wp.lists);
+	walk_worker *ww = mlsec_calloc((size_t)nt, sizeof *ww);
+	if (!wp.lists || !ww) {
+		mlsec_free(wp.lists);
+		mlsec_free(ww);
+		return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+	}
+	pthread_t tid[WALK_THREADS_MAX];
+	int started = 0;
+	for (int t = 1; t < nt; t++) {
+		ww[t].wp = &wp;
+		if (pthread_create(&tid[started], NULL, walk_worker_run, &ww[t]) != 0)
+			break;
+		started++;
+	}
+	ww[0].wp = &wp;
+	walk_worker_run(&ww[0]);
+	for (int t = 0; t < started; t++)
+		pthread_join(tid[t], NULL);
+	mlsec_err rc = MLSEC_OK;
+	size_t first = atomic_load(&wp.first_fail);
+	for (int t = 0; t < nt; t++) {
+		if (ww[t].wp && ww[t].failed == first && ww[t].rc != MLSEC_OK) {
+			rc = ww[t].rc;
+			if (w->err)
+				*w->err = ww[t].err;
 		}
 	}
-	for (int i = 0; i < n; i++)
-		free(ents[i]);
-	free(ents);
+	/* Join the lists in entry order. On an error the caller drops the whole
+	 * list, as after the sequential walk. */
+	size_t total = w->out->count;
+	for (size_t i = 0; rc == MLSEC_OK && i < count; i++)
+		total += wp.lists[i].count;
+	if (rc == MLSEC_OK && total > w->out->cap) {
+		char **ni = mlsec_reallocarray(w->out->items, total, sizeof *ni);
+		if (!ni) {
+			rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+		} else {
+			w->out->items = ni;
+			w->out->cap = total;
+		}
+	}
+	for (size_t i = 0; i < count; i++) {
+		mlsec_strlist *l = &wp.lists[i];
+		if (rc != MLSEC_OK) {
+			mlsec_strlist_free(l);
+			continue;
+		}
+		if (l->count)
+			memcpy(w->out->items + w->out->count, l->items, l->count * sizeof *l->items);
+		w->out->count += l->count;
+		mlsec_free(l->items);
+	}
+	mlsec_free(wp.lists);
+	mlsec_free(ww);
+	return rc;
+}
+
+/*
+ * Walks the directory open as dfd (closed here) whose path is
+ * w->path[0..len). Subdirectories are opened relative to it and entry
+ * paths are built in place in w->path; only wanted files are copied, into
+ * the output list. Entries are read with getdents64 into one reused
+ * buffer (opendir/scandir cost a path lookup, an fstat, a 32 KiB buffer
+ * and a malloc per entry for every directory).
+ */
+static mlsec_err walk(walk_ctx *w, int dfd, size_t len, int depth)
+{
+	w->path[len] = '\0';
+	if (depth > MLSEC_WALK_MAX_DEPTH) {
+		close(dfd);
+		return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "%s: deeper than %d levels", w->path,
+				       MLSEC_WALK_MAX_DEPTH);
+	}
+	size_t names0 = w->nnames, ents0 = w->nents;
+	mlsec_err rc = MLSEC_OK;
+	for (;;) {
+		ssize_t n = getdents64(dfd, w->dbuf, WALK_DENTS_BUF);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			rc = errno_err(w->err, errno, w->path);
+			break;
+		}
+		for (ssize_t o = 0; o < n;) {
+			const struct dirent64 *e = (const struct dirent64 *)(w->dbuf + o);
+			o += e->d_reclen;
+			const char *nm = e->d_name;
+			if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0')))
+				continue;
+			if (!push_ent(w, nm, e->d_type)) {
+				rc = mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+				break;
+			}
+		}
+		if (rc != MLSEC_OK)
+			break;
+	}
+	size_t count = w->nents - ents0;
+	if (rc == MLSEC_OK && count > 1) {
+		sort_names = w->names;
+		qsort(w->ents + ents0, count, sizeof *w->ents, cmp_ent);
+	}
+	/* "/" + name, not "//" + name. */
+	size_t dlen = len == 1 && w->path[0] == '/' ? 0 : len;
+	if (rc == MLSEC_OK && depth == 0 && count >= WALK_PARALLEL_MIN)
+		rc = walk_parallel(w, dfd, dlen, ents0, count);
+	else
+		for (size_t i = ents0; i < ents0 + count && rc == MLSEC_OK; i++)
+			/* w->names may move while subdirectories are walked: index it. */
+			rc = walk_entry(w, dfd, dlen, w->names + w->ents[i].off, w->ents[i].type,
+					depth);
+	w->nnames = names0;
+	w->nents = ents0;
+	close(dfd);
 	return rc;
 }
 
@@ -330,7 +576,20 @@ static mlsec_err walk_from(walk_ctx *w, const char *dir)
 	if (!path_reserve(w, len + 1))
 		return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
 	memcpy(w->path, dir, len + 1);
-	return walk(w, len, 0);
+	if (!w->dbuf && !(w->dbuf = mlsec_malloc(WALK_DENTS_BUF)))
+		return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno_err(w->err, errno, dir);
+	return walk(w, fd, len, 0);
+}
+
+static void walk_ctx_free(walk_ctx *w)
+{
+	mlsec_free(w->path);
+	mlsec_free(w->names);
+	mlsec_free(w->ents);
+	mlsec_free(w->dbuf);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -380,7 +639,9 @@ static mlsec_err expand_glob(walk_ctx *w, const char *target)
 mlsec_err mlsec_targets_expand(const char *const *targets, size_t n, mlsec_target_filter filter,
 			       void *ctx, mlsec_strlist *out, mlsec_error *err)
 {
-	walk_ctx w = {.filter = filter, .filter_ctx = ctx, .out = out, .err = err};
+	atomic_size_t files;
+	atomic_init(&files, 0);
+	walk_ctx w = {.filter = filter, .filter_ctx = ctx, .out = out, .err = err, .files = &files};
 	for (size_t i = 0; i < n; i++) {
 		const char *t = targets[i];
 		size_t before = out->count;
@@ -405,11 +666,11 @@ mlsec_err mlsec_targets_expand(const char *const *targets, size_t n, mlsec_targe
 			rc = errno_err(err, errno, t);
 		}
 		if (rc != MLSEC_OK) {
-			mlsec_free(w.path);
+			walk_ctx_free(&w);
 			return rc;
 		}
 	}
-	mlsec_free(w.path);
+	walk_ctx_free(&w);
 	if (out->count > 1) {
 		qsort(out->items, out->count, sizeof *out->items, cmp_str);
 		size_t k = 1;

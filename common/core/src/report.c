@@ -251,7 +251,7 @@ mlsec_err mlsec_artifact_set_digest(mlsec_artifact *a, const char *hex, uint64_t
 		return MLSEC_ERR_INVALID_ARG;
 	if (hex)
 		for (int i = 0; i < 65; i++)
-			a->sha256[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] + 32 : hex[i]);
+			a->sha256[i] = (char)(hex[i] | (hex[i] >= 'A' ? 0x20 : 0)); /* A-F -> a-f */
 	else
 		a->sha256[0] = '\0';
 	a->size = size;
@@ -404,6 +404,15 @@ mlsec_err mlsec_finding_set_evidence(mlsec_finding *f, const char *key, const ch
 	char buf[2048];
 	va_list ap;
 	va_start(ap, fmt);
+	if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == '\0') {
+		/* No formatting pass for "%s"; the same 2047-byte cut. */
+		const char *v = va_arg(ap, const char *);
+		va_end(ap);
+		if (!v)
+			v = "(null)";
+		return mlsec_finding_set_evidence_json(f, key,
+						       json_stringn(v, strnlen(v, sizeof buf - 1)));
+	}
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	return mlsec_finding_set_evidence_json(f, key, json_string(buf));

@@ -119,14 +119,22 @@ mlsec_err mlsec_sha256_file(const char *path, char hex[MLSEC_SHA256_HEX_LEN], ui
 	return MLSEC_OK;
 }
 
+/* 1 for [0-9a-fA-F]. */
+static const unsigned char hexdigit[256] = {
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+	['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+};
+
 int mlsec_sha256_hex_valid(const char *s)
 {
 	if (!s)
 		return 0;
+	unsigned ok = 1;
 	for (int i = 0; i < 64; i++) {
-		char c = s[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-			return 0;
+		ok &= hexdigit[(unsigned char)s[i]];
+		if (!ok)
+			return 0; /* also stops at the NUL of a short string */
 	}
 	return s[64] == '\0';
 }

@@ -22,13 +22,13 @@ void mlsec_src_init_mem(mlsec_src *s, const uint8_t *buf, size_t len)
 	s->size = len;
 }
 
-mlsec_err mlsec_src_read(const mlsec_src *s, uint64_t off, void *buf, size_t len,
-			 mlsec_error *err)
+mlsec_err mlsec_src_read(const mlsec_src *s, uint64_t off, void *buf, size_t len, mlsec_error *err)
 {
 	if (off > s->size || len > s->size - off)
 		return mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL, 0, 0, (long long)off,
-					  "read of %zu bytes at %llu is past the end (%llu bytes)",
-					  len, (unsigned long long)off, (unsigned long long)s->size);
+		                          "read of %zu bytes at %llu is past the end (%llu bytes)",
+		                          len, (unsigned long long)off,
+		                          (unsigned long long)s->size);
 	if (s->mem) {
 		memcpy(buf, s->mem + off, len);
 		return MLSEC_OK;
@@ -40,22 +40,22 @@ mlsec_err mlsec_src_read(const mlsec_src *s, uint64_t off, void *buf, size_t len
 			continue;
 		if (n <= 0)
 			return mlsec_error_set(err, MLSEC_ERR_IO, "read failed at %llu: %s",
-					       (unsigned long long)(off + done),
-					       n < 0 ? strerror(errno) : "unexpected end of file");
+			                       (unsigned long long)(off + done),
+			                       n < 0 ? strerror(errno) : "unexpected end of file");
 		done += (size_t)n;
 	}
 	return MLSEC_OK;
 }
 
 mlsec_err mlsec_src_stream(const mlsec_src *s, uint64_t off, uint64_t len, mlsec_sink sink,
-			   void *ctx, int *stopped, mlsec_error *err)
+                           void *ctx, int *stopped, mlsec_error *err)
 {
 	if (stopped)
 		*stopped = 0;
 	if (off > s->size || len > s->size - off)
 		return mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL, 0, 0, (long long)off,
-					  "range of %llu bytes at %llu is past the end",
-					  (unsigned long long)len, (unsigned long long)off);
+		                          "range of %llu bytes at %llu is past the end",
+		                          (unsigned long long)len, (unsigned long long)off);
 	uint64_t pos = 0;
 	long page = sysconf(_SC_PAGESIZE);
 	if (page <= 0)
@@ -72,10 +72,10 @@ mlsec_err mlsec_src_stream(const mlsec_src *s, uint64_t off, uint64_t len, mlsec
 			uint64_t base = at - at % (uint64_t)page;
 			size_t maplen = (size_t)(n + (at - base));
 			void *m = mmap(NULL, maplen, PROT_READ, MAP_PRIVATE | MAP_POPULATE, s->fd,
-				       (off_t)base);
+			               (off_t)base);
 			if (m == MAP_FAILED)
 				return mlsec_error_set(err, MLSEC_ERR_IO, "mmap failed: %s",
-						       strerror(errno));
+				                       strerror(errno));
 			r = sink(ctx, (const uint8_t *)m + (at - base), (size_t)n, pos);
 			munmap(m, maplen);
 		}

@@ -90,8 +90,9 @@ mlsec_err mlsec_npy_parse(const uint8_t *b, size_t n, mlsec_npy_info *info, mlse
 					}
 				}
 				for (const char *c = s0; c + 1 < p; c++)
-					if ((c[0] == '\'' || c[0] == '"') && (c[1] == 'O' ||
-					    (c + 2 < p && c[2] == 'O' && (c[1] == '|' || c[1] == '<'))))
+					if ((c[0] == '\'' || c[0] == '"') &&
+					    (c[1] == 'O' || (c + 2 < p && c[2] == 'O' &&
+					                     (c[1] == '|' || c[1] == '<'))))
 						info->is_object = 1;
 				strcpy(info->descr, "structured");
 			} else {
@@ -118,18 +119,21 @@ mlsec_err mlsec_npy_parse(const uint8_t *b, size_t n, mlsec_npy_info *info, mlse
 					p++;
 					break;
 				}
-				if (p >= e || *p < '0' || *p > '9' || info->ndim >= MLSEC_TENSOR_MAX_DIMS)
+				if (p >= e || *p < '0' || *p > '9' ||
+				    info->ndim >= MLSEC_TENSOR_MAX_DIMS)
 					return mlsec_error_set(err, MLSEC_ERR_PARSE, "bad shape");
 				uint64_t d = 0;
 				while (p < e && *p >= '0' && *p <= '9') {
 					if (d > (INT64_MAX - 9) / 10)
-						return mlsec_error_set(err, MLSEC_ERR_PARSE, "bad shape");
+						return mlsec_error_set(err, MLSEC_ERR_PARSE,
+						                       "bad shape");
 					d = d * 10 + (uint64_t)(*p++ - '0');
 				}
 				if (p < e && *p == 'L')
 					p++;
 				if (d && info->numel > UINT64_MAX / d)
-					return mlsec_error_set(err, MLSEC_ERR_PARSE, "shape overflows");
+					return mlsec_error_set(err, MLSEC_ERR_PARSE,
+					                       "shape overflows");
 				info->numel *= d;
 				info->shape[info->ndim++] = (int64_t)d;
 			}

@@ -9,8 +9,12 @@
  * ever imported or called: callables stay symbolic.
  */
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "mlsec/alloc.h"
 #include "mlsec/pickle.h"
@@ -53,6 +57,12 @@ struct mlsec_pickle {
 	size_t consumed, ops;
 	int proto, ran, truncated, light;
 	mlsec_pval *single[MLSEC_PV__COUNT]; /* scan-only placeholders */
+	mlsec_pval *unknown;                 /* a memo entry that was not kept */
+	int memo_dropped, untracked_noted;
+	size_t late_kept; /* entries kept past MLSEC_PICKLE_SCAN_MEMO */
+	size_t sparse_n;  /* entries in the hash (sizes it) */
+	size_t gc_at;     /* scan-only: collect when the arena holds this much */
+	size_t gcs;       /* collections run */
 	uint32_t epoch;
 	mlsec_pickle_global *globals;
 	size_t nglobals, gcap;
@@ -62,6 +72,7 @@ struct mlsec_pickle {
 	const uint8_t *buf;
 	size_t len, pos;
 	long long op_off;
+	const uint8_t *released; /* input_mapped: pages before this were dropped */
 };
 
 /* ---- arena ---------------------------------------------------------- */
@@ -93,9 +104,14 @@ mlsec_pickle *mlsec_pickle_new(const mlsec_pickle_limits *limits)
 	mlsec_pickle *p = mlsec_calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	mlsec_pickle_limits d = {MLSEC_PICKLE_MAX_OPS,     MLSEC_PICKLE_MAX_STACK,
-				 MLSEC_PICKLE_MAX_MARKS,   MLSEC_PICKLE_MAX_MEMO,
-				 MLSEC_PICKLE_MAX_DECODED, MLSEC_PICKLE_MAX_CONTAINER, 0};
+	mlsec_pickle_limits d = {MLSEC_PICKLE_MAX_OPS,
+	                         MLSEC_PICKLE_MAX_STACK,
+	                         MLSEC_PICKLE_MAX_MARKS,
+	                         MLSEC_PICKLE_MAX_MEMO,
+	                         MLSEC_PICKLE_MAX_DECODED,
+	                         MLSEC_PICKLE_MAX_CONTAINER,
+	                         0,
+	                         0};
 	if (limits) {
 		/* zero fields keep the default; callers can only lower bounds */
 		if (limits->max_ops && limits->max_ops < d.max_ops)
@@ -113,6 +129,7 @@ mlsec_pickle *mlsec_pickle_new(const mlsec_pickle_limits *limits)
 	}
 	p->lim = d;
 	p->light = limits && limits->scan_only;
+	p->lim.input_mapped = limits && limits->input_mapped;
 	return p;
 }
 
@@ -149,6 +166,10 @@ size_t mlsec_pickle_ops(const mlsec_pickle *p)
 {
 	return p->ops;
 }
+size_t mlsec_pickle_collections(const mlsec_pickle *p)
+{
+	return p->gcs;
+}
 size_t mlsec_pickle_global_count(const mlsec_pickle *p)
 {
 	return p->nglobals;
@@ -184,12 +205,47 @@ uint32_t mlsec_pickle_epoch(mlsec_pickle *p)
 
 /* ---- values --------------------------------------------------------- */
 
+/*
+ * Bytes of a value of kind k: the header plus the union member that kind
+ * uses. Scan-only VMs allocate just that (a string node takes 32 bytes
+ * instead of 80): their values are only read by this file and by the
+ * nested-pickle report, always through the member of their kind.
+ */
+static size_t val_size(mlsec_pval_kind k)
+{
+	size_t h = offsetof(mlsec_pval, u);
+	mlsec_pval *v = NULL;
+	switch (k) {
+	case MLSEC_PV_BIGINT:
+	case MLSEC_PV_STR:
+	case MLSEC_PV_BYTES:
+	case MLSEC_PV_BYTEARRAY:
+		return h + sizeof v->u.str;
+	case MLSEC_PV_TUPLE:
+	case MLSEC_PV_LIST:
+	case MLSEC_PV_DICT:
+	case MLSEC_PV_SET:
+	case MLSEC_PV_FROZENSET:
+		return h + sizeof v->u.seq;
+	case MLSEC_PV_GLOBAL:
+		return h + sizeof v->u.global;
+	case MLSEC_PV_CALL:
+		return h + sizeof v->u.call;
+	case MLSEC_PV_PERSID:
+		return h + sizeof v->u.persid;
+	default:
+		/* BOOL, INT, EXT (u.i), FLOAT (u.f), NONE, BUFFER */
+		return h + (sizeof v->u.i > sizeof v->u.f ? sizeof v->u.i : sizeof v->u.f);
+	}
+}
+
 static mlsec_pval *val_new(mlsec_pickle *p, mlsec_pval_kind k)
 {
-	mlsec_pval *v = arena_alloc(p, sizeof(*v));
+	size_t sz = p->light ? val_size(k) : sizeof(mlsec_pval);
+	mlsec_pval *v = arena_alloc(p, sz);
 	if (!v)
 		return NULL;
-	memset(v, 0, sizeof(*v));
+	memset(v, 0, sz);
 	v->kind = k;
 	v->offset = p->op_off;
 	return v;
@@ -247,8 +303,8 @@ static int two_ident_lines(const uint8_t *b, size_t n)
 			len = 0;
 			continue;
 		}
-		if (!(ch == '_' || ch == '.' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-		      (ch >= 'A' && ch <= 'Z')))
+		if (!(ch == '_' || ch == '.' || (ch >= '0' && ch <= '9') ||
+		      (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')))
 			return 0;
 		len++;
 	}
@@ -424,23 +480,56 @@ static mlsec_pval *memo_get(mlsec_pickle *p, uint64_t key)
 	return s ? s->val : NULL;
 }
 
+static int ident(const uint8_t *s, size_t n);
+
+/*
+ * Past the kept memo, a scan-only VM still keeps (up to
+ * MLSEC_PICKLE_SCAN_MEMO_LATE of them) the entries STACK_GLOBAL and REDUCE
+ * may need again: globals, calls, and identifier-like strings (module and
+ * class names). Everything else it would fetch is a placeholder anyway.
+ */
+static int late_keep(const mlsec_pval *v)
+{
+	if (v->kind == MLSEC_PV_GLOBAL || v->kind == MLSEC_PV_CALL)
+		return 1;
+	return v->kind == MLSEC_PV_STR && ident((const uint8_t *)v->u.str.s, v->u.str.len);
+}
+
 static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_error *err)
 {
 	if (key > UINT32_MAX)
 		FAIL(MLSEC_ERR_LIMIT, "memo index %llu too large", (unsigned long long)key);
+	int late = p->light && key >= MLSEC_PICKLE_SCAN_MEMO;
+	if (late && (p->late_kept >= MLSEC_PICKLE_SCAN_MEMO_LATE || !late_keep(v))) {
+		/* counted, not kept (a repeated PUT at such an index is counted
+		 * again: past this point MEMOIZE indexes may drift, and any GET
+		 * there is reported as untracked anyway) */
+		if (p->memo_len >= p->lim.max_memo)
+			FAIL(MLSEC_ERR_LIMIT, "memo exceeds %zu entries", p->lim.max_memo);
+		p->memo_len++;
+		p->memo_dropped = 1;
+		return MLSEC_OK;
+	}
+	if (late) {
+		p->late_kept++;
+		goto sparse;
+	}
 	/* dense when the key is near the number of entries (never lets a
 	 * single huge index allocate a huge array) */
-	if (key < p->dense_cap || (key < p->lim.max_memo && key <= 2 * p->memo_len + 1024)) {
+	size_t dc = p->dense_cap ? p->dense_cap : 1024;
+	while (dc <= key)
+		dc *= 2;
+	/* the dense array is bounded by a share of the decoded-size budget */
+	int dense_ok = dc <= p->lim.max_decoded / 4 / sizeof(mlsec_pval *);
+	if (key < p->dense_cap ||
+	    (dense_ok && key < p->lim.max_memo && key <= 2 * p->memo_len + 1024)) {
 		if (key >= p->dense_cap) {
-			size_t nc = p->dense_cap ? p->dense_cap * 2 : 1024;
-			while (nc <= key)
-				nc *= 2;
-			mlsec_pval **nd = mlsec_reallocarray(p->dense, nc, sizeof(*nd));
+			mlsec_pval **nd = mlsec_reallocarray(p->dense, dc, sizeof(*nd));
 			if (!nd)
 				FAIL(MLSEC_ERR_NOMEM, "out of memory growing the memo");
-			memset(nd + p->dense_cap, 0, (nc - p->dense_cap) * sizeof(*nd));
+			memset(nd + p->dense_cap, 0, (dc - p->dense_cap) * sizeof(*nd));
 			p->dense = nd;
-			p->dense_cap = nc;
+			p->dense_cap = dc;
 		}
 		if (!p->dense[key] && !memo_find(p, (uint32_t)key)) {
 			if (p->memo_len >= p->lim.max_memo)
@@ -453,6 +542,7 @@ static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_er
 		p->dense[key] = v;
 		return MLSEC_OK;
 	}
+sparse:;
 	memo_slot *s = memo_find(p, (uint32_t)key);
 	if (s) {
 		s->val = v; /* overwrite: same as CPython */
@@ -460,7 +550,7 @@ static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_er
 	}
 	if (p->memo_len >= p->lim.max_memo)
 		FAIL(MLSEC_ERR_LIMIT, "memo exceeds %zu entries", p->lim.max_memo);
-	if ((p->memo_len + 1) * 2 > p->memo_cap) {
+	if ((p->sparse_n + 1) * 2 > p->memo_cap) {
 		size_t nc = p->memo_cap ? p->memo_cap * 2 : 64;
 		memo_slot *nm = mlsec_calloc(nc, sizeof(*nm));
 		if (!nm)
@@ -481,6 +571,7 @@ static mlsec_err memo_put(mlsec_pickle *p, uint64_t key, mlsec_pval *v, mlsec_er
 	while (p->memo[h].used)
 		h = (h + 1) & (p->memo_cap - 1);
 	p->memo[h] = (memo_slot){(uint32_t)key, 1, v};
+	p->sparse_n++;
 	p->memo_len++;
 	return MLSEC_OK;
 }
@@ -606,15 +697,34 @@ static mlsec_pval *decode_string(mlsec_pickle *p, const uint8_t *s, size_t n)
 		if (c == '\\' && i + 1 < n) {
 			uint8_t e = s[++i];
 			switch (e) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case 'r': c = '\r'; break;
-			case 'a': c = 7; break;
-			case 'b': c = 8; break;
-			case 'f': c = 12; break;
-			case 'v': c = 11; break;
-			case '\\': case '\'': case '"': c = e; break;
-			case '\n': continue;
+			case 'n':
+				c = '\n';
+				break;
+			case 't':
+				c = '\t';
+				break;
+			case 'r':
+				c = '\r';
+				break;
+			case 'a':
+				c = 7;
+				break;
+			case 'b':
+				c = 8;
+				break;
+			case 'f':
+				c = 12;
+				break;
+			case 'v':
+				c = 11;
+				break;
+			case '\\':
+			case '\'':
+			case '"':
+				c = e;
+				break;
+			case '\n':
+				continue;
 			case 'x':
 				if (i + 2 < n + 0 && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
 					c = (uint32_t)(hexv(s[i + 1]) * 16 + hexv(s[i + 2]));
@@ -626,7 +736,9 @@ static mlsec_pval *decode_string(mlsec_pickle *p, const uint8_t *s, size_t n)
 			default:
 				if (e >= '0' && e <= '7') {
 					c = e - '0';
-					for (int d = 0; d < 2 && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '7'; d++)
+					for (int d = 0; d < 2 && i + 1 < n && s[i + 1] >= '0' &&
+					                s[i + 1] <= '7';
+					     d++)
 						c = c * 8 + (s[++i] - '0');
 					c &= 0xff;
 				} else {
@@ -676,7 +788,7 @@ static mlsec_pval *decode_raw_unicode(mlsec_pickle *p, const uint8_t *s, size_t 
 /* ---- globals -------------------------------------------------------- */
 
 static mlsec_err record_global(mlsec_pickle *p, const char *m, const char *n, int opcode,
-			       long long off, int recovered, mlsec_error *err)
+                               long long off, int recovered, mlsec_error *err)
 {
 	if (p->nglobals >= MLSEC_PICKLE_MAX_GLOBALS) {
 		p->truncated = 1;
@@ -695,7 +807,7 @@ static mlsec_err record_global(mlsec_pickle *p, const char *m, const char *n, in
 }
 
 static mlsec_pval *global_val(mlsec_pickle *p, const uint8_t *m, size_t mn, const uint8_t *n,
-			      size_t nn)
+                              size_t nn)
 {
 	mlsec_pval *v = val_new(p, MLSEC_PV_GLOBAL);
 	if (!v)
@@ -729,12 +841,12 @@ static int plain_container(const mlsec_pval *obj)
 {
 	const mlsec_pval *c = obj->kind == MLSEC_PV_CALL ? obj->u.call.callable : NULL;
 	return c && c->kind == MLSEC_PV_GLOBAL && !strcmp(c->u.global.module, "collections") &&
-	       (!strcmp(c->u.global.name, "OrderedDict") || !strcmp(c->u.global.name, "defaultdict") ||
-		!strcmp(c->u.global.name, "deque"));
+	       (!strcmp(c->u.global.name, "OrderedDict") ||
+	        !strcmp(c->u.global.name, "defaultdict") || !strcmp(c->u.global.name, "deque"));
 }
 
 static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pval **items,
-			    size_t n, mlsec_error *err);
+                            size_t n, mlsec_error *err);
 
 #define CHECK(expr)                                                                                \
 	do {                                                                                       \
@@ -746,7 +858,7 @@ static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pv
 #define OOM() FAIL(MLSEC_ERR_NOMEM, "out of memory or decoded-size limit")
 
 static mlsec_err call_val(mlsec_pickle *p, mlsec_pcall_kind how, mlsec_pval *callable,
-			  mlsec_pval *args, mlsec_pval *kwargs, mlsec_error *err)
+                          mlsec_pval *args, mlsec_pval *kwargs, mlsec_error *err)
 {
 	mlsec_pval *v = val_new(p, MLSEC_PV_CALL);
 	if (!v)
@@ -770,9 +882,10 @@ static mlsec_err seq_add(mlsec_pickle *p, mlsec_pval *s, mlsec_pval *item, mlsec
 }
 
 static mlsec_err object_add(mlsec_pickle *p, mlsec_pval *obj, int dict, mlsec_pval **items,
-			    size_t n, mlsec_error *err)
+                            size_t n, mlsec_error *err)
 {
-	if (!plain_container(obj) && add_note(p, MLSEC_PNOTE_SETITEM_ON_OBJECT, p->op_off, obj) < 0)
+	if (obj != p->unknown && !plain_container(obj) &&
+	    add_note(p, MLSEC_PNOTE_SETITEM_ON_OBJECT, p->op_off, obj) < 0)
 		OOM();
 	mlsec_pval *c = object_items(p, obj, dict);
 	if (obj->kind == MLSEC_PV_CALL && !c && !p->light)
@@ -817,7 +930,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 	case '(': /* MARK */
 		if (p->nmarks == p->mcap) {
 			if (p->nmarks >= p->lim.max_marks)
-				FAIL(MLSEC_ERR_LIMIT, "more than %zu nested MARKs", p->lim.max_marks);
+				FAIL(MLSEC_ERR_LIMIT, "more than %zu nested MARKs",
+				     p->lim.max_marks);
 			size_t nc = p->mcap ? p->mcap * 2 : 32;
 			if (nc > p->lim.max_marks)
 				nc = p->lim.max_marks;
@@ -964,8 +1078,9 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 	case 'C':    /* SHORT_BINBYTES */
 	case 0x8e:   /* BINBYTES8 */
 	case 0x96: { /* BYTEARRAY8 */
-		int w8 = (op == 'U' || op == 0x8c || op == 'C') ? 1
-			 : (op == 0x8d || op == 0x8e || op == 0x96) ? 8 : 4;
+		int w8 = (op == 'U' || op == 0x8c || op == 'C')     ? 1
+		         : (op == 0x8d || op == 0x8e || op == 0x96) ? 8
+		                                                    : 4;
 		TAKE(a, (size_t)w8);
 		uint64_t l = le(a, w8);
 		if (op == 'T' && (int32_t)(uint32_t)l < 0)
@@ -974,7 +1089,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			FAIL(MLSEC_ERR_PARSE, "pickle data was truncated");
 		TAKE(a, (size_t)l);
 		mlsec_pval_kind k = (op == 'B' || op == 'C' || op == 0x8e) ? MLSEC_PV_BYTES
-				    : op == 0x96 ? MLSEC_PV_BYTEARRAY : MLSEC_PV_STR;
+		                    : op == 0x96                           ? MLSEC_PV_BYTEARRAY
+		                                                           : MLSEC_PV_STR;
 		PUSH(str_val(p, k, a, (size_t)l));
 		return MLSEC_OK;
 	}
@@ -1006,7 +1122,7 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 	case 0x8f:
 		PUSH(opaque(p, MLSEC_PV_SET));
 		return MLSEC_OK;
-	case 'l': /* LIST */
+	case 'l':  /* LIST */
 	case 0x91: /* FROZENSET */
 		CHECK(pop_mark(p, &start, err));
 		v = seq_from(p, op == 'l' ? MLSEC_PV_LIST : MLSEC_PV_FROZENSET, start, p->sp);
@@ -1070,8 +1186,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		}
 		p->sp = start;
 		return MLSEC_OK;
-	case 'g': /* GET */
-	case 'h': /* BINGET */
+	case 'g':   /* GET */
+	case 'h':   /* BINGET */
 	case 'j': { /* LONG_BINGET */
 		uint64_t key;
 		if (op == 'g') {
@@ -1084,14 +1200,22 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			key = le(a, op == 'h' ? 1 : 4);
 		}
 		mlsec_pval *m = memo_get(p, key);
+		if (!m && p->memo_dropped && key >= MLSEC_PICKLE_SCAN_MEMO) {
+			if (!p->unknown && !(p->unknown = val_new(p, MLSEC_PV_NONE)))
+				OOM();
+			if (!p->untracked_noted++ &&
+			    add_note(p, MLSEC_PNOTE_MEMO_UNTRACKED, p->op_off, NULL) < 0)
+				OOM();
+			m = p->unknown;
+		}
 		if (!m)
 			FAIL(MLSEC_ERR_PARSE, "memo value not found at index %llu",
 			     (unsigned long long)key);
 		PUSH(m);
 		return MLSEC_OK;
 	}
-	case 'p': /* PUT */
-	case 'q': /* BINPUT */
+	case 'p':   /* PUT */
+	case 'q':   /* BINPUT */
 	case 'r': { /* LONG_BINPUT */
 		uint64_t key;
 		if (op == 'p') {
@@ -1120,7 +1244,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		CHECK(line(p, &s, &n, err));
 		if (!(v = global_val(p, m, mn, s, n)))
 			OOM();
-		CHECK(record_global(p, v->u.global.module, v->u.global.name, op, p->op_off, 0, err));
+		CHECK(record_global(p, v->u.global.module, v->u.global.name, op, p->op_off, 0,
+		                    err));
 		PUSH(v);
 		return MLSEC_OK;
 	}
@@ -1151,7 +1276,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 			x->u.global.module = v->u.str.s;
 			x->u.global.name = w->u.str.s;
 		}
-		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0, err));
+		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0,
+		                    err));
 		PUSH(x);
 		return MLSEC_OK;
 	case 'i': { /* INST */
@@ -1161,7 +1287,8 @@ static mlsec_err step(mlsec_pickle *p, int *stop, mlsec_error *err)
 		CHECK(line(p, &s, &n, err));
 		if (!(x = global_val(p, m, mn, s, n)))
 			OOM();
-		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0, err));
+		CHECK(record_global(p, x->u.global.module, x->u.global.name, op, p->op_off, 0,
+		                    err));
 		CHECK(pop_mark(p, &start, err));
 		v = seq_from(p, MLSEC_PV_TUPLE, start, p->sp);
 		if (!v)
@@ -1254,19 +1381,85 @@ static int op_fixed(uint8_t op, int *lenw)
 {
 	*lenw = 0;
 	switch (op) {
-	case 0x80: case 'K': case 'h': case 'q': case 0x82: return 1;
-	case 'M': case 0x83: return 2;
-	case 'J': case 'j': case 'r': case 0x84: return 4;
-	case 'G': case 0x95: return 8;
-	case 'T': case 'X': case 'B': case 0x8b: *lenw = 4; return 0;
-	case 'U': case 'C': case 0x8c: case 0x8a: *lenw = 1; return 0;
-	case 0x8d: case 0x8e: case 0x96: *lenw = 8; return 0;
-	case 'I': case 'L': case 'F': case 'S': case 'V': case 'g': case 'p': case 'P': return -1;
-	case 'c': case 'i': return -2;
-	case '(': case '.': case '0': case '1': case '2': case 'N': case 0x88: case 0x89: case ')':
-	case 't': case 0x85: case 0x86: case 0x87: case ']': case '}': case 0x8f: case 'l':
-	case 0x91: case 'd': case 'a': case 'e': case 0x90: case 's': case 'u': case 0x94:
-	case 0x93: case 'o': case 0x81: case 0x92: case 'R': case 'b': case 'Q': case 0x97:
+	case 0x80:
+	case 'K':
+	case 'h':
+	case 'q':
+	case 0x82:
+		return 1;
+	case 'M':
+	case 0x83:
+		return 2;
+	case 'J':
+	case 'j':
+	case 'r':
+	case 0x84:
+		return 4;
+	case 'G':
+	case 0x95:
+		return 8;
+	case 'T':
+	case 'X':
+	case 'B':
+	case 0x8b:
+		*lenw = 4;
+		return 0;
+	case 'U':
+	case 'C':
+	case 0x8c:
+	case 0x8a:
+		*lenw = 1;
+		return 0;
+	case 0x8d:
+	case 0x8e:
+	case 0x96:
+		*lenw = 8;
+		return 0;
+	case 'I':
+	case 'L':
+	case 'F':
+	case 'S':
+	case 'V':
+	case 'g':
+	case 'p':
+	case 'P':
+		return -1;
+	case 'c':
+	case 'i':
+		return -2;
+	case '(':
+	case '.':
+	case '0':
+	case '1':
+	case '2':
+	case 'N':
+	case 0x88:
+	case 0x89:
+	case ')':
+	case 't':
+	case 0x85:
+	case 0x86:
+	case 0x87:
+	case ']':
+	case '}':
+	case 0x8f:
+	case 'l':
+	case 0x91:
+	case 'd':
+	case 'a':
+	case 'e':
+	case 0x90:
+	case 's':
+	case 'u':
+	case 0x94:
+	case 0x93:
+	case 'o':
+	case 0x81:
+	case 0x92:
+	case 'R':
+	case 'b':
+	case 'Q':
+	case 0x97:
 	case 0x98:
 		return 0;
 	default:
@@ -1289,13 +1482,36 @@ static int ident(const uint8_t *s, size_t n)
  * Linear scan for globals from buf[0..len), offsets reported relative to
  * base. Keeps the last two string operands so STACK_GLOBAL can be named.
  */
+/*
+ * input_mapped: drops the whole pages of the mapped input between the last
+ * release and `upto` (exclusive), once MLSEC_PICKLE_RELEASE_STEP bytes have
+ * been passed. Only file-backed read-only mappings are flagged, for which
+ * MADV_DONTNEED only unmaps: the bytes read back unchanged.
+ */
+static void release_input(mlsec_pickle *p, const uint8_t *upto)
+{
+	if (!p->lim.input_mapped || !p->released || upto < p->released ||
+	    (size_t)(upto - p->released) < MLSEC_PICKLE_RELEASE_STEP)
+		return;
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t page = pg > 0 ? (uintptr_t)pg : 4096;
+	uintptr_t a = ((uintptr_t)p->released + page - 1) & ~(page - 1);
+	uintptr_t b = (uintptr_t)upto & ~(page - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+	p->released = upto;
+}
+
 static mlsec_err scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, long long base,
-			     mlsec_error *err)
+                             mlsec_error *err)
 {
 	char last[2][RECOVER_STR_MAX + 1] = {"", ""};
 	int have = 0;
 	size_t i = 0;
+	if (!p->released || p->released > buf)
+		p->released = buf;
 	while (i < len) {
+		release_input(p, buf + i);
 		uint8_t op = buf[i];
 		int lenw;
 		int fx = op_fixed(op, &lenw);
@@ -1370,6 +1586,185 @@ static mlsec_err scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, lo
 	return MLSEC_OK;
 }
 
+/* ---- scan-only collection -------------------------------------------- */
+
+/*
+ * A scan-only VM turns most values into shared placeholders, so almost
+ * every value it builds (a string pushed, then dropped into a placeholder
+ * dict) is garbage soon after. Without collection the arena would still
+ * grow with the pickle. Every so often the values still reachable (stack,
+ * kept memo entries, notes, global records, placeholders) are copied into
+ * a fresh arena and the old one is freed: memory then follows what is
+ * live, not what was read. Runs between opcodes only, when no C local
+ * holds a value; full (non-scan-only) VMs never collect, their tree is
+ * the result.
+ */
+#define GC_MIN (8u * 1024 * 1024) /* arena bytes before the first collection */
+
+/* GC_MIN, or less under a small decoded budget (the fuzzer's), so that
+ * collection is exercised by inputs of a few KiB too */
+static size_t gc_min(const mlsec_pickle *p)
+{
+	size_t m = p->lim.max_decoded / 64;
+	return m < GC_MIN ? m : GC_MIN;
+}
+#define GC_FWD UINT32_MAX /* mark of a value already copied */
+
+typedef struct gc_ctx {
+	mlsec_pickle *p;
+	mlsec_pval **todo; /* copies whose children still point to the old arena */
+	size_t n, cap;
+	int failed;
+} gc_ctx;
+
+static const char *gc_str(gc_ctx *g, const char *s, size_t n)
+{
+	mlsec_pickle *p = g->p;
+	/* a string borrowed from the input stays where it is */
+	if (!s || ((const uint8_t *)s >= p->buf && (const uint8_t *)s < p->buf + p->len))
+		return s;
+	char *c = str_copy(p, s, n);
+	if (!c)
+		g->failed = 1;
+	return c ? c : s;
+}
+
+static mlsec_pval *gc_fwd(gc_ctx *g, mlsec_pval *v)
+{
+	if (!v)
+		return NULL;
+	if (v->mark == GC_FWD)
+		return (mlsec_pval *)(intptr_t)v->offset;
+	size_t sz = val_size(v->kind);
+	mlsec_pval *c = arena_alloc(g->p, sz);
+	if (!c) {
+		g->failed = 1;
+		return v;
+	}
+	memcpy(c, v, sz);
+	c->mark = 0;
+	v->mark = GC_FWD;
+	v->offset = (long long)(intptr_t)c;
+	if (g->n == g->cap) {
+		size_t nc = g->cap ? g->cap * 2 : 1024;
+		mlsec_pval **t = mlsec_reallocarray(g->todo, nc, sizeof(*t));
+		if (!t) {
+			g->failed = 1;
+			return c;
+		}
+		g->todo = t;
+		g->cap = nc;
+	}
+	g->todo[g->n++] = c;
+	return c;
+}
+
+static void gc_children(gc_ctx *g, mlsec_pval *c)
+{
+	switch (c->kind) {
+	case MLSEC_PV_BIGINT:
+	case MLSEC_PV_STR:
+	case MLSEC_PV_BYTES:
+	case MLSEC_PV_BYTEARRAY:
+		c->u.str.s = gc_str(g, c->u.str.s, c->u.str.len);
+		break;
+	case MLSEC_PV_TUPLE:
+	case MLSEC_PV_LIST:
+	case MLSEC_PV_DICT:
+	case MLSEC_PV_SET:
+	case MLSEC_PV_FROZENSET:
+		if (c->u.seq.n) {
+			mlsec_pval **it = arena_alloc(g->p, c->u.seq.n * sizeof(*it));
+			if (!it) {
+				g->failed = 1;
+				break;
+			}
+			for (size_t i = 0; i < c->u.seq.n; i++)
+				it[i] = gc_fwd(g, c->u.seq.items[i]);
+			c->u.seq.items = it;
+			c->u.seq.cap = c->u.seq.n;
+		}
+		break;
+	case MLSEC_PV_GLOBAL:
+		c->u.global.module = gc_str(g, c->u.global.module, strlen(c->u.global.module));
+		c->u.global.name = gc_str(g, c->u.global.name, strlen(c->u.global.name));
+		break;
+	case MLSEC_PV_CALL:
+		c->u.call.callable = gc_fwd(g, c->u.call.callable);
+		c->u.call.args = gc_fwd(g, c->u.call.args);
+		c->u.call.kwargs = gc_fwd(g, c->u.call.kwargs);
+		c->u.call.state = gc_fwd(g, c->u.call.state);
+		c->u.call.dictitems = gc_fwd(g, c->u.call.dictitems);
+		c->u.call.listitems = gc_fwd(g, c->u.call.listitems);
+		break;
+	case MLSEC_PV_PERSID:
+		c->u.persid.pid = gc_fwd(g, c->u.persid.pid);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * Copies the live values into a new arena. Returns -1 when memory ran out
+ * part-way: both arenas are then kept (some values lead to the new one)
+ * and the run must stop with MLSEC_ERR_NOMEM, since copied values in the
+ * old arena had their offset replaced by a forwarding pointer.
+ */
+static int gc_collect(mlsec_pickle *p)
+{
+	arena_block *old = p->blocks;
+	size_t old_decoded = p->decoded;
+	p->blocks = NULL;
+	p->decoded = 0;
+	gc_ctx g = {p, NULL, 0, 0, 0};
+	/* roots are forwarded in place: a failure part-way cannot be undone,
+	 * so it is detected before anything is freed and then reported as an
+	 * allocation failure by the next arena use (decoded stays charged) */
+	for (size_t i = 0; i < p->sp; i++)
+		p->stack[i] = gc_fwd(&g, p->stack[i]);
+	for (size_t i = 0; i < p->dense_cap; i++)
+		p->dense[i] = gc_fwd(&g, p->dense[i]);
+	for (size_t i = 0; i < p->memo_cap; i++)
+		if (p->memo[i].used)
+			p->memo[i].val = gc_fwd(&g, p->memo[i].val);
+	for (size_t i = 0; i < p->nnotes; i++)
+		p->notes[i].value = gc_fwd(&g, (mlsec_pval *)(uintptr_t)p->notes[i].value);
+	for (int k = 0; k < MLSEC_PV__COUNT; k++)
+		p->single[k] = gc_fwd(&g, p->single[k]);
+	p->unknown = gc_fwd(&g, p->unknown);
+	while (g.n && !g.failed)
+		gc_children(&g, g.todo[--g.n]);
+	for (size_t i = 0; i < p->nglobals && !g.failed; i++) {
+		p->globals[i].module =
+		        gc_str(&g, p->globals[i].module, strlen(p->globals[i].module));
+		p->globals[i].name = gc_str(&g, p->globals[i].name, strlen(p->globals[i].name));
+	}
+	mlsec_free(g.todo);
+	if (g.failed) {
+		arena_block *b = p->blocks;
+		while (b && b->next)
+			b = b->next;
+		if (b)
+			b->next = old;
+		else
+			p->blocks = old;
+		p->decoded += old_decoded;
+		p->gc_at = SIZE_MAX;
+		return -1;
+	}
+	for (arena_block *b = old, *n; b; b = n) {
+		n = b->next;
+		mlsec_free(b);
+	}
+	p->gcs++;
+	/* collect again once as much garbage as half the live data (at least
+	 * GC_MIN) has accumulated: amortised copying, peak ~2.5x live */
+	size_t next = p->decoded / 2 > gc_min(p) ? p->decoded / 2 : gc_min(p);
+	p->gc_at = p->decoded + next;
+	return 0;
+}
+
 mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlsec_error *err)
 {
 	if (p->ran)
@@ -1378,19 +1773,30 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
 	p->buf = buf;
 	p->len = len;
 	p->pos = 0;
+	p->released = buf;
+	p->gc_at = gc_min(p);
 	int stop = 0;
 	mlsec_err rc = MLSEC_OK;
 	while (!stop) {
 		if (p->ops >= p->lim.max_ops) {
 			rc = mlsec_error_set(err, MLSEC_ERR_LIMIT, "more than %zu pickle opcodes",
-					     p->lim.max_ops);
+			                     p->lim.max_ops);
 			break;
 		}
 		p->ops++;
+		if (!(p->ops & 1023)) {
+			release_input(p, p->buf + p->pos);
+			if (p->light && p->decoded >= p->gc_at && gc_collect(p) < 0) {
+				p->op_off = (long long)p->pos;
+				rc = mlsec_error_set(err, MLSEC_ERR_NOMEM,
+				                     "out of memory collecting pickle values");
+				break;
+			}
+		}
 		if (p->pos >= p->len) {
 			p->op_off = (long long)p->pos;
 			rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-					     "pickle data was truncated (no STOP)");
+			                     "pickle data was truncated (no STOP)");
 			break;
 		}
 		rc = step(p, &stop, err);
@@ -1415,8 +1821,8 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
 	return rc;
 }
 
-mlsec_err mlsec_pickle_scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len,
-				   long long base, mlsec_error *err)
+mlsec_err mlsec_pickle_scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, long long base,
+                                   mlsec_error *err)
 {
 	return scan_linear(p, buf, len, base, err);
 }

@@ -39,7 +39,7 @@ static int json_u64(const json_t *v, uint64_t *out)
 }
 
 mlsec_err mlsec_safetensors_read(const mlsec_src *src, mlsec_tensor_list *out, json_t **metadata,
-				 mlsec_error *err)
+                                 mlsec_error *err)
 {
 	if (metadata)
 		*metadata = NULL;
@@ -52,12 +52,12 @@ mlsec_err mlsec_safetensors_read(const mlsec_src *src, mlsec_tensor_list *out, j
 		hl = hl << 8 | lb[i];
 	if (hl > MLSEC_ST_MAX_HEADER)
 		return mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL, 0, 0, 0,
-					  "header length %llu exceeds %u bytes",
-					  (unsigned long long)hl, MLSEC_ST_MAX_HEADER);
+		                          "header length %llu exceeds %u bytes",
+		                          (unsigned long long)hl, MLSEC_ST_MAX_HEADER);
 	if (hl > src->size - 8)
 		return mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL, 0, 0, 0,
-					  "header length %llu exceeds the file",
-					  (unsigned long long)hl);
+		                          "header length %llu exceeds the file",
+		                          (unsigned long long)hl);
 	char *h = mlsec_malloc((size_t)hl + 1);
 	if (!h)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -72,7 +72,7 @@ mlsec_err mlsec_safetensors_read(const mlsec_src *src, mlsec_tensor_list *out, j
 	mlsec_free(h);
 	if (!root)
 		return mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL, 0, 0, 8 + je.position,
-					  "header JSON: %s", je.text);
+		                          "header JSON: %s", je.text);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "header is not a JSON object");
@@ -92,13 +92,14 @@ mlsec_err mlsec_safetensors_read(const mlsec_src *src, mlsec_tensor_list *out, j
 			const char *mk;
 			json_t *mv;
 			if (!json_is_object(v)) {
-				rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "__metadata__ is not an object");
+				rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
+				                     "__metadata__ is not an object");
 				break;
 			}
 			json_object_foreach(v, mk, mv) if (!json_is_string(mv))
 			{
 				rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-						     "__metadata__ value '%s' is not a string", mk);
+				                     "__metadata__ value '%s' is not a string", mk);
 				break;
 			}
 			if (rc != MLSEC_OK)
@@ -114,17 +115,20 @@ mlsec_err mlsec_safetensors_read(const mlsec_src *src, mlsec_tensor_list *out, j
 		t.pickle_offset = -1;
 		if (!json_is_object(v) || !json_is_string(dt) || !json_is_array(sh) ||
 		    !json_is_array(of) || json_array_size(of) != 2) {
-			rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s': malformed entry", key);
+			rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s': malformed entry",
+			                     key);
 			break;
 		}
 		t.dtype = mlsec_dtype_from_st(json_string_value(dt));
 		if (t.dtype == MLSEC_DT_UNKNOWN) {
-			rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s': unknown dtype '%s'", key,
-					     json_string_value(dt));
+			rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                     "tensor '%s': unknown dtype '%s'", key,
+			                     json_string_value(dt));
 			break;
 		}
 		if (json_array_size(sh) > MLSEC_TENSOR_MAX_DIMS) {
-			rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s': too many dimensions", key);
+			rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                     "tensor '%s': too many dimensions", key);
 			break;
 		}
 		uint64_t numel = 1, d, b, e;
@@ -145,11 +149,14 @@ mlsec_err mlsec_safetensors_read(const mlsec_src *src, mlsec_tensor_list *out, j
 			st *= t.shape[i] ? t.shape[i] : 1;
 		}
 		uint64_t es = mlsec_dtype_size(t.dtype);
-		if (bad || json_u64(json_array_get(of, 0), &b) < 0 || json_u64(json_array_get(of, 1), &e) < 0 ||
-		    b > e || e > dsize || numel > UINT64_MAX / es || e - b != numel * es) {
-			rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-					     "tensor '%s': data_offsets do not match dtype and shape "
-					     "or leave the data area", key);
+		if (bad || json_u64(json_array_get(of, 0), &b) < 0 ||
+		    json_u64(json_array_get(of, 1), &e) < 0 || b > e || e > dsize ||
+		    numel > UINT64_MAX / es || e - b != numel * es) {
+			rc = mlsec_error_set(
+			        err, MLSEC_ERR_PARSE,
+			        "tensor '%s': data_offsets do not match dtype and shape "
+			        "or leave the data area",
+			        key);
 			break;
 		}
 		t.numel = numel;
@@ -171,19 +178,20 @@ mlsec_err mlsec_safetensors_read(const mlsec_src *src, mlsec_tensor_list *out, j
 		uint64_t end = 0;
 		for (size_t i = 0; i < k && rc == MLSEC_OK; i++) {
 			if (sp[i].b < end)
-				rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s' overlaps another",
-						     out->t[sp[i].idx].name);
+				rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
+				                     "tensor '%s' overlaps another",
+				                     out->t[sp[i].idx].name);
 			else if (sp[i].b > end)
 				rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-						     "%llu unreferenced bytes before tensor '%s'",
-						     (unsigned long long)(sp[i].b - end),
-						     out->t[sp[i].idx].name);
+				                     "%llu unreferenced bytes before tensor '%s'",
+				                     (unsigned long long)(sp[i].b - end),
+				                     out->t[sp[i].idx].name);
 			end = sp[i].e > end ? sp[i].e : end;
 		}
 		if (rc == MLSEC_OK && end != dsize)
 			rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-					     "%llu bytes after the last tensor are not referenced",
-					     (unsigned long long)(dsize - end));
+			                     "%llu bytes after the last tensor are not referenced",
+			                     (unsigned long long)(dsize - end));
 	}
 	mlsec_free(sp);
 	if (rc != MLSEC_OK && metadata && *metadata) {
@@ -195,7 +203,7 @@ mlsec_err mlsec_safetensors_read(const mlsec_src *src, mlsec_tensor_list *out, j
 }
 
 mlsec_err mlsec_safetensors_header(const mlsec_tensor_list *l, const json_t *metadata,
-				   uint8_t **out, size_t *len, mlsec_error *err)
+                                   uint8_t **out, size_t *len, mlsec_error *err)
 {
 	*out = NULL;
 	json_t *root = json_object();
@@ -210,15 +218,15 @@ mlsec_err mlsec_safetensors_header(const mlsec_tensor_list *l, const json_t *met
 		if (!st) {
 			json_decref(root);
 			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-					       "tensor '%s': dtype %s has no safetensors name", t->name,
-					       mlsec_dtype_name(t->dtype));
+			                       "tensor '%s': dtype %s has no safetensors name",
+			                       t->name, mlsec_dtype_name(t->dtype));
 		}
 		json_t *shape = json_array();
 		for (int d = 0; shape && d < t->ndim; d++)
 			json_array_append_new(shape, json_integer(t->shape[d]));
 		uint64_t bytes = t->numel * mlsec_dtype_size(t->dtype);
 		json_t *e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", st, "shape", shape,
-				      "data_offsets", (json_int_t)off, (json_int_t)(off + bytes));
+		                      "data_offsets", (json_int_t)off, (json_int_t)(off + bytes));
 		if (!e || json_object_set_new(root, t->name, e) < 0)
 			goto oom;
 		off += bytes;

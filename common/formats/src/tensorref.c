@@ -11,22 +11,22 @@ static const struct {
 	size_t size;
 	int is_float;
 } dt[MLSEC_DT__COUNT] = {
-	[MLSEC_DT_UNKNOWN] = {"unknown", NULL, NULL, NULL, 0, 0},
-	[MLSEC_DT_F32] = {"float32", "F32", "FloatStorage", "<f4", 4, 1},
-	[MLSEC_DT_F64] = {"float64", "F64", "DoubleStorage", "<f8", 8, 1},
-	[MLSEC_DT_F16] = {"float16", "F16", "HalfStorage", "<f2", 2, 1},
-	[MLSEC_DT_BF16] = {"bfloat16", "BF16", "BFloat16Storage", NULL, 2, 1},
-	[MLSEC_DT_I64] = {"int64", "I64", "LongStorage", "<i8", 8, 0},
-	[MLSEC_DT_I32] = {"int32", "I32", "IntStorage", "<i4", 4, 0},
-	[MLSEC_DT_I16] = {"int16", "I16", "ShortStorage", "<i2", 2, 0},
-	[MLSEC_DT_I8] = {"int8", "I8", "CharStorage", "|i1", 1, 0},
-	[MLSEC_DT_U8] = {"uint8", "U8", "ByteStorage", "|u1", 1, 0},
-	[MLSEC_DT_BOOL] = {"bool", "BOOL", "BoolStorage", "|b1", 1, 0},
-	[MLSEC_DT_C64] = {"complex64", "C64", "ComplexFloatStorage", "<c8", 8, 0},
-	[MLSEC_DT_C128] = {"complex128", "C128", "ComplexDoubleStorage", "<c16", 16, 0},
-	[MLSEC_DT_U16] = {"uint16", "U16", NULL, "<u2", 2, 0},
-	[MLSEC_DT_U32] = {"uint32", "U32", NULL, "<u4", 4, 0},
-	[MLSEC_DT_U64] = {"uint64", "U64", NULL, "<u8", 8, 0},
+        [MLSEC_DT_UNKNOWN] = {"unknown", NULL, NULL, NULL, 0, 0},
+        [MLSEC_DT_F32] = {"float32", "F32", "FloatStorage", "<f4", 4, 1},
+        [MLSEC_DT_F64] = {"float64", "F64", "DoubleStorage", "<f8", 8, 1},
+        [MLSEC_DT_F16] = {"float16", "F16", "HalfStorage", "<f2", 2, 1},
+        [MLSEC_DT_BF16] = {"bfloat16", "BF16", "BFloat16Storage", NULL, 2, 1},
+        [MLSEC_DT_I64] = {"int64", "I64", "LongStorage", "<i8", 8, 0},
+        [MLSEC_DT_I32] = {"int32", "I32", "IntStorage", "<i4", 4, 0},
+        [MLSEC_DT_I16] = {"int16", "I16", "ShortStorage", "<i2", 2, 0},
+        [MLSEC_DT_I8] = {"int8", "I8", "CharStorage", "|i1", 1, 0},
+        [MLSEC_DT_U8] = {"uint8", "U8", "ByteStorage", "|u1", 1, 0},
+        [MLSEC_DT_BOOL] = {"bool", "BOOL", "BoolStorage", "|b1", 1, 0},
+        [MLSEC_DT_C64] = {"complex64", "C64", "ComplexFloatStorage", "<c8", 8, 0},
+        [MLSEC_DT_C128] = {"complex128", "C128", "ComplexDoubleStorage", "<c16", 16, 0},
+        [MLSEC_DT_U16] = {"uint16", "U16", NULL, "<u2", 2, 0},
+        [MLSEC_DT_U32] = {"uint32", "U32", NULL, "<u4", 4, 0},
+        [MLSEC_DT_U64] = {"uint64", "U64", NULL, "<u8", 8, 0},
 };
 
 size_t mlsec_dtype_size(mlsec_dtype d)
@@ -135,8 +135,8 @@ mlsec_err mlsec_tensor_ref_check_bounds(const mlsec_tensor_ref *t, mlsec_error *
 	if (numel != t->numel)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "element count mismatch");
 	if (numel && last >= t->storage_numel)
-		return mlsec_error_set(err, MLSEC_ERR_PARSE,
-				       "view reaches element %llu of a %llu-element storage",
-				       (unsigned long long)last, (unsigned long long)t->storage_numel);
+		return mlsec_error_set(
+		        err, MLSEC_ERR_PARSE, "view reaches element %llu of a %llu-element storage",
+		        (unsigned long long)last, (unsigned long long)t->storage_numel);
 	return MLSEC_OK;
 }

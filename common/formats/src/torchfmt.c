@@ -12,8 +12,9 @@
 /* Keys under which training checkpoints keep the model's state dict, in
  * the order we prefer them. */
 static const char *const wrappers[] = {
-	"state_dict", "model_state_dict", "model", "module", "ema", "ema_state_dict",
-	"model_ema", "state_dict_ema", "net", "network", "params", "weights", "generator",
+        "state_dict",     "model_state_dict", "model",          "module", "ema",
+        "ema_state_dict", "model_ema",        "state_dict_ema", "net",    "network",
+        "params",         "weights",          "generator",
 };
 
 const mlsec_pval *mlsec_pval_dict_get(const mlsec_pval *d, const char *key)
@@ -129,21 +130,22 @@ static int is_reconstruct(const mlsec_pval *c)
 /* numpy.dtype('f4', False, True) with BUILD state (3, '<', ...). */
 static mlsec_dtype numpy_dtype(const mlsec_pval *d)
 {
-	if (!d || d->kind != MLSEC_PV_CALL || (!is_global(d->u.call.callable, "numpy", "dtype") &&
-					       !is_global(d->u.call.callable, "numpy.core.multiarray", "dtype")))
+	if (!d || d->kind != MLSEC_PV_CALL ||
+	    (!is_global(d->u.call.callable, "numpy", "dtype") &&
+	     !is_global(d->u.call.callable, "numpy.core.multiarray", "dtype")))
 		return MLSEC_DT_UNKNOWN;
 	const mlsec_pval *code = targ(d, 0), *st = d->u.call.state;
 	if (!code || code->kind != MLSEC_PV_STR || code->u.str.len > 4)
 		return MLSEC_DT_UNKNOWN;
 	char order = '|';
-	if (st && st->kind == MLSEC_PV_TUPLE && st->u.seq.n > 1 && st->u.seq.items[1]->kind == MLSEC_PV_STR &&
-	    st->u.seq.items[1]->u.str.len == 1)
+	if (st && st->kind == MLSEC_PV_TUPLE && st->u.seq.n > 1 &&
+	    st->u.seq.items[1]->kind == MLSEC_PV_STR && st->u.seq.items[1]->u.str.len == 1)
 		order = st->u.seq.items[1]->u.str.s[0];
 	if (order == '>')
 		return MLSEC_DT_UNKNOWN; /* big-endian: not analysed */
 	char descr[8];
-	snprintf(descr, sizeof descr, "%c%s", code->u.str.s[0] == 'b' || code->u.str.s[1] == '1' ? '|' : '<',
-		 code->u.str.s);
+	snprintf(descr, sizeof descr, "%c%s",
+	         code->u.str.s[0] == 'b' || code->u.str.s[1] == '1' ? '|' : '<', code->u.str.s);
 	return mlsec_dtype_from_npy(descr);
 }
 
@@ -235,7 +237,7 @@ typedef struct walker {
 static void walk(walker *w, const mlsec_pval *v, const char *name, int depth);
 
 static void walk_child(walker *w, const mlsec_pval *v, const char *prefix, const char *key,
-		       int depth)
+                       int depth)
 {
 	char nm[NAME_MAX_LEN];
 	if (*prefix)
@@ -250,7 +252,7 @@ static void walk_dict(walker *w, const mlsec_pval *d, const char *name, int dept
 	char kb[32];
 	for (size_t i = 0; i + 1 < d->u.seq.n && w->rc == MLSEC_OK; i += 2)
 		walk_child(w, d->u.seq.items[i + 1], name,
-			   mlsec_torch_key_name(d->u.seq.items[i], kb, sizeof kb), depth);
+		           mlsec_torch_key_name(d->u.seq.items[i], kb, sizeof kb), depth);
 }
 
 static void walk(walker *w, const mlsec_pval *cv, const char *name, int depth)
@@ -338,7 +340,7 @@ static int has_tensor_prefix(const mlsec_tensor_list *l, size_t from, const char
 }
 
 mlsec_err mlsec_torch_collect(mlsec_pickle *vm, const mlsec_pval *root, mlsec_tensor_list *out,
-			      mlsec_error *err)
+                              mlsec_error *err)
 {
 	size_t from = out->n;
 	walker w = {out, mlsec_pickle_epoch(vm), MLSEC_OK};
@@ -347,7 +349,8 @@ mlsec_err mlsec_torch_collect(mlsec_pickle *vm, const mlsec_pval *root, mlsec_te
 		return mlsec_error_set(err, w.rc, "collecting tensors: %s", mlsec_strerror(w.rc));
 	/* strip the training-checkpoint wrapper from the model's tensor names */
 	for (size_t k = 0; k < sizeof wrappers / sizeof wrappers[0]; k++) {
-		if (!mlsec_pval_dict_get(root, wrappers[k]) || !has_tensor_prefix(out, from, wrappers[k]))
+		if (!mlsec_pval_dict_get(root, wrappers[k]) ||
+		    !has_tensor_prefix(out, from, wrappers[k]))
 			continue;
 		size_t pl = strlen(wrappers[k]) + 1;
 		for (size_t i = from; i < out->n; i++) {

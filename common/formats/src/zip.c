@@ -154,8 +154,7 @@ static void mark_dups_and_overlaps(mlsec_zip *z)
 	mlsec_free(idx);
 }
 
-static mlsec_err check_local(mlsec_zip *z, mlsec_zip_entry *e, uint64_t cd_start,
-			     mlsec_error *err)
+static mlsec_err check_local(mlsec_zip *z, mlsec_zip_entry *e, uint64_t cd_start, mlsec_error *err)
 {
 	uint8_t h[LFH_SIZE];
 	if (e->local_offset > cd_start || cd_start - e->local_offset < LFH_SIZE ||
@@ -179,7 +178,8 @@ static mlsec_err check_local(mlsec_zip *z, mlsec_zip_entry *e, uint64_t cd_start
 		char *ln = mlsec_malloc(nlen);
 		if (!ln)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
-		if (mlsec_src_read(z->src, e->local_offset + LFH_SIZE, ln, nlen, NULL) != MLSEC_OK ||
+		if (mlsec_src_read(z->src, e->local_offset + LFH_SIZE, ln, nlen, NULL) !=
+		            MLSEC_OK ||
 		    memcmp(ln, e->name, nlen))
 			e->problems |= MLSEC_ZIP_P_LOCAL_MISMATCH;
 		mlsec_free(ln);
@@ -244,21 +244,24 @@ mlsec_err mlsec_zip_open(const mlsec_src *src, mlsec_zip **out, mlsec_error *err
 		}
 	}
 	if (z64)
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "zip64 archive without a valid zip64 record");
+		return mlsec_error_set(err, MLSEC_ERR_PARSE,
+		                       "zip64 archive without a valid zip64 record");
 	if (nent > MLSEC_ZIP_MAX_ENTRIES)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "%llu zip entries (limit %u)",
-				       (unsigned long long)nent, MLSEC_ZIP_MAX_ENTRIES);
+		                       (unsigned long long)nent, MLSEC_ZIP_MAX_ENTRIES);
 	if (cdsize > MLSEC_ZIP_MAX_CD)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "central directory of %llu bytes",
-				       (unsigned long long)cdsize);
+		                       (unsigned long long)cdsize);
 	if (cdsize > cd_end)
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "central directory larger than the file");
+		return mlsec_error_set(err, MLSEC_ERR_PARSE,
+		                       "central directory larger than the file");
 	/* Data prepended to the archive shifts every offset (self-extractors,
 	 * polyglots): the directory really starts cdsize bytes before its end. */
 	uint64_t real_cd = cd_end - cdsize;
 	uint64_t prefix = real_cd > cdoff ? real_cd - cdoff : 0;
 	if (real_cd < cdoff)
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "central directory offset past its end");
+		return mlsec_error_set(err, MLSEC_ERR_PARSE,
+		                       "central directory offset past its end");
 
 	uint8_t *cd = mlsec_malloc(cdsize ? (size_t)cdsize : 1);
 	mlsec_zip *z = mlsec_calloc(1, sizeof(*z));
@@ -279,17 +282,17 @@ mlsec_err mlsec_zip_open(const mlsec_src *src, mlsec_zip **out, mlsec_error *err
 	size_t p = 0;
 	for (uint64_t k = 0; rc == MLSEC_OK && k < nent; k++) {
 		if (cdsize - p < CDH_SIZE || rd32(cd + p) != 0x02014b50) {
-			rc = mlsec_error_set_at(err, MLSEC_ERR_PARSE, NULL, 0, 0,
-						(long long)(real_cd + p),
-						"central directory entry %llu is corrupt",
-						(unsigned long long)k);
+			rc = mlsec_error_set_at(
+			        err, MLSEC_ERR_PARSE, NULL, 0, 0, (long long)(real_cd + p),
+			        "central directory entry %llu is corrupt", (unsigned long long)k);
 			break;
 		}
 		const uint8_t *h = cd + p;
 		size_t nlen = rd16(h + 28), xlen = rd16(h + 30), cmlen = rd16(h + 32);
 		if (cdsize - p - CDH_SIZE < nlen + xlen + cmlen) {
-			rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "central directory entry %llu overruns",
-					     (unsigned long long)k);
+			rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                     "central directory entry %llu overruns",
+			                     (unsigned long long)k);
 			break;
 		}
 		mlsec_zip_entry *e = &z->e[z->n];
@@ -370,7 +373,7 @@ typedef struct crc_ctx {
 
 /* Pieces small enough to stay in L2 between the CRC and the sink, so the
  * data crosses the memory bus once. */
-#define CRC_PIECE (256u * 1024)
+#define CRC_PIECE MLSEC_ZIP_CRC_PIECE
 
 static int crc_sink(void *c, const uint8_t *d, size_t n, uint64_t pos)
 {
@@ -425,8 +428,8 @@ static int inflate_sink(void *c, const uint8_t *d, size_t n, uint64_t pos)
 	return 0;
 }
 
-mlsec_err mlsec_zip_member_stream(mlsec_zip *z, size_t i, mlsec_sink sink, void *ctx,
-				  int *crc_ok, mlsec_error *err)
+mlsec_err mlsec_zip_member_stream(mlsec_zip *z, size_t i, mlsec_sink sink, void *ctx, int *crc_ok,
+                                  mlsec_error *err)
 {
 	int dummy;
 	if (!crc_ok)
@@ -436,11 +439,11 @@ mlsec_err mlsec_zip_member_stream(mlsec_zip *z, size_t i, mlsec_sink sink, void 
 	if (!e)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no zip entry %zu", i);
 	if (!e->data_offset)
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "zip entry '%s' has no valid local header",
-				       e->name);
+		return mlsec_error_set(err, MLSEC_ERR_PARSE,
+		                       "zip entry '%s' has no valid local header", e->name);
 	if (e->problems & MLSEC_ZIP_P_ENCRYPTED)
 		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED, "zip entry '%s' is encrypted",
-				       e->name);
+		                       e->name);
 	crc_ctx cc = {sink, ctx, 0, 0};
 	mlsec_err rc;
 	if (e->method == 0) {
@@ -459,7 +462,8 @@ mlsec_err mlsec_zip_member_stream(mlsec_zip *z, size_t i, mlsec_sink sink, void 
 			mlsec_free(ic.buf);
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		}
-		rc = mlsec_src_stream(z->src, e->data_offset, e->csize, inflate_sink, &ic, NULL, err);
+		rc = mlsec_src_stream(z->src, e->data_offset, e->csize, inflate_sink, &ic, NULL,
+		                      err);
 		inflateEnd(&ic.zs);
 		mlsec_free(ic.buf);
 		if (rc != MLSEC_OK)
@@ -467,16 +471,16 @@ mlsec_err mlsec_zip_member_stream(mlsec_zip *z, size_t i, mlsec_sink sink, void 
 		if (ic.over) {
 			e->problems |= MLSEC_ZIP_P_SIZE;
 			return mlsec_error_set(err, MLSEC_ERR_LIMIT,
-					       "zip entry '%s' inflates past its declared size",
-					       e->name);
+			                       "zip entry '%s' inflates past its declared size",
+			                       e->name);
 		}
 		if (ic.bad || (!cc.stopped && (!ic.done || ic.produced != e->usize)))
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "zip entry '%s': corrupt deflate data",
-					       e->name);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                       "zip entry '%s': corrupt deflate data", e->name);
 	} else {
 		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-				       "zip entry '%s' uses compression method %u", e->name,
-				       e->method);
+		                       "zip entry '%s' uses compression method %u", e->name,
+		                       e->method);
 	}
 	if (cc.stopped)
 		return MLSEC_OK;
@@ -519,8 +523,8 @@ static int read_sink(void *c, const uint8_t *d, size_t n, uint64_t pos)
 	return 0;
 }
 
-mlsec_err mlsec_zip_member_read(mlsec_zip *z, size_t i, size_t max, uint8_t **out,
-				size_t *len, int *crc_ok, mlsec_error *err)
+mlsec_err mlsec_zip_member_read(mlsec_zip *z, size_t i, size_t max, uint8_t **out, size_t *len,
+                                int *crc_ok, mlsec_error *err)
 {
 	*out = NULL;
 	*len = 0;
@@ -528,13 +532,14 @@ mlsec_err mlsec_zip_member_read(mlsec_zip *z, size_t i, size_t max, uint8_t **ou
 	if (!e)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no zip entry %zu", i);
 	if (e->usize > max || (e->method == 0 && e->csize > max))
-		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "zip entry '%s' is %llu bytes (limit %zu)",
-				       e->name, (unsigned long long)e->usize, max);
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+		                       "zip entry '%s' is %llu bytes (limit %zu)", e->name,
+		                       (unsigned long long)e->usize, max);
 	read_ctx rc = {NULL, 0, 0, max, 0, 0};
 	mlsec_err r = mlsec_zip_member_stream(z, i, read_sink, &rc, crc_ok, err);
 	if (r == MLSEC_OK && (rc.over || rc.oom))
 		r = mlsec_error_set(err, rc.oom ? MLSEC_ERR_NOMEM : MLSEC_ERR_LIMIT,
-				    "zip entry '%s' too large to read", e->name);
+		                    "zip entry '%s' too large to read", e->name);
 	if (r != MLSEC_OK) {
 		mlsec_free(rc.buf);
 		return r;

@@ -19,7 +19,9 @@ static const mlsec_config_option std_kafka[] = {
 
 static const mlsec_config_option std_redis[] = {
 	{"redis-url", MLSEC_CONFIG_STRING, "redis://127.0.0.1:6379/0", 0, 0, NULL, "MLSEC_REDIS_URL",
-	 MLSEC_CONFIG_SECRET, "Redis URL redis://[:password@]host[:port][/db]"},
+	 MLSEC_CONFIG_SECRET, "Redis URL redis://[[user][:password]@]host[:port][/db]"},
+	{"redis-password-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_REDIS_PASSWORD_FILE", 0,
+	 "file holding the Redis AUTH password (trailing newline trimmed; replaces the URL's)"},
 	{"redis-timeout-ms", MLSEC_CONFIG_INT, "2000", 1, 600000, NULL, "MLSEC_REDIS_TIMEOUT_MS", 0,
 	 "Redis connect and command timeout in milliseconds"},
 };

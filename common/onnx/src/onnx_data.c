@@ -25,51 +25,71 @@
 size_t mlsec_onnx_dtype_size(int32_t dt)
 {
 	switch (dt) {
-	case DT(FLOAT): case DT(INT32): case DT(UINT32): return 4;
-	case DT(UINT8): case DT(INT8): case DT(BOOL): return 1;
-	case DT(FLOAT8E4M3FN): case DT(FLOAT8E4M3FNUZ): case DT(FLOAT8E5M2):
-	case DT(FLOAT8E5M2FNUZ): return 1;
-	case DT(UINT16): case DT(INT16): case DT(FLOAT16): case DT(BFLOAT16): return 2;
-	case DT(INT64): case DT(UINT64): case DT(DOUBLE): case DT(COMPLEX64): return 8;
-	case DT(COMPLEX128): return 16;
-	default: return 0;
+	case DT(FLOAT):
+	case DT(INT32):
+	case DT(UINT32):
+		return 4;
+	case DT(UINT8):
+	case DT(INT8):
+	case DT(BOOL):
+		return 1;
+	case DT(FLOAT8E4M3FN):
+	case DT(FLOAT8E4M3FNUZ):
+	case DT(FLOAT8E5M2):
+	case DT(FLOAT8E5M2FNUZ):
+		return 1;
+	case DT(UINT16):
+	case DT(INT16):
+	case DT(FLOAT16):
+	case DT(BFLOAT16):
+		return 2;
+	case DT(INT64):
+	case DT(UINT64):
+	case DT(DOUBLE):
+	case DT(COMPLEX64):
+		return 8;
+	case DT(COMPLEX128):
+		return 16;
+	default:
+		return 0;
 	}
 }
 
 const char *mlsec_onnx_dtype_name(int32_t dt)
 {
 	static const char *const names[] = {
-		"UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64",
-		"STRING", "BOOL", "FLOAT16", "DOUBLE", "UINT32", "UINT64", "COMPLEX64",
-		"COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
-		"FLOAT8E5M2FNUZ", "UINT4", "INT4", "FLOAT4E2M1"};
+	        "UNDEFINED",      "FLOAT",    "UINT8",        "INT8",           "UINT16",
+	        "INT16",          "INT32",    "INT64",        "STRING",         "BOOL",
+	        "FLOAT16",        "DOUBLE",   "UINT32",       "UINT64",         "COMPLEX64",
+	        "COMPLEX128",     "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
+	        "FLOAT8E5M2FNUZ", "UINT4",    "INT4",         "FLOAT4E2M1"};
 	if (dt < 0 || (size_t)dt >= sizeof names / sizeof names[0])
 		return "?";
 	return names[dt];
 }
 
-mlsec_err mlsec_onnx_tensor_numel(const Onnx__TensorProto *t, uint64_t max_elems,
-				  uint64_t *numel, mlsec_error *err)
+mlsec_err mlsec_onnx_tensor_numel(const Onnx__TensorProto *t, uint64_t max_elems, uint64_t *numel,
+                                  mlsec_error *err)
 {
 	if (t->n_dims > MLSEC_ONNX_MAX_RANK)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "rank %zu over %d", t->n_dims,
-				       MLSEC_ONNX_MAX_RANK);
+		                       MLSEC_ONNX_MAX_RANK);
 	uint64_t n = 1;
 	for (size_t i = 0; i < t->n_dims; i++) {
 		int64_t d = t->dims[i];
 		if (d < 0)
 			return mlsec_error_set(err, MLSEC_ERR_PARSE, "negative dim %lld",
-					       (long long)d);
+			                       (long long)d);
 		if (d != 0 && n > max_elems / (uint64_t)d)
 			return mlsec_error_set(err, MLSEC_ERR_LIMIT,
-					       "dims product over %llu elements",
-					       (unsigned long long)max_elems);
+			                       "dims product over %llu elements",
+			                       (unsigned long long)max_elems);
 		n *= (uint64_t)d;
 	}
 	/* The loop bounded n only while no dim was 0; recheck the total. */
 	if (n > max_elems)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "dims product over %llu elements",
-				       (unsigned long long)max_elems);
+		                       (unsigned long long)max_elems);
 	*numel = n;
 	return MLSEC_OK;
 }
@@ -77,7 +97,7 @@ mlsec_err mlsec_onnx_tensor_numel(const Onnx__TensorProto *t, uint64_t max_elems
 int mlsec_onnx_tensor_is_external(const Onnx__TensorProto *t)
 {
 	return (t->has_data_location &&
-		t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
+	        t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
 	       t->n_external_data > 0;
 }
 
@@ -118,8 +138,8 @@ static int location_ok(const char *loc)
 }
 
 mlsec_err mlsec_onnx__external_locate(const mlsec_onnx_model *m, const Onnx__TensorProto *t,
-				      char **path, uint64_t *offset, uint64_t *length,
-				      mlsec_error *err)
+                                      char **path, uint64_t *offset, uint64_t *length,
+                                      mlsec_error *err)
 {
 	*path = NULL;
 	const char *loc = NULL;
@@ -133,23 +153,23 @@ mlsec_err mlsec_onnx__external_locate(const mlsec_onnx_model *m, const Onnx__Ten
 		} else if (strcmp(k, "offset") == 0) {
 			if (parse_u64(e->value, &off))
 				return mlsec_error_set(err, MLSEC_ERR_PARSE,
-						       "external data: bad offset");
+				                       "external data: bad offset");
 		} else if (strcmp(k, "length") == 0) {
 			if (parse_u64(e->value, &len))
 				return mlsec_error_set(err, MLSEC_ERR_PARSE,
-						       "external data: bad length");
+				                       "external data: bad length");
 			have_len = 1;
 		}
 	}
 	if (!m->dir)
 		return mlsec_error_set(err, MLSEC_ERR_PERMISSION,
-				       "external data not allowed for in-memory models");
+		                       "external data not allowed for in-memory models");
 	if (!loc)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "external data without location");
 	if (!location_ok(loc))
-		return mlsec_error_set(err, MLSEC_ERR_PERMISSION,
-				       "external data location '%.200s' escapes the model directory",
-				       loc);
+		return mlsec_error_set(
+		        err, MLSEC_ERR_PERMISSION,
+		        "external data location '%.200s' escapes the model directory", loc);
 	char *joined = mlsec_sprintf("%s/%s", m->dir, loc);
 	if (!joined)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -158,24 +178,25 @@ mlsec_err mlsec_onnx__external_locate(const mlsec_onnx_model *m, const Onnx__Ten
 	mlsec_free(joined);
 	if (rc) {
 		if (rc == MLSEC_ERR_PERMISSION)
-			mlsec_error_set(err, rc,
-					"external data location '%.200s' resolves outside the model "
-					"directory",
-					loc);
+			mlsec_error_set(
+			        err, rc,
+			        "external data location '%.200s' resolves outside the model "
+			        "directory",
+			        loc);
 		return rc;
 	}
 	struct stat st;
 	if (stat(resolved, &st) != 0 || !S_ISREG(st.st_mode)) {
 		mlsec_free(resolved);
 		return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND,
-				       "external data '%.200s' is not a regular file", loc);
+		                       "external data '%.200s' is not a regular file", loc);
 	}
 	uint64_t size = (uint64_t)st.st_size;
 	if (off > size || (have_len && len > size - off)) {
 		mlsec_free(resolved);
 		return mlsec_error_set(err, MLSEC_ERR_PARSE,
-				       "external data '%.200s': range beyond the file's %llu bytes",
-				       loc, (unsigned long long)size);
+		                       "external data '%.200s': range beyond the file's %llu bytes",
+		                       loc, (unsigned long long)size);
 	}
 	*path = resolved;
 	*offset = off;
@@ -211,33 +232,65 @@ static double elem_from_bytes(const uint8_t *p, int32_t dt)
 		uint64_t u64;
 	} u;
 	switch (dt) {
-	case DT(FLOAT): memcpy(&u.f, p, 4); return u.f;
-	case DT(DOUBLE): memcpy(&u.d, p, 8); return u.d;
-	case DT(INT8): return (int8_t)p[0];
-	case DT(UINT8): return p[0];
-	case DT(BOOL): return p[0] != 0;
-	case DT(INT16): memcpy(&u.i16, p, 2); return u.i16;
-	case DT(UINT16): memcpy(&u.u16, p, 2); return u.u16;
-	case DT(FLOAT16): memcpy(&u.u16, p, 2); return half_to_float(u.u16);
+	case DT(FLOAT):
+		memcpy(&u.f, p, 4);
+		return u.f;
+	case DT(DOUBLE):
+		memcpy(&u.d, p, 8);
+		return u.d;
+	case DT(INT8):
+		return (int8_t)p[0];
+	case DT(UINT8):
+		return p[0];
+	case DT(BOOL):
+		return p[0] != 0;
+	case DT(INT16):
+		memcpy(&u.i16, p, 2);
+		return u.i16;
+	case DT(UINT16):
+		memcpy(&u.u16, p, 2);
+		return u.u16;
+	case DT(FLOAT16):
+		memcpy(&u.u16, p, 2);
+		return half_to_float(u.u16);
 	case DT(BFLOAT16): {
 		memcpy(&u.u16, p, 2);
 		u.u32 = (uint32_t)u.u16 << 16;
 		return u.f;
 	}
-	case DT(INT32): memcpy(&u.i32, p, 4); return u.i32;
-	case DT(UINT32): memcpy(&u.u32, p, 4); return u.u32;
-	case DT(INT64): memcpy(&u.i64, p, 8); return (double)u.i64;
-	case DT(UINT64): memcpy(&u.u64, p, 8); return (double)u.u64;
-	default: return 0;
+	case DT(INT32):
+		memcpy(&u.i32, p, 4);
+		return u.i32;
+	case DT(UINT32):
+		memcpy(&u.u32, p, 4);
+		return u.u32;
+	case DT(INT64):
+		memcpy(&u.i64, p, 8);
+		return (double)u.i64;
+	case DT(UINT64):
+		memcpy(&u.u64, p, 8);
+		return (double)u.u64;
+	default:
+		return 0;
 	}
 }
 
 static int numeric_type(int32_t dt)
 {
 	switch (dt) {
-	case DT(FLOAT): case DT(DOUBLE): case DT(INT8): case DT(UINT8): case DT(BOOL):
-	case DT(INT16): case DT(UINT16): case DT(FLOAT16): case DT(BFLOAT16):
-	case DT(INT32): case DT(UINT32): case DT(INT64): case DT(UINT64):
+	case DT(FLOAT):
+	case DT(DOUBLE):
+	case DT(INT8):
+	case DT(UINT8):
+	case DT(BOOL):
+	case DT(INT16):
+	case DT(UINT16):
+	case DT(FLOAT16):
+	case DT(BFLOAT16):
+	case DT(INT32):
+	case DT(UINT32):
+	case DT(INT64):
+	case DT(UINT64):
 		return 1;
 	default:
 		return 0;
@@ -248,11 +301,17 @@ static int numeric_type(int32_t dt)
 static double typed_elem(const Onnx__TensorProto *t, int32_t dt, size_t i)
 {
 	switch (dt) {
-	case DT(FLOAT): return t->float_data[i];
-	case DT(DOUBLE): return t->double_data[i];
-	case DT(INT64): return (double)t->int64_data[i];
-	case DT(UINT32): case DT(UINT64): return (double)t->uint64_data[i];
-	case DT(FLOAT16): return half_to_float((uint16_t)t->int32_data[i]);
+	case DT(FLOAT):
+		return t->float_data[i];
+	case DT(DOUBLE):
+		return t->double_data[i];
+	case DT(INT64):
+		return (double)t->int64_data[i];
+	case DT(UINT32):
+	case DT(UINT64):
+		return (double)t->uint64_data[i];
+	case DT(FLOAT16):
+		return half_to_float((uint16_t)t->int32_data[i]);
 	case DT(BFLOAT16): {
 		union {
 			uint32_t u;
@@ -260,7 +319,8 @@ static double typed_elem(const Onnx__TensorProto *t, int32_t dt, size_t i)
 		} u = {.u = (uint32_t)(t->int32_data[i] & 0xffff) << 16};
 		return u.f;
 	}
-	default: return t->int32_data[i];
+	default:
+		return t->int32_data[i];
 	}
 }
 
@@ -268,18 +328,25 @@ static double typed_elem(const Onnx__TensorProto *t, int32_t dt, size_t i)
 static int64_t typed_elem_i64(const Onnx__TensorProto *t, int32_t dt, size_t i)
 {
 	switch (dt) {
-	case DT(INT64): return t->int64_data[i];
-	case DT(UINT32): case DT(UINT64): return (int64_t)t->uint64_data[i];
-	case DT(FLOAT): case DT(DOUBLE): case DT(FLOAT16): case DT(BFLOAT16):
+	case DT(INT64):
+		return t->int64_data[i];
+	case DT(UINT32):
+	case DT(UINT64):
+		return (int64_t)t->uint64_data[i];
+	case DT(FLOAT):
+	case DT(DOUBLE):
+	case DT(FLOAT16):
+	case DT(BFLOAT16):
 		return (int64_t)typed_elem(t, dt, i);
-	default: return t->int32_data[i];
+	default:
+		return t->int32_data[i];
 	}
 }
 
 /* Reads the payload (raw or external) into a fresh buffer, or points at
  * raw_data directly; *owned tells the caller to free it. */
 static mlsec_err payload_bytes(const mlsec_onnx_model *m, const Onnx__TensorProto *t, size_t want,
-			       const uint8_t **bytes, uint8_t **owned, mlsec_error *err)
+                               const uint8_t **bytes, uint8_t **owned, mlsec_error *err)
 {
 	*owned = NULL;
 	*bytes = NULL;
@@ -287,8 +354,8 @@ static mlsec_err payload_bytes(const mlsec_onnx_model *m, const Onnx__TensorProt
 		if (t->has_raw_data && (t->raw_data.len > 0 || want == 0)) {
 			if (t->raw_data.len != want)
 				return mlsec_error_set(err, MLSEC_ERR_PARSE,
-						       "tensor '%s': raw_data size mismatch",
-						       t->name ? t->name : "");
+				                       "tensor '%s': raw_data size mismatch",
+				                       t->name ? t->name : "");
 			*bytes = t->raw_data.data;
 		}
 		return MLSEC_OK;
@@ -303,7 +370,7 @@ static mlsec_err payload_bytes(const mlsec_onnx_model *m, const Onnx__TensorProt
 	if (len != want) {
 		mlsec_free(path);
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s': external size mismatch",
-				       t->name ? t->name : "");
+		                       t->name ? t->name : "");
 	}
 	uint8_t *buf = mlsec_malloc(want ? want : 1);
 	int fd = buf ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
@@ -335,20 +402,21 @@ static mlsec_err payload_bytes(const mlsec_onnx_model *m, const Onnx__TensorProt
 }
 
 static mlsec_err read_common(const mlsec_onnx_model *m, const Onnx__TensorProto *t, float *fdst,
-			     int64_t *idst, size_t n, mlsec_error *err)
+                             int64_t *idst, size_t n, mlsec_error *err)
 {
 	const char *name = t->name ? t->name : "";
 	int32_t dt = t->has_data_type ? t->data_type : 0;
 	if (!numeric_type(dt))
 		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED, "tensor '%s': data type %s",
-				       name, mlsec_onnx_dtype_name(dt));
+		                       name, mlsec_onnx_dtype_name(dt));
 	uint64_t numel;
 	mlsec_err rc = mlsec_onnx_tensor_numel(t, (uint64_t)1 << 40, &numel, err);
 	if (rc)
 		return rc;
 	if (numel != n)
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s': %llu elements, %zu wanted",
-				       name, (unsigned long long)numel, n);
+		return mlsec_error_set(err, MLSEC_ERR_PARSE,
+		                       "tensor '%s': %llu elements, %zu wanted", name,
+		                       (unsigned long long)numel, n);
 	size_t es = mlsec_onnx_dtype_size(dt);
 	const uint8_t *bytes;
 	uint8_t *owned;
@@ -375,15 +443,26 @@ static mlsec_err read_common(const mlsec_onnx_model *m, const Onnx__TensorProto 
 	unsigned per = 1;
 	size_t have;
 	switch (dt) {
-	case DT(FLOAT): have = t->n_float_data; break;
-	case DT(DOUBLE): have = t->n_double_data; break;
-	case DT(INT64): have = t->n_int64_data; break;
-	case DT(UINT32): case DT(UINT64): have = t->n_uint64_data; break;
-	default: have = t->n_int32_data; break;
+	case DT(FLOAT):
+		have = t->n_float_data;
+		break;
+	case DT(DOUBLE):
+		have = t->n_double_data;
+		break;
+	case DT(INT64):
+		have = t->n_int64_data;
+		break;
+	case DT(UINT32):
+	case DT(UINT64):
+		have = t->n_uint64_data;
+		break;
+	default:
+		have = t->n_int32_data;
+		break;
 	}
 	if (have != n * per)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor '%s': %zu values, %zu wanted",
-				       name, have, n);
+		                       name, have, n);
 	for (size_t i = 0; i < n; i++) {
 		if (fdst)
 			fdst[i] = (float)typed_elem(t, dt, i);
@@ -394,13 +473,13 @@ static mlsec_err read_common(const mlsec_onnx_model *m, const Onnx__TensorProto 
 }
 
 mlsec_err mlsec_onnx_tensor_read_float(const mlsec_onnx_model *m, const Onnx__TensorProto *t,
-				       float *dst, size_t n, mlsec_error *err)
+                                       float *dst, size_t n, mlsec_error *err)
 {
 	return read_common(m, t, dst, NULL, n, err);
 }
 
 mlsec_err mlsec_onnx_tensor_read_int64(const mlsec_onnx_model *m, const Onnx__TensorProto *t,
-				       int64_t *dst, size_t n, mlsec_error *err)
+                                       int64_t *dst, size_t n, mlsec_error *err)
 {
 	return read_common(m, t, NULL, dst, n, err);
 }
@@ -434,7 +513,7 @@ float mlsec_onnx_attr_float(const Onnx__NodeProto *n, const char *name, float de
 }
 
 const char *mlsec_onnx_attr_string(const Onnx__NodeProto *n, const char *name, const char *def,
-				   size_t *len)
+                                   size_t *len)
 {
 	const Onnx__AttributeProto *a = mlsec_onnx_node_attr(n, name);
 	if (!a || !a->has_s || (a->has_type && a->type != AT(STRING))) {
@@ -472,8 +551,7 @@ static int walk_tensor(walker *w, const Onnx__TensorProto *t, size_t depth, cons
 	return (t && w->v->tensor) ? w->v->tensor(t, depth, where, w->ctx) : 0;
 }
 
-static int walk_sparse(walker *w, const Onnx__SparseTensorProto *s, size_t depth,
-		       const char *where)
+static int walk_sparse(walker *w, const Onnx__SparseTensorProto *s, size_t depth, const char *where)
 {
 	if (!s)
 		return 0;
@@ -490,7 +568,8 @@ static int walk_node(walker *w, const Onnx__NodeProto *n, size_t depth, const ch
 	for (size_t i = 0; i < n->n_attribute; i++) {
 		const Onnx__AttributeProto *a = n->attribute[i];
 		snprintf(sub, sizeof sub, "%.700s/attr[%.200s]", where, a->name ? a->name : "");
-		if ((r = walk_tensor(w, a->t, depth, sub)) || (r = walk_sparse(w, a->sparse_tensor, depth, sub)))
+		if ((r = walk_tensor(w, a->t, depth, sub)) ||
+		    (r = walk_sparse(w, a->sparse_tensor, depth, sub)))
 			return r;
 		for (size_t k = 0; k < a->n_tensors; k++)
 			if ((r = walk_tensor(w, a->tensors[k], depth, sub)))
@@ -527,15 +606,16 @@ static int walk_graph(walker *w, const Onnx__GraphProto *g, size_t depth, const 
 	}
 	for (size_t i = 0; i < g->n_node; i++) {
 		const Onnx__NodeProto *n = g->node[i];
-		snprintf(sub, sizeof sub, "%.700s/node[%zu:%.200s]", where, i, n->name ? n->name : "");
+		snprintf(sub, sizeof sub, "%.700s/node[%zu:%.200s]", where, i,
+		         n->name ? n->name : "");
 		if ((r = walk_node(w, n, depth, sub)))
 			return r;
 	}
 	return 0;
 }
 
-int mlsec_onnx_model_walk(const Onnx__ModelProto *mp, const mlsec_onnx_visitor *v,
-			  size_t max_depth, void *ctx)
+int mlsec_onnx_model_walk(const Onnx__ModelProto *mp, const mlsec_onnx_visitor *v, size_t max_depth,
+                          void *ctx)
 {
 	walker w = {v, max_depth, ctx};
 	int r;

@@ -13,7 +13,7 @@ struct mlsec_onnx_model {
 /* Resolves an external-data location of t inside m->dir; fills the file
  * path (fresh string), offset and length. Shared by validation and reads. */
 mlsec_err mlsec_onnx__external_locate(const mlsec_onnx_model *m, const Onnx__TensorProto *t,
-				      char **path, uint64_t *offset, uint64_t *length,
-				      mlsec_error *err);
+                                      char **path, uint64_t *offset, uint64_t *length,
+                                      mlsec_error *err);
 
 #endif

@@ -57,23 +57,24 @@ static int read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
 #define SCAN_ALLOC_OVERHEAD 32
 
 static mlsec_err scan_message(scan_ctx *c, const uint8_t *p, size_t len,
-			      const ProtobufCMessageDescriptor *d, size_t depth)
+                              const ProtobufCMessageDescriptor *d, size_t depth)
 {
 	if (depth > c->lim->max_message_depth)
 		return mlsec_error_set_at(c->err, MLSEC_ERR_LIMIT, NULL, 0, 0, p - c->base,
-					  "protobuf nesting deeper than %zu",
-					  c->lim->max_message_depth);
+		                          "protobuf nesting deeper than %zu",
+		                          c->lim->max_message_depth);
 	if (++c->messages > c->lim->max_messages)
 		return mlsec_error_set_at(c->err, MLSEC_ERR_LIMIT, NULL, 0, 0, p - c->base,
-					  "more than %zu protobuf messages", c->lim->max_messages);
+		                          "more than %zu protobuf messages", c->lim->max_messages);
 	c->heap += d->sizeof_message + SCAN_ALLOC_OVERHEAD + sizeof(void *);
 	size_t pos = 0;
 	while (pos < len) {
 		size_t at = pos;
 		uint64_t tag, v;
-		if (read_varint(p, len, &pos, &tag) != 0 || (tag >> 3) == 0 || (tag >> 3) > 536870911u)
+		if (read_varint(p, len, &pos, &tag) != 0 || (tag >> 3) == 0 ||
+		    (tag >> 3) > 536870911u)
 			return mlsec_error_set_at(c->err, MLSEC_ERR_PARSE, NULL, 0, 0,
-						  p + at - c->base, "bad protobuf field tag");
+			                          p + at - c->base, "bad protobuf field tag");
 		uint32_t id = (uint32_t)(tag >> 3);
 		const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(d, id);
 		switch (tag & 7) {
@@ -99,12 +100,12 @@ static mlsec_err scan_message(scan_ctx *c, const uint8_t *p, size_t len,
 				goto truncated;
 			if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE) {
 				mlsec_err rc = scan_message(c, p + pos, (size_t)v, fd->descriptor,
-							    depth + 1);
+				                            depth + 1);
 				if (rc)
 					return rc;
 			} else if (fd && fd->label == PROTOBUF_C_LABEL_REPEATED &&
-				   fd->type != PROTOBUF_C_TYPE_STRING &&
-				   fd->type != PROTOBUF_C_TYPE_BYTES) {
+			           fd->type != PROTOBUF_C_TYPE_STRING &&
+			           fd->type != PROTOBUF_C_TYPE_BYTES) {
 				c->heap += 8 * v; /* packed scalars: at most 8 bytes each */
 			} else {
 				c->heap += v + 1 + SCAN_ALLOC_OVERHEAD + 16;
@@ -112,19 +113,19 @@ static mlsec_err scan_message(scan_ctx *c, const uint8_t *p, size_t len,
 			pos += (size_t)v;
 			break;
 		default: /* groups (3, 4) are not used by ONNX; 6, 7 do not exist */
-			return mlsec_error_set_at(c->err, MLSEC_ERR_PARSE, NULL, 0, 0,
-						  p + at - c->base, "unsupported protobuf wire type %u",
-						  (unsigned)(tag & 7));
+			return mlsec_error_set_at(
+			        c->err, MLSEC_ERR_PARSE, NULL, 0, 0, p + at - c->base,
+			        "unsupported protobuf wire type %u", (unsigned)(tag & 7));
 		}
 		if (c->heap > c->lim->max_decoded_bytes)
 			return mlsec_error_set(c->err, MLSEC_ERR_LIMIT,
-					       "decoded model would exceed %llu bytes",
-					       (unsigned long long)c->lim->max_decoded_bytes);
+			                       "decoded model would exceed %llu bytes",
+			                       (unsigned long long)c->lim->max_decoded_bytes);
 	}
 	return MLSEC_OK;
 truncated:
 	return mlsec_error_set_at(c->err, MLSEC_ERR_PARSE, NULL, 0, 0, p + pos - c->base,
-				  "truncated protobuf field");
+	                          "truncated protobuf field");
 }
 
 /* ---- protobuf-c allocator through mlsec_malloc (failure injection) ---- */
@@ -164,12 +165,12 @@ static int val_graph(const Onnx__GraphProto *g, size_t depth, const char *where,
 	c->initializers += g->n_initializer + g->n_sparse_initializer;
 	if (c->nodes > c->m->limits.max_nodes) {
 		c->rc = mlsec_error_set(c->err, MLSEC_ERR_LIMIT, "%s: more than %zu nodes", where,
-					c->m->limits.max_nodes);
+		                        c->m->limits.max_nodes);
 		return 1;
 	}
 	if (c->initializers > c->m->limits.max_initializers) {
 		c->rc = mlsec_error_set(c->err, MLSEC_ERR_LIMIT, "%s: more than %zu initializers",
-					where, c->m->limits.max_initializers);
+		                        where, c->m->limits.max_initializers);
 		return 1;
 	}
 	return 0;
@@ -221,17 +222,17 @@ static int val_tensor(const Onnx__TensorProto *t, size_t depth, const char *wher
 		if (rc)
 			goto fail_prefix;
 		if (es && len != numel * es) {
-			c->rc = mlsec_error_set(c->err, MLSEC_ERR_PARSE,
-					     "%s: tensor '%s': external length %llu, dims need %llu",
-					     where, name, (unsigned long long)len,
-					     (unsigned long long)(numel * es));
+			c->rc = mlsec_error_set(
+			        c->err, MLSEC_ERR_PARSE,
+			        "%s: tensor '%s': external length %llu, dims need %llu", where,
+			        name, (unsigned long long)len, (unsigned long long)(numel * es));
 			return 1;
 		}
 		c->external_bytes += len;
 		if (c->external_bytes > c->m->limits.max_external_bytes) {
-			c->rc = mlsec_error_set(c->err, MLSEC_ERR_LIMIT,
-						"%s: external data over %llu bytes", where,
-						(unsigned long long)c->m->limits.max_external_bytes);
+			c->rc = mlsec_error_set(
+			        c->err, MLSEC_ERR_LIMIT, "%s: external data over %llu bytes", where,
+			        (unsigned long long)c->m->limits.max_external_bytes);
 			return 1;
 		}
 		return 0;
@@ -239,16 +240,18 @@ static int val_tensor(const Onnx__TensorProto *t, size_t depth, const char *wher
 	if (t->has_raw_data && (t->raw_data.len > 0 || numel == 0)) {
 		if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__STRING) {
 			c->rc = mlsec_error_set(c->err, MLSEC_ERR_PARSE,
-						"%s: tensor '%s': STRING data in raw_data", where, name);
+			                        "%s: tensor '%s': STRING data in raw_data", where,
+			                        name);
 			return 1;
 		}
 		uint64_t want = es ? numel * es : (numel + 1) / 2; /* 4-bit types */
 		if (t->raw_data.len != want) {
 			c->rc = mlsec_error_set(c->err, MLSEC_ERR_PARSE,
-						"%s: tensor '%s': raw_data has %zu bytes, dims and "
-						"type %s need %llu",
-						where, name, t->raw_data.len, mlsec_onnx_dtype_name(dt),
-						(unsigned long long)want);
+			                        "%s: tensor '%s': raw_data has %zu bytes, dims and "
+			                        "type %s need %llu",
+			                        where, name, t->raw_data.len,
+			                        mlsec_onnx_dtype_name(dt),
+			                        (unsigned long long)want);
 			return 1;
 		}
 		return 0;
@@ -257,8 +260,8 @@ static int val_tensor(const Onnx__TensorProto *t, size_t depth, const char *wher
 	size_t have = typed_count(t, dt, &per);
 	if (have != numel * per) {
 		c->rc = mlsec_error_set(c->err, MLSEC_ERR_PARSE,
-					"%s: tensor '%s': %zu stored values, dims declare %llu", where,
-					name, have, (unsigned long long)(numel * per));
+		                        "%s: tensor '%s': %zu stored values, dims declare %llu",
+		                        where, name, have, (unsigned long long)(numel * per));
 		return 1;
 	}
 	return 0;
@@ -268,8 +271,8 @@ fail_prefix:
 		char tmp[sizeof c->err->text];
 		memcpy(tmp, c->err->text, sizeof tmp);
 		tmp[sizeof tmp - 1] = '\0';
-		snprintf(c->err->text, sizeof c->err->text, "%.200s: tensor '%.100s': %.200s", where,
-			 name, tmp);
+		snprintf(c->err->text, sizeof c->err->text, "%.200s: tensor '%.100s': %.200s",
+		         where, name, tmp);
 	}
 	return 1;
 }
@@ -281,14 +284,15 @@ static mlsec_err validate(mlsec_onnx_model *m, mlsec_error *err)
 	int r = mlsec_onnx_model_walk(m->proto, &v, m->limits.max_graph_depth, &c);
 	if (r == -1)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "subgraphs nested deeper than %zu",
-				       m->limits.max_graph_depth);
+		                       m->limits.max_graph_depth);
 	if (r)
 		return c.rc ? c.rc : MLSEC_ERR_PARSE;
 	for (size_t i = 0; i < m->proto->n_opset_import; i++) {
 		const Onnx__OperatorSetIdProto *o = m->proto->opset_import[i];
 		if (o->has_version && (o->version < 0 || o->version > 10000))
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "opset_import[%zu]: version %lld",
-					       i, (long long)o->version);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                       "opset_import[%zu]: version %lld", i,
+			                       (long long)o->version);
 	}
 	return MLSEC_OK;
 }
@@ -296,8 +300,8 @@ static mlsec_err validate(mlsec_onnx_model *m, mlsec_error *err)
 /* ---- entry points ---- */
 
 static mlsec_err parse_owned(const uint8_t *data, size_t len, char *dir,
-			     const mlsec_onnx_limits *limits, mlsec_onnx_model **out,
-			     mlsec_error *err)
+                             const mlsec_onnx_limits *limits, mlsec_onnx_model **out,
+                             mlsec_error *err)
 {
 	*out = NULL;
 	mlsec_onnx_model *m = mlsec_calloc(1, sizeof *m);
@@ -313,7 +317,7 @@ static mlsec_err parse_owned(const uint8_t *data, size_t len, char *dir,
 	mlsec_err rc;
 	if (len > m->limits.max_file_bytes) {
 		rc = mlsec_error_set(err, MLSEC_ERR_LIMIT, "model is %zu bytes, limit %zu", len,
-				     m->limits.max_file_bytes);
+		                     m->limits.max_file_bytes);
 		goto fail;
 	}
 	if (len == 0) {
@@ -333,7 +337,7 @@ static mlsec_err parse_owned(const uint8_t *data, size_t len, char *dir,
 	}
 	if (!m->proto) {
 		rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-				     "not a valid ONNX ModelProto (protobuf decoding failed)");
+		                     "not a valid ONNX ModelProto (protobuf decoding failed)");
 		goto fail;
 	}
 	rc = validate(m, err);
@@ -347,15 +351,15 @@ fail:
 }
 
 mlsec_err mlsec_onnx_model_parse(const void *data, size_t len, const char *base_dir,
-				 const mlsec_onnx_limits *limits, mlsec_onnx_model **out,
-				 mlsec_error *err)
+                                 const mlsec_onnx_limits *limits, mlsec_onnx_model **out,
+                                 mlsec_error *err)
 {
 	char *dir = NULL;
 	if (base_dir) {
 		dir = realpath(base_dir, NULL);
 		if (!dir)
 			return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND, "%s: %s", base_dir,
-					       strerror(errno));
+			                       strerror(errno));
 		/* realpath allocates with malloc; keep ownership uniform. */
 		char *d2 = mlsec_strdup(dir);
 		free(dir);
@@ -367,7 +371,7 @@ mlsec_err mlsec_onnx_model_parse(const void *data, size_t len, const char *base_
 }
 
 mlsec_err mlsec_onnx_model_load(const char *path, const mlsec_onnx_limits *limits,
-				mlsec_onnx_model **out, mlsec_error *err)
+                                mlsec_onnx_model **out, mlsec_error *err)
 {
 	*out = NULL;
 	mlsec_onnx_limits def;

@@ -47,6 +47,7 @@ typedef struct pbtxt_pos {
 typedef struct pbtxt_fcache {
 	const ProtobufCMessageDescriptor *desc;
 	const ProtobufCFieldDescriptor *fd;
+	size_t len; /* strlen(fd->name) */
 } pbtxt_fcache;
 
 struct mlsec_pbtxt {

@@ -91,8 +91,9 @@ static long read_hex(mlsec_pbtxt *p, size_t at, int n)
 	return v;
 }
 
-/* A quoted literal starting at p->pos; decodes escapes into the arena. */
-static int lex_string(mlsec_pbtxt *p)
+/* A quoted literal starting at p->pos; decodes escapes into the arena.
+ * Out of line (as lex_number) so the token loop keeps few registers live. */
+__attribute__((noinline)) static int lex_string(mlsec_pbtxt *p)
 {
 	const char *t = p->text;
 	char q = t[p->pos];
@@ -220,7 +221,7 @@ static int lex_string(mlsec_pbtxt *p)
 
 /* Numbers as protobuf's tokenizer reads them; the value is decoded here
  * so the parser only checks ranges. */
-static int lex_number(mlsec_pbtxt *p)
+__attribute__((noinline)) static int lex_number(mlsec_pbtxt *p)
 {
 	const char *t = p->text;
 	size_t start = p->pos, i = p->pos;
@@ -326,6 +327,12 @@ static const unsigned char cclass[256] = {
         ['a'] = R8(C_ALPHA), R8(C_ALPHA), R8(C_ALPHA), C_ALPHA, C_ALPHA,
         ['A'] = R8(C_ALPHA), R8(C_ALPHA), R8(C_ALPHA), C_ALPHA, C_ALPHA,
 };
+/* Bytes that continue an identifier: [A-Za-z0-9_]. */
+static const unsigned char ident_cont[256] = {
+        ['_'] = 1,         ['0'] = R10(1),
+        ['a'] = R8(1), R8(1), R8(1), 1, 1,
+        ['A'] = R8(1), R8(1), R8(1), 1, 1,
+};
 #undef R4
 #undef R8
 #undef R10
@@ -368,8 +375,7 @@ int pbtxt_lex_next(mlsec_pbtxt *p)
 	unsigned char cl = cclass[c];
 	if (cl == C_ALPHA) {
 		size_t i = pos + 1;
-		while (i < len && (cclass[(unsigned char)t[i]] == C_ALPHA ||
-		                   cclass[(unsigned char)t[i]] == C_DIGIT))
+		while (i < len && ident_cont[(unsigned char)t[i]])
 			i++;
 		k->kind = TOK_IDENT;
 		k->len = i - pos;

@@ -111,6 +111,17 @@ mlsec_err mlsec_producer_new(const mlsec_queue_conf *conf, mlsec_producer **out,
 	return MLSEC_OK;
 }
 
+mlsec_err mlsec_producer_ping(mlsec_producer *p, int timeout_ms, mlsec_error *err)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (e)
+		return mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "kafka: %s", rd_kafka_err2str(e));
+	return MLSEC_OK;
+}
+
 static long long mono_ms(void)
 {
 	struct timespec ts;

@@ -25,9 +25,70 @@ struct mlsec_worker {
 	int retry_backoff_ms;
 	int watch_shutdown;
 	int ran;
+	mlsec_queue_stats_cb stats_cb;
+	void *stats_ctx;
+	mlsec_queue_revoke_cb revoke_cb;
+	void *revoke_ctx;
 	atomic_int stop;
 	atomic_ullong received, committed, retried, commit_failures;
 };
+
+/* Served by rd_kafka_consumer_poll() on the run() thread; 0 = librdkafka
+ * frees the document. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	(void)rk;
+	mlsec_worker *w = opaque;
+	if (w && w->stats_cb)
+		w->stats_cb(json, len, w->stats_ctx);
+	return 0;
+}
+
+#define WORKER_MAX_REVOKE 1024
+
+/* Only installed with a revoke_cb: librdkafka then leaves (un)assigning
+ * to us, so the callback runs before the partitions are given up. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	mlsec_worker *w = opaque;
+	int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+	rd_kafka_error_t *xe = NULL;
+	rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		if (coop)
+			xe = rd_kafka_incremental_assign(rk, parts);
+		else
+			re = rd_kafka_assign(rk, parts);
+	} else {
+		if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && w->revoke_cb && parts->cnt > 0) {
+			mlsec_queue_partition list[64];
+			mlsec_queue_partition *p = list;
+			size_t n = parts->cnt < WORKER_MAX_REVOKE ? (size_t)parts->cnt : WORKER_MAX_REVOKE;
+			if (n > 64 && !(p = mlsec_calloc(n, sizeof *p))) {
+				p = list;
+				n = 64; /* the callback still runs; the list is cut short */
+			}
+			for (size_t i = 0; i < n; i++) {
+				p[i].topic = parts->elems[i].topic;
+				p[i].partition = parts->elems[i].partition;
+			}
+			w->revoke_cb(p, n, w->revoke_ctx);
+			if (p != list)
+				mlsec_free(p);
+		}
+		if (coop)
+			xe = rd_kafka_incremental_unassign(rk, parts);
+		else
+			re = rd_kafka_assign(rk, NULL);
+	}
+	if (xe) {
+		MLSEC_LOGW("kafka: rebalance: %s", rd_kafka_error_string(xe));
+		rd_kafka_error_destroy(xe);
+	} else if (re) {
+		MLSEC_LOGW("kafka: rebalance: %s", rd_kafka_err2str(re));
+	}
+}
 
 mlsec_err mlsec_worker_new(const mlsec_worker_conf *conf, mlsec_worker **out, mlsec_error *err)
 {
@@ -77,6 +138,28 @@ mlsec_err mlsec_worker_new(const mlsec_worker_conf *conf, mlsec_worker **out, ml
 		mlsec_free(w);
 		return err ? err->code : MLSEC_ERR_INVALID_ARG;
 	}
+	if (conf->stats_cb) {
+		char iv[16];
+		snprintf(iv, sizeof iv, "%d",
+			 conf->stats_interval_ms > 0 ? conf->stats_interval_ms : 5000);
+		char es[256];
+		if (rd_kafka_conf_set(kc, "statistics.interval.ms", iv, es, sizeof es) !=
+		    RD_KAFKA_CONF_OK) {
+			rd_kafka_conf_destroy(kc);
+			rd_kafka_topic_partition_list_destroy(w->topics);
+			mlsec_free(w);
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "kafka: %s", es);
+		}
+		w->stats_cb = conf->stats_cb;
+		w->stats_ctx = conf->stats_ctx;
+		rd_kafka_conf_set_stats_cb(kc, on_stats);
+	}
+	if (conf->revoke_cb) {
+		w->revoke_cb = conf->revoke_cb;
+		w->revoke_ctx = conf->revoke_ctx;
+		rd_kafka_conf_set_rebalance_cb(kc, on_rebalance);
+	}
+	rd_kafka_conf_set_opaque(kc, w);
 	char es[512];
 	w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, es, sizeof es);
 	if (!w->rk) {

@@ -518,6 +518,30 @@ mlsec_err mlsec_rpc_server_start(mlsec_rpc_server *s, mlsec_error *err)
 	return MLSEC_OK;
 }
 
+#define HEALTH_SERVER_THREADS 2
+
+mlsec_err mlsec_rpc_health_server_start(const char *listen, mlsec_rpc_server *state,
+                                        mlsec_rpc_server **out, mlsec_error *err)
+{
+	*out = NULL;
+	mlsec_rpc_server_opts o = {0};
+	o.listen = listen;
+	o.threads = HEALTH_SERVER_THREADS;
+	mlsec_rpc_server *s = NULL;
+	mlsec_err e = mlsec_rpc_server_new(&o, &s, err);
+	if (e != MLSEC_OK)
+		return e;
+	/* The health method, registered first by _new, answers from state. */
+	s->methods[0].ctx = state;
+	e = mlsec_rpc_server_start(s, err);
+	if (e != MLSEC_OK) {
+		mlsec_rpc_server_free(s);
+		return e;
+	}
+	*out = s;
+	return MLSEC_OK;
+}
+
 int mlsec_rpc_server_port(const mlsec_rpc_server *s)
 {
 	return s->port;

@@ -326,6 +326,31 @@ const char *mlsec_jobproto_stage_for_format(mlsec_format f)
 	}
 }
 
+size_t mlsec_jobproto_stages_for_format(mlsec_format f, const char **out, size_t max)
+{
+	const char *list[MLSEC_JOBPROTO_MAX_AUTO_STAGES];
+	size_t n = 0;
+	const char *primary = mlsec_jobproto_stage_for_format(f);
+	if (primary)
+		list[n++] = primary;
+	/* Weight/graph statistics: the formats the inspect engine reads. */
+	if (f == MLSEC_FMT_ONNX || f == MLSEC_FMT_SAFETENSORS || f == MLSEC_FMT_PYTORCH_ZIP)
+		list[n++] = "inspect";
+	for (size_t i = 0; i < n && i < max; i++)
+		out[i] = list[i];
+	return n;
+}
+
+int mlsec_jobproto_auto_accepts(mlsec_format f, const char *stage)
+{
+	const char *list[MLSEC_JOBPROTO_MAX_AUTO_STAGES];
+	size_t n = mlsec_jobproto_stages_for_format(f, list, MLSEC_JOBPROTO_MAX_AUTO_STAGES);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(list[i], stage))
+			return 1;
+	return 0;
+}
+
 int mlsec_jobproto_stage_has_formats(const char *stage)
 {
 	return !strcmp(stage, "triton") || !strcmp(stage, "checkpoint") ||

@@ -25,9 +25,11 @@
 #include "mlsec/queue.h"
 #include "mlsec/rpc.h"
 #include "mlsec/service.h"
+#include "mlsec/service_health.h"
 #include "mlsec/service_metrics.h"
 #include "mlsec/shutdown.h"
 #include "mlsec/store.h"
+#include "service_state.h"
 #include "mlsec/v1/analyzer.pb-c.h"
 
 #define SERVICE_MAX_WORKERS 64
@@ -81,6 +83,15 @@ static const mlsec_config_option service_options[] = {
          "lifetime of stage results in Redis (0 = forever)"},
         {"metrics-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_METRICS_LISTEN", 0,
          "serve Prometheus /metrics on HOST:PORT or :PORT (unset = off)"},
+        {"health-listen", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_HEALTH_LISTEN", 0,
+         "also serve grpc.health.v1 alone, in plain text, on HOST:PORT (kubelet probes of a TLS "
+         "server); unset = off"},
+        {"health-interval-ms", MLSEC_CONFIG_INT, "2000", 100, 60000, NULL,
+         "MLSEC_HEALTH_INTERVAL_MS", 0,
+         "how often Redis and Kafka are checked for readiness (NOT_SERVING while unreachable)"},
+        {"kafka-stats-interval-ms", MLSEC_CONFIG_INT, "5000", 100, 3600000, NULL,
+         "MLSEC_KAFKA_STATS_INTERVAL_MS", 0,
+         "how often consumer lag is refreshed on /metrics (with --metrics-listen)"},
         {"ready-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_READY_FILE", 0,
          "write the bound gRPC address here once serving (for scripts and tests)"},
 };
@@ -88,9 +99,10 @@ static const mlsec_config_option service_options[] = {
 /* Reads the whole of the request's artifacts through the confinement and
  * digest checks, runs the engine, packs a StageResult. Never fails except
  * on allocation: problems become an ERROR result. */
-static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest *req,
-                                     uint8_t **out, size_t *len)
+static mlsec_err service_run_request(service *svc, mlsec_store *store,
+                                     const Mlsec__V1__StageRequest *req, uint8_t **out, size_t *len)
 {
+	char state_key[MLSEC_SERVICE_STATE_MAX_KEY + 1] = "";
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	const char *stage = svc->engine->stage;
@@ -100,6 +112,7 @@ static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest
 	char msg[1024] = "";
 	mlsec_err rc = MLSEC_OK;
 	char **paths = NULL;
+	mlsec_artifact_stamp *stamps = NULL;
 	size_t npaths = 0;
 	json_t *options = NULL;
 	mlsec_report *rep = NULL;
@@ -127,17 +140,39 @@ static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest
 	}
 	if (rc == MLSEC_OK) {
 		paths = mlsec_calloc(req->n_artifacts, sizeof(char *));
-		if (!paths)
+		stamps = mlsec_calloc(req->n_artifacts, sizeof(*stamps));
+		if (!paths || !stamps) {
+			mlsec_free(paths);
+			mlsec_free(stamps);
+			json_decref(options);
 			return MLSEC_ERR_NOMEM;
+		}
 		for (size_t i = 0; i < req->n_artifacts && rc == MLSEC_OK; i++) {
 			const Mlsec__V1__Artifact *a = req->artifacts[i];
-			rc = mlsec_artifact_resolve(svc->root, a->uri, svc->max_bytes, a->sha256,
-			                            &paths[i], NULL, NULL, &err);
+			rc = mlsec_artifact_resolve_stamped(svc->root, a->uri, svc->max_bytes,
+			                                    a->sha256, &paths[i], NULL, NULL,
+			                                    &stamps[i], &err);
 			if (rc == MLSEC_OK)
 				npaths++;
 			else
 				snprintf(msg, sizeof(msg), "%s", err.text);
 		}
+	}
+	if (rc == MLSEC_OK) {
+		mlsec_error_clear(&err);
+		rc = service_state_load(svc->engine, store, req, &options, state_key,
+		                        sizeof(state_key), &err);
+		if (rc == MLSEC_ERR_UNAVAILABLE) { /* Redis: retry the job later */
+			MLSEC_LOG(MLSEC_LOG_WARN, req->job_id, "redis: %s (will retry)", err.text);
+			for (size_t i = 0; paths && i < req->n_artifacts; i++)
+				mlsec_free(paths[i]);
+			mlsec_free(paths);
+			mlsec_free(stamps);
+			json_decref(options);
+			return MLSEC_ERR_UNAVAILABLE;
+		}
+		if (rc != MLSEC_OK)
+			snprintf(msg, sizeof(msg), "%s", err.text);
 	}
 	if (rc == MLSEC_OK) {
 		rep = mlsec_report_new(stage);
@@ -157,6 +192,32 @@ static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest
 				         err.text[0] ? err.text : "engine failed");
 		}
 	}
+	/* The engine reopened the paths: if any file was swapped or modified
+	 * since it was verified, the report may describe other bytes. Never a
+	 * clean result: a stage ERROR. */
+	for (size_t i = 0; rep && i < npaths; i++) {
+		mlsec_error_clear(&err);
+		if (mlsec_artifact_stamp_check(paths[i], &stamps[i], &err) != MLSEC_OK) {
+			rc = MLSEC_ERR_INTEGRITY;
+			snprintf(msg, sizeof(msg), "%s", err.text);
+			mlsec_report_free(rep);
+			rep = NULL;
+			break;
+		}
+	}
+	if (rc == MLSEC_OK && state_key[0]) {
+		mlsec_error_clear(&err);
+		if (service_state_save(svc->engine, store, state_key, rep, &err) != MLSEC_OK) {
+			MLSEC_LOG(MLSEC_LOG_WARN, req->job_id, "redis: %s (will retry)", err.text);
+			mlsec_report_free(rep);
+			for (size_t i = 0; paths && i < req->n_artifacts; i++)
+				mlsec_free(paths[i]);
+			mlsec_free(paths);
+			mlsec_free(stamps);
+			json_decref(options);
+			return MLSEC_ERR_UNAVAILABLE;
+		}
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	long long ms =
 	        (long long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
@@ -172,6 +233,7 @@ static mlsec_err service_run_request(service *svc, const Mlsec__V1__StageRequest
 	for (size_t i = 0; paths && i < req->n_artifacts; i++)
 		mlsec_free(paths[i]);
 	mlsec_free(paths);
+	mlsec_free(stamps);
 	json_decref(options);
 	return pe == MLSEC_OK && rc == MLSEC_ERR_TIMEOUT && svc->cancel ? MLSEC_ERR_TIMEOUT : pe;
 }
@@ -215,7 +277,7 @@ static mlsec_queue_outcome service_handle(const mlsec_queue_msg *m, void *ctx)
 	}
 	if (e == MLSEC_ERR_NOT_FOUND) {
 		MLSEC_LOGD("analysing %zu artifact(s)", req->n_artifacts);
-		e = service_run_request(svc, req, &res, &res_len);
+		e = service_run_request(svc, kw->store, req, &res, &res_len);
 		if (e == MLSEC_ERR_TIMEOUT) { /* shutting down: hand the job back */
 			mlsec_free(res);
 			res = NULL;
@@ -289,6 +351,12 @@ static void *kworker_main(void *arg)
 	return NULL;
 }
 
+/* A worker's librdkafka statistics -> mlsec_kafka_consumer_lag. */
+static void kworker_stats(const char *json, size_t len, void *ctx)
+{
+	mlsec_service_metrics_kafka_stats(ctx, json, len);
+}
+
 /* gRPC: mlsec.v1.Analyzer/Analyze. */
 static grpc_status_code service_analyze(mlsec_rpc_call *call, const uint8_t *in, size_t in_len,
                                         uint8_t **resp, size_t *resp_len, void *ctx)
@@ -304,7 +372,7 @@ static grpc_status_code service_analyze(mlsec_rpc_call *call, const uint8_t *in,
 		mlsec_rpc_call_set_message(call, "no artifacts");
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
-	mlsec_err e = service_run_request(svc, req, resp, resp_len);
+	mlsec_err e = service_run_request(svc, NULL, req, resp, resp_len);
 	mlsec__v1__stage_request__free_unpacked(req, NULL);
 	if (e != MLSEC_OK) {
 		mlsec_rpc_call_set_message(call, "%s", mlsec_strerror(e));
@@ -321,8 +389,37 @@ static int write_ready_file(const char *path, int port)
 	return mlsec_file_write_atomic(path, buf, (size_t)n, 0644, &err) == MLSEC_OK ? 0 : -1;
 }
 
+typedef struct hook_thread {
+	const mlsec_service_hooks *hooks;
+	const mlsec_config *cfg;
+	pthread_t thread;
+	int started;
+} hook_thread;
+
+static void *hook_main(void *arg)
+{
+	hook_thread *ht = arg;
+	mlsec_error err;
+	mlsec_error_clear(&err);
+	const char *name = ht->hooks->name ? ht->hooks->name : "extension";
+	mlsec_err e = ht->hooks->worker(ht->cfg, ht->hooks->ctx, &err);
+	if (e != MLSEC_OK) {
+		MLSEC_LOGE("%s stopped: %s", name, err.text[0] ? err.text : mlsec_strerror(e));
+		mlsec_shutdown_request();
+	}
+	return NULL;
+}
+
 int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 {
+	return mlsec_service_main_ex(argc, argv, engine, NULL);
+}
+
+int mlsec_service_main_ex(int argc, char **argv, const mlsec_engine *engine,
+                          const mlsec_service_hooks *hooks)
+{
+	hook_thread ht;
+	memset(&ht, 0, sizeof(ht));
 	service svc;
 	memset(&svc, 0, sizeof(svc));
 	svc.engine = engine;
@@ -336,6 +433,7 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	long long nworkers = 0;
 	char *token = NULL;
 	const char **cprops = NULL;
+	mlsec_service_health *health = NULL;
 
 	svc.cfg = mlsec_config_new(prog, engine->summary, "[options]");
 	mlsec_config_help help = MLSEC_CONFIG_HELP_NONE;
@@ -347,6 +445,7 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	    mlsec_config_add(svc.cfg, service_options,
 	                     sizeof(service_options) / sizeof(service_options[0]),
 	                     &err) != MLSEC_OK ||
+	    (hooks && hooks->add_options && hooks->add_options(svc.cfg, &err) != MLSEC_OK) ||
 	    mlsec_config_parse(svc.cfg, argc, argv, &help, &err) != MLSEC_OK) {
 		fprintf(stderr, "%s: %s\n", prog, err.text[0] ? err.text : "out of memory");
 		goto out;
@@ -406,7 +505,10 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	if (nworkers > 0) {
 		const char *url = mlsec_config_get(svc.cfg, "redis-url");
 		int rto = (int)mlsec_config_get_int(svc.cfg, "redis-timeout-ms");
-		if (mlsec_store_new(url, rto, rto, &svc.store, &err) != MLSEC_OK) {
+		if (mlsec_store_new(url, rto, rto, &svc.store, &err) != MLSEC_OK ||
+		    mlsec_store_set_password_file(svc.store,
+		                                  mlsec_config_get(svc.cfg, "redis-password-file"),
+		                                  &err) != MLSEC_OK) {
 			MLSEC_LOGE("redis: %s", err.text);
 			goto out;
 		}
@@ -435,6 +537,17 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 		goto out;
 	}
 	mlsec_rpc_server_set_serving(srv, "mlsec.v1.Analyzer", 1);
+	mlsec_service_health_conf hc = {0};
+	hc.srv = srv;
+	hc.service = "mlsec.v1.Analyzer";
+	hc.store = svc.store;
+	hc.producer = svc.producer;
+	hc.interval_ms = (int)mlsec_config_get_int(svc.cfg, "health-interval-ms");
+	hc.listen = mlsec_config_get(svc.cfg, "health-listen");
+	if (mlsec_service_health_start(&hc, &health, &err) != MLSEC_OK) {
+		MLSEC_LOGE("health: %s", err.text);
+		goto out;
+	}
 
 	if (nworkers > 0) {
 		kws = mlsec_calloc((size_t)nworkers, sizeof(kworker));
@@ -454,6 +567,12 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 			wc.group = svc.group;
 			wc.topics = topics;
 			wc.watch_shutdown = 1;
+			if (svc.metrics) {
+				wc.stats_cb = kworker_stats;
+				wc.stats_ctx = svc.metrics;
+				wc.stats_interval_ms = (int)mlsec_config_get_int(
+				        svc.cfg, "kafka-stats-interval-ms");
+			}
 			if (mlsec_store_clone(svc.store, &kw->store, &err) != MLSEC_OK ||
 			    mlsec_worker_new(&wc, &kw->w, &err) != MLSEC_OK) {
 				MLSEC_LOGE("kafka worker: %s", err.text);
@@ -466,6 +585,16 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 			kw->started = 1;
 		}
 	}
+	if (hooks && hooks->worker) {
+		ht.hooks = hooks;
+		ht.cfg = svc.cfg;
+		if (pthread_create(&ht.thread, NULL, hook_main, &ht) != 0) {
+			MLSEC_LOGE("cannot start the %s thread",
+			           hooks->name ? hooks->name : "extension");
+			goto out;
+		}
+		ht.started = 1;
+	}
 	const char *ready = mlsec_config_get(svc.cfg, "ready-file");
 	if (ready && *ready && write_ready_file(ready, mlsec_rpc_server_port(srv)) != 0)
 		MLSEC_LOGW("cannot write ready file %s", ready);
@@ -477,8 +606,14 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine)
 	rc = 0;
 out:
 	svc.cancel = 1;
-	if (srv)
+	if (srv) {
 		mlsec_rpc_server_set_serving(srv, "", 0);
+		mlsec_rpc_server_set_serving(srv, "mlsec.v1.Analyzer", 0);
+	}
+	if (ht.started) { /* it watches the shutdown flag */
+		mlsec_shutdown_request();
+		pthread_join(ht.thread, NULL);
+	}
 	for (long long i = 0; kws && i < nworkers; i++)
 		if (kws[i].w)
 			mlsec_worker_stop(kws[i].w);
@@ -490,6 +625,7 @@ out:
 	}
 	mlsec_free(kws);
 	mlsec_free(cprops);
+	mlsec_service_health_stop(health);
 	if (srv)
 		mlsec_rpc_server_stop(srv, SERVICE_STOP_GRACE_MS);
 	mlsec_rpc_server_free(srv);

@@ -52,6 +52,12 @@ void mlsec_service_metrics_analysis(mlsec_service_metrics *m, const char *stage,
 		mlsec_metrics_analysis_done(m->reg, stage, rc, rep, gate, seconds);
 }
 
+void mlsec_service_metrics_kafka_stats(mlsec_service_metrics *m, const char *json, size_t len)
+{
+	if (m)
+		mlsec_metrics_kafka_stats(m->reg, json, len);
+}
+
 int mlsec_service_metrics_port(const mlsec_service_metrics *m)
 {
 	return m ? mlsec_metrics_server_port(m->http) : 0;
@@ -81,6 +87,10 @@ mlsec_err mlsec_service_metrics_start(const char *service, const char *listen,
 
 void mlsec_service_metrics_analysis(mlsec_service_metrics *m, const char *stage, mlsec_err rc,
                                     const mlsec_report *rep, mlsec_severity gate, double seconds)
+{
+}
+
+void mlsec_service_metrics_kafka_stats(mlsec_service_metrics *m, const char *json, size_t len)
 {
 }
 

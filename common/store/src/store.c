@@ -15,6 +15,8 @@
 #include <time.h>
 
 #include "mlsec/alloc.h"
+#include "mlsec/fsutil.h"
+#include "mlsec/log.h"
 #include "store_int.h"
 
 #define STORE_DEFAULT_TIMEOUT_MS 2000
@@ -69,17 +71,77 @@ mlsec_err mlsec_store_new(const char *url, int connect_timeout_ms, int command_t
 	return MLSEC_OK;
 }
 
-mlsec_err mlsec_store_clone(const mlsec_store *s, mlsec_store **out, mlsec_error *err)
-{
-	return mlsec_store_new(s->url, s->connect_timeout_ms, s->command_timeout_ms, out, err);
-}
-
 static void drop(mlsec_store *s)
 {
 	if (s->c) {
 		redisFree(s->c);
 		s->c = NULL;
 	}
+}
+
+static void password_wipe(store_url *u)
+{
+	if (u->password) {
+		memset(u->password, 0, strlen(u->password));
+		mlsec_free(u->password);
+		u->password = NULL;
+	}
+}
+
+mlsec_err mlsec_store_clone(const mlsec_store *s, mlsec_store **out, mlsec_error *err)
+{
+	mlsec_err rc =
+		mlsec_store_new(s->url, s->connect_timeout_ms, s->command_timeout_ms, out, err);
+	if (rc != MLSEC_OK || !s->u.password)
+		return rc;
+	/* The password may have come from a file rather than the URL. */
+	password_wipe(&(*out)->u);
+	if (!((*out)->u.password = mlsec_strdup(s->u.password))) {
+		mlsec_store_free(*out);
+		*out = NULL;
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	}
+	return MLSEC_OK;
+}
+
+mlsec_err mlsec_store_set_password_file(mlsec_store *s, const char *path, mlsec_error *err)
+{
+	if (!path || !*path)
+		return MLSEC_OK;
+	char *buf = NULL;
+	size_t len = 0;
+	mlsec_error ferr;
+	mlsec_error_clear(&ferr);
+	mlsec_err rc = mlsec_file_read_all(path, MLSEC_STORE_MAX_PASSWORD + 2, &buf, &len, &ferr);
+	if (rc == MLSEC_ERR_NOMEM)
+		return mlsec_error_set(err, rc, "out of memory");
+	if (rc != MLSEC_OK)
+		return mlsec_error_set(err, rc == MLSEC_ERR_LIMIT ? MLSEC_ERR_INVALID_ARG : MLSEC_ERR_IO,
+				       "redis password file %s: %s", path,
+				       rc == MLSEC_ERR_LIMIT ? "too long" : "cannot read");
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	rc = MLSEC_OK;
+	if (len == 0 || len > MLSEC_STORE_MAX_PASSWORD)
+		rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "redis password file %s: %s", path,
+				     len ? "too long" : "empty");
+	for (size_t i = 0; rc == MLSEC_OK && i < len; i++)
+		if (buf[i] == '\0' || buf[i] == '\n' || buf[i] == '\r')
+			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+					     "redis password file %s: more than one line", path);
+	if (rc == MLSEC_OK) {
+		buf[len] = '\0';
+		mlsec_log_add_secret(buf);
+		password_wipe(&s->u);
+		s->u.password = buf;
+		drop(s); /* a connection made without it is stale */
+		return MLSEC_OK;
+	}
+	memset(buf, 0, len);
+	mlsec_free(buf);
+	return rc;
 }
 
 void mlsec_store_free(mlsec_store *s)

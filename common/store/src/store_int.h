@@ -9,7 +9,7 @@
 typedef struct store_url {
 	char *host;
 	int port;
-	char *user;     /* NULL unless redis://user:pass@ */
+	char *user;     /* NULL unless redis://user[:pass]@ */
 	char *password; /* NULL when no credentials */
 	int db;
 } store_url;

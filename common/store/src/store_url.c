@@ -1,6 +1,7 @@
 /*
- * store_url.c - parses redis://[[user]:password@]host[:port][/db] into its
- * parts. Kept apart from the connection code so it can be tested alone.
+ * store_url.c - parses redis://[user[:password]@]host[:port][/db] into its
+ * parts (redis://user@host names an ACL user whose password comes from
+ * elsewhere, e.g. MLSEC_REDIS_PASSWORD_FILE). Kept apart from the connection code so it can be tested alone.
  */
 #include "store_int.h"
 
@@ -78,7 +79,7 @@ mlsec_err store_url_parse(const char *url, store_url *u, mlsec_error *err)
 	/* Never echo the URL: it may carry the password. */
 	if (!url || strlen(url) > URL_MAX || strncmp(url, "redis://", 8) != 0)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "redis URL must look like redis://[:password@]host[:port][/db]");
+				       "redis URL must look like redis://[[user][:password]@]host[:port][/db]");
 	const char *p = url + 8;
 	const char *end = p + strlen(p);
 	const char *slash = strchr(p, '/');
@@ -88,11 +89,14 @@ mlsec_err store_url_parse(const char *url, store_url *u, mlsec_error *err)
 			auth_end = q; /* the last '@' ends the credentials */
 	if (auth_end) {
 		const char *colon = memchr(p, ':', (size_t)(auth_end - p));
-		if (!colon) /* redis://password@host is ambiguous; require ':' */
+		const char *uend = colon ? colon : auth_end;
+		/* redis://user@host: a user without a password (as in RFC 3986
+		 * userinfo); the password may come from a file. */
+		if (!colon && uend == p)
 			goto bad;
-		if (colon > p && !(u->user = pct_decode(p, (size_t)(colon - p))))
+		if (uend > p && !(u->user = pct_decode(p, (size_t)(uend - p))))
 			goto bad;
-		if (!(u->password = pct_decode(colon + 1, (size_t)(auth_end - colon - 1))))
+		if (colon && !(u->password = pct_decode(colon + 1, (size_t)(auth_end - colon - 1))))
 			goto bad;
 		p = auth_end + 1;
 	}
@@ -139,5 +143,5 @@ mlsec_err store_url_parse(const char *url, store_url *u, mlsec_error *err)
 bad:
 	store_url_clear(u);
 	return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-			       "malformed redis URL (expected redis://[:password@]host[:port][/db])");
+			       "malformed redis URL (expected redis://[[user][:password]@]host[:port][/db])");
 }

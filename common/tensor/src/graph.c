@@ -5,7 +5,6 @@
  * planning (shape inference, constant folding, arena layout) and the
  * forward/backward drivers.
  */
-#include <cblas.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +14,7 @@
 #include "mlsec/alloc.h"
 #include "tensor_internal.h"
 
-#define ALIGN_FLOATS 16 /* 64-byte aligned buffers inside the arena */
+#define ALIGN_FLOATS 16          /* 64-byte aligned buffers inside the arena */
 #define UNSUPPORTED_LIST_MAX 400 /* characters of the unsupported-op list */
 
 void mlsec_tensor_opts_default(mlsec_tensor_opts *o)
@@ -24,23 +23,42 @@ void mlsec_tensor_opts_default(mlsec_tensor_opts *o)
 	o->batch = 1;
 	o->grad = 1;
 	o->max_arena_bytes = (uint64_t)4 << 30;
+	o->max_flops = 4e12;
 }
 
-void mlsec_tensor_set_threads(int threads)
+/* Rough multiply-add count of a runtime node (2 per MAC), else one
+ * operation per output element: enough to refuse absurd graphs. */
+static double node_flops(G *g, tnode *n)
 {
-	openblas_set_num_threads(threads < 1 ? 1 : threads);
+	const char *op = n->op->name;
+	if (strcmp(op, "Conv") == 0 || strcmp(op, "ConvTranspose") == 0) {
+		const conv_params *p = &n->u.conv;
+		return 2.0 * (double)p->n * (double)p->m * (double)(p->oh * p->ow) *
+		       (double)(p->c / (p->group ? p->group : 1)) * (double)(p->kh * p->kw);
+	}
+	if (strcmp(op, "Gemm") == 0)
+		return 2.0 * (double)n->u.gemm.m * (double)n->u.gemm.n * (double)n->u.gemm.k;
+	if (strcmp(op, "MatMul") == 0)
+		return 2.0 * (double)OUT(g, n, 0)->sh.numel * (double)n->u.iv[1];
+	if (strcmp(op, "pool") == 0)
+		return (double)OUT(g, n, 0)->sh.numel * (double)(n->u.pool.kh * n->u.pool.kw);
+	double s = 0;
+	for (int k = 0; k < n->nin; k++)
+		if (IN(g, n, k))
+			s += (double)IN(g, n, k)->sh.numel;
+	return s + (double)(n->out[0] >= 0 ? OUT(g, n, 0)->sh.numel : 0);
 }
 
-const char *mlsec_tensor_blas_core(void)
+double mlsec_tensor_graph_flops(const mlsec_tensor_graph *g)
 {
-	return openblas_get_corename();
+	return g->flops;
 }
 
 const char *mlsec_tensor_blas_core_hint(void)
 {
-	const char *core = openblas_get_corename();
-	static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington",
-					      "Nehalem", "Katmai", "Coppermine", "Northwood"};
+	const char *core = mlsec_tensor_blas_core();
+	static const char *const generic[] = {"Prescott", "Core2",  "Penryn",     "Dunnington",
+	                                      "Nehalem",  "Katmai", "Coppermine", "Northwood"};
 	int is_generic = 0;
 	for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
 		if (core && strcasecmp(core, generic[i]) == 0)
@@ -107,7 +125,7 @@ mlsec_err op_error(mlsec_error *err, mlsec_err code, tnode *n, const char *fmt, 
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	return mlsec_error_set(err, code, "node '%.60s' (%.40s): %s", n->p->name ? n->p->name : "",
-			       n->p->op_type ? n->p->op_type : "", msg);
+	                       n->p->op_type ? n->p->op_type : "", msg);
 }
 
 const int64_t *const_i64(G *g, tnode *n, int k, size_t *count)
@@ -120,7 +138,7 @@ const int64_t *const_i64(G *g, tnode *n, int k, size_t *count)
 }
 
 int shape_broadcast(const mlsec_tensor_shape *a, const mlsec_tensor_shape *b,
-		    mlsec_tensor_shape *out)
+                    mlsec_tensor_shape *out)
 {
 	size_t nd = a->ndim > b->ndim ? a->ndim : b->ndim;
 	out->ndim = nd;
@@ -149,15 +167,6 @@ void bcast_strides(const mlsec_tensor_shape *x, const mlsec_tensor_shape *out, i
 	}
 }
 
-void tensor_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-		  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
-{
-	if (m == 0 || n == 0)
-		return;
-	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-		    (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
-		    c, (blasint)ldc);
-}
 
 /* ---- name table ---- */
 
@@ -219,8 +228,9 @@ mlsec_err tensor_load_const(G *g, tval *v, const Onnx__TensorProto *t, mlsec_err
 mlsec_err tensor_load_const(G *g, tval *v, const Onnx__TensorProto *t, mlsec_error *err)
 {
 	if (t->n_dims > MAXR)
-		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED, "tensor '%.100s': rank %zu over %d",
-				       v->name, t->n_dims, MAXR);
+		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
+		                       "tensor '%.100s': rank %zu over %d", v->name, t->n_dims,
+		                       MAXR);
 	v->sh.ndim = t->n_dims;
 	for (size_t i = 0; i < t->n_dims; i++)
 		v->sh.dims[i] = t->dims[i];
@@ -277,11 +287,12 @@ static mlsec_err build_values(G *g, mlsec_error *err)
 		const Onnx__TensorProto *t = gp->initializer[i];
 		const char *nm = t->name ? t->name : "";
 		if (!nm[0])
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "initializer %zu has no name", i);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE, "initializer %zu has no name",
+			                       i);
 		int k = value_add(g, nm);
 		if (k < 0)
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "initializer '%.100s' defined twice",
-					       nm);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                       "initializer '%.100s' defined twice", nm);
 		mlsec_err rc = tensor_load_const(g, &g->v[k], t, err);
 		if (rc)
 			return rc;
@@ -294,53 +305,57 @@ static mlsec_err build_values(G *g, mlsec_error *err)
 		const Onnx__ValueInfoProto *vi = gp->input[i];
 		const char *nm = vi->name ? vi->name : "";
 		if (!nm[0])
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "graph input %zu has no name", i);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE, "graph input %zu has no name",
+			                       i);
 		if (ht_find(g, nm) >= 0) {
 			if (g->v[ht_find(g, nm)].kind == VK_CONST)
 				continue; /* old exports list initializers as inputs */
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "graph input '%.100s' twice", nm);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE, "graph input '%.100s' twice",
+			                       nm);
 		}
 		int k = value_add(g, nm);
 		tval *v = &g->v[k];
 		v->kind = VK_INPUT;
 		v->dtype = TD_F32;
 		const Onnx__TypeProto *tp = vi->type;
-		if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
+		if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+		    !tp->tensor_type)
 			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-					       "graph input '%.100s' is not a tensor", nm);
+			                       "graph input '%.100s' is not a tensor", nm);
 		const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
 		if (!tt->has_elem_type || tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
 			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-					       "graph input '%.100s' has type %s (only FLOAT runs)", nm,
-					       mlsec_onnx_dtype_name(tt->elem_type));
+			                       "graph input '%.100s' has type %s (only FLOAT runs)",
+			                       nm, mlsec_onnx_dtype_name(tt->elem_type));
 		if (!tt->shape)
 			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-					       "graph input '%.100s' has no shape", nm);
+			                       "graph input '%.100s' has no shape", nm);
 		if (tt->shape->n_dim > MAXR)
 			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-					       "graph input '%.100s': rank %zu over %d", nm,
-					       tt->shape->n_dim, MAXR);
+			                       "graph input '%.100s': rank %zu over %d", nm,
+			                       tt->shape->n_dim, MAXR);
 		v->sh.ndim = tt->shape->n_dim;
 		for (size_t d = 0; d < tt->shape->n_dim; d++) {
 			const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[d];
 			int known = dim->value_case ==
-					    ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
-				    dim->dim_value > 0;
+			                    ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+			            dim->dim_value > 0;
 			if (known) {
 				v->sh.dims[d] = dim->dim_value;
 			} else if (d == 0) {
 				v->sh.dims[d] = -1; /* bound to the batch at plan time */
 			} else {
 				return mlsec_error_set(
-					err, MLSEC_ERR_UNSUPPORTED,
-					"graph input '%.100s': dynamic dim '%.60s' at axis %zu (only "
-					"axis 0 may be dynamic)",
-					nm,
-					dim->value_case ==
-							ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
-						? dim->dim_param
-						: "?",
-					d);
+				        err, MLSEC_ERR_UNSUPPORTED,
+				        "graph input '%.100s': dynamic dim '%.60s' at axis %zu "
+				        "(only "
+				        "axis 0 may be dynamic)",
+				        nm,
+				        dim->value_case ==
+				                        ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+				                ? dim->dim_param
+				                : "?",
+				        d);
 			}
 		}
 		g->inputs[g->ninputs++] = k;
@@ -391,16 +406,16 @@ static mlsec_err build_nodes(G *g, mlsec_error *err)
 			char what[160];
 			if (is_default_domain(p->domain))
 				snprintf(what, sizeof what, "%.60s (node '%.60s')", op,
-					 p->name ? p->name : "");
+				         p->name ? p->name : "");
 			else
 				snprintf(what, sizeof what, "%.40s:%.60s (node '%.40s')", p->domain,
-					 op, p->name ? p->name : "");
+				         op, p->name ? p->name : "");
 			note_unsupported(unsup, sizeof unsup, what, &nunsup);
 		}
 		if (p->n_input > NODE_MAX_IN || p->n_output > NODE_MAX_OUT) {
 			rc = mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-					     "node '%.60s' (%.40s): %zu inputs / %zu outputs",
-					     p->name ? p->name : "", op, p->n_input, p->n_output);
+			                     "node '%.60s' (%.40s): %zu inputs / %zu outputs",
+			                     p->name ? p->name : "", op, p->n_input, p->n_output);
 			break;
 		}
 		n->nin = (int)p->n_input;
@@ -413,9 +428,10 @@ static mlsec_err build_nodes(G *g, mlsec_error *err)
 			}
 			int idx = value_add(g, nm);
 			if (idx < 0) {
-				rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-						     "value '%.100s' is defined twice (node '%.60s')",
-						     nm, p->name ? p->name : "");
+				rc = mlsec_error_set(
+				        err, MLSEC_ERR_PARSE,
+				        "value '%.100s' is defined twice (node '%.60s')", nm,
+				        p->name ? p->name : "");
 				break;
 			}
 			g->v[idx].producer = (int)i;
@@ -424,7 +440,7 @@ static mlsec_err build_nodes(G *g, mlsec_error *err)
 	}
 	if (!rc && nunsup)
 		rc = mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED, "%zu unsupported operator%s: %s",
-				     nunsup, nunsup > 1 ? "s" : "", unsup);
+		                     nunsup, nunsup > 1 ? "s" : "", unsup);
 	for (size_t i = 0; i < gp->n_node && !rc; i++) {
 		tnode *n = &tmp[i];
 		for (int k = 0; k < n->nin; k++) {
@@ -435,10 +451,11 @@ static mlsec_err build_nodes(G *g, mlsec_error *err)
 			}
 			int idx = ht_find(g, nm);
 			if (idx < 0) {
-				rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-						     "node '%.60s' (%.40s): input '%.100s' is not "
-						     "produced by any node, initializer or graph input",
-						     n->p->name ? n->p->name : "", n->p->op_type, nm);
+				rc = mlsec_error_set(
+				        err, MLSEC_ERR_PARSE,
+				        "node '%.60s' (%.40s): input '%.100s' is not "
+				        "produced by any node, initializer or graph input",
+				        n->p->name ? n->p->name : "", n->p->op_type, nm);
 				break;
 			}
 			n->in[k] = idx;
@@ -493,10 +510,11 @@ static mlsec_err build_nodes(G *g, mlsec_error *err)
 	if (qt != nn) {
 		for (size_t i = 0; i < nn; i++)
 			if (indeg[i] > 0) {
-				rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-						     "graph has a cycle through node '%.60s' (%.40s)",
-						     tmp[i].p->name ? tmp[i].p->name : "",
-						     tmp[i].p->op_type ? tmp[i].p->op_type : "");
+				rc = mlsec_error_set(
+				        err, MLSEC_ERR_PARSE,
+				        "graph has a cycle through node '%.60s' (%.40s)",
+				        tmp[i].p->name ? tmp[i].p->name : "",
+				        tmp[i].p->op_type ? tmp[i].p->op_type : "");
 				break;
 			}
 		goto out;
@@ -526,7 +544,7 @@ static mlsec_err build_outputs(G *g, mlsec_error *err)
 		int k = ht_find(g, nm);
 		if (k < 0)
 			return mlsec_error_set(err, MLSEC_ERR_PARSE,
-					       "graph output '%.100s' is never produced", nm);
+			                       "graph output '%.100s' is never produced", nm);
 		g->outputs[g->noutputs++] = k;
 		g->v[k].is_output = 1;
 	}
@@ -561,8 +579,8 @@ static mlsec_err fold_node(G *g, tnode *n, mlsec_error *err)
 			need += (uint64_t)OUT(g, n, k)->sh.numel * vesize(OUT(g, n, k));
 	if (need > g->opts.max_arena_bytes || g->folded_bytes > g->opts.max_arena_bytes - need)
 		return op_error(err, MLSEC_ERR_LIMIT, n,
-				"constant folding needs more than the %llu-byte budget",
-				(unsigned long long)g->opts.max_arena_bytes);
+		                "constant folding needs more than the %llu-byte budget",
+		                (unsigned long long)g->opts.max_arena_bytes);
 	g->folded_bytes += need;
 	for (int k = 0; k < n->nout; k++) {
 		if (n->out[k] < 0)
@@ -584,7 +602,7 @@ static mlsec_err fold_node(G *g, tnode *n, mlsec_error *err)
 		tval *x = IN(g, n, k);
 		if (x && x->dtype != TD_F32)
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-					"constant folding on int64 inputs is not supported");
+			                "constant folding on int64 inputs is not supported");
 	}
 	/* float kernels may need aux/scratch: give them temporary ones */
 	float *aux = n->aux_floats ? mlsec_calloc(n->aux_floats, sizeof(float)) : NULL;
@@ -644,7 +662,7 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 	reset_plan(g);
 	if (batch < 1 || batch > (int64_t)1 << 24)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "batch %lld out of range",
-				       (long long)batch);
+		                       (long long)batch);
 	for (size_t i = 0; i < g->ninputs; i++) {
 		tval *v = &g->v[g->inputs[i]];
 		const Onnx__ValueInfoProto *vi = NULL;
@@ -655,13 +673,13 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 		for (size_t d = 0; d < v->sh.ndim; d++) {
 			const Onnx__TensorShapeProto__Dimension *dim = sp->dim[d];
 			int known = dim->value_case ==
-					    ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
-				    dim->dim_value > 0;
+			                    ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+			            dim->dim_value > 0;
 			v->sh.dims[d] = known ? dim->dim_value : batch;
 		}
 		if (shape_finish(&v->sh))
 			return mlsec_error_set(err, MLSEC_ERR_LIMIT, "input '%.100s' too large",
-					       v->name);
+			                       v->name);
 		v->needs_grad = g->opts.grad;
 	}
 	for (size_t ni = 0; ni < g->nn; ni++) {
@@ -673,7 +691,7 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 				continue;
 			if (x->kind == VK_UNSET)
 				return op_error(err, MLSEC_ERR_INTERNAL, n, "input '%s' not ready",
-						x->name);
+				                x->name);
 			if (x->kind != VK_CONST)
 				all_const = 0;
 			any_grad |= x->needs_grad;
@@ -699,7 +717,7 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 			tval *x = IN(g, n, k);
 			if (x && x->kind != VK_CONST && x->dtype != TD_F32)
 				return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-						"int64 tensors computed at run time");
+				                "int64 tensors computed at run time");
 			if (x)
 				x->last_use = (int)g->nsched;
 		}
@@ -709,7 +727,7 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 			tval *o = OUT(g, n, k);
 			if (o->dtype != TD_F32)
 				return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-						"int64 outputs computed at run time");
+				                "int64 outputs computed at run time");
 			o->kind = VK_RUNTIME;
 			o->needs_grad = any_grad && g->opts.grad;
 		}
@@ -720,19 +738,26 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 		}
 		if (any_grad && g->opts.grad && !n->op->bwd && !n->op->alias)
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-					"no gradient for this operator");
+			                "no gradient for this operator");
 		n->sched = (int)g->nsched;
 		g->sched[g->nsched++] = (int)ni;
 	}
+	g->flops = 0;
+	for (size_t si = 0; si < g->nsched; si++)
+		g->flops += node_flops(g, &g->n[g->sched[si]]);
+	if (!(g->flops <= g->opts.max_flops))
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+		                       "one forward pass needs ~%.3g operations, limit %.3g",
+		                       g->flops, g->opts.max_flops);
 	for (size_t i = 0; i < g->noutputs; i++) {
 		tval *o = &g->v[g->outputs[i]];
 		if (o->kind == VK_CONST)
-			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-					       "graph output '%.100s' does not depend on the inputs",
-					       o->name);
+			return mlsec_error_set(
+			        err, MLSEC_ERR_UNSUPPORTED,
+			        "graph output '%.100s' does not depend on the inputs", o->name);
 		if (o->dtype != TD_F32)
 			return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-					       "graph output '%.100s' is not FLOAT", o->name);
+			                       "graph output '%.100s' is not FLOAT", o->name);
 		o->last_use = (int)g->nsched; /* outputs live to the end */
 	}
 	/* Arena layout: values, gradients, aux, loss gradient, scratch. With
@@ -830,9 +855,10 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 	size_t scr_off = total;
 	total += align_up(max_scratch) * (size_t)tensor_threads(g);
 	if ((uint64_t)total * sizeof(float) > g->opts.max_arena_bytes)
-		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "arena of %llu bytes over the %llu limit",
-				       (unsigned long long)total * sizeof(float),
-				       (unsigned long long)g->opts.max_arena_bytes);
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+		                       "arena of %llu bytes over the %llu limit",
+		                       (unsigned long long)total * sizeof(float),
+		                       (unsigned long long)g->opts.max_arena_bytes);
 	if (posix_memalign((void **)&g->arena, 64, (total ? total : 1) * sizeof(float)) != 0)
 		g->arena = NULL;
 	/* posix_memalign bypasses the allocation hook; keep the fault
@@ -843,7 +869,7 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 		g->arena = NULL;
 		mlsec_free(token);
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory (arena %zu floats)",
-				       total);
+		                       total);
 	}
 	mlsec_free(token);
 	memset(g->arena, 0, total * sizeof(float));
@@ -877,7 +903,7 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 }
 
 mlsec_err mlsec_tensor_graph_compile(const mlsec_onnx_model *m, const mlsec_tensor_opts *opts,
-				     mlsec_tensor_graph **out, mlsec_error *err)
+                                     mlsec_tensor_graph **out, mlsec_error *err)
 {
 	*out = NULL;
 	G *g = mlsec_calloc(1, sizeof *g);
@@ -905,7 +931,7 @@ mlsec_err mlsec_tensor_graph_compile(const mlsec_onnx_model *m, const mlsec_tens
 	}
 	if (g->opset < 7 || g->opset > 21) {
 		rc = mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED, "opset %lld (supported: 7-21)",
-				     (long long)g->opset);
+		                     (long long)g->opset);
 		goto fail;
 	}
 	if ((rc = build_values(g, err)) || (rc = build_nodes(g, err)) ||
@@ -963,7 +989,7 @@ size_t mlsec_tensor_graph_output_count(const mlsec_tensor_graph *g)
 }
 
 const char *mlsec_tensor_graph_input_name(const mlsec_tensor_graph *g, size_t i,
-					  mlsec_tensor_shape *shape)
+                                          mlsec_tensor_shape *shape)
 {
 	if (i >= g->ninputs)
 		return NULL;
@@ -973,7 +999,7 @@ const char *mlsec_tensor_graph_input_name(const mlsec_tensor_graph *g, size_t i,
 }
 
 const char *mlsec_tensor_graph_output_name(const mlsec_tensor_graph *g, size_t i,
-					   mlsec_tensor_shape *shape)
+                                           mlsec_tensor_shape *shape)
 {
 	if (i >= g->noutputs)
 		return NULL;
@@ -1014,7 +1040,7 @@ size_t mlsec_tensor_graph_node_count(const mlsec_tensor_graph *g)
 }
 
 mlsec_err mlsec_tensor_graph_node(const mlsec_tensor_graph *g, size_t i,
-				  mlsec_tensor_node_info *info, mlsec_tensor_shape *shape)
+                                  mlsec_tensor_node_info *info, mlsec_tensor_shape *shape)
 {
 	if (i >= g->nsched)
 		return MLSEC_ERR_INVALID_ARG;
@@ -1042,7 +1068,7 @@ mlsec_err mlsec_tensor_graph_forward(mlsec_tensor_graph *g, mlsec_error *err)
 					continue;
 				tval *o = OUT(g, n, k);
 				mlsec_tensor_node_info info = {si, n->p->name ? n->p->name : "",
-							       n->p->op_type, o->name};
+				                               n->p->op_type, o->name};
 				g->hook(&info, o->f, &o->sh, g->hook_ctx);
 			}
 		}
@@ -1051,11 +1077,11 @@ mlsec_err mlsec_tensor_graph_forward(mlsec_tensor_graph *g, mlsec_error *err)
 }
 
 mlsec_err mlsec_tensor_graph_backward(mlsec_tensor_graph *g, const float *const *dout,
-				      mlsec_error *err)
+                                      mlsec_error *err)
 {
 	if (!g->planned_grad)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "graph compiled without gradients (opts.grad = 0)");
+		                       "graph compiled without gradients (opts.grad = 0)");
 	for (size_t i = 0; i < g->nv; i++) {
 		tval *v = &g->v[i];
 		if (v->g && v->alias < 0)
@@ -1087,19 +1113,19 @@ mlsec_err mlsec_tensor_graph_backward(mlsec_tensor_graph *g, const float *const 
 }
 
 mlsec_err mlsec_tensor_graph_loss_grad(mlsec_tensor_graph *g, mlsec_tensor_loss kind,
-				       const int64_t *labels, float kappa, float *loss,
-				       mlsec_error *err)
+                                       const int64_t *labels, float kappa, float *loss,
+                                       mlsec_error *err)
 {
 	tval *o = &g->v[g->outputs[0]];
 	if (o->sh.ndim != 2)
 		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-				       "output '%.100s' is not [batch, classes]", o->name);
+		                       "output '%.100s' is not [batch, classes]", o->name);
 	mlsec_err rc = mlsec_tensor_graph_forward(g, err);
 	if (rc)
 		return rc;
 	float l;
 	rc = mlsec_tensor_loss_eval(kind, o->f, o->sh.dims[0], o->sh.dims[1], labels, kappa, &l,
-				    g->dlogits, err);
+	                            g->dlogits, err);
 	if (rc)
 		return rc;
 	if (loss)
@@ -1108,6 +1134,6 @@ mlsec_err mlsec_tensor_graph_loss_grad(mlsec_tensor_graph *g, mlsec_tensor_loss 
 	const float *douts[16] = {g->dlogits};
 	if (g->noutputs > 16)
 		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-				       "loss_grad supports up to 16 graph outputs; use backward()");
+		                       "loss_grad supports up to 16 graph outputs; use backward()");
 	return mlsec_tensor_graph_backward(g, douts, err);
 }

@@ -8,17 +8,18 @@
 #include "tensor_internal.h"
 
 mlsec_err mlsec_tensor_loss_eval(mlsec_tensor_loss kind, const float *logits, int64_t batch,
-				 int64_t classes, const int64_t *labels, float kappa,
-				 float *loss, float *dlogits, mlsec_error *err)
+                                 int64_t classes, const int64_t *labels, float kappa, float *loss,
+                                 float *dlogits, mlsec_error *err)
 {
 	if (batch < 1 || classes < 2)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "loss needs batch >= 1 and classes >= 2");
+		                       "loss needs batch >= 1 and classes >= 2");
 	for (int64_t b = 0; b < batch; b++)
 		if (labels[b] < 0 || labels[b] >= classes)
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "label %lld of sample %lld outside [0, %lld)",
-					       (long long)labels[b], (long long)b, (long long)classes);
+			                       "label %lld of sample %lld outside [0, %lld)",
+			                       (long long)labels[b], (long long)b,
+			                       (long long)classes);
 	double total = 0;
 	const float inv = 1.0f / (float)batch;
 	for (int64_t b = 0; b < batch; b++) {

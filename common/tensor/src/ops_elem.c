@@ -21,8 +21,8 @@ typedef struct bcast {
 	int nop;
 } bcast;
 
-static void bcast_init(bcast *it, const mlsec_tensor_shape *out, const mlsec_tensor_shape *const *ops,
-		       int nop)
+static void bcast_init(bcast *it, const mlsec_tensor_shape *out,
+                       const mlsec_tensor_shape *const *ops, int nop)
 {
 	int64_t st[3][MAXR];
 	for (int k = 0; k < nop; k++)
@@ -88,20 +88,38 @@ static void bcast_run(const bcast *it, bcast_row fn, void *ctx)
 
 /* ---- unary ---- */
 
-enum { U_RELU, U_LEAKY, U_SIGMOID, U_TANH, U_ERF, U_GELU, U_GELU_TANH, U_NEG, U_EXP, U_LOG,
-       U_SQRT, U_ABS, U_RECIP, U_CLIP, U_IDENT, U_SOFTPLUS, U_HSIGMOID, U_ELU };
+enum {
+	U_RELU,
+	U_LEAKY,
+	U_SIGMOID,
+	U_TANH,
+	U_ERF,
+	U_GELU,
+	U_GELU_TANH,
+	U_NEG,
+	U_EXP,
+	U_LOG,
+	U_SQRT,
+	U_ABS,
+	U_RECIP,
+	U_CLIP,
+	U_IDENT,
+	U_SOFTPLUS,
+	U_HSIGMOID,
+	U_ELU
+};
 
 static int unary_kind(const char *op)
 {
 	static const struct {
 		const char *name;
 		int kind;
-	} t[] = {{"Relu", U_RELU},       {"LeakyRelu", U_LEAKY}, {"Sigmoid", U_SIGMOID},
-		 {"Tanh", U_TANH},       {"Erf", U_ERF},         {"Gelu", U_GELU},
-		 {"Neg", U_NEG},         {"Exp", U_EXP},         {"Log", U_LOG},
-		 {"Sqrt", U_SQRT},       {"Abs", U_ABS},         {"Reciprocal", U_RECIP},
-		 {"Clip", U_CLIP},       {"Softplus", U_SOFTPLUS}, {"HardSigmoid", U_HSIGMOID},
-		 {"Elu", U_ELU}};
+	} t[] = {{"Relu", U_RELU}, {"LeakyRelu", U_LEAKY},   {"Sigmoid", U_SIGMOID},
+	         {"Tanh", U_TANH}, {"Erf", U_ERF},           {"Gelu", U_GELU},
+	         {"Neg", U_NEG},   {"Exp", U_EXP},           {"Log", U_LOG},
+	         {"Sqrt", U_SQRT}, {"Abs", U_ABS},           {"Reciprocal", U_RECIP},
+	         {"Clip", U_CLIP}, {"Softplus", U_SOFTPLUS}, {"HardSigmoid", U_HSIGMOID},
+	         {"Elu", U_ELU}};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
 		if (strcmp(t[i].name, op) == 0)
 			return t[i].kind;
@@ -137,7 +155,7 @@ static mlsec_err unary_infer(G *g, tnode *n, mlsec_error *err)
 			n->u.iv[0] = U_GELU_TANH;
 		else if (!(len == 4 && memcmp(a, "none", 4) == 0))
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "approximate='%.*s'",
-					(int)(len > 20 ? 20 : len), a);
+			                (int)(len > 20 ? 20 : len), a);
 		break;
 	}
 	case U_CLIP: {
@@ -152,7 +170,7 @@ static mlsec_err unary_infer(G *g, tnode *n, mlsec_error *err)
 					continue;
 				if (b->kind != VK_CONST || b->sh.numel != 1)
 					return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-							"min/max must be constant scalars");
+					                "min/max must be constant scalars");
 				float v = b->dtype == TD_F32 ? b->f[0] : (float)b->i[0];
 				if (k == 1)
 					lo = v;
@@ -178,8 +196,10 @@ TENSOR_HOT static void unary_fwd_range(const tnode *n, const float *x, float *y,
 	float a = n->fa, b = n->fb;
 	switch ((int)n->u.iv[0]) {
 	case U_RELU:
+		/* NaN must propagate (as in ONNX and PyTorch): a NaN hidden in a
+		 * layer has to reach the logits, not turn into a clean zero. */
 		for (size_t i = 0; i < cnt; i++)
-			y[i] = x[i] > 0 ? x[i] : 0;
+			y[i] = x[i] < 0 ? 0 : x[i] == 0 ? 0 : x[i];
 		break;
 	case U_LEAKY:
 		for (size_t i = 0; i < cnt; i++)
@@ -254,7 +274,7 @@ TENSOR_HOT static void unary_fwd_range(const tnode *n, const float *x, float *y,
 }
 
 TENSOR_HOT static void unary_bwd_range(const tnode *n, const float *x, const float *y,
-				       const float *dy, float *dx, size_t cnt)
+                                       const float *dy, float *dx, size_t cnt)
 {
 	float a = n->fa, b = n->fb;
 	switch ((int)n->u.iv[0]) {
@@ -397,8 +417,8 @@ static mlsec_err binary_infer(G *g, tnode *n, mlsec_error *err)
 		return op_error(err, MLSEC_ERR_PARSE, n, "shapes do not broadcast");
 	if (a->dtype != b->dtype)
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "input types differ (%s, %s)",
-				a->dtype == TD_F32 ? "float" : "int64",
-				b->dtype == TD_F32 ? "float" : "int64");
+		                a->dtype == TD_F32 ? "float" : "int64",
+		                b->dtype == TD_F32 ? "float" : "int64");
 	y->dtype = a->dtype;
 	return MLSEC_OK;
 }
@@ -458,7 +478,7 @@ TENSOR_HOT static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, cons
 {
 	bin_ctx *c = c_;
 	const float *a = c->a + off[1], *b = c->b + off[2], *dy = c->dy + off[0],
-		    *y = c->y + off[0];
+	            *y = c->y + off[0];
 	float *da = c->da ? c->da + off[1] : NULL, *db = c->db ? c->db + off[2] : NULL;
 	int64_t ia = inc[1], ib = inc[2];
 	for (int64_t i = 0; i < n; i++) {
@@ -542,10 +562,18 @@ static void bin_i64_row(void *c_, const int64_t *off, int64_t n, const int64_t *
 	for (int64_t i = 0; i < n; i++) {
 		int64_t a = c->a[off[1] + i * inc[1]], b = c->b[off[2] + i * inc[2]], r;
 		switch (c->kind) {
-		case B_ADD: r = a + b; break;
-		case B_SUB: r = a - b; break;
-		case B_MUL: r = a * b; break;
-		case B_DIV: r = b ? a / b : 0; break;
+		case B_ADD:
+			r = a + b;
+			break;
+		case B_SUB:
+			r = a - b;
+			break;
+		case B_MUL:
+			r = a * b;
+			break;
+		case B_DIV:
+			r = b ? a / b : 0;
+			break;
 		default: {
 			r = 1;
 			for (int64_t k = 0; k < b && k < 64; k++)
@@ -658,14 +686,14 @@ static void softmax_bwd(G *g, tnode *n)
 				for (int64_t i = 0; i < len; i++)
 					s += dy[base + i * inner];
 				for (int64_t i = 0; i < len; i++)
-					dx[base + i * inner] +=
-						dy[base + i * inner] - expf(y[base + i * inner]) * s;
+					dx[base + i * inner] += dy[base + i * inner] -
+					                        expf(y[base + i * inner]) * s;
 			} else {
 				for (int64_t i = 0; i < len; i++)
 					s += dy[base + i * inner] * y[base + i * inner];
 				for (int64_t i = 0; i < len; i++)
 					dx[base + i * inner] +=
-						y[base + i * inner] * (dy[base + i * inner] - s);
+					        y[base + i * inner] * (dy[base + i * inner] - s);
 			}
 		}
 }
@@ -684,7 +712,7 @@ static mlsec_err bn_infer(G *g, tnode *n, mlsec_error *err)
 		tval *p = IN(g, n, k);
 		if (!p || p->kind != VK_CONST || p->dtype != TD_F32 || p->sh.numel != (size_t)c)
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-					"scale/B/mean/var must be constant [C] tensors");
+			                "scale/B/mean/var must be constant [C] tensors");
 	}
 	for (int k = 1; k < n->nout; k++)
 		if (n->out[k] >= 0)
@@ -701,7 +729,7 @@ void tensor_bn_prepare(G *g, tnode *n)
 	tval *x = IN(g, n, 0);
 	int64_t c = x->sh.dims[1];
 	const float *sc = IN(g, n, 1)->f, *bb = IN(g, n, 2)->f, *mu = IN(g, n, 3)->f,
-		    *var = IN(g, n, 4)->f;
+	            *var = IN(g, n, 4)->f;
 	for (int64_t i = 0; i < c; i++) {
 		float a = sc[i] / sqrtf(var[i] + n->fa);
 		n->aux[i] = a;
@@ -766,7 +794,7 @@ static mlsec_err ln_infer(G *g, tnode *n, mlsec_error *err)
 	if (sc->kind != VK_CONST || sc->dtype != TD_F32 || sc->sh.numel != (size_t)len ||
 	    (bb && (bb->kind != VK_CONST || bb->dtype != TD_F32 || bb->sh.numel != (size_t)len)))
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-				"scale and bias must be constants over the normalised axes");
+		                "scale and bias must be constants over the normalised axes");
 	for (int k = 1; k < n->nout; k++)
 		if (n->out[k] >= 0)
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "Mean/InvStdDev outputs");
@@ -833,9 +861,7 @@ static void ln_bwd(G *g, tnode *n)
 }
 
 const op_def tensor_op_unary = {"unary", unary_infer, unary_fwd, NULL, unary_bwd, 0, 0};
-const op_def tensor_op_binary = {"binary", binary_infer, binary_fwd, binary_fold, binary_bwd,
-				 0, 0};
-const op_def tensor_op_softmax = {"softmax", softmax_infer, softmax_fwd, NULL, softmax_bwd, 0,
-				  0};
+const op_def tensor_op_binary = {"binary", binary_infer, binary_fwd, binary_fold, binary_bwd, 0, 0};
+const op_def tensor_op_softmax = {"softmax", softmax_infer, softmax_fwd, NULL, softmax_bwd, 0, 0};
 const op_def tensor_op_bn = {"BatchNormalization", bn_infer, bn_fwd, NULL, bn_bwd, 0, 0};
 const op_def tensor_op_ln = {"LayerNormalization", ln_infer, ln_fwd, NULL, ln_bwd, 0, 0};

@@ -34,13 +34,14 @@ static mlsec_err gemm_infer(G *g, tnode *n, mlsec_error *err)
 	p->n = b->sh.dims[p->tb ? 0 : 1];
 	if (kb != p->k)
 		return op_error(err, MLSEC_ERR_PARSE, n, "inner dims %lld and %lld differ",
-				(long long)p->k, (long long)kb);
+		                (long long)p->k, (long long)kb);
 	tval *y = OUT(g, n, 0);
 	int64_t d[2] = {p->m, p->n};
 	shape_set(&y->sh, 2, d);
 	if (c) {
 		mlsec_tensor_shape bs;
-		if (c->dtype != TD_F32 || shape_broadcast(&c->sh, &y->sh, &bs) || bs.numel != y->sh.numel)
+		if (c->dtype != TD_F32 || shape_broadcast(&c->sh, &y->sh, &bs) ||
+		    bs.numel != y->sh.numel)
 			return op_error(err, MLSEC_ERR_PARSE, n, "C does not broadcast to [M, N]");
 	}
 	return MLSEC_OK;
@@ -61,7 +62,7 @@ static void gemm_fwd_rows(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void 
 	}
 	const float *ap = p->ta ? a->f + r0 : a->f + r0 * p->k;
 	tensor_sgemm(p->ta, p->tb, r1 - r0, p->n, p->k, p->alpha, ap, p->ta ? p->m : p->k, b->f,
-		     p->tb ? p->k : p->n, beta, y->f + r0 * p->n, p->n);
+	             p->tb ? p->k : p->n, beta, y->f + r0 * p->n, p->n);
 }
 
 static void gemm_fwd(G *g, tnode *n)
@@ -78,10 +79,10 @@ static void gemm_bwd_a(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void *ct
 	int64_t rows = r1 - r0, N = p->n, K = p->k, M = p->m;
 	if (!p->ta)
 		tensor_sgemm(0, !p->tb, rows, K, N, p->alpha, dy, N, b->f, p->tb ? K : N, 1,
-			     a->g + r0 * K, K);
+		             a->g + r0 * K, K);
 	else
 		tensor_sgemm(p->tb, 1, K, rows, N, p->alpha, b->f, p->tb ? K : N, dy, N, 1,
-			     a->g + r0, M);
+		             a->g + r0, M);
 }
 
 /* dB for columns [c0, c1) of op(B). */
@@ -93,10 +94,10 @@ static void gemm_bwd_b(G *g, tnode *n, int64_t c0, int64_t c1, int tid, void *ct
 	int64_t cols = c1 - c0, N = p->n, K = p->k, M = p->m;
 	if (!p->tb)
 		tensor_sgemm(!p->ta, 0, K, cols, M, p->alpha, a->f, p->ta ? M : K, dy, N, 1,
-			     b->g + c0, N);
+		             b->g + c0, N);
 	else
 		tensor_sgemm(1, p->ta, cols, K, M, p->alpha, dy, N, a->f, p->ta ? M : K, 1,
-			     b->g + c0 * K, K);
+		             b->g + c0 * K, K);
 }
 
 static void gemm_bwd(G *g, tnode *n)
@@ -144,7 +145,7 @@ static mlsec_err matmul_infer(G *g, tnode *n, mlsec_error *err)
 	int64_t K2 = sb.dims[sb.ndim - 2], N = sb.dims[sb.ndim - 1];
 	if (K != K2)
 		return op_error(err, MLSEC_ERR_PARSE, n, "inner dims %lld and %lld differ",
-				(long long)K, (long long)K2);
+		                (long long)K, (long long)K2);
 	mlsec_tensor_shape ba = sa, bb = sb, bo;
 	ba.ndim -= 2;
 	bb.ndim -= 2;
@@ -217,7 +218,7 @@ static void mm_fwd_rows(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void *c
 	const int64_t *iv = n->u.iv;
 	int64_t K = iv[1], N = iv[2];
 	tensor_sgemm(0, 0, r1 - r0, N, K, 1, IN(g, n, 0)->f + r0 * K, K, IN(g, n, 1)->f, N, 0,
-		     OUT(g, n, 0)->f + r0 * N, N);
+	             OUT(g, n, 0)->f + r0 * N, N);
 }
 
 static void mm_fwd_batches(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
@@ -230,7 +231,7 @@ static void mm_fwd_batches(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void
 		int64_t oa, ob;
 		mm_offsets(iv, bi, &oa, &ob);
 		tensor_sgemm(0, 0, M, N, K, 1, a + oa * M * K, K, b + ob * K * N, N, 0,
-			     y + bi * M * N, N);
+		             y + bi * M * N, N);
 	}
 }
 
@@ -249,7 +250,7 @@ static void mm_bwd_a_rows(G *g, tnode *n, int64_t r0, int64_t r1, int tid, void 
 	const int64_t *iv = n->u.iv;
 	int64_t K = iv[1], N = iv[2];
 	tensor_sgemm(0, 1, r1 - r0, K, N, 1, OUT(g, n, 0)->g + r0 * N, N, IN(g, n, 1)->f, N, 1,
-		     IN(g, n, 0)->g + r0 * K, K);
+	             IN(g, n, 0)->g + r0 * K, K);
 }
 
 static void mm_bwd_b_cols(G *g, tnode *n, int64_t c0, int64_t c1, int tid, void *ctx)
@@ -257,7 +258,7 @@ static void mm_bwd_b_cols(G *g, tnode *n, int64_t c0, int64_t c1, int tid, void 
 	const int64_t *iv = n->u.iv;
 	int64_t K = iv[1], N = iv[2], rows = mm_batches(iv) * iv[0];
 	tensor_sgemm(1, 0, K, c1 - c0, rows, 1, IN(g, n, 0)->f, K, OUT(g, n, 0)->g + c0, N, 1,
-		     IN(g, n, 1)->g + c0, N);
+	             IN(g, n, 1)->g + c0, N);
 }
 
 static void mm_bwd_batches(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
@@ -271,10 +272,10 @@ static void mm_bwd_batches(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void
 		mm_offsets(iv, bi, &oa, &ob);
 		if (av->g)
 			tensor_sgemm(0, 1, M, K, N, 1, dy + bi * M * N, N, bv->f + ob * K * N, N, 1,
-				     av->g + oa * M * K, K);
+			             av->g + oa * M * K, K);
 		if (bv->g)
 			tensor_sgemm(1, 0, K, N, M, 1, av->f + oa * M * K, K, dy + bi * M * N, N, 1,
-				     bv->g + ob * K * N, N);
+			             bv->g + ob * K * N, N);
 	}
 }
 
@@ -312,9 +313,9 @@ static void matmul_bwd(G *g, tnode *n)
  * computes output sizes. ceil: pooling ceil_mode (PyTorch rule: the last
  * window must start inside the input or its left padding). */
 mlsec_err tensor_window_params(G *g, tnode *n, int64_t h, int64_t w, int64_t kh, int64_t kw,
-			       int ceil_mode, int64_t *out6, mlsec_error *err);
+                               int ceil_mode, int64_t *out6, mlsec_error *err);
 mlsec_err tensor_window_params(G *g, tnode *n, int64_t h, int64_t w, int64_t kh, int64_t kw,
-			       int ceil_mode, int64_t *o, mlsec_error *err)
+                               int ceil_mode, int64_t *o, mlsec_error *err)
 {
 	(void)g;
 	size_t cnt;
@@ -333,8 +334,8 @@ mlsec_err tensor_window_params(G *g, tnode *n, int64_t h, int64_t w, int64_t kh,
 		dh = d[0];
 		dw = d[1];
 	}
-	if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || sh > 1 << 16 || sw > 1 << 16 ||
-	    dh > 1 << 16 || dw > 1 << 16 || kh < 1 || kw < 1 || kh > 1 << 16 || kw > 1 << 16)
+	if (sh < 1 || sw < 1 || dh < 1 || dw < 1 || sh > 1 << 16 || sw > 1 << 16 || dh > 1 << 16 ||
+	    dw > 1 << 16 || kh < 1 || kw < 1 || kh > 1 << 16 || kw > 1 << 16)
 		return op_error(err, MLSEC_ERR_PARSE, n, "bad kernel/stride/dilation");
 	int64_t ekh = dh * (kh - 1) + 1, ekw = dw * (kw - 1) + 1;
 	size_t al;
@@ -449,8 +450,9 @@ static mlsec_err conv_infer(G *g, tnode *n, mlsec_error *err)
 		if (conv_tbwd_ok(p)) {
 			conv_params q;
 			conv_tbwd_params(p, &q);
-			size_t need = (size_t)(q.chunk * ((q.c / q.group) * q.kh * q.kw + q.m / q.group) *
-					       q.oh * q.ow);
+			size_t need =
+			        (size_t)(q.chunk * ((q.c / q.group) * q.kh * q.kw + q.m / q.group) *
+			                 q.oh * q.ow);
 			if (need > n->scratch_floats)
 				n->scratch_floats = need;
 			n->aux_floats = IN(g, n, 1)->sh.numel;
@@ -476,7 +478,7 @@ static void valid_cols(const conv_params *p, int64_t ix0, int64_t *lo, int64_t *
 
 /* col[r, img*ohw + o] for one image and group. ld = row stride of col. */
 TENSOR_HOT static void im2col(const conv_params *p, const float *x, int64_t cg, float *col,
-			      int64_t ld)
+                              int64_t ld)
 {
 	for (int64_t c = 0; c < cg; c++)
 		for (int64_t ki = 0; ki < p->kh; ki++)
@@ -496,19 +498,21 @@ TENSOR_HOT static void im2col(const conv_params *p, const float *x, int64_t cg, 
 					if (lo)
 						memset(r, 0, (size_t)lo * sizeof(float));
 					if (p->sw == 1) {
-						memcpy(r + lo, xr + lo, (size_t)(hi - lo) * sizeof(float));
+						memcpy(r + lo, xr + lo,
+						       (size_t)(hi - lo) * sizeof(float));
 					} else {
 						for (int64_t ox = lo; ox < hi; ox++)
 							r[ox] = xr[ox * p->sw];
 					}
 					if (hi < p->ow)
-						memset(r + hi, 0, (size_t)(p->ow - hi) * sizeof(float));
+						memset(r + hi, 0,
+						       (size_t)(p->ow - hi) * sizeof(float));
 				}
 			}
 }
 
 TENSOR_HOT static void col2im(const conv_params *p, const float *col, int64_t cg, float *dx,
-			      int64_t ld)
+                              int64_t ld)
 {
 	for (int64_t c = 0; c < cg; c++)
 		for (int64_t ki = 0; ki < p->kh; ki++)
@@ -534,8 +538,8 @@ TENSOR_HOT static void col2im(const conv_params *p, const float *col, int64_t cg
 			}
 }
 
-TENSOR_HOT static void dw_fwd(const conv_params *p, const float *x, const float *w, const float *bias,
-		   float *y)
+TENSOR_HOT static void dw_fwd(const conv_params *p, const float *x, const float *w,
+                              const float *bias, float *y)
 {
 	int64_t mg = p->m / p->group;
 	for (int64_t b = 0; b < p->n; b++)
@@ -552,7 +556,8 @@ TENSOR_HOT static void dw_fwd(const conv_params *p, const float *x, const float 
 						if (iy < 0 || iy >= p->h)
 							continue;
 						for (int64_t kj = 0; kj < p->kw; kj++) {
-							int64_t ix = ox * p->sw - p->pw0 + kj * p->dw;
+							int64_t ix =
+							        ox * p->sw - p->pw0 + kj * p->dw;
 							if (ix >= 0 && ix < p->w)
 								s += xc[iy * p->w + ix] *
 								     wk[ki * p->kw + kj];
@@ -579,10 +584,11 @@ TENSOR_HOT static void dw_bwd(const conv_params *p, const float *w, const float 
 						if (iy < 0 || iy >= p->h)
 							continue;
 						for (int64_t kj = 0; kj < p->kw; kj++) {
-							int64_t ix = ox * p->sw - p->pw0 + kj * p->dw;
+							int64_t ix =
+							        ox * p->sw - p->pw0 + kj * p->dw;
 							if (ix >= 0 && ix < p->w)
 								dc[iy * p->w + ix] +=
-									d * wk[ki * p->kw + kj];
+								        d * wk[ki * p->kw + kj];
 						}
 					}
 				}
@@ -591,8 +597,8 @@ TENSOR_HOT static void dw_bwd(const conv_params *p, const float *w, const float 
 
 static int conv_is_pointwise(const conv_params *p)
 {
-	return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph0 == 0 &&
-	       p->pw0 == 0 && p->ph1 == 0 && p->pw1 == 0 && p->group == 1;
+	return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && p->ph0 == 0 && p->pw0 == 0 &&
+	       p->ph1 == 0 && p->pw1 == 0 && p->group == 1;
 }
 
 /* Fills channel rows [m0, m0+cnt) of image plane y with the bias, so the
@@ -607,8 +613,8 @@ static void fill_bias(float *y, const float *bias, int64_t cnt, int64_t ohw)
 
 /* y (=|+=) conv(x, w) + bias for images [i0, i1), with worker tid's scratch.
  * With acc, bias must be NULL. */
-static void conv_run(G *g, const conv_params *p, const float *x, const float *w,
-		     const float *bias, float *y, int acc, int64_t i0, int64_t i1, int tid)
+static void conv_run(G *g, const conv_params *p, const float *x, const float *w, const float *bias,
+                     float *y, int acc, int64_t i0, int64_t i1, int tid)
 {
 	int64_t cg = p->c / p->group, mg = p->m / p->group;
 	int64_t rows = cg * p->kh * p->kw, ohw = p->oh * p->ow;
@@ -623,8 +629,8 @@ static void conv_run(G *g, const conv_params *p, const float *x, const float *w,
 		for (int64_t b = i0; b < i1; b++) {
 			if (bias)
 				fill_bias(y + b * p->m * ohw, bias, p->m, ohw);
-			tensor_sgemm(0, 0, p->m, ohw, p->c, 1, w, p->c, x + b * p->c * ohw, ohw, beta,
-				     y + b * p->m * ohw, ohw);
+			tensor_sgemm(0, 0, p->m, ohw, p->c, 1, w, p->c, x + b * p->c * ohw, ohw,
+			             beta, y + b * p->m * ohw, ohw);
 		}
 		return;
 	}
@@ -642,7 +648,8 @@ static void conv_run(G *g, const conv_params *p, const float *x, const float *w,
 				float *yg = y + (b0 * p->m + gr * mg) * ohw;
 				if (bias)
 					fill_bias(yg, bias + gr * mg, mg, ohw);
-				tensor_sgemm(0, 0, mg, ohw, rows, 1, wg, rows, col, ld, beta, yg, ohw);
+				tensor_sgemm(0, 0, mg, ohw, rows, 1, wg, rows, col, ld, beta, yg,
+				             ohw);
 				continue;
 			}
 			tensor_sgemm(0, 0, mg, ld, rows, 1, wg, rows, col, ld, 0, tmp, ld);
@@ -668,7 +675,7 @@ static void conv_run(G *g, const conv_params *p, const float *x, const float *w,
 static void conv_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
 {
 	conv_run(g, &n->u.conv, IN(g, n, 0)->f, IN(g, n, 1)->f, IN(g, n, 2) ? IN(g, n, 2)->f : NULL,
-		 OUT(g, n, 0)->f, 0, i0, i1, tid);
+	         OUT(g, n, 0)->f, 0, i0, i1, tid);
 }
 
 /* Images per im2col chunk so one chunk's columns stay cache-sized. */
@@ -706,7 +713,9 @@ static void conv_tbwd_params(const conv_params *p, conv_params *q)
 
 static int conv_tbwd_ok(const conv_params *p)
 {
-	return p->sh == 1 && p->sw == 1 && p->chunk != 0 && !conv_is_pointwise(p) &&
+	/* im2col of dY has M*kh*kw rows where col2im has C*kh*kw: only worth it
+	 * when the layer does not widen (M <= C) */
+	return p->sh == 1 && p->sw == 1 && p->chunk != 0 && !conv_is_pointwise(p) && p->m <= p->c &&
 	       p->ph0 <= p->dh * (p->kh - 1) && p->ph1 <= p->dh * (p->kh - 1) &&
 	       p->pw0 <= p->dw * (p->kw - 1) && p->pw1 <= p->dw * (p->kw - 1);
 }
@@ -752,7 +761,7 @@ static void conv_bwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, voi
 	if (conv_is_pointwise(p)) {
 		for (int64_t b = i0; b < i1; b++)
 			tensor_sgemm(1, 0, p->c, ohw, p->m, 1, w, p->c, dy + b * p->m * ohw, ohw, 1,
-				     dx + b * p->c * ohw, ohw);
+			             dx + b * p->c * ohw, ohw);
 		return;
 	}
 	float *scr = tensor_scratch(g, tid);
@@ -888,7 +897,7 @@ static void convt_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, vo
 		memset(yb, 0, (size_t)(p->c * ohw) * sizeof(float));
 		for (int64_t gr = 0; gr < p->group; gr++) {
 			tensor_sgemm(1, 0, rows, hw, cg, 1, w + gr * cg * rows, rows,
-				     x + (b * p->m + gr * cg) * hw, hw, 0, col, hw);
+			             x + (b * p->m + gr * cg) * hw, hw, 0, col, hw);
 			col2im(p, col, mg, yb + gr * mg * ohw, hw);
 		}
 		if (bias)
@@ -915,7 +924,7 @@ static void convt_bwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, vo
 		for (int64_t gr = 0; gr < p->group; gr++) {
 			im2col(p, dy + (b * p->c + gr * mg) * ohw, mg, col, hw);
 			tensor_sgemm(0, 0, cg, hw, rows, 1, w + gr * cg * rows, rows, col, hw, 1,
-				     dx + (b * p->m + gr * cg) * hw, hw);
+			             dx + (b * p->m + gr * cg) * hw, hw);
 		}
 }
 

@@ -8,7 +8,7 @@
 #include "tensor_internal.h"
 
 mlsec_err tensor_window_params(G *g, tnode *n, int64_t h, int64_t w, int64_t kh, int64_t kw,
-			       int ceil_mode, int64_t *out6, mlsec_error *err);
+                               int ceil_mode, int64_t *out6, mlsec_error *err);
 
 static mlsec_err pool_infer(G *g, tnode *n, mlsec_error *err)
 {
@@ -36,7 +36,7 @@ static mlsec_err pool_infer(G *g, tnode *n, mlsec_error *err)
 	p->kw = ks[1];
 	int64_t o[10];
 	mlsec_err rc = tensor_window_params(g, n, p->h, p->w, p->kh, p->kw,
-					    mlsec_onnx_attr_int(n->p, "ceil_mode", 0) != 0, o, err);
+	                                    mlsec_onnx_attr_int(n->p, "ceil_mode", 0) != 0, o, err);
 	if (rc)
 		return rc;
 	p->sh = o[0];
@@ -154,7 +154,7 @@ static void maxpool_bwd(G *g, tnode *n)
 
 /* Window of output (oy, ox) clipped to the input, and its divisor. */
 static float avg_window(const pool_params *p, int64_t oy, int64_t ox, int64_t *y0, int64_t *y1,
-			int64_t *x0, int64_t *x1)
+                        int64_t *x0, int64_t *x1)
 {
 	int64_t hs = oy * p->sh - p->ph0, ws = ox * p->sw - p->pw0;
 	int64_t he = hs + p->kh, we = ws + p->kw;

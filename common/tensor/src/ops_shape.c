@@ -12,13 +12,12 @@
 #include "mlsec/onnx.h"
 #include "tensor_internal.h"
 
-
 /* ---- strided n-d copy/accumulate ---- */
 
 /* For every index of dims: dst[dst_off . st] (=|+=) scale * src[src_off . st]. */
 static void nd_move(size_t es, size_t nd, const int64_t *dims, void *dst, int64_t doff,
-		    const int64_t *dst_st, const void *src, int64_t soff, const int64_t *src_st,
-		    int accumulate, float scale)
+                    const int64_t *dst_st, const void *src, int64_t soff, const int64_t *src_st,
+                    int accumulate, float scale)
 {
 	int64_t total = 1;
 	for (size_t i = 0; i < nd; i++)
@@ -29,7 +28,8 @@ static void nd_move(size_t es, size_t nd, const int64_t *dims, void *dst, int64_
 		if (accumulate)
 			((float *)dst)[doff] += scale * ((const float *)src)[soff];
 		else
-			memcpy((char *)dst + doff * (int64_t)es, (const char *)src + soff * (int64_t)es, es);
+			memcpy((char *)dst + doff * (int64_t)es,
+			       (const char *)src + soff * (int64_t)es, es);
 		return;
 	}
 	int64_t idx[MAXR] = {0};
@@ -42,8 +42,8 @@ static void nd_move(size_t es, size_t nd, const int64_t *dims, void *dst, int64_
 			for (int64_t i = 0; i < n; i++)
 				d[i * ds] += scale * s[i * ss];
 		} else if (ds == 1 && ss == 1) {
-			memcpy((char *)dst + doff * (int64_t)es, (const char *)src + soff * (int64_t)es,
-			       (size_t)n * es);
+			memcpy((char *)dst + doff * (int64_t)es,
+			       (const char *)src + soff * (int64_t)es, (size_t)n * es);
 		} else if (es == 4) {
 			float *d = (float *)dst + doff;
 			const float *s = (const float *)src + soff;
@@ -82,7 +82,7 @@ static void contiguous_strides(const mlsec_tensor_shape *s, int64_t *st)
 
 /* Reads axes from attribute (old opsets) or input k (new opsets). */
 static mlsec_err read_axes(G *g, tnode *n, int input_from_opset, int k, int64_t *axes,
-			   size_t *count, int *present, mlsec_error *err)
+                           size_t *count, int *present, mlsec_error *err)
 {
 	const int64_t *a;
 	size_t cnt = 0;
@@ -139,7 +139,7 @@ static mlsec_err alias_infer(G *g, tnode *n, mlsec_error *err)
 		const int64_t *t = const_i64(g, n, 1, &cnt);
 		if (!sv || !t)
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-					"shape must be a constant int64 tensor");
+			                "shape must be a constant int64 tensor");
 		if (cnt > MAXR)
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "rank over %d", MAXR);
 		int allowzero = (int)mlsec_onnx_attr_int(n->p, "allowzero", 0);
@@ -150,7 +150,8 @@ static mlsec_err alias_infer(G *g, tnode *n, mlsec_error *err)
 			int64_t d = t[i];
 			if (d == 0 && !allowzero) {
 				if ((int64_t)i >= r)
-					return op_error(err, MLSEC_ERR_PARSE, n, "0 beyond input rank");
+					return op_error(err, MLSEC_ERR_PARSE, n,
+					                "0 beyond input rank");
 				d = x->sh.dims[i];
 			}
 			if (d == -1) {
@@ -206,7 +207,7 @@ static mlsec_err alias_infer(G *g, tnode *n, mlsec_error *err)
 				int drop = present ? mark[i] : x->sh.dims[i] == 1;
 				if (drop && x->sh.dims[i] != 1)
 					return op_error(err, MLSEC_ERR_PARSE, n,
-							"squeezing a dim that is not 1");
+					                "squeezing a dim that is not 1");
 				if (!drop)
 					s.dims[s.ndim++] = x->sh.dims[i];
 			}
@@ -220,7 +221,7 @@ static mlsec_err alias_infer(G *g, tnode *n, mlsec_error *err)
 	}
 	if (shape_finish(&s) || s.numel != x->sh.numel)
 		return op_error(err, MLSEC_ERR_PARSE, n, "element count changes (%zu -> %zu)",
-				x->sh.numel, s.numel);
+		                x->sh.numel, s.numel);
 	y->sh = s;
 	return MLSEC_OK;
 }
@@ -249,7 +250,8 @@ static mlsec_err transpose_infer(G *g, tnode *n, mlsec_error *err)
 	const int64_t *perm = mlsec_onnx_attr_ints(n->p, "perm", &cnt);
 	int seen[MAXR] = {0};
 	if (perm && cnt != r)
-		return op_error(err, MLSEC_ERR_PARSE, n, "perm has %zu entries for rank %zu", cnt, r);
+		return op_error(err, MLSEC_ERR_PARSE, n, "perm has %zu entries for rank %zu", cnt,
+		                r);
 	for (size_t i = 0; i < r; i++) {
 		int64_t p = perm ? perm[i] : (int64_t)(r - 1 - i);
 		if (p < 0 || p >= (int64_t)r || seen[p])
@@ -331,8 +333,8 @@ static void concat_run(G *g, tnode *n, int backward)
 		contiguous_strides(&x->sh, xs);
 		int64_t off = base * ys[n->axis];
 		if (!backward)
-			nd_move(vesize(x), x->sh.ndim, x->sh.dims, vdata(y), off, ys, vdata(x), 0, xs,
-				0, 1);
+			nd_move(vesize(x), x->sh.ndim, x->sh.dims, vdata(y), off, ys, vdata(x), 0,
+			        xs, 0, 1);
 		else if (x->g)
 			nd_move(4, x->sh.ndim, x->sh.dims, x->g, 0, xs, y->g, off, ys, 1, 1);
 		base += x->sh.dims[n->axis];
@@ -372,7 +374,7 @@ static mlsec_err slice_infer(G *g, tnode *n, mlsec_error *err)
 		for (int k = 1; k < n->nin; k++)
 			if (IN(g, n, k) && IN(g, n, k)->kind != VK_CONST)
 				return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-						"starts/ends/axes/steps computed at run time");
+				                "starts/ends/axes/steps computed at run time");
 		st = const_i64(g, n, 1, &ns);
 		en = const_i64(g, n, 2, &ne);
 		if (IN(g, n, 3))
@@ -431,7 +433,8 @@ static void slice_run(G *g, tnode *n, int backward)
 		off += xs[d] * n->u.iv[d];
 	}
 	if (!backward)
-		nd_move(vesize(x), y->sh.ndim, y->sh.dims, vdata(y), 0, ys, vdata(x), off, src, 0, 1);
+		nd_move(vesize(x), y->sh.ndim, y->sh.dims, vdata(y), 0, ys, vdata(x), off, src, 0,
+		        1);
 	else if (x->g)
 		nd_move(4, y->sh.ndim, y->sh.dims, x->g, off, src, y->g, 0, ys, 1, 1);
 }
@@ -468,7 +471,7 @@ static mlsec_err gather_infer(G *g, tnode *n, mlsec_error *err)
 	for (size_t i = 0; i < cnt; i++)
 		if (idx[i] < -dim || idx[i] >= dim)
 			return op_error(err, MLSEC_ERR_PARSE, n, "index %lld out of range",
-					(long long)idx[i]);
+			                (long long)idx[i]);
 	if (x->sh.ndim - 1 + iv->sh.ndim > MAXR)
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "rank over %d", MAXR);
 	tval *y = OUT(g, n, 0);
@@ -498,10 +501,12 @@ static void gather_run(G *g, tnode *n, int backward)
 	for (int64_t o = 0; o < outer; o++)
 		for (size_t j = 0; j < cnt; j++) {
 			int64_t k = idx[j] < 0 ? idx[j] + dim : idx[j];
-			int64_t so = (o * dim + k) * inner, dof = (o * (int64_t)cnt + (int64_t)j) * inner;
+			int64_t so = (o * dim + k) * inner,
+			        dof = (o * (int64_t)cnt + (int64_t)j) * inner;
 			if (!backward) {
 				memcpy((char *)vdata(y) + dof * (int64_t)es,
-				       (const char *)vdata(x) + so * (int64_t)es, (size_t)inner * es);
+				       (const char *)vdata(x) + so * (int64_t)es,
+				       (size_t)inner * es);
 			} else if (x->g) {
 				for (int64_t i = 0; i < inner; i++)
 					x->g[so + i] += y->g[dof + i];
@@ -535,7 +540,7 @@ static mlsec_err pad_infer(G *g, tnode *n, mlsec_error *err)
 	const char *mode = mlsec_onnx_attr_string(n->p, "mode", "constant", &ml);
 	if (!(ml == 8 && memcmp(mode, "constant", 8) == 0))
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "mode '%.*s' (only constant)",
-				(int)(ml > 20 ? 20 : ml), mode);
+		                (int)(ml > 20 ? 20 : ml), mode);
 	int64_t r = (int64_t)x->sh.ndim;
 	const int64_t *pads;
 	size_t cnt;
@@ -551,7 +556,7 @@ static mlsec_err pad_infer(G *g, tnode *n, mlsec_error *err)
 		if (cv) {
 			if (cv->kind != VK_CONST || cv->sh.numel != 1 || cv->dtype != TD_F32)
 				return op_error(err, MLSEC_ERR_UNSUPPORTED, n,
-						"constant_value must be a constant float");
+				                "constant_value must be a constant float");
 			cval = cv->f[0];
 		}
 	}
@@ -742,7 +747,7 @@ static mlsec_err constant_infer(G *g, tnode *n, mlsec_error *err)
 		y->dtype = (dt == 1 || dt == 10 || dt == 11 || dt == 16) ? TD_F32 : TD_I64;
 		if (dt == 8 || dt == 14 || dt == 15 || dt == 0 || dt > 16)
 			return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "constant of type %s",
-					mlsec_onnx_dtype_name(dt));
+			                mlsec_onnx_dtype_name(dt));
 		return MLSEC_OK;
 	}
 	if (strcmp(nm, "value_float") == 0 || strcmp(nm, "value_int") == 0) {
@@ -871,15 +876,26 @@ static mlsec_err cast_infer(G *g, tnode *n, mlsec_error *err)
 	tval *y = OUT(g, n, 0);
 	y->sh = x->sh;
 	switch (to) {
-	case 1: case 10: case 11: case 16:
+	case 1:
+	case 10:
+	case 11:
+	case 16:
 		y->dtype = TD_F32;
 		break;
-	case 2: case 3: case 4: case 5: case 6: case 7: case 9: case 12: case 13:
+	case 2:
+	case 3:
+	case 4:
+	case 5:
+	case 6:
+	case 7:
+	case 9:
+	case 12:
+	case 13:
 		y->dtype = TD_I64;
 		break;
 	default:
 		return op_error(err, MLSEC_ERR_UNSUPPORTED, n, "cast to %s",
-				mlsec_onnx_dtype_name((int32_t)to));
+		                mlsec_onnx_dtype_name((int32_t)to));
 	}
 	n->u.iv[0] = to;
 	return MLSEC_OK;
@@ -901,7 +917,8 @@ static mlsec_err cast_fold(G *g, tnode *n, mlsec_error *err)
 			y->f[i] = (float)v;
 		} else {
 			if (v != v || v > 9.2e18 || v < -9.2e18)
-				return op_error(err, MLSEC_ERR_PARSE, n, "value out of int64 range");
+				return op_error(err, MLSEC_ERR_PARSE, n,
+				                "value out of int64 range");
 			int64_t k = (int64_t)v;
 			if (to == 9)
 				k = v != 0;
@@ -920,8 +937,8 @@ static void cast_bwd(G *g, tnode *n)
 }
 
 const op_def tensor_op_alias = {"alias", alias_infer, alias_fwd, alias_fold, NULL, 1, 0};
-const op_def tensor_op_transpose = {"Transpose", transpose_infer, transpose_fwd, transpose_fold,
-				    transpose_bwd, 0, 0};
+const op_def tensor_op_transpose = {
+        "Transpose", transpose_infer, transpose_fwd, transpose_fold, transpose_bwd, 0, 0};
 const op_def tensor_op_concat = {"Concat", concat_infer, concat_fwd, concat_fold, concat_bwd, 0, 0};
 const op_def tensor_op_slice = {"Slice", slice_infer, slice_fwd, slice_fold, slice_bwd, 0, 0};
 const op_def tensor_op_gather = {"Gather", gather_infer, gather_fwd, gather_fold, gather_bwd, 0, 0};

@@ -19,8 +19,8 @@ struct tensor_pool {
 	pthread_t *tids;
 	pthread_mutex_t mu;
 	pthread_cond_t start, done;
-	unsigned long gen;  /* job generation, bumped per tensor_par() */
-	int pending;        /* workers still running the current job */
+	unsigned long gen; /* job generation, bumped per tensor_par() */
+	int pending;       /* workers still running the current job */
 	int quit;
 	/* current job */
 	tensor_par_fn fn;
@@ -83,7 +83,8 @@ mlsec_err tensor_pool_new(int nthreads, tensor_pool **out, mlsec_error *err)
 	pthread_cond_init(&p->done, NULL);
 	for (int t = 1; t < nthreads; t++) {
 		worker_arg *wa = mlsec_malloc(sizeof *wa);
-		if (!wa || (wa->p = p, wa->tid = t, pthread_create(&p->tids[t], NULL, worker, wa))) {
+		if (!wa ||
+		    (wa->p = p, wa->tid = t, pthread_create(&p->tids[t], NULL, worker, wa))) {
 			mlsec_free(wa);
 			tensor_pool_free(p);
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "cannot start worker threads");

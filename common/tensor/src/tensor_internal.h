@@ -97,7 +97,7 @@ typedef struct op_def {
 	/* Accumulates input gradients from output gradients (NULL: not
 	 * differentiable; compile refuses it on a gradient path). */
 	void (*bwd)(struct mlsec_tensor_graph *g, tnode *n);
-	int alias;  /* output 0 shares input 0's buffers (reshape family) */
+	int alias;        /* output 0 shares input 0's buffers (reshape family) */
 	int folds_always; /* Shape, Constant...: always constant */
 } op_def;
 
@@ -125,11 +125,12 @@ struct mlsec_tensor_graph {
 	float *scratch;
 	size_t scratch_floats;
 	size_t scratch_stride; /* floats between workers' scratch areas */
-	float *dlogits; /* loss gradient for loss_grad() */
+	float *dlogits;        /* loss gradient for loss_grad() */
 	mlsec_tensor_hook hook;
 	void *hook_ctx;
 	int planned_grad;
 	uint64_t folded_bytes; /* constants made by folding, bounded like the arena */
+	double flops;          /* estimated work of one forward */
 };
 
 typedef struct mlsec_tensor_graph G;
@@ -161,11 +162,11 @@ int shape_finish(mlsec_tensor_shape *s);
 const int64_t *const_i64(G *g, tnode *n, int k, size_t *count);
 int64_t node_opset(G *g);
 mlsec_err op_error(mlsec_error *err, mlsec_err code, tnode *n, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 /* Broadcasting: computes the output shape of numpy broadcasting a and b. */
 int shape_broadcast(const mlsec_tensor_shape *a, const mlsec_tensor_shape *b,
-		    mlsec_tensor_shape *out);
+                    mlsec_tensor_shape *out);
 /* Element strides of x broadcast to out (0 on broadcast axes), right-aligned. */
 void bcast_strides(const mlsec_tensor_shape *x, const mlsec_tensor_shape *out, int64_t *st);
 
@@ -184,6 +185,6 @@ static inline float *tensor_scratch(G *g, int tid)
 
 /* BLAS */
 void tensor_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-		  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
 #endif

@@ -66,65 +66,12 @@ typedef float v8f __attribute__((vector_size(32)));
 /* lane-wise m ? a : b (m is all-ones or zero per lane) */
 #define vsel(m, a, b) ((v8f)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m))))
 
-/*
- * float32 block kernel; n <= BLOCK. GCC vector extensions give SSE2 code
- * by default and an AVX2 clone picked at load time where the CPU has it.
- */
-__attribute__((target_clones("avx2", "default"))) static void
-block_f32(mlsec_tstats *s, const uint32_t *u, size_t n, uint32_t h[4][HSTRIDE])
+/* Exact scalar statistics of a block holding NaN/Inf (rare). */
+static void block_scalar(mlsec_tstats *s, const uint32_t *u, size_t n)
 {
-	const v8u absm = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
-			  0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu};
-	v8u pinf = {0};
-	pinf += 0x7f800000u;
-	v8f big = {0};
-	big += FLT_MAX;
-	v8f mn0 = big, mn1 = big, mx0 = -big, mx1 = -big;
-	v8f sm0 = {0}, sm1 = {0}, sq0 = {0}, sq1 = {0};
-	v8i nf = {0};
-	size_t i = 0;
-	for (; i + 16 <= n; i += 16) {
-		v8u b0, b1;
-		/* one block ahead: the histogram loop below leaves the
-		 * memory bus idle, the prefetch keeps it busy */
-		__builtin_prefetch((const char *)(u + i) + BLOCK * 4);
-		memcpy(&b0, u + i, 32);
-		memcpy(&b1, u + i + 8, 32);
-		v8u g0 = b0 & absm, g1 = b1 & absm;
-		v8i f0 = (v8i)(g0 < pinf), f1 = (v8i)(g1 < pinf);
-		nf |= ~f0 | ~f1;
-		v8f x0 = (v8f)((v8i)b0 & f0), x1 = (v8f)((v8i)b1 & f1);
-		sm0 += x0;
-		sm1 += x1;
-		sq0 += x0 * x0;
-		sq1 += x1 * x1;
-		v8f lo0 = vsel(f0, (v8f)b0, big), lo1 = vsel(f1, (v8f)b1, big);
-		v8f hi0 = vsel(f0, (v8f)b0, -big), hi1 = vsel(f1, (v8f)b1, -big);
-		mn0 = vsel((v8i)(lo0 < mn0), lo0, mn0);
-		mn1 = vsel((v8i)(lo1 < mn1), lo1, mn1);
-		mx0 = vsel((v8i)(hi0 > mx0), hi0, mx0);
-		mx1 = vsel((v8i)(hi1 > mx1), hi1, mx1);
-	}
 	double dsum = 0, dsq = 0;
 	float fmn = FLT_MAX, fmx = -FLT_MAX;
-	int32_t any_nf = 0;
-	for (int l = 0; l < 8; l++) {
-		dsum += (double)sm0[l] + (double)sm1[l];
-		dsq += (double)sq0[l] + (double)sq1[l];
-		fmn = mn0[l] < fmn ? mn0[l] : fmn;
-		fmn = mn1[l] < fmn ? mn1[l] : fmn;
-		fmx = mx0[l] > fmx ? mx0[l] : fmx;
-		fmx = mx1[l] > fmx ? mx1[l] : fmx;
-		any_nf |= nf[l];
-	}
-	/* non-finite values are rare: count them exactly only when present */
-	for (size_t k = 0; any_nf && k < (n & ~(size_t)15); k++) {
-		uint32_t b = u[k], mag = b & 0x7fffffffu;
-		s->nan += mag > 0x7f800000u;
-		s->posinf += b == 0x7f800000u;
-		s->neginf += b == 0xff800000u;
-	}
-	for (; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		uint32_t b = u[i];
 		float x;
 		memcpy(&x, &b, 4);
@@ -149,6 +96,71 @@ block_f32(mlsec_tstats *s, const uint32_t *u, size_t n, uint32_t h[4][HSTRIDE])
 		s->min = fmn;
 	if (fmx > s->max)
 		s->max = fmx;
+}
+
+/*
+ * float32 block kernel; n <= BLOCK. The vector loop assumes every value
+ * is finite and only records whether one was not; such a block (rare) is
+ * redone exactly by block_scalar, so NaN/Inf never need masking in the
+ * hot loop. GCC vector extensions give SSE2 code by default and an AVX2
+ * clone picked at load time where the CPU has it.
+ */
+__attribute__((target_clones("avx2", "default"))) static void
+block_f32(mlsec_tstats *s, const uint32_t *u, size_t n, uint32_t h[4][HSTRIDE])
+{
+	const v8u absm = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
+	                  0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu};
+	v8u pinf = {0};
+	pinf += 0x7f800000u;
+	v8f big = {0};
+	big += FLT_MAX;
+	v8f mn0 = big, mn1 = big, mx0 = -big, mx1 = -big;
+	v8f sm0 = {0}, sm1 = {0}, sq0 = {0}, sq1 = {0};
+	v8i nf = {0};
+	size_t i = 0;
+	/* by default one block ahead: the histogram loop below leaves the
+	 * memory bus idle, the prefetch keeps it busy */
+	const char *pf = (const char *)u + (s->prefetch ? s->prefetch : BLOCK * 4);
+	for (; i + 16 <= n; i += 16) {
+		__builtin_prefetch(pf + i * 4);
+		v8u b0, b1;
+		memcpy(&b0, u + i, 32);
+		memcpy(&b1, u + i + 8, 32);
+		nf |= (v8i)((b0 & absm) >= pinf) | (v8i)((b1 & absm) >= pinf);
+		v8f x0 = (v8f)b0, x1 = (v8f)b1;
+		sm0 += x0;
+		sm1 += x1;
+		sq0 += x0 * x0;
+		sq1 += x1 * x1;
+		mn0 = vsel((v8i)(x0 < mn0), x0, mn0);
+		mn1 = vsel((v8i)(x1 < mn1), x1, mn1);
+		mx0 = vsel((v8i)(x0 > mx0), x0, mx0);
+		mx1 = vsel((v8i)(x1 > mx1), x1, mx1);
+	}
+	int32_t any_nf = 0;
+	for (int l = 0; l < 8; l++)
+		any_nf |= nf[l];
+	if (any_nf) {
+		block_scalar(s, u, n);
+	} else {
+		double dsum = 0, dsq = 0;
+		float fmn = FLT_MAX, fmx = -FLT_MAX;
+		for (int l = 0; l < 8; l++) {
+			dsum += (double)sm0[l] + (double)sm1[l];
+			dsq += (double)sq0[l] + (double)sq1[l];
+			fmn = mn0[l] < fmn ? mn0[l] : fmn;
+			fmn = mn1[l] < fmn ? mn1[l] : fmn;
+			fmx = mx0[l] > fmx ? mx0[l] : fmx;
+			fmx = mx1[l] > fmx ? mx1[l] : fmx;
+		}
+		s->sum += dsum;
+		s->sumsq += dsq;
+		if (fmn < s->min)
+			s->min = fmn;
+		if (fmx > s->max)
+			s->max = fmx;
+		block_scalar(s, u + i, n - i); /* the < 16 tail */
+	}
 	s->count += n;
 	/* fine histogram: top 12 bits; non-finite bins are ignored at finish */
 	i = 0;
@@ -200,11 +212,10 @@ static void widen_bf16(uint32_t *out, const uint8_t *d, size_t k)
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <cpuid.h>
 #include <immintrin.h>
 /* float16 with the F16C conversion instruction, 8 at a time. */
 __attribute__((target("f16c,avx"))) static void widen_f16_f16c(uint32_t *out, const uint8_t *d,
-								 size_t k)
+                                                               size_t k)
 {
 	size_t i = 0;
 	for (; i + 8 <= k; i += 8) {
@@ -218,17 +229,30 @@ __attribute__((target("f16c,avx"))) static void widen_f16_f16c(uint32_t *out, co
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+/* CPUID leaf 1: ECX bit 29 F16C, bit 28 AVX, bit 27 OSXSAVE (clang 14's
+ * __builtin_cpu_supports does not know "f16c"). */
+static int cpu_has_f16c_avx(void)
+{
+	unsigned a, b, c, d;
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return 0;
+	if (!((c >> 29 & 1) && (c >> 28 & 1) && (c >> 27 & 1)))
+		return 0;
+	unsigned lo, hi;
+	__asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0)); /* the OS saves YMM state */
+	(void)hi;
+	return (lo & 6) == 6;
+}
+#endif
+
 static void widen_f16(uint32_t *out, const uint8_t *d, size_t k)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
 	static int have = -1;
-	if (have < 0) {
-		/* CPUID, not __builtin_cpu_supports("f16c"): clang 14 rejects
-		 * that feature name (and the clang/fuzz build with it). */
-		unsigned eax, ebx, ecx, edx;
-		have = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) &&
-		       __builtin_cpu_supports("avx");
-	}
+	if (have < 0)
+		have = cpu_has_f16c_avx();
 	if (have) {
 		widen_f16_f16c(out, d, k);
 		return;
@@ -447,7 +471,7 @@ void mlsec_tstats_finish(const mlsec_tstats *s, mlsec_tstats_summary *o)
 }
 
 void mlsec_hist_rebin(const double *h, size_t n, double lo, double hi, double *out, size_t nbins,
-		      double nlo, double nhi)
+                      double nlo, double nhi)
 {
 	memset(out, 0, nbins * sizeof(*out));
 	double nw = nhi - nlo;

@@ -12,6 +12,7 @@
 #include "attacks.h"
 #include "baseline.h"
 #include "mlsec/alloc.h"
+#include "mlsec/options.h"
 #include "mlsec/fsutil.h"
 
 #define RULE_PREFIX "ADV"
@@ -88,27 +89,6 @@ mlsec_err mlsec_adv_parse_eps(const char *s, mlsec_adv_opts *o, mlsec_error *err
 	return o->neps ? MLSEC_OK : mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no epsilon given");
 }
 
-/* Numeric option with bounds; accepts JSON numbers and numeric strings. */
-static mlsec_err num(const json_t *v, const char *key, double lo, double hi, double *out,
-		     mlsec_error *err)
-{
-	double d;
-	if (json_is_number(v)) {
-		d = json_number_value(v);
-	} else if (json_is_string(v)) {
-		char *end;
-		d = strtod(json_string_value(v), &end);
-		if (end == json_string_value(v) || *end)
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number", key);
-	} else {
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number", key);
-	}
-	if (!(d >= lo && d <= hi))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: %g is outside [%g, %g]",
-				       key, d, lo, hi);
-	*out = d;
-	return MLSEC_OK;
-}
 
 mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_error *err)
 {
@@ -152,7 +132,7 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 				const json_t *e;
 				json_array_foreach(v, i, e)
 				{
-					if ((rc = num(e, key, 0, 1e6, &d, err)) || (rc = add_eps(o, d, err)))
+					if ((rc = mlsec_option_number(e, key, 0, 1e6, &d, err)) || (rc = add_eps(o, d, err)))
 						return rc;
 				}
 			} else {
@@ -173,49 +153,49 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 		} else if (!strcmp(key, "update-baseline")) {
 			o->update_baseline = json_is_true(v);
 		} else if (!strcmp(key, "tolerance")) {
-			if (!(rc = num(v, key, 0, 1, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 0, 1, &d, err)))
 				o->tolerance = d;
 		} else if (!strcmp(key, "samples")) {
-			if (!(rc = num(v, key, 0, MLSEC_ADV_MAX_SAMPLES, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, MLSEC_ADV_MAX_SAMPLES, &d, err)))
 				o->samples = (size_t)d;
 		} else if (!strcmp(key, "batch-size")) {
-			if (!(rc = num(v, key, 1, MLSEC_ADV_MAX_BATCH, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, MLSEC_ADV_MAX_BATCH, &d, err)))
 				o->batch = (size_t)d;
 		} else if (!strcmp(key, "pgd-steps")) {
-			if (!(rc = num(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
 				o->pgd_steps = (int)d;
 		} else if (!strcmp(key, "pgd-alpha")) {
-			if (!(rc = num(v, key, 0, 1e6, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 0, 1e6, &d, err)))
 				o->pgd_alpha = d;
 		} else if (!strcmp(key, "pgd-random-init")) {
-			if (!(rc = num(v, key, 0, 1000, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, 1000, &d, err)))
 				o->pgd_restarts = (int)d;
 		} else if (!strcmp(key, "cw-steps")) {
-			if (!(rc = num(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, MLSEC_ADV_MAX_STEPS, &d, err)))
 				o->cw_steps = (int)d;
 		} else if (!strcmp(key, "cw-lr")) {
-			if (!(rc = num(v, key, 1e-9, 1e3, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 1e-9, 1e3, &d, err)))
 				o->cw_lr = d;
 		} else if (!strcmp(key, "cw-confidence")) {
-			if (!(rc = num(v, key, 0, 1e6, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 0, 1e6, &d, err)))
 				o->cw_confidence = d;
 		} else if (!strcmp(key, "cw-c")) {
-			if (!(rc = num(v, key, 1e-9, 1e9, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 1e-9, 1e9, &d, err)))
 				o->cw_c = d;
 		} else if (!strcmp(key, "cw-binary-search")) {
-			if (!(rc = num(v, key, 1, 100, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, 100, &d, err)))
 				o->cw_binary_search = (int)d;
 		} else if (!strcmp(key, "clip-min")) {
-			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, -1e30, 1e30, &d, err)))
 				o->clip_min = (float)d;
 		} else if (!strcmp(key, "clip-max")) {
-			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, -1e30, 1e30, &d, err)))
 				o->clip_max = (float)d;
 		} else if (!strcmp(key, "seed")) {
-			if (!(rc = num(v, key, 0, 9007199254740992.0, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, 9007199254740992.0, &d, err)))
 				o->seed = (uint64_t)d;
 		} else if (!strcmp(key, "threads")) {
-			if (!(rc = num(v, key, 1, 256, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, 256, &d, err)))
 				o->threads = (int)d;
 		} else {
 			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "unknown adversarial option '%s'", key);
@@ -433,7 +413,7 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 {
 	if (o->clip_max <= o->clip_min)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--clip-max must be greater than --clip-min");
-	if (o->update_baseline && !o->baseline_path)
+	if (o->update_baseline && !o->baseline_path && !o->baseline)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--update-baseline needs --baseline FILE");
 	mlsec_format fmt = mlsec_format_sniff(model_path);
 	if (fmt == MLSEC_FMT_PICKLE || fmt == MLSEC_FMT_PYTORCH_ZIP || fmt == MLSEC_FMT_PYTORCH_LEGACY ||
@@ -514,6 +494,19 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 				goto done;
 			}
 		}
+		/* Every attack clamps to the clip range: data outside it would be
+		 * moved far beyond epsilon and every number would be wrong. */
+		for (size_t i = 0; i < data.n * data.sample_numel; i++) {
+			if (!(data.x[i] >= o->clip_min && data.x[i] <= o->clip_max)) {
+				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+						     "%s: x value %g (sample %zu) is outside the clip "
+						     "range [%g, %g]: pass --clip-min/--clip-max matching "
+						     "the model's input domain",
+						     o->data_path, data.x[i], i / data.sample_numel,
+						     o->clip_min, o->clip_max);
+				goto done;
+			}
+		}
 		json_object_set_new(details, "labels", json_string("data"));
 		json_object_set_new(details, "data", json_string(o->data_path));
 	} else {
@@ -566,7 +559,17 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 		rc = adv_baseline_load(o->baseline_path, &base, &e);
 		if (rc != MLSEC_OK)
 			goto tool_error;
+		/* Only --update-baseline may start from nothing: a mistyped
+		 * path must not silently switch the regression gate off. */
+		if (!base && !o->update_baseline) {
+			rc = mlsec_error_set(&e, MLSEC_ERR_NOT_FOUND,
+					     "%s: baseline file not found (record one with "
+					     "--update-baseline)", o->baseline_path);
+			goto tool_error;
+		}
 	}
+	if (base && (rc = adv_baseline_check(base, model, &e)) != MLSEC_OK)
+		goto tool_error;
 	if (base && !json_object_get(base, model))
 		mlsec_artifact_add_finding(art, RULE_PREFIX "-NO-BASELINE", MLSEC_SEV_INFO,
 					   "No baseline recorded for this model yet",
@@ -587,7 +590,9 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 	if (rc != MLSEC_OK)
 		goto tool_error;
 	if (updates) {
-		json_object_set(details, "baseline_update", json_object_get(updates, model));
+		/* The whole updated document: the cluster stores it as is and
+		 * `mlsec-submit --baseline-export` prints the same JSON. */
+		json_object_set(details, "baseline_update", updates);
 		if (o->baseline_path && (rc = adv_baseline_save(updates, o->baseline_path, &e)) != MLSEC_OK)
 			goto tool_error;
 	}
@@ -602,6 +607,15 @@ done:
 	adv_runner_free(run);
 	mlsec_onnx_model_free(m);
 	return rc;
+}
+
+/* A path the service already resolved and confined (one of the artifacts). */
+static int is_request_path(const mlsec_engine_request *req, const char *p)
+{
+	for (size_t i = 0; i < req->npaths; i++)
+		if (req->paths[i] == p)
+			return 1;
+	return 0;
 }
 
 static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mlsec_error *err)
@@ -628,14 +642,53 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 	}
 	if (!model)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no model given");
-	if (o.update_baseline && !o.baseline_path && !o.baseline)
-		o.update_baseline = 0; /* cluster: the service stores details.baseline_update */
-	return mlsec_adv_run(model, &o, rep, err);
+	/* Paths in the options are as untrusted as the artifacts: in a
+	 * service they must resolve under the artifact root, and the stage
+	 * never writes a baseline file (this run's accuracies are returned in
+	 * details.baseline_update for the caller to store). */
+	char *data = NULL;
+	json_t *base = NULL, *empty = NULL;
+	rc = MLSEC_OK;
+	if (req->artifact_root) {
+		if (o.data_path && o.data_path != model && !is_request_path(req, o.data_path)) {
+			rc = mlsec_path_confine(req->artifact_root, o.data_path, &data, err);
+			o.data_path = data;
+		}
+		if (rc == MLSEC_OK && o.baseline_path) {
+			char *bp = NULL;
+			rc = mlsec_path_confine(req->artifact_root, o.baseline_path, &bp, err);
+			if (rc == MLSEC_OK)
+				rc = adv_baseline_load(bp, &base, err);
+			if (rc == MLSEC_OK && !base)
+				rc = mlsec_error_set(err, MLSEC_ERR_NOT_FOUND, "%s: no baseline", bp);
+			mlsec_free(bp);
+			o.baseline = base;
+			o.baseline_path = NULL;
+		}
+	}
+	/* Without a baseline yet, update-baseline still reports the accuracies. */
+	if (rc == MLSEC_OK && o.update_baseline && !o.baseline_path && !o.baseline)
+		o.baseline = empty = json_object();
+	if (rc == MLSEC_OK)
+		rc = mlsec_adv_run(model, &o, rep, err);
+	mlsec_free(data);
+	json_decref(base);
+	json_decref(empty);
+	return rc;
 }
+
+static const mlsec_engine_state adversarial_state = {
+	.name = "baseline",
+	.key_option = "model-name",
+	.in_option = "baseline",
+	.out_detail = "baseline_update",
+	.update_option = "update-baseline",
+};
 
 const mlsec_engine mlsec_engine_adversarial = {
 	.stage = "adversarial",
 	.rule_prefix = RULE_PREFIX,
 	.summary = "FGSM/PGD/CW robustness regression against a baseline",
 	.analyze = analyze,
+	.state = &adversarial_state,
 };

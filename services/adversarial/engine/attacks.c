@@ -428,12 +428,6 @@ mlsec_err adv_pgd(adv_runner *r, const float *x, const int64_t *y, size_t n, dou
 	return rc;
 }
 
-/* x' = (tanh(w) + 1) / 2 * (hi - lo) + lo */
-static float from_w(float w, float lo, float hi)
-{
-	return (tanhf(w) + 1.0f) * 0.5f * (hi - lo) + lo;
-}
-
 static float to_w(float x, float lo, float hi)
 {
 	float t = (x - lo) / (hi - lo) * 2.0f - 1.0f;
@@ -474,8 +468,12 @@ mlsec_err adv_cw(adv_runner *r, const float *x, const int64_t *y, size_t n, adv_
 			}
 			double p1 = 1, p2 = 1;
 			for (int step = 0; step < o->cw_steps; step++) {
-				for (size_t k = 0; k < nb * r->numel; k++)
-					r->xadv[k] = from_w(r->w[k], lo, hi);
+				/* gx holds tanh(w) for the update below (one tanh per element). */
+				for (size_t k = 0; k < nb * r->numel; k++) {
+					float t = tanhf(r->w[k]);
+					r->gx[k] = t;
+					r->xadv[k] = (t + 1.0f) * 0.5f * (hi - lo) + lo;
+				}
 				load_input(r, r->xadv, nb);
 				if ((rc = mlsec_tensor_graph_forward(r->g, err)) != MLSEC_OK)
 					return rc;
@@ -519,19 +517,23 @@ mlsec_err adv_cw(adv_runner *r, const float *x, const int64_t *y, size_t n, adv_
 				const float *g = mlsec_tensor_graph_input_grad(r->g, 0);
 				p1 *= b1;
 				p2 *= b2;
+				/* Adam with the bias corrections folded into two scalars. */
+				const float fb1 = (float)b1, fb2 = (float)b2;
+				const float lr_t = (float)(o->cw_lr / (1 - p1));
+				const float vscale = (float)(1.0 / sqrt(1 - p2));
+				const float half_range = 0.5f * (hi - lo);
 				for (size_t i = 0; i < nb; i++) {
 					if (!correct[i])
 						continue;
 					for (size_t k = i * r->numel; k < (i + 1) * r->numel; k++) {
-						float t = tanhf(r->w[k]);
-						double gx = 2.0 * ((double)r->xadv[k] - (double)xb[k]) + g[k];
-						double gw = gx * (1.0 - (double)t * t) * 0.5 * (hi - lo);
+						float t = r->gx[k];
+						float gxk = 2.0f * (r->xadv[k] - xb[k]) + g[k];
+						float gw = gxk * (1.0f - t * t) * half_range;
 						if (!isfinite(gw))
 							continue;
-						r->m[k] = (float)(b1 * r->m[k] + (1 - b1) * gw);
-						r->v[k] = (float)(b2 * r->v[k] + (1 - b2) * gw * gw);
-						double mh = r->m[k] / (1 - p1), vh = r->v[k] / (1 - p2);
-						r->w[k] -= (float)(o->cw_lr * mh / (sqrt(vh) + 1e-8));
+						r->m[k] = fb1 * r->m[k] + (1 - fb1) * gw;
+						r->v[k] = fb2 * r->v[k] + (1 - fb2) * gw * gw;
+						r->w[k] -= lr_t * r->m[k] / (sqrtf(r->v[k]) * vscale + 1e-8f);
 					}
 				}
 			}

@@ -51,6 +51,42 @@ mlsec_err adv_baseline_load(const char *path, json_t **out, mlsec_error *err)
 	return MLSEC_OK;
 }
 
+mlsec_err adv_baseline_check(const json_t *b, const char *model, mlsec_error *err)
+{
+	const json_t *m = json_object_get(b, model);
+	if (!m)
+		return MLSEC_OK;
+	if (!json_is_object(m))
+		return mlsec_error_set(err, MLSEC_ERR_PARSE,
+				       "baseline entry '%s' must be an object of attacks", model);
+	const char *attack;
+	const json_t *a;
+	json_object_foreach((json_t *)m, attack, a)
+	{
+		if (!json_is_object(a))
+			return mlsec_error_set(err, MLSEC_ERR_PARSE,
+					       "baseline '%s'.'%s' must be an object of "
+					       "\"epsilon=<eps>\": accuracy", model, attack);
+		const char *key;
+		const json_t *v;
+		json_object_foreach((json_t *)a, key, v)
+		{
+			char *end = NULL;
+			double k = strncmp(key, "epsilon=", 8) ? NAN : strtod(key + 8, &end);
+			if (isnan(k) || !end || *end || !(k >= 0))
+				return mlsec_error_set(err, MLSEC_ERR_PARSE,
+						       "baseline '%s'.'%s': key '%s' is not "
+						       "\"epsilon=<eps>\"", model, attack, key);
+			double acc = json_is_number(v) ? json_number_value(v) : NAN;
+			if (!(acc >= 0 && acc <= 1))
+				return mlsec_error_set(err, MLSEC_ERR_PARSE,
+						       "baseline '%s'.'%s'.'%s' must be an "
+						       "accuracy in [0, 1]", model, attack, key);
+		}
+	}
+	return MLSEC_OK;
+}
+
 double adv_baseline_lookup(const json_t *b, const char *model, const char *attack, double eps)
 {
 	const json_t *a = json_object_get(json_object_get(b, model), attack);

@@ -17,6 +17,12 @@ void adv_baseline_key(double eps, char *buf, size_t size);
  * exist; MLSEC_ERR_PARSE for invalid JSON or a wrong shape. */
 mlsec_err adv_baseline_load(const char *path, json_t **out, mlsec_error *err);
 
+/* Checks the entry of one model: b[model] must be an object of attacks,
+ * each an object of "epsilon=<number>" keys with accuracies in [0, 1].
+ * An entry we cannot compare is MLSEC_ERR_PARSE naming the key: skipping
+ * it would silently turn the regression gate off. A missing model is OK. */
+mlsec_err adv_baseline_check(const json_t *b, const char *model, mlsec_error *err);
+
 /* The stored accuracy, or a negative value when absent. Keys are matched
  * numerically, so "epsilon=0.030" finds 0.03. */
 double adv_baseline_lookup(const json_t *b, const char *model, const char *attack, double eps);

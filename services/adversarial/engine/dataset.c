@@ -17,6 +17,7 @@
 #include "mlsec/bytesrc.h"
 #include "mlsec/npy.h"
 #include "mlsec/safetensors.h"
+#include "mlsec/tensorstats.h"
 #include "mlsec/zip.h"
 
 #define DATA_MAX_BYTES (2ull << 30) /* per array */
@@ -59,6 +60,12 @@ static double elem(const raw_array *a, uint64_t i)
 		memcpy(&v, p, 2);
 		return v;
 	}
+	case MLSEC_DT_F16:
+	case MLSEC_DT_BF16: {
+		uint16_t h;
+		memcpy(&h, p, 2);
+		return a->dtype == MLSEC_DT_F16 ? mlsec_f16_to_f32(h) : mlsec_bf16_to_f32(h);
+	}
 	case MLSEC_DT_I8:
 		return (int8_t)*p;
 	case MLSEC_DT_U8:
@@ -71,7 +78,8 @@ static double elem(const raw_array *a, uint64_t i)
 
 static int convertible(mlsec_dtype d)
 {
-	return d == MLSEC_DT_F32 || d == MLSEC_DT_F64 || d == MLSEC_DT_I64 || d == MLSEC_DT_I32 ||
+	return d == MLSEC_DT_F32 || d == MLSEC_DT_F64 || d == MLSEC_DT_F16 || d == MLSEC_DT_BF16 ||
+	       d == MLSEC_DT_I64 || d == MLSEC_DT_I32 ||
 	       d == MLSEC_DT_I16 || d == MLSEC_DT_I8 || d == MLSEC_DT_U8 || d == MLSEC_DT_BOOL;
 }
 

@@ -20,16 +20,17 @@
 static void refuse(ckpt_scan *s, const char *why)
 {
 	mlsec_finding *f = mlsec_artifact_add_finding(s->a, "CKPT-CONVERT-REFUSED", MLSEC_SEV_INFO,
-						      "safetensors conversion refused", "%s", why);
+	                                              "safetensors conversion refused", "%s", why);
 	(void)f;
-	json_object_set_new(s->det, "conversion", json_pack("{s:s, s:s}", "status", "refused",
-							     "reason", why));
+	json_object_set_new(s->det, "conversion",
+	                    json_pack("{s:s, s:s}", "status", "refused", "reason", why));
 }
 
 static const ckpt_scan *sort_scan;
 static int by_name(const void *a, const void *b)
 {
-	return strcmp(sort_scan->tl.t[*(const size_t *)a].name, sort_scan->tl.t[*(const size_t *)b].name);
+	return strcmp(sort_scan->tl.t[*(const size_t *)a].name,
+	              sort_scan->tl.t[*(const size_t *)b].name);
 }
 
 static int write_sink(void *c, const uint8_t *d, size_t n, uint64_t pos)
@@ -44,8 +45,10 @@ mlsec_err ckpt_convert(ckpt_scan *s, mlsec_error *err)
 	for (size_t i = 0; i < mlsec_artifact_finding_count(s->a); i++) {
 		const mlsec_finding *f = mlsec_artifact_finding(s->a, i);
 		if (f->severity >= s->o->gate) {
-			snprintf(why, sizeof why, "the checkpoint has a %s finding (%s); fix or accept "
-				 "it before converting", mlsec_severity_name(f->severity), f->rule_id);
+			snprintf(why, sizeof why,
+			         "the checkpoint has a %s finding (%s); fix or accept "
+			         "it before converting",
+			         mlsec_severity_name(f->severity), f->rule_id);
 			refuse(s, why);
 			return MLSEC_OK;
 		}
@@ -57,14 +60,16 @@ mlsec_err ckpt_convert(ckpt_scan *s, mlsec_error *err)
 	for (size_t i = 0; i < s->tl.n; i++) {
 		const mlsec_tensor_ref *t = &s->tl.t[i];
 		if (!t->located || !mlsec_dtype_st_name(t->dtype)) {
-			snprintf(why, sizeof why, "tensor '%s' has no readable data or no safetensors dtype",
-				 t->name);
+			snprintf(why, sizeof why,
+			         "tensor '%s' has no readable data or no safetensors dtype",
+			         t->name);
 			refuse(s, why);
 			return MLSEC_OK;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(s->tl.t[j].name, t->name)) {
-				snprintf(why, sizeof why, "tensor name '%s' appears twice", t->name);
+				snprintf(why, sizeof why, "tensor name '%s' appears twice",
+				         t->name);
 				refuse(s, why);
 				return MLSEC_OK;
 			}
@@ -99,7 +104,7 @@ mlsec_err ckpt_convert(ckpt_scan *s, mlsec_error *err)
 	for (size_t i = 0; i < n; i++)
 		view.t[i] = s->tl.t[order[i]]; /* shallow: names stay owned by s->tl */
 	json_t *meta = json_pack("{s:s, s:s}", "format", "pt", "converted_by",
-				 MLSEC_TOOL_NAME " " MLSEC_VERSION);
+	                         MLSEC_TOOL_NAME " " MLSEC_VERSION);
 	uint8_t *hdr;
 	size_t hl;
 	rc = mlsec_safetensors_header(&view, meta, &hdr, &hl, err);
@@ -112,7 +117,8 @@ mlsec_err ckpt_convert(ckpt_scan *s, mlsec_error *err)
 		if (fd >= 0)
 			close(fd);
 		mlsec_free(hdr);
-		rc = mlsec_error_set(err, MLSEC_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+		rc = mlsec_error_set(err, MLSEC_ERR_IO, "cannot create %s: %s", tmp,
+		                     strerror(errno));
 		goto done;
 	}
 	int bad = fwrite(hdr, 1, hl, f) != hl;
@@ -124,8 +130,8 @@ mlsec_err ckpt_convert(ckpt_scan *s, mlsec_error *err)
 	bad |= fclose(f) != 0;
 	if (!bad && chmod(tmp, 0644) == 0 && rename(tmp, out) == 0) {
 		json_object_set_new(s->det, "conversion",
-				    json_pack("{s:s, s:s, s:I}", "status", "written", "path", out,
-					      "tensors", (json_int_t)n));
+		                    json_pack("{s:s, s:s, s:I}", "status", "written", "path", out,
+		                              "tensors", (json_int_t)n));
 	} else {
 		unlink(tmp);
 		rc = mlsec_error_set(err, MLSEC_ERR_IO, "writing %s failed", out);

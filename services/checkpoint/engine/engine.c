@@ -33,12 +33,14 @@ static mlsec_err num_opt(const json_t *j, const char *key, double *out, mlsec_er
 		char *end;
 		d = strtod(json_string_value(v), &end);
 		if (end == json_string_value(v) || *end)
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--%s: not a number", key);
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--%s: not a number",
+			                       key);
 	} else {
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--%s: not a number", key);
 	}
 	if (!(d > 0) || d > 1e300)
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--%s must be a positive number", key);
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--%s must be a positive number",
+		                       key);
 	*out = d;
 	return MLSEC_OK;
 }
@@ -50,9 +52,10 @@ mlsec_err mlsec_ckpt_opts_from_json(const json_t *j, mlsec_ckpt_opts *o, mlsec_e
 		return MLSEC_OK;
 	if (!json_is_object(j))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "options must be a JSON object");
-	static const char *const known[] = {"threshold", "write-fingerprint", "reference",
-					    "reference-fingerprint", "kl-threshold",
-					    "convert-safetensors", "overwrite", "fail-on", "no-hash"};
+	static const char *const known[] = {
+	        "threshold",    "write-fingerprint",   "reference", "reference-fingerprint",
+	        "kl-threshold", "convert-safetensors", "overwrite", "fail-on",
+	        "no-hash"};
 	const char *k;
 	json_t *v;
 	json_object_foreach((json_t *)j, k, v)
@@ -61,7 +64,8 @@ mlsec_err mlsec_ckpt_opts_from_json(const json_t *j, mlsec_ckpt_opts *o, mlsec_e
 		while (i < sizeof known / sizeof known[0] && strcmp(known[i], k))
 			i++;
 		if (i == sizeof known / sizeof known[0])
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "unknown option '%s'", k);
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "unknown option '%s'",
+			                       k);
 	}
 	mlsec_err rc = num_opt(j, "threshold", &o->threshold, err);
 	if (rc == MLSEC_OK)
@@ -70,7 +74,8 @@ mlsec_err mlsec_ckpt_opts_from_json(const json_t *j, mlsec_ckpt_opts *o, mlsec_e
 		return rc;
 	json_t *s = json_object_get(j, "write-fingerprint");
 	if (s && !(o->write_fingerprint = json_string_value(s)))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--write-fingerprint: not a string");
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "--write-fingerprint: not a string");
 	s = json_object_get(j, "reference");
 	if (!s)
 		s = json_object_get(j, "reference-fingerprint");
@@ -80,7 +85,8 @@ mlsec_err mlsec_ckpt_opts_from_json(const json_t *j, mlsec_ckpt_opts *o, mlsec_e
 	o->overwrite = json_is_true(json_object_get(j, "overwrite"));
 	o->no_hash = json_is_true(json_object_get(j, "no-hash"));
 	s = json_object_get(j, "fail-on");
-	if (s && (!json_is_string(s) || mlsec_severity_parse(json_string_value(s), &o->gate) != MLSEC_OK))
+	if (s && (!json_is_string(s) ||
+	          mlsec_severity_parse(json_string_value(s), &o->gate) != MLSEC_OK))
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--fail-on: unknown severity");
 	return MLSEC_OK;
 }
@@ -95,8 +101,8 @@ mlsec_err mlsec_ckpt_opts_from_json(const json_t *j, mlsec_ckpt_opts *o, mlsec_e
 int mlsec_checkpoint_filter(const char *path, const char *base, void *ctx)
 {
 	(void)ctx;
-	static const char *const ext[] = {".pt", ".pth", ".pkl", ".pickle", ".ckpt",
-					  ".joblib", ".npy", ".npz", ".safetensors"};
+	static const char *const ext[] = {".pt",     ".pth", ".pkl", ".pickle",     ".ckpt",
+	                                  ".joblib", ".npy", ".npz", ".safetensors"};
 	const char *dot = strrchr(base, '.');
 	for (size_t i = 0; dot && i < sizeof ext / sizeof ext[0]; i++)
 		if (!strcmp(dot, ext[i]))
@@ -110,8 +116,7 @@ int mlsec_checkpoint_filter(const char *path, const char *base, void *ctx)
 	if (n < 4)
 		return 0;
 	return !memcmp(h, "PK\3\4", 4) || mlsec_pickle_sniff(h, (size_t)n) ||
-	       mlsec_npy_sniff(h, (size_t)n) ||
-	       (n > 8 && h[8] == '{' && h[6] == 0 && h[7] == 0);
+	       mlsec_npy_sniff(h, (size_t)n) || (n > 8 && h[8] == '{' && h[6] == 0 && h[7] == 0);
 }
 
 static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mlsec_error *err)
@@ -133,11 +138,13 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 		if (!confined)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		for (size_t i = 0; i < req->npaths && rc == MLSEC_OK; i++)
-			rc = mlsec_path_confine(req->artifact_root, req->paths[i], (char **)&confined[i], err);
+			rc = mlsec_path_confine(req->artifact_root, req->paths[i],
+			                        (char **)&confined[i], err);
 		paths = confined;
 	}
 	if (rc == MLSEC_OK)
-		rc = mlsec_targets_expand(paths, req->npaths, mlsec_checkpoint_filter, NULL, &files, err);
+		rc = mlsec_targets_expand(paths, req->npaths, mlsec_checkpoint_filter, NULL, &files,
+		                          err);
 	for (size_t i = 0; rc == MLSEC_OK && i < files.count; i++) {
 		if (req->cancel && *req->cancel)
 			rc = mlsec_error_set(err, MLSEC_ERR_TIMEOUT, "cancelled");
@@ -154,8 +161,8 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 }
 
 const mlsec_engine mlsec_engine_checkpoint = {
-	.stage = "checkpoint",
-	.rule_prefix = "CKPT",
-	.summary = "triage checkpoints: pickles, NaN/Inf, anomalies, drift",
-	.analyze = analyze,
+        .stage = "checkpoint",
+        .rule_prefix = "CKPT",
+        .summary = "triage checkpoints: pickles, NaN/Inf, anomalies, drift",
+        .analyze = analyze,
 };

@@ -37,8 +37,8 @@ static json_t *fp_tensor(const ckpt_scan *s, size_t i)
 	json_t *shape = json_array();
 	for (int d = 0; d < t->ndim; d++)
 		json_array_append_new(shape, json_integer(t->shape[d]));
-	json_t *o = json_pack("{s:s, s:o, s:I}", "dtype", mlsec_dtype_name(t->dtype), "shape", shape,
-			      "numel", (json_int_t)t->numel);
+	json_t *o = json_pack("{s:s, s:o, s:I}", "dtype", mlsec_dtype_name(t->dtype), "shape",
+	                      shape, "numel", (json_int_t)t->numel);
 	if (!o || !s->have[i])
 		return o;
 	const mlsec_tstats_summary *m = &s->sum[i];
@@ -64,16 +64,19 @@ mlsec_err ckpt_fingerprint_write(ckpt_scan *s, mlsec_error *err)
 {
 	const char *dir = s->o->write_fingerprint;
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return mlsec_error_set(err, MLSEC_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+		return mlsec_error_set(err, MLSEC_ERR_IO, "cannot create %s: %s", dir,
+		                       strerror(errno));
 	json_t *tensors = json_object();
 	for (size_t i = 0; i < s->tl.n; i++)
 		json_object_set_new(tensors, s->tl.t[i].name, fp_tensor(s, i));
-	json_t *root = json_pack("{s:i, s:s, s:s, s:s, s:s, s:o}", "fingerprint_version", FP_VERSION,
-				 "tool", MLSEC_TOOL_NAME " " MLSEC_VERSION, "source", s->path,
-				 "sha256", mlsec_artifact_sha256(s->a), "format",
-				 mlsec_artifact_format(s->a), "tensors", tensors);
+	json_t *root = json_pack("{s:i, s:s, s:s, s:s, s:s, s:o}", "fingerprint_version",
+	                         FP_VERSION, "tool", MLSEC_TOOL_NAME " " MLSEC_VERSION, "source",
+	                         s->path, "sha256", mlsec_artifact_sha256(s->a), "format",
+	                         mlsec_artifact_format(s->a), "tensors", tensors);
 	char *out = ckpt_stem_path(dir, s->path, ".fingerprint.json");
-	char *text = root ? json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17)) : NULL;
+	char *text =
+	        root ? json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17))
+	             : NULL;
 	json_decref(root);
 	mlsec_err rc;
 	if (!out || !text)
@@ -109,7 +112,7 @@ static int hist_of(const json_t *o, double *h, double *lo, double *hi)
 }
 
 static mlsec_finding *fp_finding(ckpt_scan *s, const char *rule, mlsec_severity sev,
-				 const char *name, const char *title, const char *detail)
+                                 const char *name, const char *title, const char *detail)
 {
 	mlsec_finding *f = mlsec_artifact_add_finding(s->a, rule, sev, title, "%s", detail);
 	if (f)
@@ -143,7 +146,7 @@ mlsec_err ckpt_fingerprint_compare(ckpt_scan *s, mlsec_error *err)
 	if (!json_is_object(ref)) {
 		json_decref(root);
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: not an mlsec fingerprint (%s)",
-				       s->o->reference, root ? "no tensors object" : je.text);
+		                       s->o->reference, root ? "no tensors object" : je.text);
 	}
 	size_t compared = 0, drifted = 0;
 	double max_kl = 0;
@@ -157,21 +160,24 @@ mlsec_err ckpt_fingerprint_compare(ckpt_scan *s, mlsec_error *err)
 			i++;
 		if (i == s->tl.n) {
 			fp_finding(s, "CKPT-FP-MISSING", MLSEC_SEV_MEDIUM, name,
-				   "tensor of the reference is missing", "present in the reference fingerprint only");
+			           "tensor of the reference is missing",
+			           "present in the reference fingerprint only");
 			continue;
 		}
 		const mlsec_tensor_ref *t = &s->tl.t[i];
 		if (!shape_equal(json_object_get(rv, "shape"), t)) {
 			fp_finding(s, "CKPT-FP-SHAPE", MLSEC_SEV_HIGH, name,
-				   "tensor shape differs from the reference", "shape changed");
+			           "tensor shape differs from the reference", "shape changed");
 			continue;
 		}
 		json_t *dt = json_object_get(rv, "dtype");
-		if (!json_is_string(dt) || strcmp(json_string_value(dt), mlsec_dtype_name(t->dtype))) {
+		if (!json_is_string(dt) ||
+		    strcmp(json_string_value(dt), mlsec_dtype_name(t->dtype))) {
 			snprintf(detail, sizeof detail, "reference %s, now %s",
-				 json_is_string(dt) ? json_string_value(dt) : "?", mlsec_dtype_name(t->dtype));
+			         json_is_string(dt) ? json_string_value(dt) : "?",
+			         mlsec_dtype_name(t->dtype));
 			fp_finding(s, "CKPT-FP-DTYPE", MLSEC_SEV_MEDIUM, name,
-				   "tensor dtype differs from the reference", detail);
+			           "tensor dtype differs from the reference", detail);
 		}
 		double rh[MLSEC_TS_BINS], rlo, rhi;
 		if (!s->have[i] || hist_of(rv, rh, &rlo, &rhi) < 0)
@@ -181,24 +187,25 @@ mlsec_err ckpt_fingerprint_compare(ckpt_scan *s, mlsec_error *err)
 		double hi = m->finite ? fmax(rhi, m->hist_hi) : rhi;
 		double a[MLSEC_TS_BINS], b[MLSEC_TS_BINS];
 		mlsec_hist_rebin(rh, MLSEC_TS_BINS, rlo, rhi, a, MLSEC_TS_BINS, lo, hi);
-		mlsec_hist_rebin(m->hist, MLSEC_TS_BINS, m->hist_lo, m->hist_hi, b, MLSEC_TS_BINS, lo, hi);
+		mlsec_hist_rebin(m->hist, MLSEC_TS_BINS, m->hist_lo, m->hist_hi, b, MLSEC_TS_BINS,
+		                 lo, hi);
 		double kl = mlsec_hist_kl(a, b, MLSEC_TS_BINS, FP_KL_EPS);
 		compared++;
 		if (kl < 0) {
 			drifted++;
 			fp_finding(s, "CKPT-FP-KL", MLSEC_SEV_MEDIUM, name,
-				   "tensor distribution differs from the reference",
-				   "one side has no finite values");
+			           "tensor distribution differs from the reference",
+			           "one side has no finite values");
 			continue;
 		}
 		max_kl = kl > max_kl ? kl : max_kl;
 		if (kl > s->o->kl_threshold) {
 			drifted++;
-			snprintf(detail, sizeof detail, "KL(reference || current) = %.4g > %.4g", kl,
-				 s->o->kl_threshold);
-			mlsec_finding *f = fp_finding(s, "CKPT-FP-KL", MLSEC_SEV_MEDIUM, name,
-						      "tensor distribution drifted from the reference",
-						      detail);
+			snprintf(detail, sizeof detail, "KL(reference || current) = %.4g > %.4g",
+			         kl, s->o->kl_threshold);
+			mlsec_finding *f = fp_finding(
+			        s, "CKPT-FP-KL", MLSEC_SEV_MEDIUM, name,
+			        "tensor distribution drifted from the reference", detail);
 			if (f)
 				mlsec_finding_set_evidence_json(f, "kl", json_real(kl));
 		}
@@ -206,11 +213,12 @@ mlsec_err ckpt_fingerprint_compare(ckpt_scan *s, mlsec_error *err)
 	for (size_t i = 0; i < s->tl.n; i++)
 		if (!json_object_get(ref, s->tl.t[i].name))
 			fp_finding(s, "CKPT-FP-UNEXPECTED", MLSEC_SEV_MEDIUM, s->tl.t[i].name,
-				   "tensor not present in the reference (inserted?)",
-				   "absent from the reference fingerprint");
+			           "tensor not present in the reference (inserted?)",
+			           "absent from the reference fingerprint");
 	json_object_set_new(s->det, "reference",
-			    json_pack("{s:s, s:I, s:I, s:f}", "file", s->o->reference, "compared",
-				      (json_int_t)compared, "drifted", (json_int_t)drifted, "max_kl", max_kl));
+	                    json_pack("{s:s, s:I, s:I, s:f}", "file", s->o->reference, "compared",
+	                              (json_int_t)compared, "drifted", (json_int_t)drifted,
+	                              "max_kl", max_kl));
 	json_decref(root);
 	return MLSEC_OK;
 }

@@ -24,6 +24,10 @@
 /* raw pickles up to this size are fully decoded (NumPy arrays inside them
  * become tensors); larger ones are only scanned */
 #define FULL_PICKLE_MAX (64u * 1024 * 1024)
+/* Values a full decode of a raw pickle may build; past it the pickle is
+ * scanned again in scan-only mode (memory stays bounded: a pickle of small
+ * objects builds several times its size in values) */
+#define FULL_PICKLE_DECODED (48u * 1024 * 1024)
 
 /* Keeps vm alive until the end of the scan (tensors borrow its values). */
 static void keep_vm(ckpt_scan *s, mlsec_pickle *vm)
@@ -51,9 +55,10 @@ void ckpt_malformed(ckpt_scan *s, const char *field, long long offset, const cha
 }
 
 static mlsec_finding *finding(ckpt_scan *s, const char *rule, mlsec_severity sev, const char *field,
-			      long long off, const char *title, const char *detail)
+                              long long off, const char *title, const char *detail)
 {
-	mlsec_finding *f = mlsec_artifact_add_finding(s->a, rule, sev, title, "%s", detail ? detail : "");
+	mlsec_finding *f =
+	        mlsec_artifact_add_finding(s->a, rule, sev, title, "%s", detail ? detail : "");
 	if (!f)
 		return NULL;
 	if (field)
@@ -88,6 +93,11 @@ static const char *note_rule(mlsec_pickle_note_kind k, mlsec_severity *sev, cons
 		*sev = MLSEC_SEV_MEDIUM;
 		*title = "pickle refers to out-of-band buffers";
 		return "CKPT-PICKLE-OOB-BUFFER";
+	case MLSEC_PNOTE_MEMO_UNTRACKED:
+		*sev = MLSEC_SEV_MEDIUM;
+		*title = "pickle memo too large to track: a value was fetched from an entry "
+		         "the scan did not keep";
+		return "CKPT-PICKLE-LIMIT";
 	default:
 		*sev = MLSEC_SEV_HIGH;
 		*title = "pickle contains a nested pickle";
@@ -104,7 +114,7 @@ static void where_field(char *buf, size_t n, const char *where, int depth)
 }
 
 void ckpt_report_pickle(ckpt_scan *s, mlsec_pickle *vm, mlsec_err rc, const mlsec_error *perr,
-			const char *where, long long base, int depth)
+                        const char *where, long long base, int depth)
 {
 	char field[600];
 	where_field(field, sizeof field, where, depth);
@@ -128,27 +138,31 @@ void ckpt_report_pickle(ckpt_scan *s, mlsec_pickle *vm, mlsec_err rc, const mlse
 		mlsec_pickle_class c = mlsec_pickle_classify(g->module, g->name, &why);
 		if (c == MLSEC_PCLASS_SAFE)
 			continue;
-		const char *rule = c == MLSEC_PCLASS_DANGEROUS ? "CKPT-PICKLE-EXEC" : "CKPT-PICKLE-GLOBAL";
+		const char *rule =
+		        c == MLSEC_PCLASS_DANGEROUS ? "CKPT-PICKLE-EXEC" : "CKPT-PICKLE-GLOBAL";
 		mlsec_severity sev = c == MLSEC_PCLASS_DANGEROUS ? MLSEC_SEV_CRITICAL
-				     : c == MLSEC_PCLASS_UNKNOWN ? MLSEC_SEV_MEDIUM : MLSEC_SEV_LOW;
+		                     : c == MLSEC_PCLASS_UNKNOWN ? MLSEC_SEV_MEDIUM
+		                                                 : MLSEC_SEV_LOW;
 		char title[300];
 		snprintf(title, sizeof title, "pickle %s %.120s.%.120s",
-			 c == MLSEC_PCLASS_DANGEROUS ? "imports dangerous" : "imports", g->module,
-			 g->name);
+		         c == MLSEC_PCLASS_DANGEROUS ? "imports dangerous" : "imports", g->module,
+		         g->name);
 		mlsec_finding *f = finding(s, rule, sev, field, base + g->offset, title, why);
 		if (!f)
 			continue;
 		mlsec_finding_set_evidence(f, "global", "%s.%s", g->module, g->name);
 		mlsec_finding_set_evidence(f, "opcode", "%s",
-					   g->opcode == 'c' ? "GLOBAL" : g->opcode == 'i' ? "INST"
-								      : "STACK_GLOBAL");
+		                           g->opcode == 'c'   ? "GLOBAL"
+		                           : g->opcode == 'i' ? "INST"
+		                                              : "STACK_GLOBAL");
 		mlsec_finding_set_evidence(f, "occurrences", "%zu", count);
 		if (g->recovered)
 			mlsec_finding_set_evidence(f, "found_by", "linear scan past a parse error");
 		if (c == MLSEC_PCLASS_DANGEROUS)
 			mlsec_finding_set_remediation(
-				f, "Never load this file with torch.load/pickle: it runs code on load. "
-				   "Obtain the weights as safetensors from a trusted source.");
+			        f, "Never load this file with torch.load/pickle: it runs code on "
+			           "load. "
+			           "Obtain the weights as safetensors from a trusted source.");
 	}
 	size_t nn = mlsec_pickle_note_count(vm);
 	for (size_t i = 0; i < nn; i++) {
@@ -165,20 +179,23 @@ void ckpt_report_pickle(ckpt_scan *s, mlsec_pickle *vm, mlsec_err rc, const mlse
 		finding(s, rule, sev, field, base + n->offset, title, NULL);
 		if (n->kind == MLSEC_PNOTE_NESTED_PICKLE && n->value) {
 			if (depth + 1 > MLSEC_CKPT_MAX_NESTING) {
-				finding(s, "CKPT-PICKLE-NESTED", MLSEC_SEV_HIGH, field, base + n->offset,
-					"nested pickles deeper than the scan limit", NULL);
+				finding(s, "CKPT-PICKLE-NESTED", MLSEC_SEV_HIGH, field,
+				        base + n->offset,
+				        "nested pickles deeper than the scan limit", NULL);
 				continue;
 			}
 			const uint8_t *b = (const uint8_t *)n->value->u.str.s;
 			size_t l = n->value->u.str.len;
 			uint8_t *latin = NULL;
-			if (n->value->kind == MLSEC_PV_STR && l >= 2 && b[0] == 0xc2 && b[1] == 0x80) {
+			if (n->value->kind == MLSEC_PV_STR && l >= 2 && b[0] == 0xc2 &&
+			    b[1] == 0x80) {
 				/* str smuggled through latin-1: decode UTF-8 back to bytes */
 				latin = mlsec_malloc(l);
 				size_t k = 0;
 				for (size_t q = 0; latin && q < l; q++) {
 					if ((b[q] & 0xe0) == 0xc0 && q + 1 < l) {
-						latin[k++] = (uint8_t)(((b[q] & 0x1f) << 6) | (b[q + 1] & 0x3f));
+						latin[k++] = (uint8_t)(((b[q] & 0x1f) << 6) |
+						                       (b[q + 1] & 0x3f));
 						q++;
 					} else {
 						latin[k++] = b[q];
@@ -189,8 +206,8 @@ void ckpt_report_pickle(ckpt_scan *s, mlsec_pickle *vm, mlsec_err rc, const mlse
 			}
 			if (b) {
 				mlsec_err r2;
-				mlsec_pickle *sub = ckpt_run_pickle(s, b, l, where, base + n->offset,
-								    depth + 1, &r2);
+				mlsec_pickle *sub = ckpt_run_pickle(
+				        s, b, l, where, base + n->offset, depth + 1, &r2);
 				mlsec_pickle_free(sub);
 			}
 			mlsec_free(latin);
@@ -198,7 +215,7 @@ void ckpt_report_pickle(ckpt_scan *s, mlsec_pickle *vm, mlsec_err rc, const mlse
 	}
 	if (mlsec_pickle_truncated(vm))
 		finding(s, "CKPT-PICKLE-LIMIT", MLSEC_SEV_MEDIUM, field, -1,
-			"pickle names more globals than the scan records", NULL);
+		        "pickle names more globals than the scan records", NULL);
 	if (rc != MLSEC_OK) {
 		long long off = perr && perr->offset >= 0 ? base + perr->offset : base;
 		ckpt_malformed(s, field, off, "pickle: %s", perr ? perr->text : mlsec_strerror(rc));
@@ -206,13 +223,13 @@ void ckpt_report_pickle(ckpt_scan *s, mlsec_pickle *vm, mlsec_err rc, const mlse
 }
 
 mlsec_pickle *ckpt_run_pickle(ckpt_scan *s, const uint8_t *buf, size_t len, const char *where,
-			      long long base, int depth, mlsec_err *rc)
+                              long long base, int depth, mlsec_err *rc)
 {
 	return ckpt_run_pickle_mode(s, buf, len, where, base, depth, 1, rc);
 }
 
 mlsec_pickle *ckpt_run_pickle_mode(ckpt_scan *s, const uint8_t *buf, size_t len, const char *where,
-				   long long base, int depth, int scan_only, mlsec_err *rc)
+                                   long long base, int depth, int scan_only, mlsec_err *rc)
 {
 	mlsec_pickle_limits lim;
 	memset(&lim, 0, sizeof lim);
@@ -244,7 +261,7 @@ static void trailing(ckpt_scan *s, const uint8_t *b, size_t n, const char *where
 	char t[200];
 	snprintf(t, sizeof t, "%zu bytes after the pickle's STOP opcode", n);
 	finding(s, "CKPT-PICKLE-TRAILING", MLSEC_SEV_MEDIUM, where ? where : "pickle", base,
-		"data after the end of the pickle", t);
+	        "data after the end of the pickle", t);
 	for (int k = 1; n && k <= MAX_STACKED && mlsec_pickle_sniff(b, n); k++) {
 		char w[600];
 		snprintf(w, sizeof w, "%s (stacked pickle %d)", where ? where : "pickle", k);
@@ -286,10 +303,10 @@ static void pickle_details(ckpt_scan *s, mlsec_pickle *vm, const char *where, si
 		if (!dup)
 			json_array_append_new(g, json_string(b));
 	}
-	json_array_append_new(arr, json_pack("{s:s, s:I, s:i, s:I, s:o}", "where", where ? where : "file",
-					     "bytes", (json_int_t)len, "protocol",
-					     mlsec_pickle_protocol(vm), "opcodes",
-					     (json_int_t)mlsec_pickle_ops(vm), "globals", g));
+	json_array_append_new(arr, json_pack("{s:s, s:I, s:i, s:I, s:o}", "where",
+	                                     where ? where : "file", "bytes", (json_int_t)len,
+	                                     "protocol", mlsec_pickle_protocol(vm), "opcodes",
+	                                     (json_int_t)mlsec_pickle_ops(vm), "globals", g));
 }
 
 /* ---- zip ------------------------------------------------------------ */
@@ -300,18 +317,26 @@ static const struct {
 	mlsec_severity sev;
 	const char *title;
 } zip_rules[] = {
-	{MLSEC_ZIP_P_TRAVERSAL, "CKPT-ZIP-TRAVERSAL", MLSEC_SEV_HIGH, "zip member name escapes the archive (..)"},
-	{MLSEC_ZIP_P_ABSOLUTE, "CKPT-ZIP-TRAVERSAL", MLSEC_SEV_HIGH, "zip member has an absolute name"},
-	{MLSEC_ZIP_P_DUPLICATE, "CKPT-ZIP-DUPLICATE", MLSEC_SEV_HIGH, "duplicate zip member name"},
-	{MLSEC_ZIP_P_CRC, "CKPT-ZIP-CRC", MLSEC_SEV_HIGH, "zip member CRC-32 mismatch"},
-	{MLSEC_ZIP_P_LOCAL_MISMATCH, "CKPT-ZIP-ANOMALY", MLSEC_SEV_MEDIUM, "zip local header disagrees with the central directory"},
-	{MLSEC_ZIP_P_BAD_LOCAL, "CKPT-ZIP-ANOMALY", MLSEC_SEV_HIGH, "zip member has no valid local header"},
-	{MLSEC_ZIP_P_OVERLAP, "CKPT-ZIP-ANOMALY", MLSEC_SEV_HIGH, "zip members overlap"},
-	{MLSEC_ZIP_P_ENCRYPTED, "CKPT-ZIP-ANOMALY", MLSEC_SEV_HIGH, "encrypted zip member (cannot be scanned)"},
-	{MLSEC_ZIP_P_METHOD, "CKPT-ZIP-ANOMALY", MLSEC_SEV_HIGH, "zip member uses an unsupported compression method"},
-	{MLSEC_ZIP_P_BAD_NAME, "CKPT-ZIP-ANOMALY", MLSEC_SEV_MEDIUM, "zip member name has control characters or backslashes"},
-	{MLSEC_ZIP_P_SIZE, "CKPT-ZIP-ANOMALY", MLSEC_SEV_MEDIUM, "zip member sizes are inconsistent"},
-	{MLSEC_ZIP_P_FLAGS, "CKPT-ZIP-ANOMALY", MLSEC_SEV_LOW, "zip member has unusual flags"},
+        {MLSEC_ZIP_P_TRAVERSAL, "CKPT-ZIP-TRAVERSAL", MLSEC_SEV_HIGH,
+         "zip member name escapes the archive (..)"},
+        {MLSEC_ZIP_P_ABSOLUTE, "CKPT-ZIP-TRAVERSAL", MLSEC_SEV_HIGH,
+         "zip member has an absolute name"},
+        {MLSEC_ZIP_P_DUPLICATE, "CKPT-ZIP-DUPLICATE", MLSEC_SEV_HIGH, "duplicate zip member name"},
+        {MLSEC_ZIP_P_CRC, "CKPT-ZIP-CRC", MLSEC_SEV_HIGH, "zip member CRC-32 mismatch"},
+        {MLSEC_ZIP_P_LOCAL_MISMATCH, "CKPT-ZIP-ANOMALY", MLSEC_SEV_MEDIUM,
+         "zip local header disagrees with the central directory"},
+        {MLSEC_ZIP_P_BAD_LOCAL, "CKPT-ZIP-ANOMALY", MLSEC_SEV_HIGH,
+         "zip member has no valid local header"},
+        {MLSEC_ZIP_P_OVERLAP, "CKPT-ZIP-ANOMALY", MLSEC_SEV_HIGH, "zip members overlap"},
+        {MLSEC_ZIP_P_ENCRYPTED, "CKPT-ZIP-ANOMALY", MLSEC_SEV_HIGH,
+         "encrypted zip member (cannot be scanned)"},
+        {MLSEC_ZIP_P_METHOD, "CKPT-ZIP-ANOMALY", MLSEC_SEV_HIGH,
+         "zip member uses an unsupported compression method"},
+        {MLSEC_ZIP_P_BAD_NAME, "CKPT-ZIP-ANOMALY", MLSEC_SEV_MEDIUM,
+         "zip member name has control characters or backslashes"},
+        {MLSEC_ZIP_P_SIZE, "CKPT-ZIP-ANOMALY", MLSEC_SEV_MEDIUM,
+         "zip member sizes are inconsistent"},
+        {MLSEC_ZIP_P_FLAGS, "CKPT-ZIP-ANOMALY", MLSEC_SEV_LOW, "zip member has unusual flags"},
 };
 
 /* only: the problem bits to report (CRC bits appear only once members
@@ -323,8 +348,9 @@ static void zip_findings(ckpt_scan *s, unsigned only)
 		for (size_t r = 0; r < sizeof zip_rules / sizeof zip_rules[0]; r++) {
 			if (!(e->problems & zip_rules[r].bit & only))
 				continue;
-			mlsec_finding *f = finding(s, zip_rules[r].rule, zip_rules[r].sev, e->name,
-						   (long long)e->local_offset, zip_rules[r].title, NULL);
+			mlsec_finding *f =
+			        finding(s, zip_rules[r].rule, zip_rules[r].sev, e->name,
+			                (long long)e->local_offset, zip_rules[r].title, NULL);
 			if (f && zip_rules[r].bit == MLSEC_ZIP_P_CRC)
 				mlsec_finding_set_evidence(f, "declared_crc", "%08x", e->crc);
 			if (f && zip_rules[r].bit == MLSEC_ZIP_P_FLAGS)
@@ -335,10 +361,10 @@ static void zip_findings(ckpt_scan *s, unsigned only)
 		return;
 	if (mlsec_zip_prefix_len(s->zip))
 		finding(s, "CKPT-ZIP-ANOMALY", MLSEC_SEV_MEDIUM, NULL, 0,
-			"data prepended to the zip archive (polyglot file)", NULL);
+		        "data prepended to the zip archive (polyglot file)", NULL);
 	if (mlsec_zip_trailing_len(s->zip))
 		finding(s, "CKPT-ZIP-ANOMALY", MLSEC_SEV_MEDIUM, NULL, -1,
-			"data after the zip end-of-central-directory record", NULL);
+		        "data after the zip end-of-central-directory record", NULL);
 }
 
 static void zip_entry_findings(ckpt_scan *s)
@@ -385,17 +411,21 @@ static void scan_member_for_primitives(ckpt_scan *s, size_t i)
 		for (size_t k = 0; k < mlsec_pickle_global_count(vm); k++) {
 			const mlsec_pickle_global *g = mlsec_pickle_global_at(vm, k);
 			const char *why;
-			if (mlsec_pickle_classify(g->module, g->name, &why) != MLSEC_PCLASS_DANGEROUS)
+			if (mlsec_pickle_classify(g->module, g->name, &why) !=
+			    MLSEC_PCLASS_DANGEROUS)
 				continue;
 			char title[300];
-			snprintf(title, sizeof title, "pickle opcodes naming dangerous %.120s.%.120s",
-				 g->module, g->name);
-			mlsec_finding *f = finding(s, "CKPT-PICKLE-EXEC", MLSEC_SEV_CRITICAL, e->name,
-						   (long long)e->data_offset + g->offset, title, why);
+			snprintf(title, sizeof title,
+			         "pickle opcodes naming dangerous %.120s.%.120s", g->module,
+			         g->name);
+			mlsec_finding *f =
+			        finding(s, "CKPT-PICKLE-EXEC", MLSEC_SEV_CRITICAL, e->name,
+			                (long long)e->data_offset + g->offset, title, why);
 			if (f)
-				mlsec_finding_set_evidence(f, "found_by",
-							   "linear scan of a member that does not start "
-							   "like a pickle");
+				mlsec_finding_set_evidence(
+				        f, "found_by",
+				        "linear scan of a member that does not start "
+				        "like a pickle");
 			break; /* one is enough to fail the artifact */
 		}
 	}
@@ -413,8 +443,9 @@ static void hidden_member_q(ckpt_scan *s, size_t i, int quiet)
 	mlsec_error err;
 	int crc;
 	if (mlsec_zip_member_stream(s->zip, i, head_sink, &h, &crc, &err) != MLSEC_OK) {
-		finding(s, "CKPT-ZIP-HIDDEN-MEMBER", MLSEC_SEV_MEDIUM, e->name, (long long)e->local_offset,
-			"zip member not used by the checkpoint loader (unreadable)", err.text);
+		finding(s, "CKPT-ZIP-HIDDEN-MEMBER", MLSEC_SEV_MEDIUM, e->name,
+		        (long long)e->local_offset,
+		        "zip member not used by the checkpoint loader (unreadable)", err.text);
 		return;
 	}
 	if (!mlsec_pickle_sniff(head, h.len)) {
@@ -423,23 +454,28 @@ static void hidden_member_q(ckpt_scan *s, size_t i, int quiet)
 		scan_member_for_primitives(s, i);
 		if (quiet)
 			return;
-		finding(s, "CKPT-ZIP-HIDDEN-MEMBER", MLSEC_SEV_MEDIUM, e->name, (long long)e->local_offset,
-			"zip member not used by the checkpoint loader", NULL);
+		finding(s, "CKPT-ZIP-HIDDEN-MEMBER", MLSEC_SEV_MEDIUM, e->name,
+		        (long long)e->local_offset, "zip member not used by the checkpoint loader",
+		        NULL);
 		return;
 	}
 	finding(s, "CKPT-PICKLE-HIDDEN", MLSEC_SEV_HIGH, e->name, (long long)e->data_offset,
-		"pickle hidden in a zip member the loader does not reference", NULL);
+	        "pickle hidden in a zip member the loader does not reference", NULL);
 	uint8_t *buf;
 	size_t len;
-	mlsec_err rc = mlsec_zip_member_read(s->zip, i, MLSEC_CKPT_MAX_HIDDEN_SCAN, &buf, &len, &crc, &err);
+	mlsec_err rc = mlsec_zip_member_read(s->zip, i, MLSEC_CKPT_MAX_HIDDEN_SCAN, &buf, &len,
+	                                     &crc, &err);
 	if (rc == MLSEC_ERR_LIMIT) {
 		/* too large to interpret: scan the first part linearly */
-		head_ctx big = {mlsec_malloc(MLSEC_CKPT_MAX_HIDDEN_SCAN), 0, MLSEC_CKPT_MAX_HIDDEN_SCAN};
-		if (big.buf && mlsec_zip_member_stream(s->zip, i, head_sink, &big, &crc, &err) == MLSEC_OK) {
+		head_ctx big = {mlsec_malloc(MLSEC_CKPT_MAX_HIDDEN_SCAN), 0,
+		                MLSEC_CKPT_MAX_HIDDEN_SCAN};
+		if (big.buf &&
+		    mlsec_zip_member_stream(s->zip, i, head_sink, &big, &crc, &err) == MLSEC_OK) {
 			mlsec_pickle *vm = mlsec_pickle_new(NULL);
 			if (vm) {
 				mlsec_pickle_scan_linear(vm, big.buf, big.len, 0, NULL);
-				ckpt_report_pickle(s, vm, MLSEC_OK, NULL, e->name, (long long)e->data_offset, 0);
+				ckpt_report_pickle(s, vm, MLSEC_OK, NULL, e->name,
+				                   (long long)e->data_offset, 0);
 			}
 			mlsec_pickle_free(vm);
 		}
@@ -447,13 +483,14 @@ static void hidden_member_q(ckpt_scan *s, size_t i, int quiet)
 		return;
 	}
 	if (rc != MLSEC_OK) {
-		ckpt_malformed(s, e->name, (long long)e->data_offset, "hidden member: %s", err.text);
+		ckpt_malformed(s, e->name, (long long)e->data_offset, "hidden member: %s",
+		               err.text);
 		return;
 	}
 	mlsec_pickle *vm = ckpt_run_pickle(s, buf, len, e->name, (long long)e->data_offset, 0, &rc);
 	if (vm && rc == MLSEC_OK)
-		trailing(s, buf + mlsec_pickle_consumed(vm), len - mlsec_pickle_consumed(vm), e->name,
-			 (long long)e->data_offset + (long long)mlsec_pickle_consumed(vm));
+		trailing(s, buf + mlsec_pickle_consumed(vm), len - mlsec_pickle_consumed(vm),
+		         e->name, (long long)e->data_offset + (long long)mlsec_pickle_consumed(vm));
 	mlsec_pickle_free(vm);
 	mlsec_free(buf);
 }
@@ -465,9 +502,13 @@ static void hidden_member(ckpt_scan *s, size_t i)
 
 static int known_torch_member(const char *rest)
 {
-	static const char *const names[] = {"data.pkl", "version", ".data/version", "byteorder",
-					    ".data/serialization_id", ".format_version",
-					    ".storage_alignment"};
+	static const char *const names[] = {"data.pkl",
+	                                    "version",
+	                                    ".data/version",
+	                                    "byteorder",
+	                                    ".data/serialization_id",
+	                                    ".format_version",
+	                                    ".storage_alignment"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (!strcmp(rest, names[i]))
 			return 1;
@@ -481,7 +522,8 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 	size_t len;
 	int crc;
 	mlsec_error err;
-	mlsec_err rc = mlsec_zip_member_read(s->zip, (size_t)pkl, MLSEC_CKPT_MAX_PICKLE, &buf, &len, &crc, &err);
+	mlsec_err rc = mlsec_zip_member_read(s->zip, (size_t)pkl, MLSEC_CKPT_MAX_PICKLE, &buf, &len,
+	                                     &crc, &err);
 	if (rc != MLSEC_OK) {
 		ckpt_malformed(s, pe->name, (long long)pe->local_offset, "%s", err.text);
 		return;
@@ -494,8 +536,8 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 	}
 	pickle_details(s, vm, pe->name, len);
 	if (rc == MLSEC_OK) {
-		trailing(s, buf + mlsec_pickle_consumed(vm), len - mlsec_pickle_consumed(vm), pe->name,
-			 base + (long long)mlsec_pickle_consumed(vm));
+		trailing(s, buf + mlsec_pickle_consumed(vm), len - mlsec_pickle_consumed(vm),
+		         pe->name, base + (long long)mlsec_pickle_consumed(vm));
 		if (mlsec_torch_collect(vm, mlsec_pickle_root(vm), &s->tl, &err) != MLSEC_OK)
 			ckpt_malformed(s, pe->name, -1, "%s", err.text);
 	}
@@ -516,9 +558,9 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 		snprintf(name, sizeof name, "%s/data/%s", prefix, t->storage_key);
 		long m = mlsec_zip_find(s->zip, name);
 		if (m < 0) {
-			mlsec_finding *f = finding(s, "CKPT-TENSOR-MISSING-STORAGE", MLSEC_SEV_HIGH, t->name,
-						   t->pickle_offset, "tensor storage missing from the archive",
-						   NULL);
+			mlsec_finding *f = finding(s, "CKPT-TENSOR-MISSING-STORAGE", MLSEC_SEV_HIGH,
+			                           t->name, t->pickle_offset,
+			                           "tensor storage missing from the archive", NULL);
 			if (f)
 				mlsec_finding_set_evidence(f, "member", "%s", name);
 			continue;
@@ -529,13 +571,14 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 		if (!es)
 			continue; /* unknown storage type: counted, not read */
 		if (t->storage_numel > e->usize / es) {
-			finding(s, "CKPT-TENSOR-BOUNDS", MLSEC_SEV_HIGH, t->name, (long long)e->local_offset,
-				"storage member is smaller than the storage it declares", NULL);
+			finding(s, "CKPT-TENSOR-BOUNDS", MLSEC_SEV_HIGH, t->name,
+			        (long long)e->local_offset,
+			        "storage member is smaller than the storage it declares", NULL);
 			t->storage_numel = e->usize / es;
 		}
 		if (mlsec_tensor_ref_check_bounds(t, &err) != MLSEC_OK) {
 			finding(s, "CKPT-TENSOR-BOUNDS", MLSEC_SEV_HIGH, t->name, t->pickle_offset,
-				"tensor view reaches outside its storage", err.text);
+			        "tensor view reaches outside its storage", err.text);
 			continue;
 		}
 		t->in_zip = 1;
@@ -550,7 +593,8 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 			continue;
 		mlsec_zip_entry *e = mlsec_zip_entry_at(s->zip, i);
 		if (e->name_len > pl + 1 && !strncmp(e->name, prefix, pl) && e->name[pl] == '/' &&
-		    known_torch_member(e->name + pl + 1) && !(e->problems & MLSEC_ZIP_P_DUPLICATE)) {
+		    known_torch_member(e->name + pl + 1) &&
+		    !(e->problems & MLSEC_ZIP_P_DUPLICATE)) {
 			/* small metadata members: verify their CRC too */
 			int c;
 			mlsec_zip_member_stream(s->zip, i, NULL, NULL, &c, NULL);
@@ -562,7 +606,7 @@ static void scan_torch_zip(ckpt_scan *s, const char *prefix, long pkl)
 }
 
 static void scan_npy_bytes(ckpt_scan *s, const uint8_t *head, size_t hl, const char *where,
-			   int in_zip, size_t zi, uint64_t total, long long base);
+                           int in_zip, size_t zi, uint64_t total, long long base);
 
 static void scan_npz(ckpt_scan *s)
 {
@@ -582,7 +626,8 @@ static void scan_npz(ckpt_scan *s)
 		if (mlsec_zip_member_stream(s->zip, i, head_sink, &h, &crc, &err) != MLSEC_OK)
 			ckpt_malformed(s, e->name, (long long)e->local_offset, "%s", err.text);
 		else
-			scan_npy_bytes(s, head, h.len, e->name, 1, i, e->usize, (long long)e->data_offset);
+			scan_npy_bytes(s, head, h.len, e->name, 1, i, e->usize,
+			               (long long)e->data_offset);
 		mlsec_free(head);
 	}
 }
@@ -590,7 +635,7 @@ static void scan_npz(ckpt_scan *s)
 /* ---- npy ------------------------------------------------------------ */
 
 static void scan_npy_bytes(ckpt_scan *s, const uint8_t *head, size_t hl, const char *where,
-			   int in_zip, size_t zi, uint64_t total, long long base)
+                           int in_zip, size_t zi, uint64_t total, long long base)
 {
 	mlsec_npy_info info;
 	mlsec_error err;
@@ -600,16 +645,18 @@ static void scan_npy_bytes(ckpt_scan *s, const uint8_t *head, size_t hl, const c
 	}
 	if (info.is_object) {
 		finding(s, "CKPT-NPY-OBJECT", MLSEC_SEV_MEDIUM, where, base,
-			"NumPy object array: its data is a pickle (numpy.load needs allow_pickle)",
-			NULL);
+		        "NumPy object array: its data is a pickle (numpy.load needs allow_pickle)",
+		        NULL);
 		uint8_t *buf = NULL;
 		size_t len = 0;
 		int crc;
 		mlsec_err rc;
 		if (in_zip) {
-			rc = mlsec_zip_member_read(s->zip, zi, MLSEC_CKPT_MAX_PICKLE, &buf, &len, &crc, &err);
+			rc = mlsec_zip_member_read(s->zip, zi, MLSEC_CKPT_MAX_PICKLE, &buf, &len,
+			                           &crc, &err);
 		} else if (total > MLSEC_CKPT_MAX_PICKLE) {
-			rc = mlsec_error_set(&err, MLSEC_ERR_LIMIT, "object array too large to scan");
+			rc = mlsec_error_set(&err, MLSEC_ERR_LIMIT,
+			                     "object array too large to scan");
 		} else {
 			buf = mlsec_malloc((size_t)total + 1);
 			len = (size_t)total;
@@ -618,9 +665,9 @@ static void scan_npy_bytes(ckpt_scan *s, const uint8_t *head, size_t hl, const c
 		if (rc != MLSEC_OK) {
 			ckpt_malformed(s, where, base, "%s", err.text);
 		} else if (info.data_offset <= len) {
-			mlsec_pickle *vm = ckpt_run_pickle(s, buf + info.data_offset,
-							   len - (size_t)info.data_offset, where,
-							   base + (long long)info.data_offset, 0, &rc);
+			mlsec_pickle *vm = ckpt_run_pickle(
+			        s, buf + info.data_offset, len - (size_t)info.data_offset, where,
+			        base + (long long)info.data_offset, 0, &rc);
 			if (vm)
 				pickle_details(s, vm, where, len - (size_t)info.data_offset);
 			mlsec_pickle_free(vm);
@@ -651,7 +698,7 @@ static void scan_npy_bytes(ckpt_scan *s, const uint8_t *head, size_t hl, const c
 		return;
 	if (!es) {
 		finding(s, "CKPT-NPY-DTYPE", MLSEC_SEV_LOW, where, base,
-			"NumPy dtype not analysed (big-endian, structured or exotic)", info.descr);
+		        "NumPy dtype not analysed (big-endian, structured or exotic)", info.descr);
 		mlsec_free(t.name);
 		return;
 	}
@@ -662,7 +709,7 @@ static void scan_npy_bytes(ckpt_scan *s, const uint8_t *head, size_t hl, const c
 	}
 	if (info.data_offset + info.numel * es != total)
 		finding(s, "CKPT-NPY-TRAILING", MLSEC_SEV_MEDIUM, where, base,
-			"data after the array's elements", NULL);
+		        "data after the array's elements", NULL);
 	t.located = 1;
 	t.in_zip = in_zip;
 	t.zip_index = zi;
@@ -690,8 +737,8 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 	for (int k = 0; k < 4; k++) {
 		char where[64];
 		snprintf(where, sizeof where, "legacy %s pickle", what[k]);
-		mlsec_pickle *vm = ckpt_run_pickle_mode(s, m + pos, size - pos, where, (long long)pos, 0,
-							k < 2, &rc);
+		mlsec_pickle *vm = ckpt_run_pickle_mode(s, m + pos, size - pos, where,
+		                                        (long long)pos, 0, k < 2, &rc);
 		if (!vm) {
 			mlsec_pickle_free(main_vm);
 			return;
@@ -716,17 +763,20 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 		ckpt_malformed(s, "legacy object pickle", -1, "%s", err.text);
 	const mlsec_pval *keys = mlsec_pickle_root(keys_vm);
 	if (!keys || keys->kind != MLSEC_PV_LIST) {
-		ckpt_malformed(s, "legacy storage keys pickle", (long long)pos, "storage key list is not a list");
+		ckpt_malformed(s, "legacy storage keys pickle", (long long)pos,
+		               "storage key list is not a list");
 		goto out;
 	}
 	for (size_t k = 0; k < keys->u.seq.n; k++) {
 		const mlsec_pval *key = keys->u.seq.items[k];
 		if (key->kind != MLSEC_PV_STR) {
-			ckpt_malformed(s, "legacy storages", (long long)pos, "storage key is not a string");
+			ckpt_malformed(s, "legacy storages", (long long)pos,
+			               "storage key is not a string");
 			goto out;
 		}
 		if (size - pos < 8) {
-			ckpt_malformed(s, "legacy storages", (long long)pos, "truncated storage header");
+			ckpt_malformed(s, "legacy storages", (long long)pos,
+			               "truncated storage header");
 			goto out;
 		}
 		uint64_t numel = 0;
@@ -735,16 +785,18 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 		pos += 8;
 		size_t es = 0;
 		for (size_t i = 0; i < s->tl.n && !es; i++)
-			if (!s->tl.t[i].mem && s->tl.t[i].storage_key && !strcmp(s->tl.t[i].storage_key, key->u.str.s))
+			if (!s->tl.t[i].mem && s->tl.t[i].storage_key &&
+			    !strcmp(s->tl.t[i].storage_key, key->u.str.s))
 				es = mlsec_dtype_size(s->tl.t[i].storage_dtype);
 		if (!es) {
 			ckpt_malformed(s, "legacy storages", (long long)pos,
-				       "storage '%s' has no tensor giving its element size", key->u.str.s);
+			               "storage '%s' has no tensor giving its element size",
+			               key->u.str.s);
 			goto out;
 		}
 		if (numel > (size - pos) / es) {
-			ckpt_malformed(s, "legacy storages", (long long)pos, "storage '%s' is truncated",
-				       key->u.str.s);
+			ckpt_malformed(s, "legacy storages", (long long)pos,
+			               "storage '%s' is truncated", key->u.str.s);
 			goto out;
 		}
 		for (size_t i = 0; i < s->tl.n; i++) {
@@ -752,12 +804,14 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 			if (!t->storage_key || strcmp(t->storage_key, key->u.str.s))
 				continue;
 			if (t->storage_numel != numel)
-				finding(s, "CKPT-TENSOR-BOUNDS", MLSEC_SEV_HIGH, t->name, (long long)pos,
-					"stored storage size differs from the declared one", NULL);
+				finding(s, "CKPT-TENSOR-BOUNDS", MLSEC_SEV_HIGH, t->name,
+				        (long long)pos,
+				        "stored storage size differs from the declared one", NULL);
 			t->storage_numel = numel;
 			if (mlsec_tensor_ref_check_bounds(t, &err) != MLSEC_OK) {
-				finding(s, "CKPT-TENSOR-BOUNDS", MLSEC_SEV_HIGH, t->name, t->pickle_offset,
-					"tensor view reaches outside its storage", err.text);
+				finding(s, "CKPT-TENSOR-BOUNDS", MLSEC_SEV_HIGH, t->name,
+				        t->pickle_offset, "tensor view reaches outside its storage",
+				        err.text);
 				continue;
 			}
 			t->located = 1;
@@ -769,7 +823,8 @@ static void scan_legacy(ckpt_scan *s, const uint8_t *m, size_t size, size_t pos)
 	for (size_t i = 0; i < s->tl.n; i++)
 		if (!s->tl.t[i].located && mlsec_dtype_size(s->tl.t[i].storage_dtype))
 			finding(s, "CKPT-TENSOR-MISSING-STORAGE", MLSEC_SEV_HIGH, s->tl.t[i].name,
-				s->tl.t[i].pickle_offset, "tensor storage missing from the file", NULL);
+			        s->tl.t[i].pickle_offset, "tensor storage missing from the file",
+			        NULL);
 	if (pos < size)
 		trailing(s, m + pos, size - pos, "after legacy storages", (long long)pos);
 out:
@@ -789,9 +844,9 @@ static void polyglot_zip(ckpt_scan *s)
 	if (mlsec_zip_open(&s->src, &z, &e) != MLSEC_OK)
 		return;
 	mlsec_finding *f = finding(s, "CKPT-POLYGLOT", MLSEC_SEV_HIGH, NULL, 0,
-				   "file is both a pickle and a zip archive",
-				   "loaders disagree on what this file is; its zip members are "
-				   "scanned too");
+	                           "file is both a pickle and a zip archive",
+	                           "loaders disagree on what this file is; its zip members are "
+	                           "scanned too");
 	if (f)
 		mlsec_finding_set_evidence(f, "zip_members", "%zu", mlsec_zip_count(z));
 	s->zip = z;
@@ -802,8 +857,8 @@ static void polyglot_zip(ckpt_scan *s)
 /* The legacy magic number pickled as LONG1 in the first bytes. */
 static int legacy_head(const uint8_t *b, size_t n)
 {
-	static const uint8_t pat[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9,
-				      0x20, 0x6a, 0xa8, 0x50, 0x19};
+	static const uint8_t pat[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+	                              0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 	size_t lim = n < 32 ? n : 32;
 	for (size_t i = 0; i + sizeof pat <= lim; i++)
 		if (!memcmp(b + i, pat, sizeof pat))
@@ -831,6 +886,8 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 	mlsec_pickle_limits lim;
 	memset(&lim, 0, sizeof lim);
 	lim.scan_only = !legacy && size > FULL_PICKLE_MAX;
+	lim.max_decoded = legacy || lim.scan_only ? 0 : FULL_PICKLE_DECODED;
+	lim.input_mapped = 1;
 	mlsec_pickle *vm = mlsec_pickle_new(&lim);
 	if (!vm) {
 		munmap(m, (size_t)size);
@@ -839,6 +896,23 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 	mlsec_error e;
 	mlsec_error_clear(&e);
 	rc = mlsec_pickle_run(vm, b, (size_t)size, &e);
+	if (!legacy && !lim.scan_only && (rc == MLSEC_ERR_LIMIT || rc == MLSEC_ERR_NOMEM)) {
+		/* over the full-decode budget (or another bound, which the scan
+		 * meets again and reports): the findings come from a scan-only
+		 * run; inline NumPy arrays are then not analysed */
+		mlsec_pickle_free(vm);
+		lim.scan_only = 1;
+		lim.max_decoded = 0;
+		if (!(vm = mlsec_pickle_new(&lim))) {
+			munmap(m, (size_t)size);
+			return;
+		}
+		mlsec_error_clear(&e);
+		rc = mlsec_pickle_run(vm, b, (size_t)size, &e);
+		json_object_set_new(s->det, "pickle_values",
+		                    json_string("not decoded: over the full-decode budget, "
+		                                "scanned only"));
+	}
 	if (rc == MLSEC_OK && legacy && is_legacy_magic(mlsec_pickle_root(vm))) {
 		mlsec_artifact_set_format(s->a, "pytorch-legacy");
 		ckpt_report_pickle(s, vm, rc, &e, "legacy magic pickle", 0, 0);
@@ -863,7 +937,7 @@ static void scan_pickle_file(ckpt_scan *s, uint64_t size)
 				unlocated += !s->tl.t[i].located;
 			if (unlocated)
 				json_object_set_new(s->det, "tensors_without_storage",
-						    json_integer((json_int_t)unlocated));
+				                    json_integer((json_int_t)unlocated));
 		}
 		keep_vm(s, vm);
 	}
@@ -918,8 +992,9 @@ static void scan_zip(ckpt_scan *s)
 		} else {
 			mlsec_artifact_set_format(s->a, "zip");
 			finding(s, "CKPT-ZIP-UNKNOWN", MLSEC_SEV_INFO, NULL, -1,
-				"zip archive without a PyTorch or NumPy layout; members scanned for pickles",
-				NULL);
+			        "zip archive without a PyTorch or NumPy layout; members scanned "
+			        "for pickles",
+			        NULL);
 			for (size_t i = 0; i < n; i++)
 				hidden_member(s, i);
 		}
@@ -944,8 +1019,8 @@ static void *hash_thread(void *arg)
 	return NULL;
 }
 
-mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
-				     mlsec_report *rep, mlsec_error *err)
+mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o, mlsec_report *rep,
+                                     mlsec_error *err)
 {
 	ckpt_scan s;
 	memset(&s, 0, sizeof s);
@@ -954,7 +1029,7 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 	s.fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s.fd < 0)
 		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
-				       "%s: %s", path, strerror(errno));
+		                       "%s: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(s.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(s.fd);
@@ -992,13 +1067,14 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 		scan_zip(&s);
 	} else if (mlsec_npy_sniff(head, hn)) {
 		mlsec_artifact_set_format(s.a, "npy");
-		uint64_t hl = (uint64_t)st.st_size < NPY_HEAD_MAX ? (uint64_t)st.st_size : NPY_HEAD_MAX;
+		uint64_t hl =
+		        (uint64_t)st.st_size < NPY_HEAD_MAX ? (uint64_t)st.st_size : NPY_HEAD_MAX;
 		uint8_t *h = mlsec_malloc((size_t)hl);
 		if (h && mlsec_src_read(&s.src, 0, h, (size_t)hl, err) == MLSEC_OK)
 			scan_npy_bytes(&s, h, (size_t)hl, NULL, 0, 0, (uint64_t)st.st_size, 0);
 		mlsec_free(h);
 	} else if (mlsec_safetensors_sniff(head, hn, (uint64_t)st.st_size) ||
-		   (hn > 8 && head[8] == '{')) {
+	           (hn > 8 && head[8] == '{')) {
 		mlsec_artifact_set_format(s.a, "safetensors");
 		json_t *meta = NULL;
 		mlsec_error se;
@@ -1010,8 +1086,9 @@ mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
 		scan_pickle_file(&s, (uint64_t)st.st_size);
 		polyglot_zip(&s);
 	} else {
-		ckpt_malformed(&s, NULL, 0, "not a recognised checkpoint format "
-					    "(zip, pickle, legacy PyTorch, npy/npz, safetensors)");
+		ckpt_malformed(&s, NULL, 0,
+		               "not a recognised checkpoint format "
+		               "(zip, pickle, legacy PyTorch, npy/npz, safetensors)");
 	}
 	if (!s.malformed || s.tl.n) {
 		rc = ckpt_tensor_stats(&s, err);

@@ -55,6 +55,7 @@ typedef struct lint {
 	nmap used;     /* value names consumed by a node or graph output */
 	nmap nodes;    /* node names seen */
 	size_t nfind;
+	mlsec_finding *truncated; /* the EXPORT-LINT-TRUNCATED note, once the cap is hit */
 	int oom;
 } lint;
 
@@ -67,12 +68,23 @@ static mlsec_finding *finding(lint *L, const char *rule, mlsec_severity sev, con
 {
 	if (L->nfind == LINT_MAX_FINDINGS) {
 		L->nfind++;
-		mlsec_artifact_add_finding(L->a, "EXPORT-LINT-TRUNCATED", MLSEC_SEV_INFO,
-		                           "Further findings omitted", "more than %d findings",
-		                           LINT_MAX_FINDINGS);
+		L->truncated = mlsec_artifact_add_finding(
+		        L->a, "EXPORT-LINT-TRUNCATED", MLSEC_SEV_INFO, "Further findings omitted",
+		        "more than %d findings; this note has the severity of the worst one "
+		        "omitted",
+		        LINT_MAX_FINDINGS);
+		if (!L->truncated)
+			L->oom = 1;
+		else
+			mlsec_finding_set_location(L->truncated, NULL, 0, 0, "model");
 	}
-	if (L->nfind > LINT_MAX_FINDINGS)
+	if (L->nfind > LINT_MAX_FINDINGS) {
+		/* A flood of minor findings must not hide a critical one behind
+		 * an info note: the gate sees the worst omitted severity. */
+		if (L->truncated && sev > L->truncated->severity)
+			L->truncated->severity = sev;
 		return NULL;
+	}
 	L->nfind++;
 	char detail[1024];
 	va_list ap;

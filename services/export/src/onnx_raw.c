@@ -25,6 +25,7 @@
 typedef struct scan {
 	size_t messages;
 	const char *why;
+	int limit; /* why names a bound we enforce, not broken bytes */
 } scan;
 
 static int varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
@@ -58,10 +59,12 @@ static int scan_message(scan *s, const ProtobufCMessageDescriptor *d, const uint
 {
 	if (depth > RAW_MAX_DEPTH) {
 		s->why = "protobuf nesting deeper than the limit";
+		s->limit = 1;
 		return 0;
 	}
 	if (++s->messages > RAW_MAX_MESSAGES) {
 		s->why = "too many protobuf messages";
+		s->limit = 1;
 		return 0;
 	}
 	size_t pos = 0;
@@ -117,11 +120,11 @@ mlsec_err export_onnx_decode(const uint8_t *data, size_t len, Onnx__ModelProto *
                              mlsec_error *err)
 {
 	*out = NULL;
-	scan s = {0, NULL};
+	scan s = {0, NULL, 0};
+	/* (Not strstr(why, "limit"): "length-delimited" contains it.) */
 	if (!scan_message(&s, &onnx__model_proto__descriptor, data, len, 0))
-		return mlsec_error_set(
-		        err, s.why && strstr(s.why, "limit") ? MLSEC_ERR_LIMIT : MLSEC_ERR_PARSE,
-		        "%s", s.why ? s.why : "invalid protobuf");
+		return mlsec_error_set(err, s.limit ? MLSEC_ERR_LIMIT : MLSEC_ERR_PARSE, "%s",
+		                       s.why ? s.why : "invalid protobuf");
 	Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
 	if (!mp)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "not a valid ONNX ModelProto");

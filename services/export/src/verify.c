@@ -603,6 +603,35 @@ mlsec_err mlsec_export_verify(const mlsec_export_verify_req *req, mlsec_report *
 		}
 		rc = check_stage_files(req, r, i, a, st, err);
 	}
+	/* Every artifact the caller named must be a stage of the chain: one
+	 * that is not was never verified, and exit 0 would say it was. */
+	for (size_t k = 0; rc == MLSEC_OK && k < req->nartifacts; k++) {
+		const char *base = export_basename(req->artifacts[k]);
+		int covered = 0;
+		/* Stages are found by file name: a second file of the same name
+		 * would be vouched for by the first one's check. */
+		for (size_t j = 0; j < k && !covered; j++)
+			if (!strcmp(export_basename(req->artifacts[j]), base))
+				covered = -1;
+		if (covered < 0) {
+			add(a, "EXPORT-ATTEST-UNATTESTED", req->artifacts[k],
+			    "Artifact not covered by the attestation",
+			    "'%s' has the same file name as another artifact given; only one "
+			    "of them was verified",
+			    req->artifacts[k]);
+			continue;
+		}
+		for (size_t i = 0; !covered && i < json_array_size(p.stages); i++) {
+			const char *name = json_string_value(
+			        json_object_get(json_array_get(p.stages, i), "name"));
+			covered = name && !strcmp(name, base);
+		}
+		if (!covered)
+			add(a, "EXPORT-ATTEST-UNATTESTED", req->artifacts[k],
+			    "Artifact not covered by the attestation",
+			    "'%s' was given for verification but no stage of the chain records it",
+			    req->artifacts[k]);
+	}
 	if (rc == MLSEC_OK)
 		rc = check_signature(&p, req->verify_key_path, a, err);
 	/* A stage whose record (not only its file) was flagged changed too. */

@@ -11,6 +11,7 @@
 #include "inspect_internal.h"
 #include "mlsec/adversarial.h"
 #include "mlsec/alloc.h"
+#include "mlsec/options.h"
 #include "mlsec/checkpoint.h"
 #include "mlsec/fsutil.h"
 
@@ -76,28 +77,6 @@ const char *mlsec_inspect_type_name(mlsec_inspect_type t)
 	return (unsigned)t < 4 ? type_names[t] : "auto";
 }
 
-/* Numeric option with bounds; accepts JSON numbers and numeric strings. */
-static mlsec_err num(const json_t *v, const char *key, double lo, double hi, double *out,
-                     mlsec_error *err)
-{
-	double d;
-	if (json_is_number(v)) {
-		d = json_number_value(v);
-	} else if (json_is_string(v)) {
-		char *end;
-		d = strtod(json_string_value(v), &end);
-		if (end == json_string_value(v) || *end)
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-			                       "option %s: not a number", key);
-	} else {
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number", key);
-	}
-	if (!(d >= lo && d <= hi))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-		                       "option %s: %g is outside [%g, %g]", key, d, lo, hi);
-	*out = d;
-	return MLSEC_OK;
-}
 
 mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o, mlsec_error *err)
 {
@@ -150,28 +129,28 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
 				                     "option data: string expected");
 		} else if (!strcmp(key, "epsilon")) {
-			if (!(rc = num(v, key, 0, 1e6, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 0, 1e6, &d, err)))
 				o->epsilon = d;
 		} else if (!strcmp(key, "threshold")) {
-			if (!(rc = num(v, key, 0, 1e30, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, 0, 1e30, &d, err)))
 				o->threshold = d;
 		} else if (!strcmp(key, "samples")) {
-			if (!(rc = num(v, key, 0, MLSEC_INSPECT_MAX_SAMPLES, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, MLSEC_INSPECT_MAX_SAMPLES, &d, err)))
 				o->samples = (size_t)d;
 		} else if (!strcmp(key, "batch-size")) {
-			if (!(rc = num(v, key, 1, MLSEC_INSPECT_MAX_BATCH, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, MLSEC_INSPECT_MAX_BATCH, &d, err)))
 				o->batch = (size_t)d;
 		} else if (!strcmp(key, "input-min")) {
-			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, -1e30, 1e30, &d, err)))
 				o->input_min = (float)d;
 		} else if (!strcmp(key, "input-max")) {
-			if (!(rc = num(v, key, -1e30, 1e30, &d, err)))
+			if (!(rc = mlsec_option_number(v, key, -1e30, 1e30, &d, err)))
 				o->input_max = (float)d;
 		} else if (!strcmp(key, "seed")) {
-			if (!(rc = num(v, key, 0, 9007199254740992.0, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, 9007199254740992.0, &d, err)))
 				o->seed = (uint64_t)d;
 		} else if (!strcmp(key, "threads")) {
-			if (!(rc = num(v, key, 1, 256, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, 256, &d, err)))
 				o->threads = (int)d;
 		} else {
 			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
@@ -322,6 +301,20 @@ static mlsec_err graph_checks(const mlsec_onnx_model *m, const mlsec_inspect_opt
 				        err, MLSEC_ERR_INVALID_ARG,
 				        "%s: label y[%zu] = %lld but the model has %zu classes",
 				        o->data_path, i, (long long)data.y[i], classes);
+				goto done;
+			}
+		}
+		/* FGSM clamps to the input range: data outside it would flip
+		 * predictions by the clamp, not by the epsilon step. */
+		for (size_t i = 0; (o->checks & MLSEC_INSPECT_FGSM) && i < data.n * numel; i++) {
+			if (!(data.x[i] >= o->input_min && data.x[i] <= o->input_max)) {
+				rc = mlsec_error_set(
+				        err, MLSEC_ERR_INVALID_ARG,
+				        "%s: x value %g (sample %zu) is outside the input range "
+				        "[%g, %g]: pass --input-min/--input-max matching the "
+				        "model's preprocessing",
+				        o->data_path, data.x[i], i / numel, o->input_min,
+				        o->input_max);
 				goto done;
 			}
 		}

@@ -188,12 +188,19 @@ mlsec_err insp_weights_onnx(const mlsec_onnx_model *m, insp_weights *w, mlsec_er
 		rc = mlsec_onnx_tensor_numel(tp, UINT64_MAX / 8, &numel, err);
 		if (rc != MLSEC_OK)
 			break;
-		if (tp->n_dims > MLSEC_TENSOR_MAX_DIMS)
-			continue; /* not a layer tensor; too many dims to describe */
+		/* A rank beyond what a descriptor holds is no layer weight, but
+		 * its values are still checked (NaN hides there as well as
+		 * anywhere): it is described as a flat vector. */
 		int64_t shape[MLSEC_TENSOR_MAX_DIMS];
-		for (size_t d = 0; d < tp->n_dims; d++)
-			shape[d] = tp->dims[d];
-		insp_tensor *t = push(w, tp->name, (int)tp->n_dims, shape, (size_t)numel, err);
+		int ndim = (int)tp->n_dims;
+		if (tp->n_dims > MLSEC_TENSOR_MAX_DIMS) {
+			ndim = 1;
+			shape[0] = (int64_t)numel;
+		} else {
+			for (size_t d = 0; d < tp->n_dims; d++)
+				shape[d] = tp->dims[d];
+		}
+		insp_tensor *t = push(w, tp->name, ndim, shape, (size_t)numel, err);
 		if (!t) {
 			rc = err ? err->code : MLSEC_ERR_NOMEM;
 			break;

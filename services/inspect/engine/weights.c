@@ -418,6 +418,16 @@ mlsec_err insp_weight_checks(const insp_weights *w, const mlsec_inspect_opts *o,
 		if (i < MLSEC_INSPECT_MAX_NODE_DETAILS)
 			json_array_append_new(arr, tensor_json(t, l));
 	}
+	if (rc == MLSEC_OK && n == 0) {
+		/* Nothing inspected must not read as nothing found. */
+		mlsec_finding *f = mlsec_artifact_add_finding(
+		        a, INSP_PREFIX "-NO-WEIGHTS", MLSEC_SEV_LOW,
+		        "no float weight tensor: the weights check inspected nothing",
+		        "the model holds no float32/float16/bfloat16/float64 tensors (integer or "
+		        "quantised weights are not checked)");
+		if (f)
+			mlsec_finding_set_location(f, NULL, 0, 0, "weights");
+	}
 	if (rc == MLSEC_OK) {
 		class_pin(w, a);
 		json_t *wd = json_pack("{s:I,s:I,s:o}", "tensors", (json_int_t)n, "bytes",

@@ -2,6 +2,7 @@
  * mlsec-poison-streamd - the poison monitor on the cluster's gradient
  * stream: consumes mlsec.gradients (key = run id), alerts on mlsec.alerts,
  * keeps per-run detector state in Redis (services/poison/stream).
+ * (mlsec-poisond --gradient-stream runs the same consumer in-process.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,47 +13,6 @@
 #include "mlsec/poison_stream.h"
 #include "mlsec/shutdown.h"
 
-static const mlsec_config_option options[] = {
-        {"group", MLSEC_CONFIG_STRING, MLSEC_POISON_STREAM_GROUP, 0, 0, NULL, "MLSEC_POISON_GROUP",
-         0, "Kafka consumer group"},
-        {"threshold", MLSEC_CONFIG_STRING, "7", 0, 0, NULL, "MLSEC_POISON_THRESHOLD", 0,
-         "spike rule: robust |z| above this"},
-        {"cusum-threshold", MLSEC_CONFIG_STRING, "10", 0, 0, NULL, "MLSEC_POISON_CUSUM_THRESHOLD",
-         0, "CUSUM alarm level, robust scale units"},
-        {"cusum-drift", MLSEC_CONFIG_STRING, "1", 0, 0, NULL, "MLSEC_POISON_CUSUM_DRIFT", 0,
-         "CUSUM allowance per step, robust scale units"},
-        {"expected-workers", MLSEC_CONFIG_INT, "0", 0, MLSEC_POISON_MAX_RANK + 1, NULL,
-         "MLSEC_POISON_EXPECTED_WORKERS", 0, "workers per run (0 = learn)"},
-        {"window", MLSEC_CONFIG_INT, "64", 1, MLSEC_POISON_MAX_WINDOW, NULL, "MLSEC_POISON_WINDOW",
-         0, "steps a step waits for late workers"},
-        {"warmup", MLSEC_CONFIG_INT, "50", 0, 1000000, NULL, "MLSEC_POISON_WARMUP", 0,
-         "steps that only learn the scale"},
-        {"silent-steps", MLSEC_CONFIG_INT, "100", 1, 1000000000, NULL, "MLSEC_POISON_SILENT_STEPS",
-         0, "a worker absent this many steps is reported silent"},
-        {"checkpoint-every", MLSEC_CONFIG_INT, "100", 1, 1000000, NULL,
-         "MLSEC_POISON_CHECKPOINT_EVERY", 0,
-         "records per run between state saves to Redis (a crash loses at most this many)"},
-        {"state-ttl-s", MLSEC_CONFIG_INT, "604800", 1, 31536000, NULL, "MLSEC_POISON_STATE_TTL_S",
-         0, "lifetime of a run's state in Redis after its last save"},
-        {"max-runs", MLSEC_CONFIG_INT, "256", 1, MLSEC_POISON_STREAM_MAX_RUNS, NULL,
-         "MLSEC_POISON_MAX_RUNS", 0, "runs kept in memory (least recent saved and evicted)"},
-        {"idle-evict-ms", MLSEC_CONFIG_INT, "60000", 100, 86400000, NULL,
-         "MLSEC_POISON_IDLE_EVICT_MS", 0, "save and drop a run idle this long"},
-};
-
-static int parse_num(const mlsec_config *cfg, const char *name, double *out)
-{
-	const char *v = mlsec_config_get(cfg, name);
-	char *end;
-	double d = v ? strtod(v, &end) : 0;
-	if (!v || end == v || *end) {
-		fprintf(stderr, "mlsec-poison-streamd: --%s needs a number\n", name);
-		return -1;
-	}
-	*out = d;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	mlsec_error err;
@@ -61,7 +21,7 @@ int main(int argc, char **argv)
 	        mlsec_config_new("mlsec-poison-streamd",
 	                         "CUSUM poison monitor on the mlsec.gradients stream", "[options]");
 	mlsec_config_help help = MLSEC_CONFIG_HELP_NONE;
-	if (!cfg || mlsec_config_add(cfg, options, sizeof options / sizeof options[0], &err) ||
+	if (!cfg || mlsec_poison_stream_add_options(cfg, &err) ||
 	    mlsec_config_add_std(
 	            cfg, MLSEC_CONFIG_STD_LOG | MLSEC_CONFIG_STD_KAFKA | MLSEC_CONFIG_STD_REDIS,
 	            &err) ||
@@ -80,26 +40,10 @@ int main(int argc, char **argv)
 	}
 	int code = 1;
 	mlsec_poison_stream_conf c;
-	memset(&c, 0, sizeof c);
-	mlsec_poison_config_init(&c.detector);
-	if (parse_num(cfg, "threshold", &c.detector.spike_z) ||
-	    parse_num(cfg, "cusum-threshold", &c.detector.cusum_h) ||
-	    parse_num(cfg, "cusum-drift", &c.detector.cusum_k))
+	if (mlsec_poison_stream_conf_from_config(cfg, "mlsec-poison-streamd", &c, &err)) {
+		fprintf(stderr, "mlsec-poison-streamd: %s\n", err.text);
 		goto out;
-	c.detector.expected_workers = (unsigned)mlsec_config_get_int(cfg, "expected-workers");
-	c.detector.window = (unsigned)mlsec_config_get_int(cfg, "window");
-	c.detector.warmup = (unsigned)mlsec_config_get_int(cfg, "warmup");
-	c.detector.silent_steps = (unsigned)mlsec_config_get_int(cfg, "silent-steps");
-	c.queue.brokers = mlsec_config_get(cfg, "kafka-brokers");
-	c.queue.client_id = "mlsec-poison-streamd";
-	c.queue.props = mlsec_config_kafka_props(cfg);
-	c.group = mlsec_config_get(cfg, "group");
-	c.redis_url = mlsec_config_get(cfg, "redis-url");
-	c.redis_timeout_ms = (int)mlsec_config_get_int(cfg, "redis-timeout-ms");
-	c.checkpoint_every = (unsigned)mlsec_config_get_int(cfg, "checkpoint-every");
-	c.state_ttl_ms = mlsec_config_get_int(cfg, "state-ttl-s") * 1000;
-	c.max_runs = (unsigned)mlsec_config_get_int(cfg, "max-runs");
-	c.idle_evict_ms = mlsec_config_get_int(cfg, "idle-evict-ms");
+	}
 	if (mlsec_config_setup_log(cfg, &err) || mlsec_shutdown_install(&err)) {
 		fprintf(stderr, "mlsec-poison-streamd: %s\n", err.text);
 		goto out;

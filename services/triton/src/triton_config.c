@@ -10,6 +10,30 @@
 #include "triton_int.h"
 
 #define MODEL_DIR_MACRO "$$TRITON_MODEL_DIRECTORY"
+
+/* ASCII classes, inline: <ctype.h> goes through the locale tables with a
+ * call per character, and these run over every parameter key and value.
+ * No locale mlsec runs in classes bytes >= 0x80 as letters either. */
+static inline int a_lower(int c)
+{
+	return c >= 'a' && c <= 'z';
+}
+static inline int a_upper(int c)
+{
+	return c >= 'A' && c <= 'Z';
+}
+static inline int a_alpha(int c)
+{
+	return a_lower(c) || a_upper(c);
+}
+static inline int a_alnum(int c)
+{
+	return a_alpha(c) || (c >= '0' && c <= '9');
+}
+static inline int a_tolower(int c)
+{
+	return a_upper(c) ? c + 32 : c;
+}
 #define SAFE_LEN 96 /* config strings echoed in details are cut to this */
 
 /* Copies s for display: control bytes become '?', long strings are cut.
@@ -38,7 +62,7 @@ int triton_path_escapes(const char *path, int up_allowed)
 		p += ml;
 		depth = -up_allowed;
 	} else if (p[0] == '/' || p[0] == '\\' || p[0] == '~' ||
-	           (isalpha((unsigned char)p[0]) && p[1] == ':')) {
+	           (a_alpha((unsigned char)p[0]) && p[1] == ':')) {
 		return 1;
 	}
 	while (*p) {
@@ -63,8 +87,8 @@ static size_t key_words(const char *k, char words[][24], size_t max)
 	size_t nw = 0, len = 0;
 	for (const char *p = k;; p++) {
 		unsigned char ch = (unsigned char)*p;
-		int boundary = !isalnum(ch) ||
-		               (len && isupper(ch) && p > k && islower((unsigned char)p[-1]));
+		int boundary = !a_alnum(ch) ||
+		               (len && a_upper(ch) && p > k && a_lower((unsigned char)p[-1]));
 		if (boundary && len) {
 			words[nw][len] = '\0';
 			if (++nw == max)
@@ -73,8 +97,8 @@ static size_t key_words(const char *k, char words[][24], size_t max)
 		}
 		if (!ch)
 			return nw;
-		if (isalnum(ch) && len < 23)
-			words[nw][len++] = (char)tolower(ch);
+		if (a_alnum(ch) && len < 23)
+			words[nw][len++] = (char)a_tolower(ch);
 	}
 }
 
@@ -83,7 +107,7 @@ static size_t key_words(const char *k, char words[][24], size_t max)
 static int has_secret_hint(const char *k)
 {
 	for (const char *p = k; p[0] && p[1]; p++) {
-		int a = tolower((unsigned char)p[0]), b = tolower((unsigned char)p[1]);
+		int a = a_tolower((unsigned char)p[0]), b = a_tolower((unsigned char)p[1]);
 		if ((a == 'p' && (b == 'a' || b == 'w')) || (a == 's' && (b == 'e' || b == 't')) ||
 		    (a == 't' && b == 'o') || (a == 'k' && b == 'e') || (a == 'c' && b == 'r') ||
 		    (a == 'a' && b == 'u') || (a == 'b' && b == 'e'))
@@ -121,7 +145,7 @@ int triton_key_looks_secret(const char *k)
 static size_t run_of(const char *p, const char *set_extra)
 {
 	size_t n = 0;
-	while (p[n] && (isalnum((unsigned char)p[n]) || (set_extra && strchr(set_extra, p[n]))))
+	while (p[n] && (a_alnum((unsigned char)p[n]) || (set_extra && strchr(set_extra, p[n]))))
 		n++;
 	return n;
 }
@@ -151,7 +175,7 @@ int triton_value_looks_secret(const char *v)
 			return 1;
 	}
 	for (const char *p = v; *p; p++) {
-		if (p > v && isalnum((unsigned char)p[-1]))
+		if (p > v && a_alnum((unsigned char)p[-1]))
 			continue; /* prefixes must start a word */
 		if (!strchr("Agxhse", *p))
 			continue; /* no known format starts with this character */
@@ -220,13 +244,22 @@ static void check_secret(triton_ctx *c, const void *entry, const char *fpath, co
 	char head[5] = {0};
 	for (size_t i = 0; i < 4 && i < n && n >= 12; i++)
 		head[i] = isprint((unsigned char)val[i]) ? val[i] : '?';
-	snprintf(rb, sizeof rb, "%s... (%zu chars, redacted)", head, n);
+	triton_snprintf(rb, sizeof rb, "%s... (%zu chars, redacted)", head, n);
 	if (mlsec_finding_set_evidence(f, "value", "%s", rb) != MLSEC_OK)
 		c->rc = MLSEC_ERR_NOMEM;
 }
 
 static int key_is_path_like(const char *k)
 {
+	/* Each word below contains "pa", "di" or "fi": skip the split for
+	 * keys that contain none of them (most keys). */
+	int hint = 0;
+	for (const char *p = k; p[0] && p[1] && !hint; p++) {
+		int a = a_tolower((unsigned char)p[0]), b = a_tolower((unsigned char)p[1]);
+		hint = (a == 'p' && b == 'a') || (a == 'd' && b == 'i') || (a == 'f' && b == 'i');
+	}
+	if (!hint)
+		return 0;
 	char w[16][24];
 	size_t n = key_words(k, w, 16);
 	for (size_t i = 0; i < n; i++)
@@ -285,8 +318,8 @@ static void check_parameters(triton_ctx *c, const Inference__ModelConfig *cfg)
 		                            path_flagged(val, 0);
 		if (!secret && !path)
 			continue; /* the common case: no finding, so no field path to format */
-		snprintf(fp, sizeof fp, "parameters[\"%s\"].string_value",
-		         safe(e->key, kb, sizeof kb));
+		triton_snprintf(fp, sizeof fp, "parameters[\"%s\"].string_value",
+		                safe(e->key, kb, sizeof kb));
 		check_secret(c, e, fp, e->key, val);
 		if (is_env) {
 			if (path) {
@@ -309,7 +342,7 @@ static void check_native_code(triton_ctx *c, const Inference__ModelConfig *cfg)
 	char fp[256], vb[128];
 	const Inference__ModelOperations *ops = cfg->model_operations;
 	for (size_t i = 0; ops && i < ops->n_op_library_filename; i++) {
-		snprintf(fp, sizeof fp, "model_operations.op_library_filename[%zu]", i);
+		triton_snprintf(fp, sizeof fp, "model_operations.op_library_filename[%zu]", i);
 		mlsec_finding *f =
 		        triton_add(c, R_OP_LIBRARY, ops, "op_library_filename", i, fp,
 		                   "tritonserver will dlopen \"%s\" into its own process",
@@ -324,7 +357,7 @@ static void check_native_code(triton_ctx *c, const Inference__ModelConfig *cfg)
 	const Inference__ModelRepositoryAgents *ra = cfg->model_repository_agents;
 	for (size_t i = 0; ra && i < ra->n_agents; i++) {
 		const Inference__ModelRepositoryAgents__Agent *ag = ra->agents[i];
-		snprintf(fp, sizeof fp, "model_repository_agents.agents[%zu]", i);
+		triton_snprintf(fp, sizeof fp, "model_repository_agents.agents[%zu]", i);
 		triton_add(c, R_REPO_AGENT, ra, "agents", i, fp,
 		           "repository agent \"%s\" (libtritonrepoagent_%s.so) runs when the model "
 		           "loads",
@@ -333,8 +366,8 @@ static void check_native_code(triton_ctx *c, const Inference__ModelConfig *cfg)
 			char kb[128], fp2[320];
 			const Inference__ModelRepositoryAgents__Agent__ParametersEntry *e =
 			        ag->parameters[k];
-			snprintf(fp2, sizeof fp2, "%s.parameters[\"%s\"]", fp,
-			         safe(e->key, kb, sizeof kb));
+			triton_snprintf(fp2, sizeof fp2, "%s.parameters[\"%s\"]", fp,
+			                safe(e->key, kb, sizeof kb));
 			check_secret(c, e, fp2, e->key, e->value);
 		}
 	}
@@ -350,11 +383,11 @@ static void check_native_code(triton_ctx *c, const Inference__ModelConfig *cfg)
 				char kb[128];
 				const Inference__ModelOptimizationPolicy__ExecutionAccelerators__Accelerator__ParametersEntry
 				        *e = acc[i]->parameters[k];
-				snprintf(fp, sizeof fp,
-				         "optimization.execution_accelerators.%s_execution_"
-				         "accelerator[%zu]"
-				         ".parameters[\"%s\"]",
-				         g ? "cpu" : "gpu", i, safe(e->key, kb, sizeof kb));
+				triton_snprintf(fp, sizeof fp,
+				                "optimization.execution_accelerators.%s_execution_"
+				                "accelerator[%zu]"
+				                ".parameters[\"%s\"]",
+				                g ? "cpu" : "gpu", i, safe(e->key, kb, sizeof kb));
 				check_secret(c, e, fp, e->key, e->value);
 			}
 		}
@@ -371,13 +404,14 @@ static void check_paths(triton_ctx *c, const Inference__ModelConfig *cfg)
 		const Inference__ModelConfig__CcModelFilenamesEntry *e = cfg->cc_model_filenames[i];
 		if (!path_flagged(e->value, 1))
 			continue;
-		snprintf(fp, sizeof fp, "cc_model_filenames[\"%s\"]", safe(e->key, kb, sizeof kb));
+		triton_snprintf(fp, sizeof fp, "cc_model_filenames[\"%s\"]",
+		                safe(e->key, kb, sizeof kb));
 		check_path(c, e, "value", 0, fp, "cc_model_filenames entry", e->value, 1);
 	}
 	for (size_t i = 0; i < cfg->n_output; i++) {
 		if (!path_flagged(cfg->output[i]->label_filename, 0))
 			continue;
-		snprintf(fp, sizeof fp, "output[%zu].label_filename", i);
+		triton_snprintf(fp, sizeof fp, "output[%zu].label_filename", i);
 		check_path(c, cfg->output[i], "label_filename", 0, fp, "label_filename",
 		           cfg->output[i]->label_filename, 0);
 	}
@@ -391,8 +425,9 @@ static void check_paths(triton_ctx *c, const Inference__ModelConfig *cfg)
 			    e->value->input_data_type_case !=
 			            INFERENCE__MODEL_WARMUP__INPUT__INPUT_DATA_TYPE_INPUT_DATA_FILE)
 				continue;
-			snprintf(fp, sizeof fp, "model_warmup[%zu].inputs[\"%s\"].input_data_file",
-			         w, safe(e->key, kb, sizeof kb));
+			triton_snprintf(fp, sizeof fp,
+			                "model_warmup[%zu].inputs[\"%s\"].input_data_file", w,
+			                safe(e->key, kb, sizeof kb));
 			check_path(c, e->value, "input_data_file", 0, fp, "warmup input_data_file",
 			           e->value->input_data_file, 1);
 		}
@@ -407,7 +442,7 @@ static void check_paths(triton_ctx *c, const Inference__ModelConfig *cfg)
 				if (is->state_data_case !=
 				    INFERENCE__MODEL_SEQUENCE_BATCHING__INITIAL_STATE__STATE_DATA_DATA_FILE)
 					continue;
-				snprintf(
+				triton_snprintf(
 				        fp, sizeof fp,
 				        "sequence_batching.state[%zu].initial_state[%zu].data_file",
 				        s, i);
@@ -429,7 +464,7 @@ static void check_inputs(triton_ctx *c, const Inference__ModelConfig *cfg)
 				first = d;
 		if (!var)
 			continue;
-		snprintf(fp, sizeof fp, "input[%zu].dims[%zu]", i, first);
+		triton_snprintf(fp, sizeof fp, "input[%zu].dims[%zu]", i, first);
 		int is_string = in->data_type == INFERENCE__DATA_TYPE__TYPE_STRING;
 		if (is_string || in->allow_ragged_batch)
 			triton_add(
@@ -452,7 +487,7 @@ static void check_queue_policy(triton_ctx *c, const Inference__ModelQueuePolicy 
 {
 	char fp[300];
 	if (!q || q->max_queue_size == 0) {
-		snprintf(fp, sizeof fp, "%s.max_queue_size", fpath);
+		triton_snprintf(fp, sizeof fp, "%s.max_queue_size", fpath);
 		triton_add(c, R_QUEUE_UNBOUNDED, q ? (const void *)q : owner,
 		           q ? "max_queue_size" : field, 0, fp,
 		           "%s has no max_queue_size (0 = unbounded): a request flood is queued "
@@ -461,7 +496,7 @@ static void check_queue_policy(triton_ctx *c, const Inference__ModelQueuePolicy 
 	}
 	if (q && q->timeout_action == INFERENCE__MODEL_QUEUE_POLICY__TIMEOUT_ACTION__DELAY &&
 	    q->default_timeout_microseconds == 0) {
-		snprintf(fp, sizeof fp, "%s.timeout_action", fpath);
+		triton_snprintf(fp, sizeof fp, "%s.timeout_action", fpath);
 		triton_add(c, R_QUEUE_DELAY_NO_TIMEOUT, q, "timeout_action", 0, fp,
 		           "timeout_action DELAY with default_timeout_microseconds 0: requests "
 		           "wait without limit%s",
@@ -481,8 +516,9 @@ static void check_scheduling(triton_ctx *c, const Inference__ModelConfig *cfg)
 		for (size_t i = 0; i < db->n_priority_queue_policy; i++) {
 			const Inference__ModelDynamicBatching__PriorityQueuePolicyEntry *e =
 			        db->priority_queue_policy[i];
-			snprintf(fp, sizeof fp, "dynamic_batching.priority_queue_policy[%llu]",
-			         (unsigned long long)e->key);
+			triton_snprintf(fp, sizeof fp,
+			                "dynamic_batching.priority_queue_policy[%llu]",
+			                (unsigned long long)e->key);
 			check_queue_policy(c, e->value, e, "value", fp);
 		}
 		break;
@@ -522,7 +558,7 @@ static void check_instances(triton_ctx *c, const Inference__ModelConfig *cfg)
 		long long count = g->count > 0 ? g->count : 1;
 		long long total = count * (long long)(g->n_gpus ? g->n_gpus : 1);
 		if (total > c->aud->max_instances) {
-			snprintf(fp, sizeof fp, "instance_group[%zu].count", i);
+			triton_snprintf(fp, sizeof fp, "instance_group[%zu].count", i);
 			triton_add(c, R_INSTANCE_COUNT, g, "count", 0, fp,
 			           "instance group %zu creates %lld instances (count %lld x %zu "
 			           "GPU(s)); threshold %ld",
@@ -533,8 +569,8 @@ static void check_instances(triton_ctx *c, const Inference__ModelConfig *cfg)
 	if (limited) {
 		c->aud->rate_limited_configs++;
 		if (!c->aud->first_rate_limited[0])
-			snprintf(c->aud->first_rate_limited, sizeof c->aud->first_rate_limited,
-			         "%s", c->path);
+			triton_snprintf(c->aud->first_rate_limited,
+			                sizeof c->aud->first_rate_limited, "%s", c->path);
 	} else if (!is_ensemble(cfg)) {
 		triton_add(
 		        c, R_NO_RATE_LIMITER, cfg, cfg->n_instance_group ? "instance_group" : NULL,
@@ -572,7 +608,7 @@ static void check_semantics(triton_ctx *c, const Inference__ModelConfig *cfg)
 		for (size_t d = 0; d < in->n_dims; d++) {
 			if (in->dims[d] < -1) {
 				char fp[64];
-				snprintf(fp, sizeof fp, "input[%zu].dims[%zu]", i, d);
+				triton_snprintf(fp, sizeof fp, "input[%zu].dims[%zu]", i, d);
 				triton_add(
 				        c, R_MALFORMED, in, "dims", d, fp,
 				        "dimension %lld is invalid: Triton accepts -1 (variable) "

@@ -78,6 +78,15 @@ mlsec_finding *triton_add_at(triton_ctx *c, triton_rule_ix r, long line, long co
                              const char *fpath, const char *fmt, ...)
         __attribute__((format(printf, 6, 7)));
 
+/*
+ * snprintf for field paths and details: %s %d %u %ld %lu %lld %llu %zu and
+ * %% are formatted here (same output and truncation), anything else by
+ * vsnprintf. In the mlsec binary every printf call takes glibc's slow
+ * positional path because libquadmath registers printf hooks.
+ */
+void triton_snprintf(char *buf, size_t n, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
 /* Runs every config rule on a parsed config. */
 void triton_check_config(triton_ctx *c, const Inference__ModelConfig *cfg);
 

@@ -131,19 +131,145 @@ const mlsec_triton_rule *mlsec_triton_rule_find(const char *id)
 	return NULL;
 }
 
+/* The conversions fmt_detail handles itself (length in *len); 0 for others. */
+static int simple_spec(const char *f, size_t *len)
+{
+	switch (f[0]) {
+	case '%':
+	case 's':
+	case 'd':
+	case 'u':
+		*len = 1;
+		return 1;
+	case 'z':
+		*len = 2;
+		return f[1] == 'u';
+	case 'l':
+		if (f[1] == 'd' || f[1] == 'u') {
+			*len = 2;
+			return 1;
+		}
+		*len = 3;
+		return f[1] == 'l' && (f[2] == 'd' || f[2] == 'u');
+	default:
+		return 0;
+	}
+}
+
+static void put(char *buf, size_t n, size_t *o, const char *s, size_t len)
+{
+	if (*o + 1 >= n)
+		return;
+	if (len > n - 1 - *o)
+		len = n - 1 - *o;
+	memcpy(buf + *o, s, len);
+	*o += len;
+}
+
+static void put_num(char *buf, size_t n, size_t *o, unsigned long long v, int neg)
+{
+	char d[24];
+	size_t i = sizeof d;
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	if (neg)
+		d[--i] = '-';
+	put(buf, n, o, d + i, sizeof d - i);
+}
+
+/*
+ * vsnprintf for the plain %s/%d/%u/%zu... details the rules use (same
+ * output, same truncation); anything else goes to vsnprintf. Details are
+ * formatted for every finding, and in the mlsec binary each printf call
+ * takes glibc's slow positional path (libquadmath registers printf hooks).
+ */
+__attribute__((format(printf, 3, 0))) static void fmt_detail(char *buf, size_t n, const char *fmt,
+                                                             va_list ap)
+{
+	size_t len = 0;
+	for (const char *f = strchr(fmt, '%'); f; f = strchr(f + 1 + len, '%')) {
+		if (!simple_spec(f + 1, &len)) {
+			vsnprintf(buf, n, fmt, ap);
+			return;
+		}
+	}
+	size_t o = 0;
+	for (const char *f = fmt; *f;) {
+		const char *pc = strchr(f, '%');
+		if (!pc) {
+			put(buf, n, &o, f, strlen(f));
+			break;
+		}
+		put(buf, n, &o, f, (size_t)(pc - f));
+		simple_spec(pc + 1, &len);
+		const char *spec = pc + 1;
+		if (spec[0] == '%') {
+			put(buf, n, &o, "%", 1);
+		} else if (spec[0] == 's') {
+			const char *sv = va_arg(ap, const char *);
+			if (!sv)
+				sv = "(null)";
+			put(buf, n, &o, sv, strlen(sv));
+		} else if (spec[0] == 'd') {
+			long long v = va_arg(ap, int);
+			put_num(buf, n, &o,
+			        v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v,
+			        v < 0);
+		} else if (spec[0] == 'u') {
+			put_num(buf, n, &o, va_arg(ap, unsigned), 0);
+		} else if (spec[0] == 'z') {
+			put_num(buf, n, &o, va_arg(ap, size_t), 0);
+		} else if (len == 2) { /* ld, lu */
+			if (spec[1] == 'd') {
+				long long v = va_arg(ap, long);
+				put_num(buf, n, &o,
+				        v < 0 ? 0ull - (unsigned long long)v
+				              : (unsigned long long)v,
+				        v < 0);
+			} else {
+				put_num(buf, n, &o, va_arg(ap, unsigned long), 0);
+			}
+		} else { /* lld, llu */
+			if (spec[2] == 'd') {
+				long long v = va_arg(ap, long long);
+				put_num(buf, n, &o,
+				        v < 0 ? 0ull - (unsigned long long)v
+				              : (unsigned long long)v,
+				        v < 0);
+			} else {
+				put_num(buf, n, &o, va_arg(ap, unsigned long long), 0);
+			}
+		}
+		f = pc + 1 + len;
+	}
+	if (n)
+		buf[o] = '\0';
+}
+
+void triton_snprintf(char *buf, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fmt_detail(buf, n, fmt, ap);
+	va_end(ap);
+}
+
 __attribute__((format(printf, 6, 0))) static mlsec_finding *add_v(triton_ctx *c, triton_rule_ix r,
-								   long line, long col, const char *fpath,
-                            const char *fmt, va_list ap)
+                                                                  long line, long col,
+                                                                  const char *fpath,
+                                                                  const char *fmt, va_list ap)
 {
 	char detail[1024];
 	const char *d = detail;
 	if (!strchr(fmt, '%') && strlen(fmt) < sizeof detail)
 		d = fmt; /* constant detail: nothing to format */
 	else
-		vsnprintf(detail, sizeof detail, fmt, ap);
+		fmt_detail(detail, sizeof detail, fmt, ap);
 	const mlsec_triton_rule *rule = &rules[r];
-	mlsec_finding *f = mlsec_artifact_add_finding(c->art, rule->id, rule->severity, rule->title,
-	                                              "%s", d);
+	mlsec_finding *f =
+	        mlsec_artifact_add_finding(c->art, rule->id, rule->severity, rule->title, "%s", d);
 	if (!f || mlsec_finding_set_location(f, c->path, line, col, fpath) != MLSEC_OK ||
 	    mlsec_finding_set_remediation(f, rule->remediation) != MLSEC_OK) {
 		c->rc = MLSEC_ERR_NOMEM;

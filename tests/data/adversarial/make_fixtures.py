@@ -193,6 +193,10 @@ torch.onnx.export(cnn, torch.zeros(1, 1, 8, 8), os.path.join(HERE, "digits_rescn
                   input_names=["input"], output_names=["logits"],
                   dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=13)
 np.savez(os.path.join(HERE, "data_img.npz"), x=xte[:64].reshape(-1, 1, 8, 8), y=yte[:64])
+# The same data stored as float16 (a common way to ship evaluation sets):
+# valid data, not a malformed file.
+np.savez(os.path.join(HERE, "data_f16.npz"), x=np.load(os.path.join(HERE, "data.npz"))["x"]
+         .astype(np.float16), y=np.load(os.path.join(HERE, "data.npz"))["y"])
 
 # User mistakes (tool errors, exit 1): wrong sample size, labels out of range.
 np.savez(os.path.join(HERE, "data_wrong_shape.npz"), x=xte[:10, :32], y=yte[:10])

@@ -151,8 +151,9 @@ body = su("builtins") + b"\x94" + su("eval") + b"\x94\x93\x94" + su("1+1") + b"\
 pk["stack_global_eval.pkl"] = b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body
 # a frame longer than the data: CPython fails to load it, we report MALFORMED
 pk["bad_frame.pkl"] = b"\x80\x04\x95" + struct.pack("<Q", len(body) + 100) + body
-# MEMOIZE writes at len(memo): index 1 below ends up holding "os", not "torch._utils"
-pk["memo_overwrite.pkl"] = (b"\x80\x04" + su("x") + b"\x94" + su("torch._utils") + b"q\x01"
+# MEMOIZE writes at len(memo) == 1: it overwrites index 1 ("torch._utils",
+# set by BINPUT) with "os"; a scanner counting MEMOIZEs from 0 sees torch._utils
+pk["memo_overwrite.pkl"] = (b"\x80\x04" + su("torch._utils") + b"q\x01"
                             + b"0" + su("os") + b"\x94" + b"0" + b"h\x01" + su("system") + b"\x93"
                             + su("id") + b"\x85R.")
 pk["memo_strings.pkl"] = (b"\x80\x04" + su("subprocess") + b"q\x07" + b"0" + su("getoutput")

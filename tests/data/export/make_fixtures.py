@@ -463,8 +463,22 @@ def lint_cases():
         f.write(bytes((i * 73 + 41) % 256 for i in range(300)))
 
 
+def flood_case():
+    """EXPORT-LINT-TRUNCATED: 1,200 medium URL findings in metadata come
+    before a code-execution op in the graph. The cap on stored findings must
+    not hide the critical one behind an info note (exit 0)."""
+    os.makedirs(LINT, exist_ok=True)
+    X, Y = vi("x", [1, 4]), vi("y", [1, 2])
+    n, w = linear(out="h")
+    n.append(helper.make_node("PyOp", ["h"], ["y"], name="py", domain="ai.onnx.contrib"))
+    m = model(n, [X], [Y], w, extra_opsets=[("ai.onnx.contrib", 1)])
+    helper.set_model_props(m, {"k%04d" % i: "https://example.com/%d" % i for i in range(1200)})
+    case("pos_flood_hides_exec", m)
+
+
 if __name__ == "__main__":
     clean()
     chain()
     lint_cases()
+    flood_case()
     torch_triggers()

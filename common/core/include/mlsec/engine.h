@@ -42,12 +42,37 @@ typedef struct mlsec_engine_request {
 	void *progress_ctx;
 } mlsec_engine_request;
 
+/*
+ * State the cluster keeps for an engine between jobs (e.g. the adversarial
+ * baselines), while the engine itself stays pure: the stage service loads
+ * the stored JSON document under Redis key "mlsec:<name>:<key>" and passes
+ * it inline as option in_option (unless the request already sets that
+ * option, which must then be a JSON object: a path would name a file on
+ * the service's disk); after an analysis that returned MLSEC_OK, an
+ * artifact detail out_detail holding a JSON object replaces the stored
+ * document (only its member named like the key when it has one). The key is
+ * the string option key_option or, without it and with exactly one
+ * artifact, the stem of that artifact's file name (uploads keep the
+ * client's file name); keys are [A-Za-z0-9._-]{1,128}. With no key the
+ * state is skipped, except that a request setting update_option true then
+ * fails (a stage ERROR).
+ */
+typedef struct mlsec_engine_state {
+	const char *name;          /* "baseline" */
+	const char *key_option;    /* "model-name" */
+	const char *in_option;     /* "baseline" */
+	const char *out_detail;    /* "baseline_update" */
+	const char *update_option; /* "update-baseline"; may be NULL */
+} mlsec_engine_state;
+
 typedef struct mlsec_engine {
 	const char *stage;        /* "triton", "checkpoint", ... */
 	const char *rule_prefix;  /* "TRITON", "CKPT", ... */
 	const char *summary;      /* one line for --help */
 	mlsec_err (*analyze)(const mlsec_engine_request *req, mlsec_report *rep,
 			     mlsec_error *err);
+	/* Optional (NULL = stateless); see mlsec_engine_state. */
+	const mlsec_engine_state *state;
 } mlsec_engine;
 
 #ifdef __cplusplus

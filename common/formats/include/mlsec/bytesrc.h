@@ -26,8 +26,7 @@ void mlsec_src_init_fd(mlsec_src *s, int fd, uint64_t size);
 void mlsec_src_init_mem(mlsec_src *s, const uint8_t *buf, size_t len);
 
 /* Reads exactly len bytes at off into buf; MLSEC_ERR_PARSE if past the end. */
-mlsec_err mlsec_src_read(const mlsec_src *s, uint64_t off, void *buf, size_t len,
-			 mlsec_error *err);
+mlsec_err mlsec_src_read(const mlsec_src *s, uint64_t off, void *buf, size_t len, mlsec_error *err);
 
 /*
  * Sink for streamed bytes: data[0..len) are the bytes at position `pos`
@@ -42,6 +41,6 @@ typedef int (*mlsec_sink)(void *ctx, const uint8_t *data, size_t len, uint64_t p
  * *stopped (may be NULL) receives the sink's non-zero return, if any.
  */
 mlsec_err mlsec_src_stream(const mlsec_src *s, uint64_t off, uint64_t len, mlsec_sink sink,
-			   void *ctx, int *stopped, mlsec_error *err);
+                           void *ctx, int *stopped, mlsec_error *err);
 
 #endif

@@ -29,14 +29,25 @@ extern "C" {
 #endif
 
 /* Default bounds; every one can be lowered through mlsec_pickle_limits. */
-#define MLSEC_PICKLE_MAX_OPS (64u * 1024 * 1024)       /* opcodes executed */
-#define MLSEC_PICKLE_MAX_STACK (1u << 20)              /* stack items */
-#define MLSEC_PICKLE_MAX_MARKS (1u << 16)              /* nested MARKs */
-#define MLSEC_PICKLE_MAX_MEMO (1u << 25)               /* memo entries */
-#define MLSEC_PICKLE_MAX_DECODED (512u * 1024 * 1024)  /* bytes of values built */
-#define MLSEC_PICKLE_MAX_CONTAINER (1u << 24)          /* items in one container */
-#define MLSEC_PICKLE_MAX_GLOBALS 65536                 /* global records kept */
-#define MLSEC_PICKLE_MAX_NOTES 4096                    /* notes kept */
+#define MLSEC_PICKLE_MAX_OPS (64u * 1024 * 1024)      /* opcodes executed */
+#define MLSEC_PICKLE_MAX_STACK (1u << 20)             /* stack items */
+#define MLSEC_PICKLE_MAX_MARKS (1u << 16)             /* nested MARKs */
+#define MLSEC_PICKLE_MAX_MEMO (1u << 25)              /* memo entries */
+#define MLSEC_PICKLE_MAX_DECODED (512u * 1024 * 1024) /* bytes of values built */
+#define MLSEC_PICKLE_MAX_CONTAINER (1u << 24)         /* items in one container */
+#define MLSEC_PICKLE_MAX_GLOBALS 65536                /* global records kept */
+#define MLSEC_PICKLE_MAX_NOTES 4096                   /* notes kept */
+/*
+ * Scan-only VMs keep the memo entries with indexes below this (8 bytes
+ * each); later entries are counted (MEMOIZE indexes stay exact) but not
+ * kept, so memory does not grow with the pickle. Fetching one that was not
+ * kept yields an unknown value and a MLSEC_PNOTE_MEMO_UNTRACKED note; a
+ * STACK_GLOBAL on it is a DYNAMIC_GLOBAL (fail closed).
+ */
+#define MLSEC_PICKLE_SCAN_MEMO (1u << 18)
+/* Past it, globals, calls and identifier-like strings (what STACK_GLOBAL
+ * and REDUCE need again) are still kept, up to this many. */
+#define MLSEC_PICKLE_SCAN_MEMO_LATE (1u << 17)
 
 typedef struct mlsec_pickle_limits {
 	size_t max_ops, max_stack, max_marks, max_memo, max_decoded, max_container;
@@ -50,7 +61,18 @@ typedef struct mlsec_pickle_limits {
 	 * any use of the values. Global names are always copied.
 	 */
 	int scan_only;
+	/*
+	 * 1 when the input buffer lies in a read-only mapping of a regular
+	 * file (never heap memory): the VM then drops the pages it has gone
+	 * past (madvise MADV_DONTNEED every MLSEC_PICKLE_RELEASE_STEP bytes),
+	 * so a mapped pickle does not stay resident as it is read. Borrowed
+	 * strings stay valid: their pages fault back in from the page cache.
+	 */
+	int input_mapped;
 } mlsec_pickle_limits;
+
+/* Bytes read between two releases of a mapped input (input_mapped). */
+#define MLSEC_PICKLE_RELEASE_STEP (4u * 1024 * 1024)
 
 typedef enum mlsec_pval_kind {
 	MLSEC_PV_NONE = 0,
@@ -85,8 +107,8 @@ typedef enum mlsec_pcall_kind {
 typedef struct mlsec_pval mlsec_pval;
 struct mlsec_pval {
 	mlsec_pval_kind kind;
-	uint32_t mark;      /* scratch for tree walkers (see mlsec_pickle_epoch) */
-	long long offset;   /* opcode offset that created the value */
+	uint32_t mark;    /* scratch for tree walkers (see mlsec_pickle_epoch) */
+	long long offset; /* opcode offset that created the value */
 	union {
 		int64_t i; /* BOOL, INT, EXT */
 		double f;
@@ -103,13 +125,13 @@ struct mlsec_pval {
 		} global;
 		struct {
 			mlsec_pcall_kind how;
-			mlsec_pval *callable; /* class for NEWOBJ/INST/OBJ */
-			mlsec_pval *args;     /* a TUPLE */
-			mlsec_pval *kwargs;   /* NEWOBJ_EX only, else NULL */
-			mlsec_pval *state;    /* last BUILD state, NULL if none */
+			mlsec_pval *callable;  /* class for NEWOBJ/INST/OBJ */
+			mlsec_pval *args;      /* a TUPLE */
+			mlsec_pval *kwargs;    /* NEWOBJ_EX only, else NULL */
+			mlsec_pval *state;     /* last BUILD state, NULL if none */
 			mlsec_pval *dictitems; /* DICT of SETITEM(S) applied to it, or NULL */
 			mlsec_pval *listitems; /* LIST of APPEND(S) applied to it, or NULL */
-			size_t nbuild;        /* number of BUILDs applied */
+			size_t nbuild;         /* number of BUILDs applied */
 		} call;
 		struct {
 			mlsec_pval *pid;
@@ -121,9 +143,9 @@ struct mlsec_pval {
 typedef struct mlsec_pickle_global {
 	const char *module; /* as written, e.g. "__builtin__" */
 	const char *name;
-	long long offset;   /* of the opcode, relative to the pickle start */
-	int opcode;         /* 'c', 'i' or 0x93 */
-	int recovered;      /* found by the linear scan after a parse error */
+	long long offset; /* of the opcode, relative to the pickle start */
+	int opcode;       /* 'c', 'i' or 0x93 */
+	int recovered;    /* found by the linear scan after a parse error */
 } mlsec_pickle_global;
 
 typedef enum mlsec_pickle_note_kind {
@@ -133,6 +155,7 @@ typedef enum mlsec_pickle_note_kind {
 	MLSEC_PNOTE_BUILD_ON_GLOBAL,    /* BUILD applied to a class/module attribute */
 	MLSEC_PNOTE_SETITEM_ON_OBJECT,  /* SETITEM/APPEND on a non-container (calls a method) */
 	MLSEC_PNOTE_OOB_BUFFER,         /* NEXT_BUFFER / READONLY_BUFFER */
+	MLSEC_PNOTE_MEMO_UNTRACKED,     /* GET of a memo entry a scan-only VM did not keep */
 } mlsec_pickle_note_kind;
 
 typedef struct mlsec_pickle_note {
@@ -164,13 +187,15 @@ mlsec_err mlsec_pickle_run(mlsec_pickle *p, const uint8_t *buf, size_t len, mlse
  * done after a parse error; used for bytes after STOP that are not a
  * pickle of their own. Offsets are reported as base + position.
  */
-mlsec_err mlsec_pickle_scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len,
-				   long long base, mlsec_error *err);
+mlsec_err mlsec_pickle_scan_linear(mlsec_pickle *p, const uint8_t *buf, size_t len, long long base,
+                                   mlsec_error *err);
 
 const mlsec_pval *mlsec_pickle_root(const mlsec_pickle *p);
 size_t mlsec_pickle_consumed(const mlsec_pickle *p);
 int mlsec_pickle_protocol(const mlsec_pickle *p); /* highest PROTO seen, 0 if none */
 size_t mlsec_pickle_ops(const mlsec_pickle *p);
+/* Collections a scan-only VM ran to bound its memory (0 for full VMs). */
+size_t mlsec_pickle_collections(const mlsec_pickle *p);
 size_t mlsec_pickle_global_count(const mlsec_pickle *p);
 const mlsec_pickle_global *mlsec_pickle_global_at(const mlsec_pickle *p, size_t i);
 size_t mlsec_pickle_note_count(const mlsec_pickle *p);

@@ -26,7 +26,7 @@ int mlsec_safetensors_sniff(const uint8_t *b, size_t n, uint64_t file_size);
  * "__metadata__" object or NULL.
  */
 mlsec_err mlsec_safetensors_read(const mlsec_src *src, mlsec_tensor_list *out, json_t **metadata,
-				 mlsec_error *err);
+                                 mlsec_error *err);
 
 /*
  * Builds the header for tensors whose byte sizes are given (same order):
@@ -35,6 +35,6 @@ mlsec_err mlsec_safetensors_read(const mlsec_src *src, mlsec_tensor_list *out, j
  * caller mlsec_free()s *out.
  */
 mlsec_err mlsec_safetensors_header(const mlsec_tensor_list *l, const json_t *metadata,
-				   uint8_t **out, size_t *len, mlsec_error *err);
+                                   uint8_t **out, size_t *len, mlsec_error *err);
 
 #endif

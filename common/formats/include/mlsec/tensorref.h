@@ -35,10 +35,10 @@ typedef enum mlsec_dtype {
 	MLSEC_DT__COUNT
 } mlsec_dtype;
 
-size_t mlsec_dtype_size(mlsec_dtype d);          /* bytes per element, 0 unknown */
-const char *mlsec_dtype_name(mlsec_dtype d);     /* "float32", ... */
-const char *mlsec_dtype_st_name(mlsec_dtype d);  /* safetensors: "F32", NULL if none */
-mlsec_dtype mlsec_dtype_from_st(const char *s);  /* "F32" -> F32 */
+size_t mlsec_dtype_size(mlsec_dtype d);                /* bytes per element, 0 unknown */
+const char *mlsec_dtype_name(mlsec_dtype d);           /* "float32", ... */
+const char *mlsec_dtype_st_name(mlsec_dtype d);        /* safetensors: "F32", NULL if none */
+mlsec_dtype mlsec_dtype_from_st(const char *s);        /* "F32" -> F32 */
 mlsec_dtype mlsec_dtype_from_storage(const char *cls); /* "FloatStorage" -> F32 */
 mlsec_dtype mlsec_dtype_from_npy(const char *descr);   /* "<f4" -> F32 (little-endian only) */
 int mlsec_dtype_is_float(mlsec_dtype d);

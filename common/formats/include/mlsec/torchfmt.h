@@ -15,7 +15,7 @@
 #include "mlsec/tensorref.h"
 
 #define MLSEC_TORCH_WALK_DEPTH 64
-#define MLSEC_TORCH_MAX_PICKLE (1024u * 1024 * 1024) /* bytes of one pickle read */
+#define MLSEC_TORCH_MAX_PICKLE (1024u * 1024 * 1024)    /* bytes of one pickle read */
 #define MLSEC_TORCH_LEGACY_MAGIC "6cfc9c46f9206aa85019" /* 0x1950a86a20f9469cfc6c, LE hex */
 
 /*
@@ -29,7 +29,7 @@
  * the others keep their full path. vm provides the walk epoch.
  */
 mlsec_err mlsec_torch_collect(mlsec_pickle *vm, const mlsec_pval *root, mlsec_tensor_list *out,
-			      mlsec_error *err);
+                              mlsec_error *err);
 
 /* The key string of a dict key for naming ("3" for ints, "?" otherwise). */
 const char *mlsec_torch_key_name(const mlsec_pval *k, char *buf, size_t n);

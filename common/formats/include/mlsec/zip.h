@@ -22,9 +22,12 @@
 #include "mlsec/err.h"
 
 #define MLSEC_ZIP_MAX_ENTRIES 100000u
-#define MLSEC_ZIP_MAX_CD (64u * 1024 * 1024)     /* central directory bytes */
+#define MLSEC_ZIP_MAX_CD (64u * 1024 * 1024) /* central directory bytes */
 #define MLSEC_ZIP_MAX_NAME 4096u
-#define MLSEC_ZIP_MAX_INFLATE_RATIO 1000u        /* deflate output / input */
+#define MLSEC_ZIP_MAX_INFLATE_RATIO 1000u /* deflate output / input */
+/* A stored member is streamed to its sink in pieces of this size, each
+ * CRC-checked just before the sink sees it (so it is read from cache). */
+#define MLSEC_ZIP_CRC_PIECE (256u * 1024)
 
 /* Entry problems (bit flags). */
 #define MLSEC_ZIP_P_DUPLICATE 0x001      /* another entry has the same name */
@@ -75,15 +78,15 @@ uint64_t mlsec_zip_trailing_len(const mlsec_zip *z);
  * size and MLSEC_ZIP_MAX_INFLATE_RATIO. Errors: MLSEC_ERR_PARSE for
  * corrupt data, MLSEC_ERR_UNSUPPORTED for methods/encryption.
  */
-mlsec_err mlsec_zip_member_stream(mlsec_zip *z, size_t i, mlsec_sink sink, void *ctx,
-				  int *crc_ok, mlsec_error *err);
+mlsec_err mlsec_zip_member_stream(mlsec_zip *z, size_t i, mlsec_sink sink, void *ctx, int *crc_ok,
+                                  mlsec_error *err);
 
 /*
  * Reads member i into a fresh buffer (caller mlsec_free()s *out); fails with
  * MLSEC_ERR_LIMIT when its size exceeds max. crc_ok as above.
  */
-mlsec_err mlsec_zip_member_read(mlsec_zip *z, size_t i, size_t max, uint8_t **out,
-				size_t *len, int *crc_ok, mlsec_error *err);
+mlsec_err mlsec_zip_member_read(mlsec_zip *z, size_t i, size_t max, uint8_t **out, size_t *len,
+                                int *crc_ok, mlsec_error *err);
 
 /* CRC-32 (zip/gzip polynomial) update, as zlib's crc32(). */
 uint32_t mlsec_crc32(uint32_t crc, const void *buf, size_t len);

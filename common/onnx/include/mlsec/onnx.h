@@ -43,14 +43,14 @@ extern "C" {
 #define MLSEC_ONNX_MAX_RANK 32 /* dims per tensor accepted by the loader */
 
 typedef struct mlsec_onnx_limits {
-	size_t max_file_bytes;      /* model file size (default 1 GiB) */
-	size_t max_messages;        /* protobuf messages in the file (default 4M) */
-	uint64_t max_decoded_bytes; /* estimated heap of the decoded message (default 4 GiB) */
-	size_t max_message_depth;   /* protobuf nesting depth (default 64) */
-	size_t max_graph_depth;     /* subgraph nesting depth (default 8) */
-	size_t max_nodes;           /* nodes over all graphs (default 1M) */
-	size_t max_initializers;    /* initializers over all graphs (default 1M) */
-	uint64_t max_tensor_elems;  /* elements of one tensor (default 2^31) */
+	size_t max_file_bytes;       /* model file size (default 1 GiB) */
+	size_t max_messages;         /* protobuf messages in the file (default 4M) */
+	uint64_t max_decoded_bytes;  /* estimated heap of the decoded message (default 4 GiB) */
+	size_t max_message_depth;    /* protobuf nesting depth (default 64) */
+	size_t max_graph_depth;      /* subgraph nesting depth (default 8) */
+	size_t max_nodes;            /* nodes over all graphs (default 1M) */
+	size_t max_initializers;     /* initializers over all graphs (default 1M) */
+	uint64_t max_tensor_elems;   /* elements of one tensor (default 2^31) */
 	uint64_t max_external_bytes; /* sum of external data (default 16 GiB) */
 } mlsec_onnx_limits;
 
@@ -68,7 +68,7 @@ typedef struct mlsec_onnx_model mlsec_onnx_model;
  * MLSEC_ERR_NOMEM. err (may be NULL) names the tensor/node at fault.
  */
 mlsec_err mlsec_onnx_model_load(const char *path, const mlsec_onnx_limits *limits,
-				mlsec_onnx_model **out, mlsec_error *err);
+                                mlsec_onnx_model **out, mlsec_error *err);
 
 /*
  * Same for a model already in memory (the bytes are copied). base_dir is the
@@ -77,8 +77,8 @@ mlsec_err mlsec_onnx_model_load(const char *path, const mlsec_onnx_limits *limit
  * callers want.
  */
 mlsec_err mlsec_onnx_model_parse(const void *data, size_t len, const char *base_dir,
-				 const mlsec_onnx_limits *limits, mlsec_onnx_model **out,
-				 mlsec_error *err);
+                                 const mlsec_onnx_limits *limits, mlsec_onnx_model **out,
+                                 mlsec_error *err);
 
 void mlsec_onnx_model_free(mlsec_onnx_model *m); /* NULL is fine */
 
@@ -104,8 +104,8 @@ const char *mlsec_onnx_dtype_name(int32_t dt); /* "FLOAT", "INT64", "?" */
  * Number of elements of t, overflow-checked (the loader already validated
  * every tensor it reached; this re-checks for tensors built by callers).
  */
-mlsec_err mlsec_onnx_tensor_numel(const Onnx__TensorProto *t, uint64_t max_elems,
-				  uint64_t *numel, mlsec_error *err);
+mlsec_err mlsec_onnx_tensor_numel(const Onnx__TensorProto *t, uint64_t max_elems, uint64_t *numel,
+                                  mlsec_error *err);
 
 /* 1 when t's data lives in an external file. */
 int mlsec_onnx_tensor_is_external(const Onnx__TensorProto *t);
@@ -118,11 +118,11 @@ int mlsec_onnx_tensor_is_external(const Onnx__TensorProto *t);
  * (strings, complex), MLSEC_ERR_PARSE (size mismatch), MLSEC_ERR_IO.
  */
 mlsec_err mlsec_onnx_tensor_read_float(const mlsec_onnx_model *m, const Onnx__TensorProto *t,
-				       float *dst, size_t n, mlsec_error *err);
+                                       float *dst, size_t n, mlsec_error *err);
 
 /* Same converted to int64 (integer types, BOOL; floats are truncated). */
 mlsec_err mlsec_onnx_tensor_read_int64(const mlsec_onnx_model *m, const Onnx__TensorProto *t,
-				       int64_t *dst, size_t n, mlsec_error *err);
+                                       int64_t *dst, size_t n, mlsec_error *err);
 
 /* ---- nodes and attributes ---- */
 
@@ -133,7 +133,7 @@ int64_t mlsec_onnx_attr_int(const Onnx__NodeProto *n, const char *name, int64_t 
 float mlsec_onnx_attr_float(const Onnx__NodeProto *n, const char *name, float def);
 /* String attribute (NUL-terminated copy not made: returns data/len), or def. */
 const char *mlsec_onnx_attr_string(const Onnx__NodeProto *n, const char *name, const char *def,
-				   size_t *len);
+                                   size_t *len);
 /* INTS attribute: *count elements at the returned pointer, NULL when absent. */
 const int64_t *mlsec_onnx_attr_ints(const Onnx__NodeProto *n, const char *name, size_t *count);
 
@@ -160,8 +160,8 @@ typedef struct mlsec_onnx_visitor {
  * Subgraph depth is bounded by max_depth (deeper graphs are not entered and
  * the walk returns -1).
  */
-int mlsec_onnx_model_walk(const Onnx__ModelProto *mp, const mlsec_onnx_visitor *v,
-			  size_t max_depth, void *ctx);
+int mlsec_onnx_model_walk(const Onnx__ModelProto *mp, const mlsec_onnx_visitor *v, size_t max_depth,
+                          void *ctx);
 
 #ifdef __cplusplus
 }

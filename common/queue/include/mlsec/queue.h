@@ -97,6 +97,13 @@ mlsec_err mlsec_producer_send_async(mlsec_producer *p, const char *topic,
  */
 mlsec_err mlsec_producer_flush(mlsec_producer *p, int timeout_ms, mlsec_error *err);
 
+/*
+ * Asks the cluster for broker metadata (no topics): MLSEC_OK when a broker
+ * answered within timeout_ms, MLSEC_ERR_UNAVAILABLE otherwise. For
+ * readiness checks; thread-safe.
+ */
+mlsec_err mlsec_producer_ping(mlsec_producer *p, int timeout_ms, mlsec_error *err);
+
 /* Flushes for at most 5 s (logging what is lost), then destroys. NULL ok. */
 void mlsec_producer_free(mlsec_producer *p);
 
@@ -128,6 +135,22 @@ typedef enum mlsec_queue_outcome {
 /* Runs on the thread that called mlsec_worker_run(). */
 typedef mlsec_queue_outcome (*mlsec_queue_handler)(const mlsec_queue_msg *msg, void *ctx);
 
+/* librdkafka statistics: one JSON document (borrowed for the call), on the
+ * thread that called mlsec_worker_run() (served by its poll loop). */
+typedef void (*mlsec_queue_stats_cb)(const char *json, size_t len, void *ctx);
+
+/* One partition of a rebalance (topic borrowed for the call). */
+typedef struct mlsec_queue_partition {
+	const char *topic;
+	int32_t partition;
+} mlsec_queue_partition;
+
+/* The group is taking partitions away from this member (a rebalance, or
+ * the member closing): called on the run() thread BEFORE they move, so
+ * in-memory state keyed by them can be checkpointed for the next owner.
+ * No handler call is in progress. */
+typedef void (*mlsec_queue_revoke_cb)(const mlsec_queue_partition *parts, size_t n, void *ctx);
+
 typedef struct mlsec_worker_conf {
 	mlsec_queue_conf queue;
 	const char *group;          /* group.id, e.g. "mlsec-triton"; required */
@@ -136,6 +159,16 @@ typedef struct mlsec_worker_conf {
 	int max_poll_interval_ms;   /* 0 = 300000; longest handler call allowed */
 	int retry_backoff_ms;       /* 0 = 500; wait before retrying after RETRY */
 	int watch_shutdown;         /* nonzero: also stop when mlsec_shutdown_requested() */
+	/* Optional statistics hook (e.g. consumer lag for /metrics): when
+	 * stats_cb is set, statistics.interval.ms = stats_interval_ms (0 =
+	 * 5000) and each document goes to stats_cb(json, len, stats_ctx). */
+	int stats_interval_ms;
+	mlsec_queue_stats_cb stats_cb;
+	void *stats_ctx;
+	/* Optional: see mlsec_queue_revoke_cb (eager and cooperative
+	 * rebalancing alike). */
+	mlsec_queue_revoke_cb revoke_cb;
+	void *revoke_ctx;
 } mlsec_worker_conf;
 
 /*

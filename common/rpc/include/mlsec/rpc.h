@@ -98,6 +98,18 @@ void mlsec_rpc_server_set_observer(mlsec_rpc_server *s, mlsec_rpc_observer fn, v
 /* Health status of a service name ("" = the whole server). Thread-safe. */
 void mlsec_rpc_server_set_serving(mlsec_rpc_server *s, const char *service, int serving);
 
+/*
+ * A second, plain-text server on listen that serves only
+ * grpc.health.v1.Health/Check, answering from state's health table (the
+ * names set with mlsec_rpc_server_set_serving on state, and state's
+ * stopping): kubelet gRPC probes cannot present a client certificate or
+ * trust a private CA, so a TLS server publishes its health here. Started on
+ * return; stop and free it before state. MLSEC_ERR_UNAVAILABLE when the
+ * address cannot be bound.
+ */
+mlsec_err mlsec_rpc_health_server_start(const char *listen, mlsec_rpc_server *state,
+                                        mlsec_rpc_server **out, mlsec_error *err);
+
 /* Binds and starts the workers. MLSEC_ERR_UNAVAILABLE when the address
  * cannot be bound. */
 mlsec_err mlsec_rpc_server_start(mlsec_rpc_server *s, mlsec_error *err);

@@ -35,6 +35,32 @@ mlsec_err mlsec_artifact_resolve(const char *root, const char *uri, uint64_t max
                                  char sha256_out[MLSEC_SHA256_HEX_LEN], uint64_t *size_out,
                                  mlsec_error *err);
 
+/*
+ * What a file was when it was hashed: its identity and change times, taken
+ * with fstat on the descriptor that was hashed. A later
+ * mlsec_artifact_stamp_check on the path shows whether the bytes an engine
+ * read since (by reopening the path) can differ from the verified ones: a
+ * rename swap changes the inode, any write changes the ctime, which no
+ * unprivileged process can set back.
+ */
+typedef struct mlsec_artifact_stamp {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+} mlsec_artifact_stamp;
+
+/* mlsec_artifact_resolve, also filling *stamp (may be NULL). The file is
+ * hashed through one descriptor; a file changing while it is hashed is
+ * MLSEC_ERR_INTEGRITY. */
+mlsec_err mlsec_artifact_resolve_stamped(const char *root, const char *uri, uint64_t max_bytes,
+                                         const char *want_sha256, char **resolved,
+                                         char sha256_out[MLSEC_SHA256_HEX_LEN], uint64_t *size_out,
+                                         mlsec_artifact_stamp *stamp, mlsec_error *err);
+
+/* MLSEC_OK when path is still the file stamped, MLSEC_ERR_INTEGRITY when it
+ * was replaced or modified (or is gone). */
+mlsec_err mlsec_artifact_stamp_check(const char *path, const mlsec_artifact_stamp *stamp,
+                                     mlsec_error *err);
+
 /* 1 when uri has a ".." path component (refused before any lookup, so
  * that probing outside the root always reads "permission denied"). */
 int mlsec_artifact_uri_has_dotdot(const char *uri);

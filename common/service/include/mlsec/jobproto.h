@@ -61,6 +61,19 @@ int mlsec_jobproto_verdict(const Mlsec__V1__StageResult *const *results, size_t 
  */
 const char *mlsec_jobproto_stage_for_format(mlsec_format f);
 
+/*
+ * Every stage `auto` mode runs on a sniffed format, the primary one
+ * (mlsec_jobproto_stage_for_format) first: ONNX -> export, inspect;
+ * safetensors and PyTorch zip checkpoints -> checkpoint, inspect; other
+ * checkpoint-like files -> checkpoint (inspect cannot read them). Writes
+ * at most max names (static strings) to out; returns how many there are.
+ */
+#define MLSEC_JOBPROTO_MAX_AUTO_STAGES 2
+size_t mlsec_jobproto_stages_for_format(mlsec_format f, const char **out, size_t max);
+
+/* 1 when `auto` mode sends files of format f to stage. */
+int mlsec_jobproto_auto_accepts(mlsec_format f, const char *stage);
+
 /* 1 when some format maps to stage (a stage with no format, such as
  * adversarial, takes whatever it is given). */
 int mlsec_jobproto_stage_has_formats(const char *stage);

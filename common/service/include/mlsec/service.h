@@ -27,6 +27,9 @@
 #ifndef MLSEC_SERVICE_H
 #define MLSEC_SERVICE_H
 
+#include <stddef.h>
+
+#include "mlsec/config.h"
 #include "mlsec/engine.h"
 
 #ifdef __cplusplus
@@ -36,6 +39,29 @@ extern "C" {
 int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine);
 
 /*
+ * Extensions for a stage service that does more than its engine (e.g.
+ * mlsec-poisond also consuming the live gradient stream). Every member
+ * may be NULL.
+ */
+typedef struct mlsec_service_hooks {
+	/* Adds the extension's options to the service's config (before
+	 * parsing, so --help lists them). */
+	mlsec_err (*add_options)(mlsec_config *cfg, mlsec_error *err);
+	/* Runs on its own thread once the service serves, with the parsed
+	 * config (borrowed, read-only). It must return soon after
+	 * mlsec_shutdown_requested() turns true. MLSEC_OK ends just this
+	 * thread (e.g. the extension is switched off); an error is logged and
+	 * shuts the whole service down. */
+	mlsec_err (*worker)(const mlsec_config *cfg, void *ctx, mlsec_error *err);
+	void *ctx;
+	const char *name; /* for logs, e.g. "gradient stream" */
+} mlsec_service_hooks;
+
+/* mlsec_service_main with hooks (NULL = none). */
+int mlsec_service_main_ex(int argc, char **argv, const mlsec_engine *engine,
+                          const mlsec_service_hooks *hooks);
+
+/*
  * Consumer properties for a job worker: low-latency fetch settings
  * (fetch.wait.max.ms 5: jobs are small and latency-bound) followed by the
  * user's pass-through properties (user, may be NULL), which therefore win.
@@ -43,6 +69,15 @@ int mlsec_service_main(int argc, char **argv, const mlsec_engine *engine);
  * are borrowed), NULL on allocation failure.
  */
 const char **mlsec_service_consumer_props(const char *const *user);
+
+/* Engine state (mlsec_engine_state) in Redis: "mlsec:<name>:<key>". */
+#define MLSEC_SERVICE_STATE_MAX_KEY 128
+
+/* 1 when key matches [A-Za-z0-9._-]{1,128} and does not start with '.'. */
+int mlsec_service_state_key_ok(const char *key);
+
+/* "mlsec:<name>:<key>" into buf; -1 for a bad key or a short buffer. */
+int mlsec_service_state_redis_key(const char *name, const char *key, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

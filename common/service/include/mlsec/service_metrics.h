@@ -29,6 +29,11 @@ mlsec_err mlsec_service_metrics_start(const char *service, const char *listen,
 void mlsec_service_metrics_analysis(mlsec_service_metrics *m, const char *stage, mlsec_err rc,
                                     const mlsec_report *rep, mlsec_severity gate, double seconds);
 
+/* One librdkafka statistics document (a worker's stats hook): refreshes
+ * mlsec_kafka_consumer_lag for that client. Thread-safe; m may be NULL;
+ * a document that does not parse is ignored. */
+void mlsec_service_metrics_kafka_stats(mlsec_service_metrics *m, const char *json, size_t len);
+
 /* The bound port (0 when off). */
 int mlsec_service_metrics_port(const mlsec_service_metrics *m);
 

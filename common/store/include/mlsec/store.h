@@ -14,7 +14,7 @@
  * under the shared artifact root on disk (models are far larger than what
  * Redis should hold); Redis only carries their paths and digests.
  *
- * Connection: created lazily from a URL redis://[:password@]host[:port][/db]
+ * Connection: created lazily from a URL redis://[[user][:password]@]host[:port][/db]
  * (AUTH then SELECT on every (re)connect). Every command has a connect
  * timeout and a command timeout, so nothing hangs: a down or unreachable
  * server gives MLSEC_ERR_UNAVAILABLE within about connect + command timeout.
@@ -59,6 +59,21 @@ mlsec_err mlsec_store_new(const char *url, int connect_timeout_ms,
 mlsec_err mlsec_store_clone(const mlsec_store *s, mlsec_store **out, mlsec_error *err);
 
 void mlsec_store_free(mlsec_store *s); /* closes the connection; NULL ok */
+
+/* Longest password read by mlsec_store_set_password_file. */
+#define MLSEC_STORE_MAX_PASSWORD 4096
+
+/*
+ * Reads the AUTH password from path (a mounted Secret): the whole file,
+ * trailing "\n"/"\r\n" trimmed, at most MLSEC_STORE_MAX_PASSWORD bytes;
+ * it replaces any password of the URL (the URL's user, if any, is kept:
+ * AUTH user password) and is carried by mlsec_store_clone. Call before
+ * the first command. The password is registered with mlsec_log_add_secret
+ * and never appears in errors. path NULL or "" = no-op.
+ * Errors: MLSEC_ERR_IO (unreadable), MLSEC_ERR_INVALID_ARG (empty, too
+ * long, or containing a NUL or newline inside), MLSEC_ERR_NOMEM.
+ */
+mlsec_err mlsec_store_set_password_file(mlsec_store *s, const char *path, mlsec_error *err);
 
 /* Connects if needed and sends PING: MLSEC_OK or MLSEC_ERR_UNAVAILABLE/_AUTH. */
 mlsec_err mlsec_store_ping(mlsec_store *s, mlsec_error *err);

@@ -39,11 +39,13 @@ extern "C" {
 #define MLSEC_TENSOR_MAX_RANK 8
 
 typedef struct mlsec_tensor_opts {
-	int threads;            /* worker threads incl. the caller, 1-64 (default 1) */
-	int64_t batch;          /* value bound to dynamic leading dims (default 1) */
-	int grad;               /* 1 (default): keep activations for backward;
-				   0: forward only, activation buffers are reused */
+	int threads;              /* worker threads incl. the caller, 1-64 (default 1) */
+	int64_t batch;            /* value bound to dynamic leading dims (default 1) */
+	int grad;                 /* 1 (default): keep activations for backward;
+	                             0: forward only, activation buffers are reused */
 	uint64_t max_arena_bytes; /* default 4 GiB */
+	double max_flops;         /* estimated work of one forward (default 4e12):
+	                             bounds the time a hostile graph can take */
 } mlsec_tensor_opts;
 
 void mlsec_tensor_opts_default(mlsec_tensor_opts *o);
@@ -68,7 +70,7 @@ typedef struct mlsec_tensor_graph mlsec_tensor_graph;
  * inconsistent shapes), MLSEC_ERR_LIMIT (arena), MLSEC_ERR_NOMEM.
  */
 mlsec_err mlsec_tensor_graph_compile(const mlsec_onnx_model *m, const mlsec_tensor_opts *opts,
-				     mlsec_tensor_graph **out, mlsec_error *err);
+                                     mlsec_tensor_graph **out, mlsec_error *err);
 
 void mlsec_tensor_graph_free(mlsec_tensor_graph *g); /* NULL is fine */
 
@@ -98,9 +100,9 @@ size_t mlsec_tensor_graph_input_count(const mlsec_tensor_graph *g);
 size_t mlsec_tensor_graph_output_count(const mlsec_tensor_graph *g);
 /* Name (borrowed, lives with g) and shape of input/output i; NULL if out of range. */
 const char *mlsec_tensor_graph_input_name(const mlsec_tensor_graph *g, size_t i,
-					  mlsec_tensor_shape *shape);
+                                          mlsec_tensor_shape *shape);
 const char *mlsec_tensor_graph_output_name(const mlsec_tensor_graph *g, size_t i,
-					   mlsec_tensor_shape *shape);
+                                           mlsec_tensor_shape *shape);
 
 /* The buffer of input i (numel floats): write the input here before
  * forward(). Valid until set_batch()/free. */
@@ -117,7 +119,7 @@ mlsec_err mlsec_tensor_graph_forward(mlsec_tensor_graph *g, mlsec_error *err);
  * mlsec_tensor_graph_input_grad() holds d loss / d input. Needs opts.grad.
  */
 mlsec_err mlsec_tensor_graph_backward(mlsec_tensor_graph *g, const float *const *dout,
-				      mlsec_error *err);
+                                      mlsec_error *err);
 
 /* d loss / d input i after backward(), or NULL without gradients. */
 const float *mlsec_tensor_graph_input_grad(const mlsec_tensor_graph *g, size_t i);
@@ -137,8 +139,8 @@ typedef enum mlsec_tensor_loss {
  * MLSEC_ERR_INVALID_ARG for a label out of range or classes < 2.
  */
 mlsec_err mlsec_tensor_loss_eval(mlsec_tensor_loss kind, const float *logits, int64_t batch,
-				 int64_t classes, const int64_t *labels, float kappa,
-				 float *loss, float *dlogits, mlsec_error *err);
+                                 int64_t classes, const int64_t *labels, float kappa, float *loss,
+                                 float *dlogits, mlsec_error *err);
 
 /*
  * Convenience for attacks: forward, loss on output 0 (must be [batch,
@@ -146,16 +148,16 @@ mlsec_err mlsec_tensor_loss_eval(mlsec_tensor_loss kind, const float *logits, in
  * loss may be NULL. Uses a gradient buffer inside g (no allocation).
  */
 mlsec_err mlsec_tensor_graph_loss_grad(mlsec_tensor_graph *g, mlsec_tensor_loss kind,
-				       const int64_t *labels, float kappa, float *loss,
-				       mlsec_error *err);
+                                       const int64_t *labels, float kappa, float *loss,
+                                       mlsec_error *err);
 
 /* ---- monitoring hooks ---- */
 
 typedef struct mlsec_tensor_node_info {
-	size_t index;        /* position in the schedule */
-	const char *name;    /* node name ("" when unnamed) */
+	size_t index;     /* position in the schedule */
+	const char *name; /* node name ("" when unnamed) */
 	const char *op_type;
-	const char *output;  /* the output value's name */
+	const char *output; /* the output value's name */
 } mlsec_tensor_node_info;
 
 /*
@@ -164,16 +166,19 @@ typedef struct mlsec_tensor_node_info {
  * reported. NULL hook disables. The hook must not call back into g.
  */
 typedef void (*mlsec_tensor_hook)(const mlsec_tensor_node_info *node, const float *data,
-				  const mlsec_tensor_shape *shape, void *ctx);
+                                  const mlsec_tensor_shape *shape, void *ctx);
 void mlsec_tensor_graph_set_hook(mlsec_tensor_graph *g, mlsec_tensor_hook hook, void *ctx);
 
 /* Executed nodes in schedule order (for listing layers to monitor). */
 size_t mlsec_tensor_graph_node_count(const mlsec_tensor_graph *g);
 mlsec_err mlsec_tensor_graph_node(const mlsec_tensor_graph *g, size_t i,
-				  mlsec_tensor_node_info *info, mlsec_tensor_shape *shape);
+                                  mlsec_tensor_node_info *info, mlsec_tensor_shape *shape);
 
 /* Names of the operators the executor supports, NULL-terminated (static). */
 const char *const *mlsec_tensor_supported_ops(void);
+
+/* Estimated floating-point operations of one forward pass of g. */
+double mlsec_tensor_graph_flops(const mlsec_tensor_graph *g);
 
 /* Bytes of the arena (activations + gradients + scratch) of g. */
 uint64_t mlsec_tensor_graph_arena_bytes(const mlsec_tensor_graph *g);

@@ -44,13 +44,21 @@ typedef struct mlsec_tstats {
 	uint64_t since_fold;
 	uint8_t carry[8];
 	size_t ncarry;
+	/*
+	 * Bytes ahead of the element being read that the float32 kernel
+	 * prefetches; 0 (set by init) means one block (8 KiB). A caller whose
+	 * next bytes are first read by another pass, e.g. the zip reader's
+	 * CRC over the next MLSEC_ZIP_CRC_PIECE, sets that distance, so the
+	 * other pass finds them in cache instead of waiting for memory.
+	 */
+	size_t prefetch;
 } mlsec_tstats;
 
 typedef struct mlsec_tstats_summary {
 	uint64_t count, finite, nan, posinf, neginf;
 	double min, max, absmax, mean, std; /* finite values; 0 when none */
 	double median, mad;                 /* approximate (fine-histogram resolution) */
-	double robust_z;   /* max |x - median| / (1.4826 MAD), std fallback, 0 if flat */
+	double robust_z; /* max |x - median| / (1.4826 MAD), std fallback, 0 if flat */
 	double hist_lo, hist_hi;
 	double hist[MLSEC_TS_BINS]; /* counts over [hist_lo, hist_hi] (fractional) */
 } mlsec_tstats_summary;
@@ -69,7 +77,7 @@ float mlsec_bf16_to_f32(uint16_t h);
  * lo). Used to compare fingerprints on a common binning.
  */
 void mlsec_hist_rebin(const double *h, size_t n, double lo, double hi, double *out, size_t nbins,
-		      double nlo, double nhi);
+                      double nlo, double nhi);
 
 /*
  * KL(p || q) in nats of two histograms on the same bins, normalised, with

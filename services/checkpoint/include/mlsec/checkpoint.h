@@ -26,11 +26,11 @@
 
 #define MLSEC_CKPT_DEFAULT_THRESHOLD 100.0
 #define MLSEC_CKPT_DEFAULT_KL 0.5
-#define MLSEC_CKPT_MAX_PICKLE (256u * 1024 * 1024) /* one pickle read into memory */
+#define MLSEC_CKPT_MAX_PICKLE (256u * 1024 * 1024)     /* one pickle read into memory */
 #define MLSEC_CKPT_MAX_HIDDEN_SCAN (64u * 1024 * 1024) /* bytes of a hidden member scanned */
-#define MLSEC_CKPT_MAX_NESTING 4          /* nested pickles followed */
-#define MLSEC_CKPT_MAX_TENSOR_DETAILS 4096 /* tensors listed in the report details */
-#define MLSEC_CKPT_OUTLIER_MIN_ELEMS 64   /* robust outlier test needs this many values */
+#define MLSEC_CKPT_MAX_NESTING 4                       /* nested pickles followed */
+#define MLSEC_CKPT_MAX_TENSOR_DETAILS 4096             /* tensors listed in the report details */
+#define MLSEC_CKPT_OUTLIER_MIN_ELEMS 64 /* robust outlier test needs this many values */
 #define MLSEC_CKPT_OUTLIER_Z_MEDIUM 100.0
 #define MLSEC_CKPT_OUTLIER_Z_HIGH 10000.0
 
@@ -64,8 +64,8 @@ mlsec_err mlsec_ckpt_opts_from_json(const json_t *json, mlsec_ckpt_opts *o, mlse
  * the file cannot be opened or memory runs out; everything about its
  * content is a finding.
  */
-mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o,
-				     mlsec_report *rep, mlsec_error *err);
+mlsec_err mlsec_checkpoint_scan_file(const char *path, const mlsec_ckpt_opts *o, mlsec_report *rep,
+                                     mlsec_error *err);
 
 /* Directory-walk filter: checkpoint-like by content or extension. */
 int mlsec_checkpoint_filter(const char *path, const char *base, void *ctx);

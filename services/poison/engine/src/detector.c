@@ -270,8 +270,8 @@ mlsec_err poison_grow_ranks(mlsec_poison_detector *d, size_t need)
 	return MLSEC_OK;
 }
 
-static void emit(mlsec_poison_detector *d, mlsec_poison_event_kind kind, int64_t rank, int metric,
-                 int64_t onset, int64_t at, double stat, int dir)
+static void emit_ex(mlsec_poison_detector *d, mlsec_poison_event_kind kind, int64_t rank,
+                    int metric, int64_t onset, int64_t at, double stat, int dir, int isolated)
 {
 	mlsec_poison_event ev = {
 	        .kind = kind,
@@ -281,12 +281,19 @@ static void emit(mlsec_poison_detector *d, mlsec_poison_event_kind kind, int64_t
 	        .alarm_step = at,
 	        .statistic = stat,
 	        .direction = dir,
+	        .isolated = isolated,
 	};
 	d->st.events++;
 	if (mlsec_poison_event_is_alarm(kind))
 		d->st.alarms++;
 	if (d->on_event)
 		d->on_event(d->ev_ctx, &ev);
+}
+
+static void emit(mlsec_poison_detector *d, mlsec_poison_event_kind kind, int64_t rank, int metric,
+                 int64_t onset, int64_t at, double stat, int dir)
+{
+	emit_ex(d, kind, rank, metric, onset, at, stat, dir, 0);
 }
 
 /* ---- scale ---- */
@@ -436,6 +443,17 @@ static void evaluate_slot(mlsec_poison_detector *d, size_t slot, int64_t step)
 		        d->scratch_z[r * M + 3] = NAN;
 
 	for (size_t m = 0; m < M; m++) {
+		/* Valid values at this step: a worker that goes dark while its
+		 * peers do not is isolated (and leaves every comparison). */
+		size_t nvalid = 0;
+		for (size_t k = 0; k < d->nknown; k++) {
+			int64_t r = d->known[k];
+			int ok;
+			if (present[r]) {
+				metric_value(vals + (size_t)r * M, (int)m, &ok);
+				nvalid += (size_t)ok;
+			}
+		}
 		size_t n = 0;
 		for (size_t k = 0; k < d->nknown; k++) {
 			int64_t r = d->known[k];
@@ -445,10 +463,13 @@ static void evaluate_slot(mlsec_poison_detector *d, size_t slot, int64_t step)
 			double x = metric_value(vals + (size_t)r * M, (int)m, &ok);
 			poison_worker *w = &d->workers[r];
 			if (!ok) {
-				if (!w->nonfinite[m]) {
-					w->nonfinite[m] = 1;
-					emit(d, MLSEC_POISON_EV_NONFINITE, r, (int)m, step, step,
-					     vals[(size_t)r * M + m], 0);
+				/* Latched: 1 reported with the whole run dark, 2 reported
+				 * isolated. Going isolated later is reported again. */
+				int isolated = nvalid >= POISON_MIN_WORKERS - 1;
+				if (!w->nonfinite[m] || (isolated && w->nonfinite[m] == 1)) {
+					w->nonfinite[m] = isolated ? 2 : 1;
+					emit_ex(d, MLSEC_POISON_EV_NONFINITE, r, (int)m, step, step,
+					        vals[(size_t)r * M + m], 0, isolated);
 				}
 				continue;
 			}
@@ -611,6 +632,22 @@ static void add_known(mlsec_poison_detector *d, int64_t rank)
 	d->workers[rank].known = 1;
 }
 
+static int cmp_desc(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The highest step that more than half of the known workers have sent. */
+static int64_t majority_step(mlsec_poison_detector *d)
+{
+	double *c = d->scratch_c; /* rank_cap entries, free between evaluations */
+	for (size_t k = 0; k < d->nknown; k++)
+		c[k] = (double)d->workers[d->known[k]].claim; /* exact: steps < 2^53 */
+	qsort(c, d->nknown, sizeof *c, cmp_desc);
+	return (int64_t)c[d->nknown / 2];
+}
+
 mlsec_err mlsec_poison_detector_feed(mlsec_poison_detector *d, const mlsec_poison_record *r,
                                      mlsec_error *err)
 {
@@ -633,10 +670,25 @@ mlsec_err mlsec_poison_detector_feed(mlsec_poison_detector *d, const mlsec_poiso
 			                       (long long)r->rank);
 		}
 	}
-	if (!d->workers[r->rank].known)
+	if (!d->workers[r->rank].known) {
 		add_known(d, r->rank);
-	if (r->step >= d->next_step + W)
+		d->workers[r->rank].claim = -1;
+	}
+	if (r->step > d->workers[r->rank].claim)
+		d->workers[r->rank].claim = r->step;
+	if (r->step >= d->next_step + W) {
+		/* A record past the open window closes every step below it. A
+		 * jump far beyond both the accepted records and where most
+		 * workers are (a buggy step counter, a stray datagram) must not
+		 * do that alone: every later record would be late and nothing
+		 * checked again. A real jump is followed once most workers made it. */
+		if (d->max_step >= 0 && r->step > d->max_step + W &&
+		    r->step > majority_step(d) + W) {
+			d->st.rejected++;
+			return MLSEC_OK;
+		}
 		close_below(d, r->step - W + 1);
+	}
 	if (d->first_seen < 0 || r->step < d->first_seen)
 		d->first_seen = r->step;
 	if (r->step < d->max_step)
@@ -715,6 +767,8 @@ json_t *mlsec_poison_event_to_json(const mlsec_poison_event *ev)
 	                           json_string(ev->direction > 0   ? "up"
 	                                       : ev->direction < 0 ? "down"
 	                                                           : "none"));
+	if (ev->kind == MLSEC_POISON_EV_NONFINITE)
+		bad |= json_object_set_new(o, "isolated", json_boolean(ev->isolated));
 	if (bad) {
 		json_decref(o);
 		return NULL;

@@ -10,9 +10,13 @@
 #include "mlsec/fsutil.h"
 #include "mlsec/poison.h"
 
-static mlsec_severity event_severity(mlsec_poison_event_kind k)
+static mlsec_severity event_severity(const mlsec_poison_event *ev)
 {
-	return mlsec_poison_event_is_alarm(k) ? MLSEC_SEV_HIGH : MLSEC_SEV_MEDIUM;
+	/* A worker that alone reports zero/invalid norms leaves every
+	 * comparison on that metric: this event is all the gate will see. */
+	if (ev->kind == MLSEC_POISON_EV_NONFINITE && ev->isolated)
+		return MLSEC_SEV_HIGH;
+	return mlsec_poison_event_is_alarm(ev->kind) ? MLSEC_SEV_HIGH : MLSEC_SEV_MEDIUM;
 }
 
 static const char *dir_word(int d)
@@ -56,7 +60,7 @@ mlsec_err mlsec_poison_report_event(mlsec_artifact *a, const mlsec_poison_event 
 
 	const char *metric = mlsec_poison_metric_name(ev->metric);
 	const char *rule = mlsec_poison_event_rule(ev->kind);
-	mlsec_severity sev = event_severity(ev->kind);
+	mlsec_severity sev = event_severity(ev);
 	mlsec_finding *f = NULL;
 	switch (ev->kind) {
 	case MLSEC_POISON_EV_CUSUM:
@@ -88,8 +92,9 @@ mlsec_err mlsec_poison_report_event(mlsec_artifact *a, const mlsec_poison_event 
 	case MLSEC_POISON_EV_NONFINITE:
 		f = mlsec_artifact_add_finding(
 		        a, rule, sev, "zero or non-finite gradient statistic",
-		        "rank %lld: %s = %g at step %lld", (long long)ev->rank, metric,
-		        ev->statistic, (long long)ev->alarm_step);
+		        "rank %lld: %s = %g at step %lld%s", (long long)ev->rank, metric,
+		        ev->statistic, (long long)ev->alarm_step,
+		        ev->isolated ? " while its peers report valid values" : "");
 		break;
 	default:
 		return MLSEC_ERR_INTERNAL;

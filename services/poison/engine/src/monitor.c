@@ -142,6 +142,36 @@ static void heap_down(reader *rs, size_t *h, size_t n, size_t i)
 	}
 }
 
+/*
+ * Logs the detector could not judge must not pass as a clean run: no
+ * record at all, no step with the 3 workers a comparison needs, or no step
+ * past the warm-up (which only learns the scale). Findings raised on the
+ * way (missing or silent workers) stay in the caller's report.
+ */
+static mlsec_err check_coverage(mlsec_poison_detector *det, const mlsec_poison_config *c,
+                                size_t npaths, mlsec_error *err)
+{
+	mlsec_poison_stats st;
+	mlsec_poison_detector_stats(det, &st);
+	if (st.records == 0)
+		return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND,
+		                       "no gradient records in %zu log file(s): nothing to monitor",
+		                       npaths);
+	if (st.steps == 0)
+		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
+		                       "no step could be checked: a comparison needs at least 3 "
+		                       "workers per step, these logs have %u worker(s) (%llu steps "
+		                       "with fewer)",
+		                       st.workers, (unsigned long long)st.steps_thin);
+	if (st.steps <= c->warmup)
+		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
+		                       "no step could be checked: all %llu evaluated steps fall in "
+		                       "the warm-up of %u steps that only learns the scale (lower "
+		                       "--warmup for short runs)",
+		                       (unsigned long long)st.steps, c->warmup);
+	return MLSEC_OK;
+}
+
 mlsec_err mlsec_poison_monitor_files(const char *const *paths, size_t npaths,
                                      const mlsec_poison_config *cfg, mlsec_poison_event_fn on_event,
                                      void *ev_ctx, mlsec_poison_step_fn on_step, void *step_ctx,
@@ -214,6 +244,8 @@ mlsec_err mlsec_poison_monitor_files(const char *const *paths, size_t npaths,
 		heap_down(rs, heap, n, 0);
 	}
 	rc = mlsec_poison_detector_flush(det, err);
+	if (rc == MLSEC_OK)
+		rc = check_coverage(det, &c, npaths, err);
 out:
 	if (det && stats)
 		mlsec_poison_detector_stats(det, stats);

@@ -24,6 +24,7 @@ typedef struct poison_worker {
 	double cpos[MLSEC_POISON_M__COUNT], cneg[MLSEC_POISON_M__COUNT];
 	int64_t spos[MLSEC_POISON_M__COUNT], sneg[MLSEC_POISON_M__COUNT];
 	int64_t last_seen;
+	int64_t claim; /* highest step this worker sent, accepted or not (not persisted) */
 } poison_worker;
 
 typedef struct poison_pool {

@@ -266,6 +266,27 @@ static mlsec_queue_outcome handle(const mlsec_queue_msg *m, void *ctx)
 	return MLSEC_QUEUE_DONE;
 }
 
+/*
+ * The group moves partitions away (rebalance or close): their runs' next
+ * records go to another member, which restores from Redis. Runs are not
+ * tracked by partition, so save and drop them all: a kept run would be
+ * stale when its partition comes back. Costs a restore per active run.
+ */
+static void on_revoke(const mlsec_queue_partition *parts, size_t n, void *ctx)
+{
+	(void)parts;
+	stream *s = ctx;
+	size_t saved = s->nruns;
+	while (s->nruns) {
+		drain_outbox(s, &s->runs[s->nruns - 1]);
+		save_run(s, &s->runs[s->nruns - 1]);
+		free_run(&s->runs[--s->nruns]);
+	}
+	if (saved)
+		MLSEC_LOGI("poison stream: %zu partition(s) revoked, %zu run(s) checkpointed", n,
+		           saved);
+}
+
 mlsec_err mlsec_poison_stream_run(const mlsec_poison_stream_conf *conf,
                                   mlsec_poison_stream_stats *stats, mlsec_error *err)
 {
@@ -298,6 +319,7 @@ mlsec_err mlsec_poison_stream_run(const mlsec_poison_stream_conf *conf,
 	mlsec_worker *w = NULL;
 	if ((rc = mlsec_store_new(s.c.redis_url, s.c.redis_timeout_ms, s.c.redis_timeout_ms,
 	                          &s.store, err)) ||
+	    (rc = mlsec_store_set_password_file(s.store, s.c.redis_password_file, err)) ||
 	    (rc = mlsec_producer_new(&s.c.queue, &s.prod, err)))
 		goto out;
 	const char *topics[] = {MLSEC_TOPIC_GRADIENTS, NULL};
@@ -307,6 +329,8 @@ mlsec_err mlsec_poison_stream_run(const mlsec_poison_stream_conf *conf,
 	wc.group = s.c.group;
 	wc.topics = topics;
 	wc.watch_shutdown = 1;
+	wc.revoke_cb = on_revoke;
+	wc.revoke_ctx = &s;
 	if ((rc = mlsec_worker_new(&wc, &w, err)))
 		goto out;
 	MLSEC_LOGI("poison stream: consuming %s as group %s", MLSEC_TOPIC_GRADIENTS, s.c.group);

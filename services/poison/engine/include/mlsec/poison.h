@@ -116,6 +116,8 @@ typedef struct mlsec_poison_event {
 	int64_t alarm_step;
 	double statistic; /* CUSUM sum or robust z (signed) */
 	int direction;    /* +1 up, -1 down, 0 n/a */
+	int isolated;     /* NONFINITE: at least 2 peers reported valid values at that step,
+	                     so this worker alone went dark (high, not medium) */
 } mlsec_poison_event;
 
 /* Called for each event as it happens; ev is borrowed for the call. */

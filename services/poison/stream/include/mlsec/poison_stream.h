@@ -23,6 +23,7 @@
 
 #include <stdint.h>
 
+#include "mlsec/config.h"
 #include "mlsec/err.h"
 #include "mlsec/poison.h"
 #include "mlsec/queue.h"
@@ -42,6 +43,7 @@ typedef struct mlsec_poison_stream_conf {
 	const char *group;            /* NULL = MLSEC_POISON_STREAM_GROUP */
 	const char *redis_url;        /* required */
 	int redis_timeout_ms;         /* 0 = 2000 */
+	const char *redis_password_file; /* NULL = the URL's password, if any */
 	mlsec_poison_config detector; /* for new runs (restored runs keep theirs) */
 	unsigned checkpoint_every;    /* records per run between saves; 0 = 100 */
 	long long state_ttl_ms;       /* Redis TTL of a run's state; 0 = 7 days */
@@ -63,6 +65,17 @@ typedef struct mlsec_poison_stream_stats {
  */
 mlsec_err mlsec_poison_stream_run(const mlsec_poison_stream_conf *conf,
                                   mlsec_poison_stream_stats *stats, mlsec_error *err);
+
+/* Adds the stream's options (group, detector thresholds, checkpointing;
+ * MLSEC_POISON_* environment) to cfg. The Kafka/Redis/log options are the
+ * standard groups (mlsec_config_add_std), added by the caller. */
+mlsec_err mlsec_poison_stream_add_options(mlsec_config *cfg, mlsec_error *err);
+
+/* Fills *c from a parsed cfg holding those options and the standard
+ * Kafka/Redis ones (strings borrowed from cfg). INVALID_ARG for a bad
+ * number. */
+mlsec_err mlsec_poison_stream_conf_from_config(const mlsec_config *cfg, const char *client_id,
+                                               mlsec_poison_stream_conf *c, mlsec_error *err);
 
 /* 1 when s is a valid run id ([A-Za-z0-9_.-]{1,64}). */
 int mlsec_poison_stream_run_id_ok(const char *s, size_t len);
