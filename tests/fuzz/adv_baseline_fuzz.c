@@ -10,23 +10,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "baseline.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char dir[] = "/tmp/adv_baseline_fuzz.XXXXXX";
+static char dir[4096], path[4200], out[4200];
+
+/* The scratch directory goes when the process ends (replays under ctest). */
+static void cleanup(void)
+{
+	unlink(path);
+	unlink(out);
+	rmdir(dir);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int ready;
-	static char path[sizeof dir + 16], out[sizeof dir + 16];
-	if (!ready) {
+	if (!dir[0]) {
+		const char *t = getenv("TMPDIR");
+		snprintf(dir, sizeof dir, "%s/adv_baseline_fuzz.XXXXXX", t && *t ? t : "/tmp");
 		if (!mkdtemp(dir))
 			abort();
 		snprintf(path, sizeof path, "%s/in.json", dir);
 		snprintf(out, sizeof out, "%s/out.json", dir);
-		ready = 1;
+		atexit(cleanup);
 	}
 	FILE *f = fopen(path, "wb");
 	if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)

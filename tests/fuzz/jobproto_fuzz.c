@@ -30,13 +30,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char root[PATH_MAX];
 static size_t root_len;
+static const char *const root_entries[] = {"sub/up", "sub/a.pt", "sub", "model.onnx",
+                                           "etc", "passwd", "loop"};
+
+/* The scratch root goes when the process ends (replays under ctest). */
+static void remove_root(void)
+{
+	char p[PATH_MAX + 32];
+	for (size_t i = 0; i < sizeof root_entries / sizeof *root_entries; i++) {
+		snprintf(p, sizeof p, "%s/%s", root, root_entries[i]);
+		if (unlink(p) != 0)
+			rmdir(p);
+	}
+	rmdir(root);
+}
 
 /* A root with a file, a subdirectory and links that leave it. */
 static void make_root(void)
 {
-	char tmpl[] = "/tmp/jobproto_fuzz.XXXXXX";
+	char tmpl[PATH_MAX];
+	const char *t = getenv("TMPDIR");
+	snprintf(tmpl, sizeof tmpl, "%s/jobproto_fuzz.XXXXXX", t && *t ? t : "/tmp");
 	if (!mkdtemp(tmpl) || !realpath(tmpl, root))
 		abort();
+	atexit(remove_root);
 	root_len = strlen(root);
 	char p[PATH_MAX + 32];
 	snprintf(p, sizeof p, "%s/model.onnx", root);
