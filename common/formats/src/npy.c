@@ -46,7 +46,9 @@ mlsec_err mlsec_npy_parse(const uint8_t *b, size_t n, mlsec_npy_info *info, mlse
 	if (p >= e || *p != '{')
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, ".npy header is not a dict");
 	p++;
-	int have_descr = 0, have_shape = 0;
+	/* numpy writes each key once and its parser keeps the last one: a
+	 * repeated key is an attempt to show us one header and numpy another. */
+	int have_descr = 0, have_shape = 0, have_fortran = 0;
 	while (1) {
 		p = skip_ws(p, e);
 		if (p < e && *p == '}')
@@ -65,6 +67,8 @@ mlsec_err mlsec_npy_parse(const uint8_t *b, size_t n, mlsec_npy_info *info, mlse
 			return mlsec_error_set(err, MLSEC_ERR_PARSE, "bad .npy header");
 		p = skip_ws(p + 1, e);
 		if (kl == 5 && !memcmp(k, "descr", 5)) {
+			if (have_descr)
+				return mlsec_error_set(err, MLSEC_ERR_PARSE, "repeated descr key");
 			if (p < e && (*p == '\'' || *p == '"')) {
 				char dq = *p++;
 				const char *d = p;
@@ -73,6 +77,7 @@ mlsec_err mlsec_npy_parse(const uint8_t *b, size_t n, mlsec_npy_info *info, mlse
 				if (p >= e || (size_t)(p - d) >= sizeof info->descr)
 					return mlsec_error_set(err, MLSEC_ERR_PARSE, "bad descr");
 				memcpy(info->descr, d, (size_t)(p - d));
+				info->descr[p - d] = '\0';
 				p++;
 			} else if (p < e && *p == '[') {
 				/* structured dtype: treat as opaque; objects inside make
@@ -100,6 +105,8 @@ mlsec_err mlsec_npy_parse(const uint8_t *b, size_t n, mlsec_npy_info *info, mlse
 			}
 			have_descr = 1;
 		} else if (kl == 13 && !memcmp(k, "fortran_order", 13)) {
+			if (have_fortran++)
+				return mlsec_error_set(err, MLSEC_ERR_PARSE, "repeated fortran_order key");
 			if ((size_t)(e - p) >= 4 && !memcmp(p, "True", 4)) {
 				info->fortran_order = 1;
 				p += 4;
@@ -109,6 +116,8 @@ mlsec_err mlsec_npy_parse(const uint8_t *b, size_t n, mlsec_npy_info *info, mlse
 				return mlsec_error_set(err, MLSEC_ERR_PARSE, "bad fortran_order");
 			}
 		} else if (kl == 5 && !memcmp(k, "shape", 5)) {
+			if (have_shape)
+				return mlsec_error_set(err, MLSEC_ERR_PARSE, "repeated shape key");
 			if (p >= e || *p != '(')
 				return mlsec_error_set(err, MLSEC_ERR_PARSE, "bad shape");
 			p++;
@@ -144,8 +153,12 @@ mlsec_err mlsec_npy_parse(const uint8_t *b, size_t n, mlsec_npy_info *info, mlse
 	}
 	if (!have_descr || !have_shape)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, ".npy header lacks descr or shape");
-	if (!strcmp(info->descr, "|O") || !strcmp(info->descr, "O") || !strcmp(info->descr, "<O") ||
-	    !strcmp(info->descr, ">O"))
+	/* Object arrays are pickles: 'O', '|O', '<O8'... (fail closed on any
+	 * byte-order prefix or item size numpy might accept). */
+	const char *dk = info->descr;
+	if (*dk == '|' || *dk == '<' || *dk == '>' || *dk == '=')
+		dk++;
+	if (*dk == 'O')
 		info->is_object = 1;
 	info->dtype = info->is_object ? MLSEC_DT_UNKNOWN : mlsec_dtype_from_npy(info->descr);
 	return MLSEC_OK;
