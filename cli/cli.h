@@ -17,14 +17,14 @@
 #define MLSEC_EXIT_FINDING 2
 
 typedef struct mlsec_cli_output {
-	int json;              /* --json: JSON report (to json_path or stdout) */
-	const char *json_path; /* --json FILE / --json=FILE, NULL = stdout */
-	const char *sarif_path;/* --sarif FILE */
-	mlsec_severity gate;   /* --fail-on SEVERITY */
-	int summary;           /* --summary */
-	int verbose;           /* --verbose */
-	int color;             /* auto: stdout is a TTY and NO_COLOR unset */
-	int quiet;             /* --quiet: no table */
+	int json;               /* --json: JSON report (to json_path or stdout) */
+	const char *json_path;  /* --json FILE / --json=FILE, NULL = stdout */
+	const char *sarif_path; /* --sarif FILE */
+	mlsec_severity gate;    /* --fail-on SEVERITY */
+	int summary;            /* --summary */
+	int verbose;            /* --verbose */
+	int color;              /* auto: stdout is a TTY and NO_COLOR unset */
+	int quiet;              /* --quiet: no table */
 } mlsec_cli_output;
 
 void mlsec_cli_output_init(mlsec_cli_output *o);

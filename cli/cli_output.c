@@ -10,16 +10,16 @@
 #include "cli.h"
 
 const char mlsec_cli_output_help[] =
-	"output:\n"
-	"  --json [FILE]      JSON report to stdout, or to FILE (also --json=FILE)\n"
-	"  --sarif FILE       SARIF 2.1.0 report to FILE (GitHub code scanning)\n"
-	"  --fail-on SEV      exit 2 on findings at or above SEV: info, low, medium,\n"
-	"                     high (default), critical\n"
-	"  --summary          one line per artifact with counts per severity\n"
-	"  --verbose          detail, evidence and remediation under each finding\n"
-	"  --quiet            no table (exit code and JSON/SARIF only)\n"
-	"  --no-color         no ANSI colours (also NO_COLOR=1)\n"
-	"exit codes: 0 clean, 1 tool error, 2 finding at or above --fail-on\n";
+        "output:\n"
+        "  --json [FILE]      JSON report to stdout, or to FILE (also --json=FILE)\n"
+        "  --sarif FILE       SARIF 2.1.0 report to FILE (GitHub code scanning)\n"
+        "  --fail-on SEV      exit 2 on findings at or above SEV: info, low, medium,\n"
+        "                     high (default), critical\n"
+        "  --summary          one line per artifact with counts per severity\n"
+        "  --verbose          detail, evidence and remediation under each finding\n"
+        "  --quiet            no table (exit code and JSON/SARIF only)\n"
+        "  --no-color         no ANSI colours (also NO_COLOR=1)\n"
+        "exit codes: 0 clean, 1 tool error, 2 finding at or above --fail-on\n";
 
 void mlsec_cli_output_init(mlsec_cli_output *o)
 {
@@ -92,8 +92,11 @@ int mlsec_cli_output_flag(mlsec_cli_output *o, const char *cmd, int argc, char *
 	}
 	if ((v = mlsec_cli_flag_value("--fail-on", argc, argv, i, &missing)) || missing) {
 		if (!v || mlsec_severity_parse(v, &o->gate) != MLSEC_OK)
-			return mlsec_cli_fail(cmd, "--fail-on needs one of info, low, medium, high, "
-						   "critical (got '%s')", v ? v : ""), -1;
+			return mlsec_cli_fail(cmd,
+			                      "--fail-on needs one of info, low, medium, high, "
+			                      "critical (got '%s')",
+			                      v ? v : ""),
+			       -1;
 		return 1;
 	}
 	if (!strcmp(a, "--summary")) {
@@ -116,14 +119,16 @@ int mlsec_cli_output_flag(mlsec_cli_output *o, const char *cmd, int argc, char *
 }
 
 static int write_file(const char *cmd, const char *path, const mlsec_report *r,
-		      const mlsec_cli_output *o, int sarif)
+                      const mlsec_cli_output *o, int sarif)
 {
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return mlsec_cli_fail(cmd, "cannot write %s: %s", path, strerror(errno));
-	mlsec_err rc = sarif ? mlsec_report_write_sarif(r, f) : mlsec_report_write_json(r, o->gate, f);
+	mlsec_err rc =
+	        sarif ? mlsec_report_write_sarif(r, f) : mlsec_report_write_json(r, o->gate, f);
 	if (fclose(f) != 0 || rc != MLSEC_OK)
-		return mlsec_cli_fail(cmd, "cannot write %s: %s", path, mlsec_strerror(rc ? rc : MLSEC_ERR_IO));
+		return mlsec_cli_fail(cmd, "cannot write %s: %s", path,
+		                      mlsec_strerror(rc ? rc : MLSEC_ERR_IO));
 	return 0;
 }
 
@@ -134,9 +139,9 @@ int mlsec_cli_emit(const mlsec_report *r, const mlsec_cli_output *o, const char 
 	/* JSON on stdout replaces the table, keeping stdout parseable. */
 	if (!o->quiet && !json_stdout) {
 		mlsec_table_opts t = {.color = o->color,
-				      .verbose = o->verbose,
-				      .summary = o->summary,
-				      .gate = o->gate};
+		                      .verbose = o->verbose,
+		                      .summary = o->summary,
+		                      .gate = o->gate};
 		mlsec_report_print_table(r, &t, stdout);
 	}
 	if (json_stdout && mlsec_report_write_json(r, o->gate, stdout) != MLSEC_OK)

@@ -11,35 +11,36 @@
 #include "mlsec/adversarial.h"
 
 static const char usage[] =
-	"usage: mlsec adversarial --model M.onnx [--data D.npz|D.safetensors] [options]\n"
-	"\n"
-	"Attacks an ONNX classifier and gates on robustness regressions.\n"
-	"  --model FILE            ONNX model with a dynamic batch dimension\n"
-	"  --data FILE             .npz or .safetensors with x (float32 [N,...]) and y (labels);\n"
-	"                          without it: synthetic inputs, labels = the model's predictions\n"
-	"  --attack LIST           fgsm,pgd,cw or all (default fgsm,pgd)\n"
-	"  --epsilon E[,E...]      L-inf budgets (default 0.03)\n"
-	"  --baseline FILE         baseline JSON {model: {attack: {\"epsilon=E\": accuracy}}}\n"
-	"  --update-baseline       record this run's accuracies in --baseline (atomic write)\n"
-	"  --model-name N          baseline key (default: the model file's stem)\n"
-	"  --tolerance T           allowed robust-accuracy drop (default 0.05)\n"
-	"  --samples N             first N samples only\n"
-	"  --batch-size B          default 64\n"
-	"  --pgd-steps S           default 20\n"
-	"  --pgd-alpha A           step size (default 2.5 * epsilon / steps)\n"
-	"  --pgd-random-init R     random restarts (0 = one deterministic start, default)\n"
-	"  --cw-steps S            Adam steps per binary-search round (default 100)\n"
-	"  --cw-lr L               default 0.01\n"
-	"  --cw-confidence K       kappa (default 0)\n"
-	"  --cw-c C                initial trade-off constant (default 1)\n"
-	"  --cw-binary-search S    rounds of binary search on c (default 5)\n"
-	"  --clip-min X --clip-max Y  input domain (default 0 and 1)\n"
-	"  --seed S  --threads T\n";
+        "usage: mlsec adversarial --model M.onnx [--data D.npz|D.safetensors] [options]\n"
+        "\n"
+        "Attacks an ONNX classifier and gates on robustness regressions.\n"
+        "  --model FILE            ONNX model with a dynamic batch dimension\n"
+        "  --data FILE             .npz or .safetensors with x (float32 [N,...]) and y (labels);\n"
+        "                          without it: synthetic inputs, labels = the model's predictions\n"
+        "  --attack LIST           fgsm,pgd,cw or all (default fgsm,pgd)\n"
+        "  --epsilon E[,E...]      L-inf budgets (default 0.03)\n"
+        "  --baseline FILE         baseline JSON {model: {attack: {\"epsilon=E\": accuracy}}}\n"
+        "  --update-baseline       record this run's accuracies in --baseline (atomic write)\n"
+        "  --model-name N          baseline key (default: the model file's stem)\n"
+        "  --tolerance T           allowed robust-accuracy drop (default 0.05)\n"
+        "  --samples N             first N samples only\n"
+        "  --batch-size B          default 64\n"
+        "  --pgd-steps S           default 20\n"
+        "  --pgd-alpha A           step size (default 2.5 * epsilon / steps)\n"
+        "  --pgd-random-init R     random restarts (0 = one deterministic start, default)\n"
+        "  --cw-steps S            Adam steps per binary-search round (default 100)\n"
+        "  --cw-lr L               default 0.01\n"
+        "  --cw-confidence K       kappa (default 0)\n"
+        "  --cw-c C                initial trade-off constant (default 1)\n"
+        "  --cw-binary-search S    rounds of binary search on c (default 5)\n"
+        "  --clip-min X --clip-max Y  input domain (default 0 and 1)\n"
+        "  --seed S  --threads T\n";
 
 static const char *const value_flags[] = {
-	"data", "attack", "epsilon", "baseline", "model-name", "tolerance", "samples", "batch-size",
-	"pgd-steps", "pgd-alpha", "pgd-random-init", "cw-steps", "cw-lr", "cw-confidence", "cw-c",
-	"cw-binary-search", "clip-min", "clip-max", "seed", "threads", NULL};
+        "data",    "attack",        "epsilon",   "baseline",         "model-name",      "tolerance",
+        "samples", "batch-size",    "pgd-steps", "pgd-alpha",        "pgd-random-init", "cw-steps",
+        "cw-lr",   "cw-confidence", "cw-c",      "cw-binary-search", "clip-min",        "clip-max",
+        "seed",    "threads",       NULL};
 
 static void on_progress(void *ctx, const char *what, double done, double total)
 {
@@ -76,7 +77,8 @@ int mlsec_cmd_adversarial(int argc, char **argv)
 		const char *v;
 		if ((v = mlsec_cli_flag_value("--model", argc, argv, &i, &missing)) || missing) {
 			if (!v)
-				return json_decref(opts), mlsec_cli_fail(cmd, "--model needs a file");
+				return json_decref(opts),
+				       mlsec_cli_fail(cmd, "--model needs a file");
 			model = v;
 			continue;
 		}
@@ -96,9 +98,11 @@ int mlsec_cmd_adversarial(int argc, char **argv)
 				char buf[1024];
 				snprintf(buf, sizeof buf, "%s", v);
 				/* --attack fgsm pgd cw: gather following bare words */
-				while (!strcmp(*f, "attack") && i + 1 < argc && argv[i + 1][0] != '-' &&
-				       (!strcmp(argv[i + 1], "fgsm") || !strcmp(argv[i + 1], "pgd") ||
-					!strcmp(argv[i + 1], "cw"))) {
+				while (!strcmp(*f, "attack") && i + 1 < argc &&
+				       argv[i + 1][0] != '-' &&
+				       (!strcmp(argv[i + 1], "fgsm") ||
+				        !strcmp(argv[i + 1], "pgd") ||
+				        !strcmp(argv[i + 1], "cw"))) {
 					strncat(buf, ",", sizeof buf - strlen(buf) - 1);
 					strncat(buf, argv[++i], sizeof buf - strlen(buf) - 1);
 				}
@@ -153,8 +157,8 @@ int mlsec_cmd_adversarial(int argc, char **argv)
 				       json_real_value(json_object_get(d, "clean_accuracy")),
 				       (long long)json_integer_value(json_object_get(d, "samples")),
 				       json_string_value(json_object_get(d, "labels")));
-				printf("%-6s %9s %9s %9s %10s %10s\n", "attack", "epsilon", "accuracy",
-				       "success", "mean_linf", "mean_l2");
+				printf("%-6s %9s %9s %9s %10s %10s\n", "attack", "epsilon",
+				       "accuracy", "success", "mean_linf", "mean_l2");
 				size_t k;
 				json_t *x;
 				json_array_foreach(atk, k, x)
@@ -162,7 +166,8 @@ int mlsec_cmd_adversarial(int argc, char **argv)
 					json_t *eps = json_object_get(x, "epsilon");
 					char eb[32];
 					if (json_is_number(eps))
-						snprintf(eb, sizeof eb, "%g", json_number_value(eps));
+						snprintf(eb, sizeof eb, "%g",
+						         json_number_value(eps));
 					else
 						snprintf(eb, sizeof eb, "-");
 					printf("%-6s %9s %9.4f %9.4f %10.4f %10.4f\n",

@@ -30,7 +30,8 @@ static void usage(FILE *out)
 	        "  --max-instance-count N instances per group above which TRITON-INSTANCE-COUNT\n"
 	        "                         fires (default %d)\n"
 	        "  --threads N            threads auditing files (default 0: automatic, up to\n"
-	        "                         4 when there are many files; the report is the same)\n\n%s"
+	        "                         4 when there are many files; the report is the "
+	        "same)\n\n%s"
 	        "Rules: docs/triton.md.\n",
 	        MLSEC_TRITON_DEFAULT_MAX_INSTANCES, mlsec_cli_output_help);
 }
@@ -98,8 +99,9 @@ int mlsec_cmd_triton(int argc, char **argv)
 			threads = v ? strtol(v, &end, 10) : -1;
 			if (!v || !*v || *end || threads < 0 || threads > 16) {
 				mlsec_free(targets);
-				return mlsec_cli_fail(CMD, "--threads needs an integer from 0 to 16 (got '%s')",
-				                      v ? v : "");
+				return mlsec_cli_fail(
+				        CMD, "--threads needs an integer from 0 to 16 (got '%s')",
+				        v ? v : "");
 			}
 			continue;
 		}

@@ -37,35 +37,38 @@ CMD(poison)
 
 static const subcommand subcommands[] = {
 #ifdef MLSEC_HAVE_CMD_TRITON
-	{"triton", mlsec_cmd_triton, "audit Triton config.pbtxt files and launch flags"},
+        {"triton", mlsec_cmd_triton, "audit Triton config.pbtxt files and launch flags"},
 #endif
 #ifdef MLSEC_HAVE_CMD_CHECKPOINT
-	{"checkpoint", mlsec_cmd_checkpoint, "triage checkpoints: pickles, NaN/Inf, anomalies, drift"},
+        {"checkpoint", mlsec_cmd_checkpoint,
+         "triage checkpoints: pickles, NaN/Inf, anomalies, drift"},
 #endif
 #ifdef MLSEC_HAVE_CMD_ADVERSARIAL
-	{"adversarial", mlsec_cmd_adversarial, "FGSM/PGD/CW robustness regression against a baseline"},
+        {"adversarial", mlsec_cmd_adversarial,
+         "FGSM/PGD/CW robustness regression against a baseline"},
 #endif
 #ifdef MLSEC_HAVE_CMD_INSPECT
-	{"inspect", mlsec_cmd_inspect, "weights, activations and an FGSM probe of a model"},
+        {"inspect", mlsec_cmd_inspect, "weights, activations and an FGSM probe of a model"},
 #endif
 #ifdef MLSEC_HAVE_CMD_EXPORT
-	{"export-guard", mlsec_cmd_export, "lint ONNX exports; signed provenance chain"},
+        {"export-guard", mlsec_cmd_export, "lint ONNX exports; signed provenance chain"},
 #endif
 #ifdef MLSEC_HAVE_CMD_POISON
-	{"poison-monitor", mlsec_cmd_poison, "CUSUM detection of gradient poisoning"},
+        {"poison-monitor", mlsec_cmd_poison, "CUSUM detection of gradient poisoning"},
 #endif
-	{NULL, NULL, NULL},
+        {NULL, NULL, NULL},
 };
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: mlsec <command> [options] ...\n\n"
-		     "Security gates for ML pipelines (version %s).\n\ncommands:\n",
-		MLSEC_VERSION);
+	fprintf(out,
+	        "usage: mlsec <command> [options] ...\n\n"
+	        "Security gates for ML pipelines (version %s).\n\ncommands:\n",
+	        MLSEC_VERSION);
 	for (const subcommand *c = subcommands; c->name; c++)
 		fprintf(out, "  %-16s %s\n", c->name, c->summary);
 	fprintf(out, "\n'mlsec <command> --help' for a command's options.\n"
-		     "Exit codes: 0 clean, 1 tool error, 2 finding at or above --fail-on.\n");
+	             "Exit codes: 0 clean, 1 tool error, 2 finding at or above --fail-on.\n");
 }
 
 int main(int argc, char **argv)

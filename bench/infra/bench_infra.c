@@ -50,7 +50,8 @@ static double cpu_pid(pid_t pid)
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
 	unsigned long ut = 0, st = 0;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return 0;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -151,7 +152,8 @@ int main(int argc, char **argv)
 		snprintf(key, sizeof key, "job%d", i);
 		int before = atomic_load(&s.got);
 		long long a = now_us();
-		if (mlsec_producer_send(p, topics[0], key, strlen(key), key, strlen(key), 5000, &err))
+		if (mlsec_producer_send(p, topics[0], key, strlen(key), key, strlen(key), 5000,
+		                        &err))
 			break;
 		long long b = now_us();
 		while (atomic_load(&s.got) == before && now_us() - a < 5000000LL)
@@ -182,9 +184,9 @@ int main(int argc, char **argv)
 		int created;
 		long long a = now_us();
 		if (mlsec_store_result_put(st, job, "triton", "{\"status\":\"ok\"}", 15, 60000,
-					   &created, &err) ||
+		                           &created, &err) ||
 		    mlsec_store_event_append(st, job, "{\"stage\":\"triton\"}", 18, 0, 60000, NULL,
-					     &err)) {
+		                             &err)) {
 			fprintf(stderr, "redis: %s\n", err.text);
 			return 1;
 		}
@@ -195,7 +197,8 @@ int main(int argc, char **argv)
 	mlsec_testenv_stop(&broker);
 	mlsec_testenv_stop(&redis);
 
-	printf("bench_infra: %d messages, 1 producer, 1 worker, mlsec-devbroker + redis-server on loopback\n",
+	printf("bench_infra: %d messages, 1 producer, 1 worker, mlsec-devbroker + redis-server on "
+	       "loopback\n",
 	       measured);
 	long long copy[BENCH_MAX];
 	memcpy(copy, ack, sizeof(long long) * (size_t)measured);

@@ -49,7 +49,8 @@ static mlsec_report *run(const char *model, mlsec_adv_opts *o, mlsec_err want_rc
 
 static json_t *attack_entry(mlsec_report *r, const char *attack, double eps)
 {
-	json_t *atk = json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)), "attacks");
+	json_t *atk =
+	        json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)), "attacks");
 	size_t i;
 	json_t *a;
 	json_array_foreach(atk, i, a)
@@ -170,7 +171,8 @@ static void test_baseline_regression_and_improvement(void **state)
 	mlsec_report_free(r);
 	json_t *b = json_load_file(path, 0, NULL);
 	assert_non_null(b);
-	json_t *acc = json_object_get(json_object_get(json_object_get(b, "digits_mlp"), "fgsm"), "epsilon=0.1");
+	json_t *acc = json_object_get(json_object_get(json_object_get(b, "digits_mlp"), "fgsm"),
+	                              "epsilon=0.1");
 	assert_true(json_is_number(acc));
 	double measured = json_number_value(acc);
 
@@ -182,8 +184,8 @@ static void test_baseline_regression_and_improvement(void **state)
 	mlsec_report_free(r);
 
 	/* The baseline claims more robustness than we have now: regression, exit 2. */
-	json_object_set_new(json_object_get(json_object_get(b, "digits_mlp"), "fgsm"), "epsilon=0.1",
-			    json_real(measured + 0.2));
+	json_object_set_new(json_object_get(json_object_get(b, "digits_mlp"), "fgsm"),
+	                    "epsilon=0.1", json_real(measured + 0.2));
 	o.baseline_path = NULL;
 	o.baseline = b;
 	r = run(D "digits_mlp.onnx", &o, MLSEC_OK);
@@ -192,17 +194,19 @@ static void test_baseline_regression_and_improvement(void **state)
 	mlsec_report_free(r);
 
 	/* Within tolerance: no alert. Improvement: reported, not alerted. */
-	json_object_set_new(json_object_get(json_object_get(b, "digits_mlp"), "fgsm"), "epsilon=0.1",
-			    json_real(measured + 0.04));
+	json_object_set_new(json_object_get(json_object_get(b, "digits_mlp"), "fgsm"),
+	                    "epsilon=0.1", json_real(measured + 0.04));
 	r = run(D "digits_mlp.onnx", &o, MLSEC_OK);
 	assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_HIGH), 0);
 	mlsec_report_free(r);
-	json_object_set_new(json_object_get(json_object_get(b, "digits_mlp"), "fgsm"), "epsilon=0.1",
-			    json_real(measured - 0.2));
+	json_object_set_new(json_object_get(json_object_get(b, "digits_mlp"), "fgsm"),
+	                    "epsilon=0.1", json_real(measured - 0.2));
 	r = run(D "digits_mlp.onnx", &o, MLSEC_OK);
 	assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_HIGH), 0);
-	json_t *cmp = json_array_get(json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)),
-						     "baseline_comparison"), 0);
+	json_t *cmp =
+	        json_array_get(json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)),
+	                                       "baseline_comparison"),
+	                       0);
 	assert_string_equal(json_string_value(json_object_get(cmp, "status")), "improvement");
 	mlsec_report_free(r);
 	json_decref(b);
@@ -326,11 +330,11 @@ static void test_corrupt_baseline_entry_is_an_error(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"{\"digits_mlp\": {\"fgsm\": {\"epsilon=0.1\": 95}}}",
-		"{\"digits_mlp\": {\"fgsm\": {\"epsilon=0.1\": \"0.9\"}}}",
-		"{\"digits_mlp\": {\"fgsm\": [0.9]}}",
-		"{\"digits_mlp\": 0.9}",
-		"{\"digits_mlp\": {\"fgsm\": {\"eps=0.1\": 0.9}}}",
+	        "{\"digits_mlp\": {\"fgsm\": {\"epsilon=0.1\": 95}}}",
+	        "{\"digits_mlp\": {\"fgsm\": {\"epsilon=0.1\": \"0.9\"}}}",
+	        "{\"digits_mlp\": {\"fgsm\": [0.9]}}",
+	        "{\"digits_mlp\": 0.9}",
+	        "{\"digits_mlp\": {\"fgsm\": {\"eps=0.1\": 0.9}}}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		mlsec_adv_opts o;
@@ -378,7 +382,7 @@ static void test_data_outside_clip_range(void **state)
 
 /* Runs the stage engine the way the service does (artifact root set). */
 static mlsec_err run_engine(const char *root, const char *const *paths, size_t n, json_t *opts,
-			    mlsec_report *r, mlsec_error *e)
+                            mlsec_report *r, mlsec_error *e)
 {
 	mlsec_engine_request req = {0};
 	req.paths = paths;
@@ -406,7 +410,7 @@ static void test_service_options_confined(void **state)
 	const char *victim = "/tmp/mlsec-adv-victim.json";
 	unlink(victim);
 	json_t *o = json_pack("{s:s,s:s,s:b,s:s,s:i}", "attack", "fgsm", "baseline", victim,
-			      "update-baseline", 1, "data", "/etc/passwd", "samples", 16);
+	                      "update-baseline", 1, "data", "/etc/passwd", "samples", 16);
 	mlsec_report *r = mlsec_report_new("adversarial");
 	mlsec_error e;
 	assert_int_equal(run_engine(root, paths, 1, o, r, &e), MLSEC_ERR_PERMISSION);
@@ -437,10 +441,12 @@ static void test_service_options_confined(void **state)
 	r = mlsec_report_new("adversarial");
 	assert_int_equal(run_engine(root, paths, 1, o, r, &e), MLSEC_OK);
 	json_t *upd = json_object_get(mlsec_artifact_details(mlsec_report_artifact(r, 0)),
-				      "baseline_update");
-	json_t *model_entry = json_object_get(upd, json_string_value(json_object_get(
-				mlsec_artifact_details(mlsec_report_artifact(r, 0)), "model_name")));
-	assert_true(json_is_number(json_object_get(json_object_get(model_entry, "fgsm"), "epsilon=0.03")));
+	                              "baseline_update");
+	json_t *model_entry = json_object_get(
+	        upd, json_string_value(json_object_get(
+	                     mlsec_artifact_details(mlsec_report_artifact(r, 0)), "model_name")));
+	assert_true(json_is_number(
+	        json_object_get(json_object_get(model_entry, "fgsm"), "epsilon=0.03")));
 	mlsec_report_free(r);
 	json_decref(o);
 }
@@ -468,7 +474,7 @@ static void test_options(void **state)
 	mlsec_adv_opts_default(&o);
 	mlsec_error e;
 	json_t *j = json_pack("{s:s,s:s,s:i,s:s}", "attack", "fgsm cw", "epsilon", "0.01,0.02",
-			      "pgd-steps", 7, "cw-c", "0.5");
+	                      "pgd-steps", 7, "cw-c", "0.5");
 	assert_int_equal(mlsec_adv_opts_from_json(j, &o, &e), MLSEC_OK);
 	assert_int_equal(o.attacks, MLSEC_ADV_FGSM | MLSEC_ADV_CW);
 	assert_int_equal(o.neps, 2);
@@ -476,10 +482,11 @@ static void test_options(void **state)
 	assert_int_equal(o.pgd_steps, 7);
 	assert_float_equal(o.cw_c, 0.5, 1e-12);
 	json_decref(j);
-	const char *bad[] = {"{\"attack\": \"deepfool\"}", "{\"epsilon\": -1}", "{\"pgd-steps\": 0}",
-			     "{\"batch-size\": 100000}", "{\"nonsense\": 1}", "{\"epsilon\": \"0.1,x\"}",
-			     /* counts are integers: 1.5 samples is a typo, not 1 */
-			     "{\"samples\": 1.5}", "{\"pgd-steps\": \"2.5\"}", "{\"seed\": 0.5}"};
+	const char *bad[] = {"{\"attack\": \"deepfool\"}", "{\"epsilon\": -1}",
+	                     "{\"pgd-steps\": 0}", "{\"batch-size\": 100000}", "{\"nonsense\": 1}",
+	                     "{\"epsilon\": \"0.1,x\"}",
+	                     /* counts are integers: 1.5 samples is a typo, not 1 */
+	                     "{\"samples\": 1.5}", "{\"pgd-steps\": \"2.5\"}", "{\"seed\": 0.5}"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		j = json_loads(bad[i], 0, NULL);
 		mlsec_adv_opts_default(&o);
@@ -491,20 +498,20 @@ static void test_options(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_matches_pytorch_npz),
-		cmocka_unit_test(test_matches_pytorch_safetensors),
-		cmocka_unit_test(test_cw_beats_fgsm),
-		cmocka_unit_test(test_baseline_regression_and_improvement),
-		cmocka_unit_test(test_pgd_many_steps_restarts_residual_cnn),
-		cmocka_unit_test(test_zero_gradient_is_loud),
-		cmocka_unit_test(test_hostile_inputs_fail_closed),
-		cmocka_unit_test(test_checkpoint_needs_onnx),
-		cmocka_unit_test(test_options),
-		cmocka_unit_test(test_half_precision_data),
-		cmocka_unit_test(test_service_options_confined),
-		cmocka_unit_test(test_missing_baseline_is_an_error),
-		cmocka_unit_test(test_corrupt_baseline_entry_is_an_error),
-		cmocka_unit_test(test_data_outside_clip_range),
+	        cmocka_unit_test(test_matches_pytorch_npz),
+	        cmocka_unit_test(test_matches_pytorch_safetensors),
+	        cmocka_unit_test(test_cw_beats_fgsm),
+	        cmocka_unit_test(test_baseline_regression_and_improvement),
+	        cmocka_unit_test(test_pgd_many_steps_restarts_residual_cnn),
+	        cmocka_unit_test(test_zero_gradient_is_loud),
+	        cmocka_unit_test(test_hostile_inputs_fail_closed),
+	        cmocka_unit_test(test_checkpoint_needs_onnx),
+	        cmocka_unit_test(test_options),
+	        cmocka_unit_test(test_half_precision_data),
+	        cmocka_unit_test(test_service_options_confined),
+	        cmocka_unit_test(test_missing_baseline_is_an_error),
+	        cmocka_unit_test(test_corrupt_baseline_entry_is_an_error),
+	        cmocka_unit_test(test_data_outside_clip_range),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

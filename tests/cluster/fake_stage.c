@@ -68,8 +68,8 @@ static mlsec_err fake_analyze(const mlsec_engine_request *req, mlsec_report *rep
 		const char *fs = json_string_value(json_object_get(req->options, "fake-severity"));
 		mlsec_severity sev;
 		if (fs && mlsec_severity_parse(fs, &sev) == MLSEC_OK)
-			mlsec_artifact_add_finding(a, "FAKE-OPTION", sev, "Option-requested finding",
-						   NULL);
+			mlsec_artifact_add_finding(a, "FAKE-OPTION", sev,
+			                           "Option-requested finding", NULL);
 		if (strstr(buf, "NOTE"))
 			mlsec_artifact_add_finding(a, "FAKE-NOTE", MLSEC_SEV_LOW,
 			                           "Note marker found", NULL);

@@ -94,8 +94,8 @@ static void test_emit_exit_codes_and_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_flags),
-		cmocka_unit_test(test_emit_exit_codes_and_files),
+	        cmocka_unit_test(test_flags),
+	        cmocka_unit_test(test_emit_exit_codes_and_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,7 +98,8 @@ static void test_glob_double_star(void **state)
 	mlsec_strlist_free(&out);
 
 	snprintf(t, sizeof t, "%s/models/**/*.nothing", tmpdir);
-	assert_int_equal(mlsec_targets_expand(targets, 1, NULL, NULL, &out, &e), MLSEC_ERR_NOT_FOUND);
+	assert_int_equal(mlsec_targets_expand(targets, 1, NULL, NULL, &out, &e),
+	                 MLSEC_ERR_NOT_FOUND);
 	assert_non_null(strstr(e.text, "matches no files"));
 	mlsec_strlist_free(&out);
 }
@@ -109,7 +110,8 @@ static void test_missing_target(void **state)
 	const char *targets[] = {"/nonexistent/mlsec/path"};
 	mlsec_strlist out = {0};
 	mlsec_error e;
-	assert_int_equal(mlsec_targets_expand(targets, 1, NULL, NULL, &out, &e), MLSEC_ERR_NOT_FOUND);
+	assert_int_equal(mlsec_targets_expand(targets, 1, NULL, NULL, &out, &e),
+	                 MLSEC_ERR_NOT_FOUND);
 	assert_non_null(strstr(e.text, "/nonexistent/mlsec/path"));
 	assert_int_equal(out.count, 0);
 }
@@ -173,7 +175,8 @@ static void test_write_atomic_and_hash(void **state)
 	uint64_t size;
 	assert_int_equal(mlsec_sha256_file(p, hex, &size, &e), MLSEC_OK);
 	assert_int_equal(size, 3);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	struct stat st;
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0640);
@@ -190,18 +193,18 @@ static void test_sniff(void **state)
 		size_t n;
 		mlsec_format want;
 	} cases[] = {
-		{"ckpt.bin", "PK\3\4....archive/data.pkl", 24, MLSEC_FMT_PYTORCH_ZIP},
-		{"x.npz", "PK\3\4....x.npy", 13, MLSEC_FMT_NPZ},
-		{"weird.onnx", "\x80\x02}q\0.", 6, MLSEC_FMT_PICKLE}, /* content wins over name */
-		{"a.npy", "\x93NUMPY\1\0", 8, MLSEC_FMT_NPY},
-		{"m.safetensors", "\x02\0\0\0\0\0\0\0{}", 10, MLSEC_FMT_SAFETENSORS},
-		{"config.pbtxt", "name: \"m\"", 9, MLSEC_FMT_TRITON_CONFIG},
-		{"worker_0.jsonl", "{\"rank\":0}\n", 11, MLSEC_FMT_JSONL},
-		{"m.onnx", "\x08\x07\x12\x04test:", 9, MLSEC_FMT_ONNX},
-		{"legacy.pt", "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", 15,
-		 MLSEC_FMT_PYTORCH_LEGACY},
-		{"e.plan", "\0\0\0\0ftrt", 8, MLSEC_FMT_TENSORRT},
-		{"random.dat", "hello world", 11, MLSEC_FMT_UNKNOWN},
+	        {"ckpt.bin", "PK\3\4....archive/data.pkl", 24, MLSEC_FMT_PYTORCH_ZIP},
+	        {"x.npz", "PK\3\4....x.npy", 13, MLSEC_FMT_NPZ},
+	        {"weird.onnx", "\x80\x02}q\0.", 6, MLSEC_FMT_PICKLE}, /* content wins over name */
+	        {"a.npy", "\x93NUMPY\1\0", 8, MLSEC_FMT_NPY},
+	        {"m.safetensors", "\x02\0\0\0\0\0\0\0{}", 10, MLSEC_FMT_SAFETENSORS},
+	        {"config.pbtxt", "name: \"m\"", 9, MLSEC_FMT_TRITON_CONFIG},
+	        {"worker_0.jsonl", "{\"rank\":0}\n", 11, MLSEC_FMT_JSONL},
+	        {"m.onnx", "\x08\x07\x12\x04test:", 9, MLSEC_FMT_ONNX},
+	        {"legacy.pt", "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", 15,
+	         MLSEC_FMT_PYTORCH_LEGACY},
+	        {"e.plan", "\0\0\0\0ftrt", 8, MLSEC_FMT_TENSORRT},
+	        {"random.dat", "hello world", 11, MLSEC_FMT_UNKNOWN},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char rel[64], p[512];
@@ -211,7 +214,7 @@ static void test_sniff(void **state)
 		mlsec_format got = mlsec_format_sniff(p);
 		if (got != cases[i].want)
 			fail_msg("%s: got %s want %s", cases[i].name, mlsec_format_name(got),
-				 mlsec_format_name(cases[i].want));
+			         mlsec_format_name(cases[i].want));
 	}
 	char d[512];
 	snprintf(d, sizeof d, "%s/sniff", tmpdir);
@@ -222,13 +225,13 @@ static void test_sniff(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_directory_walk_with_filter),
-		cmocka_unit_test(test_glob_double_star),
-		cmocka_unit_test(test_missing_target),
-		cmocka_unit_test(test_confinement),
-		cmocka_unit_test(test_read_all_limits),
-		cmocka_unit_test(test_write_atomic_and_hash),
-		cmocka_unit_test(test_sniff),
+	        cmocka_unit_test(test_directory_walk_with_filter),
+	        cmocka_unit_test(test_glob_double_star),
+	        cmocka_unit_test(test_missing_target),
+	        cmocka_unit_test(test_confinement),
+	        cmocka_unit_test(test_read_all_limits),
+	        cmocka_unit_test(test_write_atomic_and_hash),
+	        cmocka_unit_test(test_sniff),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -29,11 +29,13 @@ static void test_rejects(void **state)
 	(void)state;
 	double d = 7;
 	mlsec_error e;
-	const char *bad[] = {"\"x\"", "\"0.5x\"", "\"\"", "[1]", "null", "true", "2", "-0.1", "\"nan\""};
+	const char *bad[] = {"\"x\"", "\"0.5x\"", "\"\"", "[1]",    "null",
+	                     "true",  "2",        "-0.1", "\"nan\""};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		json_t *v = json_loads(bad[i], JSON_DECODE_ANY, NULL);
 		assert_non_null(v);
-		assert_int_equal(mlsec_option_number(v, "eps", 0, 1, &d, &e), MLSEC_ERR_INVALID_ARG);
+		assert_int_equal(mlsec_option_number(v, "eps", 0, 1, &d, &e),
+		                 MLSEC_ERR_INVALID_ARG);
 		assert_non_null(strstr(e.text, "eps"));
 		json_decref(v);
 	}
@@ -50,8 +52,8 @@ static void test_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_numbers_and_strings),
-		cmocka_unit_test(test_rejects),
+	        cmocka_unit_test(test_numbers_and_strings),
+	        cmocka_unit_test(test_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

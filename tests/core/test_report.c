@@ -20,13 +20,16 @@ static mlsec_report *sample(void)
 	mlsec_artifact *a = mlsec_report_add_artifact(r, "models/a/config.pbtxt", "triton-config");
 	if (!a)
 		goto fail;
-	mlsec_finding *f = mlsec_artifact_add_finding(a, "TRITON-OP-LIBRARY", MLSEC_SEV_CRITICAL,
-						      "Custom op library", "loads %s", "/x/libop.so");
-	if (!f || mlsec_finding_set_location(f, NULL, 12, 3, "model_operations.op_library_filename") ||
+	mlsec_finding *f =
+	        mlsec_artifact_add_finding(a, "TRITON-OP-LIBRARY", MLSEC_SEV_CRITICAL,
+	                                   "Custom op library", "loads %s", "/x/libop.so");
+	if (!f ||
+	    mlsec_finding_set_location(f, NULL, 12, 3, "model_operations.op_library_filename") ||
 	    mlsec_finding_set_evidence(f, "value", "%s", "/x/libop.so") ||
 	    mlsec_finding_set_remediation(f, "remove it"))
 		goto fail;
-	if (!mlsec_artifact_add_finding(a, "TRITON-NO-RATE-LIMITER", MLSEC_SEV_LOW, "No rate limiter", NULL))
+	if (!mlsec_artifact_add_finding(a, "TRITON-NO-RATE-LIMITER", MLSEC_SEV_LOW,
+	                                "No rate limiter", NULL))
 		goto fail;
 	mlsec_artifact *b = mlsec_report_add_artifact(r, "models/b/config.pbtxt", NULL);
 	if (!b)
@@ -99,22 +102,25 @@ static void test_json_round_trip(void **state)
 {
 	(void)state;
 	mlsec_report *r = sample();
-	mlsec_artifact_set_digest(mlsec_report_artifact(r, 0),
-				  "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", 42);
+	mlsec_artifact_set_digest(
+	        mlsec_report_artifact(r, 0),
+	        "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789", 42);
 	json_object_set_new(mlsec_artifact_details(mlsec_report_artifact(r, 0)), "models",
-			    json_integer(1));
+	                    json_integer(1));
 	json_t *j = mlsec_report_to_json(r, MLSEC_SEV_HIGH);
 	assert_non_null(j);
 	assert_string_equal(json_string_value(json_object_get(j, "tool")), "mlsec");
 	assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 2);
 	json_t *a0 = json_array_get(json_object_get(j, "artifacts"), 0);
 	assert_string_equal(json_string_value(json_object_get(a0, "sha256")),
-			    "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+	                    "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
 	json_t *f0 = json_array_get(json_object_get(a0, "findings"), 0);
 	assert_string_equal(json_string_value(json_object_get(f0, "severity")), "critical");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(f0, "location"), "field")),
-			    "model_operations.op_library_filename");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "summary"), "total")), 3);
+	assert_string_equal(
+	        json_string_value(json_object_get(json_object_get(f0, "location"), "field")),
+	        "model_operations.op_library_filename");
+	assert_int_equal(
+	        json_integer_value(json_object_get(json_object_get(j, "summary"), "total")), 3);
 
 	mlsec_report *m = mlsec_report_new("cluster");
 	mlsec_error e;
@@ -132,12 +138,13 @@ static void test_merge_rejects_bad_reports(void **state)
 {
 	(void)state;
 	const char *bad[] = {
-		"[]",
-		"{\"artifacts\": 3}",
-		"{\"artifacts\": [1]}",
-		"{\"artifacts\": [{\"findings\": [{\"rule_id\": \"X\", \"severity\": \"awful\"}]}]}",
-		"{\"artifacts\": [{\"findings\": [{\"severity\": \"high\"}]}]}",
-		"{\"artifacts\": [{\"sha256\": \"zz\"}]}",
+	        "[]",
+	        "{\"artifacts\": 3}",
+	        "{\"artifacts\": [1]}",
+	        "{\"artifacts\": [{\"findings\": [{\"rule_id\": \"X\", \"severity\": "
+	        "\"awful\"}]}]}",
+	        "{\"artifacts\": [{\"findings\": [{\"severity\": \"high\"}]}]}",
+	        "{\"artifacts\": [{\"sha256\": \"zz\"}]}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		json_t *j = json_loads(bad[i], 0, NULL);
@@ -166,14 +173,17 @@ static void test_sarif_structure(void **state)
 	assert_non_null(s);
 	assert_string_equal(json_string_value(json_object_get(s, "version")), "2.1.0");
 	json_t *run = json_array_get(json_object_get(s, "runs"), 0);
-	json_t *rules = json_object_get(json_object_get(json_object_get(run, "tool"), "driver"), "rules");
+	json_t *rules =
+	        json_object_get(json_object_get(json_object_get(run, "tool"), "driver"), "rules");
 	json_t *results = json_object_get(run, "results");
 	assert_int_equal(json_array_size(rules), 3);
 	assert_int_equal(json_array_size(results), 3);
 	json_t *r0 = json_array_get(results, 0);
 	assert_string_equal(json_string_value(json_object_get(r0, "level")), "error");
-	json_t *region = json_object_get(json_object_get(json_array_get(json_object_get(r0, "locations"), 0),
-							 "physicalLocation"), "region");
+	json_t *region =
+	        json_object_get(json_object_get(json_array_get(json_object_get(r0, "locations"), 0),
+	                                        "physicalLocation"),
+	                        "region");
 	assert_int_equal(json_integer_value(json_object_get(region, "startLine")), 12);
 	json_t *r1 = json_array_get(results, 1);
 	assert_string_equal(json_string_value(json_object_get(r1, "level")), "note");
@@ -204,7 +214,8 @@ static void test_table_output(void **state)
 	o.summary = 1;
 	mlsec_report_print_table(r, &o, f);
 	fclose(f);
-	assert_non_null(strstr(buf, "models/a/config.pbtxt  critical=1 high=0 medium=0 low=1 info=0 total=2"));
+	assert_non_null(strstr(
+	        buf, "models/a/config.pbtxt  critical=1 high=0 medium=0 low=1 info=0 total=2"));
 	free(buf);
 	mlsec_report_free(r);
 }
@@ -236,7 +247,8 @@ static void test_error_format(void **state)
 	char buf[256];
 	mlsec_error_clear(&e);
 	mlsec_error_set_at(&e, MLSEC_ERR_PARSE, "a.pbtxt", 3, 9, -1, "unknown field '%s'", "foo");
-	assert_string_equal(mlsec_error_format(&e, buf, sizeof buf), "a.pbtxt:3:9: unknown field 'foo'");
+	assert_string_equal(mlsec_error_format(&e, buf, sizeof buf),
+	                    "a.pbtxt:3:9: unknown field 'foo'");
 	mlsec_error_set_at(&e, MLSEC_ERR_PARSE, "m.pt", 0, 0, 77, "bad opcode");
 	assert_string_equal(mlsec_error_format(&e, buf, sizeof buf), "m.pt:offset 77: bad opcode");
 	assert_string_equal(mlsec_strerror(MLSEC_ERR_TIMEOUT), "timed out");
@@ -246,15 +258,15 @@ static void test_error_format(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_severity_names),
-		cmocka_unit_test(test_exit_codes_follow_gate),
-		cmocka_unit_test(test_malformed_is_high_with_location),
-		cmocka_unit_test(test_json_round_trip),
-		cmocka_unit_test(test_merge_rejects_bad_reports),
-		cmocka_unit_test(test_sarif_structure),
-		cmocka_unit_test(test_table_output),
-		cmocka_unit_test(test_allocation_failures),
-		cmocka_unit_test(test_error_format),
+	        cmocka_unit_test(test_severity_names),
+	        cmocka_unit_test(test_exit_codes_follow_gate),
+	        cmocka_unit_test(test_malformed_is_high_with_location),
+	        cmocka_unit_test(test_json_round_trip),
+	        cmocka_unit_test(test_merge_rejects_bad_reports),
+	        cmocka_unit_test(test_sarif_structure),
+	        cmocka_unit_test(test_table_output),
+	        cmocka_unit_test(test_allocation_failures),
+	        cmocka_unit_test(test_error_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

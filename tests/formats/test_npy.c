@@ -38,7 +38,8 @@ static void test_plain(void **state)
 {
 	(void)state;
 	mlsec_npy_info i;
-	assert_int_equal(parse("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", &i), MLSEC_OK);
+	assert_int_equal(parse("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }", &i),
+	                 MLSEC_OK);
 	assert_int_equal(i.ndim, 2);
 	assert_int_equal(i.numel, 12);
 	assert_false(i.is_object);
@@ -49,8 +50,8 @@ static void test_object_dtypes(void **state)
 {
 	(void)state;
 	const char *obj[] = {"{'descr': '|O', 'fortran_order': False, 'shape': (2,), }",
-			     "{'descr': 'O', 'fortran_order': False, 'shape': (2,), }",
-			     "{'descr': '<O8', 'fortran_order': False, 'shape': (2,), }"};
+	                     "{'descr': 'O', 'fortran_order': False, 'shape': (2,), }",
+	                     "{'descr': '<O8', 'fortran_order': False, 'shape': (2,), }"};
 	for (size_t k = 0; k < 3; k++) {
 		mlsec_npy_info i;
 		assert_int_equal(parse(obj[k], &i), MLSEC_OK);
@@ -63,20 +64,26 @@ static void test_repeated_keys_rejected(void **state)
 	(void)state;
 	mlsec_npy_info i;
 	/* numpy keeps the last key: this one unpickles. */
-	assert_int_equal(parse("{'descr': '<f8', 'descr': '|O', 'fortran_order': False, 'shape': (2,), }", &i),
-			 MLSEC_ERR_PARSE);
-	assert_int_equal(parse("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'shape': (6,), }", &i),
-			 MLSEC_ERR_PARSE);
-	assert_int_equal(parse("{'descr': '<f4', 'fortran_order': False, 'fortran_order': True, 'shape': (2,), }", &i),
-			 MLSEC_ERR_PARSE);
+	assert_int_equal(
+	        parse("{'descr': '<f8', 'descr': '|O', 'fortran_order': False, 'shape': (2,), }",
+	              &i),
+	        MLSEC_ERR_PARSE);
+	assert_int_equal(
+	        parse("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'shape': (6,), }",
+	              &i),
+	        MLSEC_ERR_PARSE);
+	assert_int_equal(parse("{'descr': '<f4', 'fortran_order': False, 'fortran_order': True, "
+	                       "'shape': (2,), }",
+	                       &i),
+	                 MLSEC_ERR_PARSE);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain),
-		cmocka_unit_test(test_object_dtypes),
-		cmocka_unit_test(test_repeated_keys_rejected),
+	        cmocka_unit_test(test_plain),
+	        cmocka_unit_test(test_object_dtypes),
+	        cmocka_unit_test(test_repeated_keys_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* libFuzzer may leave without atexit handlers: CI points TMPDIR
 		 * at a scratch directory it removes */
 		const char *dir = getenv("TMPDIR");
-		snprintf(path, sizeof path, "%s/mlsec-inspect-fuzz.XXXXXX", dir && *dir ? dir : "/tmp");
+		snprintf(path, sizeof path, "%s/mlsec-inspect-fuzz.XXXXXX",
+		         dir && *dir ? dir : "/tmp");
 		int fd = mkstemp(path);
 		if (fd < 0)
 			abort();

@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char root[PATH_MAX];
 static size_t root_len;
 static const char *const root_entries[] = {"sub/up", "sub/a.pt", "sub", "model.onnx",
-                                           "etc", "passwd", "loop"};
+                                           "etc",    "passwd",   "loop"};
 
 /* The scratch root goes when the process ends (replays under ctest). */
 static void remove_root(void)
@@ -130,8 +130,8 @@ static void stage_request(const uint8_t *d, size_t n)
 		uint64_t sz = 0;
 		mlsec_error err;
 		int dotdot = a->uri ? mlsec_artifact_uri_has_dotdot(a->uri) : 0;
-		if (mlsec_artifact_resolve(root, a->uri, 1u << 16, a->sha256, &path, sha, &sz, &err) ==
-		    MLSEC_OK) {
+		if (mlsec_artifact_resolve(root, a->uri, 1u << 16, a->sha256, &path, sha, &sz,
+		                           &err) == MLSEC_OK) {
 			/* Confinement: a resolved artifact is a path under root. */
 			if (dotdot || strncmp(path, root, root_len) != 0 || path[root_len] != '/')
 				abort();

@@ -17,15 +17,15 @@
 #include "mlsec/log.h"
 
 static const mlsec_config_option table[] = {
-	{"workers", MLSEC_CONFIG_INT, "2", 1, 64, NULL, "MLSEC_TEST_WORKERS", 0, "worker threads"},
-	{"listen", MLSEC_CONFIG_STRING, "127.0.0.1:7000", 0, 0, NULL, "MLSEC_TEST_LISTEN", 0,
-	 "address"},
-	{"insecure-local", MLSEC_CONFIG_BOOL, "false", 0, 0, NULL, "MLSEC_TEST_INSECURE", 0,
-	 "no auth on loopback"},
-	{"mode", MLSEC_CONFIG_ENUM, "fast", 0, 0, "fast|slow", "MLSEC_TEST_MODE", 0, "mode"},
-	{"token", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TEST_TOKEN", MLSEC_CONFIG_SECRET,
-	 "bearer token"},
-	{"name", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TEST_NAME", 0, "a name"},
+        {"workers", MLSEC_CONFIG_INT, "2", 1, 64, NULL, "MLSEC_TEST_WORKERS", 0, "worker threads"},
+        {"listen", MLSEC_CONFIG_STRING, "127.0.0.1:7000", 0, 0, NULL, "MLSEC_TEST_LISTEN", 0,
+         "address"},
+        {"insecure-local", MLSEC_CONFIG_BOOL, "false", 0, 0, NULL, "MLSEC_TEST_INSECURE", 0,
+         "no auth on loopback"},
+        {"mode", MLSEC_CONFIG_ENUM, "fast", 0, 0, "fast|slow", "MLSEC_TEST_MODE", 0, "mode"},
+        {"token", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TEST_TOKEN", MLSEC_CONFIG_SECRET,
+         "bearer token"},
+        {"name", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TEST_NAME", 0, "a name"},
 };
 
 static void clear_env(void)
@@ -46,7 +46,8 @@ static mlsec_config *make(void)
 {
 	mlsec_config *c = mlsec_config_new("mlsec-test", "A test binary.", "[options] FILE...");
 	assert_non_null(c);
-	assert_int_equal(mlsec_config_add(c, table, sizeof table / sizeof table[0], NULL), MLSEC_OK);
+	assert_int_equal(mlsec_config_add(c, table, sizeof table / sizeof table[0], NULL),
+	                 MLSEC_OK);
 	return c;
 }
 
@@ -98,7 +99,7 @@ static void test_precedence(void **state)
 
 	c = make();
 	assert_int_equal(parse(c, NULL, "--workers=9", "--listen=[::1]:1", "--workers", "3", NULL),
-			 MLSEC_OK);
+	                 MLSEC_OK);
 	assert_int_equal(mlsec_config_get_int(c, "workers"), 3); /* last flag wins */
 	assert_string_equal(mlsec_config_get(c, "listen"), "[::1]:1");
 	mlsec_config_free(c);
@@ -171,9 +172,9 @@ static void test_flag_errors_and_args(void **state)
 	mlsec_config_free(c);
 
 	c = make();
-	assert_int_equal(parse(c, NULL, "a.pbtxt", "--workers", "4", "b", "--", "--workers", "-",
-			       NULL),
-			 MLSEC_OK);
+	assert_int_equal(
+	        parse(c, NULL, "a.pbtxt", "--workers", "4", "b", "--", "--workers", "-", NULL),
+	        MLSEC_OK);
 	assert_int_equal(mlsec_config_argc(c), 4);
 	assert_string_equal(mlsec_config_argv(c)[0], "a.pbtxt");
 	assert_string_equal(mlsec_config_argv(c)[1], "b");
@@ -188,8 +189,8 @@ static void test_required_and_help(void **state)
 	(void)state;
 	clear_env();
 	static const mlsec_config_option req[] = {
-		{"must", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TEST_MUST", MLSEC_CONFIG_REQUIRED,
-		 "required"},
+	        {"must", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_TEST_MUST",
+	         MLSEC_CONFIG_REQUIRED, "required"},
 	};
 	mlsec_error err;
 	mlsec_config *c = make();
@@ -220,7 +221,8 @@ static void test_required_and_help(void **state)
 	mlsec_config_print_markdown(c, f);
 	fclose(f);
 	assert_non_null(strstr(buf, "## `mlsec-test`"));
-	assert_non_null(strstr(buf, "| `--mode` | `MLSEC_TEST_MODE` | one of `fast\\|slow` | `fast` |"));
+	assert_non_null(
+	        strstr(buf, "| `--mode` | `MLSEC_TEST_MODE` | one of `fast\\|slow` | `fast` |"));
 	assert_non_null(strstr(buf, "| `--token` | `MLSEC_TEST_TOKEN` | string, secret |"));
 	free(buf);
 	mlsec_config_free(c);
@@ -230,25 +232,27 @@ static void test_table_errors(void **state)
 {
 	(void)state;
 	static const mlsec_config_option dup[] = {
-		{"workers", MLSEC_CONFIG_INT, "1", 0, 0, NULL, NULL, 0, "dup"},
+	        {"workers", MLSEC_CONFIG_INT, "1", 0, 0, NULL, NULL, 0, "dup"},
 	};
 	static const mlsec_config_option bad_default[] = {
-		{"level", MLSEC_CONFIG_INT, "100", 1, 10, NULL, NULL, 0, "x"},
+	        {"level", MLSEC_CONFIG_INT, "100", 1, 10, NULL, NULL, 0, "x"},
 	};
 	static const mlsec_config_option bad_name[] = {
-		{"Bad Name", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, NULL, 0, "x"},
+	        {"Bad Name", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, NULL, 0, "x"},
 	};
 	mlsec_config *c = make();
 	assert_int_equal(mlsec_config_add(c, dup, 1, NULL), MLSEC_ERR_INVALID_ARG);
 	assert_int_equal(mlsec_config_add(c, bad_default, 1, NULL), MLSEC_ERR_INVALID_ARG);
 	assert_int_equal(mlsec_config_add(c, bad_name, 1, NULL), MLSEC_ERR_INVALID_ARG);
-	assert_int_equal(mlsec_config_add_std(c, MLSEC_CONFIG_STD_LOG | MLSEC_CONFIG_STD_REDIS |
-						      MLSEC_CONFIG_STD_KAFKA |
-						      MLSEC_CONFIG_STD_ARTIFACT_ROOT,
-					      NULL),
-			 MLSEC_OK);
+	assert_int_equal(mlsec_config_add_std(c,
+	                                      MLSEC_CONFIG_STD_LOG | MLSEC_CONFIG_STD_REDIS |
+	                                              MLSEC_CONFIG_STD_KAFKA |
+	                                              MLSEC_CONFIG_STD_ARTIFACT_ROOT,
+	                                      NULL),
+	                 MLSEC_OK);
 	/* Adding a group twice is a duplicate. */
-	assert_int_equal(mlsec_config_add_std(c, MLSEC_CONFIG_STD_LOG, NULL), MLSEC_ERR_INVALID_ARG);
+	assert_int_equal(mlsec_config_add_std(c, MLSEC_CONFIG_STD_LOG, NULL),
+	                 MLSEC_ERR_INVALID_ARG);
 	mlsec_config_free(c);
 }
 
@@ -278,11 +282,13 @@ static void test_secrets_and_kafka(void **state)
 	setenv("MLSEC_KAFKA_SASL_PASSWORD", "kafka-pa55word", 1);
 	setenv("MLSEC_KAFKA_BROKERS", "127.0.0.1:1", 1);
 	mlsec_config *c = make();
-	assert_int_equal(mlsec_config_add_std(c, MLSEC_CONFIG_STD_KAFKA | MLSEC_CONFIG_STD_REDIS, NULL),
-			 MLSEC_OK);
+	assert_int_equal(
+	        mlsec_config_add_std(c, MLSEC_CONFIG_STD_KAFKA | MLSEC_CONFIG_STD_REDIS, NULL),
+	        MLSEC_OK);
 	mlsec_error err;
-	assert_int_equal(parse(c, &err, "--redis-url", "redis://:redis-pw-123@127.0.0.1:6379/0", NULL),
-			 MLSEC_OK);
+	assert_int_equal(
+	        parse(c, &err, "--redis-url", "redis://:redis-pw-123@127.0.0.1:6379/0", NULL),
+	        MLSEC_OK);
 	assert_string_equal(mlsec_config_get(c, "token"), "s3cr3t-t0ken");
 	assert_string_equal(mlsec_config_get(c, "kafka-brokers"), "127.0.0.1:1");
 
@@ -314,11 +320,12 @@ static void test_secrets_and_kafka(void **state)
 
 	/* A bad secret value is reported without echoing it. */
 	static const mlsec_config_option sec_int[] = {
-		{"pin", MLSEC_CONFIG_INT, NULL, 0, 0, NULL, NULL, MLSEC_CONFIG_SECRET, "pin"},
+	        {"pin", MLSEC_CONFIG_INT, NULL, 0, 0, NULL, NULL, MLSEC_CONFIG_SECRET, "pin"},
 	};
 	c = mlsec_config_new("x", NULL, NULL);
 	assert_int_equal(mlsec_config_add(c, sec_int, 1, NULL), MLSEC_OK);
-	assert_int_equal(parse(c, &err, "--pin", "hunter2-not-a-number", NULL), MLSEC_ERR_INVALID_ARG);
+	assert_int_equal(parse(c, &err, "--pin", "hunter2-not-a-number", NULL),
+	                 MLSEC_ERR_INVALID_ARG);
 	assert_null(strstr(err.text, "hunter2"));
 	mlsec_config_free(c);
 
@@ -344,7 +351,7 @@ static void test_alloc_failures(void **state)
 		mlsec_config *c = mlsec_config_new("mlsec-test", NULL, NULL);
 		mlsec_err rc = MLSEC_ERR_NOMEM;
 		if (c && (rc = mlsec_config_add(c, table, sizeof table / sizeof table[0], NULL)) ==
-			     MLSEC_OK)
+		                 MLSEC_OK)
 			rc = mlsec_config_parse(c, 6, argv, NULL, NULL);
 		mlsec_alloc_fail_after(-1);
 		if (rc == MLSEC_OK) {
@@ -364,14 +371,14 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_precedence),
-		cmocka_unit_test(test_bounds_and_types),
-		cmocka_unit_test(test_flag_errors_and_args),
-		cmocka_unit_test(test_required_and_help),
-		cmocka_unit_test(test_table_errors),
-		cmocka_unit_test(test_secrets_and_kafka),
-		cmocka_unit_test(test_alloc_failures),
+	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_precedence),
+	        cmocka_unit_test(test_bounds_and_types),
+	        cmocka_unit_test(test_flag_errors_and_args),
+	        cmocka_unit_test(test_required_and_help),
+	        cmocka_unit_test(test_table_errors),
+	        cmocka_unit_test(test_secrets_and_kafka),
+	        cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,7 +118,7 @@ static void test_json(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "svc")), "mlsec-tritond");
 	assert_string_equal(json_string_value(json_object_get(j, "job")), "abcdef");
 	assert_string_equal(json_string_value(json_object_get(j, "msg")),
-			    "quote \" backslash \\ newline \n tab \t ctl \x01 done");
+	                    "quote \" backslash \\ newline \n tab \t ctl \x01 done");
 	assert_non_null(json_object_get(j, "ts"));
 	json_decref(j);
 	j = json_loads(nl + 1, 0, &je);
@@ -135,7 +135,7 @@ static void *thread_logger(void *arg)
 	mlsec_log_set_job(job);
 	for (int i = 0; i < 200; i++)
 		MLSEC_LOGI("line %d from %s %s", i, job,
-			   "padding padding padding padding padding padding padding");
+		           "padding padding padding padding padding padding padding");
 	return NULL;
 }
 
@@ -217,12 +217,12 @@ static void test_shutdown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_levels),
-		cmocka_unit_test(test_text_one_line),
-		cmocka_unit_test(test_json),
-		cmocka_unit_test(test_threads_no_interleaving),
-		cmocka_unit_test(test_secret_redaction),
-		cmocka_unit_test(test_shutdown),
+	        cmocka_unit_test(test_levels),
+	        cmocka_unit_test(test_text_one_line),
+	        cmocka_unit_test(test_json),
+	        cmocka_unit_test(test_threads_no_interleaving),
+	        cmocka_unit_test(test_secret_redaction),
+	        cmocka_unit_test(test_shutdown),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

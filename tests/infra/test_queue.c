@@ -40,7 +40,7 @@ typedef struct sink {
 	char seen[MAX_SEEN][32];
 	int retry_key_once; /* RETRY the first delivery of key "retry-me" */
 	int retried;
-	int stop_on;        /* >0: on the nth message, stop and hand it back */
+	int stop_on; /* >0: on the nth message, stop and hand it back */
 	int delay_ms;
 	mlsec_err rc;
 } sink;
@@ -89,11 +89,11 @@ static void start_sink(sink *s, const char *group, const char *topic)
 	pthread_mutex_init(&s->lock, NULL);
 	const char *topics[] = {topic, NULL};
 	mlsec_worker_conf wc = {
-		.queue = {.brokers = g_broker.addr, .client_id = "test"},
-		.group = group,
-		.topics = topics,
-		.session_timeout_ms = 3000,
-		.retry_backoff_ms = 100,
+	        .queue = {.brokers = g_broker.addr, .client_id = "test"},
+	        .group = group,
+	        .topics = topics,
+	        .session_timeout_ms = 3000,
+	        .retry_backoff_ms = 100,
 	};
 	mlsec_error err;
 	assert_int_equal(mlsec_worker_new(&wc, &s->w, &err), MLSEC_OK);
@@ -143,9 +143,9 @@ static int has(sink *s, const char *key)
 static void send(const char *topic, const char *key)
 {
 	mlsec_error err;
-	assert_int_equal(mlsec_producer_send(g_prod, topic, key, strlen(key), key, strlen(key), 10000,
-					     &err),
-			 MLSEC_OK);
+	assert_int_equal(
+	        mlsec_producer_send(g_prod, topic, key, strlen(key), key, strlen(key), 10000, &err),
+	        MLSEC_OK);
 }
 
 static int group_setup(void **state)
@@ -248,8 +248,9 @@ static void test_commit_only_after_done(void **state)
 		char v[8];
 		snprintf(v, sizeof v, "m%d", i);
 		/* One key: one partition, so m1, m2, m3 arrive in order. */
-		assert_int_equal(mlsec_producer_send(g_prod, topic, "k", 1, v, strlen(v), 10000, &err),
-				 MLSEC_OK);
+		assert_int_equal(
+		        mlsec_producer_send(g_prod, topic, "k", 1, v, strlen(v), 10000, &err),
+		        MLSEC_OK);
 	}
 	pthread_join(a.thread, NULL); /* returns by itself after the hand-back */
 	assert_int_equal(a.rc, MLSEC_OK);
@@ -281,7 +282,8 @@ static void test_crash_redelivery(void **state)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		execl(g_self, g_self, "--crash-worker", g_broker.addr, topic, "mlsec-t4", (char *)NULL);
+		execl(g_self, g_self, "--crash-worker", g_broker.addr, topic, "mlsec-t4",
+		      (char *)NULL);
 		_exit(127);
 	}
 	int st;
@@ -360,13 +362,13 @@ static void test_revoke_callback(void **state)
 	memset(&a, 0, sizeof a);
 	pthread_mutex_init(&a.lock, NULL);
 	mlsec_worker_conf wc = {
-		.queue = {.brokers = g_broker.addr, .client_id = "test"},
-		.group = "mlsec-t-revoke",
-		.topics = topics,
-		.session_timeout_ms = 3000,
-		.retry_backoff_ms = 100,
-		.revoke_cb = on_revoke,
-		.revoke_ctx = &rv,
+	        .queue = {.brokers = g_broker.addr, .client_id = "test"},
+	        .group = "mlsec-t-revoke",
+	        .topics = topics,
+	        .session_timeout_ms = 3000,
+	        .retry_backoff_ms = 100,
+	        .revoke_cb = on_revoke,
+	        .revoke_ctx = &rv,
 	};
 	mlsec_error err;
 	assert_int_equal(mlsec_worker_new(&wc, &a.w, &err), MLSEC_OK);
@@ -405,7 +407,7 @@ static void test_unreachable_broker(void **state)
 	assert_true(rc == MLSEC_ERR_UNAVAILABLE || rc == MLSEC_ERR_TIMEOUT);
 	assert_true(mlsec_testenv_now_ms() - t0 < 3500);
 	assert_int_equal(mlsec_producer_send_async(p, "mlsec.results", NULL, 0, "y", 1, &err),
-			 MLSEC_OK);
+	                 MLSEC_OK);
 	assert_int_not_equal(mlsec_producer_flush(p, 2000, &err), MLSEC_OK);
 	mlsec_producer_free(p);
 }
@@ -423,9 +425,9 @@ static int crash_worker(const char *brokers, const char *topic, const char *grou
 {
 	const char *topics[] = {topic, NULL};
 	mlsec_worker_conf wc = {.queue = {.brokers = brokers},
-				.group = group,
-				.topics = topics,
-				.session_timeout_ms = 3000};
+	                        .group = group,
+	                        .topics = topics,
+	                        .session_timeout_ms = 3000};
 	mlsec_worker *w;
 	mlsec_error err;
 	if (mlsec_worker_new(&wc, &w, &err))
@@ -444,14 +446,14 @@ int main(int argc, char **argv)
 		return 1;
 	g_self[n] = '\0';
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_produce_consume),
-		cmocka_unit_test(test_retry_then_done),
-		cmocka_unit_test(test_commit_only_after_done),
-		cmocka_unit_test(test_crash_redelivery),
-		cmocka_unit_test(test_two_members_share),
-		cmocka_unit_test(test_revoke_callback),
-		cmocka_unit_test(test_unreachable_broker),
+	        cmocka_unit_test(test_names),
+	        cmocka_unit_test(test_produce_consume),
+	        cmocka_unit_test(test_retry_then_done),
+	        cmocka_unit_test(test_commit_only_after_done),
+	        cmocka_unit_test(test_crash_redelivery),
+	        cmocka_unit_test(test_two_members_share),
+	        cmocka_unit_test(test_revoke_callback),
+	        cmocka_unit_test(test_unreachable_broker),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	mlsec_log_shutdown();

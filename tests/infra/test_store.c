@@ -60,9 +60,9 @@ static void test_urls(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"http://127.0.0.1:6379", "redis://", "redis://:pw@", "redis://host:0",
-		"redis://host:65536", "redis://host:12x", "redis://host/abc", "redis://[::1",
-		"redis://@host", "redis://ho st", "redis://:p%zz@host", NULL};
+	        "http://127.0.0.1:6379", "redis://",         "redis://:pw@",       "redis://host:0",
+	        "redis://host:65536",    "redis://host:12x", "redis://host/abc",   "redis://[::1",
+	        "redis://@host",         "redis://ho st",    "redis://:p%zz@host", NULL};
 	mlsec_store *s;
 	mlsec_error err;
 	for (size_t i = 0; bad[i]; i++) {
@@ -70,14 +70,18 @@ static void test_urls(void **state)
 		assert_null(s);
 	}
 	assert_int_equal(mlsec_store_new("rediss://127.0.0.1:6380", 0, 0, &s, &err),
-			 MLSEC_ERR_UNSUPPORTED);
+	                 MLSEC_ERR_UNSUPPORTED);
 	/* The password never shows up in the error. */
 	assert_int_equal(mlsec_store_new("redis://:hunter22@ho st:1/0", 0, 0, &s, &err),
-			 MLSEC_ERR_INVALID_ARG);
+	                 MLSEC_ERR_INVALID_ARG);
 	assert_null(strstr(err.text, "hunter22"));
-	static const char *const good[] = {"redis://127.0.0.1", "redis://localhost:6380/2",
-					   "redis://:p%40ss@127.0.0.1:1/0", "redis://user:pw@h:2",
-					   "redis://[::1]:6379/1", "redis://user@h:2/1", NULL};
+	static const char *const good[] = {"redis://127.0.0.1",
+	                                   "redis://localhost:6380/2",
+	                                   "redis://:p%40ss@127.0.0.1:1/0",
+	                                   "redis://user:pw@h:2",
+	                                   "redis://[::1]:6379/1",
+	                                   "redis://user@h:2/1",
+	                                   NULL};
 	for (size_t i = 0; good[i]; i++) {
 		assert_int_equal(mlsec_store_new(good[i], 0, 0, &s, &err), MLSEC_OK);
 		mlsec_store_free(s);
@@ -126,7 +130,8 @@ static void test_generic(void **state)
 	assert_int_equal(mlsec_store_hget(s, "t:h", "state", &v, &len, &err), MLSEC_OK);
 	assert_string_equal(v, "running");
 	mlsec_free(v);
-	assert_int_equal(mlsec_store_hset_nx(s, "t:h", "state", "done", 4, &created, &err), MLSEC_OK);
+	assert_int_equal(mlsec_store_hset_nx(s, "t:h", "state", "done", 4, &created, &err),
+	                 MLSEC_OK);
 	assert_int_equal(created, 0);
 	assert_int_equal(mlsec_store_hget(s, "t:h", "nope", &v, &len, &err), MLSEC_ERR_NOT_FOUND);
 	assert_int_equal(mlsec_store_hincr(s, "t:h", "done", 2, &n, &err), MLSEC_OK);
@@ -147,14 +152,14 @@ static void test_jobs_and_results(void **state)
 	size_t len;
 	int created;
 	const char *job = "0123456789abcdef0123456789abcdef";
-	assert_int_equal(mlsec_store_job_create(s, job, "{\"state\":\"queued\"}", 18, 60000, &created,
-						&err),
-			 MLSEC_OK);
+	assert_int_equal(
+	        mlsec_store_job_create(s, job, "{\"state\":\"queued\"}", 18, 60000, &created, &err),
+	        MLSEC_OK);
 	assert_int_equal(created, 1);
 	assert_int_equal(mlsec_store_job_create(s, job, "{}", 2, 60000, &created, &err), MLSEC_OK);
 	assert_int_equal(created, 0);
 	assert_int_equal(mlsec_store_job_put(s, job, "{\"state\":\"done\"}", 16, 60000, &err),
-			 MLSEC_OK);
+	                 MLSEC_OK);
 	assert_int_equal(mlsec_store_job_get(s, job, &v, &len, &err), MLSEC_OK);
 	assert_string_equal(v, "{\"state\":\"done\"}");
 	mlsec_free(v);
@@ -166,11 +171,13 @@ static void test_jobs_and_results(void **state)
 	mlsec_free(v);
 
 	/* A redelivered duplicate must not create a second result. */
-	assert_int_equal(mlsec_store_result_put(s, job, "triton", "first", 5, 60000, &created, &err),
-			 MLSEC_OK);
+	assert_int_equal(
+	        mlsec_store_result_put(s, job, "triton", "first", 5, 60000, &created, &err),
+	        MLSEC_OK);
 	assert_int_equal(created, 1);
-	assert_int_equal(mlsec_store_result_put(s, job, "triton", "second", 6, 60000, &created, &err),
-			 MLSEC_OK);
+	assert_int_equal(
+	        mlsec_store_result_put(s, job, "triton", "second", 6, 60000, &created, &err),
+	        MLSEC_OK);
 	assert_int_equal(created, 0);
 	assert_int_equal(mlsec_store_result_get(s, job, "triton", &v, &len, &err), MLSEC_OK);
 	assert_string_equal(v, "first");
@@ -179,16 +186,19 @@ static void test_jobs_and_results(void **state)
 	assert_int_equal(mlsec_store_get(s, key, &v, NULL, &err), MLSEC_OK);
 	mlsec_free(v);
 	assert_int_equal(mlsec_store_result_get(s, job, "poison", &v, &len, &err),
-			 MLSEC_ERR_NOT_FOUND);
+	                 MLSEC_ERR_NOT_FOUND);
 
 	/* Ids that could reach other keys are refused before Redis sees them. */
-	static const char *const bad[] = {"", "a:b", "../x", "a b", "a*",
-					  "0123456789012345678901234567890123456789012345678901234567890123456789",
-					  NULL};
+	static const char *const bad[] = {
+	        "",     "a:b",
+	        "../x", "a b",
+	        "a*",   "0123456789012345678901234567890123456789012345678901234567890123456789",
+	        NULL};
 	for (size_t i = 0; bad[i]; i++) {
-		assert_int_equal(mlsec_store_job_get(s, bad[i], &v, &len, &err), MLSEC_ERR_INVALID_ARG);
+		assert_int_equal(mlsec_store_job_get(s, bad[i], &v, &len, &err),
+		                 MLSEC_ERR_INVALID_ARG);
 		assert_int_equal(mlsec_store_result_put(s, job, bad[i], "x", 1, 0, &created, &err),
-				 MLSEC_ERR_INVALID_ARG);
+		                 MLSEC_ERR_INVALID_ARG);
 	}
 	mlsec_store_free(s);
 }
@@ -218,9 +228,9 @@ static void test_events(void **state)
 	for (int i = 0; i < 3; i++) {
 		char data[32];
 		int n = snprintf(data, sizeof data, "{\"n\":%d}", i);
-		assert_int_equal(mlsec_store_event_append(s, "jobev", data, (size_t)n, 0, 60000, id[i],
-							  &err),
-				 MLSEC_OK);
+		assert_int_equal(mlsec_store_event_append(s, "jobev", data, (size_t)n, 0, 60000,
+		                                          id[i], &err),
+		                 MLSEC_OK);
 		assert_true(strlen(id[i]) > 2);
 	}
 	mlsec_store_events ev;
@@ -252,7 +262,7 @@ static void test_events(void **state)
 	pthread_create(&t, NULL, blocking_reader, &a);
 	sleep_ms(300);
 	assert_int_equal(mlsec_store_event_append(s, "jobev2", "verdict", 7, 0, 0, NULL, &err),
-			 MLSEC_OK);
+	                 MLSEC_OK);
 	pthread_join(t, NULL);
 	assert_int_equal(a.rc, MLSEC_OK);
 	assert_int_equal(a.ev.count, 1);
@@ -262,7 +272,7 @@ static void test_events(void **state)
 	mlsec_store_free(a.s);
 
 	assert_int_equal(mlsec_store_events_read(s, "bad:id", "0", 10, 0, &ev, &err),
-			 MLSEC_ERR_INVALID_ARG);
+	                 MLSEC_ERR_INVALID_ARG);
 	mlsec_store_free(s);
 }
 
@@ -403,7 +413,7 @@ static void test_reconnect_and_down(void **state)
 	long long t0 = mlsec_testenv_now_ms();
 	mlsec_store_events ev;
 	assert_int_equal(mlsec_store_events_read(s, "j", "0", 1, 1000, &ev, &err),
-			 MLSEC_ERR_UNAVAILABLE);
+	                 MLSEC_ERR_UNAVAILABLE);
 	assert_true(mlsec_testenv_now_ms() - t0 < 1500);
 
 	/* Back again: works without a new handle. */
@@ -441,14 +451,14 @@ static void test_silent_server_times_out(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_urls),
-		cmocka_unit_test(test_generic),
-		cmocka_unit_test(test_jobs_and_results),
-		cmocka_unit_test(test_events),
-		cmocka_unit_test(test_deadlines),
-		cmocka_unit_test(test_auth_and_db),
-		cmocka_unit_test(test_reconnect_and_down),
-		cmocka_unit_test(test_silent_server_times_out),
+	        cmocka_unit_test(test_urls),
+	        cmocka_unit_test(test_generic),
+	        cmocka_unit_test(test_jobs_and_results),
+	        cmocka_unit_test(test_events),
+	        cmocka_unit_test(test_deadlines),
+	        cmocka_unit_test(test_auth_and_db),
+	        cmocka_unit_test(test_reconnect_and_down),
+	        cmocka_unit_test(test_silent_server_times_out),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -181,8 +181,8 @@ int mlsec_testenv_redis_start(mlsec_testenv_proc *p, int port, const char *passw
 	for (long long end = mlsec_testenv_now_ms() + 5000; mlsec_testenv_now_ms() < end;) {
 		if (port_open(p->port)) {
 			snprintf(p->addr, sizeof p->addr, "redis://%s%s%s127.0.0.1:%d/0",
-				 password ? ":" : "", password ? password : "", password ? "@" : "",
-				 p->port);
+			         password ? ":" : "", password ? password : "", password ? "@" : "",
+			         p->port);
 			return 0;
 		}
 		if (exited(p))

@@ -15,10 +15,10 @@
 #include <sys/types.h>
 
 typedef struct mlsec_testenv_proc {
-	pid_t pid;       /* 0 when not running */
-	int port;        /* redis: its port */
-	char addr[320];  /* redis: redis://127.0.0.1:<port>/0; broker: bootstrap list */
-	char dir[256];   /* scratch directory of the process (removed on stop) */
+	pid_t pid;      /* 0 when not running */
+	int port;       /* redis: its port */
+	char addr[320]; /* redis: redis://127.0.0.1:<port>/0; broker: bootstrap list */
+	char dir[256];  /* scratch directory of the process (removed on stop) */
 } mlsec_testenv_proc;
 
 /* A currently free TCP port on 127.0.0.1 (bind to port 0, read, close). */

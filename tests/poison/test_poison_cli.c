@@ -189,8 +189,8 @@ static void test_monitor_nothing_checked(void **state)
 	char dir[512], path[600];
 	/* two workers x 2,000 steps: every step is "thin" */
 	snprintf(dir, sizeof dir, "%s/two", tmpdir);
-	char *sim2[] = {"mlsec", "poison-monitor", "simulate", "--workers", "2", "--steps",
-	                "2000",  "--log-dir",      dir,        NULL};
+	char *sim2[] = {"mlsec",   "poison-monitor", "simulate",  "--workers", "2",
+	                "--steps", "2000",           "--log-dir", dir,         NULL};
 	assert_int_equal(run(sim2), 0);
 	char *two[] = {"mlsec", "poison-monitor", "monitor", "--log-dir", dir, NULL};
 	assert_int_equal(run(two), 1);
@@ -218,8 +218,8 @@ static void test_monitor_nothing_checked(void **state)
 	assert_int_equal(run(shrt), 1);
 	assert_non_null(strstr(errb, "warm-up"));
 	/* the same run with a shorter warm-up is checked */
-	char *shrt2[] = {"mlsec", "poison-monitor", "monitor", "--log-dir", dir,
-	                 "--warmup", "10", NULL};
+	char *shrt2[] = {"mlsec", "poison-monitor", "monitor", "--log-dir",
+	                 dir,     "--warmup",       "10",      NULL};
 	assert_int_equal(run(shrt2), 0);
 }
 

@@ -237,7 +237,8 @@ static void test_future_step_does_not_blind(void **state)
 		for (unsigned r = 0; r < s.workers; r++) {
 			mlsec_poison_record rec;
 			if (mlsec_poison_sim_record(&s, r, t, &rec))
-				assert_int_equal(mlsec_poison_detector_feed(d, &rec, NULL), MLSEC_OK);
+				assert_int_equal(mlsec_poison_detector_feed(d, &rec, NULL),
+				                 MLSEC_OK);
 		}
 		if (t == 300) {
 			mlsec_poison_record rec;

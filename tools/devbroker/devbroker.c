@@ -23,20 +23,22 @@
 #include "mlsec/shutdown.h"
 
 static const mlsec_config_option options[] = {
-	{"brokers", MLSEC_CONFIG_INT, "1", 1, 3, NULL, "MLSEC_DEVBROKER_BROKERS", 0,
-	 "number of mock brokers"},
-	{"partitions", MLSEC_CONFIG_INT, "4", 1, 64, NULL, "MLSEC_DEVBROKER_PARTITIONS", 0,
-	 "partitions of every mlsec topic"},
-	{"bootstrap-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_DEVBROKER_BOOTSTRAP_FILE", 0,
-	 "also write MLSEC_KAFKA_BROKERS=<bootstrap> to this file (atomically, once ready)"},
+        {"brokers", MLSEC_CONFIG_INT, "1", 1, 3, NULL, "MLSEC_DEVBROKER_BROKERS", 0,
+         "number of mock brokers"},
+        {"partitions", MLSEC_CONFIG_INT, "4", 1, 64, NULL, "MLSEC_DEVBROKER_PARTITIONS", 0,
+         "partitions of every mlsec topic"},
+        {"bootstrap-file", MLSEC_CONFIG_STRING, NULL, 0, 0, NULL, "MLSEC_DEVBROKER_BOOTSTRAP_FILE",
+         0, "also write MLSEC_KAFKA_BROKERS=<bootstrap> to this file (atomically, once ready)"},
 };
 
 /* Keeps librdkafka's own chatter in our log format. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
-	MLSEC_LOG(level <= 3 ? MLSEC_LOG_ERROR : level == 4 ? MLSEC_LOG_WARN : MLSEC_LOG_DEBUG, NULL,
-		  "kafka %s: %s", fac, buf);
+	MLSEC_LOG(level <= 3   ? MLSEC_LOG_ERROR
+	          : level == 4 ? MLSEC_LOG_WARN
+	                       : MLSEC_LOG_DEBUG,
+	          NULL, "kafka %s: %s", fac, buf);
 }
 
 static int create_topics(rd_kafka_mock_cluster_t *mc, int partitions, int replication)
@@ -48,7 +50,7 @@ static int create_topics(rd_kafka_mock_cluster_t *mc, int partitions, int replic
 			return -1;
 	}
 	static const char *const shared[] = {MLSEC_TOPIC_RESULTS, MLSEC_TOPIC_GRADIENTS,
-					     MLSEC_TOPIC_ALERTS};
+	                                     MLSEC_TOPIC_ALERTS};
 	for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
 		if (rd_kafka_mock_topic_create(mc, shared[i], partitions, replication))
 			return -1;
@@ -86,8 +88,9 @@ int main(int argc, char **argv)
 	rd_kafka_t *rk = NULL;
 	rd_kafka_mock_cluster_t *mc = NULL;
 	mlsec_config *cfg = mlsec_config_new(
-		"mlsec-devbroker", "Embedded Kafka-protocol broker on loopback for development and tests.",
-		"[options]");
+	        "mlsec-devbroker",
+	        "Embedded Kafka-protocol broker on loopback for development and tests.",
+	        "[options]");
 	if (!cfg) {
 		fprintf(stderr, "mlsec-devbroker: out of memory\n");
 		return 1;
@@ -107,7 +110,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (mlsec_config_argc(cfg) > 0) {
-		fprintf(stderr, "mlsec-devbroker: unexpected argument '%s'\n", mlsec_config_argv(cfg)[0]);
+		fprintf(stderr, "mlsec-devbroker: unexpected argument '%s'\n",
+		        mlsec_config_argv(cfg)[0]);
 		goto out;
 	}
 	if (mlsec_config_setup_log(cfg, &err) || mlsec_shutdown_install(&err)) {
@@ -143,7 +147,7 @@ int main(int argc, char **argv)
 		int n = snprintf(line, sizeof line, "MLSEC_KAFKA_BROKERS=%s\n", bootstrap);
 		if (n < 0 || (size_t)n >= sizeof line || write_file(file, line) != 0) {
 			fprintf(stderr, "mlsec-devbroker: cannot write %s: %s\n", file,
-				strerror(errno));
+			        strerror(errno));
 			goto out;
 		}
 		wrote_file = 1;
@@ -151,7 +155,7 @@ int main(int argc, char **argv)
 	printf("MLSEC_KAFKA_BROKERS=%s\n", bootstrap);
 	fflush(stdout);
 	MLSEC_LOGI("mock Kafka cluster ready: %d broker(s) at %s, pid %ld", nbrokers, bootstrap,
-		   (long)getpid());
+	           (long)getpid());
 
 	mlsec_shutdown_wait(-1);
 	MLSEC_LOGI("shutting down (signal %d)", mlsec_shutdown_signal());

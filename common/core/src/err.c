@@ -6,20 +6,20 @@
 #include "mlsec/err.h"
 
 static const char *const messages[MLSEC_ERR__COUNT] = {
-	[MLSEC_OK] = "success",
-	[MLSEC_ERR_NOMEM] = "out of memory",
-	[MLSEC_ERR_IO] = "I/O error",
-	[MLSEC_ERR_INVALID_ARG] = "invalid argument",
-	[MLSEC_ERR_NOT_FOUND] = "not found",
-	[MLSEC_ERR_PARSE] = "parse error",
-	[MLSEC_ERR_LIMIT] = "limit exceeded",
-	[MLSEC_ERR_UNSUPPORTED] = "unsupported",
-	[MLSEC_ERR_PERMISSION] = "permission denied",
-	[MLSEC_ERR_TIMEOUT] = "timed out",
-	[MLSEC_ERR_UNAVAILABLE] = "service unavailable",
-	[MLSEC_ERR_AUTH] = "authentication failed",
-	[MLSEC_ERR_INTERNAL] = "internal error",
-	[MLSEC_ERR_INTEGRITY] = "integrity check failed",
+        [MLSEC_OK] = "success",
+        [MLSEC_ERR_NOMEM] = "out of memory",
+        [MLSEC_ERR_IO] = "I/O error",
+        [MLSEC_ERR_INVALID_ARG] = "invalid argument",
+        [MLSEC_ERR_NOT_FOUND] = "not found",
+        [MLSEC_ERR_PARSE] = "parse error",
+        [MLSEC_ERR_LIMIT] = "limit exceeded",
+        [MLSEC_ERR_UNSUPPORTED] = "unsupported",
+        [MLSEC_ERR_PERMISSION] = "permission denied",
+        [MLSEC_ERR_TIMEOUT] = "timed out",
+        [MLSEC_ERR_UNAVAILABLE] = "service unavailable",
+        [MLSEC_ERR_AUTH] = "authentication failed",
+        [MLSEC_ERR_INTERNAL] = "internal error",
+        [MLSEC_ERR_INTEGRITY] = "integrity check failed",
 };
 
 const char *mlsec_strerror(mlsec_err code)
@@ -38,7 +38,7 @@ void mlsec_error_clear(mlsec_error *err)
 }
 
 __attribute__((format(printf, 3, 0))) static void vset(mlsec_error *err, mlsec_err code,
-						      const char *fmt, va_list ap)
+                                                       const char *fmt, va_list ap)
 {
 	err->code = code;
 	if (fmt)
@@ -59,7 +59,7 @@ mlsec_err mlsec_error_set(mlsec_error *err, mlsec_err code, const char *fmt, ...
 }
 
 mlsec_err mlsec_error_set_at(mlsec_error *err, mlsec_err code, const char *file, long line,
-			     long column, long long offset, const char *fmt, ...)
+                             long column, long long offset, const char *fmt, ...)
 {
 	if (err) {
 		va_list ap;

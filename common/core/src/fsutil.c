@@ -25,13 +25,13 @@
 static mlsec_err errno_err(mlsec_error *err, int e, const char *path)
 {
 	mlsec_err code = e == ENOENT || e == ENOTDIR ? MLSEC_ERR_NOT_FOUND
-			 : e == EACCES || e == EPERM ? MLSEC_ERR_PERMISSION
-						     : MLSEC_ERR_IO;
+	                 : e == EACCES || e == EPERM ? MLSEC_ERR_PERMISSION
+	                                             : MLSEC_ERR_IO;
 	return mlsec_error_set(err, code, "%s: %s", path, strerror(e));
 }
 
 mlsec_err mlsec_file_read_all(const char *path, size_t max, char **out, size_t *len,
-			      mlsec_error *err)
+                              mlsec_error *err)
 {
 	*out = NULL;
 	if (len)
@@ -51,8 +51,9 @@ mlsec_err mlsec_file_read_all(const char *path, size_t max, char **out, size_t *
 	}
 	if ((unsigned long long)st.st_size > max) {
 		close(fd);
-		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "%s: %lld bytes exceeds the limit of %zu",
-				       path, (long long)st.st_size, max);
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+		                       "%s: %lld bytes exceeds the limit of %zu", path,
+		                       (long long)st.st_size, max);
 	}
 	/* The file may grow while we read; never read past max. */
 	size_t cap = (size_t)st.st_size + 1, n = 0;
@@ -70,7 +71,8 @@ mlsec_err mlsec_file_read_all(const char *path, size_t max, char **out, size_t *
 					close(fd);
 					mlsec_free(buf);
 					return mlsec_error_set(err, MLSEC_ERR_LIMIT,
-							       "%s: exceeds the limit of %zu", path, max);
+					                       "%s: exceeds the limit of %zu", path,
+					                       max);
 				}
 				break;
 			}
@@ -79,7 +81,8 @@ mlsec_err mlsec_file_read_all(const char *path, size_t max, char **out, size_t *
 			if (!nb) {
 				close(fd);
 				mlsec_free(buf);
-				return mlsec_error_set(err, MLSEC_ERR_NOMEM, "%s: out of memory", path);
+				return mlsec_error_set(err, MLSEC_ERR_NOMEM, "%s: out of memory",
+				                       path);
 			}
 			buf = nb;
 			cap = ncap;
@@ -106,7 +109,7 @@ mlsec_err mlsec_file_read_all(const char *path, size_t max, char **out, size_t *
 }
 
 mlsec_err mlsec_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
-				  mlsec_error *err)
+                                  mlsec_error *err)
 {
 	char *tmp = mlsec_sprintf("%s.tmp.XXXXXX", path);
 	if (!tmp)
@@ -148,8 +151,7 @@ fail:;
 	return errno_err(err, e ? e : EIO, path);
 }
 
-mlsec_err mlsec_path_confine(const char *root, const char *path, char **resolved,
-			     mlsec_error *err)
+mlsec_err mlsec_path_confine(const char *root, const char *path, char **resolved, mlsec_error *err)
 {
 	*resolved = NULL;
 	char rroot[PATH_MAX], rpath[PATH_MAX];
@@ -160,10 +162,10 @@ mlsec_err mlsec_path_confine(const char *root, const char *path, char **resolved
 	size_t n = strlen(rroot);
 	/* "/" as root admits everything; otherwise require root + '/' prefix. */
 	int inside = (n == 1 && rroot[0] == '/') ||
-		     (strncmp(rpath, rroot, n) == 0 && (rpath[n] == '/' || rpath[n] == '\0'));
+	             (strncmp(rpath, rroot, n) == 0 && (rpath[n] == '/' || rpath[n] == '\0'));
 	if (!inside)
 		return mlsec_error_set(err, MLSEC_ERR_PERMISSION,
-				       "%s: resolves outside the artifact root", path);
+		                       "%s: resolves outside the artifact root", path);
 	*resolved = mlsec_strdup(rpath);
 	return *resolved ? MLSEC_OK : mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 }
@@ -312,7 +314,7 @@ static _Thread_local const char *sort_names;
 static int cmp_ent(const void *a, const void *b)
 {
 	return strcoll(sort_names + ((const walk_ent *)a)->off,
-		       sort_names + ((const walk_ent *)b)->off);
+	               sort_names + ((const walk_ent *)b)->off);
 }
 
 static mlsec_err walk(walk_ctx *w, int dfd, size_t len, int depth);
@@ -322,8 +324,8 @@ static mlsec_err walk(walk_ctx *w, int dfd, size_t len, int depth);
  * into a directory, keep a wanted file. name is not used once the walk
  * below starts (it may point into w->names, which can move).
  */
-static mlsec_err walk_entry(walk_ctx *w, int dfd, size_t dlen, const char *name,
-			    unsigned char type, int depth)
+static mlsec_err walk_entry(walk_ctx *w, int dfd, size_t dlen, const char *name, unsigned char type,
+                            int depth)
 {
 	size_t nlen = strlen(name);
 	if (!path_reserve(w, dlen + nlen + 2))
@@ -336,9 +338,9 @@ static mlsec_err walk_entry(walk_ctx *w, int dfd, size_t dlen, const char *name,
 	if (type == DT_UNKNOWN) {
 		struct stat st;
 		type = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ? DT_UNKNOWN
-		       : S_ISDIR(st.st_mode)				   ? DT_DIR
-		       : S_ISREG(st.st_mode)				   ? DT_REG
-									   : DT_UNKNOWN;
+		       : S_ISDIR(st.st_mode)                             ? DT_DIR
+		       : S_ISREG(st.st_mode)                             ? DT_REG
+		                                                         : DT_UNKNOWN;
 	}
 	if (type == DT_DIR) {
 		int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -349,11 +351,11 @@ static mlsec_err walk_entry(walk_ctx *w, int dfd, size_t dlen, const char *name,
 	if (type == DT_REG) {
 		const char *rel = flen >= w->base_len ? full + w->base_len : full;
 		int want = w->pattern ? glob_match(w->pattern, rel)
-				      : (!w->filter || w->filter(full, name, w->filter_ctx));
+		                      : (!w->filter || w->filter(full, name, w->filter_ctx));
 		if (want) {
 			if (atomic_fetch_add(w->files, 1) + 1 > MLSEC_WALK_MAX_FILES)
-				return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "more than %d files",
-						       MLSEC_WALK_MAX_FILES);
+				return mlsec_error_set(w->err, MLSEC_ERR_LIMIT,
+				                       "more than %d files", MLSEC_WALK_MAX_FILES);
 			if (mlsec_strlist_push(w->out, full) != MLSEC_OK)
 				return mlsec_error_set(w->err, MLSEC_ERR_NOMEM, "out of memory");
 		}
@@ -393,11 +395,11 @@ static void *walk_worker_run(void *arg)
 	walk_par *wp = ww->wp;
 	walk_ctx *w = wp->w;
 	walk_ctx tw = {.filter = w->filter,
-		       .filter_ctx = w->filter_ctx,
-		       .pattern = w->pattern,
-		       .base_len = w->base_len,
-		       .files = w->files,
-		       .err = &ww->err};
+	               .filter_ctx = w->filter_ctx,
+	               .pattern = w->pattern,
+	               .base_len = w->base_len,
+	               .files = w->files,
+	               .err = &ww->err};
 	mlsec_error_clear(&ww->err);
 	ww->failed = SIZE_MAX;
 	ww->rc = MLSEC_OK;
@@ -412,8 +414,9 @@ static void *walk_worker_run(void *arg)
 			break;
 		tw.out = &wp->lists[i];
 		const walk_ent *e = &w->ents[wp->ents0 + i];
-		mlsec_err rc = ok ? walk_entry(&tw, wp->dfd, wp->dlen, w->names + e->off, e->type, 0)
-				  : mlsec_error_set(&ww->err, MLSEC_ERR_NOMEM, "out of memory");
+		mlsec_err rc =
+		        ok ? walk_entry(&tw, wp->dfd, wp->dlen, w->names + e->off, e->type, 0)
+		           : mlsec_error_set(&ww->err, MLSEC_ERR_NOMEM, "out of memory");
 		if (rc != MLSEC_OK) {
 			ww->rc = rc;
 			ww->failed = i;
@@ -445,7 +448,8 @@ static mlsec_err walk_parallel(walk_ctx *w, int dfd, size_t dlen, size_t ents0, 
 	if (nt < 2) {
 		mlsec_err rc = MLSEC_OK;
 		for (size_t i = ents0; i < ents0 + count && rc == MLSEC_OK; i++)
-			rc = walk_entry(w, dfd, dlen, w->names + w->ents[i].off, w->ents[i].type, 0);
+			rc = walk_entry(w, dfd, dlen, w->names + w->ents[i].off, w->ents[i].type,
+			                0);
 		return rc;
 	}
 	walk_par wp = {.w = w, .dfd = dfd, .dlen = dlen, .ents0 = ents0, .count = count};
@@ -500,7 +504,8 @@ static mlsec_err walk_parallel(walk_ctx *w, int dfd, size_t dlen, size_t ents0, 
 			continue;
 		}
 		if (l->count)
-			memcpy(w->out->items + w->out->count, l->items, l->count * sizeof *l->items);
+			memcpy(w->out->items + w->out->count, l->items,
+			       l->count * sizeof *l->items);
 		w->out->count += l->count;
 		mlsec_free(l->items);
 	}
@@ -522,8 +527,8 @@ static mlsec_err walk(walk_ctx *w, int dfd, size_t len, int depth)
 	w->path[len] = '\0';
 	if (depth > MLSEC_WALK_MAX_DEPTH) {
 		close(dfd);
-		return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "%s: deeper than %d levels", w->path,
-				       MLSEC_WALK_MAX_DEPTH);
+		return mlsec_error_set(w->err, MLSEC_ERR_LIMIT, "%s: deeper than %d levels",
+		                       w->path, MLSEC_WALK_MAX_DEPTH);
 	}
 	size_t names0 = w->nnames, ents0 = w->nents;
 	mlsec_err rc = MLSEC_OK;
@@ -562,7 +567,7 @@ static mlsec_err walk(walk_ctx *w, int dfd, size_t len, int depth)
 		for (size_t i = ents0; i < ents0 + count && rc == MLSEC_OK; i++)
 			/* w->names may move while subdirectories are walked: index it. */
 			rc = walk_entry(w, dfd, dlen, w->names + w->ents[i].off, w->ents[i].type,
-					depth);
+			                depth);
 	w->nnames = names0;
 	w->nents = ents0;
 	close(dfd);
@@ -637,7 +642,7 @@ static mlsec_err expand_glob(walk_ctx *w, const char *target)
 }
 
 mlsec_err mlsec_targets_expand(const char *const *targets, size_t n, mlsec_target_filter filter,
-			       void *ctx, mlsec_strlist *out, mlsec_error *err)
+                               void *ctx, mlsec_strlist *out, mlsec_error *err)
 {
 	atomic_size_t files;
 	atomic_init(&files, 0);
@@ -653,7 +658,8 @@ mlsec_err mlsec_targets_expand(const char *const *targets, size_t n, mlsec_targe
 				rc = walk_from(&w, t);
 				if (rc == MLSEC_OK && out->count == before)
 					rc = mlsec_error_set(err, MLSEC_ERR_NOT_FOUND,
-							     "%s: no matching files in directory", t);
+					                     "%s: no matching files in directory",
+					                     t);
 			} else if (mlsec_strlist_push(out, t) != MLSEC_OK) {
 				rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 			}
@@ -661,7 +667,7 @@ mlsec_err mlsec_targets_expand(const char *const *targets, size_t n, mlsec_targe
 			rc = expand_glob(&w, t);
 			if (rc == MLSEC_OK && out->count == before)
 				rc = mlsec_error_set(err, MLSEC_ERR_NOT_FOUND,
-						     "%s: pattern matches no files", t);
+				                     "%s: pattern matches no files", t);
 		} else {
 			rc = errno_err(err, errno, t);
 		}

@@ -5,7 +5,7 @@
 #include "mlsec/options.h"
 
 mlsec_err mlsec_option_number(const json_t *v, const char *key, double lo, double hi, double *out,
-			      mlsec_error *err)
+                              mlsec_error *err)
 {
 	double d;
 	if (json_is_number(v)) {
@@ -15,27 +15,28 @@ mlsec_err mlsec_option_number(const json_t *v, const char *key, double lo, doubl
 		char *end;
 		d = strtod(s, &end);
 		if (end == s || *end)
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number", key);
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "option %s: not a number", key);
 	} else {
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: not a number", key);
 	}
 	if (!(d >= lo && d <= hi)) /* also rejects NaN */
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: %g is outside [%g, %g]",
-				       key, d, lo, hi);
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "option %s: %g is outside [%g, %g]", key, d, lo, hi);
 	*out = d;
 	return MLSEC_OK;
 }
 
-mlsec_err mlsec_option_integer(const json_t *v, const char *key, double lo, double hi,
-			       double *out, mlsec_error *err)
+mlsec_err mlsec_option_integer(const json_t *v, const char *key, double lo, double hi, double *out,
+                               mlsec_error *err)
 {
 	double d;
 	mlsec_err rc = mlsec_option_number(v, key, lo, hi, &d, err);
 	if (rc != MLSEC_OK)
 		return rc;
 	if (d != floor(d))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: %g is not an integer",
-				       key, d);
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "option %s: %g is not an integer", key, d);
 	*out = d;
 	return MLSEC_OK;
 }

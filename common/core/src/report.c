@@ -10,7 +10,7 @@
 #include "report_impl.h"
 
 static const char *const severity_names[MLSEC_SEV__COUNT] = {"info", "low", "medium", "high",
-							      "critical"};
+                                                             "critical"};
 
 const char *mlsec_severity_name(mlsec_severity s)
 {
@@ -280,7 +280,7 @@ json_t *mlsec_artifact_details(mlsec_artifact *a)
 }
 
 mlsec_err mlsec_artifact_set_details_fill(mlsec_artifact *a, mlsec_details_fill_fn fn,
-					  const void *data, size_t size)
+                                          const void *data, size_t size)
 {
 	void *copy = NULL;
 	if (size) {
@@ -337,8 +337,8 @@ vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev, const char *tit
 }
 
 mlsec_finding *mlsec_artifact_add_finding(mlsec_artifact *a, const char *rule_id,
-					  mlsec_severity sev, const char *title,
-					  const char *detail_fmt, ...)
+                                          mlsec_severity sev, const char *title,
+                                          const char *detail_fmt, ...)
 {
 	va_list ap;
 	va_start(ap, detail_fmt);
@@ -358,27 +358,28 @@ const mlsec_finding *mlsec_artifact_finding(const mlsec_artifact *a, size_t i)
 }
 
 mlsec_finding *mlsec_artifact_add_malformed(mlsec_artifact *a, const char *rule_prefix,
-					    const mlsec_error *err)
+                                            const mlsec_error *err)
 {
 	char rule[64];
 	snprintf(rule, sizeof rule, "%s-MALFORMED", rule_prefix ? rule_prefix : "MLSEC");
 	const char *text = err && err->text[0] ? err->text : "the artifact could not be parsed";
 	mlsec_finding *f = mlsec_artifact_add_finding(
-		a, rule, MLSEC_SEV_HIGH, "Artifact could not be parsed (failing closed)", "%s", text);
+	        a, rule, MLSEC_SEV_HIGH, "Artifact could not be parsed (failing closed)", "%s",
+	        text);
 	if (!f || !err)
 		return f;
 	if (mlsec_finding_set_location(f, err->file[0] ? err->file : NULL, err->line, err->column,
-				       NULL) != MLSEC_OK)
+	                               NULL) != MLSEC_OK)
 		return f;
 	f->offset = err->offset;
 	mlsec_finding_set_remediation(f, "Do not deploy an artifact that mlsec cannot parse: "
-					 "regenerate it from a trusted source, or report a parser "
-					 "bug if the file is known good.");
+	                                 "regenerate it from a trusted source, or report a parser "
+	                                 "bug if the file is known good.");
 	return f;
 }
 
 mlsec_err mlsec_finding_set_location(mlsec_finding *f, const char *file, long line, long column,
-				     const char *field)
+                                     const char *field)
 {
 	report_arena *ar = finding_arena(f);
 	if (set_str(ar, &f->file, file) != MLSEC_OK || set_str(ar, &f->field, field) != MLSEC_OK)
@@ -411,7 +412,7 @@ mlsec_err mlsec_finding_set_evidence(mlsec_finding *f, const char *key, const ch
 		if (!v)
 			v = "(null)";
 		return mlsec_finding_set_evidence_json(f, key,
-						       json_stringn(v, strnlen(v, sizeof buf - 1)));
+		                                       json_stringn(v, strnlen(v, sizeof buf - 1)));
 	}
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);

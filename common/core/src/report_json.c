@@ -35,7 +35,8 @@ static json_t *finding_to_json(const mlsec_finding *f)
 		json_object_set_new(o, "evidence", json_object());
 	else
 		json_object_set(o, "evidence", f->evidence);
-	json_object_set_new(o, "remediation", f->remediation ? json_string(f->remediation) : json_null());
+	json_object_set_new(o, "remediation",
+	                    f->remediation ? json_string(f->remediation) : json_null());
 	return o;
 }
 
@@ -45,7 +46,7 @@ static json_t *counts_to_json(const size_t counts[MLSEC_SEV__COUNT])
 	size_t total = 0;
 	for (int i = 0; s && i < MLSEC_SEV__COUNT; i++) {
 		json_object_set_new(s, mlsec_severity_name((mlsec_severity)i),
-				    json_integer((json_int_t)counts[i]));
+		                    json_integer((json_int_t)counts[i]));
 		total += counts[i];
 	}
 	if (s)
@@ -87,7 +88,8 @@ json_t *mlsec_report_to_json(const mlsec_report *r, mlsec_severity gate)
 		}
 		json_object_set_new(ja, "path", json_string(a->path));
 		json_object_set_new(ja, "stage", json_string(a->stage));
-		json_object_set_new(ja, "sha256", a->sha256[0] ? json_string(a->sha256) : json_null());
+		json_object_set_new(ja, "sha256",
+		                    a->sha256[0] ? json_string(a->sha256) : json_null());
 		json_object_set_new(ja, "size", json_integer((json_int_t)a->size));
 		json_object_set_new(ja, "format", json_string(a->format));
 		json_object_set_new(ja, "findings", fs);
@@ -146,17 +148,17 @@ static mlsec_err merge_finding(mlsec_artifact *a, const json_t *jf, mlsec_error 
 	if (!rule)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE, "finding has no rule_id");
 	const char *detail = str_or(jf, "detail", NULL);
-	mlsec_finding *f = detail ? mlsec_artifact_add_finding(a, rule, sev, str_or(jf, "title", ""),
-							       "%s", detail)
-				  : mlsec_artifact_add_finding(a, rule, sev, str_or(jf, "title", ""),
-							       NULL);
+	mlsec_finding *f =
+	        detail ? mlsec_artifact_add_finding(a, rule, sev, str_or(jf, "title", ""), "%s",
+	                                            detail)
+	               : mlsec_artifact_add_finding(a, rule, sev, str_or(jf, "title", ""), NULL);
 	if (!f)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	const json_t *loc = json_object_get(jf, "location");
 	if (json_is_object(loc)) {
-		if (mlsec_finding_set_location(f, str_or(loc, "file", NULL), (long)int_or(loc, "line", 0),
-					       (long)int_or(loc, "column", 0),
-					       str_or(loc, "field", NULL)) != MLSEC_OK)
+		if (mlsec_finding_set_location(
+		            f, str_or(loc, "file", NULL), (long)int_or(loc, "line", 0),
+		            (long)int_or(loc, "column", 0), str_or(loc, "field", NULL)) != MLSEC_OK)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		f->offset = int_or(loc, "offset", -1);
 	}
@@ -182,14 +184,16 @@ mlsec_err mlsec_report_merge_json(mlsec_report *r, const json_t *json, mlsec_err
 	json_array_foreach(arts, i, ja)
 	{
 		if (!json_is_object(ja))
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "artifact %zu is not an object", i);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                       "artifact %zu is not an object", i);
 		mlsec_artifact *a = mlsec_report_add_artifact(r, str_or(ja, "path", ""),
-							      str_or(ja, "format", "unknown"));
+		                                              str_or(ja, "format", "unknown"));
 		if (!a || mlsec_artifact_set_stage(a, str_or(ja, "stage", stage)) != MLSEC_OK)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		const char *sha = str_or(ja, "sha256", NULL);
 		json_int_t size = json_integer_value(json_object_get(ja, "size"));
-		if (sha && mlsec_artifact_set_digest(a, sha, size > 0 ? (uint64_t)size : 0) != MLSEC_OK)
+		if (sha &&
+		    mlsec_artifact_set_digest(a, sha, size > 0 ? (uint64_t)size : 0) != MLSEC_OK)
 			return mlsec_error_set(err, MLSEC_ERR_PARSE, "artifact %zu: bad sha256", i);
 		const json_t *det = json_object_get(ja, "details");
 		if (json_is_object(det) &&
@@ -197,7 +201,8 @@ mlsec_err mlsec_report_merge_json(mlsec_report *r, const json_t *json, mlsec_err
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 		const json_t *fs = json_object_get(ja, "findings");
 		if (fs && !json_is_array(fs))
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "artifact %zu: findings is not an array", i);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                       "artifact %zu: findings is not an array", i);
 		size_t k;
 		const json_t *jf;
 		json_array_foreach(fs, k, jf)
@@ -211,7 +216,8 @@ mlsec_err mlsec_report_merge_json(mlsec_report *r, const json_t *json, mlsec_err
 	const json_t *je;
 	json_array_foreach(errs, i, je)
 	{
-		if (json_is_string(je) && mlsec_report_add_error(r, "%s", json_string_value(je)) != MLSEC_OK)
+		if (json_is_string(je) &&
+		    mlsec_report_add_error(r, "%s", json_string_value(je)) != MLSEC_OK)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	}
 	return MLSEC_OK;

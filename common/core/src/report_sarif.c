@@ -63,13 +63,13 @@ static json_t *location_json(const mlsec_artifact *a, const mlsec_finding *f)
 		json_object_set_new(phys, "region", region);
 	} else if (f->offset >= 0) {
 		json_object_set_new(phys, "region",
-				    json_pack("{s:I,s:I}", "byteOffset", (json_int_t)f->offset,
-					      "byteLength", (json_int_t)1));
+		                    json_pack("{s:I,s:I}", "byteOffset", (json_int_t)f->offset,
+		                              "byteLength", (json_int_t)1));
 	}
 	json_t *loc = json_pack("{s:o}", "physicalLocation", phys);
 	if (loc && f->field)
 		json_object_set_new(loc, "logicalLocations",
-				    json_pack("[{s:s}]", "fullyQualifiedName", f->field));
+		                    json_pack("[{s:s}]", "fullyQualifiedName", f->field));
 	return loc;
 }
 
@@ -87,7 +87,7 @@ mlsec_err mlsec_report_write_sarif(const mlsec_report *r, FILE *out)
 		if (!uri)
 			goto done;
 		json_t *ja = json_pack("{s:{s:s},s:I}", "location", "uri", uri, "length",
-				       (json_int_t)a->size);
+		                       (json_int_t)a->size);
 		mlsec_free(uri);
 		if (!ja)
 			goto done;
@@ -99,51 +99,54 @@ mlsec_err mlsec_report_write_sarif(const mlsec_report *r, FILE *out)
 			json_t *idx = json_object_get(rule_index, f->rule_id);
 			if (!idx) {
 				json_t *rule = json_pack(
-					"{s:s,s:s,s:{s:s},s:{s:s},s:{s:[s,s],s:s}}", "id", f->rule_id,
-					"name", f->rule_id, "shortDescription", "text", f->title,
-					"defaultConfiguration", "level", sarif_level(f->severity),
-					"properties", "tags", "security", mlsec_severity_name(f->severity),
-					"security-severity", security_severity(f->severity));
+				        "{s:s,s:s,s:{s:s},s:{s:s},s:{s:[s,s],s:s}}", "id",
+				        f->rule_id, "name", f->rule_id, "shortDescription", "text",
+				        f->title, "defaultConfiguration", "level",
+				        sarif_level(f->severity), "properties", "tags", "security",
+				        mlsec_severity_name(f->severity), "security-severity",
+				        security_severity(f->severity));
 				if (!rule)
 					goto done;
 				if (f->remediation)
-					json_object_set_new(rule, "help",
-							    json_pack("{s:s}", "text", f->remediation));
+					json_object_set_new(
+					        rule, "help",
+					        json_pack("{s:s}", "text", f->remediation));
 				idx = json_integer((json_int_t)json_array_size(rules));
 				json_array_append_new(rules, rule);
 				json_object_set_new(rule_index, f->rule_id, idx);
 			}
 			char *msg = f->detail ? mlsec_sprintf("%s: %s", f->title, f->detail)
-					      : mlsec_strdup(f->title);
+			                      : mlsec_strdup(f->title);
 			json_t *loc = location_json(a, f);
 			if (!msg || !loc) {
 				mlsec_free(msg);
 				json_decref(loc);
 				goto done;
 			}
-			json_t *res = json_pack("{s:s,s:I,s:s,s:{s:s},s:[o],s:{s:s,s:s}}", "ruleId",
-						f->rule_id, "ruleIndex", json_integer_value(idx),
-						"level", sarif_level(f->severity), "message", "text",
-						msg, "locations", loc, "properties", "severity",
-						mlsec_severity_name(f->severity), "stage", a->stage);
+			json_t *res =
+			        json_pack("{s:s,s:I,s:s,s:{s:s},s:[o],s:{s:s,s:s}}", "ruleId",
+			                  f->rule_id, "ruleIndex", json_integer_value(idx), "level",
+			                  sarif_level(f->severity), "message", "text", msg,
+			                  "locations", loc, "properties", "severity",
+			                  mlsec_severity_name(f->severity), "stage", a->stage);
 			mlsec_free(msg);
 			if (!res)
 				goto done;
 			if (json_object_size(f->evidence))
 				json_object_set(json_object_get(res, "properties"), "evidence",
-						f->evidence);
+				                f->evidence);
 			json_array_append_new(results, res);
 		}
 	}
 	root = json_pack("{s:s,s:s,s:[{s:{s:{s:s,s:s,s:s,s:O}},s:O,s:O}]}", "$schema",
-			 "https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0", "runs",
-			 "tool", "driver", "name", MLSEC_TOOL_NAME, "version", MLSEC_VERSION,
-			 "informationUri", "https://github.com/mlsec/mlsec", "rules", rules,
-			 "artifacts", artifacts, "results", results);
+	                 "https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0",
+	                 "runs", "tool", "driver", "name", MLSEC_TOOL_NAME, "version",
+	                 MLSEC_VERSION, "informationUri", "https://github.com/mlsec/mlsec", "rules",
+	                 rules, "artifacts", artifacts, "results", results);
 	if (!root)
 		goto done;
 	rc = json_dumpf(root, out, JSON_INDENT(2)) == 0 && fputc('\n', out) != EOF ? MLSEC_OK
-										 : MLSEC_ERR_IO;
+	                                                                           : MLSEC_ERR_IO;
 done:
 	json_decref(root);
 	json_decref(rules);

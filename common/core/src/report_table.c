@@ -6,7 +6,7 @@
 static const char *sev_color(mlsec_severity s)
 {
 	static const char *const c[MLSEC_SEV__COUNT] = {"\033[2m", "\033[36m", "\033[33m",
-							"\033[31m", "\033[1;31m"};
+	                                                "\033[31m", "\033[1;31m"};
 	return (unsigned)s < MLSEC_SEV__COUNT ? c[s] : "";
 }
 
@@ -163,7 +163,8 @@ void mlsec_report_print_table(const mlsec_report *r, const mlsec_table_opts *o, 
 			json_object_foreach(f->evidence, key, v)
 			{
 				if (json_is_string(v)) {
-					fprintf(out, "            %s: %s\n", key, json_string_value(v));
+					fprintf(out, "            %s: %s\n", key,
+					        json_string_value(v));
 				} else {
 					char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 					fprintf(out, "            %s: %s\n", key, s ? s : "?");
@@ -185,5 +186,8 @@ void mlsec_report_print_table(const mlsec_report *r, const mlsec_table_opts *o, 
 	fprintf(out, "%s%zu artifact%s: ", bold, r->nartifacts, r->nartifacts == 1 ? "" : "s");
 	print_counts(c, out);
 	fprintf(out, "; fail-on %s: %s%s\n", mlsec_severity_name(o->gate),
-		code == 2 ? "FAIL" : code == 1 ? "ERROR" : "PASS", reset);
+	        code == 2   ? "FAIL"
+	        : code == 1 ? "ERROR"
+	                    : "PASS",
+	        reset);
 }

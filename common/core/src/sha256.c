@@ -73,12 +73,12 @@ void mlsec_sha256_buf(const void *data, size_t len, char hex[MLSEC_SHA256_HEX_LE
 }
 
 mlsec_err mlsec_sha256_file(const char *path, char hex[MLSEC_SHA256_HEX_LEN], uint64_t *size,
-			    mlsec_error *err)
+                            mlsec_error *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
-				       "%s: %s", path, strerror(errno));
+		                       "%s: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
@@ -121,9 +121,9 @@ mlsec_err mlsec_sha256_file(const char *path, char hex[MLSEC_SHA256_HEX_LEN], ui
 
 /* 1 for [0-9a-fA-F]. */
 static const unsigned char hexdigit[256] = {
-	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-	['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+        ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+        ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
 };
 
 int mlsec_sha256_hex_valid(const char *s)

@@ -16,20 +16,20 @@
 const char *mlsec_format_name(mlsec_format f)
 {
 	static const char *const names[] = {
-		[MLSEC_FMT_UNKNOWN] = "unknown",
-		[MLSEC_FMT_DIRECTORY] = "directory",
-		[MLSEC_FMT_ZIP] = "zip",
-		[MLSEC_FMT_PYTORCH_ZIP] = "pytorch-zip",
-		[MLSEC_FMT_PYTORCH_LEGACY] = "pytorch-legacy",
-		[MLSEC_FMT_PICKLE] = "pickle",
-		[MLSEC_FMT_NPY] = "npy",
-		[MLSEC_FMT_NPZ] = "npz",
-		[MLSEC_FMT_SAFETENSORS] = "safetensors",
-		[MLSEC_FMT_ONNX] = "onnx",
-		[MLSEC_FMT_TRITON_CONFIG] = "triton-config",
-		[MLSEC_FMT_JSONL] = "jsonl",
-		[MLSEC_FMT_TENSORRT] = "tensorrt-plan",
-		[MLSEC_FMT_JSON] = "json",
+	        [MLSEC_FMT_UNKNOWN] = "unknown",
+	        [MLSEC_FMT_DIRECTORY] = "directory",
+	        [MLSEC_FMT_ZIP] = "zip",
+	        [MLSEC_FMT_PYTORCH_ZIP] = "pytorch-zip",
+	        [MLSEC_FMT_PYTORCH_LEGACY] = "pytorch-legacy",
+	        [MLSEC_FMT_PICKLE] = "pickle",
+	        [MLSEC_FMT_NPY] = "npy",
+	        [MLSEC_FMT_NPZ] = "npz",
+	        [MLSEC_FMT_SAFETENSORS] = "safetensors",
+	        [MLSEC_FMT_ONNX] = "onnx",
+	        [MLSEC_FMT_TRITON_CONFIG] = "triton-config",
+	        [MLSEC_FMT_JSONL] = "jsonl",
+	        [MLSEC_FMT_TENSORRT] = "tensorrt-plan",
+	        [MLSEC_FMT_JSON] = "json",
 	};
 	if ((unsigned)f >= sizeof names / sizeof names[0] || !names[f])
 		return "unknown";
@@ -55,7 +55,7 @@ static int buf_contains(const unsigned char *b, size_t n, const char *needle)
 }
 
 static const unsigned char legacy_magic[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
-					     0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+                                             0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 
 mlsec_format mlsec_format_sniff(const char *path)
 {
@@ -73,7 +73,8 @@ mlsec_format mlsec_format_sniff(const char *path)
 	ssize_t r = read(fd, b, sizeof b);
 	close(fd);
 	if (r <= 0)
-		return strcmp(base, "config.pbtxt") == 0 ? MLSEC_FMT_TRITON_CONFIG : MLSEC_FMT_UNKNOWN;
+		return strcmp(base, "config.pbtxt") == 0 ? MLSEC_FMT_TRITON_CONFIG
+		                                         : MLSEC_FMT_UNKNOWN;
 	size_t n = (size_t)r;
 
 	if (n >= 4 && b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4) {

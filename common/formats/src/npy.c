@@ -106,7 +106,8 @@ mlsec_err mlsec_npy_parse(const uint8_t *b, size_t n, mlsec_npy_info *info, mlse
 			have_descr = 1;
 		} else if (kl == 13 && !memcmp(k, "fortran_order", 13)) {
 			if (have_fortran++)
-				return mlsec_error_set(err, MLSEC_ERR_PARSE, "repeated fortran_order key");
+				return mlsec_error_set(err, MLSEC_ERR_PARSE,
+				                       "repeated fortran_order key");
 			if ((size_t)(e - p) >= 4 && !memcmp(p, "True", 4)) {
 				info->fortran_order = 1;
 				p += 4;

@@ -16,8 +16,8 @@
 
 extern char **environ;
 
-#define CONFIG_MAX_OPTIONS 256   /* rows per binary */
-#define CONFIG_MAX_VALUE 4096    /* longest accepted flag/env value */
+#define CONFIG_MAX_OPTIONS 256 /* rows per binary */
+#define CONFIG_MAX_VALUE 4096  /* longest accepted flag/env value */
 #define CONFIG_MAX_KAFKA_PROPS 128
 #define KAFKA_ENV_PREFIX "MLSEC_KAFKA_"
 
@@ -132,31 +132,31 @@ static mlsec_err check_value(entry *e, const char *v, const char *who, mlsec_err
 	int secret = (o->flags & MLSEC_CONFIG_SECRET) != 0;
 	if (strlen(v) > CONFIG_MAX_VALUE)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "%s: value longer than %d bytes",
-				       who, CONFIG_MAX_VALUE);
+		                       who, CONFIG_MAX_VALUE);
 	switch (o->type) {
 	case MLSEC_CONFIG_STRING:
 		return MLSEC_OK;
 	case MLSEC_CONFIG_INT:
 		if (!parse_int(v, &e->ival))
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "%s: expected an integer, got '%s'", who,
-					       secret ? "***" : v);
+			                       "%s: expected an integer, got '%s'", who,
+			                       secret ? "***" : v);
 		if ((o->min || o->max) && (e->ival < o->min || e->ival > o->max))
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "%s: %s is out of range [%lld, %lld]", who,
-					       secret ? "***" : v, o->min, o->max);
+			                       "%s: %s is out of range [%lld, %lld]", who,
+			                       secret ? "***" : v, o->min, o->max);
 		return MLSEC_OK;
 	case MLSEC_CONFIG_BOOL:
 		if (!parse_bool(v, &e->bval))
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "%s: expected true or false, got '%s'", who,
-					       secret ? "***" : v);
+			                       "%s: expected true or false, got '%s'", who,
+			                       secret ? "***" : v);
 		return MLSEC_OK;
 	case MLSEC_CONFIG_ENUM:
 		if (!choice_ok(o->choices, v))
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "%s: expected one of %s, got '%s'", who, o->choices,
-					       secret ? "***" : v);
+			                       "%s: expected one of %s, got '%s'", who, o->choices,
+			                       secret ? "***" : v);
 		return MLSEC_OK;
 	}
 	return mlsec_error_set(err, MLSEC_ERR_INTERNAL, "%s: unknown option type", who);
@@ -173,13 +173,13 @@ static int valid_name(const char *s)
 }
 
 mlsec_err mlsec_config_add(mlsec_config *cfg, const mlsec_config_option *opts, size_t n,
-			   mlsec_error *err)
+                           mlsec_error *err)
 {
 	if (cfg->parsed)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "config: add after parse");
 	if (cfg->n + n > CONFIG_MAX_OPTIONS)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "config: more than %d options",
-				       CONFIG_MAX_OPTIONS);
+		                       CONFIG_MAX_OPTIONS);
 	if (cfg->n + n > cfg->cap) {
 		size_t cap = cfg->n + n + 16;
 		entry *ne = mlsec_reallocarray(cfg->entries, cap, sizeof *ne);
@@ -193,17 +193,17 @@ mlsec_err mlsec_config_add(mlsec_config *cfg, const mlsec_config_option *opts, s
 		if (!valid_name(o->name) || strcmp(o->name, "help") == 0 ||
 		    strcmp(o->name, "help-markdown") == 0)
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "config table: bad option name '%s'",
-					       o->name ? o->name : "(null)");
+			                       "config table: bad option name '%s'",
+			                       o->name ? o->name : "(null)");
 		if (find(cfg, o->name, strlen(o->name)))
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "config table: duplicate option --%s", o->name);
+			                       "config table: duplicate option --%s", o->name);
 		if (o->type == MLSEC_CONFIG_ENUM && (!o->choices || !*o->choices))
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "config table: --%s has no choices", o->name);
+			                       "config table: --%s has no choices", o->name);
 		if (o->type == MLSEC_CONFIG_INT && o->min > o->max)
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "config table: --%s has min > max", o->name);
+			                       "config table: --%s has min > max", o->name);
 		entry *e = &cfg->entries[cfg->n];
 		memset(e, 0, sizeof *e);
 		e->opt = o;
@@ -220,7 +220,7 @@ mlsec_err mlsec_config_add(mlsec_config *cfg, const mlsec_config_option *opts, s
 }
 
 static mlsec_err set_value(entry *e, const char *v, mlsec_config_source src, const char *who,
-			   mlsec_error *err)
+                           mlsec_error *err)
 {
 	mlsec_err rc = check_value(e, v, who, err);
 	if (rc)
@@ -278,15 +278,15 @@ static mlsec_err collect_kafka(mlsec_config *cfg, mlsec_error *err)
 			continue;
 		if (cfg->nkafka == CONFIG_MAX_KAFKA_PROPS)
 			return mlsec_error_set(err, MLSEC_ERR_LIMIT,
-					       "more than %d MLSEC_KAFKA_* variables",
-					       CONFIG_MAX_KAFKA_PROPS);
+			                       "more than %d MLSEC_KAFKA_* variables",
+			                       CONFIG_MAX_KAFKA_PROPS);
 		char *suffix = mlsec_strndup(kv + plen, nlen - plen);
 		char *key = suffix ? kafka_property(suffix) : NULL;
 		char *val = mlsec_strdup(eq + 1);
 		mlsec_free(suffix);
-		char **nk = key && val ? mlsec_reallocarray(cfg->kafka, cfg->nkafka * 2 + 3,
-							   sizeof *nk)
-				       : NULL;
+		char **nk =
+		        key && val ? mlsec_reallocarray(cfg->kafka, cfg->nkafka * 2 + 3, sizeof *nk)
+		                   : NULL;
 		if (!nk) {
 			mlsec_free(key);
 			mlsec_free(val);
@@ -299,13 +299,13 @@ static mlsec_err collect_kafka(mlsec_config *cfg, mlsec_error *err)
 		cfg->nkafka++;
 		if (kafka_secret(key) && mlsec_log_add_secret(val) != MLSEC_OK)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM,
-					       "config: cannot register a secret for redaction");
+			                       "config: cannot register a secret for redaction");
 	}
 	return MLSEC_OK;
 }
 
-mlsec_err mlsec_config_parse(mlsec_config *cfg, int argc, char **argv,
-			     mlsec_config_help *help, mlsec_error *err)
+mlsec_err mlsec_config_parse(mlsec_config *cfg, int argc, char **argv, mlsec_config_help *help,
+                             mlsec_error *err)
 {
 	if (cfg->parsed)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "config: parsed twice");
@@ -338,15 +338,15 @@ mlsec_err mlsec_config_parse(mlsec_config *cfg, int argc, char **argv,
 		}
 		if (a[1] != '-')
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "unknown option '%s' (see --help)", a);
+			                       "unknown option '%s' (see --help)", a);
 		const char *name = a + 2;
 		const char *eq = strchr(name, '=');
 		size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
 		entry *e = find(cfg, name, nlen);
 		if (!e)
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "unknown option '--%.*s' (see --help)", (int)nlen,
-					       name);
+			                       "unknown option '--%.*s' (see --help)", (int)nlen,
+			                       name);
 		const char *v;
 		if (eq)
 			v = eq + 1;
@@ -356,7 +356,7 @@ mlsec_err mlsec_config_parse(mlsec_config *cfg, int argc, char **argv,
 			v = argv[++i];
 		else
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "option --%s needs a value", e->opt->name);
+			                       "option --%s needs a value", e->opt->name);
 		char who[96];
 		snprintf(who, sizeof who, "--%s", e->opt->name);
 		mlsec_err rc = set_value(e, v, MLSEC_CONFIG_FROM_FLAG, who, err);
@@ -376,20 +376,23 @@ mlsec_err mlsec_config_parse(mlsec_config *cfg, int argc, char **argv,
 			}
 		}
 		if (e->src == MLSEC_CONFIG_FROM_UNSET && o->def) {
-			mlsec_err rc = set_value(e, o->def, MLSEC_CONFIG_FROM_DEFAULT, o->name, err);
+			mlsec_err rc =
+			        set_value(e, o->def, MLSEC_CONFIG_FROM_DEFAULT, o->name, err);
 			if (rc)
 				return rc;
 		}
 		if (e->src == MLSEC_CONFIG_FROM_UNSET && (o->flags & MLSEC_CONFIG_REQUIRED) &&
 		    h == MLSEC_CONFIG_HELP_NONE)
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "missing required option --%s%s%s", o->name,
-					       o->env ? " (or " : "", o->env ? o->env : "");
+			                       "missing required option --%s%s%s", o->name,
+			                       o->env ? " (or " : "", o->env ? o->env : "");
 		/* Fail closed: a secret we cannot redact must not be used. */
 		if (e->value && (o->flags & MLSEC_CONFIG_SECRET) &&
-		    e->src != MLSEC_CONFIG_FROM_DEFAULT && mlsec_log_add_secret(e->value) != MLSEC_OK)
+		    e->src != MLSEC_CONFIG_FROM_DEFAULT &&
+		    mlsec_log_add_secret(e->value) != MLSEC_OK)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM,
-					       "config: cannot register --%s for redaction", o->name);
+			                       "config: cannot register --%s for redaction",
+			                       o->name);
 	}
 	/* A URL's password is a secret in its own right: redact it alone too. */
 	for (size_t i = 0; i < cfg->n; i++) {
@@ -405,8 +408,8 @@ mlsec_err mlsec_config_parse(mlsec_config *cfg, int argc, char **argv,
 			mlsec_free(p);
 			if (rc)
 				return mlsec_error_set(err, MLSEC_ERR_NOMEM,
-						       "config: cannot register --%s for redaction",
-						       e->opt->name);
+				                       "config: cannot register --%s for redaction",
+				                       e->opt->name);
 		}
 	}
 	mlsec_err rc = collect_kafka(cfg, err);
@@ -520,7 +523,8 @@ void mlsec_config_print_help(const mlsec_config *cfg, FILE *out)
 	}
 	fprintf(out, "  %-30s %s\n", "-h, --help", "show this help");
 	fprintf(out, "\nKafka client settings pass through as MLSEC_KAFKA_<librdkafka.property>\n"
-		     "(e.g. MLSEC_KAFKA_security.protocol=SASL_SSL or MLSEC_KAFKA_SASL_MECHANISMS=PLAIN).\n");
+	             "(e.g. MLSEC_KAFKA_security.protocol=SASL_SSL or "
+	             "MLSEC_KAFKA_SASL_MECHANISMS=PLAIN).\n");
 }
 
 /* Markdown table cells: escape the pipe. */
@@ -546,7 +550,7 @@ void mlsec_config_print_markdown(const mlsec_config *cfg, FILE *out)
 	for (size_t i = 0; i < cfg->n; i++) {
 		const mlsec_config_option *o = cfg->entries[i].opt;
 		fprintf(out, "| `--%s` | %s%s%s | ", o->name, o->env ? "`" : "",
-			o->env ? o->env : "", o->env ? "`" : "");
+		        o->env ? o->env : "", o->env ? "`" : "");
 		if (o->type == MLSEC_CONFIG_ENUM) {
 			fputs("one of `", out);
 			md_cell(out, o->choices);
@@ -583,13 +587,13 @@ void mlsec_config_log_effective(const mlsec_config *cfg)
 	line[0] = '\0';
 	for (size_t i = 0; i < cfg->n && pos < sizeof line - 1; i++) {
 		const entry *e = &cfg->entries[i];
-		const char *v = !e->value ? "(unset)"
-			       : (e->opt->flags & MLSEC_CONFIG_SECRET) ? "***"
-								       : e->value;
+		const char *v = !e->value                               ? "(unset)"
+		                : (e->opt->flags & MLSEC_CONFIG_SECRET) ? "***"
+		                                                        : e->value;
 		int n = e->value ? snprintf(line + pos, sizeof line - pos, "%s%s=%s(%s)",
-					    i ? " " : "", e->opt->name, v, src[e->src])
-				 : snprintf(line + pos, sizeof line - pos, "%s%s=(unset)", i ? " " : "",
-					    e->opt->name);
+		                            i ? " " : "", e->opt->name, v, src[e->src])
+		                 : snprintf(line + pos, sizeof line - pos, "%s%s=(unset)",
+		                            i ? " " : "", e->opt->name);
 		if (n < 0)
 			break;
 		pos += (size_t)n;
@@ -597,7 +601,7 @@ void mlsec_config_log_effective(const mlsec_config *cfg)
 	for (size_t i = 0; i < cfg->nkafka && pos < sizeof line - 1; i++) {
 		const char *k = cfg->kafka[i * 2];
 		int n = snprintf(line + pos, sizeof line - pos, " kafka.%s=%s", k,
-				 kafka_secret(k) ? "***" : cfg->kafka[i * 2 + 1]);
+		                 kafka_secret(k) ? "***" : cfg->kafka[i * 2 + 1]);
 		if (n < 0)
 			break;
 		pos += (size_t)n;

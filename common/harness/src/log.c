@@ -37,8 +37,7 @@ static _Thread_local char t_job[LOG_JOB_MAX + 1];
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
-void mlsec_log_setup(mlsec_log_level level, mlsec_log_format format, int fd,
-		     const char *service)
+void mlsec_log_setup(mlsec_log_level level, mlsec_log_format format, int fd, const char *service)
 {
 	atomic_store(&g_level, (int)level);
 	g_format = format;
@@ -74,7 +73,8 @@ mlsec_err mlsec_log_format_parse(const char *s, mlsec_log_format *out)
 
 int mlsec_log_enabled(mlsec_log_level level)
 {
-	return level != MLSEC_LOG_OFF && (int)level >= atomic_load_explicit(&g_level, memory_order_relaxed);
+	return level != MLSEC_LOG_OFF &&
+	       (int)level >= atomic_load_explicit(&g_level, memory_order_relaxed);
 }
 
 void mlsec_log_set_job(const char *job_id)
@@ -167,7 +167,7 @@ static void text_sanitize(char *s)
 }
 
 static void append(char *buf, size_t size, size_t *pos, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 static void append(char *buf, size_t size, size_t *pos, const char *fmt, ...)
 {
 	if (*pos >= size - 1)

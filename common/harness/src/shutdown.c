@@ -167,7 +167,7 @@ int mlsec_shutdown_wait(int timeout_ms)
 			struct timespec now;
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			long long spent = (now.tv_sec - start.tv_sec) * 1000LL +
-					  (now.tv_nsec - start.tv_nsec) / 1000000LL;
+			                  (now.tv_nsec - start.tv_nsec) / 1000000LL;
 			if (spent >= timeout_ms)
 				return 0;
 			if (timeout_ms - spent < slice)

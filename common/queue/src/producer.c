@@ -57,7 +57,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 		if (m->err) {
 			atomic_fetch_add(&p->async_failed, 1);
 			MLSEC_LOGW("kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-				   rd_kafka_err2str(m->err));
+			           rd_kafka_err2str(m->err));
 		}
 		return;
 	}
@@ -77,13 +77,12 @@ static void *poll_main(void *arg)
 	return NULL;
 }
 
-mlsec_err mlsec_producer_new(const mlsec_queue_conf *conf, mlsec_producer **out,
-			     mlsec_error *err)
+mlsec_err mlsec_producer_new(const mlsec_queue_conf *conf, mlsec_producer **out, mlsec_error *err)
 {
 	static const char *const defaults[] = {
-		"enable.idempotence", "true", "acks", "all", "linger.ms", "1",
-		/* Bounded: a broker outage turns into an error, not a hang. */
-		"message.timeout.ms", "30000", NULL};
+	        "enable.idempotence", "true", "acks", "all", "linger.ms", "1",
+	        /* Bounded: a broker outage turns into an error, not a hang. */
+	        "message.timeout.ms", "30000", NULL};
 	*out = NULL;
 	mlsec_producer *p = mlsec_calloc(1, sizeof *p);
 	if (!p)
@@ -118,7 +117,8 @@ mlsec_err mlsec_producer_ping(mlsec_producer *p, int timeout_ms, mlsec_error *er
 	if (md)
 		rd_kafka_metadata_destroy(md);
 	if (e)
-		return mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "kafka: %s", rd_kafka_err2str(e));
+		return mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "kafka: %s",
+		                       rd_kafka_err2str(e));
 	return MLSEC_OK;
 }
 
@@ -133,49 +133,51 @@ static mlsec_err map_err(rd_kafka_resp_err_t e, const char *topic, mlsec_error *
 {
 	if (e == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT || e == RD_KAFKA_RESP_ERR__TIMED_OUT)
 		return mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE,
-				       "kafka: %s: not delivered (%s): brokers unreachable?", topic,
-				       rd_kafka_err2str(e));
+		                       "kafka: %s: not delivered (%s): brokers unreachable?", topic,
+		                       rd_kafka_err2str(e));
 	if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "kafka: %s: %s", topic,
-				       rd_kafka_err2str(e));
+		                       rd_kafka_err2str(e));
 	if (e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
 	    e == RD_KAFKA_RESP_ERR__AUTHENTICATION)
 		return mlsec_error_set(err, MLSEC_ERR_AUTH, "kafka: %s: %s", topic,
-				       rd_kafka_err2str(e));
+		                       rd_kafka_err2str(e));
 	return mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "kafka: %s: %s", topic,
-			       rd_kafka_err2str(e));
+	                       rd_kafka_err2str(e));
 }
 
 /* producev, waiting out a full local queue until deadline. */
 static mlsec_err produce(mlsec_producer *p, const char *topic, const void *key, size_t key_len,
-			 const void *value, size_t len, sync_wait *w, long long deadline,
-			 mlsec_error *err)
+                         const void *value, size_t len, sync_wait *w, long long deadline,
+                         mlsec_error *err)
 {
 	if (!topic || !*topic)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "kafka: no topic");
 	if (len > MLSEC_QUEUE_MAX_MESSAGE)
-		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "kafka: message of %zu bytes exceeds %u",
-				       len, MLSEC_QUEUE_MAX_MESSAGE);
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+		                       "kafka: message of %zu bytes exceeds %u", len,
+		                       MLSEC_QUEUE_MAX_MESSAGE);
 	for (;;) {
-		rd_kafka_resp_err_t e = rd_kafka_producev(
-			p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, key ? key_len : 0),
-			RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
+		rd_kafka_resp_err_t e =
+		        rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
+		                          RD_KAFKA_V_KEY((void *)key, key ? key_len : 0),
+		                          RD_KAFKA_V_VALUE((void *)value, len),
+		                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                          RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
 			return MLSEC_OK;
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			return map_err(e, topic, err);
 		if (mono_ms() >= deadline)
-			return mlsec_error_set(err, MLSEC_ERR_TIMEOUT, "kafka: %s: local queue full",
-					       topic);
+			return mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
+			                       "kafka: %s: local queue full", topic);
 		struct timespec ts = {0, PRODUCER_QUEUE_FULL_WAIT_MS * 1000000L};
 		nanosleep(&ts, NULL);
 	}
 }
 
-mlsec_err mlsec_producer_send(mlsec_producer *p, const char *topic, const void *key,
-			      size_t key_len, const void *value, size_t len, int timeout_ms,
-			      mlsec_error *err)
+mlsec_err mlsec_producer_send(mlsec_producer *p, const char *topic, const void *key, size_t key_len,
+                              const void *value, size_t len, int timeout_ms, mlsec_error *err)
 {
 	long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	sync_wait *w = mlsec_calloc(1, sizeof *w);
@@ -206,13 +208,13 @@ mlsec_err mlsec_producer_send(mlsec_producer *p, const char *topic, const void *
 	sync_release(w);
 	if (!done)
 		return mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
-				       "kafka: %s: no acknowledgement within %d ms", topic, timeout_ms);
+		                       "kafka: %s: no acknowledgement within %d ms", topic,
+		                       timeout_ms);
 	return e ? map_err(e, topic, err) : MLSEC_OK;
 }
 
 mlsec_err mlsec_producer_send_async(mlsec_producer *p, const char *topic, const void *key,
-				    size_t key_len, const void *value, size_t len,
-				    mlsec_error *err)
+                                    size_t key_len, const void *value, size_t len, mlsec_error *err)
 {
 	return produce(p, topic, key, key_len, value, len, NULL, mono_ms() + 1000, err);
 }
@@ -223,11 +225,11 @@ mlsec_err mlsec_producer_flush(mlsec_producer *p, int timeout_ms, mlsec_error *e
 	unsigned long failed = atomic_exchange(&p->async_failed, 0);
 	if (e == RD_KAFKA_RESP_ERR__TIMED_OUT)
 		return mlsec_error_set(err, MLSEC_ERR_TIMEOUT,
-				       "kafka: %d message(s) still undelivered after %d ms",
-				       rd_kafka_outq_len(p->rk), timeout_ms);
+		                       "kafka: %d message(s) still undelivered after %d ms",
+		                       rd_kafka_outq_len(p->rk), timeout_ms);
 	if (failed)
 		return mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE,
-				       "kafka: %lu message(s) could not be delivered", failed);
+		                       "kafka: %lu message(s) could not be delivered", failed);
 	return MLSEC_OK;
 }
 
@@ -236,7 +238,8 @@ void mlsec_producer_free(mlsec_producer *p)
 	if (!p)
 		return;
 	if (rd_kafka_flush(p->rk, PRODUCER_FREE_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		MLSEC_LOGW("kafka: %d message(s) undelivered at shutdown", rd_kafka_outq_len(p->rk));
+		MLSEC_LOGW("kafka: %d message(s) undelivered at shutdown",
+		           rd_kafka_outq_len(p->rk));
 	atomic_store(&p->stop, 1);
 	pthread_join(p->poller, NULL);
 	rd_kafka_destroy(p->rk);

@@ -8,8 +8,8 @@
 #include "mlsec/log.h"
 #include "queue_int.h"
 
-const char *const mlsec_queue_stages[] = {"triton", "checkpoint", "adversarial",
-					   "inspect", "export", "poison", NULL};
+const char *const mlsec_queue_stages[] = {"triton", "checkpoint", "adversarial", "inspect",
+                                          "export", "poison",     NULL};
 
 #define STAGE_NAME_MAX 32
 
@@ -36,7 +36,9 @@ int queue_prop_secret(const char *key)
 /* librdkafka uses syslog levels; its chatter below WARNING is debug for us. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	mlsec_log_level l = level <= 3 ? MLSEC_LOG_ERROR : level == 4 ? MLSEC_LOG_WARN : MLSEC_LOG_DEBUG;
+	mlsec_log_level l = level <= 3   ? MLSEC_LOG_ERROR
+	                    : level == 4 ? MLSEC_LOG_WARN
+	                                 : MLSEC_LOG_DEBUG;
 	MLSEC_LOG(l, NULL, "kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
@@ -53,7 +55,7 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, mlsec_error 
 }
 
 rd_kafka_conf_t *queue_conf_new(const mlsec_queue_conf *qc, const char *const *defaults,
-				mlsec_error *err)
+                                mlsec_error *err)
 {
 	if (!qc || !qc->brokers || !*qc->brokers) {
 		mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no Kafka brokers configured");

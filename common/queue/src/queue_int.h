@@ -16,7 +16,7 @@
  * value of a secret-looking property).
  */
 rd_kafka_conf_t *queue_conf_new(const mlsec_queue_conf *qc, const char *const *defaults,
-				mlsec_error *err);
+                                mlsec_error *err);
 
 /* Nonzero for property names whose values must never be printed. */
 int queue_prop_secret(const char *key);

@@ -49,7 +49,7 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 /* Only installed with a revoke_cb: librdkafka then leaves (un)assigning
  * to us, so the callback runs before the partitions are given up. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
-			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	mlsec_worker *w = opaque;
 	int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
@@ -64,7 +64,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 		if (e == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && w->revoke_cb && parts->cnt > 0) {
 			mlsec_queue_partition list[64];
 			mlsec_queue_partition *p = list;
-			size_t n = parts->cnt < WORKER_MAX_REVOKE ? (size_t)parts->cnt : WORKER_MAX_REVOKE;
+			size_t n = parts->cnt < WORKER_MAX_REVOKE ? (size_t)parts->cnt
+			                                          : WORKER_MAX_REVOKE;
 			if (n > 64 && !(p = mlsec_calloc(n, sizeof *p))) {
 				p = list;
 				n = 64; /* the callback still runs; the list is cut short */
@@ -95,29 +96,25 @@ mlsec_err mlsec_worker_new(const mlsec_worker_conf *conf, mlsec_worker **out, ml
 	*out = NULL;
 	if (!conf->group || !*conf->group || !conf->topics || !conf->topics[0])
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "kafka worker: group and topics are required");
+		                       "kafka worker: group and topics are required");
 	char session[16], heartbeat[16], poll_iv[16];
 	int st = conf->session_timeout_ms > 0 ? conf->session_timeout_ms : 10000;
 	snprintf(session, sizeof session, "%d", st);
 	snprintf(heartbeat, sizeof heartbeat, "%d", st / 3 > 100 ? st / 3 : 100);
 	snprintf(poll_iv, sizeof poll_iv, "%d",
-		 conf->max_poll_interval_ms > 0 ? conf->max_poll_interval_ms : 300000);
-	const char *const defaults[] = {"group.id", conf->group,
-					"enable.auto.commit", "false",
-					"enable.auto.offset.store", "false",
-					"auto.offset.reset", "earliest",
-					"session.timeout.ms", session,
-					"heartbeat.interval.ms", heartbeat,
-					"max.poll.interval.ms", poll_iv,
-					/* Latency of a new message. Real Kafka answers a
-					 * fetch as soon as data arrives, but the mock
-					 * cluster (mlsec-devbroker) holds it for the whole
-					 * wait: 100 ms gave p50 103 ms produce->handler,
-					 * 5 ms gives 5.3 ms for ~1% CPU per idle consumer
-					 * (bench/infra). Override with
-					 * MLSEC_KAFKA_FETCH_WAIT_MAX_MS on big clusters. */
-					"fetch.wait.max.ms", "5",
-					NULL};
+	         conf->max_poll_interval_ms > 0 ? conf->max_poll_interval_ms : 300000);
+	const char *const defaults[] = {
+	        "group.id", conf->group, "enable.auto.commit", "false", "enable.auto.offset.store",
+	        "false", "auto.offset.reset", "earliest", "session.timeout.ms", session,
+	        "heartbeat.interval.ms", heartbeat, "max.poll.interval.ms", poll_iv,
+	        /* Latency of a new message. Real Kafka answers a
+	         * fetch as soon as data arrives, but the mock
+	         * cluster (mlsec-devbroker) holds it for the whole
+	         * wait: 100 ms gave p50 103 ms produce->handler,
+	         * 5 ms gives 5.3 ms for ~1% CPU per idle consumer
+	         * (bench/infra). Override with
+	         * MLSEC_KAFKA_FETCH_WAIT_MAX_MS on big clusters. */
+	        "fetch.wait.max.ms", "5", NULL};
 	mlsec_worker *w = mlsec_calloc(1, sizeof *w);
 	if (!w)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -128,9 +125,11 @@ mlsec_err mlsec_worker_new(const mlsec_worker_conf *conf, mlsec_worker **out, ml
 		if (i == WORKER_MAX_TOPICS || !*conf->topics[i]) {
 			rd_kafka_topic_partition_list_destroy(w->topics);
 			mlsec_free(w);
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "kafka worker: bad topic list");
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "kafka worker: bad topic list");
 		}
-		rd_kafka_topic_partition_list_add(w->topics, conf->topics[i], RD_KAFKA_PARTITION_UA);
+		rd_kafka_topic_partition_list_add(w->topics, conf->topics[i],
+		                                  RD_KAFKA_PARTITION_UA);
 	}
 	rd_kafka_conf_t *kc = queue_conf_new(&conf->queue, defaults, err);
 	if (!kc) {
@@ -141,7 +140,7 @@ mlsec_err mlsec_worker_new(const mlsec_worker_conf *conf, mlsec_worker **out, ml
 	if (conf->stats_cb) {
 		char iv[16];
 		snprintf(iv, sizeof iv, "%d",
-			 conf->stats_interval_ms > 0 ? conf->stats_interval_ms : 5000);
+		         conf->stats_interval_ms > 0 ? conf->stats_interval_ms : 5000);
 		char es[256];
 		if (rd_kafka_conf_set(kc, "statistics.interval.ms", iv, es, sizeof es) !=
 		    RD_KAFKA_CONF_OK) {
@@ -211,7 +210,7 @@ static void commit(mlsec_worker *w, const rd_kafka_message_t *m)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
-		m->offset + 1;
+	        m->offset + 1;
 	rd_kafka_resp_err_t e = rd_kafka_commit(w->rk, l, 0 /* synchronous */);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e) {
@@ -219,7 +218,7 @@ static void commit(mlsec_worker *w, const rd_kafka_message_t *m)
 		 * redelivered and the idempotent result write absorbs it. */
 		atomic_fetch_add(&w->commit_failures, 1);
 		MLSEC_LOGW("kafka: commit of %s[%d]@%lld failed: %s", rd_kafka_topic_name(m->rkt),
-			   (int)m->partition, (long long)m->offset, rd_kafka_err2str(e));
+		           (int)m->partition, (long long)m->offset, rd_kafka_err2str(e));
 	} else {
 		atomic_fetch_add(&w->committed, 1);
 	}
@@ -230,15 +229,15 @@ static void seek_back(mlsec_worker *w, const rd_kafka_message_t *m)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
-		m->offset;
+	        m->offset;
 	rd_kafka_error_t *e = rd_kafka_seek_partitions(w->rk, l, WORKER_SEEK_TIMEOUT_MS);
 	if (e) {
 		MLSEC_LOGW("kafka: seek back on %s[%d] failed: %s", rd_kafka_topic_name(m->rkt),
-			   (int)m->partition, rd_kafka_error_string(e));
+		           (int)m->partition, rd_kafka_error_string(e));
 		rd_kafka_error_destroy(e);
 	} else if (l->elems[0].err) {
 		MLSEC_LOGW("kafka: seek back on %s[%d] failed: %s", rd_kafka_topic_name(m->rkt),
-			   (int)m->partition, rd_kafka_err2str(l->elems[0].err));
+		           (int)m->partition, rd_kafka_err2str(l->elems[0].err));
 	}
 	rd_kafka_topic_partition_list_destroy(l);
 }
@@ -253,15 +252,16 @@ static void backoff(mlsec_worker *w, int ms)
 }
 
 mlsec_err mlsec_worker_run(mlsec_worker *w, mlsec_queue_handler handler, void *ctx,
-			   mlsec_error *err)
+                           mlsec_error *err)
 {
 	if (w->ran)
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "kafka worker: run called twice");
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "kafka worker: run called twice");
 	w->ran = 1;
 	rd_kafka_resp_err_t e = rd_kafka_subscribe(w->rk, w->topics);
 	if (e)
 		return mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "kafka: subscribe: %s",
-				       rd_kafka_err2str(e));
+		                       rd_kafka_err2str(e));
 	mlsec_err rc = MLSEC_OK;
 	while (!mlsec_worker_stopping(w)) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, WORKER_POLL_MS);
@@ -272,7 +272,7 @@ mlsec_err mlsec_worker_run(mlsec_worker *w, mlsec_queue_handler handler, void *c
 				char fes[256];
 				if (rd_kafka_fatal_error(w->rk, fes, sizeof fes)) {
 					rc = mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE,
-							     "kafka consumer: fatal: %s", fes);
+					                     "kafka consumer: fatal: %s", fes);
 					rd_kafka_message_destroy(m);
 					break;
 				}
@@ -288,14 +288,14 @@ mlsec_err mlsec_worker_run(mlsec_worker *w, mlsec_queue_handler handler, void *c
 		}
 		atomic_fetch_add(&w->received, 1);
 		mlsec_queue_msg msg = {
-			.topic = rd_kafka_topic_name(m->rkt),
-			.partition = m->partition,
-			.offset = m->offset,
-			.key = m->key,
-			.key_len = m->key_len,
-			.value = m->payload,
-			.len = m->len,
-			.timestamp_ms = rd_kafka_message_timestamp(m, NULL),
+		        .topic = rd_kafka_topic_name(m->rkt),
+		        .partition = m->partition,
+		        .offset = m->offset,
+		        .key = m->key,
+		        .key_len = m->key_len,
+		        .value = m->payload,
+		        .len = m->len,
+		        .timestamp_ms = rd_kafka_message_timestamp(m, NULL),
 		};
 		set_log_job(m);
 		mlsec_queue_outcome out = handler(&msg, ctx);

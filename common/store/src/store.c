@@ -47,7 +47,7 @@ static struct timeval tv_ms(int ms)
 }
 
 mlsec_err mlsec_store_new(const char *url, int connect_timeout_ms, int command_timeout_ms,
-			  mlsec_store **out, mlsec_error *err)
+                          mlsec_store **out, mlsec_error *err)
 {
 	*out = NULL;
 	if (connect_timeout_ms < 0 || command_timeout_ms < 0)
@@ -91,7 +91,7 @@ static void password_wipe(store_url *u)
 mlsec_err mlsec_store_clone(const mlsec_store *s, mlsec_store **out, mlsec_error *err)
 {
 	mlsec_err rc =
-		mlsec_store_new(s->url, s->connect_timeout_ms, s->command_timeout_ms, out, err);
+	        mlsec_store_new(s->url, s->connect_timeout_ms, s->command_timeout_ms, out, err);
 	if (rc != MLSEC_OK || !s->u.password)
 		return rc;
 	/* The password may have come from a file rather than the URL. */
@@ -116,9 +116,10 @@ mlsec_err mlsec_store_set_password_file(mlsec_store *s, const char *path, mlsec_
 	if (rc == MLSEC_ERR_NOMEM)
 		return mlsec_error_set(err, rc, "out of memory");
 	if (rc != MLSEC_OK)
-		return mlsec_error_set(err, rc == MLSEC_ERR_LIMIT ? MLSEC_ERR_INVALID_ARG : MLSEC_ERR_IO,
-				       "redis password file %s: %s", path,
-				       rc == MLSEC_ERR_LIMIT ? "too long" : "cannot read");
+		return mlsec_error_set(err,
+		                       rc == MLSEC_ERR_LIMIT ? MLSEC_ERR_INVALID_ARG : MLSEC_ERR_IO,
+		                       "redis password file %s: %s", path,
+		                       rc == MLSEC_ERR_LIMIT ? "too long" : "cannot read");
 	if (len > 0 && buf[len - 1] == '\n')
 		len--;
 	if (len > 0 && buf[len - 1] == '\r')
@@ -126,11 +127,11 @@ mlsec_err mlsec_store_set_password_file(mlsec_store *s, const char *path, mlsec_
 	rc = MLSEC_OK;
 	if (len == 0 || len > MLSEC_STORE_MAX_PASSWORD)
 		rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "redis password file %s: %s", path,
-				     len ? "too long" : "empty");
+		                     len ? "too long" : "empty");
 	for (size_t i = 0; rc == MLSEC_OK && i < len; i++)
 		if (buf[i] == '\0' || buf[i] == '\n' || buf[i] == '\r')
 			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					     "redis password file %s: more than one line", path);
+			                     "redis password file %s: more than one line", path);
 	if (rc == MLSEC_OK) {
 		buf[len] = '\0';
 		mlsec_log_add_secret(buf);
@@ -159,7 +160,8 @@ void mlsec_store_free(mlsec_store *s)
 static mlsec_err reply_error(const redisReply *r, mlsec_error *err)
 {
 	const char *t = r->str ? r->str : "";
-	if (!strncmp(t, "NOAUTH", 6) || !strncmp(t, "WRONGPASS", 9) || strstr(t, "invalid password"))
+	if (!strncmp(t, "NOAUTH", 6) || !strncmp(t, "WRONGPASS", 9) ||
+	    strstr(t, "invalid password"))
 		return mlsec_error_set(err, MLSEC_ERR_AUTH, "redis: %.200s", t);
 	if (!strncmp(t, "LOADING", 7) || !strncmp(t, "BUSY", 4) || !strncmp(t, "MASTERDOWN", 10) ||
 	    !strncmp(t, "READONLY", 8))
@@ -177,12 +179,13 @@ static mlsec_err connect_now(mlsec_store *s, mlsec_error *err)
 {
 	if (s->c)
 		return MLSEC_OK;
-	redisContext *c = redisConnectWithTimeout(s->u.host, s->u.port, tv_ms(s->connect_timeout_ms));
+	redisContext *c =
+	        redisConnectWithTimeout(s->u.host, s->u.port, tv_ms(s->connect_timeout_ms));
 	if (!c)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "redis: cannot allocate a context");
 	if (c->err) {
-		mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "redis %s:%d unreachable: %s", s->u.host,
-				s->u.port, c->errstr);
+		mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "redis %s:%d unreachable: %s",
+		                s->u.host, s->u.port, c->errstr);
 		redisFree(c);
 		return MLSEC_ERR_UNAVAILABLE;
 	}
@@ -202,13 +205,13 @@ static mlsec_err connect_now(mlsec_store *s, mlsec_error *err)
 		redisReply *r = raw(c, argc, argv, lens);
 		if (!r) {
 			mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "redis %s:%d: AUTH failed: %s",
-					s->u.host, s->u.port, c->errstr);
+			                s->u.host, s->u.port, c->errstr);
 			redisFree(c);
 			return MLSEC_ERR_UNAVAILABLE;
 		}
 		if (r->type == REDIS_REPLY_ERROR) {
 			mlsec_error_set(err, MLSEC_ERR_AUTH, "redis %s:%d: authentication refused",
-					s->u.host, s->u.port);
+			                s->u.host, s->u.port);
 			freeReplyObject(r);
 			redisFree(c);
 			return MLSEC_ERR_AUTH;
@@ -223,8 +226,9 @@ static mlsec_err connect_now(mlsec_store *s, mlsec_error *err)
 		redisReply *r = raw(c, 2, argv, lens);
 		mlsec_err rc = MLSEC_OK;
 		if (!r)
-			rc = mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "redis %s:%d: SELECT failed: %s",
-					     s->u.host, s->u.port, c->errstr);
+			rc = mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE,
+			                     "redis %s:%d: SELECT failed: %s", s->u.host, s->u.port,
+			                     c->errstr);
 		else if (r->type == REDIS_REPLY_ERROR)
 			rc = reply_error(r, err);
 		if (r)
@@ -245,8 +249,8 @@ static mlsec_err connect_now(mlsec_store *s, mlsec_error *err)
  * lengthens the socket timeout for blocking commands. On MLSEC_OK *out is
  * a reply that is not an error reply (caller frees).
  */
-static mlsec_err run(mlsec_store *s, int argc, const char **argv, const size_t *lens,
-		     int extra_ms, redisReply **out, mlsec_error *err)
+static mlsec_err run(mlsec_store *s, int argc, const char **argv, const size_t *lens, int extra_ms,
+                     redisReply **out, mlsec_error *err)
 {
 	*out = NULL;
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -268,11 +272,11 @@ static mlsec_err run(mlsec_store *s, int argc, const char **argv, const size_t *
 			return MLSEC_OK;
 		}
 		int timed_out = s->c->err == REDIS_ERR_IO &&
-				(errno == EAGAIN || errno == EWOULDBLOCK ||
-				 strstr(s->c->errstr, "temporarily unavailable"));
+		                (errno == EAGAIN || errno == EWOULDBLOCK ||
+		                 strstr(s->c->errstr, "temporarily unavailable"));
 		mlsec_error_set(err, MLSEC_ERR_UNAVAILABLE, "redis %s:%d: %s%s", s->u.host,
-				s->u.port, timed_out ? "command timed out: " : "",
-				s->c->errstr[0] ? s->c->errstr : "connection lost");
+		                s->u.port, timed_out ? "command timed out: " : "",
+		                s->c->errstr[0] ? s->c->errstr : "connection lost");
 		drop(s); /* the connection state is unknown: never reuse it */
 		if (timed_out)
 			break;
@@ -307,8 +311,8 @@ static int valid_id(const char *s)
 static mlsec_err bad_id(const char *what, mlsec_error *err)
 {
 	return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-			       "invalid %s (allowed: letters, digits, '_', '-', at most %d)", what,
-			       MLSEC_STORE_MAX_ID);
+	                       "invalid %s (allowed: letters, digits, '_', '-', at most %d)", what,
+	                       MLSEC_STORE_MAX_ID);
 }
 
 static mlsec_err check_key(const char *key, mlsec_error *err)
@@ -325,10 +329,10 @@ static mlsec_err take_string(const redisReply *r, char **val, size_t *len, mlsec
 		return mlsec_error_set(err, MLSEC_ERR_NOT_FOUND, "not found");
 	if (r->type != REDIS_REPLY_STRING)
 		return mlsec_error_set(err, MLSEC_ERR_INTERNAL, "redis: unexpected reply type %d",
-				       r->type);
+		                       r->type);
 	if ((size_t)r->len > MLSEC_STORE_MAX_VALUE)
-		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "redis value of %zu bytes is too large",
-				       (size_t)r->len);
+		return mlsec_error_set(err, MLSEC_ERR_LIMIT,
+		                       "redis value of %zu bytes is too large", (size_t)r->len);
 	char *v = mlsec_malloc((size_t)r->len + 1);
 	if (!v)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -341,7 +345,7 @@ static mlsec_err take_string(const redisReply *r, char **val, size_t *len, mlsec
 }
 
 static mlsec_err set_common(mlsec_store *s, const char *key, const void *val, size_t len,
-			    long long ttl_ms, int nx, int *created, mlsec_error *err)
+                            long long ttl_ms, int nx, int *created, mlsec_error *err)
 {
 	mlsec_err rc = check_key(key, err);
 	if (rc)
@@ -373,19 +377,19 @@ static mlsec_err set_common(mlsec_store *s, const char *key, const void *val, si
 }
 
 mlsec_err mlsec_store_set(mlsec_store *s, const char *key, const void *val, size_t len,
-			  long long ttl_ms, mlsec_error *err)
+                          long long ttl_ms, mlsec_error *err)
 {
 	return set_common(s, key, val, len, ttl_ms, 0, NULL, err);
 }
 
 mlsec_err mlsec_store_set_nx(mlsec_store *s, const char *key, const void *val, size_t len,
-			     long long ttl_ms, int *created, mlsec_error *err)
+                             long long ttl_ms, int *created, mlsec_error *err)
 {
 	return set_common(s, key, val, len, ttl_ms, 1, created, err);
 }
 
 mlsec_err mlsec_store_get(mlsec_store *s, const char *key, char **val, size_t *len,
-			  mlsec_error *err)
+                          mlsec_error *err)
 {
 	*val = NULL;
 	mlsec_err rc = check_key(key, err);
@@ -435,7 +439,7 @@ mlsec_err mlsec_store_expire(mlsec_store *s, const char *key, long long ttl_ms, 
 }
 
 mlsec_err mlsec_store_hset(mlsec_store *s, const char *key, const char *field, const void *val,
-			   size_t len, mlsec_error *err)
+                           size_t len, mlsec_error *err)
 {
 	mlsec_err rc = check_key(key, err);
 	if (rc)
@@ -449,8 +453,8 @@ mlsec_err mlsec_store_hset(mlsec_store *s, const char *key, const char *field, c
 	return MLSEC_OK;
 }
 
-mlsec_err mlsec_store_hset_nx(mlsec_store *s, const char *key, const char *field,
-			      const void *val, size_t len, int *created, mlsec_error *err)
+mlsec_err mlsec_store_hset_nx(mlsec_store *s, const char *key, const char *field, const void *val,
+                              size_t len, int *created, mlsec_error *err)
 {
 	mlsec_err rc = check_key(key, err);
 	if (rc)
@@ -467,7 +471,7 @@ mlsec_err mlsec_store_hset_nx(mlsec_store *s, const char *key, const char *field
 }
 
 mlsec_err mlsec_store_hget(mlsec_store *s, const char *key, const char *field, char **val,
-			   size_t *len, mlsec_error *err)
+                           size_t *len, mlsec_error *err)
 {
 	*val = NULL;
 	mlsec_err rc = check_key(key, err);
@@ -484,7 +488,7 @@ mlsec_err mlsec_store_hget(mlsec_store *s, const char *key, const char *field, c
 }
 
 mlsec_err mlsec_store_hincr(mlsec_store *s, const char *key, const char *field, long long by,
-			    long long *out, mlsec_error *err)
+                            long long *out, mlsec_error *err)
 {
 	mlsec_err rc = check_key(key, err);
 	if (rc)
@@ -505,7 +509,7 @@ mlsec_err mlsec_store_hincr(mlsec_store *s, const char *key, const char *field, 
 /* ---- jobs and results ------------------------------------------------ */
 
 static mlsec_err job_key(char *buf, size_t size, const char *job_id, const char *suffix,
-			 mlsec_error *err)
+                         mlsec_error *err)
 {
 	if (!valid_id(job_id))
 		return bad_id("job id", err);
@@ -514,15 +518,15 @@ static mlsec_err job_key(char *buf, size_t size, const char *job_id, const char 
 }
 
 mlsec_err mlsec_store_job_put(mlsec_store *s, const char *job_id, const void *rec, size_t len,
-			      long long ttl_ms, mlsec_error *err)
+                              long long ttl_ms, mlsec_error *err)
 {
 	char key[STORE_KEY_MAX];
 	mlsec_err rc = job_key(key, sizeof key, job_id, "", err);
 	return rc ? rc : mlsec_store_set(s, key, rec, len, ttl_ms, err);
 }
 
-mlsec_err mlsec_store_job_create(mlsec_store *s, const char *job_id, const void *rec,
-				 size_t len, long long ttl_ms, int *created, mlsec_error *err)
+mlsec_err mlsec_store_job_create(mlsec_store *s, const char *job_id, const void *rec, size_t len,
+                                 long long ttl_ms, int *created, mlsec_error *err)
 {
 	char key[STORE_KEY_MAX];
 	mlsec_err rc = job_key(key, sizeof key, job_id, "", err);
@@ -530,7 +534,7 @@ mlsec_err mlsec_store_job_create(mlsec_store *s, const char *job_id, const void 
 }
 
 mlsec_err mlsec_store_job_get(mlsec_store *s, const char *job_id, char **rec, size_t *len,
-			      mlsec_error *err)
+                              mlsec_error *err)
 {
 	char key[STORE_KEY_MAX];
 	*rec = NULL;
@@ -544,7 +548,7 @@ mlsec_err mlsec_store_job_get(mlsec_store *s, const char *job_id, char **rec, si
 }
 
 static mlsec_err result_key(char *buf, size_t size, const char *job_id, const char *stage,
-			    mlsec_error *err)
+                            mlsec_error *err)
 {
 	if (!valid_id(job_id))
 		return bad_id("job id", err);
@@ -555,16 +559,16 @@ static mlsec_err result_key(char *buf, size_t size, const char *job_id, const ch
 }
 
 mlsec_err mlsec_store_result_put(mlsec_store *s, const char *job_id, const char *stage,
-				 const void *res, size_t len, long long ttl_ms, int *created,
-				 mlsec_error *err)
+                                 const void *res, size_t len, long long ttl_ms, int *created,
+                                 mlsec_error *err)
 {
 	char key[STORE_KEY_MAX];
 	mlsec_err rc = result_key(key, sizeof key, job_id, stage, err);
 	return rc ? rc : mlsec_store_set_nx(s, key, res, len, ttl_ms, created, err);
 }
 
-mlsec_err mlsec_store_result_get(mlsec_store *s, const char *job_id, const char *stage,
-				 char **res, size_t *len, mlsec_error *err)
+mlsec_err mlsec_store_result_get(mlsec_store *s, const char *job_id, const char *stage, char **res,
+                                 size_t *len, mlsec_error *err)
 {
 	char key[STORE_KEY_MAX];
 	*res = NULL;
@@ -590,18 +594,19 @@ void mlsec_store_events_clear(mlsec_store_events *ev)
 	ev->count = 0;
 }
 
-mlsec_err mlsec_store_event_append(mlsec_store *s, const char *job_id, const void *data,
-				   size_t len, size_t max_len, long long ttl_ms,
-				   char id_out[MLSEC_STORE_EVENT_ID_MAX], mlsec_error *err)
+mlsec_err mlsec_store_event_append(mlsec_store *s, const char *job_id, const void *data, size_t len,
+                                   size_t max_len, long long ttl_ms,
+                                   char id_out[MLSEC_STORE_EVENT_ID_MAX], mlsec_error *err)
 {
 	char key[STORE_KEY_MAX];
 	mlsec_err rc = job_key(key, sizeof key, job_id, ":events", err);
 	if (rc)
 		return rc;
 	char maxlen[24];
-	snprintf(maxlen, sizeof maxlen, "%zu", max_len ? max_len : (size_t)STORE_DEFAULT_STREAM_MAX);
-	const char *argv[8] = {"XADD", key, "MAXLEN", "~", maxlen, "*", "e",
-			       data ? (const char *)data : ""};
+	snprintf(maxlen, sizeof maxlen, "%zu",
+	         max_len ? max_len : (size_t)STORE_DEFAULT_STREAM_MAX);
+	const char *argv[8] = {"XADD", key, "MAXLEN", "~",
+	                       maxlen, "*", "e",      data ? (const char *)data : ""};
 	size_t lens[8] = {4, strlen(key), 6, 1, strlen(maxlen), 1, 1, data ? len : 0};
 	redisReply *r;
 	if ((rc = run(s, 8, argv, lens, 0, &r, err)))
@@ -647,8 +652,8 @@ static mlsec_err take_events(const redisReply *r, mlsec_store_events *out, mlsec
 		const redisReply *fv = e->element[1];
 		const redisReply *val = NULL;
 		for (size_t j = 0; j + 1 < fv->elements; j += 2)
-			if (fv->element[j]->type == REDIS_REPLY_STRING && fv->element[j]->len == 1 &&
-			    fv->element[j]->str[0] == 'e')
+			if (fv->element[j]->type == REDIS_REPLY_STRING &&
+			    fv->element[j]->len == 1 && fv->element[j]->str[0] == 'e')
 				val = fv->element[j + 1];
 		if (!val || val->type != REDIS_REPLY_STRING)
 			goto bad;
@@ -665,9 +670,8 @@ bad:
 	return mlsec_error_set(err, MLSEC_ERR_INTERNAL, "redis: malformed stream entry");
 }
 
-mlsec_err mlsec_store_events_read(mlsec_store *s, const char *job_id, const char *after,
-				  size_t max, int block_ms, mlsec_store_events *out,
-				  mlsec_error *err)
+mlsec_err mlsec_store_events_read(mlsec_store *s, const char *job_id, const char *after, size_t max,
+                                  int block_ms, mlsec_store_events *out, mlsec_error *err)
 {
 	out->items = NULL;
 	out->count = 0;
@@ -710,7 +714,7 @@ mlsec_err mlsec_store_events_read(mlsec_store *s, const char *job_id, const char
 /* ---- deadlines -------------------------------------------------------- */
 
 mlsec_err mlsec_store_deadline_add(mlsec_store *s, const char *job_id, long long deadline_ms,
-				   mlsec_error *err)
+                                   mlsec_error *err)
 {
 	if (!valid_id(job_id))
 		return bad_id("job id", err);
@@ -726,7 +730,7 @@ mlsec_err mlsec_store_deadline_add(mlsec_store *s, const char *job_id, long long
 }
 
 mlsec_err mlsec_store_deadline_remove(mlsec_store *s, const char *job_id, int *claimed,
-				      mlsec_error *err)
+                                      mlsec_error *err)
 {
 	if (!valid_id(job_id))
 		return bad_id("job id", err);
@@ -750,7 +754,7 @@ void mlsec_store_ids_free(char **ids, size_t count)
 }
 
 mlsec_err mlsec_store_deadline_due(mlsec_store *s, long long now_ms, size_t max, char ***ids,
-				   size_t *count, mlsec_error *err)
+                                   size_t *count, mlsec_error *err)
 {
 	*ids = NULL;
 	*count = 0;
@@ -759,8 +763,8 @@ mlsec_err mlsec_store_deadline_due(mlsec_store *s, long long now_ms, size_t max,
 	char now[24], lim[24];
 	snprintf(now, sizeof now, "%lld", now_ms);
 	snprintf(lim, sizeof lim, "%zu", max);
-	const char *argv[7] = {"ZRANGEBYSCORE", MLSEC_STORE_DEADLINES_KEY, "-inf", now,
-			       "LIMIT", "0", lim};
+	const char *argv[7] = {
+	        "ZRANGEBYSCORE", MLSEC_STORE_DEADLINES_KEY, "-inf", now, "LIMIT", "0", lim};
 	size_t lens[7];
 	for (int i = 0; i < 7; i++)
 		lens[i] = strlen(argv[i]);
@@ -770,7 +774,8 @@ mlsec_err mlsec_store_deadline_due(mlsec_store *s, long long now_ms, size_t max,
 		return rc;
 	if (r->type != REDIS_REPLY_ARRAY) {
 		freeReplyObject(r);
-		return mlsec_error_set(err, MLSEC_ERR_INTERNAL, "redis: unexpected ZRANGEBYSCORE reply");
+		return mlsec_error_set(err, MLSEC_ERR_INTERNAL,
+		                       "redis: unexpected ZRANGEBYSCORE reply");
 	}
 	char **out = mlsec_calloc(r->elements ? r->elements : 1, sizeof *out);
 	if (!out) {

@@ -1,7 +1,8 @@
 /*
  * store_url.c - parses redis://[user[:password]@]host[:port][/db] into its
  * parts (redis://user@host names an ACL user whose password comes from
- * elsewhere, e.g. MLSEC_REDIS_PASSWORD_FILE). Kept apart from the connection code so it can be tested alone.
+ * elsewhere, e.g. MLSEC_REDIS_PASSWORD_FILE). Kept apart from the connection code so it can be
+ * tested alone.
  */
 #include "store_int.h"
 
@@ -74,12 +75,13 @@ mlsec_err store_url_parse(const char *url, store_url *u, mlsec_error *err)
 	u->port = 6379;
 	if (url && strncmp(url, "rediss://", 9) == 0)
 		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-				       "rediss:// (TLS) is not supported by this build's hiredis; "
-				       "use redis:// on a trusted network or a TLS tunnel");
+		                       "rediss:// (TLS) is not supported by this build's hiredis; "
+		                       "use redis:// on a trusted network or a TLS tunnel");
 	/* Never echo the URL: it may carry the password. */
 	if (!url || strlen(url) > URL_MAX || strncmp(url, "redis://", 8) != 0)
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "redis URL must look like redis://[[user][:password]@]host[:port][/db]");
+		return mlsec_error_set(
+		        err, MLSEC_ERR_INVALID_ARG,
+		        "redis URL must look like redis://[[user][:password]@]host[:port][/db]");
 	const char *p = url + 8;
 	const char *end = p + strlen(p);
 	const char *slash = strchr(p, '/');
@@ -123,7 +125,8 @@ mlsec_err store_url_parse(const char *url, store_url *u, mlsec_error *err)
 	if (host_end == host_start)
 		goto bad;
 	for (const char *q = host_start; q < host_end; q++)
-		if (!(isalnum((unsigned char)*q) || *q == '.' || *q == '-' || *q == ':' || *q == '_'))
+		if (!(isalnum((unsigned char)*q) || *q == '.' || *q == '-' || *q == ':' ||
+		      *q == '_'))
 			goto bad;
 	if (!(u->host = mlsec_strndup(host_start, (size_t)(host_end - host_start))))
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -142,6 +145,7 @@ mlsec_err store_url_parse(const char *url, store_url *u, mlsec_error *err)
 	return MLSEC_OK;
 bad:
 	store_url_clear(u);
-	return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-			       "malformed redis URL (expected redis://[[user][:password]@]host[:port][/db])");
+	return mlsec_error_set(
+	        err, MLSEC_ERR_INVALID_ARG,
+	        "malformed redis URL (expected redis://[[user][:password]@]host[:port][/db])");
 }

@@ -23,8 +23,8 @@
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
 
 typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha,
-			 const float *a, int lda, const float *b, int ldb, float beta, float *c,
-			 int ldc);
+                         const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                         int ldc);
 typedef void (*set_threads_fn)(int n);
 typedef char *(*corename_fn)(void);
 
@@ -91,8 +91,8 @@ const char *mlsec_tensor_blas_core(void)
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major; the fallback kernel. */
 static void sgemm_plain(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
-			const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-			int64_t ldc)
+                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                        float *c, int64_t ldc)
 {
 	for (int64_t i = 0; i < m; i++) {
 		float *ci = c + i * ldc;
@@ -113,7 +113,7 @@ static void sgemm_plain(int ta, int tb, int64_t m, int64_t n, int64_t k, float a
 }
 
 void tensor_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-		  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
 	if (m == 0 || n == 0)
 		return;
@@ -122,6 +122,7 @@ void tensor_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, 
 		sgemm_plain(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 		return;
 	}
-	blas_sgemm(CBLAS_ROW_MAJOR, ta ? CBLAS_TRANS : CBLAS_NO_TRANS, tb ? CBLAS_TRANS : CBLAS_NO_TRANS,
-		   (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+	blas_sgemm(CBLAS_ROW_MAJOR, ta ? CBLAS_TRANS : CBLAS_NO_TRANS,
+	           tb ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)m, (int)n, (int)k, alpha, a, (int)lda, b,
+	           (int)ldb, beta, c, (int)ldc);
 }

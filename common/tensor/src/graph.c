@@ -167,7 +167,6 @@ void bcast_strides(const mlsec_tensor_shape *x, const mlsec_tensor_shape *out, i
 	}
 }
 
-
 /* ---- name table ---- */
 
 static uint64_t hash_str(const char *s)

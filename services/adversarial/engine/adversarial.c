@@ -48,11 +48,13 @@ mlsec_err mlsec_adv_parse_attacks(const char *s, unsigned *out, mlsec_error *err
 			bits |= MLSEC_ADV_FGSM;
 		else if (n == 3 && !strncasecmp(p, "pgd", 3))
 			bits |= MLSEC_ADV_PGD;
-		else if ((n == 2 && !strncasecmp(p, "cw", 2)) || (n == 5 && !strncasecmp(p, "cw-l2", 5)))
+		else if ((n == 2 && !strncasecmp(p, "cw", 2)) ||
+		         (n == 5 && !strncasecmp(p, "cw-l2", 5)))
 			bits |= MLSEC_ADV_CW;
 		else if (n > 0)
 			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "unknown attack '%.*s' (use fgsm, pgd, cw)", (int)n, p);
+			                       "unknown attack '%.*s' (use fgsm, pgd, cw)", (int)n,
+			                       p);
 		p += n;
 		p += strspn(p, ", ");
 	}
@@ -65,9 +67,11 @@ mlsec_err mlsec_adv_parse_attacks(const char *s, unsigned *out, mlsec_error *err
 static mlsec_err add_eps(mlsec_adv_opts *o, double v, mlsec_error *err)
 {
 	if (!(v >= 0 && v <= 1e6))
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "epsilon %g is not a finite value >= 0", v);
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "epsilon %g is not a finite value >= 0", v);
 	if (o->neps >= MLSEC_ADV_MAX_EPS)
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "at most %d epsilons", MLSEC_ADV_MAX_EPS);
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "at most %d epsilons",
+		                       MLSEC_ADV_MAX_EPS);
 	o->eps[o->neps++] = v;
 	return MLSEC_OK;
 }
@@ -80,7 +84,8 @@ mlsec_err mlsec_adv_parse_eps(const char *s, mlsec_adv_opts *o, mlsec_error *err
 		char *end;
 		double v = strtod(p, &end);
 		if (end == p || (*end && *end != ','))
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "bad epsilon list '%s'", s);
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "bad epsilon list '%s'",
+			                       s);
 		mlsec_err rc = add_eps(o, v, err);
 		if (rc != MLSEC_OK)
 			return rc;
@@ -88,7 +93,6 @@ mlsec_err mlsec_adv_parse_eps(const char *s, mlsec_adv_opts *o, mlsec_error *err
 	}
 	return o->neps ? MLSEC_OK : mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no epsilon given");
 }
-
 
 mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_error *err)
 {
@@ -104,7 +108,8 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 		double d = 0;
 		if (!strcmp(key, "attack")) {
 			if (json_is_string(v)) {
-				rc = mlsec_adv_parse_attacks(json_string_value(v), &o->attacks, err);
+				rc = mlsec_adv_parse_attacks(json_string_value(v), &o->attacks,
+				                             err);
 			} else if (json_is_array(v)) {
 				unsigned bits = 0, b;
 				size_t i;
@@ -112,13 +117,19 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 				json_array_foreach(v, i, e)
 				{
 					if (!json_is_string(e) ||
-					    (rc = mlsec_adv_parse_attacks(json_string_value(e), &b, err)))
-						return rc ? rc : mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option attack: strings expected");
+					    (rc = mlsec_adv_parse_attacks(json_string_value(e), &b,
+					                                  err)))
+						return rc ? rc
+						          : mlsec_error_set(err,
+						                            MLSEC_ERR_INVALID_ARG,
+						                            "option attack: "
+						                            "strings expected");
 					bits |= b;
 				}
 				o->attacks = bits ? bits : o->attacks;
 			} else {
-				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option attack: string or list expected");
+				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+				                     "option attack: string or list expected");
 			}
 		} else if (!strcmp(key, "epsilon")) {
 			if (json_is_string(v)) {
@@ -132,18 +143,21 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 				const json_t *e;
 				json_array_foreach(v, i, e)
 				{
-					if ((rc = mlsec_option_number(e, key, 0, 1e6, &d, err)) || (rc = add_eps(o, d, err)))
+					if ((rc = mlsec_option_number(e, key, 0, 1e6, &d, err)) ||
+					    (rc = add_eps(o, d, err)))
 						return rc;
 				}
 			} else {
-				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option epsilon: number or list expected");
+				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+				                     "option epsilon: number or list expected");
 			}
 		} else if (!strcmp(key, "data") || !strcmp(key, "baseline") ||
-			   !strcmp(key, "model-name")) {
+		           !strcmp(key, "model-name")) {
 			if (!strcmp(key, "baseline") && json_is_object(v))
 				o->baseline = v;
 			else if (!json_is_string(v))
-				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "option %s: string expected", key);
+				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+				                     "option %s: string expected", key);
 			else if (!strcmp(key, "data"))
 				o->data_path = json_string_value(v);
 			else if (!strcmp(key, "baseline"))
@@ -198,7 +212,8 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 			if (!(rc = mlsec_option_integer(v, key, 1, 256, &d, err)))
 				o->threads = (int)d;
 		} else {
-			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "unknown adversarial option '%s'", key);
+			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                     "unknown adversarial option '%s'", key);
 		}
 		if (rc != MLSEC_OK)
 			return rc;
@@ -232,34 +247,36 @@ static void sanity(mlsec_artifact *art, const char *attack, double eps, const ad
 		why = "no gradient step was executed";
 	else if (st->zero_grad + st->nonfinite_grad == attacked)
 		why = st->nonfinite_grad ? "the input gradient is NaN/Inf for every sample"
-					 : "the input gradient is exactly zero for every sample";
+		                         : "the input gradient is exactly zero for every sample";
 	else if (eps > 0 && st->perturbed == 0)
 		why = "no sample was perturbed although epsilon > 0";
 	if (why) {
 		mlsec_finding *f = mlsec_artifact_add_finding(
-			art, RULE_PREFIX "-ATTACK-INEFFECTIVE", MLSEC_SEV_HIGH,
-			"Attack ran without effect: robustness cannot be claimed",
-			"%s at epsilon %g: %s (%zu of %zu samples with zero gradient, %zu non-finite)",
-			attack, eps, why, st->zero_grad, attacked, st->nonfinite_grad);
+		        art, RULE_PREFIX "-ATTACK-INEFFECTIVE", MLSEC_SEV_HIGH,
+		        "Attack ran without effect: robustness cannot be claimed",
+		        "%s at epsilon %g: %s (%zu of %zu samples with zero gradient, %zu "
+		        "non-finite)",
+		        attack, eps, why, st->zero_grad, attacked, st->nonfinite_grad);
 		if (f) {
 			mlsec_finding_set_location(f, NULL, 0, 0, attack);
-			mlsec_finding_set_remediation(f, "Check the model for gradient masking (saturating "
-							 "or non-differentiable layers, argmax/round in the graph), and "
-							 "that the input range matches --clip-min/--clip-max.");
+			mlsec_finding_set_remediation(
+			        f, "Check the model for gradient masking (saturating "
+			           "or non-differentiable layers, argmax/round in the graph), and "
+			           "that the input range matches --clip-min/--clip-max.");
 		}
 	} else if (st->nonfinite_grad || st->zero_grad * 2 > attacked) {
 		mlsec_finding *f = mlsec_artifact_add_finding(
-			art, RULE_PREFIX "-GRADIENT-DEGENERATE", MLSEC_SEV_MEDIUM,
-			"Input gradients are degenerate for many samples (possible gradient masking)",
-			"%s at epsilon %g: %zu of %zu samples with zero gradient, %zu non-finite", attack,
-			eps, st->zero_grad, attacked, st->nonfinite_grad);
+		        art, RULE_PREFIX "-GRADIENT-DEGENERATE", MLSEC_SEV_MEDIUM,
+		        "Input gradients are degenerate for many samples (possible gradient "
+		        "masking)",
+		        "%s at epsilon %g: %zu of %zu samples with zero gradient, %zu non-finite",
+		        attack, eps, st->zero_grad, attacked, st->nonfinite_grad);
 		if (f)
 			mlsec_finding_set_location(f, NULL, 0, 0, attack);
 	}
 }
 
-static json_t *attack_json(unsigned kind, double eps, const adv_stats *st,
-			   const mlsec_adv_opts *o)
+static json_t *attack_json(unsigned kind, double eps, const adv_stats *st, const mlsec_adv_opts *o)
 {
 	const char *attack = attack_name(kind);
 	double attacked = (double)st->clean_correct;
@@ -282,7 +299,8 @@ static json_t *attack_json(unsigned kind, double eps, const adv_stats *st,
 	if (kind == MLSEC_ADV_PGD) {
 		int steps = o->pgd_steps;
 		json_object_set_new(p, "steps", json_integer(steps));
-		json_object_set_new(p, "alpha", json_real(o->pgd_alpha > 0 ? o->pgd_alpha : 2.5 * eps / steps));
+		json_object_set_new(p, "alpha",
+		                    json_real(o->pgd_alpha > 0 ? o->pgd_alpha : 2.5 * eps / steps));
 		json_object_set_new(p, "random_init", json_integer(o->pgd_restarts));
 	} else if (kind == MLSEC_ADV_CW) {
 		json_object_set_new(p, "steps", json_integer(o->cw_steps));
@@ -290,8 +308,9 @@ static json_t *attack_json(unsigned kind, double eps, const adv_stats *st,
 		json_object_set_new(p, "confidence", json_real(o->cw_confidence));
 		json_object_set_new(p, "initial_c", json_real(o->cw_c));
 		json_object_set_new(p, "binary_search_steps", json_integer(o->cw_binary_search));
-		json_object_set_new(j, "mean_success_l2",
-				    json_real(st->successes ? st->sum_success_l2 / (double)st->successes : 0));
+		json_object_set_new(
+		        j, "mean_success_l2",
+		        json_real(st->successes ? st->sum_success_l2 / (double)st->successes : 0));
 	}
 	json_object_set_new(j, "params", p);
 	return j;
@@ -299,7 +318,7 @@ static json_t *attack_json(unsigned kind, double eps, const adv_stats *st,
 
 /* Compares with the baseline: ADV-REGRESSION on a drop beyond tolerance. */
 static void compare(mlsec_artifact *art, const json_t *base, const char *model, const char *attack,
-		    double eps, double acc, const mlsec_adv_opts *o, json_t *cmp)
+                    double eps, double acc, const mlsec_adv_opts *o, json_t *cmp)
 {
 	double want = adv_baseline_lookup(base, model, attack, eps);
 	char key[64];
@@ -313,23 +332,26 @@ static void compare(mlsec_artifact *art, const json_t *base, const char *model, 
 	double delta = acc - want;
 	json_object_set_new(c, "baseline", json_real(want));
 	json_object_set_new(c, "delta", json_real(delta));
-	const char *status = delta < -o->tolerance ? "regression" : delta > o->tolerance ? "improvement" : "stable";
+	const char *status = delta < -o->tolerance  ? "regression"
+	                     : delta > o->tolerance ? "improvement"
+	                                            : "stable";
 	json_object_set_new(c, "status", json_string(status));
 	json_array_append_new(cmp, c);
 	if (delta < -o->tolerance) {
 		mlsec_finding *f = mlsec_artifact_add_finding(
-			art, RULE_PREFIX "-REGRESSION", MLSEC_SEV_HIGH,
-			"Robust accuracy regressed below the baseline",
-			"%s %s: robust accuracy %.4f vs baseline %.4f (drop %.4f > tolerance %.4f)", attack,
-			key, acc, want, -delta, o->tolerance);
+		        art, RULE_PREFIX "-REGRESSION", MLSEC_SEV_HIGH,
+		        "Robust accuracy regressed below the baseline",
+		        "%s %s: robust accuracy %.4f vs baseline %.4f (drop %.4f > tolerance %.4f)",
+		        attack, key, acc, want, -delta, o->tolerance);
 		if (f) {
 			mlsec_finding_set_location(f, NULL, 0, 0, attack);
 			mlsec_finding_set_evidence(f, "model", "%s", model);
 			mlsec_finding_set_evidence(f, "baseline", "%.6f", want);
 			mlsec_finding_set_evidence(f, "accuracy", "%.6f", acc);
-			mlsec_finding_set_remediation(f, "Investigate the retraining/fine-tuning change; if "
-							 "the drop is intended, re-record the baseline with "
-							 "--update-baseline.");
+			mlsec_finding_set_remediation(
+			        f, "Investigate the retraining/fine-tuning change; if "
+			           "the drop is intended, re-record the baseline with "
+			           "--update-baseline.");
 		}
 	}
 }
@@ -348,8 +370,8 @@ static int is_malformed_code(mlsec_err rc)
 }
 
 static mlsec_err run_attacks(adv_runner *run, const mlsec_adv_data *d, const mlsec_adv_opts *o,
-			     mlsec_artifact *art, const json_t *base, const char *model,
-			     json_t *updates, mlsec_error *err)
+                             mlsec_artifact *art, const json_t *base, const char *model,
+                             json_t *updates, mlsec_error *err)
 {
 	json_t *details = mlsec_artifact_details(art);
 	json_t *attacks = json_array(), *cmp = json_array();
@@ -366,9 +388,11 @@ static mlsec_err run_attacks(adv_runner *run, const mlsec_adv_data *d, const mls
 		for (size_t e = 0; e < neps; e++) {
 			double eps = order[a] == MLSEC_ADV_CW ? INFINITY : o->eps[e];
 			adv_stats st = {0};
-			mlsec_err rc = order[a] == MLSEC_ADV_FGSM ? adv_fgsm(run, d->x, d->y, d->n, eps, &st, err)
-				       : order[a] == MLSEC_ADV_PGD ? adv_pgd(run, d->x, d->y, d->n, eps, &st, err)
-								   : adv_cw(run, d->x, d->y, d->n, &st, err);
+			mlsec_err rc = order[a] == MLSEC_ADV_FGSM
+			                       ? adv_fgsm(run, d->x, d->y, d->n, eps, &st, err)
+			               : order[a] == MLSEC_ADV_PGD
+			                       ? adv_pgd(run, d->x, d->y, d->n, eps, &st, err)
+			                       : adv_cw(run, d->x, d->y, d->n, &st, err);
 			if (rc != MLSEC_OK)
 				return rc;
 			const char *name = attack_name(order[a]);
@@ -385,7 +409,8 @@ static mlsec_err run_attacks(adv_runner *run, const mlsec_adv_data *d, const mls
 }
 
 /* Synthetic inputs in the clip range, labelled with the model's own predictions. */
-static mlsec_err synth(adv_runner *run, const mlsec_adv_opts *o, mlsec_adv_data *d, mlsec_error *err)
+static mlsec_err synth(adv_runner *run, const mlsec_adv_opts *o, mlsec_adv_data *d,
+                       mlsec_error *err)
 {
 	memset(d, 0, sizeof *d);
 	d->n = o->synthetic_samples ? o->synthetic_samples : 256;
@@ -399,30 +424,37 @@ static mlsec_err synth(adv_runner *run, const mlsec_adv_opts *o, mlsec_adv_data 
 		s ^= s << 13;
 		s ^= s >> 7;
 		s ^= s << 17;
-		d->x[i] = o->clip_min + (o->clip_max - o->clip_min) * (float)((s >> 40) / 16777216.0);
+		d->x[i] =
+		        o->clip_min + (o->clip_max - o->clip_min) * (float)((s >> 40) / 16777216.0);
 	}
 	size_t bad;
 	mlsec_err rc = adv_predict(run, d->x, d->n, d->y, &bad, err);
 	if (rc == MLSEC_OK && bad)
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "the model produces NaN/Inf logits on %zu of %zu synthetic inputs", bad, d->n);
+		return mlsec_error_set(
+		        err, MLSEC_ERR_PARSE,
+		        "the model produces NaN/Inf logits on %zu of %zu synthetic inputs", bad,
+		        d->n);
 	return rc;
 }
 
 mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_report *rep,
-			mlsec_error *err)
+                        mlsec_error *err)
 {
 	if (o->clip_max <= o->clip_min)
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--clip-max must be greater than --clip-min");
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "--clip-max must be greater than --clip-min");
 	if (o->update_baseline && !o->baseline_path && !o->baseline)
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "--update-baseline needs --baseline FILE");
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "--update-baseline needs --baseline FILE");
 	mlsec_format fmt = mlsec_format_sniff(model_path);
-	if (fmt == MLSEC_FMT_PICKLE || fmt == MLSEC_FMT_PYTORCH_ZIP || fmt == MLSEC_FMT_PYTORCH_LEGACY ||
-	    fmt == MLSEC_FMT_SAFETENSORS)
-		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-				       "%s is a %s checkpoint: weights alone have no architecture to attack. "
-				       "Export the model to ONNX (torch.onnx.export(model, x, 'model.onnx', "
-				       "dynamic_axes={'input': {0: 'batch'}})) and pass the .onnx file",
-				       model_path, mlsec_format_name(fmt));
+	if (fmt == MLSEC_FMT_PICKLE || fmt == MLSEC_FMT_PYTORCH_ZIP ||
+	    fmt == MLSEC_FMT_PYTORCH_LEGACY || fmt == MLSEC_FMT_SAFETENSORS)
+		return mlsec_error_set(
+		        err, MLSEC_ERR_UNSUPPORTED,
+		        "%s is a %s checkpoint: weights alone have no architecture to attack. "
+		        "Export the model to ONNX (torch.onnx.export(model, x, 'model.onnx', "
+		        "dynamic_axes={'input': {0: 'batch'}})) and pass the .onnx file",
+		        model_path, mlsec_format_name(fmt));
 	mlsec_artifact *art = mlsec_report_add_artifact(rep, model_path, "onnx");
 	if (!art)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -468,7 +500,8 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 	if (o->data_path) {
 		rc = mlsec_adv_data_load(o->data_path, &data, &e);
 		if (rc == MLSEC_ERR_PARSE) {
-			mlsec_artifact *da = mlsec_report_add_artifact(rep, o->data_path, "dataset");
+			mlsec_artifact *da =
+			        mlsec_report_add_artifact(rep, o->data_path, "dataset");
 			if (!da) {
 				rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 				goto done;
@@ -481,16 +514,19 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 		if (rc != MLSEC_OK)
 			goto tool_error;
 		if (data.sample_numel != adv_runner_sample_numel(run)) {
-			rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					     "%s: samples have %zu values but the model's input takes %zu",
-					     o->data_path, data.sample_numel, adv_runner_sample_numel(run));
+			rc = mlsec_error_set(
+			        err, MLSEC_ERR_INVALID_ARG,
+			        "%s: samples have %zu values but the model's input takes %zu",
+			        o->data_path, data.sample_numel, adv_runner_sample_numel(run));
 			goto done;
 		}
 		for (size_t i = 0; i < data.n; i++) {
 			if ((size_t)data.y[i] >= adv_runner_classes(run)) {
-				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-						     "%s: label y[%zu] = %lld but the model has %zu classes",
-						     o->data_path, i, (long long)data.y[i], adv_runner_classes(run));
+				rc = mlsec_error_set(
+				        err, MLSEC_ERR_INVALID_ARG,
+				        "%s: label y[%zu] = %lld but the model has %zu classes",
+				        o->data_path, i, (long long)data.y[i],
+				        adv_runner_classes(run));
 				goto done;
 			}
 		}
@@ -498,12 +534,13 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 		 * moved far beyond epsilon and every number would be wrong. */
 		for (size_t i = 0; i < data.n * data.sample_numel; i++) {
 			if (!(data.x[i] >= o->clip_min && data.x[i] <= o->clip_max)) {
-				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-						     "%s: x value %g (sample %zu) is outside the clip "
-						     "range [%g, %g]: pass --clip-min/--clip-max matching "
-						     "the model's input domain",
-						     o->data_path, data.x[i], i / data.sample_numel,
-						     o->clip_min, o->clip_max);
+				rc = mlsec_error_set(
+				        err, MLSEC_ERR_INVALID_ARG,
+				        "%s: x value %g (sample %zu) is outside the clip "
+				        "range [%g, %g]: pass --clip-min/--clip-max matching "
+				        "the model's input domain",
+				        o->data_path, data.x[i], i / data.sample_numel, o->clip_min,
+				        o->clip_max);
 				goto done;
 			}
 		}
@@ -512,8 +549,9 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 	} else {
 		rc = synth(run, o, &data, &e);
 		if (rc == MLSEC_ERR_PARSE) {
-			mlsec_finding *f = mlsec_artifact_add_finding(art, RULE_PREFIX "-MODEL-NONFINITE",
-								      MLSEC_SEV_HIGH, "Model outputs NaN/Inf", "%s", e.text);
+			mlsec_finding *f = mlsec_artifact_add_finding(
+			        art, RULE_PREFIX "-MODEL-NONFINITE", MLSEC_SEV_HIGH,
+			        "Model outputs NaN/Inf", "%s", e.text);
 			(void)f;
 			rc = MLSEC_OK;
 			goto done;
@@ -521,11 +559,12 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 		if (rc != MLSEC_OK)
 			goto tool_error;
 		json_object_set_new(details, "labels", json_string("model-predictions"));
-		mlsec_artifact_add_finding(art, RULE_PREFIX "-SYNTHETIC-DATA", MLSEC_SEV_INFO,
-					   "No data given: measured prediction stability on synthetic inputs",
-					   "%zu uniform inputs in [%g, %g] labelled with the model's own "
-					   "predictions; accuracies are agreement with the clean prediction",
-					   data.n, o->clip_min, o->clip_max);
+		mlsec_artifact_add_finding(
+		        art, RULE_PREFIX "-SYNTHETIC-DATA", MLSEC_SEV_INFO,
+		        "No data given: measured prediction stability on synthetic inputs",
+		        "%zu uniform inputs in [%g, %g] labelled with the model's own "
+		        "predictions; accuracies are agreement with the clean prediction",
+		        data.n, o->clip_min, o->clip_max);
 	}
 	if (o->samples && o->samples < data.n)
 		data.n = o->samples;
@@ -544,13 +583,16 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 	mlsec_free(pred);
 	if (rc != MLSEC_OK)
 		goto tool_error;
-	json_object_set_new(details, "clean_accuracy", json_real(data.n ? (double)correct / data.n : 0));
+	json_object_set_new(details, "clean_accuracy",
+	                    json_real(data.n ? (double)correct / data.n : 0));
 	if (bad) {
 		mlsec_finding *f = mlsec_artifact_add_finding(
-			art, RULE_PREFIX "-MODEL-NONFINITE", MLSEC_SEV_HIGH, "Model outputs NaN/Inf logits",
-			"%zu of %zu clean samples give non-finite logits", bad, data.n);
+		        art, RULE_PREFIX "-MODEL-NONFINITE", MLSEC_SEV_HIGH,
+		        "Model outputs NaN/Inf logits",
+		        "%zu of %zu clean samples give non-finite logits", bad, data.n);
 		if (f)
-			mlsec_finding_set_remediation(f, "Inspect the weights (mlsec inspect) for NaN/Inf injection.");
+			mlsec_finding_set_remediation(
+			        f, "Inspect the weights (mlsec inspect) for NaN/Inf injection.");
 	}
 
 	if (o->baseline) {
@@ -563,8 +605,9 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 		 * path must not silently switch the regression gate off. */
 		if (!base && !o->update_baseline) {
 			rc = mlsec_error_set(&e, MLSEC_ERR_NOT_FOUND,
-					     "%s: baseline file not found (record one with "
-					     "--update-baseline)", o->baseline_path);
+			                     "%s: baseline file not found (record one with "
+			                     "--update-baseline)",
+			                     o->baseline_path);
 			goto tool_error;
 		}
 	}
@@ -572,13 +615,14 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 		goto tool_error;
 	if (base && !json_object_get(base, model))
 		mlsec_artifact_add_finding(art, RULE_PREFIX "-NO-BASELINE", MLSEC_SEV_INFO,
-					   "No baseline recorded for this model yet",
-					   "model '%s' is not in the baseline%s", model,
-					   o->update_baseline ? "; it is recorded now" : "");
+		                           "No baseline recorded for this model yet",
+		                           "model '%s' is not in the baseline%s", model,
+		                           o->update_baseline ? "; it is recorded now" : "");
 	else if (!base && !o->update_baseline)
-		mlsec_artifact_add_finding(art, RULE_PREFIX "-NO-BASELINE", MLSEC_SEV_INFO,
-					   "No baseline given: robustness is reported, not compared",
-					   "pass --baseline FILE (and --update-baseline once) to gate on regressions");
+		mlsec_artifact_add_finding(
+		        art, RULE_PREFIX "-NO-BASELINE", MLSEC_SEV_INFO,
+		        "No baseline given: robustness is reported, not compared",
+		        "pass --baseline FILE (and --update-baseline once) to gate on regressions");
 	if (o->update_baseline) {
 		updates = base ? json_deep_copy(base) : json_object();
 		if (!updates) {
@@ -593,7 +637,8 @@ mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_r
 		/* The whole updated document: the cluster stores it as is and
 		 * `mlsec-submit --baseline-export` prints the same JSON. */
 		json_object_set(details, "baseline_update", updates);
-		if (o->baseline_path && (rc = adv_baseline_save(updates, o->baseline_path, &e)) != MLSEC_OK)
+		if (o->baseline_path &&
+		    (rc = adv_baseline_save(updates, o->baseline_path, &e)) != MLSEC_OK)
 			goto tool_error;
 	}
 	goto done;
@@ -632,13 +677,15 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 	const char *model = NULL;
 	for (size_t i = 0; i < req->npaths; i++) {
 		mlsec_format f = mlsec_format_sniff(req->paths[i]);
-		if ((f == MLSEC_FMT_NPZ || f == MLSEC_FMT_SAFETENSORS || f == MLSEC_FMT_ZIP) && !o.data_path)
+		if ((f == MLSEC_FMT_NPZ || f == MLSEC_FMT_SAFETENSORS || f == MLSEC_FMT_ZIP) &&
+		    !o.data_path)
 			o.data_path = req->paths[i];
 		else if (!model)
 			model = req->paths[i];
 		else
-			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					       "the adversarial stage takes one model and one data set");
+			return mlsec_error_set(
+			        err, MLSEC_ERR_INVALID_ARG,
+			        "the adversarial stage takes one model and one data set");
 	}
 	if (!model)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no model given");
@@ -660,7 +707,8 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 			if (rc == MLSEC_OK)
 				rc = adv_baseline_load(bp, &base, err);
 			if (rc == MLSEC_OK && !base)
-				rc = mlsec_error_set(err, MLSEC_ERR_NOT_FOUND, "%s: no baseline", bp);
+				rc = mlsec_error_set(err, MLSEC_ERR_NOT_FOUND, "%s: no baseline",
+				                     bp);
 			mlsec_free(bp);
 			o.baseline = base;
 			o.baseline_path = NULL;
@@ -678,17 +726,17 @@ static mlsec_err analyze(const mlsec_engine_request *req, mlsec_report *rep, mls
 }
 
 static const mlsec_engine_state adversarial_state = {
-	.name = "baseline",
-	.key_option = "model-name",
-	.in_option = "baseline",
-	.out_detail = "baseline_update",
-	.update_option = "update-baseline",
+        .name = "baseline",
+        .key_option = "model-name",
+        .in_option = "baseline",
+        .out_detail = "baseline_update",
+        .update_option = "update-baseline",
 };
 
 const mlsec_engine mlsec_engine_adversarial = {
-	.stage = "adversarial",
-	.rule_prefix = RULE_PREFIX,
-	.summary = "FGSM/PGD/CW robustness regression against a baseline",
-	.analyze = analyze,
-	.state = &adversarial_state,
+        .stage = "adversarial",
+        .rule_prefix = RULE_PREFIX,
+        .summary = "FGSM/PGD/CW robustness regression against a baseline",
+        .analyze = analyze,
+        .state = &adversarial_state,
 };

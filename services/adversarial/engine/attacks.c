@@ -23,10 +23,10 @@ struct adv_runner {
 	float *in;                   /* graph input 0 (borrowed from g) */
 	/* scratch, batch * numel unless noted */
 	float *xadv, *best, *w, *m, *v, *gx;
-	float *dout;                 /* batch * classes */
-	int64_t *labels;             /* batch */
-	int64_t *pred;               /* batch */
-	unsigned char *done;         /* batch */
+	float *dout;                   /* batch * classes */
+	int64_t *labels;               /* batch */
+	int64_t *pred;                 /* batch */
+	unsigned char *done;           /* batch */
 	double *c, *lo, *hi, *best_l2; /* batch */
 	uint64_t rng;
 };
@@ -46,7 +46,7 @@ static float uniform(uint64_t *s, float lo, float hi)
 }
 
 mlsec_err adv_runner_new(const mlsec_onnx_model *m, const mlsec_adv_opts *o, adv_runner **out,
-			 mlsec_error *err)
+                         mlsec_error *err)
 {
 	*out = NULL;
 	adv_runner *r = mlsec_calloc(1, sizeof *r);
@@ -66,23 +66,27 @@ mlsec_err adv_runner_new(const mlsec_onnx_model *m, const mlsec_adv_opts *o, adv
 	if (rc != MLSEC_OK)
 		goto fail;
 	if (mlsec_tensor_graph_input_count(r->g) != 1) {
-		rc = mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-				     "the model has %zu inputs; adversarial testing needs exactly one "
-				     "float input", mlsec_tensor_graph_input_count(r->g));
+		rc = mlsec_error_set(
+		        err, MLSEC_ERR_UNSUPPORTED,
+		        "the model has %zu inputs; adversarial testing needs exactly one "
+		        "float input",
+		        mlsec_tensor_graph_input_count(r->g));
 		goto fail;
 	}
 	mlsec_tensor_shape is, os;
 	mlsec_tensor_graph_input_name(r->g, 0, &is);
 	mlsec_tensor_graph_output_name(r->g, 0, &os);
 	if (is.ndim < 2 || is.dims[0] != (int64_t)r->batch) {
-		rc = mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-				     "the model's input must be [batch, ...] with a dynamic batch "
-				     "dimension (export with dynamic_axes={'input': {0: 'batch'}})");
+		rc = mlsec_error_set(
+		        err, MLSEC_ERR_UNSUPPORTED,
+		        "the model's input must be [batch, ...] with a dynamic batch "
+		        "dimension (export with dynamic_axes={'input': {0: 'batch'}})");
 		goto fail;
 	}
 	if (os.ndim != 2 || os.dims[0] != (int64_t)r->batch || os.dims[1] < 2) {
-		rc = mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED,
-				     "the model's first output must be logits [batch, classes >= 2]");
+		rc = mlsec_error_set(
+		        err, MLSEC_ERR_UNSUPPORTED,
+		        "the model's first output must be logits [batch, classes >= 2]");
 		goto fail;
 	}
 	r->numel = is.numel / r->batch;
@@ -203,7 +207,7 @@ static void progress(const adv_runner *r, const char *what, double done, double 
 }
 
 mlsec_err adv_predict(adv_runner *r, const float *x, size_t n, int64_t *pred, size_t *nonfinite,
-		      mlsec_error *err)
+                      mlsec_error *err)
 {
 	*nonfinite = 0;
 	for (size_t s = 0; s < n; s += r->batch) {
@@ -249,7 +253,7 @@ static void check_grad(adv_runner *r, size_t nb, const unsigned char *correct, a
 
 /* Accumulates final statistics of a batch: xadv vs x, predictions of xadv. */
 static mlsec_err finish_batch(adv_runner *r, const float *x, const int64_t *y, size_t nb,
-			      const unsigned char *correct, adv_stats *st, mlsec_error *err)
+                              const unsigned char *correct, adv_stats *st, mlsec_error *err)
 {
 	load_input(r, r->xadv, nb);
 	mlsec_err rc = mlsec_tensor_graph_forward(r->g, err);
@@ -284,7 +288,7 @@ static mlsec_err finish_batch(adv_runner *r, const float *x, const int64_t *y, s
 
 /* Clean predictions of a batch -> correct[] (1 = correctly classified). */
 static mlsec_err clean_batch(adv_runner *r, const float *x, const int64_t *y, size_t nb,
-			     unsigned char *correct, mlsec_error *err)
+                             unsigned char *correct, mlsec_error *err)
 {
 	load_input(r, x, nb);
 	mlsec_err rc = mlsec_tensor_graph_forward(r->g, err);
@@ -297,7 +301,7 @@ static mlsec_err clean_batch(adv_runner *r, const float *x, const int64_t *y, si
 }
 
 mlsec_err adv_fgsm(adv_runner *r, const float *x, const int64_t *y, size_t n, double eps,
-		   adv_stats *st, mlsec_error *err)
+                   adv_stats *st, mlsec_error *err)
 {
 	const float lo = r->o->clip_min, hi = r->o->clip_max;
 	for (size_t s = 0; s < n; s += r->batch) {
@@ -307,8 +311,8 @@ mlsec_err adv_fgsm(adv_runner *r, const float *x, const int64_t *y, size_t n, do
 		const float *xb = x + s * r->numel;
 		load_input(r, xb, nb);
 		load_labels(r, y + s, nb);
-		mlsec_err rc = mlsec_tensor_graph_loss_grad(r->g, MLSEC_LOSS_CROSS_ENTROPY, r->labels,
-							    0, NULL, err);
+		mlsec_err rc = mlsec_tensor_graph_loss_grad(r->g, MLSEC_LOSS_CROSS_ENTROPY,
+		                                            r->labels, 0, NULL, err);
 		if (rc != MLSEC_OK)
 			return rc;
 		st->steps_run++;
@@ -333,8 +337,8 @@ mlsec_err adv_fgsm(adv_runner *r, const float *x, const int64_t *y, size_t n, do
  * example is kept in r->best). broken[i] is set for those.
  */
 static mlsec_err pgd_run(adv_runner *r, const float *xb, size_t nb, double eps, double alpha,
-			 unsigned char *broken, const unsigned char *correct, adv_stats *st,
-			 int first_start, mlsec_error *err)
+                         unsigned char *broken, const unsigned char *correct, adv_stats *st,
+                         int first_start, mlsec_error *err)
 {
 	const float lo = r->o->clip_min, hi = r->o->clip_max;
 	float *cur = r->w;
@@ -343,8 +347,8 @@ static mlsec_err pgd_run(adv_runner *r, const float *xb, size_t nb, double eps, 
 		/* The last iterate is only checked, not stepped: forward only. */
 		int last = step == r->o->pgd_steps;
 		mlsec_err rc = last ? mlsec_tensor_graph_forward(r->g, err)
-				    : mlsec_tensor_graph_loss_grad(r->g, MLSEC_LOSS_CROSS_ENTROPY,
-								   r->labels, 0, NULL, err);
+		                    : mlsec_tensor_graph_loss_grad(r->g, MLSEC_LOSS_CROSS_ENTROPY,
+		                                                   r->labels, 0, NULL, err);
 		if (rc != MLSEC_OK)
 			return rc;
 		st->steps_run += (size_t)!last;
@@ -358,7 +362,8 @@ static mlsec_err pgd_run(adv_runner *r, const float *xb, size_t nb, double eps, 
 			if (r->pred[i] != r->labels[i]) {
 				/* Early stop: this start broke the sample. */
 				broken[i] = 1;
-				memcpy(r->best + i * r->numel, cur + i * r->numel, r->numel * sizeof(float));
+				memcpy(r->best + i * r->numel, cur + i * r->numel,
+				       r->numel * sizeof(float));
 				continue;
 			}
 			active = 1;
@@ -380,7 +385,7 @@ static mlsec_err pgd_run(adv_runner *r, const float *xb, size_t nb, double eps, 
 }
 
 mlsec_err adv_pgd(adv_runner *r, const float *x, const int64_t *y, size_t n, double eps,
-		  adv_stats *st, mlsec_error *err)
+                  adv_stats *st, mlsec_error *err)
 {
 	const float lo = r->o->clip_min, hi = r->o->clip_max;
 	int steps = r->o->pgd_steps > 0 ? r->o->pgd_steps : 1;
@@ -410,7 +415,8 @@ mlsec_err adv_pgd(adv_runner *r, const float *x, const int64_t *y, size_t n, dou
 			for (size_t k = 0; k < nb * r->numel; k++) {
 				float v = xb[k];
 				if (r->o->pgd_restarts > 0)
-					v = clampf(v + uniform(&r->rng, (float)-eps, (float)eps), lo, hi);
+					v = clampf(v + uniform(&r->rng, (float)-eps, (float)eps),
+					           lo, hi);
 				r->w[k] = v;
 			}
 			rc = pgd_run(r, xb, nb, eps, alpha, bk, correct, st, start == 0, err);
@@ -420,7 +426,8 @@ mlsec_err adv_pgd(adv_runner *r, const float *x, const int64_t *y, size_t n, dou
 		/* For robust samples report the last iterate's perturbation. */
 		for (size_t i = 0; i < nb; i++)
 			if (!bk[i])
-				memcpy(r->best + i * r->numel, r->w + i * r->numel, r->numel * sizeof(float));
+				memcpy(r->best + i * r->numel, r->w + i * r->numel,
+				       r->numel * sizeof(float));
 		memcpy(r->xadv, r->best, nb * r->numel * sizeof(float));
 		rc = finish_batch(r, xb, y + s, nb, correct, st, err);
 		progress(r, "pgd", (double)(s + nb), (double)n);
@@ -436,7 +443,7 @@ static float to_w(float x, float lo, float hi)
 }
 
 mlsec_err adv_cw(adv_runner *r, const float *x, const int64_t *y, size_t n, adv_stats *st,
-		 mlsec_error *err)
+                 mlsec_error *err)
 {
 	const mlsec_adv_opts *o = r->o;
 	const float lo = o->clip_min, hi = o->clip_max;
@@ -491,14 +498,17 @@ mlsec_err adv_cw(adv_runner *r, const float *x, const int64_t *y, size_t n, adv_
 					if (margin < 0 && isfinite(margin)) {
 						/* misclassified: keep the smallest L2 */
 						double l2 = 0;
-						for (size_t k = i * r->numel; k < (i + 1) * r->numel; k++) {
-							double d = (double)r->xadv[k] - (double)xb[k];
+						for (size_t k = i * r->numel;
+						     k < (i + 1) * r->numel; k++) {
+							double d =
+							        (double)r->xadv[k] - (double)xb[k];
 							l2 += d * d;
 						}
 						if (l2 < r->best_l2[i] * r->best_l2[i] ||
 						    !isfinite(r->best_l2[i])) {
 							r->best_l2[i] = sqrt(l2);
-							memcpy(r->best + i * r->numel, r->xadv + i * r->numel,
+							memcpy(r->best + i * r->numel,
+							       r->xadv + i * r->numel,
 							       r->numel * sizeof(float));
 						}
 						succeeded[i] = 1;
@@ -533,7 +543,8 @@ mlsec_err adv_cw(adv_runner *r, const float *x, const int64_t *y, size_t n, adv_
 							continue;
 						r->m[k] = fb1 * r->m[k] + (1 - fb1) * gw;
 						r->v[k] = fb2 * r->v[k] + (1 - fb2) * gw * gw;
-						r->w[k] -= lr_t * r->m[k] / (sqrtf(r->v[k]) * vscale + 1e-8f);
+						r->w[k] -= lr_t * r->m[k] /
+						           (sqrtf(r->v[k]) * vscale + 1e-8f);
 					}
 				}
 			}
@@ -545,7 +556,8 @@ mlsec_err adv_cw(adv_runner *r, const float *x, const int64_t *y, size_t n, adv_
 					r->c[i] = (r->lo[i] + r->hi[i]) / 2;
 				} else {
 					r->lo[i] = r->c[i] > r->lo[i] ? r->c[i] : r->lo[i];
-					r->c[i] = r->hi[i] < 1e9 ? (r->lo[i] + r->hi[i]) / 2 : r->c[i] * 10;
+					r->c[i] = r->hi[i] < 1e9 ? (r->lo[i] + r->hi[i]) / 2
+					                         : r->c[i] * 10;
 				}
 			}
 			progress(r, "cw", (double)s + (double)nb * (round + 1) / rounds, (double)n);

@@ -41,11 +41,11 @@ mlsec_err adv_baseline_load(const char *path, json_t **out, mlsec_error *err)
 	mlsec_free(buf);
 	if (!j)
 		return mlsec_error_set_at(err, MLSEC_ERR_PARSE, path, je.line, je.column, -1,
-					  "baseline is not valid JSON: %s", je.text);
+		                          "baseline is not valid JSON: %s", je.text);
 	if (!json_is_object(j)) {
 		json_decref(j);
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: a baseline is a JSON object of models",
-				       path);
+		return mlsec_error_set(err, MLSEC_ERR_PARSE,
+		                       "%s: a baseline is a JSON object of models", path);
 	}
 	*out = j;
 	return MLSEC_OK;
@@ -58,15 +58,16 @@ mlsec_err adv_baseline_check(const json_t *b, const char *model, mlsec_error *er
 		return MLSEC_OK;
 	if (!json_is_object(m))
 		return mlsec_error_set(err, MLSEC_ERR_PARSE,
-				       "baseline entry '%s' must be an object of attacks", model);
+		                       "baseline entry '%s' must be an object of attacks", model);
 	const char *attack;
 	const json_t *a;
 	json_object_foreach((json_t *)m, attack, a)
 	{
 		if (!json_is_object(a))
 			return mlsec_error_set(err, MLSEC_ERR_PARSE,
-					       "baseline '%s'.'%s' must be an object of "
-					       "\"epsilon=<eps>\": accuracy", model, attack);
+			                       "baseline '%s'.'%s' must be an object of "
+			                       "\"epsilon=<eps>\": accuracy",
+			                       model, attack);
 		const char *key;
 		const json_t *v;
 		json_object_foreach((json_t *)a, key, v)
@@ -75,13 +76,15 @@ mlsec_err adv_baseline_check(const json_t *b, const char *model, mlsec_error *er
 			double k = strncmp(key, "epsilon=", 8) ? NAN : strtod(key + 8, &end);
 			if (isnan(k) || !end || *end || !(k >= 0))
 				return mlsec_error_set(err, MLSEC_ERR_PARSE,
-						       "baseline '%s'.'%s': key '%s' is not "
-						       "\"epsilon=<eps>\"", model, attack, key);
+				                       "baseline '%s'.'%s': key '%s' is not "
+				                       "\"epsilon=<eps>\"",
+				                       model, attack, key);
 			double acc = json_is_number(v) ? json_number_value(v) : NAN;
 			if (!(acc >= 0 && acc <= 1))
 				return mlsec_error_set(err, MLSEC_ERR_PARSE,
-						       "baseline '%s'.'%s'.'%s' must be an "
-						       "accuracy in [0, 1]", model, attack, key);
+				                       "baseline '%s'.'%s'.'%s' must be an "
+				                       "accuracy in [0, 1]",
+				                       model, attack, key);
 		}
 	}
 	return MLSEC_OK;
@@ -102,7 +105,8 @@ double adv_baseline_lookup(const json_t *b, const char *model, const char *attac
 		double k = strtod(key + 8, &end);
 		if (*end != '\0')
 			continue;
-		int same = isinf(eps) ? isinf(k) : fabs(k - eps) <= 1e-9 * (fabs(eps) > 1 ? fabs(eps) : 1);
+		int same = isinf(eps) ? isinf(k)
+		                      : fabs(k - eps) <= 1e-9 * (fabs(eps) > 1 ? fabs(eps) : 1);
 		if (same) {
 			double acc = json_number_value(v);
 			return acc >= 0 && acc <= 1 ? acc : -1;

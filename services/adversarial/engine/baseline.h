@@ -28,7 +28,8 @@ mlsec_err adv_baseline_check(const json_t *b, const char *model, mlsec_error *er
 double adv_baseline_lookup(const json_t *b, const char *model, const char *attack, double eps);
 
 /* Sets b[model][attack][key(eps)] = acc, creating levels as needed. */
-mlsec_err adv_baseline_set(json_t *b, const char *model, const char *attack, double eps, double acc);
+mlsec_err adv_baseline_set(json_t *b, const char *model, const char *attack, double eps,
+                           double acc);
 
 /* Writes b to path atomically (temp file + rename), pretty-printed. */
 mlsec_err adv_baseline_save(const json_t *b, const char *path, mlsec_error *err);

@@ -79,26 +79,29 @@ static double elem(const raw_array *a, uint64_t i)
 static int convertible(mlsec_dtype d)
 {
 	return d == MLSEC_DT_F32 || d == MLSEC_DT_F64 || d == MLSEC_DT_F16 || d == MLSEC_DT_BF16 ||
-	       d == MLSEC_DT_I64 || d == MLSEC_DT_I32 ||
-	       d == MLSEC_DT_I16 || d == MLSEC_DT_I8 || d == MLSEC_DT_U8 || d == MLSEC_DT_BOOL;
+	       d == MLSEC_DT_I64 || d == MLSEC_DT_I32 || d == MLSEC_DT_I16 || d == MLSEC_DT_I8 ||
+	       d == MLSEC_DT_U8 || d == MLSEC_DT_BOOL;
 }
 
 static mlsec_err fill(mlsec_adv_data *d, const raw_array *x, const raw_array *y, const char *path,
-		      mlsec_error *err)
+                      mlsec_error *err)
 {
 	if (!convertible(x->dtype) || !convertible(y->dtype))
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: x/y have unsupported dtypes (%s, %s)",
-				       path, mlsec_dtype_name(x->dtype), mlsec_dtype_name(y->dtype));
+		return mlsec_error_set(err, MLSEC_ERR_PARSE,
+		                       "%s: x/y have unsupported dtypes (%s, %s)", path,
+		                       mlsec_dtype_name(x->dtype), mlsec_dtype_name(y->dtype));
 	if (x->ndim < 2 || x->ndim > 8 || x->shape[0] <= 0)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE,
-				       "%s: x must be [N, ...] with N > 0 (got %d dims)", path, x->ndim);
+		                       "%s: x must be [N, ...] with N > 0 (got %d dims)", path,
+		                       x->ndim);
 	uint64_t n = (uint64_t)x->shape[0];
 	if (y->numel != n)
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: %llu samples in x but %llu labels in y",
-				       path, (unsigned long long)n, (unsigned long long)y->numel);
+		return mlsec_error_set(err, MLSEC_ERR_PARSE,
+		                       "%s: %llu samples in x but %llu labels in y", path,
+		                       (unsigned long long)n, (unsigned long long)y->numel);
 	if (n > MLSEC_ADV_MAX_SAMPLES)
 		return mlsec_error_set(err, MLSEC_ERR_LIMIT, "%s: more than %d samples", path,
-				       MLSEC_ADV_MAX_SAMPLES);
+		                       MLSEC_ADV_MAX_SAMPLES);
 	d->n = (size_t)n;
 	d->sample_numel = (size_t)(x->numel / n);
 	d->ndim = (size_t)x->ndim - 1;
@@ -114,22 +117,23 @@ static mlsec_err fill(mlsec_adv_data *d, const raw_array *x, const raw_array *y,
 		 * conversion is undefined behaviour): not finite either. */
 		if (!isfinite(v) || fabs(v) > FLT_MAX)
 			return mlsec_error_set(err, MLSEC_ERR_PARSE,
-					       "%s: x[%llu] is not a finite float32", path,
-					       (unsigned long long)i);
+			                       "%s: x[%llu] is not a finite float32", path,
+			                       (unsigned long long)i);
 		d->x[i] = (float)v;
 	}
 	for (uint64_t i = 0; i < n; i++) {
 		double v = elem(y, i);
 		if (!(v >= 0 && v < 1e9) || v != floor(v))
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: label y[%llu] = %g is not a class index",
-					       path, (unsigned long long)i, v);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                       "%s: label y[%llu] = %g is not a class index", path,
+			                       (unsigned long long)i, v);
 		d->y[i] = (int64_t)v;
 	}
 	return MLSEC_OK;
 }
 
 static mlsec_err npy_array(const uint8_t *buf, size_t len, const char *what, raw_array *a,
-			   mlsec_error *err)
+                           mlsec_error *err)
 {
 	mlsec_npy_info info;
 	mlsec_err rc = mlsec_npy_parse(buf, len, &info, err);
@@ -137,13 +141,14 @@ static mlsec_err npy_array(const uint8_t *buf, size_t len, const char *what, raw
 		return rc;
 	if (info.is_object)
 		return mlsec_error_set(err, MLSEC_ERR_PARSE,
-				       "%s is an object array (a pickle): refusing to load it", what);
+		                       "%s is an object array (a pickle): refusing to load it",
+		                       what);
 	if (info.fortran_order)
 		return mlsec_error_set(err, MLSEC_ERR_UNSUPPORTED, "%s is in Fortran order", what);
 	size_t es = mlsec_dtype_size(info.dtype);
 	if (!es || info.data_offset > len || (len - info.data_offset) / es < info.numel)
-		return mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: truncated or unsupported dtype '%s'",
-				       what, info.descr);
+		return mlsec_error_set(err, MLSEC_ERR_PARSE,
+		                       "%s: truncated or unsupported dtype '%s'", what, info.descr);
 	a->dtype = info.dtype;
 	a->ndim = info.ndim;
 	memcpy(a->shape, info.shape, sizeof a->shape);
@@ -153,7 +158,7 @@ static mlsec_err npy_array(const uint8_t *buf, size_t len, const char *what, raw
 }
 
 static mlsec_err load_npz(const char *path, const mlsec_src *src, mlsec_adv_data *d,
-			  mlsec_error *err)
+                          mlsec_error *err)
 {
 	mlsec_zip *z = NULL;
 	uint8_t *bx = NULL, *by = NULL;
@@ -163,8 +168,8 @@ static mlsec_err load_npz(const char *path, const mlsec_src *src, mlsec_adv_data
 		return rc == MLSEC_ERR_NOMEM ? rc : MLSEC_ERR_PARSE;
 	long ix = mlsec_zip_find(z, "x.npy"), iy = mlsec_zip_find(z, "y.npy");
 	if (ix < 0 || iy < 0) {
-		rc = mlsec_error_set(err, MLSEC_ERR_PARSE, "%s: the archive needs members x.npy and y.npy",
-				     path);
+		rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
+		                     "%s: the archive needs members x.npy and y.npy", path);
 		goto done;
 	}
 	int crc_ok;
@@ -172,7 +177,8 @@ static mlsec_err load_npz(const char *path, const mlsec_src *src, mlsec_adv_data
 	    (rc = mlsec_zip_member_read(z, (size_t)iy, DATA_MAX_BYTES, &by, &ly, &crc_ok, err)))
 		goto done;
 	raw_array x, y;
-	if ((rc = npy_array(bx, lx, "x.npy", &x, err)) || (rc = npy_array(by, ly, "y.npy", &y, err)))
+	if ((rc = npy_array(bx, lx, "x.npy", &x, err)) ||
+	    (rc = npy_array(by, ly, "y.npy", &y, err)))
 		goto done;
 	rc = fill(d, &x, &y, path, err);
 done:
@@ -183,17 +189,19 @@ done:
 }
 
 static mlsec_err st_array(const mlsec_src *src, const mlsec_tensor_list *l, const char *name,
-			  uint8_t **buf, raw_array *a, mlsec_error *err)
+                          uint8_t **buf, raw_array *a, mlsec_error *err)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		const mlsec_tensor_ref *t = &l->t[i];
 		if (strcmp(t->name, name) != 0)
 			continue;
 		if (t->file_len > DATA_MAX_BYTES)
-			return mlsec_error_set(err, MLSEC_ERR_LIMIT, "tensor %s is too large", name);
+			return mlsec_error_set(err, MLSEC_ERR_LIMIT, "tensor %s is too large",
+			                       name);
 		size_t es = mlsec_dtype_size(t->dtype);
 		if (!es || t->file_len != t->numel * es)
-			return mlsec_error_set(err, MLSEC_ERR_PARSE, "tensor %s: size/dtype mismatch", name);
+			return mlsec_error_set(err, MLSEC_ERR_PARSE,
+			                       "tensor %s: size/dtype mismatch", name);
 		*buf = mlsec_malloc(t->file_len ? t->file_len : 1);
 		if (!*buf)
 			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
@@ -211,7 +219,7 @@ static mlsec_err st_array(const mlsec_src *src, const mlsec_tensor_list *l, cons
 }
 
 static mlsec_err load_safetensors(const char *path, const mlsec_src *src, mlsec_adv_data *d,
-				  mlsec_error *err)
+                                  mlsec_error *err)
 {
 	mlsec_tensor_list l = {0};
 	uint8_t *bx = NULL, *by = NULL;
@@ -232,7 +240,7 @@ mlsec_err mlsec_adv_data_load(const char *path, mlsec_adv_data *d, mlsec_error *
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
-				       "%s: %s", path, strerror(errno));
+		                       "%s: %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
@@ -250,7 +258,8 @@ mlsec_err mlsec_adv_data_load(const char *path, mlsec_adv_data *d, mlsec_error *
 			rc = load_safetensors(path, &src, d, err);
 		else
 			rc = mlsec_error_set(err, MLSEC_ERR_PARSE,
-					     "%s: not an .npz or .safetensors file with x and y", path);
+			                     "%s: not an .npz or .safetensors file with x and y",
+			                     path);
 	}
 	close(fd);
 	if (rc != MLSEC_OK) {

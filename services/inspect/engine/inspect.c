@@ -77,7 +77,6 @@ const char *mlsec_inspect_type_name(mlsec_inspect_type t)
 	return (unsigned)t < 4 ? type_names[t] : "auto";
 }
 
-
 mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o, mlsec_error *err)
 {
 	if (!json)
@@ -135,10 +134,12 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 			if (!(rc = mlsec_option_number(v, key, 0, 1e30, &d, err)))
 				o->threshold = d;
 		} else if (!strcmp(key, "samples")) {
-			if (!(rc = mlsec_option_integer(v, key, 0, MLSEC_INSPECT_MAX_SAMPLES, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 0, MLSEC_INSPECT_MAX_SAMPLES, &d,
+			                                err)))
 				o->samples = (size_t)d;
 		} else if (!strcmp(key, "batch-size")) {
-			if (!(rc = mlsec_option_integer(v, key, 1, MLSEC_INSPECT_MAX_BATCH, &d, err)))
+			if (!(rc = mlsec_option_integer(v, key, 1, MLSEC_INSPECT_MAX_BATCH, &d,
+			                                err)))
 				o->batch = (size_t)d;
 		} else if (!strcmp(key, "input-min")) {
 			if (!(rc = mlsec_option_number(v, key, -1e30, 1e30, &d, err)))
@@ -189,9 +190,10 @@ static mlsec_err synth(const mlsec_inspect_opts *o, size_t numel, mlsec_adv_data
 	d->n = o->samples ? o->samples : SYNTHETIC_DEFAULT;
 	d->sample_numel = numel;
 	if (!numel || d->n > MLSEC_INSPECT_MAX_INPUT_BYTES / sizeof(float) / numel)
-		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				       "%zu synthetic inputs of %zu values exceed %llu bytes: lower --samples",
-				       d->n, numel, (unsigned long long)MLSEC_INSPECT_MAX_INPUT_BYTES);
+		return mlsec_error_set(
+		        err, MLSEC_ERR_INVALID_ARG,
+		        "%zu synthetic inputs of %zu values exceed %llu bytes: lower --samples",
+		        d->n, numel, (unsigned long long)MLSEC_INSPECT_MAX_INPUT_BYTES);
 	d->x = mlsec_reallocarray(NULL, d->n * numel, sizeof(float));
 	if (!d->x)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");

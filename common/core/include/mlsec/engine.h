@@ -66,11 +66,10 @@ typedef struct mlsec_engine_state {
 } mlsec_engine_state;
 
 typedef struct mlsec_engine {
-	const char *stage;        /* "triton", "checkpoint", ... */
-	const char *rule_prefix;  /* "TRITON", "CKPT", ... */
-	const char *summary;      /* one line for --help */
-	mlsec_err (*analyze)(const mlsec_engine_request *req, mlsec_report *rep,
-			     mlsec_error *err);
+	const char *stage;       /* "triton", "checkpoint", ... */
+	const char *rule_prefix; /* "TRITON", "CKPT", ... */
+	const char *summary;     /* one line for --help */
+	mlsec_err (*analyze)(const mlsec_engine_request *req, mlsec_report *rep, mlsec_error *err);
 	/* Optional (NULL = stateless); see mlsec_engine_state. */
 	const mlsec_engine_state *state;
 } mlsec_engine;

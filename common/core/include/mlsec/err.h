@@ -58,13 +58,12 @@ void mlsec_error_clear(mlsec_error *err);
  * file/line/column/offset are left untouched: set them directly if known.
  */
 mlsec_err mlsec_error_set(mlsec_error *err, mlsec_err code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* Same, and records the location too. file may be NULL. */
-mlsec_err mlsec_error_set_at(mlsec_error *err, mlsec_err code, const char *file,
-			     long line, long column, long long offset,
-			     const char *fmt, ...)
-	__attribute__((format(printf, 7, 8)));
+mlsec_err mlsec_error_set_at(mlsec_error *err, mlsec_err code, const char *file, long line,
+                             long column, long long offset, const char *fmt, ...)
+        __attribute__((format(printf, 7, 8)));
 
 /* "file:line:col: text" (parts omitted when unknown) into buf. */
 const char *mlsec_error_format(const mlsec_error *err, char *buf, size_t size);

@@ -15,22 +15,21 @@
  * mlsec_free()s *out). Fails with MLSEC_ERR_LIMIT when larger than max.
  */
 mlsec_err mlsec_file_read_all(const char *path, size_t max, char **out, size_t *len,
-			      mlsec_error *err);
+                              mlsec_error *err);
 
 /*
  * Writes data to path atomically (temp file in the same directory, fsync,
  * rename). mode is the final file mode (e.g. 0644).
  */
-mlsec_err mlsec_file_write_atomic(const char *path, const void *data, size_t len,
-				  unsigned mode, mlsec_error *err);
+mlsec_err mlsec_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
+                                  mlsec_error *err);
 
 /*
  * Resolves path (following symlinks) and checks it lies under root (also
  * resolved). On success *resolved is a fresh string (caller frees).
  * MLSEC_ERR_PERMISSION when it escapes, MLSEC_ERR_NOT_FOUND when missing.
  */
-mlsec_err mlsec_path_confine(const char *root, const char *path, char **resolved,
-			     mlsec_error *err);
+mlsec_err mlsec_path_confine(const char *root, const char *path, char **resolved, mlsec_error *err);
 
 /* A growable list of owned strings. */
 typedef struct mlsec_strlist {
@@ -54,9 +53,8 @@ typedef int (*mlsec_target_filter)(const char *path, const char *base, void *ctx
  * (NULL filter = all); a pattern with * ? [ or ** is expanded by the tool.
  * A target that matches nothing is MLSEC_ERR_NOT_FOUND naming it.
  */
-mlsec_err mlsec_targets_expand(const char *const *targets, size_t n,
-			       mlsec_target_filter filter, void *ctx,
-			       mlsec_strlist *out, mlsec_error *err);
+mlsec_err mlsec_targets_expand(const char *const *targets, size_t n, mlsec_target_filter filter,
+                               void *ctx, mlsec_strlist *out, mlsec_error *err);
 
 #define MLSEC_WALK_MAX_DEPTH 64
 #define MLSEC_WALK_MAX_FILES 1000000
@@ -65,8 +63,8 @@ mlsec_err mlsec_targets_expand(const char *const *targets, size_t n,
 typedef enum mlsec_format {
 	MLSEC_FMT_UNKNOWN = 0,
 	MLSEC_FMT_DIRECTORY,
-	MLSEC_FMT_ZIP,          /* zip that is not a PyTorch archive or npz */
-	MLSEC_FMT_PYTORCH_ZIP,  /* zip with a <prefix>/data.pkl member */
+	MLSEC_FMT_ZIP,         /* zip that is not a PyTorch archive or npz */
+	MLSEC_FMT_PYTORCH_ZIP, /* zip with a <prefix>/data.pkl member */
 	MLSEC_FMT_PYTORCH_LEGACY,
 	MLSEC_FMT_PICKLE,
 	MLSEC_FMT_NPY,

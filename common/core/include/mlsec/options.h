@@ -13,10 +13,10 @@
 
 /* A finite number in [lo, hi]. */
 mlsec_err mlsec_option_number(const json_t *v, const char *key, double lo, double hi, double *out,
-			      mlsec_error *err);
+                              mlsec_error *err);
 
 /* The same, and a whole number (a count or a seed: 1.5 is a typo, not 1). */
-mlsec_err mlsec_option_integer(const json_t *v, const char *key, double lo, double hi,
-			       double *out, mlsec_error *err);
+mlsec_err mlsec_option_integer(const json_t *v, const char *key, double lo, double hi, double *out,
+                               mlsec_error *err);
 
 #endif

@@ -47,7 +47,7 @@ mlsec_err mlsec_severity_parse(const char *name, mlsec_severity *out);
 
 /* A finding. Fields are owned by the report: read them, do not free them. */
 typedef struct mlsec_finding {
-	char *rule_id;     /* stable id, e.g. "TRITON-QUEUE-UNBOUNDED" */
+	char *rule_id; /* stable id, e.g. "TRITON-QUEUE-UNBOUNDED" */
 	mlsec_severity severity;
 	char *title;       /* one line */
 	char *detail;      /* may be NULL */
@@ -57,8 +57,8 @@ typedef struct mlsec_finding {
 	long long offset;  /* byte offset, -1 = unknown */
 	char *field;       /* field path / tensor / node name, may be NULL */
 	json_t *evidence;  /* JSON object of key -> value, never NULL; read-only: write
-			    * it with mlsec_finding_set_evidence*() (a finding
-			    * without evidence shares one empty object) */
+	                    * it with mlsec_finding_set_evidence*() (a finding
+	                    * without evidence shares one empty object) */
 	char *remediation; /* may be NULL */
 } mlsec_finding;
 
@@ -75,8 +75,7 @@ const char *mlsec_report_stage(const mlsec_report *r);
  * defaults to the report's. sha256/size are filled by
  * mlsec_artifact_set_digest or mlsec_artifact_hash_file.
  */
-mlsec_artifact *mlsec_report_add_artifact(mlsec_report *r, const char *path,
-					  const char *format);
+mlsec_artifact *mlsec_report_add_artifact(mlsec_report *r, const char *path, const char *format);
 size_t mlsec_report_artifact_count(const mlsec_report *r);
 mlsec_artifact *mlsec_report_artifact(const mlsec_report *r, size_t i);
 
@@ -102,16 +101,16 @@ json_t *mlsec_artifact_details(mlsec_artifact *a);
  */
 typedef mlsec_err (*mlsec_details_fill_fn)(json_t *details, const void *data);
 mlsec_err mlsec_artifact_set_details_fill(mlsec_artifact *a, mlsec_details_fill_fn fn,
-					  const void *data, size_t size);
+                                          const void *data, size_t size);
 
 /*
  * Adds a finding; detail is printf-style and may be NULL. Returns the
  * finding (borrowed) so that location/evidence/remediation can be set.
  */
 mlsec_finding *mlsec_artifact_add_finding(mlsec_artifact *a, const char *rule_id,
-					  mlsec_severity sev, const char *title,
-					  const char *detail_fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+                                          mlsec_severity sev, const char *title,
+                                          const char *detail_fmt, ...)
+        __attribute__((format(printf, 5, 6)));
 size_t mlsec_artifact_finding_count(const mlsec_artifact *a);
 const mlsec_finding *mlsec_artifact_finding(const mlsec_artifact *a, size_t i);
 
@@ -121,16 +120,16 @@ const mlsec_finding *mlsec_artifact_finding(const mlsec_artifact *a, size_t i);
  * err's file/line/column/offset as the location and err's text as detail.
  */
 mlsec_finding *mlsec_artifact_add_malformed(mlsec_artifact *a, const char *rule_prefix,
-					    const mlsec_error *err);
+                                            const mlsec_error *err);
 
 /* Setters; NULL strings clear. Return MLSEC_OK or MLSEC_ERR_NOMEM. */
-mlsec_err mlsec_finding_set_location(mlsec_finding *f, const char *file, long line,
-				     long column, const char *field);
+mlsec_err mlsec_finding_set_location(mlsec_finding *f, const char *file, long line, long column,
+                                     const char *field);
 mlsec_err mlsec_finding_set_offset(mlsec_finding *f, long long offset);
 mlsec_err mlsec_finding_set_remediation(mlsec_finding *f, const char *text);
 /* evidence[key] = printf-formatted string. */
 mlsec_err mlsec_finding_set_evidence(mlsec_finding *f, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /* evidence[key] = value (steals the reference, like json_object_set_new). */
 mlsec_err mlsec_finding_set_evidence_json(mlsec_finding *f, const char *key, json_t *value);
 
@@ -144,7 +143,7 @@ mlsec_err mlsec_report_adopt(mlsec_report *dst, mlsec_report *src);
 
 /* Report-level errors: the stage could not fully run (not a finding). */
 mlsec_err mlsec_report_add_error(mlsec_report *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 size_t mlsec_report_error_count(const mlsec_report *r);
 const char *mlsec_report_error(const mlsec_report *r, size_t i);
 

@@ -21,8 +21,8 @@ void mlsec_sha256_update(mlsec_sha256 *h, const void *data, size_t len);
 void mlsec_sha256_final(mlsec_sha256 *h, unsigned char out[32], char hex[MLSEC_SHA256_HEX_LEN]);
 
 void mlsec_sha256_buf(const void *data, size_t len, char hex[MLSEC_SHA256_HEX_LEN]);
-mlsec_err mlsec_sha256_file(const char *path, char hex[MLSEC_SHA256_HEX_LEN],
-			    uint64_t *size, mlsec_error *err);
+mlsec_err mlsec_sha256_file(const char *path, char hex[MLSEC_SHA256_HEX_LEN], uint64_t *size,
+                            mlsec_error *err);
 /* 1 if s is 64 hex characters (either case), else 0. */
 int mlsec_sha256_hex_valid(const char *s);
 void mlsec_hex_encode(const unsigned char *in, size_t n, char *out /* 2n+1 */);

@@ -100,8 +100,7 @@ typedef struct mlsec_config mlsec_config;
  * line of --help and `usage` the positional part ("[options] ARTIFACT...",
  * may be NULL). Both borrowed (static strings). NULL on allocation failure.
  */
-mlsec_config *mlsec_config_new(const char *program, const char *summary,
-			       const char *usage);
+mlsec_config *mlsec_config_new(const char *program, const char *summary, const char *usage);
 void mlsec_config_free(mlsec_config *cfg); /* NULL is a no-op */
 
 /*
@@ -109,8 +108,8 @@ void mlsec_config_free(mlsec_config *cfg); /* NULL is a no-op */
  * duplicate name, a default outside its bounds or choices, or a malformed
  * row (a bug in the table: report it loudly).
  */
-mlsec_err mlsec_config_add(mlsec_config *cfg, const mlsec_config_option *opts,
-			   size_t n, mlsec_error *err);
+mlsec_err mlsec_config_add(mlsec_config *cfg, const mlsec_config_option *opts, size_t n,
+                           mlsec_error *err);
 /* Appends the standard groups named by `groups` (MLSEC_CONFIG_STD_*). */
 mlsec_err mlsec_config_add_std(mlsec_config *cfg, unsigned groups, mlsec_error *err);
 
@@ -123,8 +122,8 @@ mlsec_err mlsec_config_add_std(mlsec_config *cfg, unsigned groups, mlsec_error *
  * When `help` is non-NULL it receives what help was asked for; a help
  * request skips validation of required options.
  */
-mlsec_err mlsec_config_parse(mlsec_config *cfg, int argc, char **argv,
-			     mlsec_config_help *help, mlsec_error *err);
+mlsec_err mlsec_config_parse(mlsec_config *cfg, int argc, char **argv, mlsec_config_help *help,
+                             mlsec_error *err);
 
 /*
  * Getters. `name` must be in the table (asserted). The string is borrowed

@@ -6,7 +6,8 @@
  * before anything is formatted (use the MLSEC_LOG* macros).
  *
  * text: 2026-11-27T15:04:05.123Z INFO  mlsec-tritond job=ab12.. message
- * json: {"ts":"2026-11-27T15:04:05.123Z","level":"info","svc":"mlsec-tritond","job":"ab12..","msg":"message"}
+ * json:
+ * {"ts":"2026-11-27T15:04:05.123Z","level":"info","svc":"mlsec-tritond","job":"ab12..","msg":"message"}
  *
  * Job id: pass it explicitly, or set it once per thread with
  * mlsec_log_set_job() (the Kafka worker does this around each message);
@@ -43,8 +44,7 @@ typedef enum mlsec_log_format { MLSEC_LOG_TEXT = 0, MLSEC_LOG_JSON } mlsec_log_f
  * `fd` is the destination (-1 = stderr; not closed by the logger).
  * Default before any call: INFO, text, stderr, "mlsec".
  */
-void mlsec_log_setup(mlsec_log_level level, mlsec_log_format format, int fd,
-		     const char *service);
+void mlsec_log_setup(mlsec_log_level level, mlsec_log_format format, int fd, const char *service);
 
 /* "debug|info|warn|error|off" / "text|json"; MLSEC_ERR_INVALID_ARG otherwise. */
 mlsec_err mlsec_log_level_parse(const char *s, mlsec_log_level *out);
@@ -65,15 +65,15 @@ mlsec_err mlsec_log_add_secret(const char *value);
 
 /* Writes one line. Prefer the macros, which check the level first. */
 void mlsec_log_write(mlsec_log_level level, const char *job_id, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* Frees the secrets and the service name (for leak-clean exits). */
 void mlsec_log_shutdown(void);
 
-#define MLSEC_LOG(level, job, ...)                                                   \
-	do {                                                                         \
-		if (mlsec_log_enabled(level))                                        \
-			mlsec_log_write((level), (job), __VA_ARGS__);                \
+#define MLSEC_LOG(level, job, ...)                                                                 \
+	do {                                                                                       \
+		if (mlsec_log_enabled(level))                                                      \
+			mlsec_log_write((level), (job), __VA_ARGS__);                              \
 	} while (0)
 #define MLSEC_LOGD(...) MLSEC_LOG(MLSEC_LOG_DEBUG, NULL, __VA_ARGS__)
 #define MLSEC_LOGI(...) MLSEC_LOG(MLSEC_LOG_INFO, NULL, __VA_ARGS__)

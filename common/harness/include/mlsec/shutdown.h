@@ -12,8 +12,9 @@
  * signals (librdkafka's mock cluster, for one, hangs after an EINTR).
  * A handler is installed too, for threads that existed before. Children
  * started with fork/exec inherit the mask: unblock the signals in the child
- * (posix_spawnattr_setsigmask / pthread_sigmask) before exec. A second SIGTERM/SIGINT while shutting down is treated the same
- * (the flag stays set); services should bound their drain time instead.
+ * (posix_spawnattr_setsigmask / pthread_sigmask) before exec. A second SIGTERM/SIGINT while
+ * shutting down is treated the same (the flag stays set); services should bound their drain time
+ * instead.
  *
  * Threads: every function except install/uninstall is thread-safe and may
  * be called from any thread; mlsec_shutdown_request() is also

@@ -52,12 +52,12 @@ mlsec_err mlsec_queue_stage_topic(const char *stage, char *buf, size_t size);
 
 /* Connection settings shared by producer and worker (all borrowed). */
 typedef struct mlsec_queue_conf {
-	const char *brokers;       /* bootstrap.servers; required */
-	const char *client_id;     /* NULL = "mlsec" */
-	const char *const *props;  /* extra librdkafka properties: NULL-terminated
-				      key, value, key, value, ..., NULL (e.g.
-				      mlsec_config_kafka_props()); may be NULL.
-				      Applied last, so they override defaults. */
+	const char *brokers;      /* bootstrap.servers; required */
+	const char *client_id;    /* NULL = "mlsec" */
+	const char *const *props; /* extra librdkafka properties: NULL-terminated
+	                             key, value, key, value, ..., NULL (e.g.
+	                             mlsec_config_kafka_props()); may be NULL.
+	                             Applied last, so they override defaults. */
 } mlsec_queue_conf;
 
 /* ---- producer ------------------------------------------------------- */
@@ -69,8 +69,7 @@ typedef struct mlsec_queue_conf {
  */
 typedef struct mlsec_producer mlsec_producer;
 
-mlsec_err mlsec_producer_new(const mlsec_queue_conf *conf, mlsec_producer **out,
-			     mlsec_error *err);
+mlsec_err mlsec_producer_new(const mlsec_queue_conf *conf, mlsec_producer **out, mlsec_error *err);
 
 /*
  * Produces one message and waits until the brokers acknowledged it (all
@@ -78,17 +77,16 @@ mlsec_err mlsec_producer_new(const mlsec_queue_conf *conf, mlsec_producer **out,
  * copied. MLSEC_ERR_TIMEOUT leaves the message in flight: it may still be
  * delivered later (callers retry; consumers are idempotent).
  */
-mlsec_err mlsec_producer_send(mlsec_producer *p, const char *topic, const void *key,
-			      size_t key_len, const void *value, size_t len,
-			      int timeout_ms, mlsec_error *err);
+mlsec_err mlsec_producer_send(mlsec_producer *p, const char *topic, const void *key, size_t key_len,
+                              const void *value, size_t len, int timeout_ms, mlsec_error *err);
 
 /*
  * Fire-and-forget produce (copied); check with mlsec_producer_flush().
  * Delivery failures are counted and reported by the next flush.
  */
-mlsec_err mlsec_producer_send_async(mlsec_producer *p, const char *topic,
-				    const void *key, size_t key_len, const void *value,
-				    size_t len, mlsec_error *err);
+mlsec_err mlsec_producer_send_async(mlsec_producer *p, const char *topic, const void *key,
+                                    size_t key_len, const void *value, size_t len,
+                                    mlsec_error *err);
 
 /*
  * Waits until every message produced so far is delivered (MLSEC_OK),
@@ -153,12 +151,12 @@ typedef void (*mlsec_queue_revoke_cb)(const mlsec_queue_partition *parts, size_t
 
 typedef struct mlsec_worker_conf {
 	mlsec_queue_conf queue;
-	const char *group;          /* group.id, e.g. "mlsec-triton"; required */
-	const char *const *topics;  /* NULL-terminated; required */
-	int session_timeout_ms;     /* 0 = 10000; how fast a dead member is evicted */
-	int max_poll_interval_ms;   /* 0 = 300000; longest handler call allowed */
-	int retry_backoff_ms;       /* 0 = 500; wait before retrying after RETRY */
-	int watch_shutdown;         /* nonzero: also stop when mlsec_shutdown_requested() */
+	const char *group;         /* group.id, e.g. "mlsec-triton"; required */
+	const char *const *topics; /* NULL-terminated; required */
+	int session_timeout_ms;    /* 0 = 10000; how fast a dead member is evicted */
+	int max_poll_interval_ms;  /* 0 = 300000; longest handler call allowed */
+	int retry_backoff_ms;      /* 0 = 500; wait before retrying after RETRY */
+	int watch_shutdown;        /* nonzero: also stop when mlsec_shutdown_requested() */
 	/* Optional statistics hook (e.g. consumer lag for /metrics): when
 	 * stats_cb is set, statistics.interval.ms = stats_interval_ms (0 =
 	 * 5000) and each document goes to stats_cb(json, len, stats_ctx). */
@@ -182,8 +180,7 @@ typedef struct mlsec_worker_conf {
  */
 typedef struct mlsec_worker mlsec_worker;
 
-mlsec_err mlsec_worker_new(const mlsec_worker_conf *conf, mlsec_worker **out,
-			   mlsec_error *err);
+mlsec_err mlsec_worker_new(const mlsec_worker_conf *conf, mlsec_worker **out, mlsec_error *err);
 
 /*
  * Subscribes and loops: poll, handler, commit, until mlsec_worker_stop()
@@ -193,7 +190,7 @@ mlsec_err mlsec_worker_new(const mlsec_worker_conf *conf, mlsec_worker **out,
  * The handler runs on this thread; the log job id is cleared after it.
  */
 mlsec_err mlsec_worker_run(mlsec_worker *w, mlsec_queue_handler handler, void *ctx,
-			   mlsec_error *err);
+                           mlsec_error *err);
 
 /* Asks run() to return after the current message. Thread- and async-signal-safe. */
 void mlsec_worker_stop(mlsec_worker *w);

@@ -34,29 +34,29 @@ enum {
 };
 
 typedef struct mlsec_adv_opts {
-	unsigned attacks;           /* MLSEC_ADV_* bits (default FGSM|PGD) */
+	unsigned attacks;              /* MLSEC_ADV_* bits (default FGSM|PGD) */
 	double eps[MLSEC_ADV_MAX_EPS]; /* L-inf budgets for FGSM/PGD */
 	size_t neps;
-	const char *data_path;      /* .npz or .safetensors with x, y; NULL = synthetic */
-	const char *baseline_path;  /* baseline JSON file, NULL = none */
-	const json_t *baseline;     /* or the baseline document itself (borrowed) */
-	int update_baseline;        /* write this run's accuracies to baseline_path */
-	const char *model_name;     /* baseline key; NULL = the model file's stem */
-	double tolerance;           /* allowed accuracy drop (default 0.05) */
-	size_t samples;             /* 0 = all samples of the data set */
-	size_t batch;               /* default 64 */
-	int pgd_steps;              /* default 20 */
-	double pgd_alpha;           /* <= 0: 2.5 * eps / steps */
-	int pgd_restarts;           /* random starts; 0 = one deterministic start */
-	int cw_steps;               /* Adam steps per binary-search round (default 100) */
-	double cw_lr;               /* default 0.01 */
-	double cw_confidence;       /* kappa, default 0 */
-	double cw_c;                /* initial c, default 1 */
-	int cw_binary_search;       /* rounds, default 5 */
-	float clip_min, clip_max;   /* input domain, default [0, 1] */
-	uint64_t seed;              /* default 0 */
-	int threads;                /* BLAS threads, default 1 */
-	size_t synthetic_samples;   /* without data (default 256) */
+	const char *data_path;     /* .npz or .safetensors with x, y; NULL = synthetic */
+	const char *baseline_path; /* baseline JSON file, NULL = none */
+	const json_t *baseline;    /* or the baseline document itself (borrowed) */
+	int update_baseline;       /* write this run's accuracies to baseline_path */
+	const char *model_name;    /* baseline key; NULL = the model file's stem */
+	double tolerance;          /* allowed accuracy drop (default 0.05) */
+	size_t samples;            /* 0 = all samples of the data set */
+	size_t batch;              /* default 64 */
+	int pgd_steps;             /* default 20 */
+	double pgd_alpha;          /* <= 0: 2.5 * eps / steps */
+	int pgd_restarts;          /* random starts; 0 = one deterministic start */
+	int cw_steps;              /* Adam steps per binary-search round (default 100) */
+	double cw_lr;              /* default 0.01 */
+	double cw_confidence;      /* kappa, default 0 */
+	double cw_c;               /* initial c, default 1 */
+	int cw_binary_search;      /* rounds, default 5 */
+	float clip_min, clip_max;  /* input domain, default [0, 1] */
+	uint64_t seed;             /* default 0 */
+	int threads;               /* BLAS threads, default 1 */
+	size_t synthetic_samples;  /* without data (default 256) */
 	/* Polled between batches; non-zero stops with MLSEC_ERR_TIMEOUT. */
 	const volatile int *cancel;
 	void (*progress)(void *ctx, const char *what, double done, double total);
@@ -85,7 +85,7 @@ mlsec_err mlsec_adv_parse_eps(const char *s, mlsec_adv_opts *o, mlsec_error *err
  * file that does not parse is an ADV-MALFORMED finding.
  */
 mlsec_err mlsec_adv_run(const char *model_path, const mlsec_adv_opts *o, mlsec_report *rep,
-			mlsec_error *err);
+                        mlsec_error *err);
 
 extern const mlsec_engine mlsec_engine_adversarial;
 

@@ -39,17 +39,17 @@ extern "C" {
 #define MLSEC_POISON_STREAM_MAX_OUTBOX 1000 /* undelivered alerts kept per run */
 
 typedef struct mlsec_poison_stream_conf {
-	mlsec_queue_conf queue;       /* brokers etc. (borrowed) */
-	const char *group;            /* NULL = MLSEC_POISON_STREAM_GROUP */
-	const char *redis_url;        /* required */
-	int redis_timeout_ms;         /* 0 = 2000 */
+	mlsec_queue_conf queue;          /* brokers etc. (borrowed) */
+	const char *group;               /* NULL = MLSEC_POISON_STREAM_GROUP */
+	const char *redis_url;           /* required */
+	int redis_timeout_ms;            /* 0 = 2000 */
 	const char *redis_password_file; /* NULL = the URL's password, if any */
-	mlsec_poison_config detector; /* for new runs (restored runs keep theirs) */
-	unsigned checkpoint_every;    /* records per run between saves; 0 = 100 */
-	long long state_ttl_ms;       /* Redis TTL of a run's state; 0 = 7 days */
-	unsigned max_runs;            /* 0 = 256 */
-	long long idle_evict_ms;      /* 0 = 60000 */
-	int alert_timeout_ms;         /* 0 = 5000 */
+	mlsec_poison_config detector;    /* for new runs (restored runs keep theirs) */
+	unsigned checkpoint_every;       /* records per run between saves; 0 = 100 */
+	long long state_ttl_ms;          /* Redis TTL of a run's state; 0 = 7 days */
+	unsigned max_runs;               /* 0 = 256 */
+	long long idle_evict_ms;         /* 0 = 60000 */
+	int alert_timeout_ms;            /* 0 = 5000 */
 } mlsec_poison_stream_conf;
 
 typedef struct mlsec_poison_stream_stats {
