@@ -49,11 +49,55 @@ static void test_rejects(void **state)
 	json_decref(v);
 }
 
+/* A toy parser: "a" -> 1, "b" -> 2, "a,b" -> 3, anything else an error. */
+static mlsec_err ab(const char *s, unsigned *out, mlsec_error *err)
+{
+	unsigned bits = 0;
+	for (; *s; s++) {
+		if (*s == 'a')
+			bits |= 1;
+		else if (*s == 'b')
+			bits |= 2;
+		else if (*s != ',')
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "bad name");
+	}
+	*out = bits;
+	return MLSEC_OK;
+}
+
+static void test_flags(void **state)
+{
+	(void)state;
+	mlsec_error e;
+	unsigned bits = 99;
+	json_t *v = json_loads("[\"a\", \"b\"]", 0, NULL);
+	assert_int_equal(mlsec_option_flags(v, "k", ab, &bits, &e), MLSEC_OK);
+	assert_int_equal(bits, 3);
+	json_decref(v);
+	v = json_string("b");
+	assert_int_equal(mlsec_option_flags(v, "k", ab, &bits, &e), MLSEC_OK);
+	assert_int_equal(bits, 2);
+	json_decref(v);
+	v = json_loads("[]", 0, NULL);
+	assert_int_equal(mlsec_option_flags(v, "k", ab, &bits, &e), MLSEC_OK);
+	assert_int_equal(bits, 0);
+	json_decref(v);
+	const char *bad[] = {"[1]", "[\"a\", \"x\"]", "3", "{}"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		v = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+		bits = 99;
+		assert_int_equal(mlsec_option_flags(v, "k", ab, &bits, &e), MLSEC_ERR_INVALID_ARG);
+		assert_int_equal(bits, 99);
+		json_decref(v);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_numbers_and_strings),
 	        cmocka_unit_test(test_rejects),
+	        cmocka_unit_test(test_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

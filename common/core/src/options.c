@@ -40,3 +40,28 @@ mlsec_err mlsec_option_integer(const json_t *v, const char *key, double lo, doub
 	*out = d;
 	return MLSEC_OK;
 }
+
+mlsec_err mlsec_option_flags(const json_t *v, const char *key, mlsec_option_flag_parser parse,
+                             unsigned *out, mlsec_error *err)
+{
+	if (json_is_string(v))
+		return parse(json_string_value(v), out, err);
+	if (!json_is_array(v))
+		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+		                       "option %s: string or list expected", key);
+	unsigned bits = 0, b;
+	size_t i;
+	const json_t *e;
+	json_array_foreach(v, i, e)
+	{
+		if (!json_is_string(e))
+			return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+			                       "option %s: strings expected", key);
+		mlsec_err rc = parse(json_string_value(e), &b, err);
+		if (rc != MLSEC_OK)
+			return rc;
+		bits |= b;
+	}
+	*out = bits;
+	return MLSEC_OK;
+}

@@ -107,30 +107,10 @@ mlsec_err mlsec_adv_opts_from_json(const json_t *json, mlsec_adv_opts *o, mlsec_
 		mlsec_err rc = MLSEC_OK;
 		double d = 0;
 		if (!strcmp(key, "attack")) {
-			if (json_is_string(v)) {
-				rc = mlsec_adv_parse_attacks(json_string_value(v), &o->attacks,
-				                             err);
-			} else if (json_is_array(v)) {
-				unsigned bits = 0, b;
-				size_t i;
-				const json_t *e;
-				json_array_foreach(v, i, e)
-				{
-					if (!json_is_string(e) ||
-					    (rc = mlsec_adv_parse_attacks(json_string_value(e), &b,
-					                                  err)))
-						return rc ? rc
-						          : mlsec_error_set(err,
-						                            MLSEC_ERR_INVALID_ARG,
-						                            "option attack: "
-						                            "strings expected");
-					bits |= b;
-				}
-				o->attacks = bits ? bits : o->attacks;
-			} else {
-				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				                     "option attack: string or list expected");
-			}
+			unsigned bits = 0;
+			rc = mlsec_option_flags(v, key, mlsec_adv_parse_attacks, &bits, err);
+			if (rc == MLSEC_OK && bits)
+				o->attacks = bits;
 		} else if (!strcmp(key, "epsilon")) {
 			if (json_is_string(v)) {
 				rc = mlsec_adv_parse_eps(json_string_value(v), o, err);

@@ -90,32 +90,13 @@ mlsec_err mlsec_inspect_opts_from_json(const json_t *json, mlsec_inspect_opts *o
 		mlsec_err rc = MLSEC_OK;
 		double d = 0;
 		if (!strcmp(key, "checks")) {
-			if (json_is_string(v)) {
-				rc = mlsec_inspect_parse_checks(json_string_value(v), &o->checks,
-				                                err);
-			} else if (json_is_array(v)) {
-				unsigned bits = 0, b;
-				size_t i;
-				const json_t *e;
-				json_array_foreach(v, i, e)
-				{
-					if (!json_is_string(e))
-						return mlsec_error_set(
-						        err, MLSEC_ERR_INVALID_ARG,
-						        "option checks: strings expected");
-					if ((rc = mlsec_inspect_parse_checks(json_string_value(e),
-					                                     &b, err)))
-						return rc;
-					bits |= b;
-				}
-				if (!bits)
-					return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-					                       "no check given");
+			unsigned bits = 0;
+			rc = mlsec_option_flags(v, key, mlsec_inspect_parse_checks, &bits, err);
+			if (rc == MLSEC_OK && !bits)
+				return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
+				                       "no check given");
+			if (rc == MLSEC_OK)
 				o->checks = bits;
-			} else {
-				rc = mlsec_error_set(err, MLSEC_ERR_INVALID_ARG,
-				                     "option checks: string or list expected");
-			}
 		} else if (!strcmp(key, "type")) {
 			rc = json_is_string(v)
 			             ? mlsec_inspect_parse_type(json_string_value(v), &o->type, err)

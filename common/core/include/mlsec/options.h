@@ -19,4 +19,15 @@ mlsec_err mlsec_option_number(const json_t *v, const char *key, double lo, doubl
 mlsec_err mlsec_option_integer(const json_t *v, const char *key, double lo, double hi, double *out,
                                mlsec_error *err);
 
+/* Parses one list of names ("fgsm,pgd") into flag bits. */
+typedef mlsec_err (*mlsec_option_flag_parser)(const char *s, unsigned *out, mlsec_error *err);
+
+/*
+ * A set of flags given as a string ("fgsm,pgd", handed to parse) or a JSON
+ * list of such strings: *out is the union (0 for an empty list; the caller
+ * decides whether that is allowed).
+ */
+mlsec_err mlsec_option_flags(const json_t *v, const char *key, mlsec_option_flag_parser parse,
+                             unsigned *out, mlsec_error *err);
+
 #endif
