@@ -145,11 +145,127 @@ static void test_kl(void **s)
 	assert_true(fabs(r[0] - 3) < 1e-12 && fabs(r[1] - 7) < 1e-12 && r[2] == 0);
 }
 
+static const char *const isas[] = {"generic", "avx", "avx512"};
+
+/* Exact reference: counts, min/max and the fine histogram. */
+static void reference(const float *v, size_t n, uint64_t *nan, uint64_t *inf, float *mn, float *mx,
+                      uint64_t *fine)
+{
+	*nan = *inf = 0;
+	*mn = INFINITY;
+	*mx = -INFINITY;
+	memset(fine, 0, MLSEC_TS_FINE_BINS * sizeof *fine);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t b;
+		memcpy(&b, &v[i], 4);
+		fine[b >> 20]++;
+		if (isnan(v[i]))
+			(*nan)++;
+		else if (isinf(v[i]))
+			(*inf)++;
+		else {
+			*mn = v[i] < *mn ? v[i] : *mn;
+			*mx = v[i] > *mx ? v[i] : *mx;
+		}
+	}
+}
+
+static void check_against_reference(const float *v, size_t n)
+{
+	uint64_t nan, inf, fine[MLSEC_TS_FINE_BINS];
+	float mn, mx;
+	reference(v, n, &nan, &inf, &mn, &mx, fine);
+	mlsec_tstats_init(&st, MLSEC_TS_F32);
+	mlsec_tstats_update(&st, v, n * sizeof(float));
+	mlsec_tstats_summary m;
+	mlsec_tstats_finish(&st, &m);
+	assert_int_equal(m.count, n);
+	assert_int_equal(m.nan, nan);
+	assert_int_equal(m.posinf + m.neginf, inf);
+	assert_true(m.min == mn && m.max == mx);
+	for (int b = 0; b < MLSEC_TS_FINE_BINS; b++)
+		assert_int_equal(st.fine[b] + st.sub[0][b] + st.sub[1][b] + st.sub[2][b] +
+		                         st.sub[3][b],
+		                 fine[b]);
+}
+
+/*
+ * Every kernel this CPU runs: a NaN or an Inf in any lane of any vector
+ * position is counted and never changes min/max (the vector loops detect
+ * them through the lane sums only), and finite values whose squares
+ * overflow float keep exact counts and extremes.
+ */
+static void test_every_kernel_every_lane(void **s)
+{
+	(void)s;
+	size_t n = 4096 * 2 + 77; /* two full blocks and a tail */
+	float *v = malloc(n * sizeof(float));
+	int ran = 0;
+	for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+		if (mlsec_tstats_use_isa(isas[k]) != 0)
+			continue;
+		ran++;
+		for (size_t i = 0; i < n; i++)
+			v[i] = (float)((int)(i * 7919 % 1000) - 500) * 1e-3f;
+		check_against_reference(v, n);
+		const float bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+		for (size_t pos = 0; pos < 64; pos++) {
+			for (size_t b = 0; b < 4; b++) {
+				size_t at = 4096 + pos; /* second block, each lane of 2 vectors */
+				float keep = v[at];
+				v[at] = bad[b];
+				check_against_reference(v, n);
+				v[at] = keep;
+			}
+		}
+		/* squares overflow float (sums of 1e20^2): exact fallback */
+		v[3] = 1e20f;
+		v[4100] = -3e38f;
+		v[n - 1] = 2e38f;
+		check_against_reference(v, n);
+		mlsec_tstats_summary m;
+		mlsec_tstats_finish(&st, &m);
+		assert_true(isfinite(m.std) && m.std > 1e36);
+	}
+	assert_true(ran >= 1);
+	assert_int_equal(mlsec_tstats_use_isa("no-such-isa"), -1);
+	assert_int_equal(mlsec_tstats_use_isa(NULL), 0);
+	free(v);
+}
+
+/* Sums from every kernel agree with double-precision sums. */
+static void test_kernels_agree_on_moments(void **s)
+{
+	(void)s;
+	size_t n = 100003;
+	float *v = malloc(n * sizeof(float));
+	double sum = 0, sq = 0;
+	for (size_t i = 0; i < n; i++) {
+		v[i] = (float)sin((double)i * 0.37) * 0.05f + 0.001f;
+		sum += v[i];
+		sq += (double)v[i] * v[i];
+	}
+	for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+		if (mlsec_tstats_use_isa(isas[k]) != 0)
+			continue;
+		mlsec_tstats_init(&st, MLSEC_TS_F32);
+		mlsec_tstats_update(&st, v, n * sizeof(float));
+		mlsec_tstats_summary m;
+		mlsec_tstats_finish(&st, &m);
+		assert_true(fabs(m.mean - sum / (double)n) < 1e-6);
+		assert_true(fabs(m.std - sqrt(sq / (double)n - (sum / n) * (sum / n))) < 1e-6);
+	}
+	mlsec_tstats_use_isa(NULL);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_counts_any_chunking),
 	        cmocka_unit_test(test_vector_path),
+	        cmocka_unit_test(test_every_kernel_every_lane),
+	        cmocka_unit_test(test_kernels_agree_on_moments),
 	        cmocka_unit_test(test_half_types),
 	        cmocka_unit_test(test_constant_and_empty),
 	        cmocka_unit_test(test_median_mad),

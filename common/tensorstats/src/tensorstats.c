@@ -2,19 +2,20 @@
  * tensorstats.c - the one-pass statistics kernels (see mlsec/tensorstats.h).
  *
  * The float32 kernel works on blocks that fit in L1: a first loop does the
- * vectorisable part (finite masks, min/max, sums, NaN/Inf counts) in
- * independent lanes the compiler turns into SIMD without reassociation
- * flags, a second loop bumps the fine histogram through four sub-tables so
- * consecutive equal bins do not serialise on one counter.
+ * vectorisable part (min/max, sums) in independent SIMD lanes, a second
+ * loop bumps the fine histogram through four sub-tables and paces the
+ * prefetch of the next block. A block holding NaN/Inf is redone exactly by
+ * a scalar loop (rare), so the vector loop needs no masking.
  */
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mlsec/tensorstats.h"
 
-#define BLOCK 2048
+#define BLOCK 4096 /* floats: 16 KiB, in L1 between the two loops */
 #define HSTRIDE MLSEC_TS_SUB_STRIDE
 /* fold the 32-bit sub-tables before any counter could overflow */
 #define FOLD_EVERY (1ull << 31)
@@ -59,12 +60,11 @@ void mlsec_tstats_init(mlsec_tstats *s, mlsec_ts_kind kind)
 	s->max = -INFINITY;
 }
 
-typedef uint32_t v8u __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float v4f __attribute__((vector_size(16)));
 
 /* lane-wise m ? a : b (m is all-ones or zero per lane) */
-#define vsel(m, a, b) ((v8f)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m))))
+#define vsel(m, a, b) ((v4f)(((v4i)(a) & (m)) | ((v4i)(b) & ~(m))))
 
 /* Exact scalar statistics of a block holding NaN/Inf (rare). */
 static void block_scalar(mlsec_tstats *s, const uint32_t *u, size_t n)
@@ -99,79 +99,203 @@ static void block_scalar(mlsec_tstats *s, const uint32_t *u, size_t n)
 }
 
 /*
- * float32 block kernel; n <= BLOCK. The vector loop assumes every value
- * is finite and only records whether one was not; such a block (rare) is
- * redone exactly by block_scalar, so NaN/Inf never need masking in the
- * hot loop. GCC vector extensions give SSE2 code by default and an AVX2
- * clone picked at load time where the CPU has it.
+ * Fine histogram: top 12 bits; non-finite bins are ignored at finish.
+ * Four sub-tables so consecutive equal bins do not serialise on one
+ * counter. The scattered increments are the slowest part of the kernel and
+ * leave the memory bus idle, so this loop also prefetches, one cache line
+ * per line consumed, pfd bytes ahead into L2: the stream arrives at the
+ * rate it is used instead of in bursts that stall on fill buffers.
  */
-__attribute__((target_clones("avx2", "default"))) static void
-block_f32(mlsec_tstats *s, const uint32_t *u, size_t n, uint32_t h[4][HSTRIDE])
+static inline __attribute__((always_inline)) void hist_block(const uint32_t *u, size_t n,
+                                                             uint32_t h[4][HSTRIDE], size_t pfd)
 {
-	const v8u absm = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
-	                  0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu};
-	v8u pinf = {0};
-	pinf += 0x7f800000u;
-	v8f big = {0};
-	big += FLT_MAX;
-	v8f mn0 = big, mn1 = big, mx0 = -big, mx1 = -big;
-	v8f sm0 = {0}, sm1 = {0}, sq0 = {0}, sq1 = {0};
-	v8i nf = {0};
+	const char *pf = (const char *)u + pfd;
 	size_t i = 0;
-	/* by default one block ahead: the histogram loop below leaves the
-	 * memory bus idle, the prefetch keeps it busy */
-	const char *pf = (const char *)u + (s->prefetch ? s->prefetch : BLOCK * 4);
 	for (; i + 16 <= n; i += 16) {
-		__builtin_prefetch(pf + i * 4);
-		v8u b0, b1;
-		memcpy(&b0, u + i, 32);
-		memcpy(&b1, u + i + 8, 32);
-		nf |= (v8i)((b0 & absm) >= pinf) | (v8i)((b1 & absm) >= pinf);
-		v8f x0 = (v8f)b0, x1 = (v8f)b1;
+		__builtin_prefetch(pf + i * 4, 0, 2);
+		for (int k = 0; k < 16; k += 4) {
+			h[0][u[i + k] >> 20]++;
+			h[1][u[i + k + 1] >> 20]++;
+			h[2][u[i + k + 2] >> 20]++;
+			h[3][u[i + k + 3] >> 20]++;
+		}
+	}
+	for (; i < n; i++)
+		h[0][u[i] >> 20]++;
+}
+
+/*
+ * Folds a vector kernel's lane partials into s. Returns 0 when a lane sum
+ * is not finite: that happens exactly when the block held a NaN or an Inf
+ * (either one contaminates its lane's running sum for good) and, rarely,
+ * when finite sums overflow float. Either way the caller redoes the block
+ * exactly with block_scalar, so the vector loops never test for NaN/Inf.
+ */
+static int fold_lanes(mlsec_tstats *s, const float *sm, const float *sq, const float *mn,
+                      const float *mx, int lanes)
+{
+	double dsum = 0, dsq = 0;
+	float fmn = FLT_MAX, fmx = -FLT_MAX;
+	for (int l = 0; l < lanes; l++) {
+		if (!isfinite(sm[l]) || !isfinite(sq[l]))
+			return 0;
+		dsum += sm[l];
+		dsq += sq[l];
+		fmn = mn[l] < fmn ? mn[l] : fmn;
+		fmx = mx[l] > fmx ? mx[l] : fmx;
+	}
+	s->sum += dsum;
+	s->sumsq += dsq;
+	if (fmn < s->min)
+		s->min = fmn;
+	if (fmx > s->max)
+		s->max = fmx;
+	return 1;
+}
+
+static size_t prefetch_distance(const mlsec_tstats *s)
+{
+	return s->prefetch ? s->prefetch : BLOCK * 4;
+}
+
+/*
+ * The float32 block kernels (n <= BLOCK): one for AVX-512, one for AVX,
+ * a portable one (SSE2 on x86-64 through GCC vector extensions); picked
+ * once from the CPU. min/max instructions are fine here: a block whose
+ * lanes saw a NaN is redone by block_scalar anyway.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86_KERNELS 1
+
+__attribute__((target("avx512f"))) static void block_f32_avx512(mlsec_tstats *s, const uint32_t *u,
+                                                                size_t n, uint32_t h[4][HSTRIDE])
+{
+	__m512 sm0 = _mm512_setzero_ps(), sm1 = sm0, sq0 = sm0, sq1 = sm0;
+	__m512 mn0 = _mm512_set1_ps(FLT_MAX), mn1 = mn0, mx0 = _mm512_set1_ps(-FLT_MAX), mx1 = mx0;
+	size_t i = 0;
+	for (; i + 32 <= n; i += 32) {
+		__m512 x0 = _mm512_loadu_ps((const float *)(const void *)(u + i));
+		__m512 x1 = _mm512_loadu_ps((const float *)(const void *)(u + i + 16));
+		sm0 = _mm512_add_ps(sm0, x0);
+		sm1 = _mm512_add_ps(sm1, x1);
+		sq0 = _mm512_add_ps(sq0, _mm512_mul_ps(x0, x0));
+		sq1 = _mm512_add_ps(sq1, _mm512_mul_ps(x1, x1));
+		mn0 = _mm512_min_ps(mn0, x0);
+		mn1 = _mm512_min_ps(mn1, x1);
+		mx0 = _mm512_max_ps(mx0, x0);
+		mx1 = _mm512_max_ps(mx1, x1);
+	}
+	float a[16], b[16], c[16], d[16];
+	_mm512_storeu_ps(a, _mm512_add_ps(sm0, sm1));
+	_mm512_storeu_ps(b, _mm512_add_ps(sq0, sq1));
+	_mm512_storeu_ps(c, _mm512_min_ps(mn0, mn1));
+	_mm512_storeu_ps(d, _mm512_max_ps(mx0, mx1));
+	if (fold_lanes(s, a, b, c, d, 16))
+		block_scalar(s, u + i, n - i); /* the < 32 tail */
+	else
+		block_scalar(s, u, n);
+	s->count += n;
+	hist_block(u, n, h, prefetch_distance(s));
+}
+
+__attribute__((target("avx"))) static void block_f32_avx(mlsec_tstats *s, const uint32_t *u,
+                                                         size_t n, uint32_t h[4][HSTRIDE])
+{
+	__m256 sm0 = _mm256_setzero_ps(), sm1 = sm0, sq0 = sm0, sq1 = sm0;
+	__m256 mn0 = _mm256_set1_ps(FLT_MAX), mn1 = mn0, mx0 = _mm256_set1_ps(-FLT_MAX), mx1 = mx0;
+	size_t i = 0;
+	for (; i + 16 <= n; i += 16) {
+		__m256 x0 = _mm256_loadu_ps((const float *)(const void *)(u + i));
+		__m256 x1 = _mm256_loadu_ps((const float *)(const void *)(u + i + 8));
+		sm0 = _mm256_add_ps(sm0, x0);
+		sm1 = _mm256_add_ps(sm1, x1);
+		sq0 = _mm256_add_ps(sq0, _mm256_mul_ps(x0, x0));
+		sq1 = _mm256_add_ps(sq1, _mm256_mul_ps(x1, x1));
+		mn0 = _mm256_min_ps(mn0, x0);
+		mn1 = _mm256_min_ps(mn1, x1);
+		mx0 = _mm256_max_ps(mx0, x0);
+		mx1 = _mm256_max_ps(mx1, x1);
+	}
+	float a[8], b[8], c[8], d[8];
+	_mm256_storeu_ps(a, _mm256_add_ps(sm0, sm1));
+	_mm256_storeu_ps(b, _mm256_add_ps(sq0, sq1));
+	_mm256_storeu_ps(c, _mm256_min_ps(mn0, mn1));
+	_mm256_storeu_ps(d, _mm256_max_ps(mx0, mx1));
+	if (fold_lanes(s, a, b, c, d, 8))
+		block_scalar(s, u + i, n - i); /* the < 16 tail */
+	else
+		block_scalar(s, u, n);
+	s->count += n;
+	hist_block(u, n, h, prefetch_distance(s));
+}
+#endif
+
+static void block_f32_generic(mlsec_tstats *s, const uint32_t *u, size_t n, uint32_t h[4][HSTRIDE])
+{
+	v4f sm0 = {0}, sm1 = {0}, sq0 = {0}, sq1 = {0};
+	v4f mn0 = {FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX}, mn1 = mn0, mx0 = -mn0, mx1 = mx0;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		v4f x0, x1;
+		memcpy(&x0, u + i, 16);
+		memcpy(&x1, u + i + 4, 16);
 		sm0 += x0;
 		sm1 += x1;
 		sq0 += x0 * x0;
 		sq1 += x1 * x1;
-		mn0 = vsel((v8i)(x0 < mn0), x0, mn0);
-		mn1 = vsel((v8i)(x1 < mn1), x1, mn1);
-		mx0 = vsel((v8i)(x0 > mx0), x0, mx0);
-		mx1 = vsel((v8i)(x1 > mx1), x1, mx1);
+		mn0 = vsel((v4i)(x0 < mn0), x0, mn0);
+		mn1 = vsel((v4i)(x1 < mn1), x1, mn1);
+		mx0 = vsel((v4i)(x0 > mx0), x0, mx0);
+		mx1 = vsel((v4i)(x1 > mx1), x1, mx1);
 	}
-	int32_t any_nf = 0;
-	for (int l = 0; l < 8; l++)
-		any_nf |= nf[l];
-	if (any_nf) {
+	v4f a = sm0 + sm1, b = sq0 + sq1;
+	v4f c = vsel((v4i)(mn0 < mn1), mn0, mn1), d = vsel((v4i)(mx0 > mx1), mx0, mx1);
+	if (fold_lanes(s, (const float *)&a, (const float *)&b, (const float *)&c,
+	               (const float *)&d, 4))
+		block_scalar(s, u + i, n - i); /* the < 8 tail */
+	else
 		block_scalar(s, u, n);
-	} else {
-		double dsum = 0, dsq = 0;
-		float fmn = FLT_MAX, fmx = -FLT_MAX;
-		for (int l = 0; l < 8; l++) {
-			dsum += (double)sm0[l] + (double)sm1[l];
-			dsq += (double)sq0[l] + (double)sq1[l];
-			fmn = mn0[l] < fmn ? mn0[l] : fmn;
-			fmn = mn1[l] < fmn ? mn1[l] : fmn;
-			fmx = mx0[l] > fmx ? mx0[l] : fmx;
-			fmx = mx1[l] > fmx ? mx1[l] : fmx;
-		}
-		s->sum += dsum;
-		s->sumsq += dsq;
-		if (fmn < s->min)
-			s->min = fmn;
-		if (fmx > s->max)
-			s->max = fmx;
-		block_scalar(s, u + i, n - i); /* the < 16 tail */
-	}
 	s->count += n;
-	/* fine histogram: top 12 bits; non-finite bins are ignored at finish */
-	i = 0;
-	for (; i + 4 <= n; i += 4) {
-		h[0][u[i] >> 20]++;
-		h[1][u[i + 1] >> 20]++;
-		h[2][u[i + 2] >> 20]++;
-		h[3][u[i + 3] >> 20]++;
+	hist_block(u, n, h, prefetch_distance(s));
+}
+
+typedef void (*block_fn)(mlsec_tstats *, const uint32_t *, size_t, uint32_t[4][HSTRIDE]);
+
+static _Atomic(block_fn) g_block;
+
+static block_fn isa_kernel(const char *isa)
+{
+#ifdef HAVE_X86_KERNELS
+	__builtin_cpu_init();
+	int any = !isa || !*isa;
+	if ((any || !strcmp(isa, "avx512")) && __builtin_cpu_supports("avx512f"))
+		return block_f32_avx512;
+	if ((any || !strcmp(isa, "avx")) && __builtin_cpu_supports("avx"))
+		return block_f32_avx;
+#endif
+	if (!isa || !*isa || !strcmp(isa, "generic"))
+		return block_f32_generic;
+	return NULL;
+}
+
+int mlsec_tstats_use_isa(const char *isa)
+{
+	block_fn fn = isa_kernel(isa);
+	if (!fn)
+		return -1;
+	atomic_store(&g_block, fn);
+	return 0;
+}
+
+static void block_f32(mlsec_tstats *s, const uint32_t *u, size_t n, uint32_t h[4][HSTRIDE])
+{
+	block_fn fn = atomic_load_explicit(&g_block, memory_order_relaxed);
+	if (!fn) {
+		fn = isa_kernel(NULL);
+		atomic_store(&g_block, fn);
 	}
-	for (; i < n; i++)
-		h[0][u[i] >> 20]++;
+	fn(s, u, n, h);
 }
 
 static void fold_sub(uint64_t *fine, const uint32_t h[4][HSTRIDE])

@@ -46,7 +46,7 @@ typedef struct mlsec_tstats {
 	size_t ncarry;
 	/*
 	 * Bytes ahead of the element being read that the float32 kernel
-	 * prefetches; 0 (set by init) means one block (8 KiB). A caller whose
+	 * prefetches; 0 (set by init) means one block (16 KiB). A caller whose
 	 * next bytes are first read by another pass, e.g. the zip reader's
 	 * CRC over the next MLSEC_ZIP_CRC_PIECE, sets that distance, so the
 	 * other pass finds them in cache instead of waiting for memory.
@@ -66,6 +66,15 @@ typedef struct mlsec_tstats_summary {
 void mlsec_tstats_init(mlsec_tstats *s, mlsec_ts_kind kind);
 void mlsec_tstats_update(mlsec_tstats *s, const void *data, size_t bytes);
 void mlsec_tstats_finish(const mlsec_tstats *s, mlsec_tstats_summary *out);
+
+/*
+ * Picks the float32 kernel by instruction set: "avx512", "avx", "generic",
+ * or NULL/"" for the best this CPU has (the default). Returns -1, changing
+ * nothing, when the CPU lacks it. All give the same counts, min/max and
+ * histogram; sums may differ in the last bits (lane order). For tests and
+ * benchmarks; process-wide, not meant to race with running kernels.
+ */
+int mlsec_tstats_use_isa(const char *isa);
 
 /* Half/bfloat16 to float conversions (exact). */
 float mlsec_f16_to_f32(uint16_t h);
