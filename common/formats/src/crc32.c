@@ -136,9 +136,12 @@ fold_avx512(uint32_t crc, const uint8_t *p, size_t len)
 	z1 = FOLD512(z0, k512, z1);
 	z2 = FOLD512(z1, k512, z2);
 	z3 = FOLD512(z2, k512, z3);
-	return fold_lanes(_mm512_extracti32x4_epi32(z3, 0), _mm512_extracti32x4_epi32(z3, 1),
-	                  _mm512_extracti32x4_epi32(z3, 2), _mm512_extracti32x4_epi32(z3, 3), p,
-	                  len);
+	__m128i l0 = _mm512_extracti32x4_epi32(z3, 0), l1 = _mm512_extracti32x4_epi32(z3, 1);
+	__m128i l2 = _mm512_extracti32x4_epi32(z3, 2), l3 = _mm512_extracti32x4_epi32(z3, 3);
+	/* GCC 12 emits no vzeroupper here: without one the legacy-SSE code
+	 * that follows (fold_lanes, zlib) pays for the dirty upper halves. */
+	_mm256_zeroupper();
+	return fold_lanes(l0, l1, l2, l3, p, len);
 }
 
 uint32_t mlsec_crc32(uint32_t crc, const void *buf, size_t len)

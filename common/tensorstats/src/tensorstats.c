@@ -191,6 +191,7 @@ __attribute__((target("avx512f"))) static void block_f32_avx512(mlsec_tstats *s,
 	_mm512_storeu_ps(b, _mm512_add_ps(sq0, sq1));
 	_mm512_storeu_ps(c, _mm512_min_ps(mn0, mn1));
 	_mm512_storeu_ps(d, _mm512_max_ps(mx0, mx1));
+	_mm256_zeroupper(); /* GCC 12 omits it; legacy-SSE callers would stall */
 	if (fold_lanes(s, a, b, c, d, 16))
 		block_scalar(s, u + i, n - i); /* the < 32 tail */
 	else
@@ -222,6 +223,7 @@ __attribute__((target("avx"))) static void block_f32_avx(mlsec_tstats *s, const 
 	_mm256_storeu_ps(b, _mm256_add_ps(sq0, sq1));
 	_mm256_storeu_ps(c, _mm256_min_ps(mn0, mn1));
 	_mm256_storeu_ps(d, _mm256_max_ps(mx0, mx1));
+	_mm256_zeroupper();
 	if (fold_lanes(s, a, b, c, d, 8))
 		block_scalar(s, u + i, n - i); /* the < 16 tail */
 	else
