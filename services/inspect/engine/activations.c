@@ -15,6 +15,7 @@
  * NaN/Inf. bench/inspect measures the overhead against a plain forward.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #ifdef __SSE__
@@ -25,7 +26,7 @@
 #include "mlsec/alloc.h"
 
 #define BLOCK 4096            /* elements per float accumulation block */
-#define LANES 17              /* up to 16 vector lanes + the scalar tail */
+#define LANES 5               /* 4 vector lanes + the scalar tail */
 #define EXTREME_Z 50.0        /* (max - mean) / std of a node over the batch */
 #define EXTREME_MIN_COUNT 256 /* values needed before calling anything extreme */
 #define DEAD_RELU_MEDIUM 0.5  /* fraction of units that never fired */
@@ -102,9 +103,9 @@ static inline v4f vload(const float *p)
  * entries, the last being the scalar tail's. (8-lane AVX2 copies measured
  * no faster: at this point the forward pass, not the statistics, dominates.)
  */
-#define TAIL 16
-#define FAST_BLOCK(ATTR, fname, VF, VI, W, VMIN, VMAX, SAT, ZERO, LEAVE)                           \
-	ATTR static uint32_t fname(const float *p, size_t n, node_acc *a)                          \
+#define TAIL 4
+#define FAST_BLOCK(fname, VF, VI, W, VMIN, VMAX, SAT, ZERO)                                        \
+	static uint32_t fname(const float *p, size_t n, node_acc *a)                               \
 	{                                                                                          \
 		VF zero, inf;                                                                      \
 		for (int j = 0; j < W; j++) {                                                      \
@@ -165,7 +166,6 @@ static inline v4f vload(const float *p)
 			lz[TAIL] += (uint32_t)ZERO(v);                                             \
 			lst[TAIL] += (uint32_t)SAT(v);                                             \
 		}                                                                                  \
-		LEAVE;                                                                             \
 		return block_merge(a, n, ls, lq, lmn, lmx, lz, lst);                               \
 	}
 
@@ -195,11 +195,10 @@ static uint32_t block_merge(node_acc *a, size_t n, const float *s, const float *
 }
 
 /* Exact zeros matter after ReLU only; saturation after sigmoid/tanh only. */
-#define NOATTR
-FAST_BLOCK(NOATTR, fast_other, v4f, v4i, 4, VMIN4, VMAX4, SAT_NONE, ZERO_NONE, (void)0)
-FAST_BLOCK(NOATTR, fast_relu, v4f, v4i, 4, VMIN4, VMAX4, SAT_NONE, ZERO_COUNT, (void)0)
-FAST_BLOCK(NOATTR, fast_sigmoid, v4f, v4i, 4, VMIN4, VMAX4, SAT_SIGMOID, ZERO_NONE, (void)0)
-FAST_BLOCK(NOATTR, fast_tanh, v4f, v4i, 4, VMIN4, VMAX4, SAT_TANH, ZERO_NONE, (void)0)
+FAST_BLOCK(fast_other, v4f, v4i, 4, VMIN4, VMAX4, SAT_NONE, ZERO_NONE)
+FAST_BLOCK(fast_relu, v4f, v4i, 4, VMIN4, VMAX4, SAT_NONE, ZERO_COUNT)
+FAST_BLOCK(fast_sigmoid, v4f, v4i, 4, VMIN4, VMAX4, SAT_SIGMOID, ZERO_NONE)
+FAST_BLOCK(fast_tanh, v4f, v4i, 4, VMIN4, VMAX4, SAT_TANH, ZERO_NONE)
 
 static uint32_t fast_block_sse(const float *p, size_t n, int kind, node_acc *a)
 {
@@ -235,20 +234,106 @@ typedef void (*dense_fired_fn)(const float *, size_t, size_t, float *);
  */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-typedef float v16f __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
 #define AVX512 __attribute__((target("avx512f")))
-/* GCC 12 emits no vzeroupper in target("avx512f") functions: without one,
+
+/*
+ * AVX-512 block statistics: 4 x 16 lanes, reduced in registers (one
+ * horizontal sum per block instead of a lane array walk) and folded with
+ * block_merge's scalar form. A non-finite input poisons its lane's sum or
+ * sum of squares and so the reduced total: the block is then recounted.
+ * GCC 12 emits no vzeroupper under target attributes; without one the
  * legacy-SSE code run afterwards (block_merge, libm's tanhf in the next
- * node) pays for the dirty upper halves on every instruction. */
-#define LEAVE_AVX _mm256_zeroupper()
-#define VMIN16(a, b) ((v16f)_mm512_min_ps((__m512)(a), (__m512)(b)))
-#define VMAX16(a, b) ((v16f)_mm512_max_ps((__m512)(a), (__m512)(b)))
-FAST_BLOCK(AVX512, fast_other16, v16f, v16i, 16, VMIN16, VMAX16, SAT_NONE, ZERO_NONE, LEAVE_AVX)
-FAST_BLOCK(AVX512, fast_relu16, v16f, v16i, 16, VMIN16, VMAX16, SAT_NONE, ZERO_COUNT, LEAVE_AVX)
-FAST_BLOCK(AVX512, fast_sigmoid16, v16f, v16i, 16, VMIN16, VMAX16, SAT_SIGMOID, ZERO_NONE,
-           LEAVE_AVX)
-FAST_BLOCK(AVX512, fast_tanh16, v16f, v16i, 16, VMIN16, VMAX16, SAT_TANH, ZERO_NONE, LEAVE_AVX)
+ * node) pays for the dirty upper halves on every instruction.
+ */
+#define FAST16(fname, SATLO, SATHI, ZEROS)                                                         \
+	AVX512 static uint32_t fname(const float *p, size_t n, node_acc *a)                        \
+	{                                                                                          \
+		const __m512 zero = _mm512_setzero_ps(), lo = _mm512_set1_ps(SATLO),               \
+		             hi = _mm512_set1_ps(SATHI);                                           \
+		__m512 s0 = zero, s1 = zero, s2 = zero, s3 = zero;                                 \
+		__m512 q0 = zero, q1 = zero, q2 = zero, q3 = zero;                                 \
+		__m512 mn0 = _mm512_set1_ps(INFINITY), mn1 = mn0, mn2 = mn0, mn3 = mn0;            \
+		__m512 mx0 = _mm512_set1_ps(-INFINITY), mx1 = mx0, mx2 = mx0, mx3 = mx0;           \
+		__m512i cz = _mm512_setzero_si512(), cs = cz;                                      \
+		const __m512i one = _mm512_set1_epi32(1);                                          \
+		size_t i = 0;                                                                      \
+		for (; i + 64 <= n; i += 64) {                                                     \
+			__m512 x0 = _mm512_loadu_ps(p + i), x1 = _mm512_loadu_ps(p + i + 16);      \
+			__m512 x2 = _mm512_loadu_ps(p + i + 32), x3 = _mm512_loadu_ps(p + i + 48); \
+			s0 = _mm512_add_ps(s0, x0);                                                \
+			s1 = _mm512_add_ps(s1, x1);                                                \
+			s2 = _mm512_add_ps(s2, x2);                                                \
+			s3 = _mm512_add_ps(s3, x3);                                                \
+			q0 = _mm512_add_ps(q0, _mm512_mul_ps(x0, x0));                             \
+			q1 = _mm512_add_ps(q1, _mm512_mul_ps(x1, x1));                             \
+			q2 = _mm512_add_ps(q2, _mm512_mul_ps(x2, x2));                             \
+			q3 = _mm512_add_ps(q3, _mm512_mul_ps(x3, x3));                             \
+			mn0 = _mm512_min_ps(mn0, x0);                                              \
+			mn1 = _mm512_min_ps(mn1, x1);                                              \
+			mn2 = _mm512_min_ps(mn2, x2);                                              \
+			mn3 = _mm512_min_ps(mn3, x3);                                              \
+			mx0 = _mm512_max_ps(mx0, x0);                                              \
+			mx1 = _mm512_max_ps(mx1, x1);                                              \
+			mx2 = _mm512_max_ps(mx2, x2);                                              \
+			mx3 = _mm512_max_ps(mx3, x3);                                              \
+			if (ZEROS) {                                                               \
+				cz = _mm512_mask_add_epi32(                                        \
+				        cz, _mm512_cmp_ps_mask(x0, zero, _CMP_EQ_OQ), cz, one);    \
+				cz = _mm512_mask_add_epi32(                                        \
+				        cz, _mm512_cmp_ps_mask(x1, zero, _CMP_EQ_OQ), cz, one);    \
+				cz = _mm512_mask_add_epi32(                                        \
+				        cz, _mm512_cmp_ps_mask(x2, zero, _CMP_EQ_OQ), cz, one);    \
+				cz = _mm512_mask_add_epi32(                                        \
+				        cz, _mm512_cmp_ps_mask(x3, zero, _CMP_EQ_OQ), cz, one);    \
+			}                                                                          \
+			if (SATHI > SATLO) {                                                       \
+				__mmask16 m0 = _mm512_cmp_ps_mask(x0, lo, _CMP_LT_OQ) |            \
+				               _mm512_cmp_ps_mask(x0, hi, _CMP_GT_OQ);             \
+				__mmask16 m1 = _mm512_cmp_ps_mask(x1, lo, _CMP_LT_OQ) |            \
+				               _mm512_cmp_ps_mask(x1, hi, _CMP_GT_OQ);             \
+				__mmask16 m2 = _mm512_cmp_ps_mask(x2, lo, _CMP_LT_OQ) |            \
+				               _mm512_cmp_ps_mask(x2, hi, _CMP_GT_OQ);             \
+				__mmask16 m3 = _mm512_cmp_ps_mask(x3, lo, _CMP_LT_OQ) |            \
+				               _mm512_cmp_ps_mask(x3, hi, _CMP_GT_OQ);             \
+				cs = _mm512_mask_add_epi32(cs, m0, cs, one);                       \
+				cs = _mm512_mask_add_epi32(cs, m1, cs, one);                       \
+				cs = _mm512_mask_add_epi32(cs, m2, cs, one);                       \
+				cs = _mm512_mask_add_epi32(cs, m3, cs, one);                       \
+			}                                                                          \
+		}                                                                                  \
+		float ls[LANES] = {0}, lq[LANES] = {0}, lmn[LANES], lmx[LANES];                    \
+		uint32_t lz[LANES] = {0}, lst[LANES] = {0};                                        \
+		for (int j = 0; j < LANES; j++) {                                                  \
+			lmn[j] = INFINITY;                                                         \
+			lmx[j] = -INFINITY;                                                        \
+		}                                                                                  \
+		ls[0] = _mm512_reduce_add_ps(                                                      \
+		        _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));              \
+		lq[0] = _mm512_reduce_add_ps(                                                      \
+		        _mm512_add_ps(_mm512_add_ps(q0, q1), _mm512_add_ps(q2, q3)));              \
+		lmn[0] = _mm512_reduce_min_ps(                                                     \
+		        _mm512_min_ps(_mm512_min_ps(mn0, mn1), _mm512_min_ps(mn2, mn3)));          \
+		lmx[0] = _mm512_reduce_max_ps(                                                     \
+		        _mm512_max_ps(_mm512_max_ps(mx0, mx1), _mm512_max_ps(mx2, mx3)));          \
+		lz[0] = (uint32_t)_mm512_reduce_add_epi32(cz);                                     \
+		lst[0] = (uint32_t)_mm512_reduce_add_epi32(cs);                                    \
+		_mm256_zeroupper();                                                                \
+		for (; i < n; i++) {                                                               \
+			float v = p[i];                                                            \
+			ls[TAIL] += v;                                                             \
+			lq[TAIL] += v * v;                                                         \
+			lmn[TAIL] = v < lmn[TAIL] ? v : lmn[TAIL];                                 \
+			lmx[TAIL] = v > lmx[TAIL] ? v : lmx[TAIL];                                 \
+			lz[TAIL] += (uint32_t)(ZEROS && v == 0.0f);                                \
+			lst[TAIL] += (uint32_t)(SATHI > SATLO && (v < SATLO || v > SATHI));        \
+		}                                                                                  \
+		return block_merge(a, n, ls, lq, lmn, lmx, lz, lst);                               \
+	}
+
+FAST16(fast_other16, 0.0f, 0.0f, 0)
+FAST16(fast_relu16, 0.0f, 0.0f, 1)
+FAST16(fast_sigmoid16, SAT_LO, SAT_HI, 0)
+FAST16(fast_tanh16, -SAT_HI, SAT_HI, 0)
 
 AVX512 static uint32_t fast_block_avx512(const float *p, size_t n, int kind, node_acc *a)
 {
@@ -258,19 +343,52 @@ AVX512 static uint32_t fast_block_avx512(const float *p, size_t n, int kind, nod
 	                           : fast_other16(p, n, a);
 }
 
+/* Per-unit running max over rows: sixteen units per register and four
+ * rows per step, so no store-to-load chain through fired[] per row. */
 AVX512 static void dense_fired_avx512(const float *restrict p, size_t nb, size_t units,
                                       float *restrict fired)
 {
-	for (size_t r = 0; r < nb; r++) {
-		const float *row = p + r * units;
-		size_t u = 0;
-		for (; u + 16 <= units; u += 16)
-			_mm512_storeu_ps(fired + u, _mm512_max_ps(_mm512_loadu_ps(row + u),
-			                                          _mm512_loadu_ps(fired + u)));
-		for (; u < units; u++)
-			fired[u] = row[u] > fired[u] ? row[u] : fired[u];
+	size_t u = 0;
+	for (; u + 16 <= units; u += 16) {
+		__m512 m0 = _mm512_loadu_ps(fired + u), m1 = m0, m2 = m0, m3 = m0;
+		size_t r = 0;
+		for (; r + 4 <= nb; r += 4) {
+			m0 = _mm512_max_ps(m0, _mm512_loadu_ps(p + r * units + u));
+			m1 = _mm512_max_ps(m1, _mm512_loadu_ps(p + (r + 1) * units + u));
+			m2 = _mm512_max_ps(m2, _mm512_loadu_ps(p + (r + 2) * units + u));
+			m3 = _mm512_max_ps(m3, _mm512_loadu_ps(p + (r + 3) * units + u));
+		}
+		for (; r < nb; r++)
+			m0 = _mm512_max_ps(m0, _mm512_loadu_ps(p + r * units + u));
+		_mm512_storeu_ps(fired + u,
+		                 _mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
 	}
-	LEAVE_AVX;
+	_mm256_zeroupper();
+	for (; u < units; u++)
+		for (size_t r = 0; r < nb; r++)
+			fired[u] = p[r * units + u] > fired[u] ? p[r * units + u] : fired[u];
+}
+
+/* Argmax of rows of at most 16 classes: one masked load, a max
+ * reduction and the first lane equal to it; -1 for a non-finite row. */
+AVX512 static size_t argmax16_avx512(const float *z, size_t nb, size_t classes, int64_t *pred)
+{
+	const __mmask16 live = (__mmask16)((1u << classes) - 1);
+	const __m512i expo = _mm512_set1_epi32(0x7f800000);
+	const __m512 ninf = _mm512_set1_ps(-INFINITY);
+	size_t bad = 0;
+	for (size_t i = 0; i < nb; i++) {
+		__m512 v = _mm512_mask_loadu_ps(ninf, live, z + i * classes);
+		__mmask16 nf = _mm512_mask_cmpeq_epi32_mask(
+		        live, _mm512_and_si512(_mm512_castps_si512(v), expo), expo);
+		float top = _mm512_reduce_max_ps(v);
+		__mmask16 at = _mm512_mask_cmp_ps_mask(live, v, _mm512_set1_ps(top), _CMP_EQ_OQ);
+		int64_t best = at ? (int64_t)__builtin_ctz((unsigned)at) : 0;
+		pred[i] = nf ? -1 : best;
+		bad += nf != 0;
+	}
+	_mm256_zeroupper();
+	return bad;
 }
 
 static int have_avx512(void)
@@ -285,25 +403,32 @@ static int have_avx512(void)
 }
 #endif
 
+typedef size_t (*argmax16_fn)(const float *, size_t, size_t, int64_t *);
+
 static fast_block_fn g_fast_block;
 static dense_fired_fn g_dense_fired;
+static argmax16_fn g_argmax16; /* NULL: no vector argmax */
 
-/* Picks the kernels once per process (idempotent, so a race is harmless). */
-static void pick_kernels(void)
+static void pick_kernels_once(void)
 {
-	if (g_fast_block)
-		return;
+	g_dense_fired = dense_fired_sse;
+	g_fast_block = fast_block_sse;
 #if defined(__x86_64__) && defined(__GNUC__)
 	if (have_avx512()) {
 		g_dense_fired = dense_fired_avx512;
+		g_argmax16 = argmax16_avx512;
 		g_fast_block = fast_block_avx512;
-		return;
 	}
 #else
 	(void)have_avx512;
 #endif
-	g_dense_fired = dense_fired_sse;
-	g_fast_block = fast_block_sse;
+}
+
+/* Picks the kernels for this CPU, once per process. */
+static void pick_kernels(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, pick_kernels_once);
 }
 
 static void slow_block(const float *p, size_t n, int kind, node_acc *a)
@@ -486,22 +611,50 @@ void insp_load_batch(mlsec_tensor_graph *g, const float *x, size_t nb, size_t nu
 		memcpy(in + i * numel, x, numel * sizeof(float));
 }
 
+/*
+ * Branch-free argmax of one row: on random logits a compare-and-branch
+ * mispredicts every few classes. A non-finite row's argmax is discarded
+ * (-1), so NaN compares need no care. Inlined four times side by side so
+ * that four rows' serial running-max chains overlap in registers.
+ */
+static inline __attribute__((always_inline)) int64_t argmax_row(const float *row, size_t classes)
+{
+	uint32_t nonfinite = 0;
+	float top = -INFINITY;
+	int64_t best = 0;
+	for (size_t k = 0; k < classes; k++) {
+		float v = row[k];
+		uint32_t b;
+		memcpy(&b, &v, sizeof b);
+		nonfinite |= (b & 0x7f800000u) == 0x7f800000u;
+		int take = v > top;
+		best = take ? (int64_t)k : best;
+		top = take ? v : top;
+	}
+	return nonfinite ? -1 : best;
+}
+
 size_t insp_argmax(const mlsec_tensor_graph *g, size_t nb, size_t classes, int64_t *pred)
 {
 	const float *z = mlsec_tensor_graph_output(g, 0);
-	size_t bad = 0;
-	for (size_t i = 0; i < nb; i++) {
-		const float *row = z + i * classes;
-		int64_t best = 0;
-		int nonfinite = 0;
-		for (size_t k = 0; k < classes; k++) {
-			if (!isfinite(row[k]))
-				nonfinite = 1;
-			else if (row[k] > row[best] || !isfinite(row[best]))
-				best = (int64_t)k;
-		}
-		pred[i] = nonfinite ? -1 : best;
-		bad += (size_t)nonfinite;
+	pick_kernels();
+	if (g_argmax16 && classes >= 1 && classes <= 16)
+		return g_argmax16(z, nb, classes, pred);
+	size_t bad = 0, i = 0;
+	for (; i + 4 <= nb; i += 4) {
+		int64_t p0 = argmax_row(z + i * classes, classes);
+		int64_t p1 = argmax_row(z + (i + 1) * classes, classes);
+		int64_t p2 = argmax_row(z + (i + 2) * classes, classes);
+		int64_t p3 = argmax_row(z + (i + 3) * classes, classes);
+		pred[i] = p0;
+		pred[i + 1] = p1;
+		pred[i + 2] = p2;
+		pred[i + 3] = p3;
+		bad += (size_t)(p0 < 0) + (size_t)(p1 < 0) + (size_t)(p2 < 0) + (size_t)(p3 < 0);
+	}
+	for (; i < nb; i++) {
+		pred[i] = argmax_row(z + i * classes, classes);
+		bad += pred[i] < 0;
 	}
 	return bad;
 }
