@@ -10,6 +10,13 @@
  * engine runs its own worker threads, each calling BLAS single-threaded).
  * Without OpenBLAS (or with MLSEC_BLAS=builtin) a plain, correct C kernel
  * is used.
+ *
+ * OpenBLAS picks its kernels by CPU model, and a release older than the
+ * CPU falls back to generic SSE3 ones (Debian 12's 0.3.21 runs Sapphire and
+ * Emerald Rapids as "Prescott", 2-3x slower). Unless the user set
+ * OPENBLAS_CORETYPE, it is set from the CPU's features before loading:
+ * AVX-512 F/BW/DQ/VL -> SkylakeX, AVX2+FMA -> Haswell; otherwise OpenBLAS
+ * decides.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -33,6 +40,19 @@ static sgemm_fn blas_sgemm;
 static set_threads_fn blas_set_threads;
 static corename_fn blas_corename;
 
+static const char *coretype_for_cpu(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+		return "SkylakeX";
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return "Haswell";
+#endif
+	return NULL;
+}
+
 static void blas_load(void)
 {
 	/* MLSEC_BLAS=builtin forces the C kernel (tests check it against PyTorch too). */
@@ -40,6 +60,9 @@ static void blas_load(void)
 	if (force && strcmp(force, "builtin") == 0)
 		return;
 	setenv("OPENBLAS_NUM_THREADS", "1", 0);
+	const char *core = coretype_for_cpu();
+	if (core)
+		setenv("OPENBLAS_CORETYPE", core, 0);
 	static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
