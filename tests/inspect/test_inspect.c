@@ -515,6 +515,60 @@ static void test_alloc_failures(void **state)
 	}
 }
 
+/* Same numbers from every activation kernel this CPU runs: counts and
+ * extremes exactly, moments to float rounding, the same findings. */
+static void compare_isas(const char *model, const char *data)
+{
+	if (mlsec_inspect_use_isa("avx512") != 0)
+		skip();
+	mlsec_report *fast = run(model, data);
+	assert_int_equal(mlsec_inspect_use_isa("generic"), 0);
+	mlsec_report *ref = run(model, data);
+	assert_int_equal(mlsec_inspect_use_isa(NULL), 0);
+	json_t *a = json_object_get(details(fast, "activations"), "nodes");
+	json_t *b = json_object_get(details(ref, "activations"), "nodes");
+	assert_true(json_array_size(a) > 0);
+	assert_int_equal(json_array_size(a), json_array_size(b));
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		json_t *x = json_array_get(a, i), *y = json_array_get(b, i);
+		static const char *const exact[] = {
+		        "count", "nan",           "inf",           "min",
+		        "max",   "zero_fraction", "dead_fraction", "saturated_fraction"};
+		for (size_t k = 0; k < sizeof exact / sizeof *exact; k++) {
+			json_t *u = json_object_get(x, exact[k]), *v = json_object_get(y, exact[k]);
+			if ((u || v) && !json_equal(u, v))
+				fail_msg("%s node %zu: %s differs: %s vs %s", model, i, exact[k],
+				         json_dumps(u, JSON_ENCODE_ANY), json_dumps(v, JSON_ENCODE_ANY));
+		}
+		static const char *const close[] = {"mean", "std"};
+		for (size_t k = 0; k < 2; k++) {
+			double u = json_number_value(json_object_get(x, close[k]));
+			double v = json_number_value(json_object_get(y, close[k]));
+			if (fabs(u - v) > 1e-5 * fmax(1.0, fabs(v)))
+				fail_msg("%s node %zu: %s %g vs %g", model, i, close[k], u, v);
+		}
+	}
+	const mlsec_artifact *fa = mlsec_report_artifact(fast, 0),
+	                     *ra = mlsec_report_artifact(ref, 0);
+	assert_int_equal(mlsec_artifact_finding_count(fa), mlsec_artifact_finding_count(ra));
+	for (size_t i = 0; i < mlsec_artifact_finding_count(fa); i++)
+		assert_string_equal(mlsec_artifact_finding(fa, i)->rule_id,
+		                    mlsec_artifact_finding(ra, i)->rule_id);
+	mlsec_report_free(fast);
+	mlsec_report_free(ref);
+}
+
+static void test_kernels_agree(void **state)
+{
+	(void)state;
+	compare_isas(D "clean_mlp.onnx", D "data.npz");
+	compare_isas(D "nan_bias.onnx", D "data.npz");
+	compare_isas(D "dead_layer.onnx", D "data.npz");
+	compare_isas(D "class_pin.onnx", D "data.npz");
+	compare_isas(D "clean_cnn.onnx", NULL);
+	assert_int_equal(mlsec_inspect_use_isa("no-such-isa"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -523,6 +577,7 @@ int main(void)
 	        cmocka_unit_test(test_nan_bias),
 	        cmocka_unit_test(test_class_pin),
 	        cmocka_unit_test(test_dead_layer),
+	        cmocka_unit_test(test_kernels_agree),
 	        cmocka_unit_test(test_rows),
 	        cmocka_unit_test(test_fgsm_fragile),
 	        cmocka_unit_test(test_malformed),

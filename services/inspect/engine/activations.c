@@ -234,7 +234,7 @@ typedef void (*dense_fired_fn)(const float *, size_t, size_t, float *);
  */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f")))
+#define AVX512 __attribute__((target("avx512f,fma")))
 
 /*
  * AVX-512 block statistics: 4 x 16 lanes, reduced in registers (one
@@ -264,10 +264,10 @@ typedef void (*dense_fired_fn)(const float *, size_t, size_t, float *);
 			s1 = _mm512_add_ps(s1, x1);                                                \
 			s2 = _mm512_add_ps(s2, x2);                                                \
 			s3 = _mm512_add_ps(s3, x3);                                                \
-			q0 = _mm512_add_ps(q0, _mm512_mul_ps(x0, x0));                             \
-			q1 = _mm512_add_ps(q1, _mm512_mul_ps(x1, x1));                             \
-			q2 = _mm512_add_ps(q2, _mm512_mul_ps(x2, x2));                             \
-			q3 = _mm512_add_ps(q3, _mm512_mul_ps(x3, x3));                             \
+			q0 = _mm512_fmadd_ps(x0, x0, q0);                                          \
+			q1 = _mm512_fmadd_ps(x1, x1, q1);                                          \
+			q2 = _mm512_fmadd_ps(x2, x2, q2);                                          \
+			q3 = _mm512_fmadd_ps(x3, x3, q3);                                          \
 			mn0 = _mm512_min_ps(mn0, x0);                                              \
 			mn1 = _mm512_min_ps(mn1, x1);                                              \
 			mn2 = _mm512_min_ps(mn2, x2);                                              \
@@ -369,6 +369,83 @@ AVX512 static void dense_fired_avx512(const float *restrict p, size_t nb, size_t
 			fired[u] = p[r * units + u] > fired[u] ? p[r * units + u] : fired[u];
 }
 
+/*
+ * A dense ReLU output [rows, 16*C] in one pass: the block statistics and
+ * the per-unit running max that marks fired units. The per-unit maxima
+ * replace the block's max chain (the block max is their max), so the
+ * fired-unit scan costs nothing extra. Rows alternate between two sets of
+ * accumulators to keep two dependency chains per register in flight.
+ * max_ps(x, m) returns m when x is NaN: NaN never marks a unit as fired,
+ * as in the separate pass; the statistics of a non-finite block are
+ * recounted by the caller (non-zero return), like fast_block's.
+ */
+#define RELU_DENSE(fname, C)                                                                       \
+	AVX512 static uint32_t fname(const float *p, size_t rows, node_acc *a)                     \
+	{                                                                                          \
+		const size_t units = 16 * (C);                                                     \
+		const __m512 zero = _mm512_setzero_ps();                                           \
+		const __m512i one = _mm512_set1_epi32(1);                                          \
+		__m512 s[2][C], q[2][C], mn[2][C], mx[2][C];                                       \
+		__m512i cz[2][C];                                                                  \
+		_Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)                                \
+		        _Pragma("GCC unroll 4") for (int c = 0; c < (C); c++)                      \
+		{                                                                                  \
+			s[h][c] = q[h][c] = zero;                                                  \
+			mn[h][c] = _mm512_set1_ps(INFINITY);                                       \
+			mx[h][c] = _mm512_set1_ps(-INFINITY);                                      \
+			cz[h][c] = _mm512_setzero_si512();                                         \
+		}                                                                                  \
+		for (size_t r = 0; r < rows; r += 2) {                                             \
+			_Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)                        \
+			{                                                                          \
+				if (r + (size_t)h >= rows)                                         \
+					break;                                                     \
+				const float *row = p + (r + (size_t)h) * units;                    \
+				_Pragma("GCC unroll 4") for (int c = 0; c < (C); c++)              \
+				{                                                                  \
+					__m512 x = _mm512_loadu_ps(row + 16 * c);                  \
+					s[h][c] = _mm512_add_ps(s[h][c], x);                       \
+					q[h][c] = _mm512_fmadd_ps(x, x, q[h][c]);                  \
+					mn[h][c] = _mm512_min_ps(mn[h][c], x);                     \
+					mx[h][c] = _mm512_max_ps(x, mx[h][c]);                     \
+					cz[h][c] = _mm512_mask_add_epi32(                          \
+					        cz[h][c], _mm512_cmp_ps_mask(x, zero, _CMP_EQ_OQ), \
+					        cz[h][c], one);                                    \
+				}                                                                  \
+			}                                                                          \
+		}                                                                                  \
+		__m512 ts = zero, tq = zero, tmn = _mm512_set1_ps(INFINITY),                       \
+		       tmx = _mm512_set1_ps(-INFINITY);                                            \
+		__m512i tz = _mm512_setzero_si512();                                               \
+		_Pragma("GCC unroll 4") for (int c = 0; c < (C); c++)                              \
+		{                                                                                  \
+			ts = _mm512_add_ps(ts, _mm512_add_ps(s[0][c], s[1][c]));                   \
+			tq = _mm512_add_ps(tq, _mm512_add_ps(q[0][c], q[1][c]));                   \
+			tmn = _mm512_min_ps(tmn, _mm512_min_ps(mn[0][c], mn[1][c]));               \
+			__m512 m = _mm512_max_ps(mx[0][c], mx[1][c]);                              \
+			tmx = _mm512_max_ps(tmx, m);                                               \
+			tz = _mm512_add_epi32(tz, _mm512_add_epi32(cz[0][c], cz[1][c]));           \
+			_mm512_storeu_ps(a->fired + 16 * c,                                        \
+			                 _mm512_max_ps(m, _mm512_loadu_ps(a->fired + 16 * c)));    \
+		}                                                                                  \
+		float ls[LANES] = {0}, lq[LANES] = {0}, lmn[LANES], lmx[LANES];                    \
+		uint32_t lz[LANES] = {0}, lst[LANES] = {0};                                        \
+		for (int j = 0; j < LANES; j++) {                                                  \
+			lmn[j] = INFINITY;                                                         \
+			lmx[j] = -INFINITY;                                                        \
+		}                                                                                  \
+		ls[0] = _mm512_reduce_add_ps(ts);                                                  \
+		lq[0] = _mm512_reduce_add_ps(tq);                                                  \
+		lmn[0] = _mm512_reduce_min_ps(tmn);                                                \
+		lmx[0] = _mm512_reduce_max_ps(tmx);                                                \
+		lz[0] = (uint32_t)_mm512_reduce_add_epi32(tz);                                     \
+		_mm256_zeroupper();                                                                \
+		return block_merge(a, rows * units, ls, lq, lmn, lmx, lz, lst);                    \
+	}
+
+RELU_DENSE(relu_dense16, 1)
+RELU_DENSE(relu_dense32, 2)
+
 /* Argmax of rows of at most 16 classes: one masked load, a max
  * reduction and the first lane equal to it; -1 for a non-finite row. */
 AVX512 static size_t argmax16_avx512(const float *z, size_t nb, size_t classes, int64_t *pred)
@@ -408,15 +485,21 @@ typedef size_t (*argmax16_fn)(const float *, size_t, size_t, int64_t *);
 static fast_block_fn g_fast_block;
 static dense_fired_fn g_dense_fired;
 static argmax16_fn g_argmax16; /* NULL: no vector argmax */
+typedef uint32_t (*relu_dense_fn)(const float *, size_t, node_acc *);
+static relu_dense_fn g_relu_dense[3]; /* [units / 16]: fused ReLU pass, or NULL */
 
 static void pick_kernels_once(void)
 {
 	g_dense_fired = dense_fired_sse;
+	g_argmax16 = NULL;
+	g_relu_dense[1] = g_relu_dense[2] = NULL;
 	g_fast_block = fast_block_sse;
 #if defined(__x86_64__) && defined(__GNUC__)
 	if (have_avx512()) {
 		g_dense_fired = dense_fired_avx512;
 		g_argmax16 = argmax16_avx512;
+		g_relu_dense[1] = relu_dense16;
+		g_relu_dense[2] = relu_dense32;
 		g_fast_block = fast_block_avx512;
 	}
 #else
@@ -429,6 +512,27 @@ static void pick_kernels(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, pick_kernels_once);
+}
+
+int mlsec_inspect_use_isa(const char *isa)
+{
+	pick_kernels();
+	if (!isa || !*isa) {
+		pick_kernels_once();
+		return 0;
+	}
+	if (!strcmp(isa, "generic")) {
+		g_dense_fired = dense_fired_sse;
+		g_argmax16 = NULL;
+		g_relu_dense[1] = g_relu_dense[2] = NULL;
+		g_fast_block = fast_block_sse;
+		return 0;
+	}
+	if (!strcmp(isa, "avx512") && have_avx512()) {
+		pick_kernels_once();
+		return 0;
+	}
+	return -1;
 }
 
 static void slow_block(const float *p, size_t n, int kind, node_acc *a)
@@ -459,6 +563,14 @@ static void slow_block(const float *p, size_t n, int kind, node_acc *a)
 /* Marks the ReLU units of nb rows that fired (> 0); skipped once all did.
  * Dense outputs ([batch, units]) take a branch-free pass the compiler
  * vectorises; spatial ones stop scanning a unit's block at its first hit. */
+static void count_active(node_acc *a)
+{
+	size_t active = 0;
+	for (size_t u = 0; u < a->units; u++)
+		active += a->fired[u] > 0;
+	a->active = active;
+}
+
 static void relu_units(const float *restrict p, size_t nb, size_t units, size_t inner, node_acc *a)
 {
 	if (a->active == units)
@@ -482,10 +594,7 @@ static void relu_units(const float *restrict p, size_t nb, size_t units, size_t 
 			}
 		}
 	}
-	size_t active = 0;
-	for (size_t u = 0; u < units; u++)
-		active += fired[u] > 0;
-	a->active = active;
+	count_active(a);
 }
 
 static void hook(const mlsec_tensor_node_info *node, const float *data,
@@ -504,13 +613,22 @@ static void hook(const mlsec_tensor_node_info *node, const float *data,
 		rows = c->nb; /* padding rows (copies of sample 0) are skipped */
 		n = shape->numel / c->batch * c->nb;
 	}
+	size_t inner = a->fired && rows ? shape->numel / c->batch / a->units : 0;
+	/* small dense ReLU layers: statistics and fired units in one pass */
+	if (inner == 1 && shape->ndim == 2 && a->units % 16 == 0 && a->units / 16 < 3 &&
+	    g_relu_dense[a->units / 16] && n <= BLOCK) {
+		if (g_relu_dense[a->units / 16](data, rows, a))
+			slow_block(data, n, a->kind, a);
+		count_active(a);
+		return;
+	}
 	for (size_t off = 0; off < n; off += BLOCK) {
 		size_t len = n - off < BLOCK ? n - off : BLOCK;
 		if (g_fast_block(data + off, len, a->kind, a))
 			slow_block(data + off, len, a->kind, a);
 	}
-	if (a->fired && rows && shape->ndim >= 2)
-		relu_units(data, rows, a->units, shape->numel / c->batch / a->units, a);
+	if (inner && shape->ndim >= 2)
+		relu_units(data, rows, a->units, inner, a);
 }
 
 static const char *kind_op(int kind)
