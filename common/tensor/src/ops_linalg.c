@@ -476,10 +476,72 @@ static void valid_cols(const conv_params *p, int64_t ix0, int64_t *lo, int64_t *
 	*hi = h;
 }
 
+/*
+ * im2col for stride 1 along both axes, no column dilation, and as many
+ * output as input columns (w == ow: "same" padding). A row of col is then
+ * the input plane shifted by a constant, so the rows of one kernel offset
+ * are copied with one memcpy across image rows instead of one per row;
+ * the elements that wrap from one image row into the next land exactly on
+ * the padding columns, which are zeroed afterwards. The copy is clipped to
+ * the plane at both ends (what it would read outside is padding too).
+ */
+static int im2col_flat_ok(const conv_params *p)
+{
+	return p->sh == 1 && p->sw == 1 && p->dw == 1 && p->w == p->ow && p->ow > 0;
+}
+
+TENSOR_HOT static void im2col_flat(const conv_params *p, const float *x, int64_t cg, float *col,
+                                   int64_t ld)
+{
+	int64_t ow = p->ow, oh = p->oh, plane = p->h * p->w;
+	for (int64_t c = 0; c < cg; c++)
+		for (int64_t ki = 0; ki < p->kh; ki++) {
+			int64_t off = ki * p->dh - p->ph0; /* iy = oy + off */
+			int64_t oy0 = off < 0 ? -off : 0, oy1 = p->h - off < oh ? p->h - off : oh;
+			if (oy0 > oh)
+				oy0 = oh;
+			if (oy1 < oy0)
+				oy1 = oy0;
+			for (int64_t kj = 0; kj < p->kw; kj++) {
+				float *row = col + ((c * p->kh + ki) * p->kw + kj) * ld;
+				const float *xc = x + c * plane;
+				int64_t ix0 = kj - p->pw0, lo, hi;
+				valid_cols(p, ix0, &lo, &hi);
+				memset(row, 0, (size_t)(oy0 * ow) * sizeof(float));
+				memset(row + oy1 * ow, 0, (size_t)((oh - oy1) * ow) * sizeof(float));
+				if (oy1 == oy0)
+					continue;
+				if (lo >= hi) {
+					memset(row + oy0 * ow, 0,
+					       (size_t)((oy1 - oy0) * ow) * sizeof(float));
+					continue;
+				}
+				int64_t d0 = oy0 * ow, d1 = oy1 * ow;
+				int64_t s0 = (oy0 + off) * p->w + ix0; /* source of d0 */
+				int64_t a = s0 < 0 ? d0 - s0 : d0;
+				int64_t b = s0 + (d1 - d0) > plane ? d1 - (s0 + (d1 - d0) - plane) : d1;
+				if (b > a)
+					memcpy(row + a, xc + s0 + (a - d0), (size_t)(b - a) * sizeof(float));
+				if (lo > 0 || hi < ow)
+					for (int64_t oy = oy0; oy < oy1; oy++) {
+						float *r = row + oy * ow;
+						for (int64_t k = 0; k < lo; k++)
+							r[k] = 0;
+						for (int64_t k = hi; k < ow; k++)
+							r[k] = 0;
+					}
+			}
+		}
+}
+
 /* col[r, img*ohw + o] for one image and group. ld = row stride of col. */
 TENSOR_HOT static void im2col(const conv_params *p, const float *x, int64_t cg, float *col,
                               int64_t ld)
 {
+	if (im2col_flat_ok(p)) {
+		im2col_flat(p, x, cg, col, ld);
+		return;
+	}
 	for (int64_t c = 0; c < cg; c++)
 		for (int64_t ki = 0; ki < p->kh; ki++)
 			for (int64_t kj = 0; kj < p->kw; kj++) {
