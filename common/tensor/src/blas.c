@@ -40,7 +40,7 @@ static sgemm_fn blas_sgemm;
 static set_threads_fn blas_set_threads;
 static corename_fn blas_corename;
 
-static const char *coretype_for_cpu(void)
+const char *tensor_blas_core_for_cpu(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
 	__builtin_cpu_init();
@@ -60,7 +60,7 @@ static void blas_load(void)
 	if (force && strcmp(force, "builtin") == 0)
 		return;
 	setenv("OPENBLAS_NUM_THREADS", "1", 0);
-	const char *core = coretype_for_cpu();
+	const char *core = tensor_blas_core_for_cpu();
 	if (core)
 		setenv("OPENBLAS_CORETYPE", core, 0);
 	static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};

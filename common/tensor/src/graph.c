@@ -65,14 +65,7 @@ const char *mlsec_tensor_blas_core_hint(void)
 			is_generic = 1;
 	if (!is_generic)
 		return NULL;
-#if defined(__GNUC__) && defined(__x86_64__)
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx512f"))
-		return "SkylakeX";
-	if (__builtin_cpu_supports("avx2"))
-		return "Haswell";
-#endif
-	return NULL;
+	return tensor_blas_core_for_cpu();
 }
 
 /* ---- small helpers shared with the ops ---- */

@@ -187,4 +187,8 @@ static inline float *tensor_scratch(G *g, int tid)
 void tensor_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
+/* The OPENBLAS_CORETYPE this CPU can run ("SkylakeX" with AVX-512
+ * F/BW/DQ/VL, "Haswell" with AVX2+FMA), or NULL: let OpenBLAS decide. */
+const char *tensor_blas_core_for_cpu(void);
+
 #endif

@@ -89,10 +89,12 @@ const char *mlsec_tensor_blas_core(void);
  * OpenBLAS 0.3.21 (Debian 12) does not recognise recent CPUs (e.g. Intel
  * family 6 model 207) and falls back to its generic "Prescott" SSE3
  * kernels, 3-5x slower. The core is chosen when the library loads, from
- * the OPENBLAS_CORETYPE environment variable if set. This returns the
- * value to set ("SkylakeX" with AVX-512, "Haswell" with AVX2) when the
- * running core is such a fallback and the CPU can do better, else NULL.
- * Callers (CLI, services) may warn or re-exec with it; engines never do.
+ * the OPENBLAS_CORETYPE environment variable if set; when it is not, the
+ * tensor engine sets it from the CPU's features before loading OpenBLAS
+ * ("SkylakeX" with AVX-512 F/BW/DQ/VL, "Haswell" with AVX2+FMA). This
+ * returns that value when the running core is still a generic fallback
+ * (the user forced one, or OpenBLAS was loaded by someone else first) and
+ * the CPU can do better, else NULL. Callers may warn with it.
  */
 const char *mlsec_tensor_blas_core_hint(void);
 
