@@ -508,7 +508,8 @@ TENSOR_HOT static void im2col_flat(const conv_params *p, const float *x, int64_t
 				int64_t ix0 = kj - p->pw0, lo, hi;
 				valid_cols(p, ix0, &lo, &hi);
 				memset(row, 0, (size_t)(oy0 * ow) * sizeof(float));
-				memset(row + oy1 * ow, 0, (size_t)((oh - oy1) * ow) * sizeof(float));
+				memset(row + oy1 * ow, 0,
+				       (size_t)((oh - oy1) * ow) * sizeof(float));
 				if (oy1 == oy0)
 					continue;
 				if (lo >= hi) {
@@ -519,9 +520,11 @@ TENSOR_HOT static void im2col_flat(const conv_params *p, const float *x, int64_t
 				int64_t d0 = oy0 * ow, d1 = oy1 * ow;
 				int64_t s0 = (oy0 + off) * p->w + ix0; /* source of d0 */
 				int64_t a = s0 < 0 ? d0 - s0 : d0;
-				int64_t b = s0 + (d1 - d0) > plane ? d1 - (s0 + (d1 - d0) - plane) : d1;
+				int64_t b =
+				        s0 + (d1 - d0) > plane ? d1 - (s0 + (d1 - d0) - plane) : d1;
 				if (b > a)
-					memcpy(row + a, xc + s0 + (a - d0), (size_t)(b - a) * sizeof(float));
+					memcpy(row + a, xc + s0 + (a - d0),
+					       (size_t)(b - a) * sizeof(float));
 				if (lo > 0 || hi < ow)
 					for (int64_t oy = oy0; oy < oy1; oy++) {
 						float *r = row + oy * ow;
