@@ -538,7 +538,8 @@ static void compare_isas(const char *model, const char *data)
 			json_t *u = json_object_get(x, exact[k]), *v = json_object_get(y, exact[k]);
 			if ((u || v) && !json_equal(u, v))
 				fail_msg("%s node %zu: %s differs: %s vs %s", model, i, exact[k],
-				         json_dumps(u, JSON_ENCODE_ANY), json_dumps(v, JSON_ENCODE_ANY));
+				         json_dumps(u, JSON_ENCODE_ANY),
+				         json_dumps(v, JSON_ENCODE_ANY));
 		}
 		static const char *const close[] = {"mean", "std"};
 		for (size_t k = 0; k < 2; k++) {
