@@ -100,8 +100,8 @@ static inline v4f vload(const float *p)
  * One kernel per (saturation rule, zero rule): VF/VI the float/int vector
  * types of W lanes, 4 independent chains per accumulator (latency, not
  * throughput, bounds a single chain). Lane results go to arrays of LANES
- * entries, the last being the scalar tail's. (8-lane AVX2 copies measured
- * no faster: at this point the forward pass, not the statistics, dominates.)
+ * entries, the last being the scalar tail's. This is the portable kernel;
+ * CPUs with AVX-512 take the FAST16 ones below.
  */
 #define TAIL 4
 #define FAST_BLOCK(fname, VF, VI, W, VMIN, VMAX, SAT, ZERO)                                        \
