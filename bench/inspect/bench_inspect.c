@@ -6,7 +6,8 @@
  * does (insp_activations: forward with the statistics hook, argmax, the
  * per-node findings and table). Best of R repetitions each, interleaved.
  *
- * usage: bench_inspect [MODEL.onnx ...]   (default: the inspect fixtures)
+ * usage: bench_inspect [--isa avx512|avx2|generic] [MODEL.onnx ...]
+ *        (default: the best kernels for this CPU, the inspect fixtures)
  * Prints per model: plain ms, monitored ms, ratio, and whether the
  * overhead is under the 20% budget. Exit 1 when a model is over budget.
  */
@@ -96,8 +97,18 @@ int main(int argc, char **argv)
 	int rc = 0;
 	printf("activation pass vs plain forward: %d samples, batch %d, best of %d\n", SAMPLES,
 	       BATCH, REPS);
-	if (argc > 1) {
-		for (int i = 1; i < argc; i++)
+	int first = 1;
+	if (argc > 2 && !strcmp(argv[1], "--isa")) {
+		if (mlsec_inspect_use_isa(argv[2]) != 0) {
+			fprintf(stderr, "bench_inspect: this CPU cannot run the %s kernels\n",
+			        argv[2]);
+			return 1;
+		}
+		printf("activation kernels: %s\n", argv[2]);
+		first = 3;
+	}
+	if (argc > first) {
+		for (int i = first; i < argc; i++)
 			rc |= bench(argv[i]) != 0;
 	} else {
 		for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)

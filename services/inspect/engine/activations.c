@@ -370,6 +370,239 @@ AVX512 static void dense_fired_avx512(const float *restrict p, size_t nb, size_t
 }
 
 /*
+ * AVX2 block statistics (CPUs without AVX-512): 4 x 8 lanes, folded to
+ * four lanes in registers and merged like the portable kernel's.
+ */
+#define AVX2 __attribute__((target("avx2,fma")))
+#define FAST8(fname, SATLO, SATHI, ZEROS)                                                          \
+	AVX2 static uint32_t fname(const float *p, size_t n, node_acc *a)                          \
+	{                                                                                          \
+		const __m256 zero = _mm256_setzero_ps(), lo = _mm256_set1_ps(SATLO),               \
+		             hi = _mm256_set1_ps(SATHI);                                           \
+		__m256 s0 = zero, s1 = zero, s2 = zero, s3 = zero;                                 \
+		__m256 q0 = zero, q1 = zero, q2 = zero, q3 = zero;                                 \
+		__m256 mn0 = _mm256_set1_ps(INFINITY), mn1 = mn0, mn2 = mn0, mn3 = mn0;            \
+		__m256 mx0 = _mm256_set1_ps(-INFINITY), mx1 = mx0, mx2 = mx0, mx3 = mx0;           \
+		__m256i cz = _mm256_setzero_si256(), cs = cz;                                      \
+		size_t i = 0;                                                                      \
+		for (; i + 32 <= n; i += 32) {                                                     \
+			__m256 x0 = _mm256_loadu_ps(p + i), x1 = _mm256_loadu_ps(p + i + 8);       \
+			__m256 x2 = _mm256_loadu_ps(p + i + 16), x3 = _mm256_loadu_ps(p + i + 24); \
+			s0 = _mm256_add_ps(s0, x0);                                                \
+			s1 = _mm256_add_ps(s1, x1);                                                \
+			s2 = _mm256_add_ps(s2, x2);                                                \
+			s3 = _mm256_add_ps(s3, x3);                                                \
+			q0 = _mm256_fmadd_ps(x0, x0, q0);                                          \
+			q1 = _mm256_fmadd_ps(x1, x1, q1);                                          \
+			q2 = _mm256_fmadd_ps(x2, x2, q2);                                          \
+			q3 = _mm256_fmadd_ps(x3, x3, q3);                                          \
+			mn0 = _mm256_min_ps(mn0, x0);                                              \
+			mn1 = _mm256_min_ps(mn1, x1);                                              \
+			mn2 = _mm256_min_ps(mn2, x2);                                              \
+			mn3 = _mm256_min_ps(mn3, x3);                                              \
+			mx0 = _mm256_max_ps(mx0, x0);                                              \
+			mx1 = _mm256_max_ps(mx1, x1);                                              \
+			mx2 = _mm256_max_ps(mx2, x2);                                              \
+			mx3 = _mm256_max_ps(mx3, x3);                                              \
+			if (ZEROS) { /* compare masks are -1: subtracting counts */                \
+				cz = _mm256_sub_epi32(cz, _mm256_castps_si256(_mm256_cmp_ps(       \
+				                                  x0, zero, _CMP_EQ_OQ)));         \
+				cz = _mm256_sub_epi32(cz, _mm256_castps_si256(_mm256_cmp_ps(       \
+				                                  x1, zero, _CMP_EQ_OQ)));         \
+				cz = _mm256_sub_epi32(cz, _mm256_castps_si256(_mm256_cmp_ps(       \
+				                                  x2, zero, _CMP_EQ_OQ)));         \
+				cz = _mm256_sub_epi32(cz, _mm256_castps_si256(_mm256_cmp_ps(       \
+				                                  x3, zero, _CMP_EQ_OQ)));         \
+			}                                                                          \
+			if (SATHI > SATLO) {                                                       \
+				__m256 m0 = _mm256_or_ps(_mm256_cmp_ps(x0, lo, _CMP_LT_OQ),        \
+				                         _mm256_cmp_ps(x0, hi, _CMP_GT_OQ));       \
+				__m256 m1 = _mm256_or_ps(_mm256_cmp_ps(x1, lo, _CMP_LT_OQ),        \
+				                         _mm256_cmp_ps(x1, hi, _CMP_GT_OQ));       \
+				__m256 m2 = _mm256_or_ps(_mm256_cmp_ps(x2, lo, _CMP_LT_OQ),        \
+				                         _mm256_cmp_ps(x2, hi, _CMP_GT_OQ));       \
+				__m256 m3 = _mm256_or_ps(_mm256_cmp_ps(x3, lo, _CMP_LT_OQ),        \
+				                         _mm256_cmp_ps(x3, hi, _CMP_GT_OQ));       \
+				cs = _mm256_sub_epi32(cs, _mm256_castps_si256(m0));                \
+				cs = _mm256_sub_epi32(cs, _mm256_castps_si256(m1));                \
+				cs = _mm256_sub_epi32(cs, _mm256_castps_si256(m2));                \
+				cs = _mm256_sub_epi32(cs, _mm256_castps_si256(m3));                \
+			}                                                                          \
+		}                                                                                  \
+		__m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));            \
+		__m256 q = _mm256_add_ps(_mm256_add_ps(q0, q1), _mm256_add_ps(q2, q3));            \
+		__m256 mn = _mm256_min_ps(_mm256_min_ps(mn0, mn1), _mm256_min_ps(mn2, mn3));       \
+		__m256 mx = _mm256_max_ps(_mm256_max_ps(mx0, mx1), _mm256_max_ps(mx2, mx3));       \
+		float ls[LANES] = {0}, lq[LANES] = {0}, lmn[LANES], lmx[LANES];                    \
+		uint32_t lz[LANES] = {0}, lst[LANES] = {0};                                        \
+		_mm_storeu_ps(ls,                                                                  \
+		              _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1))); \
+		_mm_storeu_ps(lq,                                                                  \
+		              _mm_add_ps(_mm256_castps256_ps128(q), _mm256_extractf128_ps(q, 1))); \
+		_mm_storeu_ps(lmn, _mm_min_ps(_mm256_castps256_ps128(mn),                          \
+		                              _mm256_extractf128_ps(mn, 1)));                      \
+		_mm_storeu_ps(lmx, _mm_max_ps(_mm256_castps256_ps128(mx),                          \
+		                              _mm256_extractf128_ps(mx, 1)));                      \
+		_mm_storeu_si128((__m128i *)(void *)lz,                                            \
+		                 _mm_add_epi32(_mm256_castsi256_si128(cz),                         \
+		                               _mm256_extracti128_si256(cz, 1)));                  \
+		_mm_storeu_si128((__m128i *)(void *)lst,                                           \
+		                 _mm_add_epi32(_mm256_castsi256_si128(cs),                         \
+		                               _mm256_extracti128_si256(cs, 1)));                  \
+		_mm256_zeroupper();                                                                \
+		lmn[TAIL] = INFINITY;                                                              \
+		lmx[TAIL] = -INFINITY;                                                             \
+		for (; i < n; i++) {                                                               \
+			float v = p[i];                                                            \
+			ls[TAIL] += v;                                                             \
+			lq[TAIL] += v * v;                                                         \
+			lmn[TAIL] = v < lmn[TAIL] ? v : lmn[TAIL];                                 \
+			lmx[TAIL] = v > lmx[TAIL] ? v : lmx[TAIL];                                 \
+			lz[TAIL] += (uint32_t)(ZEROS && v == 0.0f);                                \
+			lst[TAIL] += (uint32_t)(SATHI > SATLO && (v < SATLO || v > SATHI));        \
+		}                                                                                  \
+		return block_merge(a, n, ls, lq, lmn, lmx, lz, lst);                               \
+	}
+
+FAST8(fast_other8, 0.0f, 0.0f, 0)
+FAST8(fast_relu8, 0.0f, 0.0f, 1)
+FAST8(fast_sigmoid8, SAT_LO, SAT_HI, 0)
+FAST8(fast_tanh8, -SAT_HI, SAT_HI, 0)
+
+AVX2 static uint32_t fast_block_avx2(const float *p, size_t n, int kind, node_acc *a)
+{
+	return kind == K_RELU      ? fast_relu8(p, n, a)
+	       : kind == K_SIGMOID ? fast_sigmoid8(p, n, a)
+	       : kind == K_TANH    ? fast_tanh8(p, n, a)
+	                           : fast_other8(p, n, a);
+}
+
+/* Per-unit running max over rows, eight units per register and four rows
+ * per step (no store-to-load chain through fired[] per row). */
+AVX2 static void dense_fired_avx2(const float *restrict p, size_t nb, size_t units,
+                                  float *restrict fired)
+{
+	size_t u = 0;
+	for (; u + 8 <= units; u += 8) {
+		__m256 m0 = _mm256_loadu_ps(fired + u), m1 = m0, m2 = m0, m3 = m0;
+		size_t r = 0;
+		for (; r + 4 <= nb; r += 4) {
+			m0 = _mm256_max_ps(_mm256_loadu_ps(p + r * units + u), m0);
+			m1 = _mm256_max_ps(_mm256_loadu_ps(p + (r + 1) * units + u), m1);
+			m2 = _mm256_max_ps(_mm256_loadu_ps(p + (r + 2) * units + u), m2);
+			m3 = _mm256_max_ps(_mm256_loadu_ps(p + (r + 3) * units + u), m3);
+		}
+		for (; r < nb; r++)
+			m0 = _mm256_max_ps(_mm256_loadu_ps(p + r * units + u), m0);
+		_mm256_storeu_ps(fired + u,
+		                 _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+	}
+	_mm256_zeroupper();
+	for (; u < units; u++)
+		for (size_t r = 0; r < nb; r++)
+			fired[u] = p[r * units + u] > fired[u] ? p[r * units + u] : fired[u];
+}
+
+/* Argmax of rows of at most 16 classes with two 8-lane halves (see the
+ * AVX-512 version). Lanes past the row are -inf and never chosen. */
+AVX2 static size_t argmax16_avx2(const float *z, size_t nb, size_t classes, int64_t *pred)
+{
+	const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	const __m256i live0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)classes), idx);
+	const __m256i live1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)classes - 8), idx);
+	const __m256i expo = _mm256_set1_epi32(0x7f800000);
+	const __m256 ninf = _mm256_set1_ps(-INFINITY);
+	size_t bad = 0;
+	for (size_t i = 0; i < nb; i++) {
+		const float *row = z + i * classes;
+		__m256 v0 = _mm256_blendv_ps(ninf, _mm256_maskload_ps(row, live0),
+		                             _mm256_castsi256_ps(live0));
+		__m256 v1 = _mm256_blendv_ps(ninf, _mm256_maskload_ps(row + 8, live1),
+		                             _mm256_castsi256_ps(live1));
+		__m256i e0 = _mm256_and_si256(
+		        _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v0), expo), expo),
+		        live0);
+		__m256i e1 = _mm256_and_si256(
+		        _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v1), expo), expo),
+		        live1);
+		int nf = !_mm256_testz_si256(_mm256_or_si256(e0, e1), _mm256_or_si256(e0, e1));
+		__m256 m = _mm256_max_ps(v0, v1);
+		m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 1));
+		m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0x4e));
+		m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0xb1));
+		unsigned at = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v0, m, _CMP_EQ_OQ)) |
+		              (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v1, m, _CMP_EQ_OQ)) << 8;
+		at &= (1u << classes) - 1;
+		pred[i] = nf ? -1 : at ? (int64_t)__builtin_ctz(at) : 0;
+		bad += (size_t)nf;
+	}
+	_mm256_zeroupper();
+	return bad;
+}
+
+/*
+ * The AVX2 form of the fused dense-ReLU pass below, for any multiple of 8
+ * units: eight units at a time down all rows (16 YMM registers cannot hold
+ * a whole row's accumulators), two rows per step.
+ */
+AVX2 static uint32_t relu_dense_avx2(const float *p, size_t rows, size_t units, node_acc *a)
+{
+	const __m256 zero = _mm256_setzero_ps(), pinf = _mm256_set1_ps(INFINITY);
+	__m256 ts = zero, tq = zero, tmn = pinf, tmx = _mm256_set1_ps(-INFINITY);
+	__m256i tz = _mm256_setzero_si256();
+	for (size_t u = 0; u + 8 <= units; u += 8) {
+		__m256 s0 = zero, s1 = zero, q0 = zero, q1 = zero, mn0 = pinf, mn1 = pinf;
+		__m256 mx0 = _mm256_set1_ps(-INFINITY), mx1 = mx0;
+		__m256i z0 = _mm256_setzero_si256(), z1 = z0;
+		size_t r = 0;
+		for (; r + 2 <= rows; r += 2) {
+			__m256 x0 = _mm256_loadu_ps(p + r * units + u);
+			__m256 x1 = _mm256_loadu_ps(p + (r + 1) * units + u);
+			s0 = _mm256_add_ps(s0, x0);
+			s1 = _mm256_add_ps(s1, x1);
+			q0 = _mm256_fmadd_ps(x0, x0, q0);
+			q1 = _mm256_fmadd_ps(x1, x1, q1);
+			mn0 = _mm256_min_ps(mn0, x0);
+			mn1 = _mm256_min_ps(mn1, x1);
+			mx0 = _mm256_max_ps(x0, mx0);
+			mx1 = _mm256_max_ps(x1, mx1);
+			z0 = _mm256_sub_epi32(
+			        z0, _mm256_castps_si256(_mm256_cmp_ps(x0, zero, _CMP_EQ_OQ)));
+			z1 = _mm256_sub_epi32(
+			        z1, _mm256_castps_si256(_mm256_cmp_ps(x1, zero, _CMP_EQ_OQ)));
+		}
+		if (r < rows) {
+			__m256 x0 = _mm256_loadu_ps(p + r * units + u);
+			s0 = _mm256_add_ps(s0, x0);
+			q0 = _mm256_fmadd_ps(x0, x0, q0);
+			mn0 = _mm256_min_ps(mn0, x0);
+			mx0 = _mm256_max_ps(x0, mx0);
+			z0 = _mm256_sub_epi32(
+			        z0, _mm256_castps_si256(_mm256_cmp_ps(x0, zero, _CMP_EQ_OQ)));
+		}
+		__m256 m = _mm256_max_ps(mx0, mx1);
+		_mm256_storeu_ps(a->fired + u, _mm256_max_ps(m, _mm256_loadu_ps(a->fired + u)));
+		ts = _mm256_add_ps(ts, _mm256_add_ps(s0, s1));
+		tq = _mm256_add_ps(tq, _mm256_add_ps(q0, q1));
+		tmn = _mm256_min_ps(tmn, _mm256_min_ps(mn0, mn1));
+		tmx = _mm256_max_ps(tmx, m);
+		tz = _mm256_add_epi32(tz, _mm256_add_epi32(z0, z1));
+	}
+	float ls[LANES] = {0}, lq[LANES] = {0}, lmn[LANES], lmx[LANES];
+	uint32_t lz[LANES] = {0}, lst[LANES] = {0};
+	_mm_storeu_ps(ls, _mm_add_ps(_mm256_castps256_ps128(ts), _mm256_extractf128_ps(ts, 1)));
+	_mm_storeu_ps(lq, _mm_add_ps(_mm256_castps256_ps128(tq), _mm256_extractf128_ps(tq, 1)));
+	_mm_storeu_ps(lmn, _mm_min_ps(_mm256_castps256_ps128(tmn), _mm256_extractf128_ps(tmn, 1)));
+	_mm_storeu_ps(lmx, _mm_max_ps(_mm256_castps256_ps128(tmx), _mm256_extractf128_ps(tmx, 1)));
+	_mm_storeu_si128((__m128i *)(void *)lz, _mm_add_epi32(_mm256_castsi256_si128(tz),
+	                                                      _mm256_extracti128_si256(tz, 1)));
+	_mm256_zeroupper();
+	lmn[TAIL] = INFINITY;
+	lmx[TAIL] = -INFINITY;
+	return block_merge(a, rows * units, ls, lq, lmn, lmx, lz, lst);
+}
+
+/*
  * A dense ReLU output [rows, 16*C] in one pass: the block statistics and
  * the per-unit running max that marks fired units. The per-unit maxima
  * replace the block's max chain (the block max is their max), so the
@@ -473,8 +706,19 @@ static int have_avx512(void)
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx512f");
 }
+
+static int have_avx2(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 #else
 static int have_avx512(void)
+{
+	return 0;
+}
+
+static int have_avx2(void)
 {
 	return 0;
 }
@@ -487,12 +731,15 @@ static dense_fired_fn g_dense_fired;
 static argmax16_fn g_argmax16; /* NULL: no vector argmax */
 typedef uint32_t (*relu_dense_fn)(const float *, size_t, node_acc *);
 static relu_dense_fn g_relu_dense[3]; /* [units / 16]: fused ReLU pass, or NULL */
+typedef uint32_t (*relu_cols_fn)(const float *, size_t, size_t, node_acc *);
+static relu_cols_fn g_relu_cols; /* fused ReLU pass for units % 8 == 0, or NULL */
 
 static void pick_kernels_once(void)
 {
 	g_dense_fired = dense_fired_sse;
 	g_argmax16 = NULL;
 	g_relu_dense[1] = g_relu_dense[2] = NULL;
+	g_relu_cols = NULL;
 	g_fast_block = fast_block_sse;
 #if defined(__x86_64__) && defined(__GNUC__)
 	if (have_avx512()) {
@@ -501,9 +748,15 @@ static void pick_kernels_once(void)
 		g_relu_dense[1] = relu_dense16;
 		g_relu_dense[2] = relu_dense32;
 		g_fast_block = fast_block_avx512;
+	} else if (have_avx2()) {
+		g_relu_cols = relu_dense_avx2;
+		g_dense_fired = dense_fired_avx2;
+		g_argmax16 = argmax16_avx2;
+		g_fast_block = fast_block_avx2;
 	}
 #else
 	(void)have_avx512;
+	(void)have_avx2;
 #endif
 }
 
@@ -525,6 +778,7 @@ int mlsec_inspect_use_isa(const char *isa)
 		g_dense_fired = dense_fired_sse;
 		g_argmax16 = NULL;
 		g_relu_dense[1] = g_relu_dense[2] = NULL;
+		g_relu_cols = NULL;
 		g_fast_block = fast_block_sse;
 		return 0;
 	}
@@ -532,6 +786,16 @@ int mlsec_inspect_use_isa(const char *isa)
 		pick_kernels_once();
 		return 0;
 	}
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (!strcmp(isa, "avx2") && have_avx2()) {
+		mlsec_inspect_use_isa("generic");
+		g_relu_cols = relu_dense_avx2;
+		g_dense_fired = dense_fired_avx2;
+		g_argmax16 = argmax16_avx2;
+		g_fast_block = fast_block_avx2;
+		return 0;
+	}
+#endif
 	return -1;
 }
 
@@ -618,6 +882,12 @@ static void hook(const mlsec_tensor_node_info *node, const float *data,
 	if (inner == 1 && shape->ndim == 2 && a->units % 16 == 0 && a->units / 16 < 3 &&
 	    g_relu_dense[a->units / 16] && n <= BLOCK) {
 		if (g_relu_dense[a->units / 16](data, rows, a))
+			slow_block(data, n, a->kind, a);
+		count_active(a);
+		return;
+	}
+	if (inner == 1 && shape->ndim == 2 && a->units % 8 == 0 && g_relu_cols && n <= BLOCK) {
+		if (g_relu_cols(data, rows, a->units, a))
 			slow_block(data, n, a->kind, a);
 		count_active(a);
 		return;

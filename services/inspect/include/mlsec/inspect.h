@@ -95,7 +95,7 @@ mlsec_err mlsec_inspect_run(const char *path, const mlsec_inspect_opts *o, mlsec
 
 /*
  * Picks the activation-statistics kernels by instruction set: "avx512",
- * "generic" (SSE2 on x86-64), or NULL/"" for the best this CPU has (the
+ * "avx2", "generic" (SSE2 on x86-64), or NULL/"" for the best this CPU has (the
  * default). Returns -1, changing nothing, when the CPU lacks it. Results
  * agree up to float rounding of sums. For tests and benchmarks;
  * process-wide, not meant to race with running scans.
