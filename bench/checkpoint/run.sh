@@ -2,8 +2,9 @@
 # bench/checkpoint/run.sh - checkpoint triage throughput against peers, in
 # one invocation on the same files (warm page cache):
 #   mlsec (in-process engine)  vs  torch.load + Python statistics
-#   mlsec pickle scanning      vs  picklescan (if PICKLESCAN_SRC points at
-#                                  its src/ directory; never vendored)
+#   mlsec pickle scanning      vs  picklescan (PICKLESCAN_SRC, its src/
+#                                  directory, or a git mirror found by
+#                                  PICKLESCAN_GIT; never vendored)
 # Wall time and CPU time are both printed: on a shared machine the CPU
 # ratio is the steadier one. Data is generated under $BENCH_DIR (default
 # $BUILD_DIR/bench-data), never committed.
@@ -47,6 +48,17 @@ echo "$M2"
 PSIZE=$(stat -c %s "$PKL")
 ms=$(field "$M2" mlsec_seconds)
 mc=$(field "$M2" mlsec_cpu_seconds)
+# The peer: $PICKLESCAN_SRC (its src/ directory), or a local git mirror of
+# mmaitre314/picklescan ($PICKLESCAN_GIT) exported to a temp dir, never
+# committed here.
+PS_GIT=${PICKLESCAN_GIT:-/work/.mirror/mmaitre314+picklescan/repo}
+if [ -z "${PICKLESCAN_SRC:-}" ] && [ -d "$PS_GIT" ]; then
+	PS_TMP=$(mktemp -d)
+	trap 'rm -rf "$PS_TMP"' EXIT
+	if git --git-dir="$PS_GIT" archive HEAD src 2>/dev/null | tar -x -C "$PS_TMP" 2>/dev/null; then
+		PICKLESCAN_SRC=$PS_TMP/src
+	fi
+fi
 if [ -n "${PICKLESCAN_SRC:-}" ] && [ -d "$PICKLESCAN_SRC/picklescan" ]; then
 	out=$(PYTHONPATH=$PICKLESCAN_SRC /usr/bin/time -f "ps_wall=%e ps_cpu_u=%U ps_cpu_s=%S" \
 		$PY -m picklescan -p "$PKL" 2>&1 >/dev/null | tail -1)
