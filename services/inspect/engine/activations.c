@@ -194,6 +194,27 @@ static uint32_t block_merge(node_acc *a, size_t n, const float *s, const float *
 	return 0;
 }
 
+/*
+ * The scalar tail [i, n) of a vector kernel's block into lane TAIL, then
+ * block_merge. zeros: count exact zeros; satlo < sathi: count values
+ * outside [satlo, sathi].
+ */
+static uint32_t tail_merge(node_acc *a, const float *p, size_t i, size_t n, int zeros, float satlo,
+                           float sathi, float *ls, float *lq, float *lmn, float *lmx, uint32_t *lz,
+                           uint32_t *lst)
+{
+	for (; i < n; i++) {
+		float v = p[i];
+		ls[TAIL] += v;
+		lq[TAIL] += v * v;
+		lmn[TAIL] = v < lmn[TAIL] ? v : lmn[TAIL];
+		lmx[TAIL] = v > lmx[TAIL] ? v : lmx[TAIL];
+		lz[TAIL] += (uint32_t)(zeros && v == 0.0f);
+		lst[TAIL] += (uint32_t)(sathi > satlo && (v < satlo || v > sathi));
+	}
+	return block_merge(a, n, ls, lq, lmn, lmx, lz, lst);
+}
+
 /* Exact zeros matter after ReLU only; saturation after sigmoid/tanh only. */
 FAST_BLOCK(fast_other, v4f, v4i, 4, VMIN4, VMAX4, SAT_NONE, ZERO_NONE)
 FAST_BLOCK(fast_relu, v4f, v4i, 4, VMIN4, VMAX4, SAT_NONE, ZERO_COUNT)
@@ -318,16 +339,7 @@ typedef void (*dense_fired_fn)(const float *, size_t, size_t, float *);
 		lz[0] = (uint32_t)_mm512_reduce_add_epi32(cz);                                     \
 		lst[0] = (uint32_t)_mm512_reduce_add_epi32(cs);                                    \
 		_mm256_zeroupper();                                                                \
-		for (; i < n; i++) {                                                               \
-			float v = p[i];                                                            \
-			ls[TAIL] += v;                                                             \
-			lq[TAIL] += v * v;                                                         \
-			lmn[TAIL] = v < lmn[TAIL] ? v : lmn[TAIL];                                 \
-			lmx[TAIL] = v > lmx[TAIL] ? v : lmx[TAIL];                                 \
-			lz[TAIL] += (uint32_t)(ZEROS && v == 0.0f);                                \
-			lst[TAIL] += (uint32_t)(SATHI > SATLO && (v < SATLO || v > SATHI));        \
-		}                                                                                  \
-		return block_merge(a, n, ls, lq, lmn, lmx, lz, lst);                               \
+		return tail_merge(a, p, i, n, ZEROS, SATLO, SATHI, ls, lq, lmn, lmx, lz, lst);     \
 	}
 
 FAST16(fast_other16, 0.0f, 0.0f, 0)
@@ -452,16 +464,7 @@ AVX512 static void dense_fired_avx512(const float *restrict p, size_t nb, size_t
 		_mm256_zeroupper();                                                                \
 		lmn[TAIL] = INFINITY;                                                              \
 		lmx[TAIL] = -INFINITY;                                                             \
-		for (; i < n; i++) {                                                               \
-			float v = p[i];                                                            \
-			ls[TAIL] += v;                                                             \
-			lq[TAIL] += v * v;                                                         \
-			lmn[TAIL] = v < lmn[TAIL] ? v : lmn[TAIL];                                 \
-			lmx[TAIL] = v > lmx[TAIL] ? v : lmx[TAIL];                                 \
-			lz[TAIL] += (uint32_t)(ZEROS && v == 0.0f);                                \
-			lst[TAIL] += (uint32_t)(SATHI > SATLO && (v < SATLO || v > SATHI));        \
-		}                                                                                  \
-		return block_merge(a, n, ls, lq, lmn, lmx, lz, lst);                               \
+		return tail_merge(a, p, i, n, ZEROS, SATLO, SATHI, ls, lq, lmn, lmx, lz, lst);     \
 	}
 
 FAST8(fast_other8, 0.0f, 0.0f, 0)
@@ -540,12 +543,8 @@ AVX2 static size_t argmax16_avx2(const float *z, size_t nb, size_t classes, int6
 	return bad;
 }
 
-/*
- * The AVX2 form of the fused dense-ReLU pass below, for any multiple of 8
- * units: eight units at a time down all rows (16 YMM registers cannot hold
- * a whole row's accumulators), two rows per step.
- */
-AVX2 static uint32_t relu_dense_avx2(const float *p, size_t rows, size_t units, node_acc *a)
+/* The AVX2 form of relu_cols_avx512 below (units a multiple of 8). */
+AVX2 static uint32_t relu_cols_avx2(const float *p, size_t rows, size_t units, node_acc *a)
 {
 	const __m256 zero = _mm256_setzero_ps(), pinf = _mm256_set1_ps(INFINITY);
 	__m256 ts = zero, tq = zero, tmn = pinf, tmx = _mm256_set1_ps(-INFINITY);
@@ -603,81 +602,73 @@ AVX2 static uint32_t relu_dense_avx2(const float *p, size_t rows, size_t units, 
 }
 
 /*
- * A dense ReLU output [rows, 16*C] in one pass: the block statistics and
- * the per-unit running max that marks fired units. The per-unit maxima
- * replace the block's max chain (the block max is their max), so the
- * fired-unit scan costs nothing extra. Rows alternate between two sets of
- * accumulators to keep two dependency chains per register in flight.
- * max_ps(x, m) returns m when x is NaN: NaN never marks a unit as fired,
- * as in the separate pass; the statistics of a non-finite block are
- * recounted by the caller (non-zero return), like fast_block's.
+ * A dense ReLU output [rows, units] (units a multiple of 16) in one pass:
+ * the block statistics and the per-unit running max that marks fired
+ * units. The per-unit maxima replace the block's max chain (the block max
+ * is their max), so the fired-unit scan costs nothing extra. Sixteen units
+ * at a time down all rows, four rows per step into four sets of
+ * accumulators (independent dependency chains). max_ps(x, m) returns m
+ * when x is NaN: NaN never marks a unit as fired, as in the separate pass;
+ * the statistics of a non-finite block are recounted by the caller
+ * (non-zero return), like fast_block's. relu_cols_avx2 is the same with
+ * eight lanes and two sets (16 YMM registers).
  */
-#define RELU_DENSE(fname, C)                                                                       \
-	AVX512 static uint32_t fname(const float *p, size_t rows, node_acc *a)                     \
-	{                                                                                          \
-		const size_t units = 16 * (C);                                                     \
-		const __m512 zero = _mm512_setzero_ps();                                           \
-		const __m512i one = _mm512_set1_epi32(1);                                          \
-		__m512 s[2][C], q[2][C], mn[2][C], mx[2][C];                                       \
-		__m512i cz[2][C];                                                                  \
-		_Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)                                \
-		        _Pragma("GCC unroll 4") for (int c = 0; c < (C); c++)                      \
-		{                                                                                  \
-			s[h][c] = q[h][c] = zero;                                                  \
-			mn[h][c] = _mm512_set1_ps(INFINITY);                                       \
-			mx[h][c] = _mm512_set1_ps(-INFINITY);                                      \
-			cz[h][c] = _mm512_setzero_si512();                                         \
-		}                                                                                  \
-		for (size_t r = 0; r < rows; r += 2) {                                             \
-			_Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)                        \
-			{                                                                          \
-				if (r + (size_t)h >= rows)                                         \
-					break;                                                     \
-				const float *row = p + (r + (size_t)h) * units;                    \
-				_Pragma("GCC unroll 4") for (int c = 0; c < (C); c++)              \
-				{                                                                  \
-					__m512 x = _mm512_loadu_ps(row + 16 * c);                  \
-					s[h][c] = _mm512_add_ps(s[h][c], x);                       \
-					q[h][c] = _mm512_fmadd_ps(x, x, q[h][c]);                  \
-					mn[h][c] = _mm512_min_ps(mn[h][c], x);                     \
-					mx[h][c] = _mm512_max_ps(x, mx[h][c]);                     \
-					cz[h][c] = _mm512_mask_add_epi32(                          \
-					        cz[h][c], _mm512_cmp_ps_mask(x, zero, _CMP_EQ_OQ), \
-					        cz[h][c], one);                                    \
-				}                                                                  \
-			}                                                                          \
-		}                                                                                  \
-		__m512 ts = zero, tq = zero, tmn = _mm512_set1_ps(INFINITY),                       \
-		       tmx = _mm512_set1_ps(-INFINITY);                                            \
-		__m512i tz = _mm512_setzero_si512();                                               \
-		_Pragma("GCC unroll 4") for (int c = 0; c < (C); c++)                              \
-		{                                                                                  \
-			ts = _mm512_add_ps(ts, _mm512_add_ps(s[0][c], s[1][c]));                   \
-			tq = _mm512_add_ps(tq, _mm512_add_ps(q[0][c], q[1][c]));                   \
-			tmn = _mm512_min_ps(tmn, _mm512_min_ps(mn[0][c], mn[1][c]));               \
-			__m512 m = _mm512_max_ps(mx[0][c], mx[1][c]);                              \
-			tmx = _mm512_max_ps(tmx, m);                                               \
-			tz = _mm512_add_epi32(tz, _mm512_add_epi32(cz[0][c], cz[1][c]));           \
-			_mm512_storeu_ps(a->fired + 16 * c,                                        \
-			                 _mm512_max_ps(m, _mm512_loadu_ps(a->fired + 16 * c)));    \
-		}                                                                                  \
-		float ls[LANES] = {0}, lq[LANES] = {0}, lmn[LANES], lmx[LANES];                    \
-		uint32_t lz[LANES] = {0}, lst[LANES] = {0};                                        \
-		for (int j = 0; j < LANES; j++) {                                                  \
-			lmn[j] = INFINITY;                                                         \
-			lmx[j] = -INFINITY;                                                        \
-		}                                                                                  \
-		ls[0] = _mm512_reduce_add_ps(ts);                                                  \
-		lq[0] = _mm512_reduce_add_ps(tq);                                                  \
-		lmn[0] = _mm512_reduce_min_ps(tmn);                                                \
-		lmx[0] = _mm512_reduce_max_ps(tmx);                                                \
-		lz[0] = (uint32_t)_mm512_reduce_add_epi32(tz);                                     \
-		_mm256_zeroupper();                                                                \
-		return block_merge(a, rows * units, ls, lq, lmn, lmx, lz, lst);                    \
+AVX512 static uint32_t relu_cols_avx512(const float *p, size_t rows, size_t units, node_acc *a)
+{
+	const __m512 zero = _mm512_setzero_ps(), pinf = _mm512_set1_ps(INFINITY);
+	const __m512i one = _mm512_set1_epi32(1);
+	__m512 ts = zero, tq = zero, tmn = pinf, tmx = _mm512_set1_ps(-INFINITY);
+	__m512i tz = _mm512_setzero_si512();
+	for (size_t u = 0; u + 16 <= units; u += 16) {
+		__m512 s[4], q[4], mn[4], mx[4];
+		__m512i cz[4];
+#pragma GCC unroll 4
+		for (int h = 0; h < 4; h++) {
+			s[h] = q[h] = zero;
+			mn[h] = pinf;
+			mx[h] = _mm512_set1_ps(-INFINITY);
+			cz[h] = _mm512_setzero_si512();
+		}
+		for (size_t r = 0; r < rows; r += 4) {
+#pragma GCC unroll 4
+			for (int h = 0; h < 4; h++) {
+				if (r + (size_t)h >= rows)
+					break;
+				__m512 x = _mm512_loadu_ps(p + (r + (size_t)h) * units + u);
+				s[h] = _mm512_add_ps(s[h], x);
+				q[h] = _mm512_fmadd_ps(x, x, q[h]);
+				mn[h] = _mm512_min_ps(mn[h], x);
+				mx[h] = _mm512_max_ps(x, mx[h]);
+				cz[h] = _mm512_mask_add_epi32(
+				        cz[h], _mm512_cmp_ps_mask(x, zero, _CMP_EQ_OQ), cz[h], one);
+			}
+		}
+		__m512 m = _mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3]));
+		_mm512_storeu_ps(a->fired + u, _mm512_max_ps(m, _mm512_loadu_ps(a->fired + u)));
+		ts = _mm512_add_ps(
+		        ts, _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3])));
+		tq = _mm512_add_ps(
+		        tq, _mm512_add_ps(_mm512_add_ps(q[0], q[1]), _mm512_add_ps(q[2], q[3])));
+		tmn = _mm512_min_ps(tmn, _mm512_min_ps(_mm512_min_ps(mn[0], mn[1]),
+		                                       _mm512_min_ps(mn[2], mn[3])));
+		tmx = _mm512_max_ps(tmx, m);
+		tz = _mm512_add_epi32(tz, _mm512_add_epi32(_mm512_add_epi32(cz[0], cz[1]),
+		                                           _mm512_add_epi32(cz[2], cz[3])));
 	}
-
-RELU_DENSE(relu_dense16, 1)
-RELU_DENSE(relu_dense32, 2)
+	float ls[LANES] = {0}, lq[LANES] = {0}, lmn[LANES], lmx[LANES];
+	uint32_t lz[LANES] = {0}, lst[LANES] = {0};
+	for (int j = 0; j < LANES; j++) {
+		lmn[j] = INFINITY;
+		lmx[j] = -INFINITY;
+	}
+	ls[0] = _mm512_reduce_add_ps(ts);
+	lq[0] = _mm512_reduce_add_ps(tq);
+	lmn[0] = _mm512_reduce_min_ps(tmn);
+	lmx[0] = _mm512_reduce_max_ps(tmx);
+	lz[0] = (uint32_t)_mm512_reduce_add_epi32(tz);
+	_mm256_zeroupper();
+	return block_merge(a, rows * units, ls, lq, lmn, lmx, lz, lst);
+}
 
 /* Argmax of rows of at most 16 classes: one masked load, a max
  * reduction and the first lane equal to it; -1 for a non-finite row. */
@@ -729,31 +720,48 @@ typedef size_t (*argmax16_fn)(const float *, size_t, size_t, int64_t *);
 static fast_block_fn g_fast_block;
 static dense_fired_fn g_dense_fired;
 static argmax16_fn g_argmax16; /* NULL: no vector argmax */
-typedef uint32_t (*relu_dense_fn)(const float *, size_t, node_acc *);
-static relu_dense_fn g_relu_dense[3]; /* [units / 16]: fused ReLU pass, or NULL */
 typedef uint32_t (*relu_cols_fn)(const float *, size_t, size_t, node_acc *);
-static relu_cols_fn g_relu_cols; /* fused ReLU pass for units % 8 == 0, or NULL */
+static relu_cols_fn g_relu_cols; /* fused dense-ReLU pass, or NULL */
+static size_t g_relu_lanes;      /* units must be a multiple of this */
 
-static void pick_kernels_once(void)
+static void use_portable_kernels(void)
 {
 	g_dense_fired = dense_fired_sse;
 	g_argmax16 = NULL;
-	g_relu_dense[1] = g_relu_dense[2] = NULL;
 	g_relu_cols = NULL;
+	g_relu_lanes = 0;
 	g_fast_block = fast_block_sse;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
-	if (have_avx512()) {
-		g_dense_fired = dense_fired_avx512;
-		g_argmax16 = argmax16_avx512;
-		g_relu_dense[1] = relu_dense16;
-		g_relu_dense[2] = relu_dense32;
-		g_fast_block = fast_block_avx512;
-	} else if (have_avx2()) {
-		g_relu_cols = relu_dense_avx2;
-		g_dense_fired = dense_fired_avx2;
-		g_argmax16 = argmax16_avx2;
-		g_fast_block = fast_block_avx2;
-	}
+static void use_avx2_kernels(void)
+{
+	g_dense_fired = dense_fired_avx2;
+	g_argmax16 = argmax16_avx2;
+	g_relu_cols = relu_cols_avx2;
+	g_relu_lanes = 8;
+	g_fast_block = fast_block_avx2;
+}
+
+static void use_avx512_kernels(void)
+{
+	g_dense_fired = dense_fired_avx512;
+	g_argmax16 = argmax16_avx512;
+	g_relu_cols = relu_cols_avx512;
+	g_relu_lanes = 16;
+	g_fast_block = fast_block_avx512;
+}
+#endif
+
+/* The best kernels this CPU runs. */
+static void use_best_kernels(void)
+{
+	use_portable_kernels();
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (have_avx512())
+		use_avx512_kernels();
+	else if (have_avx2())
+		use_avx2_kernels();
 #else
 	(void)have_avx512;
 	(void)have_avx2;
@@ -764,39 +772,25 @@ static void pick_kernels_once(void)
 static void pick_kernels(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, pick_kernels_once);
+	pthread_once(&once, use_best_kernels);
 }
 
 int mlsec_inspect_use_isa(const char *isa)
 {
 	pick_kernels();
-	if (!isa || !*isa) {
-		pick_kernels_once();
-		return 0;
-	}
-	if (!strcmp(isa, "generic")) {
-		g_dense_fired = dense_fired_sse;
-		g_argmax16 = NULL;
-		g_relu_dense[1] = g_relu_dense[2] = NULL;
-		g_relu_cols = NULL;
-		g_fast_block = fast_block_sse;
-		return 0;
-	}
-	if (!strcmp(isa, "avx512") && have_avx512()) {
-		pick_kernels_once();
-		return 0;
-	}
+	if (!isa || !*isa)
+		use_best_kernels();
+	else if (!strcmp(isa, "generic"))
+		use_portable_kernels();
 #if defined(__x86_64__) && defined(__GNUC__)
-	if (!strcmp(isa, "avx2") && have_avx2()) {
-		mlsec_inspect_use_isa("generic");
-		g_relu_cols = relu_dense_avx2;
-		g_dense_fired = dense_fired_avx2;
-		g_argmax16 = argmax16_avx2;
-		g_fast_block = fast_block_avx2;
-		return 0;
-	}
+	else if (!strcmp(isa, "avx512") && have_avx512())
+		use_avx512_kernels();
+	else if (!strcmp(isa, "avx2") && have_avx2())
+		use_avx2_kernels();
 #endif
-	return -1;
+	else
+		return -1;
+	return 0;
 }
 
 static void slow_block(const float *p, size_t n, int kind, node_acc *a)
@@ -879,14 +873,8 @@ static void hook(const mlsec_tensor_node_info *node, const float *data,
 	}
 	size_t inner = a->fired && rows ? shape->numel / c->batch / a->units : 0;
 	/* small dense ReLU layers: statistics and fired units in one pass */
-	if (inner == 1 && shape->ndim == 2 && a->units % 16 == 0 && a->units / 16 < 3 &&
-	    g_relu_dense[a->units / 16] && n <= BLOCK) {
-		if (g_relu_dense[a->units / 16](data, rows, a))
-			slow_block(data, n, a->kind, a);
-		count_active(a);
-		return;
-	}
-	if (inner == 1 && shape->ndim == 2 && a->units % 8 == 0 && g_relu_cols && n <= BLOCK) {
+	if (inner == 1 && shape->ndim == 2 && g_relu_cols && a->units % g_relu_lanes == 0 &&
+	    n <= BLOCK) {
 		if (g_relu_cols(data, rows, a->units, a))
 			slow_block(data, n, a->kind, a);
 		count_active(a);
