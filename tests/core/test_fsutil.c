@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "mlsec/alloc.h"
+#include "mlsec/cpus.h"
 #include "mlsec/fsutil.h"
 #include "mlsec/sha256.h"
 
@@ -222,6 +224,159 @@ static void test_sniff(void **state)
 	assert_string_equal(mlsec_format_name(MLSEC_FMT_PYTORCH_ZIP), "pytorch-zip");
 }
 
+/* ---- mlsec_dir_visit ---- */
+
+/* What each walker saw, in its order; a walker index touches only its own. */
+typedef struct seen {
+	char *paths[MLSEC_WALK_THREADS_MAX][256];
+	size_t n[MLSEC_WALK_THREADS_MAX];
+	const char *fail[2]; /* paths whose visit fails (MLSEC_ERR_IO) */
+	int bad_fd;          /* a visit whose dirfd/name was not the file */
+} seen;
+
+static mlsec_err record_visit(void *ctx, unsigned worker, int dirfd, const char *name,
+                              const char *path, mlsec_error *err)
+{
+	seen *s = ctx;
+	assert_true(worker < MLSEC_WALK_THREADS_MAX);
+	/* dirfd/name must name the very file at path, opened with one lookup. */
+	struct stat a, b;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &a) != 0 || stat(path, &b) != 0 || a.st_ino != b.st_ino)
+		s->bad_fd = 1;
+	if (fd >= 0)
+		close(fd);
+	if (s->n[worker] < 256)
+		s->paths[worker][s->n[worker]++] = mlsec_strdup(path);
+	for (int i = 0; i < 2; i++)
+		if (s->fail[i] && !strcmp(path, s->fail[i]))
+			return mlsec_error_set(err, MLSEC_ERR_IO, "refused %s", path);
+	return MLSEC_OK;
+}
+
+static void seen_free(seen *s)
+{
+	for (int w = 0; w < MLSEC_WALK_THREADS_MAX; w++)
+		for (size_t i = 0; i < s->n[w]; i++)
+			mlsec_free(s->paths[w][i]);
+	memset(s, 0, sizeof *s);
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A tree whose names sort differently per component than as whole paths
+ * ('-' and '.' sort before '/'), with enough entries for parallel walks. */
+static void make_visit_tree(char *dir, size_t n)
+{
+	snprintf(dir, n, "%s/visit", tmpdir);
+	put("visit/a/x", "1", 1);
+	put("visit/a-b/x", "1", 1);
+	put("visit/a.txt", "1", 1);
+	put("visit/a.d/x", "1", 1);
+	put("visit/ab", "1", 1);
+	put("visit/z/deep/er/x", "1", 1);
+	for (int i = 0; i < 90; i++) {
+		char rel[64];
+		snprintf(rel, sizeof rel, "visit/m%02d/config.pbtxt", i);
+		put(rel, "1", 1);
+	}
+}
+
+static void test_dir_visit_order(void **state)
+{
+	(void)state;
+	char dir[512];
+	make_visit_tree(dir, sizeof dir);
+	const char *targets[] = {dir};
+	mlsec_strlist want = {0};
+	mlsec_error e;
+	assert_int_equal(mlsec_targets_expand(targets, 1, NULL, NULL, &want, &e), MLSEC_OK);
+	assert_int_equal(want.count, 96);
+	/* The list is in byte order of whole paths: "a-b/x" < "a.d/x" <
+	 * "a.txt" < "a/x" < "ab". */
+	for (size_t i = 1; i < want.count; i++)
+		assert_true(strcmp(want.items[i - 1], want.items[i]) < 0);
+	assert_non_null(strstr(want.items[0], "/visit/a-b/x"));
+	assert_non_null(strstr(want.items[3], "/visit/a/x"));
+
+	/* One walker: exactly the list, in its order. */
+	seen s = {0};
+	assert_int_equal(mlsec_dir_visit(dir, NULL, NULL, 1, record_visit, &s, &e), MLSEC_OK);
+	assert_false(s.bad_fd);
+	assert_int_equal(s.n[0], want.count);
+	for (size_t i = 0; i < want.count; i++)
+		assert_string_equal(s.paths[0][i], want.items[i]);
+	seen_free(&s);
+
+	/* Several walkers: each in path order, together exactly the list. */
+	for (int threads = 2; threads <= MLSEC_WALK_THREADS_MAX; threads++) {
+		assert_int_equal(mlsec_dir_visit(dir, NULL, NULL, threads, record_visit, &s, &e),
+		                 MLSEC_OK);
+		assert_false(s.bad_fd);
+		char *all[256];
+		size_t total = 0;
+		for (int w = 0; w < MLSEC_WALK_THREADS_MAX; w++)
+			for (size_t i = 0; i < s.n[w]; i++) {
+				if (i)
+					assert_true(strcmp(s.paths[w][i - 1], s.paths[w][i]) < 0);
+				all[total++] = s.paths[w][i];
+			}
+		assert_int_equal(total, want.count);
+		qsort(all, total, sizeof *all, cmp_strp);
+		for (size_t i = 0; i < total; i++)
+			assert_string_equal(all[i], want.items[i]);
+		seen_free(&s);
+	}
+	mlsec_strlist_free(&want);
+}
+
+static void test_dir_visit_errors(void **state)
+{
+	(void)state;
+	char dir[512], first[600], later[600];
+	make_visit_tree(dir, sizeof dir);
+	snprintf(first, sizeof first, "%s/m10/config.pbtxt", dir);
+	snprintf(later, sizeof later, "%s/m70/config.pbtxt", dir);
+	mlsec_error e;
+	/* Whatever the threads, the error is the one met first in path order. */
+	for (int threads = 1; threads <= MLSEC_WALK_THREADS_MAX; threads++) {
+		seen s = {.fail = {later, first}};
+		assert_int_equal(
+		        mlsec_dir_visit(dir, only_pbtxt, NULL, threads, record_visit, &s, &e),
+		        MLSEC_ERR_IO);
+		assert_non_null(strstr(e.text, "/m10/config.pbtxt"));
+		seen_free(&s);
+	}
+	/* A directory with nothing wanted. */
+	char empty[512];
+	snprintf(empty, sizeof empty, "%s/visit-empty", tmpdir);
+	put("visit-empty/notes.txt", "x", 1);
+	seen s = {0};
+	assert_int_equal(mlsec_dir_visit(empty, only_pbtxt, NULL, 0, record_visit, &s, &e),
+	                 MLSEC_ERR_NOT_FOUND);
+	assert_non_null(strstr(e.text, "no matching files"));
+	assert_int_equal(mlsec_dir_visit("/nonexistent/mlsec", NULL, NULL, 0, record_visit, &s, &e),
+	                 MLSEC_ERR_NOT_FOUND);
+	seen_free(&s);
+}
+
+static void test_cpus_for_work(void **state)
+{
+	(void)state;
+	setenv("MLSEC_THREADS", "3", 1);
+	assert_int_equal(mlsec_cpus_for_work(8), 3);
+	assert_int_equal(mlsec_cpus_for_work(2), 2);
+	setenv("MLSEC_THREADS", "0", 1);
+	assert_int_equal(mlsec_cpus_for_work(8), 1);
+	unsetenv("MLSEC_THREADS");
+	int n = mlsec_cpus_for_work(64);
+	assert_true(n >= 1 && n <= sysconf(_SC_NPROCESSORS_ONLN));
+	assert_int_equal(mlsec_cpus_for_work(0), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +387,9 @@ int main(void)
 	        cmocka_unit_test(test_read_all_limits),
 	        cmocka_unit_test(test_write_atomic_and_hash),
 	        cmocka_unit_test(test_sniff),
+	        cmocka_unit_test(test_dir_visit_order),
+	        cmocka_unit_test(test_dir_visit_errors),
+	        cmocka_unit_test(test_cpus_for_work),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

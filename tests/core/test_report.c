@@ -255,6 +255,48 @@ static void test_error_format(void **state)
 	assert_string_equal(mlsec_strerror((mlsec_err)999), "unknown error");
 }
 
+/* Runs of paths as k worker reports would leave them, merged in order. */
+static void test_sort_merges_runs(void **state)
+{
+	(void)state;
+	static const char *const order[] = {"k/01", "k/05", "k/09", "k/02", "k/03", "k/04",
+	                                    "k/07", "k/06", "k/08", "k/00", "k/10"};
+	const size_t n = sizeof order / sizeof *order;
+	mlsec_report *r = mlsec_report_new("triton");
+	assert_non_null(r);
+	assert_non_null(mlsec_report_add_artifact(r, "zz-before", NULL)); /* not sorted */
+	for (size_t i = 0; i < n; i++)
+		assert_non_null(mlsec_report_add_artifact(r, order[i], NULL));
+	/* Two artifacts with one path keep their order (tagged by format). */
+	assert_non_null(mlsec_report_add_artifact(r, "k/05", "second"));
+	assert_int_equal(mlsec_report_add_error(r, "%s", "b: unreadable"), MLSEC_OK);
+	assert_int_equal(mlsec_report_add_error(r, "%s", "a: unreadable"), MLSEC_OK);
+	assert_int_equal(mlsec_report_sort(r, 1, 0), MLSEC_OK);
+	assert_string_equal(mlsec_artifact_path(mlsec_report_artifact(r, 0)), "zz-before");
+	char want[8];
+	size_t at = 1;
+	for (int k = 0; k <= 10; k++) {
+		snprintf(want, sizeof want, "k/%02d", k);
+		assert_string_equal(mlsec_artifact_path(mlsec_report_artifact(r, at)), want);
+		if (k == 5) {
+			at++;
+			assert_string_equal(mlsec_artifact_path(mlsec_report_artifact(r, at)),
+			                    want);
+			assert_string_equal(mlsec_artifact_format(mlsec_report_artifact(r, at)),
+			                    "second");
+		}
+		at++;
+	}
+	assert_int_equal(at, mlsec_report_artifact_count(r));
+	assert_string_equal(mlsec_report_error(r, 0), "a: unreadable");
+	assert_string_equal(mlsec_report_error(r, 1), "b: unreadable");
+	/* Sorted input, one item, or nothing past the start: unchanged. */
+	assert_int_equal(mlsec_report_sort(r, 1, 0), MLSEC_OK);
+	assert_string_equal(mlsec_artifact_path(mlsec_report_artifact(r, 1)), "k/00");
+	assert_int_equal(mlsec_report_sort(r, 100, 100), MLSEC_OK);
+	mlsec_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +309,7 @@ int main(void)
 	        cmocka_unit_test(test_table_output),
 	        cmocka_unit_test(test_allocation_failures),
 	        cmocka_unit_test(test_error_format),
+	        cmocka_unit_test(test_sort_merges_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

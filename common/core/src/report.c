@@ -446,6 +446,82 @@ mlsec_err mlsec_report_add_error(mlsec_report *r, const char *fmt, ...)
 	return MLSEC_OK;
 }
 
+typedef struct sort_item {
+	const char *key;
+	void *item;
+	size_t index; /* ties keep their order */
+} sort_item;
+
+static int cmp_sort_item(const void *a, const void *b)
+{
+	const sort_item *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+static const char *sort_key(void *item, int errors)
+{
+	return errors ? (const char *)item : ((mlsec_artifact *)item)->path;
+}
+
+/*
+ * Sorts v[0..n) of artifacts (errors = 0) or error strings, t (2n items)
+ * as scratch. A natural merge sort: the reports of k worker threads, each
+ * in order, are k runs, merged in about n log2(k) comparisons where qsort
+ * would spend n log2(n).
+ */
+static void sort_range(void **v, size_t n, int errors, sort_item *t)
+{
+	sort_item *a = t, *b = t + n;
+	for (size_t i = 0; i < n; i++)
+		a[i] = (sort_item){sort_key(v[i], errors), v[i], i};
+	for (;;) {
+		size_t runs = 0, i = 0, o = 0;
+		while (i < n) {
+			size_t m = i + 1;
+			while (m < n && cmp_sort_item(&a[m - 1], &a[m]) <= 0)
+				m++;
+			size_t e = m + 1;
+			while (e < n && cmp_sort_item(&a[e - 1], &a[e]) <= 0)
+				e++;
+			if (e > n)
+				e = n;
+			/* Merge a[i..m) and a[m..e) into b[o..). */
+			size_t x = i, y = m;
+			while (x < m && y < e)
+				b[o++] = cmp_sort_item(&a[y], &a[x]) < 0 ? a[y++] : a[x++];
+			while (x < m)
+				b[o++] = a[x++];
+			while (y < e)
+				b[o++] = a[y++];
+			i = e;
+			runs++;
+		}
+		sort_item *sw = a;
+		a = b;
+		b = sw;
+		if (runs <= 1)
+			break;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = a[i].item;
+}
+
+mlsec_err mlsec_report_sort(mlsec_report *r, size_t first_artifact, size_t first_error)
+{
+	size_t na = first_artifact < r->nartifacts ? r->nartifacts - first_artifact : 0;
+	size_t ne = first_error < r->nerrors ? r->nerrors - first_error : 0;
+	if (na < 2 && ne < 2)
+		return MLSEC_OK;
+	sort_item *t = mlsec_reallocarray(NULL, 2 * (na > ne ? na : ne), sizeof *t);
+	if (!t)
+		return MLSEC_ERR_NOMEM;
+	sort_range((void **)(r->artifacts + first_artifact), na, 0, t);
+	sort_range((void **)(r->errors + first_error), ne, 1, t);
+	mlsec_free(t);
+	return MLSEC_OK;
+}
+
 mlsec_err mlsec_report_adopt(mlsec_report *dst, mlsec_report *src)
 {
 	if (!src)

@@ -3,11 +3,9 @@
  * arena for a whole batch of files) and the mlsec_engine glue used by the
  * stage service.
  */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +14,7 @@
 #include <unistd.h>
 
 #include "mlsec/alloc.h"
+#include "mlsec/cpus.h"
 #include "mlsec/fsutil.h"
 #include "mlsec/sha256.h"
 #include "triton_int.h"
@@ -54,18 +53,20 @@ void mlsec_triton_auditor_set_max_instances(mlsec_triton_auditor *a, long n)
 }
 
 /*
- * Reads path into the auditor's buffer (grown, never shrunk). Returns
- * MLSEC_ERR_LIMIT when larger than max (then *len holds the real size).
- * Refuses non-regular files without blocking on FIFOs.
+ * Reads path (or name in the directory dirfd, when dirfd >= 0) into the
+ * auditor's buffer (grown, never shrunk). Returns MLSEC_ERR_LIMIT when
+ * larger than max (then *len holds the real size). Refuses non-regular
+ * files without blocking on FIFOs.
  */
-static mlsec_err read_file(mlsec_triton_auditor *a, const char *path, size_t max, size_t *len,
-                           mlsec_error *err)
+static mlsec_err read_file(mlsec_triton_auditor *a, int dirfd, const char *name, const char *path,
+                           size_t max, size_t *len, mlsec_error *err)
 {
 	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-	int fd =
-	        a->base_fd >= 0 && !strncmp(path, a->base, a->base_len) && path[a->base_len] != '\0'
-	                ? openat(a->base_fd, path + a->base_len, flags)
-	                : open(path, flags);
+	int fd = dirfd >= 0 ? openat(dirfd, name, flags | O_NOFOLLOW)
+	         : a->base_fd >= 0 && !strncmp(path, a->base, a->base_len) &&
+	                         path[a->base_len] != '\0'
+	                 ? openat(a->base_fd, path + a->base_len, flags)
+	                 : open(path, flags);
 	if (fd < 0)
 		return mlsec_error_set(err, errno == ENOENT ? MLSEC_ERR_NOT_FOUND : MLSEC_ERR_IO,
 		                       "%s: %s", path, strerror(errno));
@@ -251,13 +252,14 @@ mlsec_err mlsec_triton_audit_text(mlsec_triton_auditor *a, mlsec_report *rep, co
 	return MLSEC_OK;
 }
 
-mlsec_err mlsec_triton_audit_file(mlsec_triton_auditor *a, mlsec_report *rep, const char *path,
-                                  mlsec_error *err)
+/* Audits path, opened as name in dirfd when dirfd >= 0. */
+static mlsec_err audit_file_at(mlsec_triton_auditor *a, mlsec_report *rep, int dirfd,
+                               const char *name, const char *path, mlsec_error *err)
 {
 	size_t len = 0;
 	mlsec_error rerr;
 	mlsec_error_clear(&rerr);
-	mlsec_err rc = read_file(a, path, MLSEC_TRITON_MAX_CONFIG, &len, &rerr);
+	mlsec_err rc = read_file(a, dirfd, name, path, MLSEC_TRITON_MAX_CONFIG, &len, &rerr);
 	if (rc == MLSEC_ERR_NOMEM)
 		return mlsec_error_set(err, rc, "out of memory");
 	if (rc != MLSEC_OK && rc != MLSEC_ERR_LIMIT) {
@@ -289,6 +291,12 @@ mlsec_err mlsec_triton_audit_file(mlsec_triton_auditor *a, mlsec_report *rep, co
 	return MLSEC_OK;
 }
 
+mlsec_err mlsec_triton_audit_file(mlsec_triton_auditor *a, mlsec_report *rep, const char *path,
+                                  mlsec_error *err)
+{
+	return audit_file_at(a, rep, -1, NULL, path, err);
+}
+
 mlsec_err mlsec_triton_audit_launch_args(mlsec_triton_auditor *a, mlsec_report *rep,
                                          const char *path, mlsec_error *err)
 {
@@ -296,7 +304,7 @@ mlsec_err mlsec_triton_audit_launch_args(mlsec_triton_auditor *a, mlsec_report *
 	mlsec_error rerr;
 	mlsec_error_clear(&rerr);
 	a->auth_noted = 1; /* launch flags given: auth is judged there */
-	mlsec_err rc = read_file(a, path, MLSEC_TRITON_MAX_LAUNCH_FILE, &len, &rerr);
+	mlsec_err rc = read_file(a, -1, NULL, path, MLSEC_TRITON_MAX_LAUNCH_FILE, &len, &rerr);
 	if (rc == MLSEC_ERR_LIMIT) {
 		mlsec_artifact *art = mlsec_report_add_artifact(rep, path, "triton-launch-args");
 		snprintf(rerr.file, sizeof rerr.file, "%s", path);
@@ -408,20 +416,7 @@ static int auto_threads(size_t nfiles)
 {
 	if (nfiles < TRITON_PARALLEL_MIN)
 		return 1;
-	cpu_set_t set;
-	int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-	const char *force = getenv("MLSEC_THREADS"); /* tests and benchmarks */
-	if (force && *force) {
-		n = atoi(force);
-		return n < 1 ? 1 : n > TRITON_MAX_THREADS ? TRITON_MAX_THREADS : n;
-	}
-	/* On a machine already busy with other work, extra threads mostly wait
-	 * for each other at the joins (measured: 10-20% slower at load 9 on 2
-	 * CPUs), so only spread out when there are idle CPUs. */
-	double load;
-	if (getloadavg(&load, 1) == 1 && load >= n)
-		return 1;
-	return n < 1 ? 1 : n > TRITON_AUTO_THREADS ? TRITON_AUTO_THREADS : n;
+	return mlsec_cpus_for_work(TRITON_AUTO_THREADS);
 }
 
 static void *par_worker(void *arg)
@@ -474,6 +469,12 @@ static void *par_worker(void *arg)
 	return NULL;
 }
 
+static void *par_thread(void *arg)
+{
+	mlsec_thread_private_fds(); /* opens and closes only its own files */
+	return par_worker(arg);
+}
+
 static mlsec_err audit_parallel(mlsec_triton_auditor *a, const mlsec_engine_request *req,
                                 mlsec_report *rep, const mlsec_strlist *files, int nthreads,
                                 mlsec_error *err)
@@ -491,7 +492,7 @@ static mlsec_err audit_parallel(mlsec_triton_auditor *a, const mlsec_engine_requ
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	int started = 0;
 	for (int t = 1; t < nthreads && t < TRITON_MAX_THREADS; t++) {
-		if (pthread_create(&tid[started], NULL, par_worker, &pc) != 0)
+		if (pthread_create(&tid[started], NULL, par_thread, &pc) != 0)
 			break; /* fewer threads: the batches still all get done */
 		started++;
 	}
@@ -541,6 +542,127 @@ static int want_config(const char *path, const char *base, void *ctx)
 	return strcmp(base, MLSEC_TRITON_CONFIG_NAME) == 0;
 }
 
+/*
+ * A model repository given as one directory is walked and audited in one
+ * pass (mlsec_dir_visit): each walker audits the configs it finds into its
+ * own report, opening each relative to the directory it just read; the
+ * reports are then joined and put in path order, so the result is that of
+ * the list-then-audit loop. Saves a second set of threads, the list, and a
+ * path lookup per file.
+ */
+typedef struct visit_state {
+	mlsec_triton_auditor *a;
+	mlsec_report *rep;
+	char pad[64 - 2 * sizeof(void *)]; /* one cache line per walker */
+} visit_state;
+
+typedef struct visit_ctx {
+	const mlsec_engine_request *req;
+	const char *stage;
+	long max_instances;
+	visit_state w[MLSEC_WALK_THREADS_MAX];
+} visit_ctx;
+
+static mlsec_err visit_config(void *ctx, unsigned worker, int dirfd, const char *name,
+                              const char *path, mlsec_error *err)
+{
+	visit_ctx *vc = ctx;
+	visit_state *vs = &vc->w[worker]; /* only this walker touches it */
+	if (vc->req->cancel && *vc->req->cancel)
+		return mlsec_error_set(err, MLSEC_ERR_TIMEOUT, "cancelled after %zu files",
+		                       vs->a ? vs->a->configs : 0);
+	if (!vs->a) {
+		if (!(vs->a = mlsec_triton_auditor_new()))
+			return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+		mlsec_triton_auditor_set_max_instances(vs->a, vc->max_instances);
+	}
+	if (!vs->rep && !(vs->rep = mlsec_report_new(vc->stage)))
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	mlsec_err rc = audit_file_at(vs->a, vs->rep, dirfd, name, path, err);
+	/* Unreadable files are already report errors: only a lack of memory
+	 * stops the walk. */
+	return rc == MLSEC_ERR_NOMEM ? rc : MLSEC_OK;
+}
+
+static mlsec_err audit_dir(mlsec_triton_auditor *a, const mlsec_engine_request *req,
+                           mlsec_report *rep, const char *dir, int threads, mlsec_error *err)
+{
+	visit_ctx vc = {
+	        .req = req, .stage = mlsec_report_stage(rep), .max_instances = a->max_instances};
+	size_t first_artifact = mlsec_report_artifact_count(rep),
+	       first_error = mlsec_report_error_count(rep);
+	mlsec_err rc = mlsec_dir_visit(dir, want_config, NULL, threads, visit_config, &vc, err);
+	for (int t = 0; t < MLSEC_WALK_THREADS_MAX; t++) {
+		visit_state *vs = &vc.w[t];
+		if (vs->a) {
+			a->configs += vs->a->configs;
+			a->rate_limited_configs += vs->a->rate_limited_configs;
+			/* The first in path order: each walker meets its files in
+			 * path order, so its first is its smallest. */
+			if (vs->a->first_rate_limited[0] &&
+			    (!a->first_rate_limited[0] ||
+			     strcmp(vs->a->first_rate_limited, a->first_rate_limited) < 0))
+				memcpy(a->first_rate_limited, vs->a->first_rate_limited,
+				       sizeof a->first_rate_limited);
+			mlsec_triton_auditor_free(vs->a);
+		}
+		if (!vs->rep)
+			continue;
+		if (rc == MLSEC_OK && mlsec_report_adopt(rep, vs->rep) == MLSEC_OK)
+			continue; /* adopt frees it */
+		if (rc == MLSEC_OK)
+			rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+		mlsec_report_free(vs->rep);
+	}
+	if (rc == MLSEC_OK && mlsec_report_sort(rep, first_artifact, first_error) != MLSEC_OK)
+		rc = mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	return rc;
+}
+
+/* After the configs: the launch flags if given, else the auth note. */
+static mlsec_err audit_launch(mlsec_triton_auditor *a, mlsec_report *rep, const char *launch,
+                              const char *launch_path, mlsec_error *err)
+{
+	if (launch)
+		return mlsec_triton_audit_launch_args(a, rep, launch_path ? launch_path : launch,
+		                                      err);
+	return mlsec_triton_note_auth_unknown(a, rep);
+}
+
+/* One directory target: walk and audit in one pass (audit_dir). */
+static mlsec_err analyze_dir(const mlsec_engine_request *req, mlsec_report *rep, const char *launch,
+                             long max_inst, int threads, mlsec_error *err)
+{
+	char *launch_path = NULL;
+	mlsec_err rc = MLSEC_OK;
+	if (req->artifact_root) {
+		/* The walk follows no symlink: a confined directory holds only
+		 * confined files. */
+		char *resolved = NULL;
+		rc = mlsec_path_confine(req->artifact_root, req->paths[0], &resolved, err);
+		mlsec_free(resolved);
+		if (rc == MLSEC_OK && launch)
+			rc = mlsec_path_confine(req->artifact_root, launch, &launch_path, err);
+		if (rc != MLSEC_OK) {
+			mlsec_free(launch_path);
+			return rc;
+		}
+	}
+	mlsec_triton_auditor *a = mlsec_triton_auditor_new();
+	if (!a) {
+		mlsec_free(launch_path);
+		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
+	}
+	if (max_inst)
+		mlsec_triton_auditor_set_max_instances(a, max_inst);
+	rc = audit_dir(a, req, rep, req->paths[0], threads, err);
+	if (rc == MLSEC_OK)
+		rc = audit_launch(a, rep, launch, launch_path, err);
+	mlsec_triton_auditor_free(a);
+	mlsec_free(launch_path);
+	return rc;
+}
+
 static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *rep,
                                 mlsec_error *err)
 {
@@ -570,6 +692,10 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 	}
 	if (req->npaths == 0)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "no targets given");
+	struct stat st;
+	if (req->npaths == 1 && !req->progress && stat(req->paths[0], &st) == 0 &&
+	    S_ISDIR(st.st_mode))
+		return analyze_dir(req, rep, launch, max_inst, threads, err);
 	mlsec_strlist files = {0};
 	mlsec_err rc =
 	        mlsec_targets_expand(req->paths, req->npaths, want_config, NULL, &files, err);
@@ -621,13 +747,8 @@ static mlsec_err engine_analyze(const mlsec_engine_request *req, mlsec_report *r
 				              (double)files.count);
 		}
 	}
-	if (rc == MLSEC_OK) {
-		if (launch)
-			rc = mlsec_triton_audit_launch_args(
-			        a, rep, launch_path ? launch_path : launch, err);
-		else
-			rc = mlsec_triton_note_auth_unknown(a, rep);
-	}
+	if (rc == MLSEC_OK)
+		rc = audit_launch(a, rep, launch, launch_path, err);
 	mlsec_triton_auditor_free(a);
 	mlsec_strlist_free(&files);
 	mlsec_free(launch_path);

@@ -31,6 +31,19 @@ mlsec_err mlsec_file_write_atomic(const char *path, const void *data, size_t len
  */
 mlsec_err mlsec_path_confine(const char *root, const char *path, char **resolved, mlsec_error *err);
 
+/*
+ * For a worker thread this library itself started, before it opens files:
+ * gives the thread a private copy of the descriptor table. Threads of one
+ * process share one table, so every open() and close() takes its lock and
+ * every call on a descriptor bumps the file's reference count, cache lines
+ * that then bounce between CPUs. Descriptors the thread opens afterwards
+ * exist only in its table and are closed when it exits, and a descriptor
+ * another thread closes meanwhile stays open until then: never call it in
+ * a thread whose descriptors must outlive it, or in a caller's thread.
+ * Best effort: a seccomp policy that refuses unshare() changes nothing.
+ */
+void mlsec_thread_private_fds(void);
+
 /* A growable list of owned strings. */
 typedef struct mlsec_strlist {
 	char **items;
@@ -55,6 +68,30 @@ typedef int (*mlsec_target_filter)(const char *path, const char *base, void *ctx
  */
 mlsec_err mlsec_targets_expand(const char *const *targets, size_t n, mlsec_target_filter filter,
                                void *ctx, mlsec_strlist *out, mlsec_error *err);
+
+/*
+ * Called for a wanted file found by mlsec_dir_visit: dirfd is its
+ * directory, open for the duration of the call (open the file with
+ * openat(dirfd, name, ...): one lookup), path its full path. worker is the
+ * calling walker's index, below MLSEC_WALK_THREADS_MAX; calls with the
+ * same index never overlap and come in strcmp() order of their paths.
+ * A non-OK return stops the walk; set err then.
+ */
+typedef mlsec_err (*mlsec_walk_visit)(void *ctx, unsigned worker, int dirfd, const char *name,
+                                      const char *path, mlsec_error *err);
+#define MLSEC_WALK_THREADS_MAX 4
+
+/*
+ * Walks one directory as mlsec_targets_expand does (same limits, no
+ * symlink following, same filter) but hands each wanted file to visit as
+ * it is found instead of listing it: the walk and the work on the files
+ * share one pass and one set of threads. threads: 0 = automatic (CPUs,
+ * load, MLSEC_THREADS), 1 = this thread only, n = up to n walkers. A
+ * directory with no wanted file is MLSEC_ERR_NOT_FOUND; on several
+ * errors, the one the sequential walk would meet first is returned.
+ */
+mlsec_err mlsec_dir_visit(const char *dir, mlsec_target_filter filter, void *filter_ctx,
+                          int threads, mlsec_walk_visit visit, void *visit_ctx, mlsec_error *err);
 
 #define MLSEC_WALK_MAX_DEPTH 64
 #define MLSEC_WALK_MAX_FILES 1000000

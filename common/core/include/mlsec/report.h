@@ -141,6 +141,14 @@ mlsec_err mlsec_finding_set_evidence_json(mlsec_finding *f, const char *key, jso
  */
 mlsec_err mlsec_report_adopt(mlsec_report *dst, mlsec_report *src);
 
+/*
+ * Orders the artifacts from index first_artifact on by path, and the
+ * errors from index first_error on by text (byte order, ties kept in
+ * their order): for engines whose worker threads each fill a report of
+ * files met in no global order. MLSEC_ERR_NOMEM changes nothing.
+ */
+mlsec_err mlsec_report_sort(mlsec_report *r, size_t first_artifact, size_t first_error);
+
 /* Report-level errors: the stage could not fully run (not a finding). */
 mlsec_err mlsec_report_add_error(mlsec_report *r, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
