@@ -10,6 +10,34 @@
 
 #include "pbtxt_int.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define PBTXT_SSE2 1
+
+/* Bytes of v (16) that are in [lo, lo + n]: one unsigned range test. */
+static inline __m128i in_range(__m128i v, char lo, char n)
+{
+	__m128i d = _mm_sub_epi8(v, _mm_set1_epi8(lo));
+	return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(n)), d);
+}
+
+/* Bit i set when byte i of the 16 at s is whitespace (\t \n \v \f \r ' '). */
+static inline unsigned space_mask(__m128i v)
+{
+	return (unsigned)_mm_movemask_epi8(
+	        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), in_range(v, '\t', 4)));
+}
+
+/* Bit i set when byte i continues an identifier: [A-Za-z0-9_]. */
+static inline unsigned ident_mask(__m128i v)
+{
+	__m128i alpha = in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 25);
+	__m128i digit = in_range(v, '0', 9);
+	__m128i under = _mm_cmpeq_epi8(v, _mm_set1_epi8('_'));
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(alpha, digit), under));
+}
+#endif
+
 int pbtxt_fail_at(mlsec_pbtxt *p, mlsec_err code, long line, long col, size_t off, const char *fmt,
                   ...)
 {
@@ -101,6 +129,36 @@ __attribute__((noinline)) static int lex_string(mlsec_pbtxt *p)
 	size_t i = p->pos + 1;
 	/* Decoded bytes never outnumber raw ones; bound the scan first. */
 	size_t end = i;
+#if PBTXT_SSE2
+	/* The common literal has no escape: find its end 16 bytes at a time
+	 * and copy it whole. */
+	while (end + 16 <= p->len) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(t + end));
+		unsigned m = (unsigned)_mm_movemask_epi8(
+		        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(q)),
+		                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
+		                     _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+		if (!m) {
+			end += 16;
+			continue;
+		}
+		end += (size_t)__builtin_ctz(m);
+		if (t[end] != q)
+			break; /* an escape or a newline: the general loop below */
+		unsigned char *o = pbtxt_arena_alloc(&p->arena, end - i + 1);
+		if (!o)
+			return pbtxt_fail_at(
+			        p, p->arena.over_limit ? MLSEC_ERR_LIMIT : MLSEC_ERR_NOMEM, p->line,
+			        (long)(start - p->line_start) + 1, start, "out of parser memory");
+		memcpy(o, t + i, end - i);
+		o[end - i] = '\0';
+		p->tok.kind = TOK_STRING;
+		p->tok.s = (char *)o;
+		p->tok.slen = end - i;
+		p->pos = end + 1;
+		return 0;
+	}
+#endif
 	while (end < p->len && t[end] != q && t[end] != '\n') {
 		if (t[end] == '\\' && end + 1 < p->len && t[end + 1] != '\n')
 			end++;
@@ -367,6 +425,30 @@ int pbtxt_lex_next(mlsec_pbtxt *p)
 	 * reloads around every byte read (char accesses alias everything). */
 	size_t pos = p->pos, len = p->len, line_start = p->line_start;
 	long line = p->line;
+#if PBTXT_SSE2
+	/* Whitespace 16 bytes at a time, counting the newlines skipped; the
+	 * last 15 bytes of the input go through the byte loop below. */
+	while (pos + 16 <= len) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(t + pos));
+		unsigned stop_mask = ~space_mask(v) & 0xFFFFu;
+		unsigned stop = stop_mask ? (unsigned)__builtin_ctz(stop_mask) : 16;
+		unsigned nl = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))) &
+		              ((1u << stop) - 1);
+		if (nl) {
+			line_start = pos + (31 - (unsigned)__builtin_clz(nl)) + 1;
+			for (; nl; nl &= nl - 1) /* mostly one bit: no popcnt call */
+				line++;
+		}
+		pos += stop;
+		if (stop == 16)
+			continue;
+		if (t[pos] != '#')
+			break;
+		/* A comment: on to its newline, which the next round counts. */
+		const char *e = memchr(t + pos, '\n', len - pos);
+		pos = e ? (size_t)(e - t) : len;
+	}
+#endif
 	for (; pos < len; pos++) {
 		unsigned char cl = cclass[(unsigned char)t[pos]];
 		if (cl == C_SPACE)
@@ -398,8 +480,22 @@ int pbtxt_lex_next(mlsec_pbtxt *p)
 	unsigned char cl = cclass[c];
 	if (cl == C_ALPHA) {
 		size_t i = pos + 1;
+#if PBTXT_SSE2
+		while (i + 16 <= len) {
+			unsigned stop =
+			        ~ident_mask(_mm_loadu_si128((const __m128i *)(t + i))) & 0xFFFFu;
+			if (stop) {
+				i += (size_t)__builtin_ctz(stop);
+				goto ident_done;
+			}
+			i += 16;
+		}
+#endif
 		while (i < len && ident_cont[(unsigned char)t[i]])
 			i++;
+#if PBTXT_SSE2
+	ident_done:
+#endif
 		k->kind = TOK_IDENT;
 		k->len = i - pos;
 		p->pos = i;
