@@ -159,8 +159,7 @@ static void artifact_free(mlsec_artifact *a)
 		return;
 	for (size_t i = 0; i < a->nfindings; i++)
 		finding_free(a->findings[i]);
-	mlsec_free(a->findings);
-	json_decref(a->details);
+	json_decref(a->details); /* the findings array is in the arena */
 }
 
 void mlsec_report_free(mlsec_report *r)
@@ -195,8 +194,9 @@ mlsec_artifact *mlsec_report_add_artifact(mlsec_report *r, const char *path, con
 	a->path = arena_strdup(&r->arena, path ? path : "");
 	a->format = arena_strdup(&r->arena, format ? format : "unknown");
 	a->stage = r->stage; /* never freed before the report; set_stage copies */
-	a->details = json_object();
-	if (!a->path || !a->format || !a->details) {
+	/* details: made on first use (most artifacts of a table run never
+	 * need the JSON object). */
+	if (!a->path || !a->format) {
 		artifact_free(a);
 		return NULL;
 	}
@@ -269,12 +269,16 @@ void report_details_ready(const mlsec_artifact *ca)
 	mlsec_details_fill_fn fn = a->fill;
 	if (!fn)
 		return;
+	if (!a->details && !(a->details = json_object()))
+		return; /* out of memory: fill later */
 	a->fill = NULL;
 	(void)fn(a->details, a->fill_data);
 }
 
 json_t *mlsec_artifact_details(mlsec_artifact *a)
 {
+	if (!a->details)
+		a->details = json_object();
 	report_details_ready(a);
 	return a->details;
 }
@@ -297,9 +301,19 @@ __attribute__((format(printf, 5, 0))) static mlsec_finding *
 vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev, const char *title, const char *fmt,
      va_list ap)
 {
-	if (!grow(&a->findings, &a->capfindings, a->nfindings, sizeof *a->findings))
-		return NULL;
 	report_arena *ar = &a->report->arena;
+	if (a->nfindings == a->capfindings) {
+		/* In the arena: grown by copying, freed with the report. */
+		size_t ncap = a->capfindings ? a->capfindings * 2 : 4;
+		mlsec_finding **v = ncap <= SIZE_MAX / sizeof *v ? arena_alloc(ar, ncap * sizeof *v)
+		                                                  : NULL;
+		if (!v)
+			return NULL;
+		if (a->nfindings)
+			memcpy(v, a->findings, a->nfindings * sizeof *v);
+		a->findings = v;
+		a->capfindings = ncap;
+	}
 	report_finding *rf = arena_alloc(ar, sizeof *rf);
 	if (!rf)
 		return NULL;

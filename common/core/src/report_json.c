@@ -95,7 +95,10 @@ json_t *mlsec_report_to_json(const mlsec_report *r, mlsec_severity gate)
 		json_object_set_new(ja, "findings", fs);
 		json_object_set_new(ja, "summary", counts_to_json(counts));
 		report_details_ready(a);
-		json_object_set(ja, "details", a->details);
+		if (a->details)
+			json_object_set(ja, "details", a->details);
+		else
+			json_object_set_new(ja, "details", json_object());
 		json_array_append_new(arts, ja);
 	}
 	for (size_t i = 0; i < r->nerrors; i++)

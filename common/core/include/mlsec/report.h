@@ -89,7 +89,8 @@ mlsec_err mlsec_artifact_set_stage(mlsec_artifact *a, const char *stage);
 mlsec_err mlsec_artifact_set_digest(mlsec_artifact *a, const char *sha256hex, uint64_t size);
 /* Hashes the artifact's path (regular files only; directories are skipped). */
 mlsec_err mlsec_artifact_hash_file(mlsec_artifact *a, mlsec_error *err);
-/* Stage-specific details: a JSON object, borrowed, never NULL. */
+/* Stage-specific details: a JSON object, borrowed, made on first use;
+ * NULL only when out of memory (jansson's setters then fail harmlessly). */
 json_t *mlsec_artifact_details(mlsec_artifact *a);
 
 /*
