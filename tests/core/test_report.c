@@ -297,6 +297,36 @@ static void test_sort_merges_runs(void **state)
 	mlsec_report_free(r);
 }
 
+/* Static strings are referenced, the detail is copied. */
+static void test_static_finding(void **state)
+{
+	(void)state;
+	static const char id[] = "TRITON-X", title[] = "Title", fix[] = "Fix it";
+	mlsec_report *r = mlsec_report_new("triton");
+	assert_non_null(r);
+	mlsec_artifact *a = mlsec_report_add_artifact(r, "m/config.pbtxt", NULL);
+	assert_non_null(a);
+	char detail[32];
+	snprintf(detail, sizeof detail, "value %d", 7);
+	mlsec_finding *f = mlsec_artifact_add_finding_static(a, id, MLSEC_SEV_HIGH, title, detail);
+	assert_non_null(f);
+	mlsec_finding_set_remediation_static(f, fix);
+	detail[0] = 'X'; /* the caller's buffer may change: the detail was copied */
+	assert_ptr_equal(f->rule_id, id);
+	assert_ptr_equal(f->title, title);
+	assert_ptr_equal(f->remediation, fix);
+	assert_string_equal(f->detail, "value 7");
+	assert_int_equal(f->severity, MLSEC_SEV_HIGH);
+	assert_int_equal(mlsec_report_exit_code(r, MLSEC_SEV_HIGH), 2);
+	json_t *j = mlsec_report_to_json(r, MLSEC_SEV_HIGH);
+	json_t *jf = json_array_get(
+	        json_object_get(json_array_get(json_object_get(j, "artifacts"), 0), "findings"), 0);
+	assert_string_equal(json_string_value(json_object_get(jf, "rule_id")), "TRITON-X");
+	assert_string_equal(json_string_value(json_object_get(jf, "remediation")), "Fix it");
+	json_decref(j);
+	mlsec_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +340,7 @@ int main(void)
 	        cmocka_unit_test(test_allocation_failures),
 	        cmocka_unit_test(test_error_format),
 	        cmocka_unit_test(test_sort_merges_runs),
+	        cmocka_unit_test(test_static_finding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -297,9 +297,8 @@ mlsec_err mlsec_artifact_set_details_fill(mlsec_artifact *a, mlsec_details_fill_
 	return MLSEC_OK;
 }
 
-__attribute__((format(printf, 5, 0))) static mlsec_finding *
-vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev, const char *title, const char *fmt,
-     va_list ap)
+/* A zeroed finding of a (room made in its array, not yet counted), or NULL. */
+static mlsec_finding *finding_new(mlsec_artifact *a, mlsec_severity sev)
 {
 	report_arena *ar = &a->report->arena;
 	if (a->nfindings == a->capfindings) {
@@ -315,17 +314,28 @@ vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev, const char *tit
 		a->capfindings = ncap;
 	}
 	report_finding *rf = arena_alloc(ar, sizeof *rf);
-	if (!rf)
+	if (!rf || !report_empty_evidence())
 		return NULL;
 	memset(rf, 0, sizeof *rf);
 	rf->report = a->report;
 	mlsec_finding *f = &rf->pub;
 	f->severity = (unsigned)sev < MLSEC_SEV__COUNT ? sev : MLSEC_SEV_CRITICAL;
 	f->offset = -1;
+	f->evidence = report_empty_evidence();
+	return f;
+}
+
+__attribute__((format(printf, 5, 0))) static mlsec_finding *
+vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev, const char *title, const char *fmt,
+     va_list ap)
+{
+	report_arena *ar = &a->report->arena;
+	mlsec_finding *f = finding_new(a, sev);
+	if (!f)
+		return NULL;
 	f->rule_id = arena_strdup(ar, rule_id ? rule_id : "UNKNOWN");
 	f->title = arena_strdup(ar, title ? title : "");
-	f->evidence = report_empty_evidence();
-	int ok = f->rule_id && f->title && f->evidence;
+	int ok = f->rule_id && f->title;
 	if (ok && fmt) {
 		if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == '\0') {
 			/* The common "%s" detail: copy it, no formatting pass. Cut
@@ -346,6 +356,21 @@ vadd(mlsec_artifact *a, const char *rule_id, mlsec_severity sev, const char *tit
 	}
 	if (!ok)
 		return NULL; /* the arena keeps the partial finding until report_free */
+	a->findings[a->nfindings++] = f;
+	return f;
+}
+
+mlsec_finding *mlsec_artifact_add_finding_static(mlsec_artifact *a, const char *rule_id,
+                                                 mlsec_severity sev, const char *title,
+                                                 const char *detail)
+{
+	mlsec_finding *f = finding_new(a, sev);
+	if (!f)
+		return NULL;
+	f->rule_id = rule_id ? rule_id : "UNKNOWN";
+	f->title = title ? title : "";
+	if (detail && !(f->detail = arena_strdup(&a->report->arena, detail)))
+		return NULL;
 	a->findings[a->nfindings++] = f;
 	return f;
 }
@@ -411,7 +436,16 @@ mlsec_err mlsec_finding_set_offset(mlsec_finding *f, long long offset)
 
 mlsec_err mlsec_finding_set_remediation(mlsec_finding *f, const char *text)
 {
-	return set_str(finding_arena(f), &f->remediation, text);
+	char *c = NULL;
+	if (text && !(c = arena_strdup(finding_arena(f), text)))
+		return MLSEC_ERR_NOMEM;
+	f->remediation = c;
+	return MLSEC_OK;
+}
+
+void mlsec_finding_set_remediation_static(mlsec_finding *f, const char *text)
+{
+	f->remediation = text;
 }
 
 mlsec_err mlsec_finding_set_evidence(mlsec_finding *f, const char *key, const char *fmt, ...)

@@ -47,9 +47,9 @@ mlsec_err mlsec_severity_parse(const char *name, mlsec_severity *out);
 
 /* A finding. Fields are owned by the report: read them, do not free them. */
 typedef struct mlsec_finding {
-	char *rule_id; /* stable id, e.g. "TRITON-QUEUE-UNBOUNDED" */
+	const char *rule_id; /* stable id, e.g. "TRITON-QUEUE-UNBOUNDED" */
 	mlsec_severity severity;
-	char *title;       /* one line */
+	const char *title; /* one line */
 	char *detail;      /* may be NULL */
 	char *file;        /* location: file (may be NULL = the artifact path) */
 	long line;         /* 1-based, 0 = unknown */
@@ -59,7 +59,7 @@ typedef struct mlsec_finding {
 	json_t *evidence;  /* JSON object of key -> value, never NULL; read-only: write
 	                    * it with mlsec_finding_set_evidence*() (a finding
 	                    * without evidence shares one empty object) */
-	char *remediation; /* may be NULL */
+	const char *remediation; /* may be NULL */
 } mlsec_finding;
 
 typedef struct mlsec_report mlsec_report;
@@ -112,6 +112,15 @@ mlsec_finding *mlsec_artifact_add_finding(mlsec_artifact *a, const char *rule_id
                                           mlsec_severity sev, const char *title,
                                           const char *detail_fmt, ...)
         __attribute__((format(printf, 5, 6)));
+/*
+ * As mlsec_artifact_add_finding with a detail already formatted (copied),
+ * but rule_id and title are referenced, not copied: they must outlive the
+ * report (string literals, a static rule table). For engines that add
+ * many findings from a fixed catalogue.
+ */
+mlsec_finding *mlsec_artifact_add_finding_static(mlsec_artifact *a, const char *rule_id,
+                                                 mlsec_severity sev, const char *title,
+                                                 const char *detail);
 size_t mlsec_artifact_finding_count(const mlsec_artifact *a);
 const mlsec_finding *mlsec_artifact_finding(const mlsec_artifact *a, size_t i);
 
@@ -128,6 +137,8 @@ mlsec_err mlsec_finding_set_location(mlsec_finding *f, const char *file, long li
                                      const char *field);
 mlsec_err mlsec_finding_set_offset(mlsec_finding *f, long long offset);
 mlsec_err mlsec_finding_set_remediation(mlsec_finding *f, const char *text);
+/* The same for a text that outlives the report: referenced, not copied. */
+void mlsec_finding_set_remediation_static(mlsec_finding *f, const char *text);
 /* evidence[key] = printf-formatted string. */
 mlsec_err mlsec_finding_set_evidence(mlsec_finding *f, const char *key, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
