@@ -7,8 +7,9 @@
  * Generates N (default 2000) varied config.pbtxt files under a temporary
  * model repository, then times the whole in-process pipeline the CLI runs
  * (directory walk, one read per file, sha256, parse, every rule, report)
- * R times and prints the best round, with the engine's automatic thread
- * count and with one thread. With --python (the original
+ * R times (default 10, the same for both tools) and prints the best round,
+ * with the engine's automatic thread count and with one thread. With
+ * --python (the original
  * triton_config_auditor.py), times its iter_targets + analyze_config over
  * the same directory inside one interpreter (start-up excluded) and prints
  * the ratio. Nothing here is a test: numbers only.
@@ -176,7 +177,7 @@ static int rm_tree(const char *root, int n)
 
 int main(int argc, char **argv)
 {
-	int n = 2000, rounds = 5;
+	int n = 2000, rounds = 10;
 	const char *py = getenv("MLSEC_PY_TRITON_AUDITOR"), *keep = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--count") && i + 1 < argc)

@@ -381,6 +381,33 @@ static void test_not_nul_terminated_and_reuse(void **state)
 	assert_true(mlsec_pbtxt_memory_used(P) < 4096); /* reset each time */
 }
 
+/* The name cache keys on length, first, middle and last bytes: names that
+ * share them must still be told apart (fields and enum values), and names
+ * over 16 bytes, or at the very end of the input, compare in full. */
+static void test_name_cache_collisions(void **state)
+{
+	(void)state;
+	Cfg *c = parse("instance_group [ { count: 2 kind: KIND_GPU } ]");
+	assert_non_null(c);
+	assert_int_equal(c->instance_group[0]->count, 2);
+	fails("instance_group [ { caust: 2 } ]", 1, 20, "unknown field");
+	fails("instance_group [ { kind: KIXD_GPU } ]", 1, 26, "unknown value");
+	assert_non_null(parse("instance_group [ { kind: KIND_CPU } ]"));
+	assert_non_null(parse("output [ { label_filename: \"x\" } ]"));
+	fails("output [ { label_fileName: \"x\" } ]", 1, 12, "unknown field"); /* byte 10 */
+	c = parse("dynamic_batching { max_queue_delay_microseconds: 7 }");
+	assert_non_null(c);
+	assert_int_equal(c->dynamic_batching->max_queue_delay_microseconds, 7);
+	fails("dynamic_batching { max_queue_Delay_microseconds: 7 }", 1, 20, "unknown field");
+	/* A field name as the last bytes of the input (no 16 bytes to load). */
+	const char tail[] = {'n', 'a', 'm', 'e'};
+	ProtobufCMessage *m;
+	assert_int_equal(mlsec_pbtxt_parse(P, &inference__model_config__descriptor, tail,
+	                                   sizeof tail, &m, &E),
+	                 MLSEC_ERR_PARSE);
+	assert_non_null(strstr(E.text, "end of input"));
+}
+
 static void test_alloc_failure(void **state)
 {
 	(void)state;
@@ -422,6 +449,7 @@ int main(void)
 	        cmocka_unit_test(test_locate),
 	        cmocka_unit_test(test_limits),
 	        cmocka_unit_test(test_not_nul_terminated_and_reuse),
+	        cmocka_unit_test(test_name_cache_collisions),
 	        cmocka_unit_test(test_alloc_failure),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -304,8 +304,8 @@ static mlsec_finding *finding_new(mlsec_artifact *a, mlsec_severity sev)
 	if (a->nfindings == a->capfindings) {
 		/* In the arena: grown by copying, freed with the report. */
 		size_t ncap = a->capfindings ? a->capfindings * 2 : 4;
-		mlsec_finding **v = ncap <= SIZE_MAX / sizeof *v ? arena_alloc(ar, ncap * sizeof *v)
-		                                                  : NULL;
+		mlsec_finding **v =
+		        ncap <= SIZE_MAX / sizeof *v ? arena_alloc(ar, ncap * sizeof *v) : NULL;
 		if (!v)
 			return NULL;
 		if (a->nfindings)

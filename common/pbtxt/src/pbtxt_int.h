@@ -41,17 +41,21 @@ typedef struct pbtxt_pos {
 	uint32_t line, col;
 } pbtxt_pos;
 
-/* A direct-mapped cache of field-name lookups (descriptor, name) -> field,
- * so the common case skips protobuf-c's binary search of strcmp's. */
-#define PBTXT_FIELD_CACHE 512
-typedef struct pbtxt_fcache {
-	const ProtobufCMessageDescriptor *desc;
-	const ProtobufCFieldDescriptor *fd;
-	size_t len; /* strlen(fd->name) */
-} pbtxt_fcache;
+/* A direct-mapped cache of name lookups: (message descriptor, field name)
+ * -> field and (enum descriptor, value name) -> enum value, so the common
+ * case skips protobuf-c's binary search of strcmp's. Names of up to 16
+ * bytes are also kept as two zero-padded words, compared without a call. */
+#define PBTXT_NAME_CACHE 512
+typedef struct pbtxt_ncache {
+	const void *owner; /* the descriptor */
+	const void *value; /* field or enum value descriptor */
+	const char *name;  /* its name (owned by the descriptor) */
+	uint64_t k0, k1;   /* name bytes 0-15, zero-padded */
+	uint32_t len;      /* strlen(name) */
+} pbtxt_ncache;
 
 struct mlsec_pbtxt {
-	pbtxt_fcache fcache[PBTXT_FIELD_CACHE];
+	pbtxt_ncache ncache[PBTXT_NAME_CACHE];
 	mlsec_pbtxt_limits lim;
 	pbtxt_arena arena;
 	/* lexer state */

@@ -261,6 +261,92 @@ static int parse_string(mlsec_pbtxt *p, const ProtobufCFieldDescriptor *fd, scal
 	return 0;
 }
 
+/* The cache slot for (owner, name). */
+static pbtxt_ncache *name_slot(mlsec_pbtxt *p, const void *owner, const char *s, size_t n)
+{
+	/* A cheap key (length, first, middle and last bytes, owner): a
+	 * collision only costs a miss, since the hit is verified. */
+	uint32_t h = (uint32_t)n * 0x9E3779B1u ^ (uint32_t)(unsigned char)s[0] << 5 ^
+	             (uint32_t)(unsigned char)s[n / 2] << 11 ^
+	             (uint32_t)(unsigned char)s[n - 1] << 17 ^ (uint32_t)((uintptr_t)owner >> 4);
+	return &p->ncache[(h * 2654435761u) >> 23 & (PBTXT_NAME_CACHE - 1)];
+}
+
+/* The cached value for (owner, s[0..n)), or NULL. avail: bytes readable at
+ * s (16 or more lets the compare load two words instead of calling
+ * memcmp). */
+static const void *name_cached(const pbtxt_ncache *c, const void *owner, const char *s, size_t n,
+                               size_t avail)
+{
+	if (c->owner != owner || c->len != n)
+		return NULL;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (n <= 16 && avail >= 16) {
+		uint64_t w0, w1;
+		memcpy(&w0, s, 8);
+		memcpy(&w1, s + 8, 8);
+		uint64_t m0 = n >= 8 ? ~0ull : (1ull << (8 * n)) - 1;
+		uint64_t m1 = n >= 16 ? ~0ull : n <= 8 ? 0 : (1ull << (8 * (n - 8))) - 1;
+		return (w0 & m0) == c->k0 && (w1 & m1) == c->k1 ? c->value : NULL;
+	}
+#else
+	(void)avail;
+#endif
+	return memcmp(c->name, s, n) == 0 ? c->value : NULL;
+}
+
+static void name_remember(pbtxt_ncache *c, const void *owner, const void *value, const char *name,
+                          size_t n)
+{
+	char k[16] = {0};
+	memcpy(k, name, n < 16 ? n : 16);
+	c->owner = owner;
+	c->value = value;
+	c->name = name;
+	memcpy(&c->k0, k, 8);
+	memcpy(&c->k1, k + 8, 8);
+	c->len = (uint32_t)n; /* the names matched, so strlen(name) == n */
+}
+
+/* Field by name, through the parser's lookup cache. NULL if unknown. */
+static const ProtobufCFieldDescriptor *lookup_field(mlsec_pbtxt *p,
+                                                    const ProtobufCMessageDescriptor *desc,
+                                                    const char *s, size_t n, size_t avail)
+{
+	if (n >= NAME_MAX_LEN || n == 0)
+		return NULL;
+	pbtxt_ncache *c = name_slot(p, desc, s, n);
+	const ProtobufCFieldDescriptor *fd = name_cached(c, desc, s, n, avail);
+	if (fd)
+		return fd;
+	char name[NAME_MAX_LEN];
+	memcpy(name, s, n);
+	name[n] = '\0';
+	fd = protobuf_c_message_descriptor_get_field_by_name(desc, name);
+	if (fd)
+		name_remember(c, desc, fd, fd->name, n);
+	return fd;
+}
+
+/* Enum value by name, through the same cache. NULL if unknown. */
+static const ProtobufCEnumValue *lookup_enum(mlsec_pbtxt *p, const ProtobufCEnumDescriptor *ed,
+                                             const char *s, size_t n, size_t avail)
+{
+	if (n >= NAME_MAX_LEN || n == 0)
+		return NULL;
+	pbtxt_ncache *c = name_slot(p, ed, s, n);
+	const ProtobufCEnumValue *ev = name_cached(c, ed, s, n, avail);
+	if (ev)
+		return ev;
+	char name[NAME_MAX_LEN];
+	memcpy(name, s, n);
+	name[n] = '\0';
+	ev = protobuf_c_enum_descriptor_get_value_by_name(ed, name);
+	if (ev)
+		name_remember(c, ed, ev, ev->name, n);
+	return ev;
+}
+
 /* Reads one scalar value of fd's type into v; leaves the token after it. */
 static int parse_scalar(mlsec_pbtxt *p, const ProtobufCFieldDescriptor *fd, scalar *v)
 {
@@ -309,12 +395,7 @@ static int parse_scalar(mlsec_pbtxt *p, const ProtobufCFieldDescriptor *fd, scal
 		const ProtobufCEnumDescriptor *ed = fd->descriptor;
 		const ProtobufCEnumValue *ev = NULL;
 		if (k->kind == TOK_IDENT && !neg) {
-			char name[NAME_MAX_LEN];
-			if (k->len < sizeof name) {
-				memcpy(name, k->text, k->len);
-				name[k->len] = '\0';
-				ev = protobuf_c_enum_descriptor_get_value_by_name(ed, name);
-			}
+			ev = lookup_enum(p, ed, k->text, k->len, p->len - k->off);
 			if (!ev)
 				return FAIL(p, "unknown value %s for enum field \"%s\" (%s)",
 				            tok_desc(p, b, sizeof b), fd->name, ed->name);
@@ -472,35 +553,6 @@ static int parse_list(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, vo
 	}
 }
 
-/* Field by name, through the parser's lookup cache. NULL if unknown. */
-static const ProtobufCFieldDescriptor *
-lookup_field(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, const char *s, size_t n)
-{
-	if (n >= NAME_MAX_LEN)
-		return NULL;
-	if (n == 0)
-		return NULL;
-	/* A cheap key (length, first, middle and last bytes, descriptor): a
-	 * collision only costs a miss, since the hit is verified. */
-	uint32_t h = (uint32_t)n * 0x9E3779B1u ^ (uint32_t)(unsigned char)s[0] << 5 ^
-	             (uint32_t)(unsigned char)s[n / 2] << 11 ^
-	             (uint32_t)(unsigned char)s[n - 1] << 17 ^ (uint32_t)((uintptr_t)desc >> 4);
-	pbtxt_fcache *c = &p->fcache[(h * 2654435761u) >> 23 & (PBTXT_FIELD_CACHE - 1)];
-	if (c->desc == desc && c->len == n && !memcmp(c->fd->name, s, n))
-		return c->fd;
-	char name[NAME_MAX_LEN];
-	memcpy(name, s, n);
-	name[n] = '\0';
-	const ProtobufCFieldDescriptor *fd =
-	        protobuf_c_message_descriptor_get_field_by_name(desc, name);
-	if (fd) {
-		c->desc = desc;
-		c->fd = fd;
-		c->len = n; /* the names matched, so strlen(fd->name) == n */
-	}
-	return fd;
-}
-
 static int parse_field(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, void *msg,
                        unsigned depth)
 {
@@ -512,7 +564,8 @@ static int parse_field(mlsec_pbtxt *p, const ProtobufCMessageDescriptor *desc, v
 	if (k->kind != TOK_IDENT)
 		return FAIL(p, "expected a field name in %s, got %s", desc->name,
 		            tok_desc(p, b, sizeof b));
-	const ProtobufCFieldDescriptor *fd = lookup_field(p, desc, k->text, k->len);
+	const ProtobufCFieldDescriptor *fd =
+	        lookup_field(p, desc, k->text, k->len, p->len - k->off);
 	if (!fd)
 		return FAIL(p, "unknown field %s in %s", tok_desc(p, b, sizeof b), desc->name);
 	p->fline = k->line;
@@ -642,8 +695,15 @@ int mlsec_pbtxt_locate(const mlsec_pbtxt *p, const void *msg, const char *field,
 	if (!msg)
 		return 0;
 	const ProtobufCMessageDescriptor *desc = ((const ProtobufCMessage *)msg)->descriptor;
+	/* Read the name cache, never fill it: p stays const and readers on
+	 * several threads do not race. */
+	size_t n = strlen(field);
 	const ProtobufCFieldDescriptor *fd =
-	        protobuf_c_message_descriptor_get_field_by_name(desc, field);
+	        n && n < NAME_MAX_LEN ? name_cached(name_slot((mlsec_pbtxt *)p, desc, field, n),
+	                                            desc, field, n, 0)
+	                              : NULL;
+	if (!fd)
+		fd = protobuf_c_message_descriptor_get_field_by_name(desc, field);
 	if (!fd)
 		return 0;
 	for (size_t i = p->npos; i-- > 0;) {
