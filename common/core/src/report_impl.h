@@ -65,4 +65,7 @@ void report_details_ready(const mlsec_artifact *a);
 /* Makes f->evidence a private object that may be written. 0 on NOMEM. */
 int report_evidence_own(mlsec_finding *f);
 
+/* json_dumpf through a 64 KiB buffer: 0, or -1 on a write error. */
+int report_json_dump(const json_t *j, FILE *out, size_t flags);
+
 #endif

@@ -145,8 +145,9 @@ mlsec_err mlsec_report_write_sarif(const mlsec_report *r, FILE *out)
 	                 rules, "artifacts", artifacts, "results", results);
 	if (!root)
 		goto done;
-	rc = json_dumpf(root, out, JSON_INDENT(2)) == 0 && fputc('\n', out) != EOF ? MLSEC_OK
-	                                                                           : MLSEC_ERR_IO;
+	rc = report_json_dump(root, out, JSON_INDENT(2)) == 0 && fputc('\n', out) != EOF
+	             ? MLSEC_OK
+	             : MLSEC_ERR_IO;
 done:
 	json_decref(root);
 	json_decref(rules);
