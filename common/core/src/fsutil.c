@@ -470,15 +470,18 @@ static mlsec_err walk_entry(walk_ctx *w, int dfd, size_t dlen, const char *name,
  */
 #define WALK_PARALLEL_MIN 64
 #define WALK_THREADS_MAX MLSEC_WALK_THREADS_MAX
-#define WALK_CLAIM 4 /* entries a worker takes at a time */
+#define WALK_CLAIM 8 /* entries a worker takes at a time */
 
 typedef struct walk_par {
 	walk_ctx *w;
 	int dfd;
 	size_t dlen, ents0, count;
 	mlsec_strlist *lists; /* one per entry */
-	atomic_size_t next;
-	atomic_size_t first_fail; /* lowest failed entry index, or count */
+	/* Claimed on every few entries; first_fail is read for every entry:
+	 * separate cache lines, so that a claim does not evict it. */
+	_Alignas(64) atomic_size_t next;
+	_Alignas(64) atomic_size_t first_fail; /* lowest failed entry index, or count */
+	char pad[64 - sizeof(atomic_size_t)];
 } walk_par;
 
 typedef struct walk_worker {
