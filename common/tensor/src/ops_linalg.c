@@ -537,6 +537,21 @@ TENSOR_HOT static void im2col_flat(const conv_params *p, const float *x, int64_t
 		}
 }
 
+/* r[i] = x[2 i]: one row of a stride-2 im2col (vectorised as loads and
+ * permutes; the general strided loop is not). */
+TENSOR_HOT static void gather_s2(float *restrict r, const float *restrict x, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		r[i] = x[2 * i];
+}
+
+/* d[2 i] += r[i]: one row of a stride-2 col2im. */
+TENSOR_HOT static void scatter_add_s2(float *restrict d, const float *restrict r, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		d[2 * i] += r[i];
+}
+
 /* col[r, img*ohw + o] for one image and group. ld = row stride of col. */
 TENSOR_HOT static void im2col(const conv_params *p, const float *x, int64_t cg, float *col,
                               int64_t ld)
@@ -565,6 +580,8 @@ TENSOR_HOT static void im2col(const conv_params *p, const float *x, int64_t cg, 
 					if (p->sw == 1) {
 						memcpy(r + lo, xr + lo,
 						       (size_t)(hi - lo) * sizeof(float));
+					} else if (p->sw == 2) {
+						gather_s2(r + lo, xr + 2 * lo, hi - lo);
 					} else {
 						for (int64_t ox = lo; ox < hi; ox++)
 							r[ox] = xr[ox * p->sw];
@@ -595,6 +612,8 @@ TENSOR_HOT static void col2im(const conv_params *p, const float *col, int64_t cg
 					if (p->sw == 1) {
 						for (int64_t ox = lo; ox < hi; ox++)
 							dr[ox] += r[ox];
+					} else if (p->sw == 2) {
+						scatter_add_s2(dr + 2 * lo, r + lo, hi - lo);
 					} else {
 						for (int64_t ox = lo; ox < hi; ox++)
 							dr[ox * p->sw] += r[ox];
@@ -666,6 +685,33 @@ static int conv_is_pointwise(const conv_params *p)
 	       p->ph1 == 0 && p->pw1 == 0 && p->group == 1;
 }
 
+/*
+ * The GEMM of nb images leaves tmp[m, i*ohw + o]; image i's plane m of
+ * group gr goes to y (=, += with acc, or = + bias). Out of conv_run so the
+ * loops get the AVX2 clone.
+ */
+TENSOR_HOT static void scatter_planes(const conv_params *p, const float *restrict tmp, int64_t ld,
+                                      float *restrict y, int64_t b0, int64_t nb, int64_t gr,
+                                      int acc, const float *bias)
+{
+	int64_t mg = p->m / p->group, ohw = p->oh * p->ow;
+	for (int64_t i = 0; i < nb; i++)
+		for (int64_t m = 0; m < mg; m++) {
+			float *restrict dst = y + ((b0 + i) * p->m + gr * mg + m) * ohw;
+			const float *restrict src = tmp + m * ld + i * ohw;
+			if (acc) {
+				for (int64_t k = 0; k < ohw; k++)
+					dst[k] += src[k];
+			} else if (bias) {
+				float bv = bias[gr * mg + m];
+				for (int64_t k = 0; k < ohw; k++)
+					dst[k] = src[k] + bv;
+			} else {
+				memcpy(dst, src, (size_t)ohw * sizeof(float));
+			}
+		}
+}
+
 /* Fills channel rows [m0, m0+cnt) of image plane y with the bias, so the
  * GEMM can accumulate (beta 1): OpenBLAS would otherwise zero the output
  * (beta 0) and the bias would need another pass. */
@@ -718,21 +764,7 @@ static void conv_run(G *g, const conv_params *p, const float *x, const float *w,
 				continue;
 			}
 			tensor_sgemm(0, 0, mg, ld, rows, 1, wg, rows, col, ld, 0, tmp, ld);
-			for (int64_t i = 0; i < nb; i++)
-				for (int64_t m = 0; m < mg; m++) {
-					float *dst = y + ((b0 + i) * p->m + gr * mg + m) * ohw;
-					const float *src = tmp + m * ld + i * ohw;
-					if (acc) {
-						for (int64_t k = 0; k < ohw; k++)
-							dst[k] += src[k];
-					} else if (bias) {
-						float bv = bias[gr * mg + m];
-						for (int64_t k = 0; k < ohw; k++)
-							dst[k] = src[k] + bv;
-					} else {
-						memcpy(dst, src, (size_t)ohw * sizeof(float));
-					}
-				}
+			scatter_planes(p, tmp, ld, y, b0, nb, gr, acc, bias);
 		}
 	}
 }
