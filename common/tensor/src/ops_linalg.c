@@ -575,8 +575,10 @@ TENSOR_HOT static void im2col(const conv_params *p, const float *x, int64_t cg, 
 						continue;
 					}
 					const float *xr = xc + iy * p->w + ix0;
-					if (lo)
-						memset(r, 0, (size_t)lo * sizeof(float));
+					/* The padding columns are a few floats: stores,
+					 * not memset calls. */
+					for (int64_t k = 0; k < lo; k++)
+						r[k] = 0;
 					if (p->sw == 1) {
 						memcpy(r + lo, xr + lo,
 						       (size_t)(hi - lo) * sizeof(float));
@@ -586,9 +588,8 @@ TENSOR_HOT static void im2col(const conv_params *p, const float *x, int64_t cg, 
 						for (int64_t ox = lo; ox < hi; ox++)
 							r[ox] = xr[ox * p->sw];
 					}
-					if (hi < p->ow)
-						memset(r + hi, 0,
-						       (size_t)(p->ow - hi) * sizeof(float));
+					for (int64_t k = hi; k < p->ow; k++)
+						r[k] = 0;
 				}
 			}
 }
@@ -715,7 +716,7 @@ TENSOR_HOT static void scatter_planes(const conv_params *p, const float *restric
 /* Fills channel rows [m0, m0+cnt) of image plane y with the bias, so the
  * GEMM can accumulate (beta 1): OpenBLAS would otherwise zero the output
  * (beta 0) and the bias would need another pass. */
-static void fill_bias(float *y, const float *bias, int64_t cnt, int64_t ohw)
+TENSOR_HOT static void fill_bias(float *y, const float *bias, int64_t cnt, int64_t ohw)
 {
 	for (int64_t m = 0; m < cnt; m++)
 		for (int64_t i = 0; i < ohw; i++)
