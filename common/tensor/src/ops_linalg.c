@@ -737,6 +737,10 @@ static void conv_run(G *g, const conv_params *p, const float *x, const float *w,
 		dw_fwd(&q, x + i0 * p->c * p->h * p->w, w, bias, y + i0 * p->m * ohw);
 		return;
 	}
+	if (tensor_conv_direct_ok(p)) {
+		tensor_conv_direct(p, x, w, bias, y, acc, i0, i1);
+		return;
+	}
 	if (conv_is_pointwise(p)) {
 		for (int64_t b = i0; b < i1; b++) {
 			if (bias)
