@@ -197,6 +197,11 @@ static void test_direct_matches_im2col(void **state)
 	        {1, 2, 3, 33, 7, 1},   /* three vectors; only single-channel blocks */
 	        {3, 4, 6, 40, 8, 0},   /* 32 + 8 columns */
 	        {1, 1, 1, 16, 1, 1},   /* one row: every tap row but the middle is padding */
+	        {2, 6, 8, 8, 17, 1},   /* narrow: two rows a vector; 16 + 1 channels */
+	        {1, 3, 5, 8, 16, 0},   /* an odd row count: the last vector half empty */
+	        {2, 2, 3, 4, 5, 1},    /* four rows a vector, three in the plane */
+	        {1, 3, 2, 2, 2, 1},    /* 2 x 2 planes */
+	        {1, 2, 3, 1, 3, 0},    /* one column */
 	};
 	for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
 		const int64_t *sh = shapes[k];

@@ -18,7 +18,10 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define DIRECT_MIN_W 16 /* narrower rows would leave most lanes idle */
+/* Rows of 16 or more columns are vectors of one row; narrower rows that
+ * divide 16 (8, 4, 2, 1 columns) are packed 16 / w rows to a vector. */
+#define DIRECT_MIN_W 16
+#define NARROW_MAX_VEC 64 /* narrow planes of up to 1,024 elements */
 
 static int direct_off; /* tests: force the im2col path */
 
@@ -34,8 +37,9 @@ int tensor_conv_direct_ok(const conv_params *p)
 		cpu = __builtin_cpu_supports("avx512f") ? 1 : 0;
 	return cpu && !direct_off && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 &&
 	       p->dh == 1 && p->dw == 1 && p->ph0 == 1 && p->ph1 == 1 && p->pw0 == 1 &&
-	       p->pw1 == 1 && p->group == 1 && p->w >= DIRECT_MIN_W && p->oh == p->h &&
-	       p->ow == p->w && p->c > 0 && p->m > 0;
+	       p->pw1 == 1 && p->group == 1 &&
+	       (p->w >= DIRECT_MIN_W || (16 % p->w == 0 && p->h * p->w <= 16 * NARROW_MAX_VEC)) &&
+	       p->oh == p->h && p->ow == p->w && p->c > 0 && p->m > 0;
 }
 
 /* Lanes of the vector starting at output column x0 whose input column
@@ -107,6 +111,109 @@ DEFINE_BLOCK(1, 2)
 DEFINE_BLOCK(8, 1)
 DEFINE_BLOCK(1, 1)
 
+/*
+ * Narrow planes (w divides 16): vector v of a plane holds its elements
+ * 16 v .. 16 v + 15, i.e. 16 / w whole rows, which lie next to each other
+ * in memory, so a tap is still one load, 16 v + (ki - 1) w + kj - 1 on;
+ * lanes whose input row or column is padding, or past the plane, are
+ * masked. NV vectors (a whole 8 x 8 plane is 4) and MB output channels are
+ * computed together, so each input load feeds MB FMAs and each weight
+ * broadcast NV.
+ */
+__attribute__((target("avx512f"))) static __mmask16 narrow_mask(const conv_params *p, int64_t v,
+                                                                int ki, int kj)
+{
+	unsigned m = 0;
+	for (int l = 0; l < 16; l++) {
+		int64_t e = v * 16 + l, oy = e / p->w, ox = e % p->w;
+		int64_t iy = oy + ki - 1, ix = ox + kj - 1;
+		if (oy < p->h && iy >= 0 && iy < p->h && ix >= 0 && ix < p->w)
+			m |= 1u << l;
+	}
+	return (__mmask16)m;
+}
+
+#define DEFINE_NARROW(MB, NV)                                                                      \
+	__attribute__((target("avx512f"))) static inline void narrow_##MB##_##NV(                  \
+	        const conv_params *p, const float *x, const float *w, const float *bias, float *y, \
+	        int acc, int64_t m0, int64_t v0, const __mmask16(*tm)[9], const __mmask16 *om)     \
+	{                                                                                          \
+		const int64_t plane = p->h * p->w, c9 = p->c * 9;                                  \
+		__m512 a[MB][NV];                                                                  \
+		for (int mm = 0; mm < MB; mm++)                                                    \
+			for (int v = 0; v < NV; v++) {                                             \
+				const float *yr = y + (m0 + mm) * plane + (v0 + v) * 16;           \
+				a[mm][v] = acc ? _mm512_maskz_loadu_ps(om[v0 + v], yr)             \
+				               : _mm512_set1_ps(bias ? bias[m0 + mm] : 0.0f);      \
+			}                                                                          \
+		for (int64_t c = 0; c < p->c; c++) {                                               \
+			const float *xc = x + c * plane + v0 * 16;                                 \
+			const float *wk = w + m0 * c9 + c * 9;                                     \
+			for (int t = 0; t < 9; t++) {                                              \
+				const float *src = xc + (t / 3 - 1) * p->w + t % 3 - 1;            \
+				__m512 in[NV];                                                     \
+				for (int v = 0; v < NV; v++)                                       \
+					in[v] = _mm512_maskz_loadu_ps(tm[v0 + v][t],               \
+					                              src + v * 16);               \
+				for (int mm = 0; mm < MB; mm++) {                                  \
+					__m512 wv = _mm512_set1_ps(wk[mm * c9 + t]);               \
+					for (int v = 0; v < NV; v++)                               \
+						a[mm][v] = _mm512_fmadd_ps(wv, in[v], a[mm][v]);   \
+				}                                                                  \
+			}                                                                          \
+		}                                                                                  \
+		for (int mm = 0; mm < MB; mm++)                                                    \
+			for (int v = 0; v < NV; v++)                                               \
+				_mm512_mask_storeu_ps(y + (m0 + mm) * plane + (v0 + v) * 16,       \
+				                      om[v0 + v], a[mm][v]);                       \
+	}
+
+DEFINE_NARROW(4, 4)
+DEFINE_NARROW(4, 2)
+DEFINE_NARROW(4, 1)
+DEFINE_NARROW(1, 4)
+DEFINE_NARROW(1, 2)
+DEFINE_NARROW(1, 1)
+
+/* Vectors at v0 of one plane for channels m0 .. m0 + mb (4 or 1), nv = 4, 2
+ * or 1 of them. */
+__attribute__((target("avx512f"))) static void
+narrow_block(const conv_params *p, const float *x, const float *w, const float *bias, float *y,
+             int acc, int64_t m0, int mb, int64_t v0, int nv, const __mmask16 (*tm)[9],
+             const __mmask16 *om)
+{
+#define NARROW_CALL(MB, NV) narrow_##MB##_##NV(p, x, w, bias, y, acc, m0, v0, tm, om)
+	if (mb == 4)
+		nv == 4 ? NARROW_CALL(4, 4) : nv == 2 ? NARROW_CALL(4, 2) : NARROW_CALL(4, 1);
+	else
+		nv == 4 ? NARROW_CALL(1, 4) : nv == 2 ? NARROW_CALL(1, 2) : NARROW_CALL(1, 1);
+#undef NARROW_CALL
+}
+
+__attribute__((target("avx512f"))) static void conv_image_narrow(const conv_params *p,
+                                                                 const float *x, const float *w,
+                                                                 const float *bias, float *y,
+                                                                 int acc)
+{
+	int64_t nvec = (p->h * p->w + 15) / 16;
+	__mmask16 tm[NARROW_MAX_VEC][9], om[NARROW_MAX_VEC];
+	for (int64_t v = 0; v < nvec; v++) {
+		om[v] = narrow_mask(p, v, 1, 1);
+		for (int t = 0; t < 9; t++)
+			tm[v][t] = narrow_mask(p, v, t / 3, t % 3);
+	}
+	for (int64_t v0 = 0; v0 < nvec;) {
+		int nv = nvec - v0 >= 4 ? 4 : nvec - v0 >= 2 ? 2 : 1;
+		int64_t m0 = 0;
+		for (; m0 + 4 <= p->m; m0 += 4)
+			narrow_block(p, x, w, bias, y, acc, m0, 4, v0, nv, tm, om);
+		for (; m0 < p->m; m0++)
+			narrow_block(p, x, w, bias, y, acc, m0, 1, v0, nv, tm, om);
+		v0 += nv;
+	}
+	_mm256_zeroupper();
+}
+
 /* One image: y[M, H, W] (=, or += with acc) conv(x[C, H, W], w) + bias. */
 __attribute__((target("avx512f"))) static void conv_image(const conv_params *p, const float *x,
                                                           const float *w, const float *bias,
@@ -145,8 +252,12 @@ void tensor_conv_direct(const conv_params *p, const float *x, const float *w, co
                         float *y, int acc, int64_t i0, int64_t i1)
 {
 	int64_t in = p->c * p->h * p->w, out = p->m * p->h * p->w;
-	for (int64_t b = i0; b < i1; b++)
-		conv_image(p, x + b * in, w, bias, y + b * out, acc);
+	for (int64_t b = i0; b < i1; b++) {
+		if (p->w < DIRECT_MIN_W)
+			conv_image_narrow(p, x + b * in, w, bias, y + b * out, acc);
+		else
+			conv_image(p, x + b * in, w, bias, y + b * out, acc);
+	}
 }
 
 #else /* no AVX-512 build: always the im2col path */
