@@ -56,9 +56,10 @@ __attribute__((target("avx512f"))) static __mmask16 tap_mask(int64_t x0, int kj,
 }
 
 /*
- * Output rows of MB channels starting at m0, two vectors (32 columns)
- * starting at column x0, for one image. MB and the vector count NV are
- * compile-time so the accumulators stay in registers.
+ * Output rows of MB channels starting at m0, NV vectors (16 columns each)
+ * starting at column x0, for one image. MB and NV are compile-time so the
+ * accumulators stay in registers. w is the block's weights packed
+ * [c][ki][kj][MB] (pack_weights): the MB broadcasts of a tap share a line.
  */
 #define DEFINE_BLOCK(MB, NV)                                                                       \
 	__attribute__((target("avx512f"))) static inline void block_##MB##_##NV(                   \
@@ -66,7 +67,7 @@ __attribute__((target("avx512f"))) static __mmask16 tap_mask(int64_t x0, int kj,
 	        int acc, int64_t m0, int64_t oy, int64_t x0, const __mmask16 *tm, __mmask16 om0,   \
 	        __mmask16 om1)                                                                     \
 	{                                                                                          \
-		const int64_t plane = p->h * p->w, c9 = p->c * 9;                                  \
+		const int64_t plane = p->h * p->w;                                                 \
 		__m512 a[MB][NV];                                                                  \
 		for (int mm = 0; mm < MB; mm++) {                                                  \
 			float *yr = y + (m0 + mm) * plane + oy * p->w + x0;                        \
@@ -82,14 +83,14 @@ __attribute__((target("avx512f"))) static __mmask16 tap_mask(int64_t x0, int kj,
 				if (iy < 0 || iy >= p->h)                                          \
 					continue;                                                  \
 				const float *row = x + c * plane + iy * p->w + x0 - 1;             \
-				const float *wk = w + m0 * c9 + c * 9 + ki * 3;                    \
+				const float *wk = w + (c * 9 + ki * 3) * MB;                       \
 				for (int kj = 0; kj < 3; kj++) {                                   \
 					__m512 v0 = _mm512_maskz_loadu_ps(tm[kj], row + kj);       \
 					__m512 v1 = NV > 1 ? _mm512_maskz_loadu_ps(tm[3 + kj],     \
 					                                           row + kj + 16)  \
 					                   : v0;                                   \
 					for (int mm = 0; mm < MB; mm++) {                          \
-						__m512 wv = _mm512_set1_ps(wk[mm * c9 + kj]);      \
+						__m512 wv = _mm512_set1_ps(wk[kj * MB + mm]);      \
 						a[mm][0] = _mm512_fmadd_ps(wv, v0, a[mm][0]);      \
 						if (NV > 1)                                        \
 							a[mm][NV > 1 ? 1 : 0] = _mm512_fmadd_ps(   \
@@ -138,7 +139,7 @@ __attribute__((target("avx512f"))) static __mmask16 narrow_mask(const conv_param
 	        const conv_params *p, const float *x, const float *w, const float *bias, float *y, \
 	        int acc, int64_t m0, int64_t v0, const __mmask16(*tm)[9], const __mmask16 *om)     \
 	{                                                                                          \
-		const int64_t plane = p->h * p->w, c9 = p->c * 9;                                  \
+		const int64_t plane = p->h * p->w;                                                 \
 		__m512 a[MB][NV];                                                                  \
 		for (int mm = 0; mm < MB; mm++)                                                    \
 			for (int v = 0; v < NV; v++) {                                             \
@@ -148,7 +149,7 @@ __attribute__((target("avx512f"))) static __mmask16 narrow_mask(const conv_param
 			}                                                                          \
 		for (int64_t c = 0; c < p->c; c++) {                                               \
 			const float *xc = x + c * plane + v0 * 16;                                 \
-			const float *wk = w + m0 * c9 + c * 9;                                     \
+			const float *wk = w + c * 9 * MB;                                          \
 			for (int t = 0; t < 9; t++) {                                              \
 				const float *src = xc + (t / 3 - 1) * p->w + t % 3 - 1;            \
 				__m512 in[NV];                                                     \
@@ -156,7 +157,7 @@ __attribute__((target("avx512f"))) static __mmask16 narrow_mask(const conv_param
 					in[v] = _mm512_maskz_loadu_ps(tm[v0 + v][t],               \
 					                              src + v * 16);               \
 				for (int mm = 0; mm < MB; mm++) {                                  \
-					__m512 wv = _mm512_set1_ps(wk[mm * c9 + t]);               \
+					__m512 wv = _mm512_set1_ps(wk[t * MB + mm]);               \
 					for (int v = 0; v < NV; v++)                               \
 						a[mm][v] = _mm512_fmadd_ps(wv, in[v], a[mm][v]);   \
 				}                                                                  \
@@ -192,8 +193,8 @@ narrow_block(const conv_params *p, const float *x, const float *w, const float *
 
 __attribute__((target("avx512f"))) static void conv_image_narrow(const conv_params *p,
                                                                  const float *x, const float *w,
-                                                                 const float *bias, float *y,
-                                                                 int acc)
+                                                                 const float *wp, const float *bias,
+                                                                 float *y, int acc)
 {
 	int64_t nvec = (p->h * p->w + 15) / 16;
 	__mmask16 tm[NARROW_MAX_VEC][9], om[NARROW_MAX_VEC];
@@ -206,9 +207,9 @@ __attribute__((target("avx512f"))) static void conv_image_narrow(const conv_para
 		int nv = nvec - v0 >= 4 ? 4 : nvec - v0 >= 2 ? 2 : 1;
 		int64_t m0 = 0;
 		for (; m0 + 4 <= p->m; m0 += 4)
-			narrow_block(p, x, w, bias, y, acc, m0, 4, v0, nv, tm, om);
+			narrow_block(p, x, wp + m0 * p->c * 9, bias, y, acc, m0, 4, v0, nv, tm, om);
 		for (; m0 < p->m; m0++)
-			narrow_block(p, x, w, bias, y, acc, m0, 1, v0, nv, tm, om);
+			narrow_block(p, x, w + m0 * p->c * 9, bias, y, acc, m0, 1, v0, nv, tm, om);
 		v0 += nv;
 	}
 	_mm256_zeroupper();
@@ -216,9 +217,10 @@ __attribute__((target("avx512f"))) static void conv_image_narrow(const conv_para
 
 /* One image: y[M, H, W] (=, or += with acc) conv(x[C, H, W], w) + bias. */
 __attribute__((target("avx512f"))) static void conv_image(const conv_params *p, const float *x,
-                                                          const float *w, const float *bias,
-                                                          float *y, int acc)
+                                                          const float *w, const float *wp,
+                                                          const float *bias, float *y, int acc)
 {
+	const int64_t c9 = p->c * 9;
 	for (int64_t x0 = 0; x0 < p->w; x0 += 32) {
 		/* Border lanes of the two vectors at x0 for each tap (the loads
 		 * read input columns x0 - 1 + kj ..), and the lanes to store. */
@@ -233,30 +235,47 @@ __attribute__((target("avx512f"))) static void conv_image(const conv_params *p, 
 		for (; m0 + 8 <= p->m; m0 += 8)
 			for (int64_t oy = 0; oy < p->h; oy++) {
 				if (two)
-					block_8_2(p, x, w, bias, y, acc, m0, oy, x0, tm, om0, om1);
+					block_8_2(p, x, wp + m0 * c9, bias, y, acc, m0, oy, x0, tm,
+					          om0, om1);
 				else
-					block_8_1(p, x, w, bias, y, acc, m0, oy, x0, tm, om0, om1);
+					block_8_1(p, x, wp + m0 * c9, bias, y, acc, m0, oy, x0, tm,
+					          om0, om1);
 			}
 		for (; m0 < p->m; m0++)
 			for (int64_t oy = 0; oy < p->h; oy++) {
 				if (two)
-					block_1_2(p, x, w, bias, y, acc, m0, oy, x0, tm, om0, om1);
+					block_1_2(p, x, w + m0 * c9, bias, y, acc, m0, oy, x0, tm,
+					          om0, om1);
 				else
-					block_1_1(p, x, w, bias, y, acc, m0, oy, x0, tm, om0, om1);
+					block_1_1(p, x, w + m0 * c9, bias, y, acc, m0, oy, x0, tm,
+					          om0, om1);
 			}
 	}
 	_mm256_zeroupper(); /* GCC 12 leaves the upper state dirty here */
 }
 
+/* wp[m0 c9 + (c 9 + t) mb + mm] = w[(m0 + mm) c9 + c 9 + t] for the full
+ * blocks of mb channels; the remaining channels are read from w as is. */
+static void pack_weights(const conv_params *p, const float *w, int64_t mb, float *wp)
+{
+	const int64_t c9 = p->c * 9;
+	for (int64_t m0 = 0; m0 + mb <= p->m; m0 += mb)
+		for (int64_t k = 0; k < c9; k++)
+			for (int64_t mm = 0; mm < mb; mm++)
+				wp[m0 * c9 + k * mb + mm] = w[(m0 + mm) * c9 + k];
+}
+
 void tensor_conv_direct(const conv_params *p, const float *x, const float *w, const float *bias,
-                        float *y, int acc, int64_t i0, int64_t i1)
+                        float *y, int acc, int64_t i0, int64_t i1, float *scratch)
 {
 	int64_t in = p->c * p->h * p->w, out = p->m * p->h * p->w;
+	int narrow = p->w < DIRECT_MIN_W;
+	pack_weights(p, w, narrow ? 4 : 8, scratch);
 	for (int64_t b = i0; b < i1; b++) {
-		if (p->w < DIRECT_MIN_W)
-			conv_image_narrow(p, x + b * in, w, bias, y + b * out, acc);
+		if (narrow)
+			conv_image_narrow(p, x + b * in, w, scratch, bias, y + b * out, acc);
 		else
-			conv_image(p, x + b * in, w, bias, y + b * out, acc);
+			conv_image(p, x + b * in, w, scratch, bias, y + b * out, acc);
 	}
 }
 
@@ -274,8 +293,9 @@ int tensor_conv_direct_ok(const conv_params *p)
 }
 
 void tensor_conv_direct(const conv_params *p, const float *x, const float *w, const float *bias,
-                        float *y, int acc, int64_t i0, int64_t i1)
+                        float *y, int acc, int64_t i0, int64_t i1, float *scratch)
 {
-	(void)p, (void)x, (void)w, (void)bias, (void)y, (void)acc, (void)i0, (void)i1;
+	(void)p, (void)x, (void)w, (void)bias, (void)y, (void)acc, (void)i0, (void)i1,
+	        (void)scratch;
 }
 #endif

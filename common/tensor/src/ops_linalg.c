@@ -447,6 +447,10 @@ static mlsec_err conv_infer(G *g, tnode *n, mlsec_error *err)
 	} else {
 		p->chunk = conv_chunk(p);
 		n->scratch_floats = (size_t)(p->chunk * (rows + mg) * (ohw ? ohw : 1));
+		/* The direct kernel packs the weights there (m * c * 9 floats;
+		 * the same count for the flipped ones of the backward pass). */
+		if (tensor_conv_direct_ok(p) && (size_t)(p->m * rows) > n->scratch_floats)
+			n->scratch_floats = (size_t)(p->m * rows);
 		if (conv_tbwd_ok(p)) {
 			conv_params q;
 			conv_tbwd_params(p, &q);
@@ -738,7 +742,7 @@ static void conv_run(G *g, const conv_params *p, const float *x, const float *w,
 		return;
 	}
 	if (tensor_conv_direct_ok(p)) {
-		tensor_conv_direct(p, x, w, bias, y, acc, i0, i1);
+		tensor_conv_direct(p, x, w, bias, y, acc, i0, i1, tensor_scratch(g, tid));
 		return;
 	}
 	if (conv_is_pointwise(p)) {
