@@ -113,6 +113,57 @@ DEFINE_BLOCK(8, 1)
 DEFINE_BLOCK(1, 1)
 
 /*
+ * Rows of one vector (16 columns or fewer): two output rows, oy and oy + 1,
+ * share each weight broadcast, as the two column vectors do above. A tap
+ * row outside the plane, or a second row past it, loads and stores
+ * nothing (mask 0).
+ */
+#define DEFINE_ROWS2(MB)                                                                           \
+	__attribute__((target("avx512f"))) static inline void rows2_##MB(                          \
+	        const conv_params *p, const float *x, const float *w, const float *bias, float *y, \
+	        int acc, int64_t m0, int64_t oy, const __mmask16 *tm, __mmask16 om)                \
+	{                                                                                          \
+		const int64_t plane = p->h * p->w;                                                 \
+		const int two = oy + 1 < p->h;                                                     \
+		const __mmask16 om1 = two ? om : 0;                                                \
+		__m512 a[MB][2];                                                                   \
+		for (int mm = 0; mm < MB; mm++) {                                                  \
+			float *yr = y + (m0 + mm) * plane + oy * p->w;                             \
+			__m512 init = _mm512_set1_ps(bias ? bias[m0 + mm] : 0.0f);                 \
+			a[mm][0] = acc ? _mm512_maskz_loadu_ps(om, yr) : init;                     \
+			a[mm][1] = acc ? _mm512_maskz_loadu_ps(om1, yr + p->w) : init;             \
+		}                                                                                  \
+		for (int64_t c = 0; c < p->c; c++) {                                               \
+			for (int ki = 0; ki < 3; ki++) {                                           \
+				int64_t iy = oy + ki - 1;                                          \
+				int ok0 = iy >= 0 && iy < p->h, ok1 = two && iy + 1 < p->h;        \
+				if (!ok0 && !ok1)                                                  \
+					continue;                                                  \
+				const float *row = x + c * plane + iy * p->w - 1;                  \
+				const float *wk = w + (c * 9 + ki * 3) * MB;                       \
+				for (int kj = 0; kj < 3; kj++) {                                   \
+					__m512 v0 =                                                \
+					        _mm512_maskz_loadu_ps(ok0 ? tm[kj] : 0, row + kj); \
+					__m512 v1 = _mm512_maskz_loadu_ps(ok1 ? tm[kj] : 0,        \
+					                                  row + p->w + kj);        \
+					for (int mm = 0; mm < MB; mm++) {                          \
+						__m512 wv = _mm512_set1_ps(wk[kj * MB + mm]);      \
+						a[mm][0] = _mm512_fmadd_ps(wv, v0, a[mm][0]);      \
+						a[mm][1] = _mm512_fmadd_ps(wv, v1, a[mm][1]);      \
+					}                                                          \
+				}                                                                  \
+			}                                                                          \
+		}                                                                                  \
+		for (int mm = 0; mm < MB; mm++) {                                                  \
+			float *yr = y + (m0 + mm) * plane + oy * p->w;                             \
+			_mm512_mask_storeu_ps(yr, om, a[mm][0]);                                   \
+			_mm512_mask_storeu_ps(yr + p->w, om1, a[mm][1]);                           \
+		}                                                                                  \
+	}
+
+DEFINE_ROWS2(8)
+
+/*
  * Narrow planes (w divides 16): vector v of a plane holds its elements
  * 16 v .. 16 v + 15, i.e. 16 / w whole rows, which lie next to each other
  * in memory, so a tap is still one load, 16 v + (ki - 1) w + kj - 1 on;
@@ -232,15 +283,19 @@ __attribute__((target("avx512f"))) static void conv_image(const conv_params *p, 
 		__mmask16 om0 = tap_mask(x0, 1, p->w), om1 = tap_mask(x0 + 16, 1, p->w);
 		int two = p->w - x0 > 16; /* else one vector: no idle second half */
 		int64_t m0 = 0;
-		for (; m0 + 8 <= p->m; m0 += 8)
-			for (int64_t oy = 0; oy < p->h; oy++) {
-				if (two)
+		for (; m0 + 8 <= p->m; m0 += 8) {
+			if (two)
+				for (int64_t oy = 0; oy < p->h; oy++)
 					block_8_2(p, x, wp + m0 * c9, bias, y, acc, m0, oy, x0, tm,
 					          om0, om1);
-				else
+			else if (p->w <= 16) /* rows of one vector: two rows at a time */
+				for (int64_t oy = 0; oy < p->h; oy += 2)
+					rows2_8(p, x, wp + m0 * c9, bias, y, acc, m0, oy, tm, om0);
+			else /* the last 16 or fewer columns of a wide row */
+				for (int64_t oy = 0; oy < p->h; oy++)
 					block_8_1(p, x, wp + m0 * c9, bias, y, acc, m0, oy, x0, tm,
 					          om0, om1);
-			}
+		}
 		for (; m0 < p->m; m0++)
 			for (int64_t oy = 0; oy < p->h; oy++) {
 				if (two)
