@@ -204,6 +204,62 @@ static void test_relu_propagates_nan(void **state)
 	mlsec_onnx_model_free(m);
 }
 
+/* MaxPool 2x2/2 (the vectorised path): a window holding a NaN yields NaN
+ * and sends its gradient to the last NaN; otherwise the first maximum in
+ * scan order wins ties. Checked against a reference per window. */
+static void test_maxpool_nan_and_ties(void **state)
+{
+	(void)state;
+	mlsec_onnx_model *m = load("ops/maxpool"); /* x[2, 2, 6, 6] -> y[2, 2, 3, 3] */
+	mlsec_tensor_opts o;
+	mlsec_tensor_opts_default(&o);
+	o.batch = 2;
+	mlsec_tensor_graph *g = NULL;
+	mlsec_error err;
+	assert_int_equal(mlsec_tensor_graph_compile(m, &o, &g, &err), MLSEC_OK);
+	mlsec_tensor_shape shape;
+	mlsec_tensor_graph_input_name(g, 0, &shape);
+	assert_int_equal(shape.numel, 144);
+	float *in = mlsec_tensor_graph_input(g, 0);
+	/* Windows cycle through: all equal, a tie for the max, one NaN, two
+	 * NaNs, a NaN first then larger values, a max in the last place. */
+	static const float pat[6][4] = {{1, 1, 1, 1},     {0, 5, 5, 2},   {3, NAN, 9, 1},
+	                                {NAN, 2, 7, NAN}, {NAN, 4, 8, 6}, {-3, -2, -1, 0}};
+	for (int64_t pc = 0; pc < 4; pc++)
+		for (int64_t oy = 0; oy < 3; oy++)
+			for (int64_t ox = 0; ox < 3; ox++) {
+				const float *w = pat[(pc * 9 + oy * 3 + ox) % 6];
+				float *r = in + pc * 36 + 2 * oy * 6 + 2 * ox;
+				r[0] = w[0], r[1] = w[1], r[6] = w[2], r[7] = w[3];
+			}
+	assert_int_equal(mlsec_tensor_graph_forward(g, &err), MLSEC_OK);
+	const float *out = mlsec_tensor_graph_output(g, 0);
+	float dout[36];
+	for (int i = 0; i < 36; i++)
+		dout[i] = (float)(i + 1);
+	const float *seeds[1] = {dout};
+	assert_int_equal(mlsec_tensor_graph_backward(g, seeds, &err), MLSEC_OK);
+	const float *dx = mlsec_tensor_graph_input_grad(g, 0);
+	for (int64_t i = 0; i < 36; i++) {
+		const float *w = pat[i % 6];
+		int want = 0; /* the reference scan */
+		for (int k = 1; k < 4; k++)
+			if (w[k] > w[want] || w[k] != w[k])
+				want = k;
+		if (w[want] != w[want])
+			assert_true(isnan(out[i]));
+		else
+			assert_true(out[i] == w[want]);
+		int64_t pc = i / 9, oy = i % 9 / 3, ox = i % 3;
+		for (int k = 0; k < 4; k++) {
+			int64_t at = pc * 36 + (2 * oy + k / 2) * 6 + 2 * ox + k % 2;
+			assert_true(dx[at] == (k == want ? dout[i] : 0.0f));
+		}
+	}
+	mlsec_tensor_graph_free(g);
+	mlsec_onnx_model_free(m);
+}
+
 static void test_blas_core(void **state)
 {
 	const char *core = mlsec_tensor_blas_core();
@@ -227,6 +283,7 @@ int main(void)
 	        cmocka_unit_test(test_walk),
 	        cmocka_unit_test(test_blas_core),
 	        cmocka_unit_test(test_relu_propagates_nan),
+	        cmocka_unit_test(test_maxpool_nan_and_ties),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
