@@ -8,21 +8,31 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 
 #include "mlsec/alloc.h"
 #include "tensor_internal.h"
 
-#define POOL_SPIN 4000 /* polls before a worker sleeps on the condition */
+/*
+ * A job is handed over by bumping gen; the workers and the caller first
+ * spin on it (and on pending) for about this many polls before they sleep
+ * on a condition: a forward pass of a small CNN is some 25 jobs of a few
+ * hundred microseconds, and waking a sleeping thread costs tens of
+ * microseconds each time on a VM.
+ */
+#define POOL_SPIN 20000
 
 struct tensor_pool {
 	int nthreads; /* including the caller */
 	pthread_t *tids;
 	pthread_mutex_t mu;
 	pthread_cond_t start, done;
-	unsigned long gen; /* job generation, bumped per tensor_par() */
-	int pending;       /* workers still running the current job */
-	int quit;
-	/* current job */
+	atomic_ulong gen;    /* job generation, bumped per tensor_par() */
+	atomic_int pending;  /* workers still running the current job */
+	atomic_int sleepers; /* workers blocked (or about to block) on start */
+	atomic_int waiting;  /* the caller blocked (or about to) on done */
+	atomic_int quit;
+	/* current job: written before gen is bumped (release), read after */
 	tensor_par_fn fn;
 	G *g;
 	tnode *n;
@@ -35,11 +45,40 @@ typedef struct worker_arg {
 	int tid;
 } worker_arg;
 
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
 static void run_share(tensor_pool *p, int tid)
 {
 	int64_t b = p->count * tid / p->nthreads, e = p->count * (tid + 1) / p->nthreads;
 	if (b < e)
 		p->fn(p->g, p->n, b, e, tid, p->ctx);
+}
+
+/* Waits until gen moves past seen (or quit); returns the new gen. */
+static unsigned long wait_job(tensor_pool *p, unsigned long seen)
+{
+	for (int i = 0; i < POOL_SPIN; i++) {
+		unsigned long g = atomic_load_explicit(&p->gen, memory_order_acquire);
+		if (g != seen || atomic_load_explicit(&p->quit, memory_order_relaxed))
+			return g;
+		cpu_relax();
+	}
+	pthread_mutex_lock(&p->mu);
+	/* Announce the sleep, then look again: either the caller's bump of
+	 * gen sees us counted (and broadcasts under the mutex) or we see its
+	 * bump here (both seq_cst). */
+	atomic_fetch_add(&p->sleepers, 1);
+	unsigned long g;
+	while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit))
+		pthread_cond_wait(&p->start, &p->mu);
+	atomic_fetch_sub(&p->sleepers, 1);
+	pthread_mutex_unlock(&p->mu);
+	return g;
 }
 
 static void *worker(void *arg)
@@ -50,20 +89,15 @@ static void *worker(void *arg)
 	mlsec_free(wa);
 	unsigned long seen = 0;
 	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		while (p->gen == seen && !p->quit)
-			pthread_cond_wait(&p->start, &p->mu);
-		if (p->quit) {
-			pthread_mutex_unlock(&p->mu);
+		seen = wait_job(p, seen);
+		if (atomic_load(&p->quit))
 			return NULL;
-		}
-		seen = p->gen;
-		pthread_mutex_unlock(&p->mu);
 		run_share(p, tid);
-		pthread_mutex_lock(&p->mu);
-		if (--p->pending == 0)
+		if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->waiting)) {
+			pthread_mutex_lock(&p->mu);
 			pthread_cond_signal(&p->done);
-		pthread_mutex_unlock(&p->mu);
+			pthread_mutex_unlock(&p->mu);
+		}
 	}
 }
 
@@ -78,6 +112,11 @@ mlsec_err tensor_pool_new(int nthreads, tensor_pool **out, mlsec_error *err)
 		return mlsec_error_set(err, MLSEC_ERR_NOMEM, "out of memory");
 	}
 	p->nthreads = 1;
+	atomic_init(&p->gen, 0);
+	atomic_init(&p->pending, 0);
+	atomic_init(&p->sleepers, 0);
+	atomic_init(&p->waiting, 0);
+	atomic_init(&p->quit, 0);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->start, NULL);
 	pthread_cond_init(&p->done, NULL);
@@ -100,7 +139,7 @@ void tensor_pool_free(tensor_pool *p)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->mu);
-	p->quit = 1;
+	atomic_store(&p->quit, 1);
 	pthread_cond_broadcast(&p->start);
 	pthread_mutex_unlock(&p->mu);
 	for (int t = 1; t < p->nthreads; t++)
@@ -125,19 +164,28 @@ void tensor_par(G *g, tnode *n, int64_t count, tensor_par_fn fn, void *ctx)
 			fn(g, n, 0, count, 0, ctx);
 		return;
 	}
-	pthread_mutex_lock(&p->mu);
 	p->fn = fn;
 	p->g = g;
 	p->n = n;
 	p->count = count;
 	p->ctx = ctx;
-	p->pending = p->nthreads - 1;
-	p->gen++;
-	pthread_cond_broadcast(&p->start);
-	pthread_mutex_unlock(&p->mu);
+	atomic_store(&p->pending, p->nthreads - 1);
+	atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes the job */
+	if (atomic_load(&p->sleepers) > 0) {
+		pthread_mutex_lock(&p->mu);
+		pthread_cond_broadcast(&p->start);
+		pthread_mutex_unlock(&p->mu);
+	}
 	run_share(p, 0);
+	for (int i = 0; i < POOL_SPIN; i++) {
+		if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
+			return;
+		cpu_relax();
+	}
 	pthread_mutex_lock(&p->mu);
-	while (p->pending > 0)
+	atomic_store(&p->waiting, 1);
+	while (atomic_load(&p->pending) > 0)
 		pthread_cond_wait(&p->done, &p->mu);
+	atomic_store(&p->waiting, 0);
 	pthread_mutex_unlock(&p->mu);
 }
