@@ -87,6 +87,7 @@ int main(int argc, char **argv)
 	mlsec_tensor_opts_default(&o);
 	o.batch = batch;
 	o.threads = threads;
+	o.fuse = 1; /* as the adversarial engine runs it (no activation hooks) */
 	mlsec_tensor_graph *g;
 	if (mlsec_tensor_graph_compile(m, &o, &g, &err))
 		die("compile", &err);

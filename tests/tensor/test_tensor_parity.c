@@ -41,6 +41,8 @@ static int close_enough(const float *got, const float *want, size_t n, const cha
 	return bad == 0;
 }
 
+static int fuse_opt; /* opts.fuse for run_model_t */
+
 static void run_model_t(const char *name, int grad, int threads)
 {
 	char path[1200];
@@ -65,6 +67,7 @@ static void run_model_t(const char *name, int grad, int threads)
 	o.batch = batch;
 	o.grad = grad;
 	o.threads = threads;
+	o.fuse = fuse_opt;
 	mlsec_tensor_graph *g = NULL;
 	rc = mlsec_tensor_graph_compile(m, &o, &g, &err);
 	if (rc)
@@ -148,6 +151,21 @@ static void test_threads(void **state)
 	}
 }
 
+/* opts.fuse (a Relu run inside the Conv before it): the same logits and
+ * input gradients, on one thread and three. */
+static void test_fused_relu(void **state)
+{
+	(void)state;
+	const char *names[] = {"mlp", "lenet", "rescnn", "dwnet", "attn", "convt"};
+	fuse_opt = 1;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		run_model_t(names[i], 1, 1);
+		run_model_t(names[i], 1, 3);
+		run_model_t(names[i], 0, 2);
+	}
+	fuse_opt = 0;
+}
+
 /* The dynamic-batch LeNet: run each sample alone at batch 1 after
  * compiling at batch 4, and compare with the batched logits. */
 static void test_set_batch(void **state)
@@ -189,7 +207,7 @@ int main(void)
 	        cmocka_unit_test(test_rescnn),       cmocka_unit_test(test_dwnet),
 	        cmocka_unit_test(test_attn),         cmocka_unit_test(test_convt),
 	        cmocka_unit_test(test_forward_only), cmocka_unit_test(test_set_batch),
-	        cmocka_unit_test(test_threads),
+	        cmocka_unit_test(test_threads),      cmocka_unit_test(test_fused_relu),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@ void mlsec_tensor_opts_default(mlsec_tensor_opts *o)
 	o->grad = 1;
 	o->max_arena_bytes = (uint64_t)4 << 30;
 	o->max_flops = 4e12;
+	o->fuse = 0;
 }
 
 /* Rough multiply-add count of a runtime node (2 per MAC), else one
@@ -649,9 +650,35 @@ static void reset_plan(G *g)
 	g->nsched = 0;
 }
 
+/*
+ * opts.fuse: Relu node r can run inside the Conv that produces its input
+ * when it is that value's only reader and the value is not a graph output
+ * (nobody else sees the values before the ReLU, and the ReLU's gradient
+ * can be taken from its output).
+ */
+static int fusable_relu(G *g, const tnode *r)
+{
+	if (!tensor_node_is_relu(r) || r->nin < 1 || r->in[0] < 0)
+		return 0;
+	const tval *x = &g->v[r->in[0]];
+	if (x->kind != VK_RUNTIME || x->alias >= 0 || x->is_output || x->producer < 0)
+		return 0;
+	const tnode *p = &g->n[x->producer];
+	if ((p->op != &tensor_op_conv && !tensor_node_fuses_relu(p)) || !p->runtime ||
+	    p->fuse_relu || p->out[0] != r->in[0])
+		return 0;
+	int readers = 0;
+	for (size_t i = 0; i < g->nn; i++)
+		for (int k = 0; k < g->n[i].nin; k++)
+			readers += g->n[i].in[k] == r->in[0];
+	return readers == 1;
+}
+
 static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 {
 	reset_plan(g);
+	for (size_t i = 0; i < g->nn; i++)
+		g->n[i].fuse_relu = g->n[i].fused = 0;
 	if (batch < 1 || batch > (int64_t)1 << 24)
 		return mlsec_error_set(err, MLSEC_ERR_INVALID_ARG, "batch %lld out of range",
 		                       (long long)batch);
@@ -723,7 +750,11 @@ static mlsec_err plan(G *g, int64_t batch, mlsec_error *err)
 			o->kind = VK_RUNTIME;
 			o->needs_grad = any_grad && g->opts.grad;
 		}
-		if (n->op->alias) {
+		if (g->opts.fuse && fusable_relu(g, n)) {
+			g->n[IN(g, n, 0)->producer].fuse_relu = 1;
+			n->fused = 1;
+		}
+		if (n->op->alias || n->fused) {
 			tval *x = IN(g, n, 0);
 			if (x->kind == VK_RUNTIME || x->kind == VK_INPUT)
 				OUT(g, n, 0)->alias = root_of(g, n->in[0]);
@@ -1052,7 +1083,7 @@ mlsec_err mlsec_tensor_graph_forward(mlsec_tensor_graph *g, mlsec_error *err)
 {
 	for (size_t si = 0; si < g->nsched; si++) {
 		tnode *n = &g->n[g->sched[si]];
-		if (!n->op->alias)
+		if (!n->op->alias && !n->fused)
 			n->op->fwd(g, n);
 		if (g->hook) {
 			for (int k = 0; k < n->nout; k++) {
@@ -1092,7 +1123,7 @@ mlsec_err mlsec_tensor_graph_backward(mlsec_tensor_graph *g, const float *const 
 		return MLSEC_OK;
 	for (size_t si = g->nsched; si-- > 0;) {
 		tnode *n = &g->n[g->sched[si]];
-		if (n->op->alias || !n->op->bwd)
+		if (n->op->alias || n->fused || !n->op->bwd)
 			continue;
 		int need = 0;
 		for (int k = 0; k < n->nout; k++)

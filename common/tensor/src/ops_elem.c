@@ -464,14 +464,80 @@ TENSOR_HOT static void bin_row(void *c_, const int64_t *off, int64_t n, const in
 	}
 }
 
+extern const op_def tensor_op_binary;
+
+/* Operands of the output's own shape (residual connections). */
+static int binary_same(tnode *n, G *g)
+{
+	const tval *a = IN(g, n, 0), *b = IN(g, n, 1), *y = OUT(g, n, 0);
+	return a->sh.numel == y->sh.numel && b->sh.numel == y->sh.numel &&
+	       a->sh.ndim == y->sh.ndim && b->sh.ndim == y->sh.ndim;
+}
+
+/* No restrict: the arena may give y the buffer of an operand it replaces. */
+TENSOR_HOT static void bin_same_range(int kind, const float *a, const float *b, float *y,
+                                      size_t cnt)
+{
+	if (kind == B_ADD)
+		for (size_t i = 0; i < cnt; i++)
+			y[i] = a[i] + b[i];
+	else
+		for (size_t i = 0; i < cnt; i++)
+			y[i] = a[i] - b[i];
+}
+
+/* Same-shape Add/Sub on element blocks [b0, b1), with the fused Relu. */
+static void bin_same_slices(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
+{
+	(void)tid;
+	(void)ctx;
+	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *y = OUT(g, n, 0);
+	size_t s = (size_t)b0 * UNARY_BLOCK, e = (size_t)b1 * UNARY_BLOCK;
+	if (e > y->sh.numel)
+		e = y->sh.numel;
+	if (s >= e)
+		return;
+	bin_same_range((int)n->u.iv[0], a->f + s, b->f + s, y->f + s, e - s);
+	if (n->fuse_relu)
+		tensor_relu_inplace(y->f + s, e - s);
+}
+
 static void binary_fwd(G *g, tnode *n)
 {
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *y = OUT(g, n, 0);
+	int kind = (int)n->u.iv[0];
+	if ((kind == B_ADD || kind == B_SUB) && binary_same(n, g)) {
+		tensor_par(g, n, (int64_t)((y->sh.numel + UNARY_BLOCK - 1) / UNARY_BLOCK),
+		           bin_same_slices, NULL);
+		return;
+	}
 	const mlsec_tensor_shape *ops[3] = {&y->sh, &a->sh, &b->sh};
 	bcast it;
 	bcast_init(&it, &y->sh, ops, 3);
-	bin_ctx c = {a->f, b->f, y->f, (int)n->u.iv[0], NULL, NULL, NULL};
+	bin_ctx c = {a->f, b->f, y->f, kind, NULL, NULL, NULL};
 	bcast_run(&it, bin_row, &c);
+	if (n->fuse_relu)
+		tensor_relu_inplace(y->f, y->sh.numel);
+}
+
+/* Add/Sub whose Relu was fused: d/dy of the Relu on element blocks. */
+static void bin_unrelu_slices(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
+{
+	(void)tid;
+	(void)ctx;
+	tval *y = OUT(g, n, 0);
+	size_t s = (size_t)b0 * UNARY_BLOCK, e = (size_t)b1 * UNARY_BLOCK;
+	if (e > y->sh.numel)
+		e = y->sh.numel;
+	if (s < e)
+		tensor_relu_mask_grad(y->f + s, y->g + s, e - s);
+}
+
+int tensor_node_fuses_relu(const tnode *n)
+{
+	/* Add and Sub: their backward never reads their output, which the
+	 * fused Relu overwrites. */
+	return n->op == &tensor_op_binary && (n->u.iv[0] == B_ADD || n->u.iv[0] == B_SUB);
 }
 
 TENSOR_HOT static void bin_bwd_row(void *c_, const int64_t *off, int64_t n, const int64_t *inc)
@@ -536,6 +602,9 @@ static void binary_bwd(G *g, tnode *n)
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *y = OUT(g, n, 0);
 	if (!a->g && !b->g)
 		return;
+	if (n->fuse_relu)
+		tensor_par(g, n, (int64_t)((y->sh.numel + UNARY_BLOCK - 1) / UNARY_BLOCK),
+		           bin_unrelu_slices, NULL);
 	int kind = (int)n->u.iv[0];
 	if ((kind == B_ADD || kind == B_SUB) && a->sh.numel == y->sh.numel &&
 	    b->sh.numel == y->sh.numel && a->sh.ndim == y->sh.ndim && b->sh.ndim == y->sh.ndim) {
@@ -861,6 +930,25 @@ static void ln_bwd(G *g, tnode *n)
 }
 
 const op_def tensor_op_unary = {"unary", unary_infer, unary_fwd, NULL, unary_bwd, 0, 0};
+
+int tensor_node_is_relu(const tnode *n)
+{
+	return n->op == &tensor_op_unary && n->u.iv[0] == U_RELU;
+}
+
+/* The same values and NaN handling as the Relu kernel above. */
+TENSOR_HOT void tensor_relu_inplace(float *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = y[i] < 0 ? 0 : y[i] == 0 ? 0 : y[i];
+}
+
+/* relu(x) > 0 exactly where x > 0 (NaN and -0 give 0 both ways). */
+TENSOR_HOT void tensor_relu_mask_grad(const float *y, float *g, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		g[i] = y[i] > 0 ? g[i] : 0;
+}
 const op_def tensor_op_binary = {"binary", binary_infer, binary_fwd, binary_fold, binary_bwd, 0, 0};
 const op_def tensor_op_softmax = {"softmax", softmax_infer, softmax_fwd, NULL, softmax_bwd, 0, 0};
 const op_def tensor_op_bn = {"BatchNormalization", bn_infer, bn_fwd, NULL, bn_bwd, 0, 0};

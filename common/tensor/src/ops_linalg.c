@@ -782,6 +782,21 @@ static void conv_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, voi
 {
 	conv_run(g, &n->u.conv, IN(g, n, 0)->f, IN(g, n, 1)->f, IN(g, n, 2) ? IN(g, n, 2)->f : NULL,
 	         OUT(g, n, 0)->f, 0, i0, i1, tid);
+	if (n->fuse_relu) { /* the fused Relu, on this thread's images while warm */
+		int64_t per = n->u.conv.m * n->u.conv.oh * n->u.conv.ow;
+		tensor_relu_inplace(OUT(g, n, 0)->f + i0 * per, (size_t)((i1 - i0) * per));
+	}
+}
+
+/* The fused Relu's backward on this thread's images of dY, before the
+ * convolution's own. */
+static void conv_unrelu_grad(G *g, tnode *n, int64_t i0, int64_t i1)
+{
+	if (!n->fuse_relu)
+		return;
+	int64_t per = n->u.conv.m * n->u.conv.oh * n->u.conv.ow;
+	tensor_relu_mask_grad(OUT(g, n, 0)->f + i0 * per, OUT(g, n, 0)->g + i0 * per,
+	                      (size_t)((i1 - i0) * per));
 }
 
 /* Images per im2col chunk so one chunk's columns stay cache-sized. */
@@ -843,6 +858,7 @@ static void conv_flip_weights(const conv_params *p, const float *w, float *wt)
 static void conv_tbwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
 {
 	const conv_params *q = ctx;
+	conv_unrelu_grad(g, n, i0, i1);
 	conv_run(g, q, OUT(g, n, 0)->g, n->aux, NULL, IN(g, n, 0)->g, 1, i0, i1, tid);
 }
 
@@ -853,6 +869,7 @@ static void conv_fwd(G *g, tnode *n)
 
 static void conv_bwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
 {
+	conv_unrelu_grad(g, n, i0, i1);
 	const conv_params *p = &n->u.conv;
 	const float *w = IN(g, n, 1)->f, *dy = OUT(g, n, 0)->g;
 	float *dx = IN(g, n, 0)->g;

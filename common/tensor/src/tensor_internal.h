@@ -92,7 +92,16 @@ typedef struct tnode {
 	size_t aux_off;
 	float *aux;
 	size_t scratch_floats; /* shared scratch needed by fwd/bwd */
+	/* opts.fuse: a Conv applies the ReLU of its only reader (fuse_relu),
+	 * which then runs as an alias of the Conv's output (fused). */
+	int fuse_relu, fused;
 } tnode;
+
+int tensor_node_is_relu(const tnode *n); /* ops_elem.c */
+/* y = relu(y) in place; g = y > 0 ? g : 0 (the ReLU's backward on the
+ * gradient of an output that already holds relu values). */
+void tensor_relu_inplace(float *y, size_t n);
+void tensor_relu_mask_grad(const float *y, float *g, size_t n);
 
 typedef struct op_def {
 	const char *name;
@@ -109,6 +118,10 @@ typedef struct op_def {
 	int alias;        /* output 0 shares input 0's buffers (reshape family) */
 	int folds_always; /* Shape, Constant...: always constant */
 } op_def;
+
+extern const op_def tensor_op_conv; /* ops_linalg.c */
+/* An Add or Sub node, whose output may take a fused Relu (ops_elem.c). */
+int tensor_node_fuses_relu(const tnode *n);
 
 typedef struct tensor_pool tensor_pool;
 

@@ -62,6 +62,7 @@ mlsec_err adv_runner_new(const mlsec_onnx_model *m, const mlsec_adv_opts *o, adv
 	to.threads = o->threads > 0 ? o->threads : 1;
 	to.batch = (int64_t)r->batch;
 	to.grad = 1;
+	to.fuse = 1; /* no activation hooks here: Relu may run inside its Conv */
 	mlsec_err rc = mlsec_tensor_graph_compile(m, &to, &r->g, err);
 	if (rc != MLSEC_OK)
 		goto fail;

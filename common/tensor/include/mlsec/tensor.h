@@ -46,6 +46,11 @@ typedef struct mlsec_tensor_opts {
 	uint64_t max_arena_bytes; /* default 4 GiB */
 	double max_flops;         /* estimated work of one forward (default 4e12):
 	                             bounds the time a hostile graph can take */
+	int fuse;                 /* 1: a Relu that is the only reader of a Conv's
+	                             output runs inside the Conv (no pass of its
+	                             own); the hook then sees that Conv's output
+	                             after the ReLU. Default 0: leave it off when
+	                             monitoring per-node activations. */
 } mlsec_tensor_opts;
 
 void mlsec_tensor_opts_default(mlsec_tensor_opts *o);
