@@ -55,7 +55,7 @@ static Onnx__TensorProto *weights(const char *name, const int64_t *dims, size_t 
 
 /* A Conv(3x3, pads 1) model for x[n, c, h, w] -> y[n, m, h, w], serialized. */
 static uint8_t *conv_model(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m, int bias,
-                           size_t *len)
+                           int relu, size_t *len)
 {
 	int64_t wd[4] = {m, c, 3, 3}, bd[1] = {m};
 	Onnx__TensorProto *init[2] = {weights("w", wd, 4), bias ? weights("b", bd, 1) : NULL};
@@ -74,7 +74,14 @@ static uint8_t *conv_model(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m
 	ak.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
 	ak.n_ints = 2;
 	ak.ints = ks;
-	Onnx__NodeProto node, *nodes[1] = {&node};
+	Onnx__NodeProto node, rnode, *nodes[2] = {&node, &rnode};
+	char *rin[1] = {"y"}, *rout[1] = {"z"};
+	onnx__node_proto__init(&rnode);
+	rnode.op_type = "Relu";
+	rnode.n_input = 1;
+	rnode.input = rin;
+	rnode.n_output = 1;
+	rnode.output = rout;
 	onnx__node_proto__init(&node);
 	node.op_type = "Conv";
 	node.n_input = bias ? 3 : 2;
@@ -110,11 +117,11 @@ static uint8_t *conv_model(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m
 	xi.name = "x";
 	xi.type = &type;
 	onnx__value_info_proto__init(&yi);
-	yi.name = "y";
+	yi.name = relu ? "z" : "y";
 	Onnx__GraphProto g;
 	onnx__graph_proto__init(&g);
 	g.name = "g";
-	g.n_node = 1;
+	g.n_node = relu ? 2 : 1;
 	g.node = nodes;
 	g.n_input = 1;
 	g.input = gin;
@@ -146,8 +153,8 @@ static uint8_t *conv_model(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m
 }
 
 /* Output and input gradient (for a random output gradient) of the model. */
-static void run(const uint8_t *model, size_t len, int threads, const float *x, const float *dy,
-                float **y, float **dx, size_t *ny, size_t *nx)
+static void run(const uint8_t *model, size_t len, int threads, int fuse, const float *x,
+                const float *dy, float **y, float **dx, size_t *ny, size_t *nx)
 {
 	mlsec_onnx_model *m;
 	mlsec_error err;
@@ -157,6 +164,7 @@ static void run(const uint8_t *model, size_t len, int threads, const float *x, c
 	mlsec_tensor_opts_default(&o);
 	o.threads = threads;
 	o.grad = 1;
+	o.fuse = fuse;
 	mlsec_tensor_graph *g;
 	if (mlsec_tensor_graph_compile(m, &o, &g, &err) != MLSEC_OK)
 		fail_msg("compile: %s", err.text);
@@ -203,10 +211,15 @@ static void test_direct_matches_im2col(void **state)
 	        {1, 3, 2, 2, 2, 1},    /* 2 x 2 planes */
 	        {1, 2, 3, 1, 3, 0},    /* one column */
 	};
-	for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
-		const int64_t *sh = shapes[k];
+	/* Each shape twice: a lone Conv, and Conv -> Relu where the Relu is
+	 * fused into the direct kernel's stores (opts.fuse) and compared with
+	 * the im2col path and a separate Relu. */
+	for (size_t k = 0; k < 2 * (sizeof shapes / sizeof *shapes); k++) {
+		const int64_t *sh = shapes[k / 2];
+		int relu = (int)(k % 2);
 		size_t len;
-		uint8_t *model = conv_model(sh[0], sh[1], sh[2], sh[3], sh[4], (int)sh[5], &len);
+		uint8_t *model =
+		        conv_model(sh[0], sh[1], sh[2], sh[3], sh[4], (int)sh[5], relu, &len);
 		size_t nx = (size_t)(sh[0] * sh[1] * sh[2] * sh[3]),
 		       ny = (size_t)(sh[0] * sh[4] * sh[2] * sh[3]);
 		float *x = malloc(nx * sizeof(float)), *dy = malloc(ny * sizeof(float));
@@ -218,9 +231,9 @@ static void test_direct_matches_im2col(void **state)
 			float *y0, *dx0, *y1, *dx1;
 			size_t a, b;
 			tensor_conv_direct_disable(1);
-			run(model, len, threads, x, dy, &y0, &dx0, &a, &b);
+			run(model, len, threads, 0, x, dy, &y0, &dx0, &a, &b);
 			tensor_conv_direct_disable(0);
-			run(model, len, threads, x, dy, &y1, &dx1, &a, &b);
+			run(model, len, threads, relu, x, dy, &y1, &dx1, &a, &b);
 			assert_int_equal(a, ny);
 			assert_int_equal(b, nx);
 			close_enough(y1, y0, ny, "y");

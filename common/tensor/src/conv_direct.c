@@ -55,6 +55,16 @@ __attribute__((target("avx512f"))) static __mmask16 tap_mask(int64_t x0, int kj,
 	return (__mmask16)m;
 }
 
+/* What a block stores: with TENSOR_CONV_RELU the fused Relu. max(0, v)
+ * keeps a NaN (the second operand wins) and the + 0 turns -0 into 0, as
+ * the Relu kernel does. */
+__attribute__((target("avx512f"))) static inline __m512 out_val(__m512 v, int acc)
+{
+	if (!(acc & TENSOR_CONV_RELU))
+		return v;
+	return _mm512_add_ps(_mm512_max_ps(_mm512_setzero_ps(), v), _mm512_setzero_ps());
+}
+
 /*
  * Output rows of MB channels starting at m0, NV vectors (16 columns each)
  * starting at column x0, for one image. MB and NV are compile-time so the
@@ -72,10 +82,13 @@ __attribute__((target("avx512f"))) static __mmask16 tap_mask(int64_t x0, int kj,
 		for (int mm = 0; mm < MB; mm++) {                                                  \
 			float *yr = y + (m0 + mm) * plane + oy * p->w + x0;                        \
 			__m512 init = _mm512_set1_ps(bias ? bias[m0 + mm] : 0.0f);                 \
-			a[mm][0] = acc ? _mm512_maskz_loadu_ps(om0, yr) : init;                    \
+			a[mm][0] =                                                                 \
+			        (acc & TENSOR_CONV_ACC) ? _mm512_maskz_loadu_ps(om0, yr) : init;   \
 			if (NV > 1)                                                                \
 				a[mm][NV > 1 ? 1 : 0] =                                            \
-				        acc ? _mm512_maskz_loadu_ps(om1, yr + 16) : init;          \
+				        (acc & TENSOR_CONV_ACC)                                    \
+				                ? _mm512_maskz_loadu_ps(om1, yr + 16)              \
+				                : init;                                            \
 		}                                                                                  \
 		for (int64_t c = 0; c < p->c; c++) {                                               \
 			for (int ki = 0; ki < 3; ki++) {                                           \
@@ -101,9 +114,10 @@ __attribute__((target("avx512f"))) static __mmask16 tap_mask(int64_t x0, int kj,
 		}                                                                                  \
 		for (int mm = 0; mm < MB; mm++) {                                                  \
 			float *yr = y + (m0 + mm) * plane + oy * p->w + x0;                        \
-			_mm512_mask_storeu_ps(yr, om0, a[mm][0]);                                  \
+			_mm512_mask_storeu_ps(yr, om0, out_val(a[mm][0], acc));                    \
 			if (NV > 1)                                                                \
-				_mm512_mask_storeu_ps(yr + 16, om1, a[mm][NV > 1 ? 1 : 0]);        \
+				_mm512_mask_storeu_ps(yr + 16, om1,                                \
+				                      out_val(a[mm][NV > 1 ? 1 : 0], acc));        \
 		}                                                                                  \
 	}
 
@@ -130,8 +144,9 @@ DEFINE_BLOCK(1, 1)
 		for (int mm = 0; mm < MB; mm++) {                                                  \
 			float *yr = y + (m0 + mm) * plane + oy * p->w;                             \
 			__m512 init = _mm512_set1_ps(bias ? bias[m0 + mm] : 0.0f);                 \
-			a[mm][0] = acc ? _mm512_maskz_loadu_ps(om, yr) : init;                     \
-			a[mm][1] = acc ? _mm512_maskz_loadu_ps(om1, yr + p->w) : init;             \
+			a[mm][0] = (acc & TENSOR_CONV_ACC) ? _mm512_maskz_loadu_ps(om, yr) : init; \
+			a[mm][1] = (acc & TENSOR_CONV_ACC) ? _mm512_maskz_loadu_ps(om1, yr + p->w) \
+			                                   : init;                                 \
 		}                                                                                  \
 		for (int64_t c = 0; c < p->c; c++) {                                               \
 			for (int ki = 0; ki < 3; ki++) {                                           \
@@ -156,8 +171,8 @@ DEFINE_BLOCK(1, 1)
 		}                                                                                  \
 		for (int mm = 0; mm < MB; mm++) {                                                  \
 			float *yr = y + (m0 + mm) * plane + oy * p->w;                             \
-			_mm512_mask_storeu_ps(yr, om, a[mm][0]);                                   \
-			_mm512_mask_storeu_ps(yr + p->w, om1, a[mm][1]);                           \
+			_mm512_mask_storeu_ps(yr, om, out_val(a[mm][0], acc));                     \
+			_mm512_mask_storeu_ps(yr + p->w, om1, out_val(a[mm][1], acc));             \
 		}                                                                                  \
 	}
 
@@ -195,8 +210,9 @@ __attribute__((target("avx512f"))) static __mmask16 narrow_mask(const conv_param
 		for (int mm = 0; mm < MB; mm++)                                                    \
 			for (int v = 0; v < NV; v++) {                                             \
 				const float *yr = y + (m0 + mm) * plane + (v0 + v) * 16;           \
-				a[mm][v] = acc ? _mm512_maskz_loadu_ps(om[v0 + v], yr)             \
-				               : _mm512_set1_ps(bias ? bias[m0 + mm] : 0.0f);      \
+				a[mm][v] = (acc & TENSOR_CONV_ACC)                                 \
+				                   ? _mm512_maskz_loadu_ps(om[v0 + v], yr)         \
+				                   : _mm512_set1_ps(bias ? bias[m0 + mm] : 0.0f);  \
 			}                                                                          \
 		for (int64_t c = 0; c < p->c; c++) {                                               \
 			const float *xc = x + c * plane + v0 * 16;                                 \
@@ -217,7 +233,7 @@ __attribute__((target("avx512f"))) static __mmask16 narrow_mask(const conv_param
 		for (int mm = 0; mm < MB; mm++)                                                    \
 			for (int v = 0; v < NV; v++)                                               \
 				_mm512_mask_storeu_ps(y + (m0 + mm) * plane + (v0 + v) * 16,       \
-				                      om[v0 + v], a[mm][v]);                       \
+				                      om[v0 + v], out_val(a[mm][v], acc));         \
 	}
 
 DEFINE_NARROW(4, 4)

@@ -780,7 +780,14 @@ static void conv_run(G *g, const conv_params *p, const float *x, const float *w,
 
 static void conv_fwd_images(G *g, tnode *n, int64_t i0, int64_t i1, int tid, void *ctx)
 {
-	conv_run(g, &n->u.conv, IN(g, n, 0)->f, IN(g, n, 1)->f, IN(g, n, 2) ? IN(g, n, 2)->f : NULL,
+	const conv_params *p = &n->u.conv;
+	if (n->fuse_relu && tensor_conv_direct_ok(p)) { /* the Relu in the stores */
+		tensor_conv_direct(p, IN(g, n, 0)->f, IN(g, n, 1)->f,
+		                   IN(g, n, 2) ? IN(g, n, 2)->f : NULL, OUT(g, n, 0)->f,
+		                   TENSOR_CONV_RELU, i0, i1, tensor_scratch(g, tid));
+		return;
+	}
+	conv_run(g, p, IN(g, n, 0)->f, IN(g, n, 1)->f, IN(g, n, 2) ? IN(g, n, 2)->f : NULL,
 	         OUT(g, n, 0)->f, 0, i0, i1, tid);
 	if (n->fuse_relu) { /* the fused Relu, on this thread's images while warm */
 		int64_t per = n->u.conv.m * n->u.conv.oh * n->u.conv.ow;

@@ -52,8 +52,12 @@ typedef struct conv_params {
 
 /* conv_direct.c: 3x3 stride-1 same-padded convolutions without im2col
  * (AVX-512 CPUs). ok() says whether p qualifies; tensor_conv_direct then
- * computes images [i0, i1) of y (=, or += with acc; bias NULL then), with
- * scratch of at least m * c * 9 floats for the packed weights. */
+ * computes images [i0, i1) of y (=, or += with TENSOR_CONV_ACC in acc;
+ * bias NULL then; TENSOR_CONV_RELU applies a fused Relu to what is
+ * stored), with scratch of at least m * c * 9 floats for the packed
+ * weights. */
+#define TENSOR_CONV_ACC 1
+#define TENSOR_CONV_RELU 2
 int tensor_conv_direct_ok(const conv_params *p);
 void tensor_conv_direct(const conv_params *p, const float *x, const float *w, const float *bias,
                         float *y, int acc, int64_t i0, int64_t i1, float *scratch);
