@@ -475,10 +475,15 @@ static int binary_same(tnode *n, G *g)
 }
 
 /* No restrict: the arena may give y the buffer of an operand it replaces. */
-TENSOR_HOT static void bin_same_range(int kind, const float *a, const float *b, float *y,
+TENSOR_HOT static void bin_same_range(int kind, int relu, const float *a, const float *b, float *y,
                                       size_t cnt)
 {
-	if (kind == B_ADD)
+	if (kind == B_ADD && relu) /* the residual "relu(x + shortcut)": one pass */
+		for (size_t i = 0; i < cnt; i++) {
+			float v = a[i] + b[i];
+			y[i] = v < 0 ? 0 : v == 0 ? 0 : v;
+		}
+	else if (kind == B_ADD)
 		for (size_t i = 0; i < cnt; i++)
 			y[i] = a[i] + b[i];
 	else
@@ -497,8 +502,9 @@ static void bin_same_slices(G *g, tnode *n, int64_t b0, int64_t b1, int tid, voi
 		e = y->sh.numel;
 	if (s >= e)
 		return;
-	bin_same_range((int)n->u.iv[0], a->f + s, b->f + s, y->f + s, e - s);
-	if (n->fuse_relu)
+	int kind = (int)n->u.iv[0];
+	bin_same_range(kind, n->fuse_relu, a->f + s, b->f + s, y->f + s, e - s);
+	if (n->fuse_relu && kind != B_ADD)
 		tensor_relu_inplace(y->f + s, e - s);
 }
 
