@@ -269,8 +269,8 @@ __attribute__((format(printf, 6, 0))) static mlsec_finding *add_v(triton_ctx *c,
 		fmt_detail(detail, sizeof detail, fmt, ap);
 	/* The rule table is static: its strings are referenced, not copied. */
 	const mlsec_triton_rule *rule = &rules[r];
-	mlsec_finding *f = mlsec_artifact_add_finding_static(c->art, rule->id, rule->severity,
-	                                                     rule->title, d);
+	mlsec_finding *f =
+	        mlsec_artifact_add_finding_static(c->art, rule->id, rule->severity, rule->title, d);
 	if (!f || mlsec_finding_set_location(f, c->path, line, col, fpath) != MLSEC_OK) {
 		c->rc = MLSEC_ERR_NOMEM;
 		return NULL;

@@ -49,16 +49,16 @@ mlsec_err mlsec_severity_parse(const char *name, mlsec_severity *out);
 typedef struct mlsec_finding {
 	const char *rule_id; /* stable id, e.g. "TRITON-QUEUE-UNBOUNDED" */
 	mlsec_severity severity;
-	const char *title; /* one line */
-	char *detail;      /* may be NULL */
-	char *file;        /* location: file (may be NULL = the artifact path) */
-	long line;         /* 1-based, 0 = unknown */
-	long column;       /* 1-based, 0 = unknown */
-	long long offset;  /* byte offset, -1 = unknown */
-	char *field;       /* field path / tensor / node name, may be NULL */
-	json_t *evidence;  /* JSON object of key -> value, never NULL; read-only: write
-	                    * it with mlsec_finding_set_evidence*() (a finding
-	                    * without evidence shares one empty object) */
+	const char *title;       /* one line */
+	char *detail;            /* may be NULL */
+	char *file;              /* location: file (may be NULL = the artifact path) */
+	long line;               /* 1-based, 0 = unknown */
+	long column;             /* 1-based, 0 = unknown */
+	long long offset;        /* byte offset, -1 = unknown */
+	char *field;             /* field path / tensor / node name, may be NULL */
+	json_t *evidence;        /* JSON object of key -> value, never NULL; read-only: write
+	                          * it with mlsec_finding_set_evidence*() (a finding
+	                          * without evidence shares one empty object) */
 	const char *remediation; /* may be NULL */
 } mlsec_finding;
 
