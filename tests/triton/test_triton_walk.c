@@ -127,10 +127,31 @@ static void test_one_pass_equals_list(void **state)
 	}
 }
 
+/* A cancelled one-pass audit stops with MLSEC_ERR_TIMEOUT, whatever the
+ * thread count, and leaves nothing behind (the sanitizer build checks). */
+static void test_one_pass_cancel(void **state)
+{
+	(void)state;
+	const char *one[] = {repo};
+	volatile int cancel = 1;
+	for (int threads = 1; threads <= 2; threads++) {
+		json_t *opts = json_pack("{s:i}", "threads", threads);
+		mlsec_engine_request req = {
+		        .paths = one, .npaths = 1, .options = opts, .cancel = &cancel};
+		mlsec_report *rep = mlsec_report_new("triton");
+		mlsec_error err;
+		assert_int_equal(mlsec_engine_triton.analyze(&req, rep, &err), MLSEC_ERR_TIMEOUT);
+		assert_non_null(strstr(err.text, "cancelled"));
+		mlsec_report_free(rep);
+		json_decref(opts);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_one_pass_equals_list),
+	        cmocka_unit_test(test_one_pass_cancel),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
