@@ -53,6 +53,27 @@ static Onnx__TensorProto *weights(const char *name, const int64_t *dims, size_t 
 	return t;
 }
 
+static void ints_attr(Onnx__AttributeProto *a, const char *name, int64_t *v, size_t n)
+{
+	onnx__attribute_proto__init(a);
+	a->name = (char *)name;
+	a->has_type = 1;
+	a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+	a->n_ints = n;
+	a->ints = v;
+}
+
+/* A node of op with inputs in[0..nin) and the one output out[0]. */
+static void node_init(Onnx__NodeProto *node, const char *op, char **in, size_t nin, char **out)
+{
+	onnx__node_proto__init(node);
+	node->op_type = (char *)op;
+	node->n_input = nin;
+	node->input = in;
+	node->n_output = 1;
+	node->output = out;
+}
+
 /* A Conv(3x3, pads 1) model for x[n, c, h, w] -> y[n, m, h, w], serialized. */
 static uint8_t *conv_model(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m, int bias,
                            int relu, size_t *len)
@@ -62,32 +83,12 @@ static uint8_t *conv_model(int64_t n, int64_t c, int64_t h, int64_t w, int64_t m
 	char *ins[3] = {"x", "w", "b"}, *outs[1] = {"y"};
 	int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3};
 	Onnx__AttributeProto ap, ak, *attrs[2] = {&ap, &ak};
-	onnx__attribute_proto__init(&ap);
-	ap.name = "pads";
-	ap.has_type = 1;
-	ap.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
-	ap.n_ints = 4;
-	ap.ints = pads;
-	onnx__attribute_proto__init(&ak);
-	ak.name = "kernel_shape";
-	ak.has_type = 1;
-	ak.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
-	ak.n_ints = 2;
-	ak.ints = ks;
+	ints_attr(&ap, "pads", pads, 4);
+	ints_attr(&ak, "kernel_shape", ks, 2);
 	Onnx__NodeProto node, rnode, *nodes[2] = {&node, &rnode};
 	char *rin[1] = {"y"}, *rout[1] = {"z"};
-	onnx__node_proto__init(&rnode);
-	rnode.op_type = "Relu";
-	rnode.n_input = 1;
-	rnode.input = rin;
-	rnode.n_output = 1;
-	rnode.output = rout;
-	onnx__node_proto__init(&node);
-	node.op_type = "Conv";
-	node.n_input = bias ? 3 : 2;
-	node.input = ins;
-	node.n_output = 1;
-	node.output = outs;
+	node_init(&rnode, "Relu", rin, 1, rout);
+	node_init(&node, "Conv", ins, bias ? 3 : 2, outs);
 	node.n_attribute = 2;
 	node.attribute = attrs;
 	/* Input x with its full static shape; the output shape is inferred. */

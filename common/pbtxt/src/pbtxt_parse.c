@@ -308,43 +308,56 @@ static void name_remember(pbtxt_ncache *c, const void *owner, const void *value,
 	c->len = (uint32_t)n; /* the names matched, so strlen(name) == n */
 }
 
-/* Field by name, through the parser's lookup cache. NULL if unknown. */
+/* protobuf-c's own lookups by NUL-terminated name, for the cache misses;
+ * *name gets the descriptor-owned name the cache keeps. */
+typedef const void *(*name_resolver)(const void *owner, const char *s, const char **name);
+
+static const void *resolve_field(const void *owner, const char *s, const char **name)
+{
+	const ProtobufCFieldDescriptor *fd =
+	        protobuf_c_message_descriptor_get_field_by_name(owner, s);
+	*name = fd ? fd->name : NULL;
+	return fd;
+}
+
+static const void *resolve_enum(const void *owner, const char *s, const char **name)
+{
+	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value_by_name(owner, s);
+	*name = ev ? ev->name : NULL;
+	return ev;
+}
+
+/* s[0..n) under owner, through the parser's name cache. NULL if unknown. */
+static const void *lookup_name(mlsec_pbtxt *p, const void *owner, const char *s, size_t n,
+                               size_t avail, name_resolver resolve)
+{
+	if (n >= NAME_MAX_LEN || n == 0)
+		return NULL;
+	pbtxt_ncache *c = name_slot(p, owner, s, n);
+	const void *v = name_cached(c, owner, s, n, avail);
+	if (v)
+		return v;
+	char buf[NAME_MAX_LEN];
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	const char *name;
+	v = resolve(owner, buf, &name);
+	if (v)
+		name_remember(c, owner, v, name, n);
+	return v;
+}
+
 static const ProtobufCFieldDescriptor *lookup_field(mlsec_pbtxt *p,
                                                     const ProtobufCMessageDescriptor *desc,
                                                     const char *s, size_t n, size_t avail)
 {
-	if (n >= NAME_MAX_LEN || n == 0)
-		return NULL;
-	pbtxt_ncache *c = name_slot(p, desc, s, n);
-	const ProtobufCFieldDescriptor *fd = name_cached(c, desc, s, n, avail);
-	if (fd)
-		return fd;
-	char name[NAME_MAX_LEN];
-	memcpy(name, s, n);
-	name[n] = '\0';
-	fd = protobuf_c_message_descriptor_get_field_by_name(desc, name);
-	if (fd)
-		name_remember(c, desc, fd, fd->name, n);
-	return fd;
+	return lookup_name(p, desc, s, n, avail, resolve_field);
 }
 
-/* Enum value by name, through the same cache. NULL if unknown. */
 static const ProtobufCEnumValue *lookup_enum(mlsec_pbtxt *p, const ProtobufCEnumDescriptor *ed,
                                              const char *s, size_t n, size_t avail)
 {
-	if (n >= NAME_MAX_LEN || n == 0)
-		return NULL;
-	pbtxt_ncache *c = name_slot(p, ed, s, n);
-	const ProtobufCEnumValue *ev = name_cached(c, ed, s, n, avail);
-	if (ev)
-		return ev;
-	char name[NAME_MAX_LEN];
-	memcpy(name, s, n);
-	name[n] = '\0';
-	ev = protobuf_c_enum_descriptor_get_value_by_name(ed, name);
-	if (ev)
-		name_remember(c, ed, ev, ev->name, n);
-	return ev;
+	return lookup_name(p, ed, s, n, avail, resolve_enum);
 }
 
 /* Reads one scalar value of fd's type into v; leaves the token after it. */

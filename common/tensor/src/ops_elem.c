@@ -191,15 +191,37 @@ static mlsec_err unary_infer(G *g, tnode *n, mlsec_error *err)
 
 #define UNARY_BLOCK 16384 /* elements per parallel slice */
 
+/* Element blocks of a tensor of numel elements: how many, and the element
+ * range [*s, *e) of blocks [b0, b1). */
+static int64_t block_count(size_t numel)
+{
+	return (int64_t)((numel + UNARY_BLOCK - 1) / UNARY_BLOCK);
+}
+
+static void block_range(int64_t b0, int64_t b1, size_t numel, size_t *s, size_t *e)
+{
+	*s = (size_t)b0 * UNARY_BLOCK;
+	*e = (size_t)b1 * UNARY_BLOCK;
+	if (*e > numel)
+		*e = numel;
+	if (*s > *e)
+		*s = *e;
+}
+
+/* NaN must propagate (as in ONNX and PyTorch): a NaN hidden in a layer has
+ * to reach the logits, not turn into a clean zero; -0 becomes 0. */
+static inline float relu1(float v)
+{
+	return v < 0 ? 0 : v == 0 ? 0 : v;
+}
+
 TENSOR_HOT static void unary_fwd_range(const tnode *n, const float *x, float *y, size_t cnt)
 {
 	float a = n->fa, b = n->fb;
 	switch ((int)n->u.iv[0]) {
 	case U_RELU:
-		/* NaN must propagate (as in ONNX and PyTorch): a NaN hidden in a
-		 * layer has to reach the logits, not turn into a clean zero. */
 		for (size_t i = 0; i < cnt; i++)
-			y[i] = x[i] < 0 ? 0 : x[i] == 0 ? 0 : x[i];
+			y[i] = relu1(x[i]);
 		break;
 	case U_LEAKY:
 		for (size_t i = 0; i < cnt; i++)
@@ -366,9 +388,8 @@ TENSOR_HOT static void unary_bwd_range(const tnode *n, const float *x, const flo
 static void unary_slices(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *ctx)
 {
 	tval *xv = IN(g, n, 0), *yv = OUT(g, n, 0);
-	size_t s = (size_t)b0 * UNARY_BLOCK, e = (size_t)b1 * UNARY_BLOCK;
-	if (e > yv->sh.numel)
-		e = yv->sh.numel;
+	size_t s, e;
+	block_range(b0, b1, yv->sh.numel, &s, &e);
 	if (!ctx)
 		unary_fwd_range(n, xv->f + s, yv->f + s, e - s);
 	else
@@ -377,16 +398,14 @@ static void unary_slices(G *g, tnode *n, int64_t b0, int64_t b1, int tid, void *
 
 static void unary_fwd(G *g, tnode *n)
 {
-	size_t cnt = OUT(g, n, 0)->sh.numel;
-	tensor_par(g, n, (int64_t)((cnt + UNARY_BLOCK - 1) / UNARY_BLOCK), unary_slices, NULL);
+	tensor_par(g, n, block_count(OUT(g, n, 0)->sh.numel), unary_slices, NULL);
 }
 
 static void unary_bwd(G *g, tnode *n)
 {
 	if (!IN(g, n, 0)->g)
 		return;
-	size_t cnt = OUT(g, n, 0)->sh.numel;
-	tensor_par(g, n, (int64_t)((cnt + UNARY_BLOCK - 1) / UNARY_BLOCK), unary_slices, (void *)1);
+	tensor_par(g, n, block_count(OUT(g, n, 0)->sh.numel), unary_slices, (void *)1);
 }
 
 /* ---- binary (Add, Sub, Mul, Div, Pow) ---- */
@@ -479,10 +498,8 @@ TENSOR_HOT static void bin_same_range(int kind, int relu, const float *a, const 
                                       size_t cnt)
 {
 	if (kind == B_ADD && relu) /* the residual "relu(x + shortcut)": one pass */
-		for (size_t i = 0; i < cnt; i++) {
-			float v = a[i] + b[i];
-			y[i] = v < 0 ? 0 : v == 0 ? 0 : v;
-		}
+		for (size_t i = 0; i < cnt; i++)
+			y[i] = relu1(a[i] + b[i]);
 	else if (kind == B_ADD)
 		for (size_t i = 0; i < cnt; i++)
 			y[i] = a[i] + b[i];
@@ -497,11 +514,8 @@ static void bin_same_slices(G *g, tnode *n, int64_t b0, int64_t b1, int tid, voi
 	(void)tid;
 	(void)ctx;
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *y = OUT(g, n, 0);
-	size_t s = (size_t)b0 * UNARY_BLOCK, e = (size_t)b1 * UNARY_BLOCK;
-	if (e > y->sh.numel)
-		e = y->sh.numel;
-	if (s >= e)
-		return;
+	size_t s, e;
+	block_range(b0, b1, y->sh.numel, &s, &e);
 	int kind = (int)n->u.iv[0];
 	bin_same_range(kind, n->fuse_relu, a->f + s, b->f + s, y->f + s, e - s);
 	if (n->fuse_relu && kind != B_ADD)
@@ -513,8 +527,7 @@ static void binary_fwd(G *g, tnode *n)
 	tval *a = IN(g, n, 0), *b = IN(g, n, 1), *y = OUT(g, n, 0);
 	int kind = (int)n->u.iv[0];
 	if ((kind == B_ADD || kind == B_SUB) && binary_same(n, g)) {
-		tensor_par(g, n, (int64_t)((y->sh.numel + UNARY_BLOCK - 1) / UNARY_BLOCK),
-		           bin_same_slices, NULL);
+		tensor_par(g, n, block_count(y->sh.numel), bin_same_slices, NULL);
 		return;
 	}
 	const mlsec_tensor_shape *ops[3] = {&y->sh, &a->sh, &b->sh};
@@ -532,11 +545,9 @@ static void bin_unrelu_slices(G *g, tnode *n, int64_t b0, int64_t b1, int tid, v
 	(void)tid;
 	(void)ctx;
 	tval *y = OUT(g, n, 0);
-	size_t s = (size_t)b0 * UNARY_BLOCK, e = (size_t)b1 * UNARY_BLOCK;
-	if (e > y->sh.numel)
-		e = y->sh.numel;
-	if (s < e)
-		tensor_relu_mask_grad(y->f + s, y->g + s, e - s);
+	size_t s, e;
+	block_range(b0, b1, y->sh.numel, &s, &e);
+	tensor_relu_mask_grad(y->f + s, y->g + s, e - s);
 }
 
 int tensor_node_fuses_relu(const tnode *n)
@@ -609,11 +620,9 @@ static void binary_bwd(G *g, tnode *n)
 	if (!a->g && !b->g)
 		return;
 	if (n->fuse_relu)
-		tensor_par(g, n, (int64_t)((y->sh.numel + UNARY_BLOCK - 1) / UNARY_BLOCK),
-		           bin_unrelu_slices, NULL);
+		tensor_par(g, n, block_count(y->sh.numel), bin_unrelu_slices, NULL);
 	int kind = (int)n->u.iv[0];
-	if ((kind == B_ADD || kind == B_SUB) && a->sh.numel == y->sh.numel &&
-	    b->sh.numel == y->sh.numel && a->sh.ndim == y->sh.ndim && b->sh.ndim == y->sh.ndim) {
+	if ((kind == B_ADD || kind == B_SUB) && binary_same(n, g)) {
 		bin_bwd_same(kind, y->g, a->g, b->g, y->sh.numel);
 		return;
 	}
@@ -946,7 +955,7 @@ int tensor_node_is_relu(const tnode *n)
 TENSOR_HOT void tensor_relu_inplace(float *y, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		y[i] = y[i] < 0 ? 0 : y[i] == 0 ? 0 : y[i];
+		y[i] = relu1(y[i]);
 }
 
 /* relu(x) > 0 exactly where x > 0 (NaN and -0 give 0 both ways). */
